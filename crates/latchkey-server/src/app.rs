@@ -1,0 +1,188 @@
+//! Wiring: load configuration into shared state (store, keys, password hasher), then serve it.
+
+use crate::config::Config;
+use crate::crypto::Kek;
+use crate::crypto::kek::KekSource;
+use crate::keys::Keys;
+use crate::password::PasswordHasher;
+use crate::store::Store;
+use crate::store::clients::Client;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// Everything a request handler needs; shared by all workers.
+pub struct AppState {
+    pub config: Config,
+    pub issuer: String,
+    pub store: Store,
+    pub keys: Keys,
+    pub hasher: PasswordHasher,
+    pub csrf_key: ring::hmac::Key,
+    pub insecure_cookies: bool,
+    clients: ClientCache,
+}
+
+/// Clients change rarely and are read on every token request; a short-lived cache keeps the
+/// token endpoint off the database. A change made on another node applies within `CLIENT_TTL`.
+struct ClientCache {
+    map: RwLock<HashMap<String, (Arc<Client>, Instant)>>,
+}
+
+const CLIENT_TTL: Duration = Duration::from_secs(5);
+
+impl AppState {
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, crate::store::StoreError> {
+        if let Ok(map) = self.clients.map.read()
+            && let Some((c, at)) = map.get(id)
+            && at.elapsed() < CLIENT_TTL
+        {
+            return Ok(Some(c.clone()));
+        }
+        let Some(c) = self.store.get_client(id).await? else {
+            return Ok(None);
+        };
+        let c = Arc::new(c);
+        if let Ok(mut map) = self.clients.map.write() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(id.to_owned(), (c.clone(), Instant::now()));
+        }
+        Ok(Some(c))
+    }
+}
+
+/// A loaded service, ready to serve.
+pub struct App {
+    state: Arc<AppState>,
+}
+
+impl App {
+    /// Opens the database (migrating it), loads or creates the KEK and the signing keys.
+    pub async fn load(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )
+        })?;
+        let kek = load_kek(&config)?;
+        let store = Store::open(&config).await?;
+        let keys = Keys::load_or_create(&store, &kek).await?;
+        let hasher = PasswordHasher::new(&config.argon2)?;
+        let csrf_key =
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let state = AppState {
+            issuer: config.issuer(),
+            insecure_cookies: config.insecure_cookies(),
+            config,
+            store,
+            keys,
+            hasher,
+            csrf_key,
+            clients: ClientCache {
+                map: RwLock::new(HashMap::new()),
+            },
+        };
+        Ok(App {
+            state: Arc::new(state),
+        })
+    }
+
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Binds the configured address and starts serving in the background.
+    pub fn start(self) -> anyhow::Result<Server> {
+        let bind = self.state.config.bind;
+        let listener = std::net::TcpListener::bind(bind)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        self.start_on(listener)
+    }
+
+    /// Starts serving on an already bound listener (tests bind port 0 first to learn the
+    /// port the issuer URL needs).
+    pub fn start_on(self, listener: std::net::TcpListener) -> anyhow::Result<Server> {
+        let state = self.state.clone();
+        let workers = state.config.workers();
+        let data = actix_web::web::Data::from(state.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .configure(crate::http::configure)
+        })
+        .workers(workers)
+        .shutdown_timeout(5)
+        .listen(listener)
+        .map_err(|e| anyhow::anyhow!("cannot serve on the listener: {e}"))?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow::anyhow!("no listening address"))?;
+        let running = server.disable_signals().run();
+        let handle = running.handle();
+        let join = tokio::spawn(running);
+        Ok(Server {
+            addr,
+            handle,
+            join,
+            state,
+        })
+    }
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    handle: actix_web::dev::ServerHandle,
+    join: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.join.await;
+    }
+
+    /// Waits until the server stops (after `stop` from another task, or a fatal error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.join.await??;
+        Ok(())
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.handle.clone()
+    }
+}
+
+fn load_kek(config: &Config) -> anyhow::Result<Kek> {
+    if let Some(k) = &config.kek {
+        return Kek::from_b64(k.expose()).map_err(|e| anyhow::anyhow!("LATCHKEY_KEK: {e}"));
+    }
+    if let Some(path) = &config.kek_file {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("kek_file {}: {e}", path.display()))?;
+        return Kek::from_b64(&s).map_err(|e| anyhow::anyhow!("kek_file {}: {e}", path.display()));
+    }
+    let path = config.data_dir.join("kek");
+    let (kek, source) = Kek::load_or_create(&path)?;
+    if source == KekSource::Generated {
+        tracing::warn!(
+            path = %path.display(),
+            "generated a new key-encryption key for private signing keys; production \
+             deployments should supply their own (LATCHKEY_KEK or kek_file) and keep it \
+             apart from the database and its backups"
+        );
+    } else {
+        tracing::warn!(
+            path = %path.display(),
+            "using the key-encryption key generated in the data directory; supply \
+             LATCHKEY_KEK or kek_file in production"
+        );
+    }
+    Ok(kek)
+}

@@ -1,0 +1,290 @@
+//! The one typed configuration of the account service.
+//!
+//! Sources, later ones winning: built-in defaults, a TOML file (`--config`, `LATCHKEY_CONFIG`),
+//! then `LATCHKEY_*` environment variables (nested keys joined by `__`, e.g.
+//! `LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS=600`) and `DATABASE_URL`. Unknown keys are errors, so
+//! a typo never silently falls back to a default. `docs/configuration.md` documents every key;
+//! a test checks that it does.
+
+use crate::secret::Secret;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Public base URL of this service, the `iss` of every token. Defaults to
+    /// `http://localhost:<port of bind>`.
+    pub issuer: Option<String>,
+    /// Address and port to listen on.
+    pub bind: SocketAddr,
+    /// Directory for the embedded SQLite database and the generated key-encryption key.
+    pub data_dir: PathBuf,
+    /// `sqlite://path` or `postgres://…`. Defaults to `sqlite://<data_dir>/latchkey.db`.
+    /// `DATABASE_URL` is read too.
+    pub database_url: Option<String>,
+    /// Number of HTTP worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Base64url-encoded 32-byte key-encryption key for private signing keys at rest.
+    /// Prefer `kek_file` or the `LATCHKEY_KEK` environment variable.
+    pub kek: Option<Secret<String>>,
+    /// File holding the key-encryption key (base64url, 32 bytes). When neither `kek` nor
+    /// `kek_file` is set, one is generated at `<data_dir>/kek` with mode 0600.
+    pub kek_file: Option<PathBuf>,
+    pub database: DatabaseConfig,
+    pub tokens: TokenConfig,
+    pub argon2: Argon2Config,
+    pub password: PasswordConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Largest number of pooled connections (PostgreSQL) or reader connections (SQLite).
+    pub max_connections: usize,
+    /// SQLite `synchronous` mode: `normal` survives a killed process, `full` survives power loss.
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// How long an SQLite connection waits for a lock before failing, in milliseconds.
+    pub sqlite_busy_timeout_ms: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenConfig {
+    /// Lifetime of access tokens unless the client sets its own, in seconds.
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of ID tokens, in seconds.
+    pub id_token_ttl_secs: i64,
+    /// Lifetime of a refresh-token family from the first login, in seconds.
+    pub refresh_token_ttl_secs: i64,
+    /// Lifetime of an authorization code, in seconds.
+    pub authorization_code_ttl_secs: i64,
+    /// Lifetime of a browser login session, in seconds.
+    pub session_ttl_secs: i64,
+    /// How long a user may take to finish a login page, in seconds.
+    pub login_flow_ttl_secs: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Config {
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456 = 19 MiB).
+    pub memory_kib: u32,
+    /// Argon2id iterations.
+    pub iterations: u32,
+    /// Argon2id lanes.
+    pub parallelism: u32,
+    /// Password hashes computed at once; 0 means one per CPU core. Bounds memory use.
+    pub max_concurrent: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Shortest accepted password in characters (NIST SP 800-63B-4: 15 for single-factor use).
+    pub min_length: usize,
+    /// Longest accepted password in characters (NIST: allow at least 64).
+    pub max_length: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: None,
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("latchkey-data"),
+            database_url: None,
+            workers: 0,
+            kek: None,
+            kek_file: None,
+            database: DatabaseConfig::default(),
+            tokens: TokenConfig::default(),
+            argon2: Argon2Config::default(),
+            password: PasswordConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 8,
+            sqlite_synchronous: SqliteSynchronous::Normal,
+            sqlite_busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        TokenConfig {
+            access_token_ttl_secs: 300,
+            id_token_ttl_secs: 300,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            authorization_code_ttl_secs: 60,
+            session_ttl_secs: 12 * 3600,
+            login_flow_ttl_secs: 1800,
+        }
+    }
+}
+
+impl Default for Argon2Config {
+    fn default() -> Self {
+        Argon2Config {
+            memory_kib: 19456,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 0,
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        PasswordConfig {
+            min_length: 15,
+            max_length: 256,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads defaults, then the TOML file if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("LATCHKEY_").split("__").ignore(&["config"]))
+            .merge(Env::raw().only(&["database_url"]));
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.tokens;
+        for (name, v) in [
+            ("tokens.access_token_ttl_secs", t.access_token_ttl_secs),
+            ("tokens.id_token_ttl_secs", t.id_token_ttl_secs),
+            ("tokens.refresh_token_ttl_secs", t.refresh_token_ttl_secs),
+            (
+                "tokens.authorization_code_ttl_secs",
+                t.authorization_code_ttl_secs,
+            ),
+            ("tokens.session_ttl_secs", t.session_ttl_secs),
+            ("tokens.login_flow_ttl_secs", t.login_flow_ttl_secs),
+        ] {
+            if v <= 0 {
+                return Err(ConfigError(format!("{name} must be positive, got {v}")));
+            }
+        }
+        if self.password.min_length < 8 {
+            return Err(ConfigError(
+                "password.min_length must be at least 8 (NIST SP 800-63B)".into(),
+            ));
+        }
+        if self.password.max_length < 64 || self.password.max_length < self.password.min_length {
+            return Err(ConfigError(
+                "password.max_length must be at least 64 and at least password.min_length".into(),
+            ));
+        }
+        if let Some(issuer) = &self.issuer {
+            let url = url::Url::parse(issuer)
+                .map_err(|e| ConfigError(format!("issuer `{issuer}` is not a URL: {e}")))?;
+            if url.query().is_some() || url.fragment().is_some() {
+                return Err(ConfigError(
+                    "issuer must not have a query or fragment (OIDC Discovery section 3)".into(),
+                ));
+            }
+            if url.scheme() != "https" && !is_loopback_host(&url) {
+                return Err(ConfigError(format!(
+                    "issuer `{issuer}` must use https unless it is on localhost"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The issuer identifier, without a trailing slash.
+    pub fn issuer(&self) -> String {
+        match &self.issuer {
+            Some(i) => i.trim_end_matches('/').to_owned(),
+            None => format!("http://localhost:{}", self.bind.port()),
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("latchkey.db").display()),
+        }
+    }
+
+    /// True when cookies must not carry `Secure`: plain HTTP on a loopback host (development).
+    pub fn insecure_cookies(&self) -> bool {
+        url::Url::parse(&self.issuer())
+            .map(|u| u.scheme() == "http" && is_loopback_host(&u))
+            .unwrap_or(false)
+    }
+
+    pub fn workers(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.workers
+        }
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_local() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.issuer(), "http://localhost:8080");
+        assert!(c.insecure_cookies());
+    }
+
+    #[test]
+    fn remote_http_issuer_is_refused() {
+        let c = Config {
+            issuer: Some("http://id.example.org".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

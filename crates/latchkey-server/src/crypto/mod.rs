@@ -1,0 +1,12 @@
+//! Cryptography with ring: the key-encryption key that wraps private keys at rest
+//! (AES-256-GCM), signing keys and their public JWKs (RFC 7517, RFC 7638 thumbprints as `kid`),
+//! and compact JWS/JWT encoding and verification (RFC 7515, RFC 7519).
+
+pub mod jwk;
+pub mod jwt;
+pub mod kek;
+pub mod signing;
+
+pub use jwt::{JwtError, VerifiedJwt};
+pub use kek::Kek;
+pub use signing::SigningKey;

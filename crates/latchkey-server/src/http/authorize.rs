@@ -1,0 +1,275 @@
+//! `/authorize` (RFC 6749 section 4.1.1, OIDC Core section 3.1.2), and the two ways a flow
+//! ends: a code or an error sent back to the client's redirect URI, by query or form_post.
+
+use super::cookies;
+use super::errors::PageError;
+use super::pages::{FormPostPage, render};
+use super::{State, decode_pairs};
+use crate::app::AppState;
+use crate::protocol::OAuthError;
+use crate::protocol::authorize::{
+    AuthRequest, AuthorizeError, ClientView, Next, RawParams, ResponseMode, SessionView, next_step,
+    validate,
+};
+use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
+use crate::store::codes::AuthCode;
+use crate::store::flows::LoginFlow;
+use crate::store::now;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+pub async fn get(state: State, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let pairs = decode_pairs(req.query_string().as_bytes());
+    handle(state, req, pairs).await
+}
+
+/// OIDC Core 3.1.2.1: the endpoint must accept POST with a form body too.
+pub async fn post(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let pairs = decode_pairs(&body);
+    handle(state, req, pairs).await
+}
+
+async fn handle(
+    state: State,
+    req: HttpRequest,
+    pairs: Vec<(String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let params = RawParams::from_pairs(pairs);
+    let client = match &params.client_id {
+        Some(id) => state.client(id).await?,
+        None => None,
+    };
+    let t = now();
+    let view = client.as_ref().map(|c| ClientView {
+        redirect_uris: &c.redirect_uris,
+        public: c.is_public(),
+        allows_authorization_code: c.allows_grant("authorization_code"),
+    });
+    let request = match validate(params, view, t) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(e)) => return Err(PageError::from_oauth(e)),
+        Err(AuthorizeError::Redirect {
+            redirect_uri,
+            response_mode,
+            state: st,
+            error,
+        }) => {
+            return Ok(error_response(
+                &state,
+                &redirect_uri,
+                response_mode,
+                st.as_deref(),
+                &error,
+            ));
+        }
+    };
+    let Some(client) = client else {
+        return Err(PageError::internal("validated request without a client"));
+    };
+    let session = current_session(&state, &req).await?;
+    proceed(&state, &req, request, &client, session, None).await
+}
+
+/// The live session of this browser and its (enabled) user.
+pub async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(Session, User)>, PageError> {
+    let Some(token) = cookies::session_token(state, req) else {
+        return Ok(None);
+    };
+    let Some(session) = state.store.find_session(token).await? else {
+        return Ok(None);
+    };
+    match state.store.get_user(&session.user_id).await? {
+        Some(user) if !user.disabled => Ok(Some((session, user))),
+        _ => Ok(None),
+    }
+}
+
+/// Decides and performs the next step for a validated request: show a page (through a login
+/// flow bound to this browser), refuse (prompt=none), or issue a code.
+pub async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    request: AuthRequest,
+    client: &crate::store::clients::Client,
+    session: Option<(Session, User)>,
+    flow_id: Option<&str>,
+) -> Result<HttpResponse, PageError> {
+    let t = now();
+    let consent = match &session {
+        Some((s, _)) if !request.prompt.consent => {
+            client.skip_consent
+                || state
+                    .store
+                    .consent_covers(&s.user_id, &client.id, &request.scope)
+                    .await?
+        }
+        _ => false,
+    };
+    let view = session.as_ref().map(|(s, _)| SessionView {
+        auth_time: s.auth_time,
+    });
+    match next_step(&request, view, consent, t) {
+        Next::Refuse(code) => {
+            if let Some(id) = flow_id {
+                state.store.finish_flow(id).await?;
+            }
+            let e = OAuthError::new(
+                code,
+                match code {
+                    latchkey_core::ErrorCode::LoginRequired => "the user is not signed in",
+                    _ => "the user has not consented to this client",
+                },
+            );
+            Ok(error_response(
+                state,
+                &request.redirect_uri,
+                request.response_mode,
+                request.state.as_deref(),
+                &e,
+            ))
+        }
+        Next::Issue => {
+            let Some((session, _)) = session else {
+                return Err(PageError::internal("issue without a session"));
+            };
+            if let Some(id) = flow_id
+                && !state.store.finish_flow(id).await?
+            {
+                return Err(flow_gone());
+            }
+            issue_code(state, &request, &session).await
+        }
+        step @ (Next::Login | Next::Consent) => {
+            let (id, new_cookie) = match flow_id {
+                Some(id) => (id.to_owned(), None),
+                None => {
+                    let (browser, cookie) = cookies::browser_id(state, req);
+                    let flow = LoginFlow {
+                        id: random_id(),
+                        browser_hash: TokenHash::of(&browser).to_vec(),
+                        request,
+                        expires_at: t + state.config.tokens.login_flow_ttl_secs,
+                    };
+                    state.store.create_flow(&flow).await?;
+                    (flow.id, cookie)
+                }
+            };
+            let page = if step == Next::Login {
+                "/login"
+            } else {
+                "/consent"
+            };
+            let mut r = HttpResponse::SeeOther();
+            r.insert_header(("Location", format!("{page}?flow={id}")))
+                .insert_header(("Cache-Control", "no-store"));
+            if let Some(c) = new_cookie {
+                r.cookie(c);
+            }
+            Ok(r.finish())
+        }
+    }
+}
+
+pub fn flow_gone() -> PageError {
+    PageError::bad_request(
+        "This sign-in has expired",
+        "This sign-in page is no longer valid (it expired or was already used). Return to the application and start again.",
+    )
+}
+
+async fn issue_code(
+    state: &AppState,
+    request: &AuthRequest,
+    session: &Session,
+) -> Result<HttpResponse, PageError> {
+    let code = OpaqueToken::generate(TokenKind::AuthorizationCode);
+    let lab = state
+        .store
+        .user_labs(&session.user_id)
+        .await?
+        .into_iter()
+        .next();
+    let row = AuthCode {
+        grant_id: random_id(),
+        client_id: request.client_id.clone(),
+        user_id: session.user_id.clone(),
+        session_id: session.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.join(" "),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        auth_time: session.auth_time,
+        acr: session.acr.clone(),
+        amr: session.amr.clone(),
+        lab_id: lab,
+        expires_at: now() + state.config.tokens.authorization_code_ttl_secs,
+    };
+    state.store.insert_code(code.hash(), &row).await?;
+    let mut params = vec![("code".to_owned(), code.expose().to_owned())];
+    if let Some(s) = &request.state {
+        params.push(("state".into(), s.clone()));
+    }
+    params.push(("iss".into(), state.issuer.clone()));
+    Ok(to_client(
+        &request.redirect_uri,
+        request.response_mode,
+        params,
+    ))
+}
+
+/// An error for the client at its (verified) redirect URI, with `state` and RFC 9207 `iss`.
+pub fn error_response(
+    state: &AppState,
+    redirect_uri: &str,
+    mode: ResponseMode,
+    st: Option<&str>,
+    e: &OAuthError,
+) -> HttpResponse {
+    let mut params = vec![
+        ("error".to_owned(), e.code.as_str().to_owned()),
+        ("error_description".to_owned(), e.description.clone()),
+    ];
+    if let Some(s) = st {
+        params.push(("state".into(), s.to_owned()));
+    }
+    params.push(("iss".into(), state.issuer.clone()));
+    to_client(redirect_uri, mode, params)
+}
+
+fn to_client(
+    redirect_uri: &str,
+    mode: ResponseMode,
+    params: Vec<(String, String)>,
+) -> HttpResponse {
+    match mode {
+        ResponseMode::Query => {
+            let location = match url::Url::parse(redirect_uri) {
+                Ok(mut u) => {
+                    u.query_pairs_mut().extend_pairs(params.iter());
+                    u.to_string()
+                }
+                Err(_) => redirect_uri.to_owned(),
+            };
+            HttpResponse::SeeOther()
+                .insert_header(("Location", location))
+                .insert_header(("Cache-Control", "no-store"))
+                .finish()
+        }
+        ResponseMode::FormPost => render(
+            StatusCode::OK,
+            &FormPostPage {
+                redirect_uri: redirect_uri.to_owned(),
+                params,
+            },
+        ),
+    }
+}

@@ -1,0 +1,155 @@
+//! Rendering errors: `OAuthError` as the RFCs' JSON body with the right status and headers;
+//! page errors as Latchkey's own HTML page.
+
+use crate::protocol::OAuthError;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use latchkey_core::ErrorCode;
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(d) = &self.debug {
+            tracing::warn!(error = %self.code, debug = %d, "request refused");
+        }
+        let mut r = HttpResponse::build(self.status_code());
+        r.insert_header(("Cache-Control", "no-store"))
+            .insert_header(("Pragma", "no-cache"));
+        match self.code {
+            ErrorCode::InvalidToken | ErrorCode::InsufficientScope => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        "Bearer error=\"{}\", error_description=\"{}\"",
+                        self.code,
+                        self.description.replace(['"', '\\'], "'")
+                    ),
+                ));
+            }
+            ErrorCode::InvalidClient if self.basic_challenge => {
+                r.insert_header(("WWW-Authenticate", "Basic realm=\"latchkey\""));
+            }
+            _ => {}
+        }
+        r.json(serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.description,
+        }))
+    }
+}
+
+/// An error shown as a page: the browser gets Latchkey's own page, never a redirect.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: String,
+    pub message: String,
+    pub code: Option<ErrorCode>,
+    pub debug: Option<String>,
+}
+
+impl PageError {
+    pub fn bad_request(title: &str, message: impl Into<String>) -> PageError {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            title: title.into(),
+            message: message.into(),
+            code: None,
+            debug: None,
+        }
+    }
+
+    pub fn from_oauth(e: OAuthError) -> PageError {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            title: "This sign-in request is not valid".into(),
+            message: format!(
+                "{} Return to the application and try again, or tell its administrators.",
+                capitalise(&e.description)
+            ),
+            code: Some(e.code),
+            debug: e.debug,
+        }
+    }
+
+    pub fn internal(debug: impl std::fmt::Display) -> PageError {
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            title: "Something went wrong".into(),
+            message: "Latchkey could not complete this request. Please try again in a moment."
+                .into(),
+            code: Some(ErrorCode::ServerError),
+            debug: Some(debug.to_string()),
+        }
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => {
+            let mut out: String = f.to_uppercase().collect();
+            out.push_str(c.as_str());
+            if !out.ends_with('.') {
+                out.push('.');
+            }
+            out
+        }
+        None => String::new(),
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.message)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        if let Some(d) = &self.debug {
+            if self.status.is_server_error() {
+                tracing::error!(debug = %d, "{}", self.title);
+            } else {
+                tracing::info!(debug = %d, "{}", self.title);
+            }
+        }
+        super::pages::message(
+            self.status,
+            &self.title,
+            &self.message,
+            None,
+            self.code.map(|c| c.as_str().to_owned()),
+        )
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> PageError {
+        PageError::internal(e)
+    }
+}
+
+impl From<crate::store::StoreError> for OAuthError {
+    fn from(e: crate::store::StoreError) -> OAuthError {
+        OAuthError::server_error(e)
+    }
+}
+
+impl From<crate::keys::KeysError> for OAuthError {
+    fn from(e: crate::keys::KeysError) -> OAuthError {
+        OAuthError::server_error(e)
+    }
+}
+
+impl From<crate::keys::KeysError> for PageError {
+    fn from(e: crate::keys::KeysError) -> PageError {
+        PageError::internal(e)
+    }
+}

@@ -1,0 +1,201 @@
+//! The hosted login page (`/login`): the password form of a login flow. A wrong password shows
+//! the form again with a message and issues nothing; a right one starts a session and moves
+//! the flow on (consent or code).
+
+use super::authorize::{current_session, flow_gone, proceed};
+use super::cookies;
+use super::errors::PageError;
+use super::pages::{LoginPage, render};
+use super::{Params, State};
+use crate::app::AppState;
+use crate::password::Verified;
+use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
+use crate::store::flows::LoginFlow;
+use crate::store::now;
+use crate::store::sessions::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{Acr, Amr};
+
+/// Loads a flow and checks it belongs to this browser.
+pub async fn load_flow(
+    state: &AppState,
+    req: &HttpRequest,
+    id: Option<&str>,
+) -> Result<(LoginFlow, String), PageError> {
+    let id = id.ok_or_else(flow_gone)?;
+    let flow = state.store.get_flow(id).await?.ok_or_else(flow_gone)?;
+    let browser = cookies::existing_browser_id(state, req).ok_or_else(|| {
+        PageError::bad_request(
+            "Cookies are needed to sign in",
+            "Your browser did not send Latchkey's cookie. Allow cookies for this site, then return to the application and start again.",
+        )
+    })?;
+    if !TokenHash::of(&browser).matches(&flow.browser_hash) {
+        return Err(PageError::bad_request(
+            "This sign-in was started elsewhere",
+            "This sign-in page belongs to another browser. Return to the application and start again.",
+        ));
+    }
+    Ok((flow, browser))
+}
+
+pub fn csrf_purpose(flow_id: &str) -> String {
+    format!("flow:{flow_id}")
+}
+
+pub async fn client_name(state: &AppState, client_id: &str) -> Result<String, PageError> {
+    Ok(state
+        .client(client_id)
+        .await?
+        .map(|c| c.name.clone())
+        .unwrap_or_else(|| client_id.to_owned()))
+}
+
+#[derive(serde::Deserialize)]
+pub struct FlowQuery {
+    flow: Option<String>,
+}
+
+impl FlowQuery {
+    pub fn flow_id(&self) -> Option<&str> {
+        self.flow.as_deref()
+    }
+}
+
+pub async fn page(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<FlowQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (flow, browser) = load_flow(&state, &req, q.flow.as_deref()).await?;
+    login_form(
+        &state,
+        &flow,
+        &browser,
+        flow.request.login_hint.clone().unwrap_or_default(),
+        None,
+    )
+    .await
+}
+
+async fn login_form(
+    state: &AppState,
+    flow: &LoginFlow,
+    browser: &str,
+    email: String,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(
+        status,
+        &LoginPage {
+            client_name: client_name(state, &flow.request.client_id).await?,
+            flow: flow.id.clone(),
+            csrf: cookies::csrf_token(state, browser, &csrf_purpose(&flow.id)),
+            email,
+            error,
+        },
+    ))
+}
+
+pub async fn submit(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form = Params::parse(&body).map_err(|k| {
+        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
+    })?;
+    let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
+    if !cookies::csrf_ok(
+        &state,
+        &browser,
+        &csrf_purpose(&flow.id),
+        form.get("csrf").unwrap_or(""),
+    ) {
+        return Err(PageError::bad_request(
+            "This form has expired",
+            "The form could not be verified. Reload the page and try again.",
+        ));
+    }
+    let email = form.get("username").unwrap_or("").trim().to_owned();
+    let password = form.get("password").unwrap_or("");
+    if email.is_empty() || password.is_empty() {
+        return login_form(
+            &state,
+            &flow,
+            &browser,
+            email,
+            Some("Enter your email and password.".into()),
+        )
+        .await;
+    }
+    let user = state.store.find_user_by_email(&email).await?;
+    let verified = state
+        .hasher
+        .verify(
+            password,
+            user.as_ref().and_then(|u| u.password_hash.as_deref()),
+        )
+        .await
+        .map_err(PageError::internal)?;
+    let user = match (user, verified) {
+        (Some(u), Verified::Yes) if !u.disabled => u,
+        (Some(u), Verified::YesRehash(h)) if !u.disabled => {
+            state.store.set_password_hash(&u.id, &h).await?;
+            u
+        }
+        _ => {
+            tracing::info!(flow = %flow.id, "login failed: wrong email or password");
+            return login_form(
+                &state,
+                &flow,
+                &browser,
+                email,
+                Some("The email or password is not correct.".into()),
+            )
+            .await;
+        }
+    };
+    // A new login replaces the browser's previous session (session fixation defence).
+    if let Some((old, _)) = current_session(&state, &req).await? {
+        state.store.end_session(&old.id).await?;
+    }
+    let t = now();
+    let token = OpaqueToken::generate(TokenKind::Session);
+    let session = Session {
+        id: random_id(),
+        user_id: user.id.clone(),
+        auth_time: t,
+        amr: vec![Amr::Pwd.as_str().to_owned()],
+        acr: Acr::Pwd.as_str().to_owned(),
+        created_at: t,
+        expires_at: t + state.config.tokens.session_ttl_secs,
+    };
+    state.store.create_session(token.hash(), &session).await?;
+    tracing::info!(user = %user.id, session = %session.id, "login succeeded");
+    let client = state
+        .client(&flow.request.client_id)
+        .await?
+        .ok_or_else(flow_gone)?;
+    let mut request = flow.request.clone();
+    request.authenticated = true;
+    state.store.update_flow_request(&flow.id, &request).await?;
+    let mut resp = proceed(
+        &state,
+        &req,
+        request,
+        &client,
+        Some((session, user)),
+        Some(&flow.id),
+    )
+    .await?;
+    resp.add_cookie(&cookies::session_cookie(&state, &token))
+        .map_err(PageError::internal)?;
+    Ok(resp)
+}

@@ -1,0 +1,108 @@
+//! HTTP: thin actix-web handlers, one module per endpoint. Each parses its request, calls
+//! `protocol` and `store`, and renders JSON, a page or a redirect.
+
+pub mod authorize;
+pub mod consent;
+pub mod cookies;
+pub mod discovery;
+pub mod errors;
+pub mod introspect;
+pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod pages;
+pub mod revoke;
+pub mod static_files;
+pub mod token;
+pub mod userinfo;
+
+use actix_web::web;
+
+pub type State = web::Data<crate::app::AppState>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("")
+            .wrap(security_headers())
+            .route(
+                "/.well-known/openid-configuration",
+                web::get().to(discovery::openid_configuration),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server",
+                web::get().to(discovery::oauth_metadata),
+            )
+            .route("/jwks.json", web::get().to(jwks::jwks))
+            .route("/authorize", web::get().to(authorize::get))
+            .route("/authorize", web::post().to(authorize::post))
+            .route("/login", web::get().to(login::page))
+            .route("/login", web::post().to(login::submit))
+            .route("/consent", web::get().to(consent::page))
+            .route("/consent", web::post().to(consent::submit))
+            .route("/token", web::post().to(token::token))
+            .route("/userinfo", web::get().to(userinfo::get))
+            .route("/userinfo", web::post().to(userinfo::post))
+            .route("/revoke", web::post().to(revoke::revoke))
+            .route("/introspect", web::post().to(introspect::introspect))
+            .route("/logout", web::get().to(logout::get))
+            .route("/logout", web::post().to(logout::post))
+            .route("/health", web::get().to(health))
+            .route("/static/{file}", web::get().to(static_files::serve))
+            .default_service(web::to(not_found)),
+    );
+}
+
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("X-Frame-Options", "DENY"))
+        .add((
+            "Content-Security-Policy",
+            // form-action must allow the client's redirect_uri for form_post responses.
+            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+             form-action *; frame-ancestors 'none'; base-uri 'none'",
+        ))
+}
+
+async fn health() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#)
+}
+
+async fn not_found() -> actix_web::HttpResponse {
+    pages::message(
+        actix_web::http::StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+        None,
+        None,
+    )
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body or query string into pairs, keeping
+/// duplicates so that callers can refuse them (RFC 6749 section 3.1).
+pub fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// Single-valued form parameters; a repeated parameter is an error naming it.
+pub struct Params(std::collections::HashMap<String, String>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Result<Params, String> {
+        let mut map = std::collections::HashMap::new();
+        for (k, v) in decode_pairs(raw) {
+            if map.insert(k.clone(), v).is_some() {
+                return Err(k);
+            }
+        }
+        Ok(Params(map))
+    }
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+}

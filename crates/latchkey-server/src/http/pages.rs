@@ -1,0 +1,97 @@
+//! The hosted pages: one askama template struct per page (templates in `templates/`).
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use askama::Template;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    pub client_name: String,
+    pub flow: String,
+    pub csrf: String,
+    pub email: String,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+pub struct ConsentPage {
+    pub client_name: String,
+    pub flow: String,
+    pub csrf: String,
+    pub scopes: Vec<(String, String)>,
+    pub user_email: String,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+pub struct LogoutPage {
+    pub csrf: String,
+    pub client_id: String,
+    pub post_logout_redirect_uri: String,
+    pub state: String,
+    pub client_name: Option<String>,
+    pub user_email: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    pub title: String,
+    pub message: String,
+    pub detail: Option<String>,
+    pub error_code: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+pub struct FormPostPage {
+    pub redirect_uri: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// Renders a page with `Cache-Control: no-store` (pages carry CSRF tokens and personal data).
+pub fn render(status: StatusCode, t: &impl Template) -> HttpResponse {
+    match t.render() {
+        Ok(body) => HttpResponse::build(status)
+            .insert_header(("Cache-Control", "no-store"))
+            .content_type("text/html; charset=utf-8")
+            .body(body),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body("Latchkey could not render this page.")
+        }
+    }
+}
+
+pub fn message(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    detail: Option<String>,
+    error_code: Option<String>,
+) -> HttpResponse {
+    render(
+        status,
+        &MessagePage {
+            title: title.into(),
+            message: message.into(),
+            detail,
+            error_code,
+        },
+    )
+}
+
+/// Human descriptions of scopes for the consent page.
+pub fn describe_scope(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are (your account identifier)",
+        "profile" => "See your name",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in to it when you are away",
+        _ => "Access part of your account",
+    }
+}

@@ -1,0 +1,94 @@
+//! `grant_type=refresh_token` (RFC 6749 section 6): rotate the refresh token and issue a new
+//! access token. A reused refresh token revokes its whole family. The response carries no new
+//! ID token (OIDC Core section 12.2 makes it optional): refresh stays cheap, and the user's
+//! authentication has not changed.
+
+use super::TokenResponse;
+use crate::app::AppState;
+use crate::http::Params;
+use crate::protocol::{OAuthError, scope};
+use crate::secret::{OpaqueToken, TokenHash, TokenKind};
+use crate::store::clients::Client;
+use crate::store::grants::RefreshUse;
+use crate::store::now;
+use crate::tokens::{self, AccessTokenInput, UserContext};
+use latchkey_core::ErrorCode;
+
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = params
+        .get("refresh_token")
+        .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    let next = OpaqueToken::generate(TokenKind::RefreshToken);
+    let grant = match state
+        .store
+        .rotate_refresh_token(TokenHash::of(presented), next.hash(), &client.id)
+        .await?
+    {
+        RefreshUse::Rotated(g) => g,
+        RefreshUse::Reused => {
+            tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was already used; all tokens of this grant are revoked",
+            ));
+        }
+        RefreshUse::Invalid => {
+            return Err(OAuthError::invalid_grant("the refresh token is not valid"));
+        }
+    };
+    // A narrower scope may be asked for (RFC 6749 section 6), never a wider one.
+    let granted: Vec<&str> = grant.scope.split(' ').filter(|s| !s.is_empty()).collect();
+    let scope = match params.get("scope") {
+        None => grant.scope.clone(),
+        Some(s) => {
+            let wanted = scope::parse(s)?;
+            if let Some(extra) = wanted.iter().find(|w| !granted.contains(&w.as_str())) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("scope `{extra}` was not granted originally"),
+                ));
+            }
+            wanted.join(" ")
+        }
+    };
+    let user = state
+        .store
+        .get_user(&grant.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
+    let t = now();
+    let ttl = client
+        .access_token_ttl_secs
+        .unwrap_or(state.config.tokens.access_token_ttl_secs);
+    let access_token = tokens::access_token(
+        &state.keys.current(),
+        &AccessTokenInput {
+            issuer: &state.issuer,
+            subject: &user.id,
+            client_id: &client.id,
+            scope: &scope,
+            ttl,
+            now: t,
+            user: Some(UserContext {
+                auth_time: grant.auth_time,
+                acr: &grant.acr,
+                amr: &grant.amr,
+                sid: &grant.session_id,
+                grant_id: &grant.id,
+                lab: grant.lab_id.as_deref(),
+            }),
+        },
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: Some(next.expose().to_owned()),
+        id_token: None,
+        scope,
+    })
+}

@@ -1,0 +1,22 @@
+//! The Latchkey account service as a library: configuration, storage, the OpenID Connect and
+//! OAuth 2.0 endpoints, the hosted login, and the signing keys.
+//!
+//! Three layers, each readable and testable alone:
+//! - [`protocol`]: pure request validation and decisions, no I/O;
+//! - [`store`]: the database behind one `Store`, SQLite or PostgreSQL;
+//! - [`http`]: thin actix-web handlers that parse, call the other two, and render.
+
+pub mod app;
+pub mod config;
+pub mod crypto;
+pub mod http;
+pub mod keys;
+pub mod password;
+pub mod protocol;
+pub mod provision;
+pub mod secret;
+pub mod store;
+pub mod tokens;
+
+pub use app::{App, Server};
+pub use config::Config;

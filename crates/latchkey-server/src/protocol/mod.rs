@@ -1,0 +1,10 @@
+//! Protocol logic without I/O: pure functions and state machines that take a typed request and
+//! `now`, and return an outcome the HTTP layer turns into a page, a redirect or a JSON body.
+
+pub mod authorize;
+pub mod error;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod scope;
+
+pub use error::OAuthError;

@@ -1,0 +1,171 @@
+//! Provisioning labs, users and clients: the rules both the CLI and (later) the admin API
+//! apply before anything reaches the store.
+
+use crate::config::Config;
+use crate::password::{PasswordHasher, check_new_password};
+use crate::protocol::redirect_uri::validate_for_registration;
+use crate::secret::{OpaqueToken, TokenKind, random_b64};
+use crate::store::clients::Client;
+use crate::store::labs::Lab;
+use crate::store::users::{NewUser, UserSummary};
+use crate::store::{Store, StoreError, now};
+use latchkey_core::SigningAlg;
+use serde::Serialize;
+
+/// A refusal that says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ProvisionError::Invalid(
+            "--name must be 1 to 100 characters".into(),
+        ));
+    }
+    Ok(store.create_lab(name).await?)
+}
+
+pub async fn create_user(
+    store: &Store,
+    config: &Config,
+    hasher: &PasswordHasher,
+    lab: &str,
+    email: &str,
+    name: Option<&str>,
+    password: &str,
+) -> Result<UserSummary, ProvisionError> {
+    let email = email.trim();
+    let valid_email = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty()
+                && d.contains('.')
+                && !d.starts_with('.')
+                && !email.contains(char::is_whitespace)
+        });
+    if !valid_email {
+        return Err(ProvisionError::Invalid(format!(
+            "--email `{email}` is not an email address"
+        )));
+    }
+    let Some(lab) = store.find_lab(lab).await? else {
+        return Err(ProvisionError::Invalid(format!(
+            "no lab with id or name `{lab}`; create it with `latchkey lab create --name …`"
+        )));
+    };
+    let mut context = vec![email];
+    context.extend(email.split('@'));
+    if let Some(n) = name {
+        context.push(n);
+    }
+    check_new_password(&config.password, password, &context)
+        .map_err(|e| ProvisionError::Invalid(format!("password refused: {e}")))?;
+    let hash = hasher
+        .hash(password)
+        .await
+        .map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+    Ok(store
+        .create_user(NewUser {
+            email: email.to_owned(),
+            name: name.map(str::to_owned),
+            password_hash: hash,
+            lab_id: lab.id,
+        })
+        .await?)
+}
+
+pub struct NewClient {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub public: bool,
+    pub access_token_ttl_secs: Option<i64>,
+    pub id_token_alg: SigningAlg,
+    pub skip_consent: bool,
+}
+
+/// What `latchkey client create` prints. The secret appears here once and is never stored.
+#[derive(Debug, Serialize)]
+pub struct CreatedClient {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: &'static str,
+    pub id_token_signed_response_alg: SigningAlg,
+}
+
+pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
+    let invalid = |m: String| Err(ProvisionError::Invalid(m));
+    if c.name.trim().is_empty() {
+        return invalid("--name must not be empty".into());
+    }
+    for g in &c.grant_types {
+        if !GRANT_TYPES.contains(&g.as_str()) {
+            return invalid(format!(
+                "--grant-types: unknown grant type `{g}` (allowed: {})",
+                GRANT_TYPES.join(", ")
+            ));
+        }
+    }
+    let code = c.grant_types.iter().any(|g| g == "authorization_code");
+    if code && c.redirect_uris.is_empty() {
+        return invalid("the authorization_code grant needs at least one --redirect-uri".into());
+    }
+    if c.public && c.grant_types.iter().any(|g| g == "client_credentials") {
+        return invalid(
+            "a --public client cannot use client_credentials (it has no secret)".into(),
+        );
+    }
+    if c.grant_types.iter().any(|g| g == "refresh_token") && !code {
+        return invalid("refresh_token needs authorization_code as well".into());
+    }
+    for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
+        validate_for_registration(uri).map_err(ProvisionError::Invalid)?;
+    }
+    if let Some(ttl) = c.access_token_ttl_secs
+        && !(30..=86_400).contains(&ttl)
+    {
+        return invalid("--access-token-ttl must be between 30 and 86400 seconds".into());
+    }
+    let id = format!("lk_{}", random_b64(12));
+    let secret = (!c.public).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
+    let client = Client {
+        id: id.clone(),
+        name: c.name.trim().to_owned(),
+        secret_hash: secret.as_ref().map(|s| s.hash().to_vec()),
+        redirect_uris: c.redirect_uris,
+        post_logout_redirect_uris: c.post_logout_redirect_uris,
+        grant_types: c.grant_types,
+        access_token_ttl_secs: c.access_token_ttl_secs,
+        id_token_alg: c.id_token_alg,
+        skip_consent: c.skip_consent,
+        created_at: now(),
+    };
+    store.create_client(&client).await?;
+    Ok(CreatedClient {
+        client_id: id,
+        client_secret: secret.map(|s| s.expose().to_owned()),
+        name: client.name,
+        redirect_uris: client.redirect_uris,
+        post_logout_redirect_uris: client.post_logout_redirect_uris,
+        grant_types: client.grant_types,
+        token_endpoint_auth_method: if c.public {
+            "none"
+        } else {
+            "client_secret_basic"
+        },
+        id_token_signed_response_alg: client.id_token_alg,
+    })
+}

@@ -1,0 +1,121 @@
+//! OAuth clients (relying services). Secrets are stored as SHA-256 hashes: they are
+//! server-generated with 256 bits of entropy, so a slow hash would add nothing but latency.
+
+use super::schema::clients;
+use super::{Store, StoreError, conflict, from_json_text, to_json_text};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::RunQueryDsl;
+use latchkey_core::SigningAlg;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    #[serde(skip)]
+    pub secret_hash: Option<Vec<u8>>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub access_token_ttl_secs: Option<i64>,
+    pub id_token_alg: SigningAlg,
+    pub skip_consent: bool,
+    pub created_at: i64,
+}
+
+impl Client {
+    /// Public clients (no secret) authenticate with `none` and must use PKCE.
+    pub fn is_public(&self) -> bool {
+        self.secret_hash.is_none()
+    }
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+type Row = (
+    String,
+    String,
+    Option<Vec<u8>>,
+    String,
+    String,
+    String,
+    Option<i64>,
+    String,
+    bool,
+    i64,
+);
+
+fn from_row(r: Row) -> Result<Client, StoreError> {
+    Ok(Client {
+        id: r.0,
+        name: r.1,
+        secret_hash: r.2,
+        redirect_uris: from_json_text(&r.3)?,
+        post_logout_redirect_uris: from_json_text(&r.4)?,
+        grant_types: from_json_text(&r.5)?,
+        access_token_ttl_secs: r.6,
+        id_token_alg: r
+            .7
+            .parse()
+            .map_err(|e: latchkey_core::alg::UnsupportedAlg| StoreError::Corrupt(e.to_string()))?,
+        skip_consent: r.8,
+        created_at: r.9,
+    })
+}
+
+impl Store {
+    pub async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let c = client.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(clients::table)
+                    .values((
+                        clients::id.eq(&c.id),
+                        clients::name.eq(&c.name),
+                        clients::secret_hash.eq(&c.secret_hash),
+                        clients::redirect_uris.eq(to_json_text(&c.redirect_uris)),
+                        clients::post_logout_redirect_uris.eq(to_json_text(&c.post_logout_redirect_uris)),
+                        clients::grant_types.eq(to_json_text(&c.grant_types)),
+                        clients::access_token_ttl_secs.eq(c.access_token_ttl_secs),
+                        clients::id_token_alg.eq(c.id_token_alg.as_str()),
+                        clients::skip_consent.eq(c.skip_consent),
+                        clients::created_at.eq(c.created_at),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "a client with this id already exists"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let row: Option<Row> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => clients::table
+                    .find(&id)
+                    .select((
+                        clients::id,
+                        clients::name,
+                        clients::secret_hash,
+                        clients::redirect_uris,
+                        clients::post_logout_redirect_uris,
+                        clients::grant_types,
+                        clients::access_token_ttl_secs,
+                        clients::id_token_alg,
+                        clients::skip_consent,
+                        clients::created_at,
+                    ))
+                    .first::<Row>(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        row.map(from_row).transpose()
+    }
+}

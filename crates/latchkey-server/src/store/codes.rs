@@ -1,0 +1,153 @@
+//! Authorization codes (RFC 6749 section 4.1.2): stored hashed, single use, short-lived.
+//! Consuming one is atomic; a second use revokes the grant the first use created
+//! (RFC 6749 section 4.1.2: "SHOULD revoke ... all tokens previously issued based on that
+//! authorization code").
+
+use super::schema::{authorization_codes as ac, grants};
+use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::secret::TokenHash;
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::RunQueryDsl;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthCode {
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub lab_id: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug)]
+pub enum CodeUse {
+    /// First use: the code's data, now consumed.
+    First(Box<AuthCode>),
+    /// The code was used before; the grant it produced has been revoked.
+    Replayed,
+    Unknown,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    String,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
+impl Store {
+    pub async fn insert_code(&self, hash: TokenHash, code: &AuthCode) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let c = code.clone();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(ac::table)
+                    .values((
+                        ac::code_hash.eq(hash.to_vec()),
+                        ac::grant_id.eq(&c.grant_id),
+                        ac::client_id.eq(&c.client_id),
+                        ac::user_id.eq(&c.user_id),
+                        ac::session_id.eq(&c.session_id),
+                        ac::redirect_uri.eq(&c.redirect_uri),
+                        ac::scope.eq(&c.scope),
+                        ac::nonce.eq(&c.nonce),
+                        ac::code_challenge.eq(&c.code_challenge),
+                        ac::auth_time.eq(c.auth_time),
+                        ac::acr.eq(&c.acr),
+                        ac::amr.eq(to_json_text(&c.amr)),
+                        ac::lab_id.eq(&c.lab_id),
+                        ac::created_at.eq(t),
+                        ac::expires_at.eq(c.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Consumes a code atomically. Expiry is the caller's check (it knows `now`); an expired
+    /// code is still consumed so it can never be tried again.
+    pub async fn consume_code(&self, hash: TokenHash) -> Result<CodeUse, StoreError> {
+        let db = self.db.clone();
+        let t = now();
+        let out: Option<(Row, bool)> = self
+            .run(async move {
+                crate::with_tx!(&db, conn => {
+                    let row: Option<Row> = ac::table
+                        .find(hash.to_vec())
+                        .select((
+                            ac::grant_id,
+                            ac::client_id,
+                            ac::user_id,
+                            ac::session_id,
+                            ac::redirect_uri,
+                            ac::scope,
+                            ac::nonce,
+                            ac::code_challenge,
+                            ac::auth_time,
+                            ac::acr,
+                            ac::amr,
+                            ac::lab_id,
+                            ac::expires_at,
+                            ac::consumed_at,
+                        ))
+                        .first::<Row>(conn)
+                        .await
+                        .optional()?;
+                    let Some(row) = row else { return Ok(None) };
+                    if row.13.is_some() {
+                        diesel::update(grants::table.find(&row.0).filter(grants::revoked_at.is_null()))
+                            .set(grants::revoked_at.eq(Some(t)))
+                            .execute(conn)
+                            .await?;
+                        return Ok(Some((row, true)));
+                    }
+                    let n = diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))
+                        .set(ac::consumed_at.eq(Some(t)))
+                        .execute(conn)
+                        .await?;
+                    Ok(Some((row, n != 1)))
+                })
+            })
+            .await?;
+        Ok(match out {
+            None => CodeUse::Unknown,
+            Some((_, true)) => CodeUse::Replayed,
+            Some((r, false)) => CodeUse::First(Box::new(AuthCode {
+                grant_id: r.0,
+                client_id: r.1,
+                user_id: r.2,
+                session_id: r.3,
+                redirect_uri: r.4,
+                scope: r.5,
+                nonce: r.6,
+                code_challenge: r.7,
+                auth_time: r.8,
+                acr: r.9,
+                amr: from_json_text(&r.10)?,
+                lab_id: r.11,
+                expires_at: r.12,
+            })),
+        })
+    }
+}

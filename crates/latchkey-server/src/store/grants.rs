@@ -1,0 +1,251 @@
+//! Grants and refresh tokens. A grant is what one authorization (or its refresh chain)
+//! produced: its refresh tokens form a family and its access tokens carry its id (`gid`).
+//! Refresh tokens rotate on every use; presenting a used one again means it was stolen, so
+//! the whole family dies (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2).
+
+use super::schema::{grants, refresh_tokens as rt};
+use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::secret::TokenHash;
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::RunQueryDsl;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub scope: String,
+    pub auth_time: i64,
+    pub acr: String,
+    pub amr: Vec<String>,
+    pub lab_id: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Grant {
+    pub fn is_live(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
+#[derive(Debug)]
+pub enum RefreshUse {
+    /// The token was current: it is now consumed and its successor stored.
+    Rotated(Box<Grant>),
+    /// The token had been used before: the family is revoked.
+    Reused,
+    /// Unknown token, or its grant is revoked or expired.
+    Invalid,
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+fn from_row(r: Row) -> Result<Grant, StoreError> {
+    Ok(Grant {
+        id: r.0,
+        client_id: r.1,
+        user_id: r.2,
+        session_id: r.3,
+        scope: r.4,
+        auth_time: r.5,
+        acr: r.6,
+        amr: from_json_text(&r.7)?,
+        lab_id: r.8,
+        created_at: r.9,
+        expires_at: r.10,
+        revoked_at: r.11,
+    })
+}
+
+macro_rules! grant_columns {
+    () => {
+        (
+            grants::id,
+            grants::client_id,
+            grants::user_id,
+            grants::session_id,
+            grants::scope,
+            grants::auth_time,
+            grants::acr,
+            grants::amr,
+            grants::lab_id,
+            grants::created_at,
+            grants::expires_at,
+            grants::revoked_at,
+        )
+    };
+}
+
+impl Store {
+    /// Stores a new grant and, when given, its first refresh token.
+    pub async fn create_grant(
+        &self,
+        g: &Grant,
+        refresh: Option<TokenHash>,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let g = g.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(grants::table)
+                    .values((
+                        grants::id.eq(&g.id),
+                        grants::client_id.eq(&g.client_id),
+                        grants::user_id.eq(&g.user_id),
+                        grants::session_id.eq(&g.session_id),
+                        grants::scope.eq(&g.scope),
+                        grants::auth_time.eq(g.auth_time),
+                        grants::acr.eq(&g.acr),
+                        grants::amr.eq(to_json_text(&g.amr)),
+                        grants::lab_id.eq(&g.lab_id),
+                        grants::created_at.eq(g.created_at),
+                        grants::expires_at.eq(g.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                if let Some(h) = refresh {
+                    diesel::insert_into(rt::table)
+                        .values((
+                            rt::token_hash.eq(h.to_vec()),
+                            rt::grant_id.eq(&g.id),
+                            rt::created_at.eq(g.created_at),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Rotates a refresh token: consumes `old` and stores `new` in the same family, or, when
+    /// `old` was already used, revokes the family.
+    pub async fn rotate_refresh_token(
+        &self,
+        old: TokenHash,
+        new: TokenHash,
+        client_id: &str,
+    ) -> Result<RefreshUse, StoreError> {
+        let db = self.db.clone();
+        let client_id = client_id.to_owned();
+        let t = now();
+        let out: Result<Option<Row>, bool> = self
+            .run(async move {
+                crate::with_tx!(&db, conn => {
+                    let tok: Option<(String, Option<i64>)> = rt::table
+                        .find(old.to_vec())
+                        .select((rt::grant_id, rt::consumed_at))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some((grant_id, consumed)) = tok else { return Ok(Err(false)) };
+                    if consumed.is_some() {
+                        diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
+                            .set(grants::revoked_at.eq(Some(t)))
+                            .execute(conn)
+                            .await?;
+                        return Ok(Err(true));
+                    }
+                    let grant: Option<Row> = grants::table
+                        .find(&grant_id)
+                        .filter(grants::revoked_at.is_null())
+                        .filter(grants::expires_at.gt(t))
+                        .select(grant_columns!())
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some(grant) = grant else { return Ok(Err(false)) };
+                    // Another client's token: refuse without consuming it.
+                    if grant.1 != client_id {
+                        return Ok(Err(false));
+                    }
+                    diesel::update(rt::table.find(old.to_vec()))
+                        .set(rt::consumed_at.eq(Some(t)))
+                        .execute(conn)
+                        .await?;
+                    diesel::insert_into(rt::table)
+                        .values((rt::token_hash.eq(new.to_vec()), rt::grant_id.eq(&grant_id), rt::created_at.eq(t)))
+                        .execute(conn)
+                        .await?;
+                    Ok(Ok(Some(grant)))
+                })
+            })
+            .await?;
+        Ok(match out {
+            Ok(Some(row)) => RefreshUse::Rotated(Box::new(from_row(row)?)),
+            Ok(None) | Err(false) => RefreshUse::Invalid,
+            Err(true) => RefreshUse::Reused,
+        })
+    }
+
+    pub async fn get_grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let row: Option<Row> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => grants::table
+                    .find(&id)
+                    .select(grant_columns!())
+                    .first(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        row.map(from_row).transpose()
+    }
+
+    /// The grant a refresh token belongs to, and whether that token is the current one.
+    pub async fn grant_by_refresh_token(
+        &self,
+        hash: TokenHash,
+    ) -> Result<Option<(Grant, bool)>, StoreError> {
+        let db = self.db.clone();
+        let row: Option<(String, Option<i64>)> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => rt::table
+                    .find(hash.to_vec())
+                    .select((rt::grant_id, rt::consumed_at))
+                    .first(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        let Some((gid, consumed)) = row else {
+            return Ok(None);
+        };
+        Ok(self.get_grant(&gid).await?.map(|g| (g, consumed.is_none())))
+    }
+
+    pub async fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(grants::table.find(&id).filter(grants::revoked_at.is_null()))
+                    .set(grants::revoked_at.eq(Some(t)))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

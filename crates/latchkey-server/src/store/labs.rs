@@ -1,0 +1,57 @@
+//! Labs: the tenants users belong to.
+
+use super::schema::labs;
+use super::{Store, StoreError, conflict, now};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
+    SelectableHelper,
+};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Queryable, Selectable)]
+#[diesel(table_name = labs)]
+pub struct Lab {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn create_lab(&self, name: &str) -> Result<Lab, StoreError> {
+        let lab = Lab {
+            id: uuid::Uuid::now_v7().to_string(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let db = self.db.clone();
+        let row = lab.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(labs::table)
+                    .values((labs::id.eq(&row.id), labs::name.eq(&row.name), labs::created_at.eq(row.created_at)))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "a lab with this name already exists"))?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(lab)
+    }
+
+    /// Finds a lab by id or by name.
+    pub async fn find_lab(&self, id_or_name: &str) -> Result<Option<Lab>, StoreError> {
+        let db = self.db.clone();
+        let key = id_or_name.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => labs::table
+                .filter(labs::id.eq(&key).or(labs::name.eq(&key)))
+                .select(Lab::as_select())
+                .first(conn)
+                .await
+                .optional()?))
+        })
+        .await
+    }
+}

@@ -1,0 +1,112 @@
+//! Browser login sessions. The cookie holds a random token; the database holds its hash and
+//! a separate public id (`sid` in tokens). Ending a session revokes the grants bound to it
+//! (all but `offline_access` ones, which outlive the browser session by design).
+
+use super::schema::{grants, sessions};
+use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::secret::TokenHash;
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, TextExpressionMethods};
+use diesel_async::RunQueryDsl;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+type Row = (String, String, i64, String, String, i64, i64);
+
+impl Store {
+    pub async fn create_session(&self, token: TokenHash, s: &Session) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let s = s.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(sessions::table)
+                    .values((
+                        sessions::id.eq(&s.id),
+                        sessions::token_hash.eq(token.to_vec()),
+                        sessions::user_id.eq(&s.user_id),
+                        sessions::auth_time.eq(s.auth_time),
+                        sessions::amr.eq(to_json_text(&s.amr)),
+                        sessions::acr.eq(&s.acr),
+                        sessions::created_at.eq(s.created_at),
+                        sessions::expires_at.eq(s.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The live session a cookie token names: not ended, not expired.
+    pub async fn find_session(&self, token: TokenHash) -> Result<Option<Session>, StoreError> {
+        let db = self.db.clone();
+        let t = now();
+        let row: Option<Row> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => sessions::table
+                    .filter(sessions::token_hash.eq(token.to_vec()))
+                    .filter(sessions::ended_at.is_null())
+                    .filter(sessions::expires_at.gt(t))
+                    .select((
+                        sessions::id,
+                        sessions::user_id,
+                        sessions::auth_time,
+                        sessions::amr,
+                        sessions::acr,
+                        sessions::created_at,
+                        sessions::expires_at,
+                    ))
+                    .first::<Row>(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        row.map(|r| {
+            Ok(Session {
+                id: r.0,
+                user_id: r.1,
+                auth_time: r.2,
+                amr: from_json_text(&r.3)?,
+                acr: r.4,
+                created_at: r.5,
+                expires_at: r.6,
+            })
+        })
+        .transpose()
+    }
+
+    /// Ends a session and revokes the grants issued from it, except `offline_access` ones.
+    pub async fn end_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = session_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(sessions::table.find(&id))
+                    .set(sessions::ended_at.eq(Some(t)))
+                    .execute(conn)
+                    .await?;
+                diesel::update(
+                    grants::table
+                        .filter(grants::session_id.eq(&id))
+                        .filter(grants::revoked_at.is_null())
+                        .filter(grants::scope.not_like("%offline_access%")),
+                )
+                .set(grants::revoked_at.eq(Some(t)))
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}

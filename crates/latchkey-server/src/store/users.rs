@@ -1,0 +1,140 @@
+//! Users and their lab memberships. Email addresses are stored lower-cased and are unique.
+
+use super::schema::{memberships, users};
+use super::{Store, StoreError, conflict, now};
+use diesel::{
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
+};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+/// What `latchkey user create` prints: never the password hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserSummary {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub lab: String,
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub name: Option<String>,
+    pub password_hash: String,
+    pub lab_id: String,
+}
+
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Store {
+    pub async fn create_user(&self, new: NewUser) -> Result<UserSummary, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let email = normalize_email(&new.email);
+        let summary = UserSummary {
+            id: id.clone(),
+            email: email.clone(),
+            name: new.name.clone(),
+            lab: new.lab_id.clone(),
+        };
+        let db = self.db.clone();
+        self.run(async move {
+            let t = now();
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(&id),
+                        users::email.eq(&email),
+                        users::name.eq(&new.name),
+                        users::password_hash.eq(Some(&new.password_hash)),
+                        users::disabled.eq(false),
+                        users::created_at.eq(t),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "a user with this email already exists"))?;
+                diesel::insert_into(memberships::table)
+                    .values((
+                        memberships::user_id.eq(&id),
+                        memberships::lab_id.eq(&new.lab_id),
+                        memberships::created_at.eq(t),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(summary)
+    }
+
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let db = self.db.clone();
+        let email = normalize_email(email);
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => users::table
+                .filter(users::email.eq(&email))
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()?))
+        })
+        .await
+    }
+
+    pub async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => users::table
+                .find(&id)
+                .select(User::as_select())
+                .first(conn)
+                .await
+                .optional()?))
+        })
+        .await
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let (id, hash) = (user_id.to_owned(), hash.to_owned());
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(users::table.find(&id))
+                    .set(users::password_hash.eq(Some(&hash)))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The labs a user belongs to, oldest membership first.
+    pub async fn user_labs(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => memberships::table
+                .filter(memberships::user_id.eq(&id))
+                .order((memberships::created_at.asc(), memberships::lab_id.asc()))
+                .select(memberships::lab_id)
+                .load::<String>(conn)
+                .await?))
+        })
+        .await
+    }
+}

@@ -1,0 +1,278 @@
+//! `latchkey`: the command line of the Latchkey identity provider. `latchkey serve` runs the
+//! account service; the other commands provision labs, users and clients in the same database
+//! (safe while the server runs).
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use latchkey_core::SigningAlg;
+use latchkey_server::provision::{self, NewClient};
+use latchkey_server::store::Store;
+use latchkey_server::{App, Config};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "Single sign-on for lab services: an OpenID Connect provider"
+)]
+struct Cli {
+    /// TOML configuration file (also LATCHKEY_CONFIG). Environment variables LATCHKEY_* override it.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the account service (zero configuration: SQLite in ./latchkey-data, http://localhost:8080).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage labs (tenants).
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage OAuth clients (relying services).
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum LabCommand {
+    /// Create a lab.
+    Create {
+        /// Display name, unique.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user in a lab, reading the password from standard input.
+    Create {
+        /// Lab id or name.
+        #[arg(long)]
+        lab: String,
+        /// Email address, used to sign in.
+        #[arg(long)]
+        email: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (one line). Required: passwords never go on the command line.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client and print its client_id (and, for confidential clients, the secret, shown once).
+    Create {
+        /// Display name shown on the consent page.
+        #[arg(long)]
+        name: String,
+        /// Allowed redirect URI, matched exactly. Repeat for several.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Allowed post-logout redirect URI, matched exactly. Repeat for several.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Comma-separated grant types: authorization_code, refresh_token, client_credentials.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "authorization_code,refresh_token"
+        )]
+        grant_types: Vec<String>,
+        /// A public client (browser or native app): no secret, PKCE required.
+        #[arg(long)]
+        public: bool,
+        /// Access-token lifetime in seconds for this client (default from config).
+        #[arg(long)]
+        access_token_ttl: Option<i64>,
+        /// ID-token signing algorithm: RS256 (default), ES256 or EdDSA.
+        #[arg(long, default_value = "RS256")]
+        id_token_alg: SigningAlg,
+        /// First-party client: users are not asked for consent.
+        #[arg(long)]
+        skip_consent: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Args)]
+struct Output {
+    /// Print the result as JSON (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LATCHKEY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let config = Config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve => {
+            let app = App::load(config).await?;
+            let server = app.start()?;
+            let state = server.state.clone();
+            eprintln!(
+                "latchkey ready in {} ms: listening on http://{} (issuer {}, database {})",
+                started.elapsed().as_millis(),
+                server.addr,
+                state.issuer,
+                state.store.backend()
+            );
+            let handle = server.handle();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                eprintln!("latchkey shutting down");
+                handle.stop(true).await;
+            });
+            server.wait().await
+        }
+        Command::Migrate => {
+            let store = Store::open(&config).await?;
+            eprintln!("database is up to date ({})", store.backend());
+            Ok(())
+        }
+        Command::Lab(LabCommand::Create { name, out }) => {
+            let store = Store::open(&config).await?;
+            let lab = provision::create_lab(&store, &name).await?;
+            print(
+                &out,
+                &lab,
+                &format!("created lab {} ({})", lab.name, lab.id),
+            )
+        }
+        Command::User(UserCommand::Create {
+            lab,
+            email,
+            name,
+            password_stdin: _,
+            out,
+        }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_to_string(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.strip_suffix('\n').unwrap_or(&password);
+            let password = password.strip_suffix('\r').unwrap_or(password);
+            let store = Store::open(&config).await?;
+            let hasher = latchkey_server::password::PasswordHasher::new(&config.argon2)?;
+            let user = provision::create_user(
+                &store,
+                &config,
+                &hasher,
+                &lab,
+                &email,
+                name.as_deref(),
+                password,
+            )
+            .await?;
+            print(
+                &out,
+                &user,
+                &format!("created user {} ({})", user.email, user.id),
+            )
+        }
+        Command::Client(ClientCommand::Create {
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            grant_types,
+            public,
+            access_token_ttl,
+            id_token_alg,
+            skip_consent,
+            out,
+        }) => {
+            let store = Store::open(&config).await?;
+            let created = provision::create_client(
+                &store,
+                NewClient {
+                    name,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    grant_types,
+                    public,
+                    access_token_ttl_secs: access_token_ttl,
+                    id_token_alg,
+                    skip_consent,
+                },
+            )
+            .await?;
+            let mut text = format!("client_id: {}", created.client_id);
+            if let Some(s) = &created.client_secret {
+                text.push_str(&format!(
+                    "\nclient_secret: {s}\n(the secret is shown only now; store it safely)"
+                ));
+            }
+            print(&out, &created, &text)
+        }
+    }
+}
+
+fn print<T: serde::Serialize>(out: &Output, value: &T, text: &str) -> anyhow::Result<()> {
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        println!("{text}");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,17 @@
+//! Latchkey's integration tests: the real server in process, on SQLite and PostgreSQL, driven
+//! by real relying-party code (the `openidconnect` crate), by raw HTTP for the refusals, by the
+//! CLI binary, and by headless Chromium.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod browser;
+mod cli;
+mod common;
+mod config_reference;
+mod documents;
+mod oidc_flow;
+mod refusals;
