@@ -40,6 +40,78 @@ enum Command {
     /// Manage OAuth clients (relying services).
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Inspect and rotate signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List published keys (staged, active, retiring) with their timestamps.
+    List {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Stage a successor for every algorithm now; it starts signing after keys.staged_lead_secs.
+    Rotate {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Emergency: unpublish a key at once. If it was signing, its staged successor (or a new key) signs immediately.
+    Revoke {
+        /// The key id (`kid`) to revoke, as `latchkey keys list` shows it.
+        kid: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Re-encrypt every private key under a new key-encryption key, then switch the configuration to it.
+    Rewrap {
+        /// File with the new key-encryption key (32 bytes, base64url).
+        #[arg(long)]
+        new_kek_file: PathBuf,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(serde::Serialize)]
+struct KeyListing {
+    kid: String,
+    alg: String,
+    state: String,
+    created_at: i64,
+    activate_at: Option<i64>,
+    activated_at: Option<i64>,
+    retired_at: Option<i64>,
+}
+
+fn listing(rows: Vec<latchkey_server::store::keys::KeyRow>) -> Vec<KeyListing> {
+    rows.into_iter()
+        .map(|r| KeyListing {
+            kid: r.kid,
+            alg: r.alg,
+            state: r.state,
+            created_at: r.created_at,
+            activate_at: r.activate_at,
+            activated_at: r.activated_at,
+            retired_at: r.retired_at,
+        })
+        .collect()
+}
+
+fn listing_text(keys: &[KeyListing]) -> String {
+    let mut s = format!("{:<45} {:<6} {:<9} {}", "KID", "ALG", "STATE", "SIGNS FROM");
+    for k in keys {
+        let from = k
+            .activated_at
+            .or(k.activate_at)
+            .map_or("-".to_owned(), |t| t.to_string());
+        s.push_str(&format!(
+            "\n{:<45} {:<6} {:<9} {}",
+            k.kid, k.alg, k.state, from
+        ));
+    }
+    s
 }
 
 #[derive(Subcommand)]
@@ -249,6 +321,78 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ));
             }
             print(&out, &created, &text)
+        }
+        Command::Keys(cmd) => keys_command(config, cmd).await,
+    }
+}
+
+async fn keys_command(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
+    let app = App::load(config).await?;
+    let state = app.state();
+    match cmd {
+        KeysCommand::List { out } => {
+            let keys = listing(state.store.list_keys().await?);
+            print(&out, &keys, &listing_text(&keys))
+        }
+        KeysCommand::Rotate { out } => {
+            let applied = state
+                .keys
+                .rotate(&state.config, &state.store, &state.kek, true, "cli")
+                .await?;
+            let keys = listing(state.store.list_keys().await?);
+            let text = if applied.actions.is_empty() {
+                format!("successors are already staged\n{}", listing_text(&keys))
+            } else {
+                format!(
+                    "staged {} new key(s); they start signing in {} s (keys.staged_lead_secs)\n{}",
+                    applied.actions.len(),
+                    state.config.keys.staged_lead_secs,
+                    listing_text(&keys)
+                )
+            };
+            print(&out, &keys, &text)
+        }
+        KeysCommand::Revoke { kid, out } => {
+            let successor = state
+                .keys
+                .revoke(&state.store, &state.kek, &kid, "cli")
+                .await?;
+            let text = match &successor {
+                Some(s) => format!("revoked {kid}; {s} signs in its place"),
+                None => format!("revoked {kid}"),
+            };
+            print(
+                &out,
+                &serde_json::json!({"revoked": kid, "successor": successor}),
+                &text,
+            )
+        }
+        KeysCommand::Rewrap { new_kek_file, out } => {
+            let raw = std::fs::read_to_string(&new_kek_file)
+                .with_context(|| format!("reading {}", new_kek_file.display()))?;
+            let new = latchkey_server::crypto::Kek::from_b64(&raw)
+                .with_context(|| format!("{}", new_kek_file.display()))?;
+            let mut updates = Vec::new();
+            for row in state.store.list_keys().await? {
+                let der = state.kek.open(row.kid.as_bytes(), &row.private_key)?;
+                updates.push((
+                    row.kid.clone(),
+                    row.private_key,
+                    new.seal(row.kid.as_bytes(), &der),
+                ));
+            }
+            let n = state
+                .store
+                .rewrap_keys(updates, latchkey_server::store::now())
+                .await?;
+            print(
+                &out,
+                &serde_json::json!({"rewrapped": n}),
+                &format!(
+                    "re-encrypted {n} private key(s); now point kek_file (or LATCHKEY_KEK) at {} on every node",
+                    new_kek_file.display()
+                ),
+            )
         }
     }
 }

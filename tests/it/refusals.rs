@@ -711,3 +711,119 @@ both!(
         assert_eq!(r.status(), 200);
     }
 );
+
+both!(
+    rfc6749_6_wider_scope_on_refresh_is_invalid_scope_and_keeps_the_token,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (_, first) = exchange(app, &i, Some(VERIFIER)).await;
+        let rt = first["refresh_token"].as_str().unwrap().to_owned();
+        let (s, body) = token(
+            app,
+            &i.client_id,
+            &i.secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("scope", "openid profile"),
+            ],
+        )
+        .await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_scope"));
+        let (s, body) = token(
+            app,
+            &i.client_id,
+            &i.secret,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+        assert_eq!(s, 200, "the refused request did not burn the token: {body}");
+        assert_eq!(body["scope"], "openid");
+    }
+);
+
+both!(
+    rfc9700_4_14_concurrent_use_of_one_refresh_token_is_reuse,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (_, first) = exchange(app, &i, Some(VERIFIER)).await;
+        let rt = first["refresh_token"].as_str().unwrap().to_owned();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (url, id, secret, rt) = (
+                app.url("/token"),
+                i.client_id.clone(),
+                i.secret.clone(),
+                rt.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", rt.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap();
+                (status, body)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (s, body) = t.await.unwrap();
+            if s == 200 {
+                winners.push(body["refresh_token"].as_str().unwrap().to_owned());
+            }
+        }
+        assert!(
+            winners.len() <= 1,
+            "at most one concurrent use may win, got {}",
+            winners.len()
+        );
+        // Seven losers presented a used token: the family is revoked, the winner's token too.
+        for rt in winners {
+            let (s, body) = token(
+                app,
+                &i.client_id,
+                &i.secret,
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            )
+            .await;
+            assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
+        }
+    }
+);
+
+both!(
+    reauthentication_keeps_the_session_and_other_clients_tokens,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (_, first) = exchange(app, &i, Some(VERIFIER)).await;
+        let at = first["access_token"].as_str().unwrap().to_owned();
+        let other = app.client(|c| c.skip_consent = true).await;
+        let (flow, csrf) = i
+            .browser
+            .open_login(&authorize_url(
+                app,
+                &other.client_id,
+                &[("prompt", "login")],
+            ))
+            .await;
+        let r = i.browser.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with(CALLBACK));
+        assert_eq!(
+            userinfo_status(app, &at).await.0,
+            200,
+            "the first client's token survives"
+        );
+    }
+);

@@ -18,6 +18,7 @@ pub struct AppState {
     pub issuer: String,
     pub store: Store,
     pub keys: Keys,
+    pub kek: Arc<Kek>,
     pub hasher: PasswordHasher,
     pub csrf_key: ring::hmac::Key,
     pub insecure_cookies: bool,
@@ -68,7 +69,8 @@ impl App {
                 config.data_dir.display()
             )
         })?;
-        let kek = load_kek(&config)?;
+        let kek = Arc::new(load_kek(&config)?);
+        restrict_data_dir(&config.data_dir);
         let store = Store::open(&config).await?;
         let keys = Keys::load_or_create(&store, &kek).await?;
         let hasher = PasswordHasher::new(&config.argon2)?;
@@ -80,6 +82,7 @@ impl App {
             config,
             store,
             keys,
+            kek,
             hasher,
             csrf_key,
             clients: ClientCache {
@@ -126,10 +129,12 @@ impl App {
         let running = server.disable_signals().run();
         let handle = running.handle();
         let join = tokio::spawn(running);
+        let maintenance = tokio::spawn(maintain(state.clone()));
         Ok(Server {
             addr,
             handle,
             join,
+            maintenance,
             state,
         })
     }
@@ -140,22 +145,61 @@ pub struct Server {
     pub state: Arc<AppState>,
     handle: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
+    maintenance: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     pub async fn stop(self) {
+        self.maintenance.abort();
         self.handle.stop(true).await;
         let _ = self.join.await;
     }
 
     /// Waits until the server stops (after `stop` from another task, or a fatal error).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.join.await??;
+        let r = self.join.await;
+        self.maintenance.abort();
+        r??;
         Ok(())
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
         self.handle.clone()
+    }
+}
+
+/// Background upkeep on every node: reload the key set (so a rotation or revocation made by
+/// any node applies here within `keys.reload_interval_secs`) and run due rotation steps.
+async fn maintain(state: Arc<AppState>) {
+    let k = &state.config.keys;
+    let mut reload = tokio::time::interval(Duration::from_secs(k.reload_interval_secs));
+    let mut check = tokio::time::interval(Duration::from_secs(k.check_interval_secs));
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = reload.tick() => {
+                if let Err(e) = state.keys.reload(&state.store, &state.kek).await {
+                    tracing::error!(error = %e, "reloading signing keys failed; keeping the current set");
+                }
+            }
+            _ = check.tick() => {
+                if let Err(e) = state.keys.rotate(&state.config, &state.store, &state.kek, false, "scheduler").await {
+                    tracing::error!(error = %e, "scheduled key rotation failed; will retry");
+                }
+            }
+        }
+    }
+}
+
+/// The data directory holds the database (password hashes, personal data): owner only.
+fn restrict_data_dir(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not restrict the data directory to its owner");
+        }
     }
 }
 

@@ -38,6 +38,37 @@ pub struct Config {
     pub tokens: TokenConfig,
     pub argon2: Argon2Config,
     pub password: PasswordConfig,
+    pub keys: KeysConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeysConfig {
+    /// How long a signing key signs before its successor takes over, in seconds.
+    pub rotation_interval_secs: i64,
+    /// `Cache-Control: max-age` of the JWKS response: how long verifiers may cache keys.
+    pub jwks_max_age_secs: i64,
+    /// How long a new key is published before it signs; at least `jwks_max_age_secs`.
+    pub staged_lead_secs: i64,
+    /// Extra time a retired key stays published after the longest token it signed expires.
+    pub retire_leeway_secs: i64,
+    /// How often each node checks whether a rotation step is due, in seconds.
+    pub check_interval_secs: u64,
+    /// How often each node reloads the key set from the database, in seconds.
+    pub reload_interval_secs: u64,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        KeysConfig {
+            rotation_interval_secs: 30 * 24 * 3600,
+            jwks_max_age_secs: 300,
+            staged_lead_secs: 600,
+            retire_leeway_secs: 300,
+            check_interval_secs: 60,
+            reload_interval_secs: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +142,7 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
+            keys: KeysConfig::default(),
         }
     }
 }
@@ -200,6 +232,26 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be positive, got {v}")));
             }
         }
+        let k = &self.keys;
+        if k.staged_lead_secs < k.jwks_max_age_secs {
+            return Err(ConfigError(format!(
+                "keys.staged_lead_secs ({}) must be at least keys.jwks_max_age_secs ({}): verifiers must see a key before it signs",
+                k.staged_lead_secs, k.jwks_max_age_secs
+            )));
+        }
+        if k.rotation_interval_secs <= k.staged_lead_secs
+            || k.jwks_max_age_secs < 0
+            || k.retire_leeway_secs < 0
+        {
+            return Err(ConfigError(
+                "keys.rotation_interval_secs must exceed keys.staged_lead_secs, and durations must not be negative".into(),
+            ));
+        }
+        if k.check_interval_secs == 0 || k.reload_interval_secs == 0 {
+            return Err(ConfigError(
+                "keys.check_interval_secs and keys.reload_interval_secs must be positive".into(),
+            ));
+        }
         if self.password.min_length < 8 {
             return Err(ConfigError(
                 "password.min_length must be at least 8 (NIST SP 800-63B)".into(),
@@ -217,6 +269,11 @@ impl Config {
                 return Err(ConfigError(
                     "issuer must not have a query or fragment (OIDC Discovery section 3)".into(),
                 ));
+            }
+            if url.path() != "/" && !url.path().is_empty() {
+                return Err(ConfigError(format!(
+                    "issuer `{issuer}` must not have a path: serve Latchkey at the root of its host name"
+                )));
             }
             if url.scheme() != "https" && !is_loopback_host(&url) {
                 return Err(ConfigError(format!(

@@ -5,13 +5,13 @@
 use super::State;
 use actix_web::HttpResponse;
 
-/// How long verifiers may cache the key set, in seconds.
-pub const JWKS_MAX_AGE: u64 = 300;
-
 pub async fn jwks(state: State) -> HttpResponse {
     let keys = state.keys.current();
     HttpResponse::Ok()
-        .insert_header(("Cache-Control", format!("public, max-age={JWKS_MAX_AGE}")))
+        .insert_header((
+            "Cache-Control",
+            format!("public, max-age={}", state.config.keys.jwks_max_age_secs),
+        ))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .content_type("application/jwk-set+json")
         .json(serde_json::json!({ "keys": keys.published() }))

@@ -162,13 +162,9 @@ pub async fn submit(
             .await;
         }
     };
-    // A new login replaces the browser's previous session (session fixation defence).
-    if let Some((old, _)) = current_session(&state, &req).await? {
-        state.store.end_session(&old.id).await?;
-    }
     let t = now();
     let token = OpaqueToken::generate(TokenKind::Session);
-    let session = Session {
+    let mut session = Session {
         id: random_id(),
         user_id: user.id.clone(),
         auth_time: t,
@@ -177,7 +173,24 @@ pub async fn submit(
         created_at: t,
         expires_at: t + state.config.tokens.session_ttl_secs,
     };
-    state.store.create_session(token.hash(), &session).await?;
+    // The cookie token always changes on login (session fixation defence). The same user
+    // re-authenticating keeps the session id and its grants; another user ends the old session.
+    match current_session(&state, &req).await? {
+        Some((old, _)) if old.user_id == user.id => {
+            session.id = old.id.clone();
+            session.created_at = old.created_at;
+            state
+                .store
+                .renew_session(&old.id, token.hash(), &session)
+                .await?;
+        }
+        other => {
+            if let Some((old, _)) = other {
+                state.store.end_session(&old.id).await?;
+            }
+            state.store.create_session(token.hash(), &session).await?;
+        }
+    }
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
     let client = state
         .client(&flow.request.client_id)

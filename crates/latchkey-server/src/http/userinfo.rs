@@ -47,6 +47,14 @@ pub async fn check_access_token(
         if !live {
             return Err(invalid_token("the token has been revoked"));
         }
+        let enabled = state
+            .store
+            .get_user(&claims.sub)
+            .await?
+            .is_some_and(|u| !u.disabled);
+        if !enabled {
+            return Err(invalid_token("the user's account is disabled"));
+        }
     }
     Ok(claims)
 }

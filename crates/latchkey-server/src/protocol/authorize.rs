@@ -375,7 +375,8 @@ pub fn next_step(
     let needs_login = match session {
         None => true,
         Some(_) if req.authenticated => false,
-        Some(s) => req.prompt.login || req.max_age.is_some_and(|m| now - s.auth_time > m),
+        // max_age=0 means "authenticate now", like prompt=login (OIDC Core errata).
+        Some(s) => req.prompt.login || req.max_age.is_some_and(|m| m == 0 || now - s.auth_time > m),
     };
     if needs_login {
         return if req.prompt.none {

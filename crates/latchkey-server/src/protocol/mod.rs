@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod error;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod rotation;
 pub mod scope;
 
 pub use error::OAuthError;

@@ -116,10 +116,31 @@ impl Store {
                         .optional()?;
                     let Some(row) = row else { return Ok(None) };
                     if row.13.is_some() {
-                        diesel::update(grants::table.find(&row.0).filter(grants::revoked_at.is_null()))
+                        let revoked = diesel::update(grants::table.find(&row.0))
                             .set(grants::revoked_at.eq(Some(t)))
                             .execute(conn)
                             .await?;
+                        if revoked == 0 {
+                            // The first exchange has not stored its grant yet: store it revoked,
+                            // so that exchange fails instead of issuing live tokens.
+                            diesel::insert_into(grants::table)
+                                .values((
+                                    grants::id.eq(&row.0),
+                                    grants::client_id.eq(&row.1),
+                                    grants::user_id.eq(&row.2),
+                                    grants::session_id.eq(&row.3),
+                                    grants::scope.eq(&row.5),
+                                    grants::auth_time.eq(row.8),
+                                    grants::acr.eq(&row.9),
+                                    grants::amr.eq(&row.10),
+                                    grants::lab_id.eq(&row.11),
+                                    grants::created_at.eq(t),
+                                    grants::expires_at.eq(t),
+                                    grants::revoked_at.eq(Some(t)),
+                                ))
+                                .execute(conn)
+                                .await?;
+                        }
                         return Ok(Some((row, true)));
                     }
                     let n = diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))

@@ -3,7 +3,7 @@
 //! Refresh tokens rotate on every use; presenting a used one again means it was stolen, so
 //! the whole family dies (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2).
 
-use super::schema::{grants, refresh_tokens as rt};
+use super::schema::{grants, refresh_tokens as rt, sessions};
 use super::{Store, StoreError, from_json_text, now, to_json_text};
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
@@ -93,16 +93,28 @@ macro_rules! grant_columns {
 }
 
 impl Store {
-    /// Stores a new grant and, when given, its first refresh token.
+    /// Stores a new grant and, when given, its first refresh token. Refused (`Ok(false)`) when
+    /// the login session has ended meanwhile, or when a grant with this id exists already (a
+    /// replay of the code got there first and left it revoked).
     pub async fn create_grant(
         &self,
         g: &Grant,
         refresh: Option<TokenHash>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let g = g.clone();
         self.run(async move {
             crate::with_tx!(&db, conn => {
+                let live: i64 = sessions::table
+                    .filter(sessions::id.eq(&g.session_id))
+                    .filter(sessions::ended_at.is_null())
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                let exists: i64 = grants::table.filter(grants::id.eq(&g.id)).count().get_result(conn).await?;
+                if live == 0 || exists > 0 {
+                    return Ok(false);
+                }
                 diesel::insert_into(grants::table)
                     .values((
                         grants::id.eq(&g.id),
@@ -129,7 +141,7 @@ impl Store {
                         .execute(conn)
                         .await?;
                 }
-                Ok(())
+                Ok(true)
             })
         })
         .await
@@ -176,10 +188,19 @@ impl Store {
                     if grant.1 != client_id {
                         return Ok(Err(false));
                     }
-                    diesel::update(rt::table.find(old.to_vec()))
+                    // Only the request that flips consumed_at wins; a concurrent use of the same
+                    // token (PostgreSQL runs these transactions in parallel) counts as reuse.
+                    let won = diesel::update(rt::table.find(old.to_vec()).filter(rt::consumed_at.is_null()))
                         .set(rt::consumed_at.eq(Some(t)))
                         .execute(conn)
                         .await?;
+                    if won != 1 {
+                        diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
+                            .set(grants::revoked_at.eq(Some(t)))
+                            .execute(conn)
+                            .await?;
+                        return Ok(Err(true));
+                    }
                     diesel::insert_into(rt::table)
                         .values((rt::token_hash.eq(new.to_vec()), rt::grant_id.eq(&grant_id), rt::created_at.eq(t)))
                         .execute(conn)

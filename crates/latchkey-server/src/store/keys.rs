@@ -1,10 +1,16 @@
-//! Signing-key rows: the private key sealed by the KEK, the public JWK, and the key's state
-//! (`active` signs; issue #4 adds `staged` and `retiring`).
+//! Signing-key rows: the private key sealed by the KEK, the public JWK, and the key's place in
+//! the rotation (`protocol::rotation`). Every change runs under a lock (PostgreSQL advisory
+//! lock, SQLite `BEGIN IMMEDIATE`) and re-plans from the rows it reads, so when several nodes
+//! tick at once exactly one performs each step. Key events go to `audit_events` in the same
+//! transaction.
 
-use super::schema::signing_keys as sk;
+use super::schema::{audit_events, signing_keys as sk};
 use super::{Store, StoreError, key_lock_sql};
-use diesel::{ExpressionMethods, QueryDsl};
+use crate::protocol::rotation::{self, Action, KeyInfo, KeyState, Policy};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
+use latchkey_core::SigningAlg;
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRow {
@@ -14,12 +20,119 @@ pub struct KeyRow {
     pub private_key: Vec<u8>,
     pub public_jwk: String,
     pub created_at: i64,
+    pub activate_at: Option<i64>,
     pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
 }
 
-type Row = (String, String, String, Vec<u8>, String, i64, Option<i64>);
+impl KeyRow {
+    pub fn info(&self) -> Option<KeyInfo> {
+        Some(KeyInfo {
+            kid: self.kid.clone(),
+            alg: self.alg.parse().ok()?,
+            state: KeyState::parse(&self.state)?,
+            activate_at: self.activate_at,
+            activated_at: self.activated_at,
+            retired_at: self.retired_at,
+        })
+    }
+}
+
+type Row = (
+    String,
+    String,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn from_row(r: Row) -> KeyRow {
+    KeyRow {
+        kid: r.0,
+        alg: r.1,
+        state: r.2,
+        private_key: r.3,
+        public_jwk: r.4,
+        created_at: r.5,
+        activate_at: r.6,
+        activated_at: r.7,
+        retired_at: r.8,
+    }
+}
+
+macro_rules! key_columns {
+    () => {
+        (
+            sk::kid,
+            sk::alg,
+            sk::state,
+            sk::private_key,
+            sk::public_jwk,
+            sk::created_at,
+            sk::activate_at,
+            sk::activated_at,
+            sk::retired_at,
+        )
+    };
+}
+
+/// Inserts a key row in `state` inside the current transaction.
+macro_rules! insert_key {
+    ($conn:expr, $row:expr, $state:expr) => {{
+        let row: &KeyRow = $row;
+        let state: &str = $state;
+        let activated = if state == "active" {
+            row.activated_at.or(Some(row.created_at))
+        } else {
+            None
+        };
+        diesel::insert_into(sk::table)
+            .values((
+                sk::kid.eq(&row.kid),
+                sk::alg.eq(&row.alg),
+                sk::state.eq(state),
+                sk::private_key.eq(&row.private_key),
+                sk::public_jwk.eq(&row.public_jwk),
+                sk::created_at.eq(row.created_at),
+                sk::activate_at.eq(row.activate_at),
+                sk::activated_at.eq(activated),
+            ))
+            .execute($conn)
+            .await?
+    }};
+}
+
+/// Appends an audit event inside the current transaction.
+macro_rules! audit {
+    ($conn:expr, $now:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::id.eq(uuid::Uuid::now_v7().to_string()),
+                audit_events::at.eq($now),
+                audit_events::actor.eq($actor),
+                audit_events::action.eq($action),
+                audit_events::target.eq($target),
+                audit_events::details.eq($details.to_string()),
+            ))
+            .execute($conn)
+            .await?
+    };
+}
+
+/// The outcome of a locked rotation step.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub actions: Vec<Action>,
+    /// Algorithms that needed a new key but had none prepared (the caller generates and retries).
+    pub needs_key: Vec<SigningAlg>,
+}
 
 impl Store {
+    /// All keys that are still published (staged, active, retiring), oldest first.
     pub async fn list_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         let db = self.db.clone();
         let rows: Vec<Row> = self
@@ -27,23 +140,12 @@ impl Store {
                 Ok(crate::with_conn!(&db, conn => sk::table
                     .filter(sk::state.ne("removed"))
                     .order(sk::created_at.asc())
-                    .select((sk::kid, sk::alg, sk::state, sk::private_key, sk::public_jwk, sk::created_at, sk::activated_at))
+                    .select(key_columns!())
                     .load::<Row>(conn)
                     .await?))
             })
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| KeyRow {
-                kid: r.0,
-                alg: r.1,
-                state: r.2,
-                private_key: r.3,
-                public_jwk: r.4,
-                created_at: r.5,
-                activated_at: r.6,
-            })
-            .collect())
+        Ok(rows.into_iter().map(from_row).collect())
     }
 
     /// Inserts `candidate` as the active key for its algorithm unless another node already
@@ -65,20 +167,184 @@ impl Store {
                 if existing > 0 {
                     return Ok(false);
                 }
-                diesel::insert_into(sk::table)
-                    .values((
-                        sk::kid.eq(&candidate.kid),
-                        sk::alg.eq(&candidate.alg),
-                        sk::state.eq("active"),
-                        sk::private_key.eq(&candidate.private_key),
-                        sk::public_jwk.eq(&candidate.public_jwk),
-                        sk::created_at.eq(candidate.created_at),
-                        sk::activated_at.eq(candidate.activated_at),
-                    ))
-                    .execute(conn)
-                    .await?;
+                insert_key!(conn, &candidate, "active");
+                audit!(conn, candidate.created_at, "system", "key.created", &candidate.kid,
+                    serde_json::json!({"alg": candidate.alg, "state": "active"}));
                 Ok(true)
             })
+        })
+        .await
+    }
+
+    /// Runs one rotation step under the lock: plans from fresh rows (scheduled, or `manual`
+    /// for `latchkey keys rotate`) and applies what it can with the `prepared` keys.
+    pub async fn rotate_keys(
+        &self,
+        policy: Policy,
+        manual: bool,
+        now: i64,
+        actor: &str,
+        prepared: HashMap<SigningAlg, KeyRow>,
+    ) -> Result<Applied, StoreError> {
+        let db = self.db.clone();
+        let actor = actor.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::sql_query(key_lock_sql(&*conn)).execute(conn).await?;
+                let rows: Vec<Row> = sk::table
+                    .filter(sk::state.ne("removed"))
+                    .select(key_columns!())
+                    .load::<Row>(conn)
+                    .await?;
+                let infos: Vec<KeyInfo> = rows.into_iter().filter_map(|r| from_row(r).info()).collect();
+                let plan = if manual {
+                    rotation::plan_manual(&infos, policy, now)
+                } else {
+                    rotation::plan(&infos, policy, now)
+                };
+                let mut applied = Applied::default();
+                for action in plan {
+                    match &action {
+                        Action::Stage { alg, activate_at } => {
+                            let Some(row) = prepared.get(alg) else {
+                                applied.needs_key.push(*alg);
+                                continue;
+                            };
+                            let mut row = row.clone();
+                            row.activate_at = Some(*activate_at);
+                            row.created_at = now;
+                            insert_key!(conn, &row, "staged");
+                            audit!(conn, now, actor.as_str(), "key.staged", &row.kid,
+                                serde_json::json!({"alg": row.alg, "activate_at": activate_at}));
+                        }
+                        Action::Promote { staged, retire } => {
+                            if let Some(old) = retire {
+                                diesel::update(sk::table.find(old))
+                                    .set((sk::state.eq("retiring"), sk::retired_at.eq(Some(now))))
+                                    .execute(conn)
+                                    .await?;
+                                audit!(conn, now, actor.as_str(), "key.retiring", old, serde_json::json!({}));
+                            }
+                            diesel::update(sk::table.find(staged))
+                                .set((sk::state.eq("active"), sk::activated_at.eq(Some(now))))
+                                .execute(conn)
+                                .await?;
+                            audit!(conn, now, actor.as_str(), "key.activated", staged, serde_json::json!({}));
+                        }
+                        Action::Remove { kid } => {
+                            diesel::update(sk::table.find(kid))
+                                .set((sk::state.eq("removed"), sk::private_key.eq(Vec::<u8>::new())))
+                                .execute(conn)
+                                .await?;
+                            audit!(conn, now, actor.as_str(), "key.removed", kid, serde_json::json!({"reason": "expired"}));
+                        }
+                    }
+                    applied.actions.push(action);
+                }
+                Ok(applied)
+            })
+        })
+        .await
+    }
+
+    /// Emergency revocation: the key is unpublished at once. If it was signing, the staged key
+    /// for its algorithm takes over, else `replacement` does.
+    pub async fn revoke_key(
+        &self,
+        kid: &str,
+        replacement: KeyRow,
+        now: i64,
+        actor: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let db = self.db.clone();
+        let (kid, actor) = (kid.to_owned(), actor.to_owned());
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::sql_query(key_lock_sql(&*conn)).execute(conn).await?;
+                let row: Option<Row> = sk::table
+                    .find(&kid)
+                    .filter(sk::state.ne("removed"))
+                    .select(key_columns!())
+                    .first::<Row>(conn)
+                    .await
+                    .optional()?;
+                let Some(row) = row.map(from_row) else {
+                    return Err(StoreError::NotFound(format!("no published key with kid `{kid}`")));
+                };
+                diesel::update(sk::table.find(&kid))
+                    .set((sk::state.eq("removed"), sk::private_key.eq(Vec::<u8>::new()), sk::retired_at.eq(Some(now))))
+                    .execute(conn)
+                    .await?;
+                audit!(conn, now, actor.as_str(), "key.revoked", &kid, serde_json::json!({"alg": row.alg, "was": row.state}));
+                if row.state != "active" {
+                    return Ok(None);
+                }
+                let staged: Option<String> = sk::table
+                    .filter(sk::alg.eq(&row.alg))
+                    .filter(sk::state.eq("staged"))
+                    .select(sk::kid)
+                    .first::<String>(conn)
+                    .await
+                    .optional()?;
+                let successor = match staged {
+                    Some(s) => {
+                        diesel::update(sk::table.find(&s))
+                            .set((sk::state.eq("active"), sk::activated_at.eq(Some(now))))
+                            .execute(conn)
+                            .await?;
+                        s
+                    }
+                    None => {
+                        let mut r = replacement;
+                        r.created_at = now;
+                        r.activated_at = Some(now);
+                        insert_key!(conn, &r, "active");
+                        r.kid
+                    }
+                };
+                audit!(conn, now, actor.as_str(), "key.activated", &successor, serde_json::json!({"reason": "revocation"}));
+                Ok(Some(successor))
+            })
+        })
+        .await
+    }
+
+    /// Replaces sealed private keys (KEK rotation), each only if it is still the one read.
+    pub async fn rewrap_keys(
+        &self,
+        updates: Vec<(String, Vec<u8>, Vec<u8>)>,
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let db = self.db.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let mut n = 0;
+                for (kid, old, new) in &updates {
+                    let changed = diesel::update(sk::table.find(kid).filter(sk::private_key.eq(old)))
+                        .set(sk::private_key.eq(new))
+                        .execute(conn)
+                        .await?;
+                    if changed != 1 {
+                        return Err(StoreError::Conflict(format!("key {kid} changed during re-wrapping; run it again")));
+                    }
+                    n += 1;
+                }
+                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n}));
+                Ok(n)
+            })
+        })
+        .await
+    }
+
+    /// The longest access-token lifetime any client has configured.
+    pub async fn max_client_access_ttl(&self) -> Result<Option<i64>, StoreError> {
+        use super::schema::clients;
+        let db = self.db.clone();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => clients::table
+                .select(diesel::dsl::max(clients::access_token_ttl_secs))
+                .first::<Option<i64>>(conn)
+                .await?))
         })
         .await
     }

@@ -132,6 +132,18 @@ diesel::table! {
         created_at -> BigInt,
         activated_at -> Nullable<BigInt>,
         retired_at -> Nullable<BigInt>,
+        activate_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        at -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        details -> Text,
     }
 }
 
@@ -150,4 +162,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     grants,
     refresh_tokens,
     signing_keys,
+    audit_events,
 );

@@ -84,6 +84,36 @@ impl Store {
         .transpose()
     }
 
+    /// A fresh authentication of the same user in the same browser: the session keeps its id
+    /// (`sid`, and the grants bound to it) but gets a new cookie token (no fixation) and the
+    /// new authentication time and methods.
+    pub async fn renew_session(
+        &self,
+        id: &str,
+        token: TokenHash,
+        s: &Session,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let s = s.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(sessions::table.find(&id))
+                    .set((
+                        sessions::token_hash.eq(token.to_vec()),
+                        sessions::auth_time.eq(s.auth_time),
+                        sessions::amr.eq(to_json_text(&s.amr)),
+                        sessions::acr.eq(&s.acr),
+                        sessions::expires_at.eq(s.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Ends a session and revokes the grants issued from it, except `offline_access` ones.
     pub async fn end_session(&self, session_id: &str) -> Result<(), StoreError> {
         let db = self.db.clone();

@@ -94,10 +94,15 @@ pub async fn exchange(
     let refresh = client
         .allows_grant("refresh_token")
         .then(|| OpaqueToken::generate(TokenKind::RefreshToken));
-    state
+    let stored = state
         .store
         .create_grant(&grant, refresh.as_ref().map(OpaqueToken::hash))
         .await?;
+    if !stored {
+        return Err(OAuthError::invalid_grant(
+            "the login session behind this code has ended, or the code was replayed",
+        ));
+    }
 
     let keys = state.keys.current();
     let ttl = client

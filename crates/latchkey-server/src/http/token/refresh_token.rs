@@ -22,6 +22,29 @@ pub async fn exchange(
     let presented = params
         .get("refresh_token")
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
+    // Validate a narrower scope before rotating, so a refused request does not burn the token.
+    let requested = match params.get("scope") {
+        None => None,
+        Some(s) => {
+            let wanted = scope::parse(s)?;
+            let granted = match state
+                .store
+                .grant_by_refresh_token(TokenHash::of(presented))
+                .await?
+            {
+                Some((g, _)) if g.client_id == client.id => g.scope,
+                _ => return Err(OAuthError::invalid_grant("the refresh token is not valid")),
+            };
+            let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
+            if let Some(extra) = wanted.iter().find(|w| !granted.contains(&w.as_str())) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    format!("scope `{extra}` was not granted originally"),
+                ));
+            }
+            Some(wanted.join(" "))
+        }
+    };
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
     let grant = match state
         .store
@@ -40,26 +63,17 @@ pub async fn exchange(
         }
     };
     // A narrower scope may be asked for (RFC 6749 section 6), never a wider one.
-    let granted: Vec<&str> = grant.scope.split(' ').filter(|s| !s.is_empty()).collect();
-    let scope = match params.get("scope") {
-        None => grant.scope.clone(),
-        Some(s) => {
-            let wanted = scope::parse(s)?;
-            if let Some(extra) = wanted.iter().find(|w| !granted.contains(&w.as_str())) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    format!("scope `{extra}` was not granted originally"),
-                ));
-            }
-            wanted.join(" ")
-        }
-    };
-    let user = state
+    let scope = requested.unwrap_or_else(|| grant.scope.clone());
+    let Some(user) = state
         .store
         .get_user(&grant.user_id)
         .await?
         .filter(|u| !u.disabled)
-        .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
+    else {
+        // A disabled user's grants die with the attempt.
+        state.store.revoke_grant(&grant.id).await?;
+        return Err(OAuthError::invalid_grant("the user's account is disabled"));
+    };
     let t = now();
     let ttl = client
         .access_token_ttl_secs
