@@ -1,1 +1,587 @@
-fn main() {}
+//! `latchkey-bench`: starts the real `latchkey` binary and measures start-up, memory, password
+//! logins, and the token endpoint's throughput, then prints a Markdown report (see
+//! docs/benchmarks.md).
+//!
+//! ```sh
+//! cargo build --release -p latchkey -p latchkey-bench && \
+//!   target/release/latchkey-bench --bin target/release/latchkey \
+//!   [--postgres postgres://postgres@127.0.0.1:5432/test] [--duration SECS]
+//! ```
+//!
+//! Progress goes to standard error, the report to standard output.
+
+mod argon;
+mod load;
+mod login;
+mod report;
+mod server;
+mod stats;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+use load::Grant;
+use login::{Target, Until};
+use report::{Report, Verdict, fmt_bytes, fmt_ms, fmt_rate};
+use server::{Instance, Running};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Targets the report checks against.
+const TARGET_CLIENT_CREDENTIALS: f64 = 15_000.0;
+const TARGET_REFRESH_SQLITE: f64 = 4_000.0;
+const TARGET_LOGIN_SHARE: f64 = 0.80;
+const TARGET_IDLE_RSS: u64 = 25_000_000;
+const TARGET_READY: Duration = Duration::from_millis(200);
+
+#[derive(Parser)]
+#[command(
+    name = "latchkey-bench",
+    about = "Load benchmark for Latchkey: start-up, memory, logins and token grants"
+)]
+struct Args {
+    /// The `latchkey` binary to benchmark (build it with --release).
+    #[arg(long)]
+    bin: PathBuf,
+    /// PostgreSQL server to repeat the token benchmarks on, e.g.
+    /// postgres://postgres@127.0.0.1:5432/test. A fresh database is created and dropped.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Seconds each timed load phase (logins, client_credentials, refresh) runs.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent login workers.
+    #[arg(long, default_value_t = 4)]
+    logins: usize,
+    /// Concurrent keep-alive connections for the token-endpoint phases.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Restarts timed after the first start.
+    #[arg(long, default_value_t = 3)]
+    restarts: usize,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(report) => {
+            println!("{report}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<Report> {
+    anyhow::ensure!(args.duration > 0, "--duration must be at least 1 second");
+    anyhow::ensure!(args.connections > 0, "--connections must be at least 1");
+    anyhow::ensure!(args.logins > 0, "--logins must be at least 1");
+    let bin = std::fs::canonicalize(&args.bin)
+        .with_context(|| format!("--bin {}", args.bin.display()))?;
+    // One thread: the load generator gets at most one core.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut report = Report::new(&bin, std::env::args().collect());
+    let scratch = tempfile::Builder::new()
+        .prefix("latchkey-bench-probe-")
+        .tempdir()?;
+    let log_env = server::accepts_log_env(&bin, scratch.path())?;
+    if !log_env {
+        report.note(
+            "The server refuses `LATCHKEY_LOG=warn` (it reads it as the unknown configuration \
+             key `log`), so it ran without it, at the default log level `info`: one more log \
+             line per login."
+                .into(),
+        );
+    }
+    sqlite(args, &bin, log_env, &rt, &mut report)?;
+    if let Some(admin) = &args.postgres {
+        postgres(args, &bin, log_env, &rt, &mut report, admin)?;
+    }
+    Ok(report)
+}
+
+fn phase(what: &str) {
+    eprintln!("latchkey-bench: {what}");
+}
+
+fn sqlite(
+    args: &Args,
+    bin: &Path,
+    log_env: bool,
+    rt: &tokio::runtime::Runtime,
+    report: &mut Report,
+) -> Result<()> {
+    let duration = Duration::from_secs(args.duration);
+    let dir = tempfile::Builder::new()
+        .prefix("latchkey-bench-")
+        .tempdir()?;
+    let inst = Instance::new(bin, dir.path(), None, log_env)?;
+
+    // 1. Start-to-ready: first start (creates the KEK and the signing keys), then restarts.
+    phase("start-to-ready");
+    let (mut server, first) = inst.start()?;
+    let mut restarts = Vec::new();
+    for _ in 0..args.restarts {
+        server.stop()?;
+        let (s, t) = inst.start()?;
+        server = s;
+        restarts.push(t);
+    }
+    report.row(
+        "Start to ready, first start (creates keys)",
+        fmt_ms(first),
+        "",
+        Verdict::None,
+    );
+    if !restarts.is_empty() {
+        let mut sorted = restarts.clone();
+        sorted.sort();
+        let median = sorted[sorted.len() / 2];
+        let all: Vec<String> = restarts.iter().map(|d| fmt_ms(*d)).collect();
+        report.row(
+            &format!("Start to ready, restart (median of {})", restarts.len()),
+            format!("{} ({})", fmt_ms(median), all.join(", ")),
+            &format!("≤ {}", fmt_ms(TARGET_READY)),
+            Verdict::of(median <= TARGET_READY),
+        );
+    }
+
+    // 2. Provision with the CLI, against the running server's database.
+    phase("provisioning with the CLI");
+    let target = provision(&inst)?;
+
+    // 3. Idle RSS.
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = server.status_bytes("VmRSS")?;
+    report.row(
+        "Idle RSS (VmRSS, 1 s after ready)",
+        fmt_bytes(idle),
+        "≤ 25 MB",
+        Verdict::of(idle <= TARGET_IDLE_RSS),
+    );
+
+    // 4. The Argon2id ceiling, measured while the server idles.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let argon_time = duration.clamp(Duration::from_secs(2), Duration::from_secs(5));
+    phase(&format!(
+        "raw Argon2id on {cores} threads for {}s",
+        argon_time.as_secs()
+    ));
+    let argon_rate = argon::rate(cores, argon_time)?;
+    report.row(
+        &format!(
+            "Raw Argon2id rate (m={} KiB, t={}, p={}; {cores} threads)",
+            argon::MEMORY_KIB,
+            argon::ITERATIONS,
+            argon::PARALLELISM
+        ),
+        format!("{:.1} hashes/s", argon_rate),
+        "",
+        Verdict::None,
+    );
+
+    // 5. Complete password logins.
+    phase(&format!(
+        "password logins: {} workers for {}s",
+        args.logins, args.duration
+    ));
+    let logins = rt.block_on(login::run(&target, args.logins, Until::Elapsed(duration)))?;
+    anyhow::ensure!(
+        logins.logins > 0,
+        "no login succeeded: {}",
+        logins.first_error.as_deref().unwrap_or("no error recorded")
+    );
+    let share = logins.per_sec() / argon_rate;
+    report.row(
+        &format!("Password logins ({} workers)", args.logins),
+        format!(
+            "{:.1} logins/s = {:.0} % of the Argon2id rate",
+            logins.per_sec(),
+            share * 100.0
+        ),
+        &format!("≥ {:.0} % of the Argon2id rate", TARGET_LOGIN_SHARE * 100.0),
+        Verdict::of(share >= TARGET_LOGIN_SHARE),
+    );
+    report.row(
+        "Login latency p50 / p99 (whole flow)",
+        format!(
+            "{} / {} ({} logins, {} errors)",
+            fmt_ms_f(logins.latencies.ms(0.5)),
+            fmt_ms_f(logins.latencies.ms(0.99)),
+            logins.latencies.count(),
+            logins.errors
+        ),
+        "",
+        Verdict::None,
+    );
+    if let Some(e) = &logins.first_error {
+        report.note(format!("First login error: {e}"));
+    }
+    let mut refresh_tokens = logins.refresh_tokens;
+    top_up_tokens(rt, &target, args, &mut refresh_tokens)?;
+    let mut memory = MemoryTrace::default();
+    memory.after(&server, "logins")?;
+
+    // 6 and 7. The token endpoint.
+    let auth = load::basic_auth(&target.client_id, &target.client_secret);
+    token_endpoint(
+        &Phase {
+            args,
+            rt,
+            server: &server,
+            inst: &inst,
+            auth: &auth,
+            db: "SQLite",
+        },
+        report,
+        &mut memory,
+        refresh_tokens,
+        Some(TARGET_REFRESH_SQLITE),
+    )?;
+
+    // 8. Peak RSS.
+    memory.report(report, &server, "SQLite")?;
+    server.stop()?;
+    Ok(())
+}
+
+/// The server's resident memory after each phase, and its peak.
+#[derive(Default)]
+struct MemoryTrace(Vec<String>);
+
+impl MemoryTrace {
+    fn after(&mut self, server: &Running, what: &str) -> Result<()> {
+        let rss = server.status_bytes("VmRSS")?;
+        eprintln!(
+            "latchkey-bench:   server RSS after {what}: {}",
+            fmt_bytes(rss)
+        );
+        self.0.push(format!("{what} {:.1} MB", rss as f64 / 1e6));
+        Ok(())
+    }
+
+    fn report(&self, report: &mut Report, server: &Running, db: &str) -> Result<()> {
+        let peak = server.status_bytes("VmHWM")?;
+        report.row(
+            &format!("Peak RSS after all load (VmHWM, {db})"),
+            fmt_bytes(peak),
+            "",
+            Verdict::None,
+        );
+        report.row(
+            &format!("RSS after each phase (VmRSS, {db})"),
+            self.0.join(", "),
+            "",
+            Verdict::None,
+        );
+        Ok(())
+    }
+}
+
+/// What a token-endpoint phase runs against.
+struct Phase<'a> {
+    args: &'a Args,
+    rt: &'a tokio::runtime::Runtime,
+    server: &'a Running,
+    inst: &'a Instance,
+    auth: &'a str,
+    db: &'a str,
+}
+
+/// Runs enough extra logins (untimed) that every connection gets its own refresh chain.
+fn top_up_tokens(
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    args: &Args,
+    tokens: &mut Vec<String>,
+) -> Result<()> {
+    if tokens.len() >= args.connections {
+        return Ok(());
+    }
+    let missing = args.connections - tokens.len();
+    phase(&format!("{missing} more logins for refresh tokens"));
+    let more = rt.block_on(login::run(target, args.logins, Until::Count(missing)))?;
+    tokens.extend(more.refresh_tokens);
+    anyhow::ensure!(
+        tokens.len() >= args.connections,
+        "only {} refresh tokens for {} connections: {}",
+        tokens.len(),
+        args.connections,
+        more.first_error.as_deref().unwrap_or("")
+    );
+    Ok(())
+}
+
+fn token_endpoint(
+    p: &Phase<'_>,
+    report: &mut Report,
+    memory: &mut MemoryTrace,
+    refresh_tokens: Vec<String>,
+    refresh_target: Option<f64>,
+) -> Result<()> {
+    let Phase {
+        args,
+        rt,
+        server,
+        inst,
+        auth,
+        db,
+    } = *p;
+    let duration = Duration::from_secs(args.duration);
+    let c = args.connections;
+    rt.block_on(load::probe(inst.addr, auth))?;
+
+    phase(&format!(
+        "client_credentials ({db}): {c} connections for {}s",
+        args.duration
+    ));
+    let cpu = CpuMeter::start(server)?;
+    let cc = rt.block_on(load::run(
+        inst.addr,
+        auth,
+        c,
+        duration,
+        Grant::ClientCredentials,
+    ))?;
+    let cpu = cpu.stop(server, cc.elapsed)?;
+    report.row(
+        &format!("client_credentials grants ({db}, {c} connections)"),
+        format!("{}/s", fmt_rate(cc.per_sec())),
+        &format!("≥ {}/s", fmt_rate(TARGET_CLIENT_CREDENTIALS)),
+        Verdict::of(cc.per_sec() >= TARGET_CLIENT_CREDENTIALS),
+    );
+    report.row(
+        &format!("client_credentials latency p50 / p99, errors ({db})"),
+        format!(
+            "{} / {}, {} errors",
+            fmt_ms_f(cc.latencies.ms(0.5)),
+            fmt_ms_f(cc.latencies.ms(0.99)),
+            cc.errors
+        ),
+        "",
+        Verdict::None,
+    );
+    report.row(
+        &format!("CPU during client_credentials ({db})"),
+        cpu,
+        "",
+        Verdict::None,
+    );
+    if let Some(e) = &cc.first_error {
+        report.note(format!("First client_credentials error ({db}): {e}"));
+    }
+    memory.after(server, "client_credentials")?;
+
+    phase(&format!(
+        "refresh_token ({db}): {c} connections for {}s",
+        args.duration
+    ));
+    let cpu = CpuMeter::start(server)?;
+    let rf = rt.block_on(load::run(
+        inst.addr,
+        auth,
+        c,
+        duration,
+        Grant::Refresh(refresh_tokens),
+    ))?;
+    let cpu = cpu.stop(server, rf.elapsed)?;
+    let (target, verdict) = match refresh_target {
+        Some(t) => (
+            format!("≥ {}/s", fmt_rate(t)),
+            Verdict::of(rf.per_sec() >= t),
+        ),
+        None => (String::new(), Verdict::None),
+    };
+    report.row(
+        &format!("Refresh grants ({db}, {c} connections)"),
+        format!("{}/s", fmt_rate(rf.per_sec())),
+        &target,
+        verdict,
+    );
+    report.row(
+        &format!("Refresh latency p50 / p99, errors ({db})"),
+        format!(
+            "{} / {}, {} errors",
+            fmt_ms_f(rf.latencies.ms(0.5)),
+            fmt_ms_f(rf.latencies.ms(0.99)),
+            rf.errors
+        ),
+        "",
+        Verdict::None,
+    );
+    report.row(
+        &format!("CPU during refresh ({db})"),
+        cpu,
+        "",
+        Verdict::None,
+    );
+    if let Some(e) = &rf.first_error {
+        report.note(format!(
+            "First refresh error ({db}): {e} ({} of {c} chains stopped early)",
+            rf.dead_connections
+        ));
+    }
+    memory.after(server, "refresh")?;
+    Ok(())
+}
+
+/// CPU the server and this process used over a load phase, in cores.
+struct CpuMeter {
+    server: Duration,
+    me: Duration,
+}
+
+impl CpuMeter {
+    fn start(server: &Running) -> Result<CpuMeter> {
+        Ok(CpuMeter {
+            server: server.cpu_time()?,
+            me: server::cpu_time("/proc/self/stat")?,
+        })
+    }
+
+    fn stop(self, server: &Running, wall: Duration) -> Result<String> {
+        let s = server.cpu_time()?.saturating_sub(self.server);
+        let m = server::cpu_time("/proc/self/stat")?.saturating_sub(self.me);
+        let w = wall.as_secs_f64().max(f64::EPSILON);
+        Ok(format!(
+            "server {:.2} cores, load generator {:.2} cores",
+            s.as_secs_f64() / w,
+            m.as_secs_f64() / w
+        ))
+    }
+}
+
+fn fmt_ms_f(ms: f64) -> String {
+    report::fmt_ms(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Creates the lab, the user and the client with the `latchkey` CLI.
+fn provision(inst: &Instance) -> Result<Target> {
+    inst.cli(&["lab", "create", "--name", "Bench"], None)?;
+    inst.cli(
+        &[
+            "user",
+            "create",
+            "--lab",
+            "Bench",
+            "--email",
+            login::EMAIL,
+            "--password-stdin",
+        ],
+        Some(&format!("{}\n", login::PASSWORD)),
+    )?;
+    let client = inst.cli(
+        &[
+            "client",
+            "create",
+            "--name",
+            "Bench",
+            "--redirect-uri",
+            login::REDIRECT_URI,
+            "--grant-types",
+            "authorization_code,refresh_token,client_credentials",
+            "--skip-consent",
+        ],
+        None,
+    )?;
+    let field = |k: &str| {
+        client
+            .get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("`latchkey client create --json` printed no {k}"))
+    };
+    Ok(Target {
+        base: inst.base_url(),
+        client_id: field("client_id")?,
+        client_secret: field("client_secret")?,
+    })
+}
+
+fn postgres(
+    args: &Args,
+    bin: &Path,
+    log_env: bool,
+    rt: &tokio::runtime::Runtime,
+    report: &mut Report,
+    admin: &str,
+) -> Result<()> {
+    let name = format!(
+        "lk_bench_{}",
+        login::random_bytes(8)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    );
+    let mut url = url::Url::parse(admin).context("--postgres is not a URL")?;
+    url.set_path(&name);
+    phase(&format!("PostgreSQL: creating database {name}"));
+    rt.block_on(pg_admin(admin, &format!("CREATE DATABASE {name}")))?;
+    let result = postgres_runs(args, bin, log_env, rt, report, url.to_string());
+    phase(&format!("PostgreSQL: dropping database {name}"));
+    let dropped = rt.block_on(pg_admin(
+        admin,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    ));
+    result?;
+    dropped
+}
+
+fn postgres_runs(
+    args: &Args,
+    bin: &Path,
+    log_env: bool,
+    rt: &tokio::runtime::Runtime,
+    report: &mut Report,
+    url: String,
+) -> Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("latchkey-bench-pg-")
+        .tempdir()?;
+    let inst = Instance::new(bin, dir.path(), Some(url), log_env)?;
+    phase("PostgreSQL: starting the server");
+    let (server, first) = inst.start()?;
+    report.row(
+        "Start to ready, first start (PostgreSQL, creates keys)",
+        fmt_ms(first),
+        "",
+        Verdict::None,
+    );
+    let target = provision(&inst)?;
+    let mut tokens = Vec::new();
+    top_up_tokens(rt, &target, args, &mut tokens)?;
+    let mut memory = MemoryTrace::default();
+    memory.after(&server, "logins")?;
+    let auth = load::basic_auth(&target.client_id, &target.client_secret);
+    token_endpoint(
+        &Phase {
+            args,
+            rt,
+            server: &server,
+            inst: &inst,
+            auth: &auth,
+            db: "PostgreSQL",
+        },
+        report,
+        &mut memory,
+        tokens,
+        None,
+    )?;
+    memory.report(report, &server, "PostgreSQL")?;
+    server.stop()
+}
+
+async fn pg_admin(url: &str, sql: &str) -> Result<()> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("connecting to {}", report::redact(url)))?;
+    let task = tokio::spawn(conn);
+    client.batch_execute(sql).await.context(sql.to_owned())?;
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}

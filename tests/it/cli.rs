@@ -381,7 +381,7 @@ fn serve_starts_with_zero_configuration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_provisions_postgres_through_database_url() {
     let name = format!("lk_cli_{}", uuid::Uuid::new_v4().simple());
-    let base = std::env::var("LATCHKEY_TEST_PG")
+    let base = std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let admin = |sql: String| {
         let base = base.clone();

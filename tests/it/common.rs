@@ -31,14 +31,14 @@ pub struct TestApp {
 }
 
 fn pg_base_url() -> String {
-    std::env::var("LATCHKEY_TEST_PG")
+    std::env::var("TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 async fn pg_admin(sql: &str) {
     let (client, conn) = tokio_postgres::connect(&pg_base_url(), tokio_postgres::NoTls)
         .await
-        .expect("PostgreSQL must be reachable at LATCHKEY_TEST_PG (scripts/test starts it)");
+        .expect("PostgreSQL must be reachable at TEST_POSTGRES_URL (scripts/test starts it)");
     let task = tokio::spawn(conn);
     client.batch_execute(sql).await.expect(sql);
     drop(client);

@@ -10,8 +10,10 @@
 
 mod browser;
 mod cli;
+mod client;
 mod common;
 mod config_reference;
 mod documents;
 mod oidc_flow;
 mod refusals;
+mod rotation;

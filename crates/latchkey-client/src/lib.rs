@@ -1,1 +1,34 @@
-//! placeholder
+//! `latchkey-client`: what a lab service embeds to trust Latchkey's tokens without calling
+//! Latchkey on every request.
+//!
+//! - [`Verifier`] checks RFC 9068 access tokens and OpenID Connect ID tokens offline: the
+//!   signature with ring (the algorithm comes from the JWK, never from the token alone), `typ`,
+//!   `iss`, `aud`, `exp`/`nbf`/`iat` with a small leeway.
+//! - Keys come from a [`KeySource`] (discovery + JWKS over HTTP, or a fixed JWKS for offline
+//!   use and tests) through a cache that honours `Cache-Control`, refreshes ahead of expiry,
+//!   refetches on an unknown `kid` at most once per interval, and keeps serving the last good
+//!   keys while the issuer is unreachable ([`Verifier::status`] reports it).
+//! - [`Grants`] turns claims into `allows("invoices:approve")`, with an optional
+//!   [`FeatureMap`] from roles or scopes to a service's own features.
+//! - [`Grants::require_acr`] yields an RFC 9470 step-up challenge.
+//! - With the `actix` feature, [`actix`] has an extractor and guards.
+//!
+//! No global state: every verifier owns its cache.
+
+#[cfg(feature = "actix")]
+pub mod actix;
+mod cache;
+mod error;
+mod grants;
+pub mod jws;
+mod keys;
+mod verifier;
+
+pub use cache::KeyStatus;
+pub use error::{StepUpRequired, VerifyError};
+pub use grants::{FeatureMap, Grants};
+#[cfg(feature = "http")]
+pub use keys::HttpKeySource;
+pub use keys::{FetchError, FetchFuture, JwkSet, Jwks, KeySource, StaticKeys};
+pub use latchkey_core::{Acr, SigningAlg};
+pub use verifier::{Claims, Verifier, VerifierOptions};

@@ -3,8 +3,9 @@
 //! Sources, later ones winning: built-in defaults, a TOML file (`--config`, `LATCHKEY_CONFIG`),
 //! then `LATCHKEY_*` environment variables (nested keys joined by `__`, e.g.
 //! `LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS=600`) and `DATABASE_URL`. Unknown keys are errors, so
-//! a typo never silently falls back to a default. `docs/configuration.md` documents every key;
-//! a test checks that it does.
+//! a typo never silently falls back to a default. `LATCHKEY_CONFIG` and `LATCHKEY_LOG` are the
+//! only `LATCHKEY_*` variables that are not configuration keys. `docs/configuration.md`
+//! documents every key; a test checks that it does.
 
 use crate::secret::Secret;
 use figment::Figment;
@@ -207,15 +208,14 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment
-            .merge(Env::prefixed("LATCHKEY_").split("__").ignore(&["config"]))
-            .merge(Env::raw().only(&["database_url"]));
-        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let config: Config = with_env(figment)
+            .extract()
+            .map_err(|e| ConfigError(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let t = &self.tokens;
         for (name, v) in [
             ("tokens.access_token_ttl_secs", t.access_token_ttl_secs),
@@ -315,6 +315,17 @@ impl Config {
     }
 }
 
+/// The environment overlay: `LATCHKEY_*` (nested keys joined by `__`) and `DATABASE_URL`.
+fn with_env(figment: Figment) -> Figment {
+    figment
+        .merge(
+            Env::prefixed("LATCHKEY_")
+                .split("__")
+                .ignore(&["config", "log"]),
+        )
+        .merge(Env::raw().only(&["database_url"]))
+}
+
 fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
@@ -334,6 +345,24 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.issuer(), "http://localhost:8080");
         assert!(c.insecure_cookies());
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail API")]
+    fn log_and_config_variables_are_not_config_keys() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_LOG", "warn");
+            jail.set_env("LATCHKEY_CONFIG", "x.toml");
+            jail.set_env("LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS", "600");
+            let c: Config =
+                with_env(Figment::from(Serialized::defaults(Config::default()))).extract()?;
+            assert_eq!(c.tokens.access_token_ttl_secs, 600);
+            jail.set_env("LATCHKEY_TOKENS__ACESS_TOKEN_TTL_SECS", "600");
+            let typo = with_env(Figment::from(Serialized::defaults(Config::default())))
+                .extract::<Config>();
+            assert!(typo.is_err(), "a misspelt key is an error");
+            Ok(())
+        });
     }
 
     #[test]

@@ -1,0 +1,270 @@
+//! Complete password logins, the way a browser without JavaScript does them: a fresh cookie
+//! jar, `/authorize` with PKCE, the login page, the form post, then the client's code
+//! exchange at `/token`.
+
+use crate::stats::Latencies;
+use anyhow::{Context, Result, anyhow, bail, ensure};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::rand::{SecureRandom, SystemRandom};
+use std::time::{Duration, Instant};
+
+pub const REDIRECT_URI: &str = "http://127.0.0.1:9/cb";
+pub const EMAIL: &str = "bench@lab.example";
+pub const PASSWORD: &str = "violet tractor sings at dawn";
+
+/// Where to log in, and as which client.
+#[derive(Clone)]
+pub struct Target {
+    pub base: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// What a run of login workers produced.
+pub struct LoginRun {
+    pub logins: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    pub latencies: Latencies,
+    pub refresh_tokens: Vec<String>,
+}
+
+impl LoginRun {
+    pub fn per_sec(&self) -> f64 {
+        self.logins as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+}
+
+/// When a run of logins ends.
+#[derive(Clone, Copy)]
+pub enum Until {
+    /// Start no new login after this long.
+    Elapsed(Duration),
+    /// Stop once this many logins succeeded in all.
+    Count(usize),
+}
+
+/// `workers` concurrent loops of complete logins.
+pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginRun> {
+    let started = Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let target = target.clone();
+        let done = done.clone();
+        set.spawn(async move {
+            let mut run = LoginRun {
+                logins: 0,
+                errors: 0,
+                first_error: None,
+                elapsed: Duration::ZERO,
+                latencies: Latencies::new()?,
+                refresh_tokens: Vec::new(),
+            };
+            loop {
+                let go_on = match until {
+                    Until::Elapsed(d) => started.elapsed() < d,
+                    Until::Count(n) => done.load(std::sync::atomic::Ordering::Relaxed) < n,
+                };
+                if !go_on {
+                    break;
+                }
+                let t0 = Instant::now();
+                match login_once(&target).await {
+                    Ok(refresh) => {
+                        run.latencies.record(t0.elapsed());
+                        run.logins += 1;
+                        run.refresh_tokens.push(refresh);
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        run.errors += 1;
+                        if run.first_error.is_none() {
+                            run.first_error = Some(format!("{e:#}"));
+                        }
+                        if run.errors > 100 && run.logins == 0 {
+                            return Err(e.context("every login fails"));
+                        }
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            anyhow::Ok(run)
+        });
+    }
+    let mut total = LoginRun {
+        logins: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies: Latencies::new()?,
+        refresh_tokens: Vec::new(),
+    };
+    while let Some(joined) = set.join_next().await {
+        let run = joined.context("login worker panicked")??;
+        total.logins += run.logins;
+        total.errors += run.errors;
+        total.first_error = total.first_error.or(run.first_error);
+        total.latencies.add(&run.latencies)?;
+        total.refresh_tokens.extend(run.refresh_tokens);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// One complete login in a new browser (new cookie jar, new connection); returns the refresh
+/// token the code exchange issued.
+pub async fn login_once(t: &Target) -> Result<String> {
+    let http = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
+    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    let authorize = url::Url::parse_with_params(
+        &format!("{}/authorize", t.base),
+        &[
+            ("response_type", "code"),
+            ("client_id", t.client_id.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("scope", "openid"),
+            ("state", "s"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ],
+    )?;
+
+    let r = http.get(authorize).send().await.context("GET /authorize")?;
+    let loc = location(&r);
+    ensure!(
+        r.status() == 303 && loc.starts_with("/login?flow="),
+        "GET /authorize: expected 303 to /login?flow=, got {} to {loc:?}",
+        r.status()
+    );
+
+    let r = http
+        .get(format!("{}{loc}", t.base))
+        .send()
+        .await
+        .context("GET /login")?;
+    ensure!(
+        r.status() == 200,
+        "GET /login: expected 200, got {}",
+        r.status()
+    );
+    let html = r.text().await?;
+    let flow = hidden_input(&html, "flow").ok_or_else(|| anyhow!("login page has no flow"))?;
+    let csrf = hidden_input(&html, "csrf").ok_or_else(|| anyhow!("login page has no csrf"))?;
+
+    let r = http
+        .post(format!("{}/login", t.base))
+        .form(&[
+            ("flow", flow.as_str()),
+            ("csrf", csrf.as_str()),
+            ("username", EMAIL),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .context("POST /login")?;
+    let loc = location(&r);
+    ensure!(
+        r.status() == 303 && loc.starts_with(&format!("{REDIRECT_URI}?")),
+        "POST /login: expected 303 to the redirect URI, got {} to {loc:?}",
+        r.status()
+    );
+    let back = url::Url::parse(&loc)?;
+    let param = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let code = param("code").ok_or_else(|| anyhow!("redirect without a code: {loc}"))?;
+    ensure!(param("state").as_deref() == Some("s"), "state not returned");
+
+    let r = http
+        .post(format!("{}/token", t.base))
+        .basic_auth(&t.client_id, Some(&t.client_secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier.as_str()),
+        ])
+        .send()
+        .await
+        .context("POST /token")?;
+    let status = r.status();
+    let body = r.bytes().await?;
+    if status != 200 {
+        bail!(
+            "POST /token (authorization_code): {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let json: serde_json::Value = serde_json::from_slice(&body)?;
+    ensure!(
+        json.get("id_token").and_then(|v| v.as_str()).is_some(),
+        "token response without an id_token"
+    );
+    json.get("refresh_token")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("token response without a refresh_token"))
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| anyhow!("no randomness from the OS"))?;
+    Ok(buf)
+}
+
+/// The value of `<input … name="NAME" … value="…">` in a page we rendered ourselves.
+fn hidden_input(html: &str, name: &str) -> Option<String> {
+    let at = html.find(&format!("name=\"{name}\""))?;
+    let start = html[..at].rfind('<')?;
+    let end = at + html[at..].find('>')?;
+    let tag = &html[start..end];
+    let v = tag.find("value=\"")? + "value=\"".len();
+    let len = tag[v..].find('"')?;
+    Some(unescape(&tag[v..v + len]))
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hidden_inputs() {
+        let html = r#"<form><input type="hidden" name="flow" value="abc_-1">
+            <input type="hidden" name="csrf" value="x&amp;y"></form>"#;
+        assert_eq!(hidden_input(html, "flow").as_deref(), Some("abc_-1"));
+        assert_eq!(hidden_input(html, "csrf").as_deref(), Some("x&y"));
+        assert_eq!(hidden_input(html, "nope"), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! An example lab service protected by Latchkey: every route verifies the caller's bearer
+//! token offline with `latchkey-client`.
+//!
+//! ```sh
+//! LATCHKEY_ISSUER=http://localhost:8080 LAB_SERVICE_AUDIENCE=<client_id> \
+//!   cargo run -p latchkey-client --features actix --example lab_service
+//! ```
+//!
+//! - `GET /whoami`: any valid access token; returns its grants.
+//! - `GET /orders`: needs the feature `orders:read` (this service grants it to tokens with the
+//!   `email` scope, through its own feature map).
+//! - `POST /invoices/{id}/approve`: needs a two-factor login (`acr` ≥ `mfa`, else an RFC 9470
+//!   step-up challenge) and the feature `invoices:approve` (role `approver`).
+//! - `GET /health`: the key cache's state.
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use latchkey_client::actix::{Mfa, Principal, Require, RequireAcr};
+use latchkey_client::{FeatureMap, Verifier, VerifierOptions, feature};
+
+feature!(ReadOrders = "orders:read");
+
+async fn whoami(p: Principal) -> HttpResponse {
+    let g = p.0;
+    HttpResponse::Ok().json(serde_json::json!({
+        "sub": g.subject,
+        "lab": g.lab,
+        "roles": g.roles,
+        "features": g.features,
+        "scopes": g.scopes,
+        "acr": g.acr.map(|a| a.as_str()),
+        "amr": g.amr,
+    }))
+}
+
+async fn orders(p: Require<ReadOrders>) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "lab": p.0.lab, "orders": ["PO-1001", "PO-1002"] }))
+}
+
+async fn approve(p: RequireAcr<Mfa>, id: web::Path<String>) -> HttpResponse {
+    if !p.0.allows("invoices:approve") {
+        let refusal = latchkey_client::actix::AuthError::Forbidden("invoices:approve".into());
+        return actix_web::ResponseError::error_response(&refusal);
+    }
+    HttpResponse::Ok().json(serde_json::json!({ "approved": id.into_inner(), "by": p.0.subject }))
+}
+
+async fn health(v: web::Data<Verifier>) -> HttpResponse {
+    let s = v.status();
+    HttpResponse::Ok().json(serde_json::json!({
+        "keys": s.keys,
+        "stale": s.stale,
+        "last_error": s.last_error,
+        "fetches": s.fetches,
+    }))
+}
+
+/// The service's own vocabulary: which roles and scopes grant which features.
+pub fn feature_map() -> FeatureMap {
+    FeatureMap::new()
+        .scope("email", ["orders:read"])
+        .role("approver", ["invoices:approve"])
+}
+
+/// The routes, with a `web::Data<Verifier>` registered by the caller.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/whoami", web::get().to(whoami))
+        .route("/orders", web::get().to(orders))
+        .route("/invoices/{id}/approve", web::post().to(approve))
+        .route("/health", web::get().to(health));
+}
+
+#[actix_web::main]
+#[allow(
+    dead_code,
+    reason = "tests include this file as a module and use routes()"
+)]
+async fn main() -> std::io::Result<()> {
+    let issuer =
+        std::env::var("LATCHKEY_ISSUER").unwrap_or_else(|_| "http://localhost:8080".into());
+    let audience = std::env::var("LAB_SERVICE_AUDIENCE").map_err(|_| {
+        std::io::Error::other("set LAB_SERVICE_AUDIENCE to the client id this service accepts")
+    })?;
+    let bind = std::env::var("LAB_SERVICE_BIND").unwrap_or_else(|_| "127.0.0.1:8090".into());
+    let verifier = Verifier::discover(VerifierOptions::new(issuer, audience))
+        .await
+        .map_err(std::io::Error::other)?
+        .with_feature_map(feature_map());
+    let data = web::Data::new(verifier);
+    eprintln!("lab service listening on http://{bind}");
+    HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
+        .workers(1)
+        .bind(bind)?
+        .run()
+        .await
+}

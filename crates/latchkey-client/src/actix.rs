@@ -1,0 +1,185 @@
+//! actix-web integration: [`Principal`] extracts the verified grants of a bearer token;
+//! [`Require`] and [`RequireAcr`] refuse requests that lack a feature or a strong enough
+//! authentication. Errors follow RFC 6750 (401 with `WWW-Authenticate`, 403 for a missing
+//! grant) and RFC 9470 (401 `insufficient_user_authentication` with `acr_values`).
+//!
+//! Register the verifier as app data: `App::new().app_data(web::Data::new(verifier))`.
+
+use crate::error::{StepUpRequired, VerifyError};
+use crate::grants::Grants;
+use crate::verifier::Verifier;
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use latchkey_core::Acr;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+/// Why a request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error("{0}")]
+    Invalid(VerifyError),
+    #[error("the token does not grant `{0}`")]
+    Forbidden(String),
+    #[error("{0}")]
+    StepUp(StepUpRequired),
+    #[error("the service has no token verifier configured")]
+    NotConfigured,
+}
+
+fn quote(s: &str) -> String {
+    s.replace(['"', '\\'], "'")
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AuthError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (www, error) = match self {
+            AuthError::Missing => ("Bearer".to_owned(), None),
+            AuthError::Invalid(e) => (
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    quote(&e.to_string())
+                ),
+                Some("invalid_token"),
+            ),
+            AuthError::Forbidden(f) => (
+                format!(
+                    "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
+                    quote(&format!("the token does not grant {f}"))
+                ),
+                Some("insufficient_scope"),
+            ),
+            AuthError::StepUp(s) => (
+                s.www_authenticate(),
+                Some("insufficient_user_authentication"),
+            ),
+            AuthError::NotConfigured => (String::new(), Some("server_error")),
+        };
+        let mut r = HttpResponse::build(self.status_code());
+        if !www.is_empty() {
+            r.insert_header(("WWW-Authenticate", www));
+        }
+        r.insert_header(("Cache-Control", "no-store"));
+        match error {
+            Some(e) => {
+                r.json(serde_json::json!({"error": e, "error_description": self.to_string()}))
+            }
+            None => r.finish(),
+        }
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let h = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = h.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {
+    let verifier = req
+        .app_data::<web::Data<Verifier>>()
+        .ok_or(AuthError::NotConfigured)?
+        .clone();
+    let token = bearer(&req).ok_or(AuthError::Missing)?;
+    verifier
+        .verify_access_token(&token)
+        .await
+        .map_err(AuthError::Invalid)
+}
+
+/// The grants of the request's verified bearer token.
+#[derive(Debug, Clone)]
+pub struct Principal(pub Grants);
+
+impl FromRequest for Principal {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Principal, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { authenticate(req).await.map(Principal) })
+    }
+}
+
+/// A feature a handler requires; declare one with [`feature!`](crate::feature).
+pub trait Feature {
+    const NAME: &'static str;
+}
+
+/// Declares a [`Feature`] type: `feature!(ApproveInvoices = "invoices:approve");`.
+#[macro_export]
+macro_rules! feature {
+    ($name:ident = $value:literal) => {
+        pub struct $name;
+        impl $crate::actix::Feature for $name {
+            const NAME: &'static str = $value;
+        }
+    };
+}
+
+/// Extracts the principal only when its token grants `F` (else 403 `insufficient_scope`).
+pub struct Require<F: Feature>(pub Grants, PhantomData<F>);
+
+impl<F: Feature + 'static> FromRequest for Require<F> {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Require<F>, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let g = authenticate(req).await?;
+            if g.allows(F::NAME) {
+                Ok(Require(g, PhantomData))
+            } else {
+                Err(AuthError::Forbidden(F::NAME.to_owned()))
+            }
+        })
+    }
+}
+
+/// An authentication strength a handler requires.
+pub trait Level {
+    const ACR: Acr;
+}
+/// Two factors.
+pub struct Mfa;
+impl Level for Mfa {
+    const ACR: Acr = Acr::Mfa;
+}
+/// Phishing-resistant.
+pub struct Phr;
+impl Level for Phr {
+    const ACR: Acr = Acr::Phr;
+}
+
+/// Extracts the principal only when it authenticated at level `L` or stronger (else an RFC 9470
+/// step-up challenge).
+pub struct RequireAcr<L: Level>(pub Grants, PhantomData<L>);
+
+impl<L: Level + 'static> FromRequest for RequireAcr<L> {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<RequireAcr<L>, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let g = authenticate(req).await?;
+            g.require_acr(L::ACR).map_err(AuthError::StepUp)?;
+            Ok(RequireAcr(g, PhantomData))
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! Why a token was refused, and the RFC 9470 step-up challenge.
+
+use latchkey_core::Acr;
+
+/// A refused token. The message is safe to send to the caller (RFC 6750 `error_description`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the token is malformed: {0}")]
+    Malformed(String),
+    #[error("the token's signing key is unknown")]
+    UnknownKey,
+    #[error("the token's header algorithm does not match its key")]
+    AlgorithmMismatch,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token is not of the expected type ({expected})")]
+    WrongType { expected: &'static str },
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token's nonce does not match")]
+    NonceMismatch,
+}
+
+/// The user authenticated too weakly for this request: RFC 9470 section 3 says how to ask the
+/// client to send the user back for a stronger authentication.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this request needs a stronger authentication ({acr})")]
+pub struct StepUpRequired {
+    pub acr: Acr,
+    /// Set when the authentication must also be recent (seconds).
+    pub max_age: Option<u64>,
+}
+
+impl StepUpRequired {
+    /// The `WWW-Authenticate` value of RFC 9470 section 3.
+    pub fn www_authenticate(&self) -> String {
+        let mut v = format!(
+            "Bearer error=\"insufficient_user_authentication\", error_description=\"A stronger authentication is required\", acr_values=\"{}\"",
+            self.acr
+        );
+        if let Some(m) = self.max_age {
+            v.push_str(&format!(", max_age={m}"));
+        }
+        v
+    }
+}

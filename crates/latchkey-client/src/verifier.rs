@@ -1,0 +1,291 @@
+//! Token verification. The checks, in order: compact JWS syntax; `kid` names a known key
+//! (refetching once, rate-limited, when it does not); the header `alg` equals the key's `alg`
+//! (so `none`, HMAC with a public key, or RS/ES confusion cannot work); the signature, with
+//! ring; `typ` (`at+jwt` for access tokens per RFC 9068, never for ID tokens); `iss`; `aud`;
+//! `exp`, `nbf` and `iat` within the leeway.
+
+use crate::cache::{KeyCache, KeyStatus};
+use crate::error::VerifyError;
+use crate::grants::{FeatureMap, Grants};
+use crate::jws;
+use crate::keys::{FetchError, JwkSet, KeySource, VerificationKey};
+use serde::{Deserialize, Deserializer};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct VerifierOptions {
+    /// The issuer, exactly as in its discovery document (no trailing slash).
+    pub issuer: String,
+    /// The audience this service accepts: for Latchkey access tokens, the client id the
+    /// service logs users in with (or is called by).
+    pub audience: String,
+    /// Allowed clock skew for `exp`, `nbf` and `iat`.
+    pub leeway: Duration,
+    /// Key-set lifetime when the source does not say (`Cache-Control`).
+    pub default_max_age: Duration,
+    /// Refetch the key set on an unknown `kid` at most this often.
+    pub min_refetch_interval: Duration,
+}
+
+impl VerifierOptions {
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> VerifierOptions {
+        VerifierOptions {
+            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            audience: audience.into(),
+            leeway: Duration::from_secs(30),
+            default_max_age: Duration::from_secs(300),
+            min_refetch_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Claims Latchkey puts in its tokens, as a verifier reads them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
+    #[serde(default)]
+    pub iat: Option<i64>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub azp: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub auth_time: Option<i64>,
+    #[serde(default)]
+    pub acr: Option<String>,
+    #[serde(default)]
+    pub amr: Vec<String>,
+    #[serde(default)]
+    pub sid: Option<String>,
+    #[serde(default)]
+    pub lab: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+    #[serde(default)]
+    pub nonce: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Access,
+    Id,
+}
+
+/// Verifies Latchkey tokens. Cheap to clone; share one per service.
+#[derive(Clone)]
+pub struct Verifier {
+    opts: Arc<VerifierOptions>,
+    cache: Arc<KeyCache>,
+    map: Arc<FeatureMap>,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Verifier {
+    /// Keys from any source; fetches them once before returning.
+    pub async fn with_source(
+        opts: VerifierOptions,
+        source: impl KeySource,
+    ) -> Result<Verifier, FetchError> {
+        let cache = Arc::new(KeyCache::new(
+            Box::new(source),
+            opts.default_max_age,
+            opts.min_refetch_interval,
+        ));
+        cache.fetch(false).await?;
+        Ok(Verifier {
+            opts: Arc::new(opts),
+            cache,
+            map: Arc::new(FeatureMap::default()),
+        })
+    }
+
+    /// Discovery and JWKS from the issuer over HTTP.
+    #[cfg(feature = "http")]
+    pub async fn discover(opts: VerifierOptions) -> Result<Verifier, FetchError> {
+        let source = crate::keys::HttpKeySource::discover(&opts.issuer).await?;
+        Verifier::with_source(opts, source).await
+    }
+
+    /// A fixed JWKS document, for offline use: no network, ever.
+    pub fn from_jwks(opts: VerifierOptions, jwks_json: &[u8]) -> Result<Verifier, FetchError> {
+        let keys = JwkSet::from_json(jwks_json)?;
+        let cache = Arc::new(KeyCache::new(
+            Box::new(crate::keys::StaticKeys(keys.clone())),
+            opts.default_max_age,
+            Duration::from_secs(u64::MAX / 4),
+        ));
+        cache.seed(keys, Duration::from_secs(u64::MAX / 4));
+        Ok(Verifier {
+            opts: Arc::new(opts),
+            cache,
+            map: Arc::new(FeatureMap::default()),
+        })
+    }
+
+    /// Derive features from roles and scopes with the service's own map.
+    pub fn with_feature_map(mut self, map: FeatureMap) -> Verifier {
+        self.map = Arc::new(map);
+        self
+    }
+
+    pub fn options(&self) -> &VerifierOptions {
+        &self.opts
+    }
+
+    /// The key cache's health.
+    pub fn status(&self) -> KeyStatus {
+        self.cache.status()
+    }
+
+    /// Verifies an RFC 9068 access token and returns what it grants.
+    pub async fn verify_access_token(&self, token: &str) -> Result<Grants, VerifyError> {
+        let claims = self.verify(token, Kind::Access, None).await?;
+        Ok(self.grants(claims))
+    }
+
+    /// Verifies an ID token (OIDC Core 3.1.3.7) for this service's client id.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        self.verify(token, Kind::Id, nonce).await
+    }
+
+    /// Like [`Verifier::verify_access_token`], synchronously and without network: an unknown
+    /// `kid` is refused instead of triggering a refetch. For hot paths and benchmarks.
+    pub fn verify_access_token_cached(&self, token: &str, now: i64) -> Result<Grants, VerifyError> {
+        let parsed = jws::parse(token).map_err(|e| VerifyError::Malformed(e.0.into()))?;
+        let key = self
+            .cache
+            .cached(
+                parsed
+                    .header
+                    .kid
+                    .as_deref()
+                    .ok_or(VerifyError::UnknownKey)?,
+            )
+            .ok_or(VerifyError::UnknownKey)?;
+        let claims = self.check(&parsed, &key, Kind::Access, None, now)?;
+        Ok(self.grants(claims))
+    }
+
+    fn grants(&self, claims: Claims) -> Grants {
+        let g = Grants::from_claims(claims);
+        if self.map.is_empty() {
+            g
+        } else {
+            g.with_map(&self.map)
+        }
+    }
+
+    async fn verify(
+        &self,
+        token: &str,
+        kind: Kind,
+        nonce: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
+        let parsed = jws::parse(token).map_err(|e| VerifyError::Malformed(e.0.into()))?;
+        let kid = parsed
+            .header
+            .kid
+            .as_deref()
+            .ok_or(VerifyError::UnknownKey)?;
+        let key = self.cache.get(kid).await.ok_or(VerifyError::UnknownKey)?;
+        self.check(&parsed, &key, kind, nonce, now_unix())
+    }
+
+    fn check(
+        &self,
+        t: &jws::Compact<'_>,
+        key: &VerificationKey,
+        kind: Kind,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<Claims, VerifyError> {
+        if t.header.alg != key.alg.as_str() {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+        if !key.verify(t.signing_input.as_bytes(), &t.signature) {
+            return Err(VerifyError::BadSignature);
+        }
+        let typ = t.header.typ.as_deref().map(|s| s.to_ascii_lowercase());
+        let typ = typ
+            .as_deref()
+            .map(|s| s.strip_prefix("application/").unwrap_or(s));
+        match kind {
+            Kind::Access if typ != Some("at+jwt") => {
+                return Err(VerifyError::WrongType {
+                    expected: "at+jwt access token",
+                });
+            }
+            Kind::Id if !matches!(typ, None | Some("jwt")) => {
+                return Err(VerifyError::WrongType {
+                    expected: "ID token",
+                });
+            }
+            _ => {}
+        }
+        let claims: Claims = serde_json::from_slice(&t.payload)
+            .map_err(|e| VerifyError::Malformed(format!("claims: {e}")))?;
+        if claims.iss != self.opts.issuer {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !claims.aud.iter().any(|a| *a == self.opts.audience) {
+            return Err(VerifyError::WrongAudience);
+        }
+        let leeway = self.opts.leeway.as_secs() as i64;
+        if claims.exp <= now - leeway {
+            return Err(VerifyError::Expired);
+        }
+        if claims.nbf.is_some_and(|n| n > now + leeway)
+            || claims.iat.is_some_and(|i| i > now + leeway)
+        {
+            return Err(VerifyError::NotYetValid);
+        }
+        if kind == Kind::Id {
+            if let Some(expected) = nonce
+                && claims.nonce.as_deref() != Some(expected)
+            {
+                return Err(VerifyError::NonceMismatch);
+            }
+            if claims.aud.len() > 1 && claims.azp.as_deref() != Some(self.opts.audience.as_str()) {
+                return Err(VerifyError::WrongAudience);
+            }
+        }
+        Ok(claims)
+    }
+}
