@@ -1,12 +1,12 @@
 //! Passwords: NIST SP 800-63B rules (length limits, a blocklist of common and context-specific
-//! passwords, no composition rules) and Argon2id hashing on a bounded blocking pool, so a burst
-//! of logins can neither stall the async workers nor use unbounded memory.
+//! passwords, no composition rules) and Argon2id hashing on a fixed pool of threads with reused
+//! memory, so a burst of logins can neither stall the async workers nor grow memory.
 
 use crate::config::{Argon2Config, PasswordConfig};
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::Arc;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use unicode_normalization::UnicodeNormalization;
 
 /// Why a new password was refused; the message is shown next to the field.
@@ -71,11 +71,120 @@ pub enum Verified {
     YesRehash(String),
 }
 
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// Argon2id on a fixed set of threads, one per permitted concurrent hash. Each thread keeps its
+/// working memory (19 MiB by default) between hashes: memory use is bounded by the thread count
+/// and is not handed back and forth to the allocator (which would keep the high-water mark).
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    jobs: tokio::sync::mpsc::Sender<Job>,
     dummy: Arc<OnceCell<String>>,
+}
+
+fn argon2id(params: Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn compute(
+    argon: &Argon2<'_>,
+    blocks: usize,
+    memory: &mut [Block],
+    pw: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), HashError> {
+    let e = |e: argon2::Error| HashError::Hash(e.to_string());
+    if memory.len() == blocks {
+        argon
+            .hash_password_into_with_memory(pw, salt, out, &mut memory[..])
+            .map_err(e)
+    } else {
+        // A stored hash with other parameters (before a rehash): use memory for this once.
+        let mut other = vec![Block::default(); blocks];
+        argon
+            .hash_password_into_with_memory(pw, salt, out, &mut other[..])
+            .map_err(e)
+    }
+}
+
+fn phc(params: &Params, salt: &[u8], out: &[u8]) -> Result<String, HashError> {
+    let salt = SaltString::encode_b64(salt).map_err(|e| HashError::Hash(e.to_string()))?;
+    let output = Output::new(out).map_err(|e| HashError::Hash(e.to_string()))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        output
+    ))
+}
+
+fn hash_with(params: &Params, memory: &mut [Block], pw: &[u8]) -> Result<String, HashError> {
+    let salt = crate::secret::random_bytes(16);
+    let mut out = [0u8; 32];
+    compute(
+        &argon2id(params.clone()),
+        params.block_count(),
+        memory,
+        pw,
+        &salt,
+        &mut out,
+    )?;
+    phc(params, &salt, &out)
+}
+
+/// Checks `pw` against a PHC string; `Ok(None)` when it does not match.
+fn verify_with(
+    params: &Params,
+    memory: &mut [Block],
+    pw: &[u8],
+    stored: &str,
+) -> Result<Option<Option<String>>, HashError> {
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return Ok(None);
+    };
+    let (Ok(alg), Ok(stored_params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return Ok(None);
+    };
+    let version = parsed
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or(Version::V0x13);
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return Ok(None);
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(alg, version, stored_params.clone());
+    compute(
+        &argon,
+        stored_params.block_count(),
+        memory,
+        pw,
+        salt,
+        &mut out,
+    )?;
+    // Output's equality is constant-time.
+    if Output::new(&out).ok() != Some(expected) {
+        return Ok(None);
+    }
+    let same = alg == Algorithm::Argon2id
+        && stored_params.m_cost() == params.m_cost()
+        && stored_params.t_cost() == params.t_cost()
+        && stored_params.p_cost() == params.p_cost();
+    if same {
+        Ok(Some(None))
+    } else {
+        hash_with(params, memory, pw).map(|h| Some(Some(h)))
+    }
 }
 
 impl PasswordHasher {
@@ -87,40 +196,56 @@ impl PasswordHasher {
         } else {
             cfg.max_concurrent
         };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n {
+            let rx = rx.clone();
+            let blocks = params.block_count();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    let mut memory: Vec<Block> = Vec::new();
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(mut r) => r.blocking_recv(),
+                            Err(_) => None,
+                        };
+                        let Some(job) = job else { break };
+                        if memory.len() != blocks {
+                            memory = vec![Block::default(); blocks];
+                        }
+                        job(&mut memory);
+                    }
+                })
+                .map_err(|e| HashError::Params(format!("cannot start hashing threads: {e}")))?;
+        }
         Ok(PasswordHasher {
             params,
-            permits: Arc::new(Semaphore::new(n)),
+            jobs: tx,
             dummy: Arc::new(OnceCell::new()),
         })
     }
 
-    fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(Argon2<'static>) -> T + Send + 'static,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let _permit = self.permits.acquire().await.map_err(|_| HashError::Pool)?;
-        let argon = self.argon2();
-        tokio::task::spawn_blocking(move || f(argon))
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move |mem| {
+                let _ = tx.send(f(mem));
+            }))
             .await
-            .map_err(|_| HashError::Pool)
+            .map_err(|_| HashError::Pool)?;
+        rx.await.map_err(|_| HashError::Pool)
     }
 
     /// Hashes a (normalised) password into a PHC string.
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let pw = normalize(password);
-        self.run(move |argon| {
-            let salt = SaltString::encode_b64(&crate::secret::random_bytes(16))
-                .map_err(|e| HashError::Hash(e.to_string()))?;
-            argon
-                .hash_password(pw.as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| HashError::Hash(e.to_string()))
-        })
-        .await?
+        let params = self.params.clone();
+        self.run(move |mem| hash_with(&params, mem, pw.as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against `stored`; with `stored = None` (unknown user) it burns the
@@ -130,53 +255,22 @@ impl PasswordHasher {
         password: &str,
         stored: Option<&str>,
     ) -> Result<Verified, HashError> {
+        let known = stored.is_some();
         let stored = match stored {
             Some(s) => s.to_owned(),
-            None => {
-                let dummy = self
-                    .dummy
-                    .get_or_try_init(|| self.hash("latchkey-dummy-password"))
-                    .await?
-                    .clone();
-                let pw = normalize(password);
-                self.run(move |argon| {
-                    if let Ok(parsed) = PasswordHash::new(&dummy) {
-                        let _ = argon.verify_password(pw.as_bytes(), &parsed);
-                    }
-                })
-                .await?;
-                return Ok(Verified::No);
-            }
+            None => self
+                .dummy
+                .get_or_try_init(|| self.hash("latchkey-dummy-password"))
+                .await?
+                .clone(),
         };
         let pw = normalize(password);
         let params = self.params.clone();
         let ok = self
-            .run(move |argon| {
-                let Ok(parsed) = PasswordHash::new(&stored) else {
-                    return Ok(None);
-                };
-                if argon.verify_password(pw.as_bytes(), &parsed).is_err() {
-                    return Ok(None);
-                }
-                let current = Params::try_from(&parsed).ok();
-                let same = parsed.algorithm.as_str() == "argon2id"
-                    && current.is_some_and(|p| {
-                        p.m_cost() == params.m_cost()
-                            && p.t_cost() == params.t_cost()
-                            && p.p_cost() == params.p_cost()
-                    });
-                if same {
-                    return Ok(Some(None));
-                }
-                let salt = SaltString::encode_b64(&crate::secret::random_bytes(16))
-                    .map_err(|e| HashError::Hash(e.to_string()))?;
-                argon
-                    .hash_password(pw.as_bytes(), &salt)
-                    .map(|h| Some(Some(h.to_string())))
-                    .map_err(|e| HashError::Hash(e.to_string()))
-            })
+            .run(move |mem| verify_with(&params, mem, pw.as_bytes(), &stored))
             .await??;
         Ok(match ok {
+            _ if !known => Verified::No,
             None => Verified::No,
             Some(None) => Verified::Yes,
             Some(Some(rehash)) => Verified::YesRehash(rehash),
@@ -223,6 +317,23 @@ mod tests {
             ),
             Err(PasswordRejected::Guessable)
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_are_standard_phc_strings() {
+        use argon2::password_hash::PasswordVerifier;
+        let h = PasswordHasher::new(&Argon2Config {
+            memory_kib: 1024,
+            iterations: 1,
+            ..Argon2Config::default()
+        })
+        .unwrap();
+        let phc = h.hash("correct horse battery").await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{phc}");
+        let parsed = PasswordHash::new(&phc).unwrap();
+        Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .unwrap();
     }
 
     #[tokio::test]

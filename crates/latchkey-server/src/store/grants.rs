@@ -4,7 +4,7 @@
 //! the whole family dies (OAuth 2.0 Security BCP, RFC 9700 section 4.14.2).
 
 use super::schema::{grants, refresh_tokens as rt, sessions};
-use super::{Store, StoreError, from_json_text, now, to_json_text};
+use super::{Db, Store, StoreError, from_json_text, now, to_json_text};
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -33,8 +33,9 @@ impl Grant {
 
 #[derive(Debug)]
 pub enum RefreshUse {
-    /// The token was current: it is now consumed and its successor stored.
-    Rotated(Box<Grant>),
+    /// The token was current: it is now consumed and its successor stored. The flag says
+    /// whether the grant's user is disabled (the caller refuses and revokes then).
+    Rotated(Box<Grant>, bool),
     /// The token had been used before: the family is revoked.
     Reused,
     /// Unknown token, or its grant is revoked or expired.
@@ -148,7 +149,12 @@ impl Store {
     }
 
     /// Rotates a refresh token: consumes `old` and stores `new` in the same family, or, when
-    /// `old` was already used, revokes the family.
+    /// `old` was already used, revokes the family. Also reports whether the grant's user is
+    /// disabled, so the hot path needs no second query.
+    ///
+    /// This is the busiest write path, so on SQLite the whole transaction runs in one blocking
+    /// call (one thread hand-off instead of one per statement); both backends expand the same
+    /// body from [`rotate_body!`].
     pub async fn rotate_refresh_token(
         &self,
         old: TokenHash,
@@ -158,61 +164,37 @@ impl Store {
         let db = self.db.clone();
         let client_id = client_id.to_owned();
         let t = now();
-        let out: Result<Option<Row>, bool> = self
+        let out: Rotation = self
             .run(async move {
-                crate::with_tx!(&db, conn => {
-                    let tok: Option<(String, Option<i64>)> = rt::table
-                        .find(old.to_vec())
-                        .select((rt::grant_id, rt::consumed_at))
-                        .first(conn)
+                match &db {
+                    Db::Pg(pool) => {
+                        use diesel_async::AsyncConnection as _;
+                        let mut obj = pool.get().await?;
+                        let c: &mut super::PgConn = &mut obj;
+                        c.transaction::<_, StoreError, _>(async move |c| {
+                            rotate_async::rotate(c, &old, &new, &client_id, t).await
+                        })
                         .await
-                        .optional()?;
-                    let Some((grant_id, consumed)) = tok else { return Ok(Err(false)) };
-                    if consumed.is_some() {
-                        diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
-                            .set(grants::revoked_at.eq(Some(t)))
-                            .execute(conn)
-                            .await?;
-                        return Ok(Err(true));
                     }
-                    let grant: Option<Row> = grants::table
-                        .find(&grant_id)
-                        .filter(grants::revoked_at.is_null())
-                        .filter(grants::expires_at.gt(t))
-                        .select(grant_columns!())
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let Some(grant) = grant else { return Ok(Err(false)) };
-                    // Another client's token: refuse without consuming it.
-                    if grant.1 != client_id {
-                        return Ok(Err(false));
+                    Db::Sqlite { writer, .. } => {
+                        let mut obj = writer.get().await?;
+                        let c: &mut super::SqliteConn = &mut obj;
+                        c.spawn_blocking(move |c| {
+                            Ok(c.immediate_transaction::<_, StoreError, _>(|c| {
+                                rotate_sync::rotate(c, &old, &new, &client_id, t)
+                            }))
+                        })
+                        .await?
                     }
-                    // Only the request that flips consumed_at wins; a concurrent use of the same
-                    // token (PostgreSQL runs these transactions in parallel) counts as reuse.
-                    let won = diesel::update(rt::table.find(old.to_vec()).filter(rt::consumed_at.is_null()))
-                        .set(rt::consumed_at.eq(Some(t)))
-                        .execute(conn)
-                        .await?;
-                    if won != 1 {
-                        diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
-                            .set(grants::revoked_at.eq(Some(t)))
-                            .execute(conn)
-                            .await?;
-                        return Ok(Err(true));
-                    }
-                    diesel::insert_into(rt::table)
-                        .values((rt::token_hash.eq(new.to_vec()), rt::grant_id.eq(&grant_id), rt::created_at.eq(t)))
-                        .execute(conn)
-                        .await?;
-                    Ok(Ok(Some(grant)))
-                })
+                }
             })
             .await?;
         Ok(match out {
-            Ok(Some(row)) => RefreshUse::Rotated(Box::new(from_row(row)?)),
-            Ok(None) | Err(false) => RefreshUse::Invalid,
-            Err(true) => RefreshUse::Reused,
+            Rotation::Rotated(row, disabled) => {
+                RefreshUse::Rotated(Box::new(from_row(*row)?), disabled)
+            }
+            Rotation::Invalid => RefreshUse::Invalid,
+            Rotation::Reused => RefreshUse::Reused,
         })
     }
 
@@ -268,5 +250,91 @@ impl Store {
             })
         })
         .await
+    }
+}
+
+enum Rotation {
+    Rotated(Box<Row>, bool),
+    Reused,
+    Invalid,
+}
+
+/// The refresh rotation, written once; `[.await]` or `[]` makes it async or sync.
+macro_rules! rotate_body {
+    ($c:ident, $old:ident, $new:ident, $client_id:ident, $t:ident, [$($aw:tt)*]) => {{
+        use crate::store::schema::{grants, refresh_tokens as rt, users};
+        use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+        let tok: Option<(String, Option<i64>)> = rt::table
+            .find($old.to_vec())
+            .select((rt::grant_id, rt::consumed_at))
+            .first($c) $($aw)*
+            .optional()?;
+        let Some((grant_id, consumed)) = tok else { return Ok(Rotation::Invalid) };
+        let revoke = diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
+            .set(grants::revoked_at.eq(Some($t)));
+        if consumed.is_some() {
+            revoke.execute($c) $($aw)* ?;
+            return Ok(Rotation::Reused);
+        }
+        let grant: Option<Row> = grants::table
+            .find(&grant_id)
+            .filter(grants::revoked_at.is_null())
+            .filter(grants::expires_at.gt($t))
+            .select(grant_columns!())
+            .first($c) $($aw)*
+            .optional()?;
+        let Some(grant) = grant else { return Ok(Rotation::Invalid) };
+        // Another client's token: refuse without consuming it.
+        if grant.1 != *$client_id {
+            return Ok(Rotation::Invalid);
+        }
+        // Only the request that flips consumed_at wins; a concurrent use of the same token
+        // (PostgreSQL runs these transactions in parallel) counts as reuse.
+        let won = diesel::update(rt::table.find($old.to_vec()).filter(rt::consumed_at.is_null()))
+            .set(rt::consumed_at.eq(Some($t)))
+            .execute($c) $($aw)* ?;
+        if won != 1 {
+            revoke.execute($c) $($aw)* ?;
+            return Ok(Rotation::Reused);
+        }
+        diesel::insert_into(rt::table)
+            .values((rt::token_hash.eq($new.to_vec()), rt::grant_id.eq(&grant_id), rt::created_at.eq($t)))
+            .execute($c) $($aw)* ?;
+        let disabled: Option<bool> = users::table
+            .find(&grant.2)
+            .select(users::disabled)
+            .first($c) $($aw)*
+            .optional()?;
+        Ok(Rotation::Rotated(Box::new(grant), disabled.unwrap_or(true)))
+    }};
+}
+
+mod rotate_async {
+    use super::{Rotation, Row, StoreError, TokenHash};
+    use diesel_async::RunQueryDsl;
+
+    pub(super) async fn rotate(
+        c: &mut crate::store::PgConn,
+        old: &TokenHash,
+        new: &TokenHash,
+        client_id: &String,
+        t: i64,
+    ) -> Result<Rotation, StoreError> {
+        rotate_body!(c, old, new, client_id, t, [.await])
+    }
+}
+
+mod rotate_sync {
+    use super::{Rotation, Row, StoreError, TokenHash};
+    use diesel::RunQueryDsl;
+
+    pub(super) fn rotate(
+        c: &mut diesel::SqliteConnection,
+        old: &TokenHash,
+        new: &TokenHash,
+        client_id: &String,
+        t: i64,
+    ) -> Result<Rotation, StoreError> {
+        rotate_body!(c, old, new, client_id, t, [])
     }
 }

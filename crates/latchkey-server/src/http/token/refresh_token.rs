@@ -51,7 +51,14 @@ pub async fn exchange(
         .rotate_refresh_token(TokenHash::of(presented), next.hash(), &client.id)
         .await?
     {
-        RefreshUse::Rotated(g) => g,
+        RefreshUse::Rotated(g, disabled) => {
+            if disabled {
+                // A disabled user's grants die with the attempt.
+                state.store.revoke_grant(&g.id).await?;
+                return Err(OAuthError::invalid_grant("the user's account is disabled"));
+            }
+            g
+        }
         RefreshUse::Reused => {
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
             return Err(OAuthError::invalid_grant(
@@ -64,16 +71,6 @@ pub async fn exchange(
     };
     // A narrower scope may be asked for (RFC 6749 section 6), never a wider one.
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
-    let Some(user) = state
-        .store
-        .get_user(&grant.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        // A disabled user's grants die with the attempt.
-        state.store.revoke_grant(&grant.id).await?;
-        return Err(OAuthError::invalid_grant("the user's account is disabled"));
-    };
     let t = now();
     let ttl = client
         .access_token_ttl_secs
@@ -82,7 +79,7 @@ pub async fn exchange(
         &state.keys.current(),
         &AccessTokenInput {
             issuer: &state.issuer,
-            subject: &user.id,
+            subject: &grant.user_id,
             client_id: &client.id,
             scope: &scope,
             ttl,
