@@ -161,6 +161,35 @@ macro_rules! both {
     };
 }
 
+/// Like `both!`, with a configuration tweak: `both_with!(name, tweak_fn, async |app| { ... })`.
+#[macro_export]
+macro_rules! both_with {
+    ($name:ident, $tweak:expr, $body:expr) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app =
+                    $crate::common::TestApp::with_config($crate::common::Backend::Sqlite, $tweak)
+                        .await;
+                let f = $body;
+                f(&app).await;
+                app.stop().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app =
+                    $crate::common::TestApp::with_config($crate::common::Backend::Postgres, $tweak)
+                        .await;
+                let f = $body;
+                f(&app).await;
+                app.stop().await;
+            }
+        }
+    };
+}
+
 /// A cookie-keeping HTTP client that does not follow redirects.
 pub struct Browser {
     pub http: reqwest::Client,

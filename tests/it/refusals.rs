@@ -827,3 +827,77 @@ both!(
         );
     }
 );
+
+both!(
+    oauth_form_post_response_mode_posts_code_and_state,
+    async |app: &TestApp| {
+        let c = app.client(|c| c.skip_consent = true).await;
+        let b = Browser::new(app);
+        let (flow, csrf) = b
+            .open_login(&authorize_url(
+                app,
+                &c.client_id,
+                &[("response_mode", "form_post")],
+            ))
+            .await;
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(
+            r.status(),
+            200,
+            "form_post answers with an auto-submitting page"
+        );
+        let html = r.text().await.unwrap();
+        assert!(html.contains(&format!("action=\"{CALLBACK}\"")), "{html}");
+        assert!(html_input(&html, "code").unwrap().starts_with("lk_ac_"));
+        assert_eq!(html_input(&html, "state").as_deref(), Some("st4te"));
+        assert!(
+            html.contains("/static/form_post.js") && !html.contains("<script>"),
+            "no inline script"
+        );
+    }
+);
+
+both!(
+    public_client_exchanges_with_pkce_and_no_secret,
+    async |app: &TestApp| {
+        let c = app
+            .client(|c| {
+                c.public = true;
+                c.skip_consent = true;
+            })
+            .await;
+        let back = Browser::new(app)
+            .login(&authorize_url(app, &c.client_id, &[]), EMAIL, PASSWORD)
+            .await;
+        let code = query_param(&back, "code").unwrap();
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", c.client_id.as_str()),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        assert!(body["id_token"].is_string() && body["refresh_token"].is_string());
+        // A secret sent for a public client is refused.
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", c.client_id.as_str()),
+                ("client_secret", "x"),
+                ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(error_of(&r.json().await.unwrap()), "invalid_client");
+    }
+);

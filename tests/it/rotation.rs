@@ -39,95 +39,100 @@ async fn verifier(app: &TestApp, audience: &str) -> Verifier {
     Verifier::discover(opts).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rotation_under_load_has_zero_verification_failures() {
-    let app = TestApp::with_config(Backend::Sqlite, fast_keys).await;
-    let svc = app
-        .client(|c| c.grant_types = vec!["client_credentials".into()])
-        .await;
-    let secret = svc.client_secret.clone().unwrap();
-    let v = verifier(&app, &svc.client_id).await;
-    let mut kids = BTreeSet::new();
-    let (mut ok, mut failures) = (0, Vec::new());
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(14) {
-        let t = cc_token(&app, &svc.client_id, &secret).await;
-        kids.insert(kid_of(&t));
-        match v.verify_access_token(&t).await {
-            Ok(_) => ok += 1,
-            Err(e) => failures.push(e),
+crate::both_with!(
+    rotation_under_load_has_zero_verification_failures,
+    fast_keys,
+    async |app: &TestApp| {
+        let svc = app
+            .client(|c| c.grant_types = vec!["client_credentials".into()])
+            .await;
+        let secret = svc.client_secret.clone().unwrap();
+        let v = verifier(app, &svc.client_id).await;
+        let mut kids = BTreeSet::new();
+        let (mut ok, mut failures) = (0, Vec::new());
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(14) {
+            let t = cc_token(app, &svc.client_id, &secret).await;
+            kids.insert(kid_of(&t));
+            match v.verify_access_token(&t).await {
+                Ok(_) => ok += 1,
+                Err(e) => failures.push(e),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            failures.is_empty(),
+            "{} failures out of {}: {:?}",
+            failures.len(),
+            ok + failures.len(),
+            &failures[..failures.len().min(5)]
+        );
+        assert!(
+            kids.len() >= 3,
+            "expected several rotations, saw signing keys {kids:?}"
+        );
+        // The unknown-kid refetch path was not what saved us: keys were staged ahead.
+        assert!(v.status().fetches as usize >= kids.len());
     }
-    assert!(
-        failures.is_empty(),
-        "{} failures out of {}: {:?}",
-        failures.len(),
-        ok + failures.len(),
-        &failures[..failures.len().min(5)]
-    );
-    assert!(
-        kids.len() >= 3,
-        "expected several rotations, saw signing keys {kids:?}"
-    );
-    // The unknown-kid refetch path was not what saved us: keys were staged ahead.
-    assert!(v.status().fetches as usize >= kids.len());
-    app.stop().await;
+);
+
+fn fast_reload(c: &mut Config) {
+    c.keys.jwks_max_age_secs = 1;
+    c.keys.reload_interval_secs = 1;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn emergency_revoke_fails_the_keys_tokens_after_refetch() {
-    let app = TestApp::with_config(Backend::Sqlite, |c| {
-        c.keys.jwks_max_age_secs = 1;
-        c.keys.reload_interval_secs = 1;
-    })
-    .await;
-    let svc = app
-        .client(|c| c.grant_types = vec!["client_credentials".into()])
-        .await;
-    let secret = svc.client_secret.clone().unwrap();
-    let v = verifier(&app, &svc.client_id).await;
-    let old = cc_token(&app, &svc.client_id, &secret).await;
-    v.verify_access_token(&old).await.unwrap();
-    let s = &app.state;
-    let successor = s
-        .keys
-        .revoke(&s.store, &s.kek, &kid_of(&old), "test")
-        .await
-        .unwrap();
-    assert!(successor.is_some(), "a new key signs at once");
-    let jwks: serde_json::Value = reqwest::get(app.url("/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert!(
-        !jwks.to_string().contains(&kid_of(&old)),
-        "gone from the JWKS at once"
-    );
-    let new = cc_token(&app, &svc.client_id, &secret).await;
-    assert_ne!(kid_of(&new), kid_of(&old));
-    let deadline = Instant::now() + Duration::from_secs(6);
-    loop {
-        match v.verify_access_token(&old).await {
-            Err(VerifyError::UnknownKey) => break,
-            Ok(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await
+crate::both_with!(
+    emergency_revoke_fails_the_keys_tokens_after_refetch,
+    fast_reload,
+    async |app: &TestApp| {
+        let svc = app
+            .client(|c| c.grant_types = vec!["client_credentials".into()])
+            .await;
+        let secret = svc.client_secret.clone().unwrap();
+        let v = verifier(app, &svc.client_id).await;
+        let old = cc_token(app, &svc.client_id, &secret).await;
+        v.verify_access_token(&old).await.unwrap();
+        let s = &app.state;
+        let successor = s
+            .keys
+            .revoke(&s.store, &s.kek, &kid_of(&old), "test")
+            .await
+            .unwrap();
+        assert!(successor.is_some(), "a new key signs at once");
+        let jwks: serde_json::Value = reqwest::get(app.url("/jwks.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            !jwks.to_string().contains(&kid_of(&old)),
+            "gone from the JWKS at once"
+        );
+        let new = cc_token(app, &svc.client_id, &secret).await;
+        assert_ne!(kid_of(&new), kid_of(&old));
+        let deadline = Instant::now() + Duration::from_secs(6);
+        loop {
+            match v.verify_access_token(&old).await {
+                Err(VerifyError::UnknownKey) => break,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                other => {
+                    panic!("the revoked key's token should fail after a refetch, got {other:?}")
+                }
             }
-            other => panic!("the revoked key's token should fail after a refetch, got {other:?}"),
+        }
+        let deadline = Instant::now() + Duration::from_secs(6);
+        while v.verify_access_token(&new).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the successor's tokens must verify"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(6);
-    while v.verify_access_token(&new).await.is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the successor's tokens must verify"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    app.stop().await;
-}
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
@@ -317,8 +322,41 @@ fn keys_cli_lists_rotates_and_revokes() {
     assert!(revoked["successor"].is_string(), "the staged key took over");
     let after = run(&["keys", "list", "--json"]);
     assert!(!after.to_string().contains(kid));
+    // KEK rotation: re-wrap under a new key, then the service runs on the new key only.
+    let new_kek = dir.path().join("kek.new");
+    std::fs::write(&new_kek, latchkey_server::secret::random_b64(32)).unwrap();
+    let rewrapped = run(&[
+        "keys",
+        "rewrap",
+        "--new-kek-file",
+        new_kek.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(rewrapped["rewrapped"].as_u64().unwrap() >= 3);
+    let with_new = std::process::Command::new(BIN)
+        .args(["keys", "list", "--json"])
+        .env("LATCHKEY_DATA_DIR", dir.path())
+        .env("LATCHKEY_KEK_FILE", &new_kek)
+        .output()
+        .unwrap();
+    assert!(
+        with_new.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with_new.stderr)
+    );
+    let with_old = std::process::Command::new(BIN)
+        .args(["keys", "list"])
+        .env("LATCHKEY_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !with_old.status.success(),
+        "the old KEK no longer opens the keys"
+    );
+    assert!(String::from_utf8_lossy(&with_old.stderr).contains("could not be decrypted"));
     let o = std::process::Command::new(BIN)
         .args(["keys", "revoke", "no-such-kid"])
+        .env("LATCHKEY_KEK_FILE", &new_kek)
         .env("LATCHKEY_DATA_DIR", dir.path())
         .output()
         .unwrap();
