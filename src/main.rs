@@ -372,18 +372,13 @@ async fn keys_command(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", new_kek_file.display()))?;
             let new = latchkey_server::crypto::Kek::from_b64(&raw)
                 .with_context(|| format!("{}", new_kek_file.display()))?;
-            let mut updates = Vec::new();
-            for row in state.store.list_keys().await? {
-                let der = state.kek.open(row.kid.as_bytes(), &row.private_key)?;
-                updates.push((
-                    row.kid.clone(),
-                    row.private_key,
-                    new.seal(row.kid.as_bytes(), &der),
-                ));
-            }
             let n = state
                 .store
-                .rewrap_keys(updates, latchkey_server::store::now())
+                .rewrap_keys(
+                    state.kek.clone(),
+                    std::sync::Arc::new(new),
+                    latchkey_server::store::now(),
+                )
                 .await?;
             print(
                 &out,

@@ -332,6 +332,7 @@ async fn offline_verifier_and_last_good_keys_when_the_issuer_is_down() {
     let mut opts = VerifierOptions::new(app.base.clone(), svc.client_id.clone());
     opts.default_max_age = std::time::Duration::from_millis(200);
     opts.min_refetch_interval = std::time::Duration::from_millis(100);
+    opts.max_stale = std::time::Duration::from_secs(1);
     let source = latchkey_client::HttpKeySource::with_jwks_uri(app.url("/jwks.json")).unwrap();
     // Ignore the server's Cache-Control so the cache expires quickly in this test.
     struct Short(latchkey_client::HttpKeySource);
@@ -346,7 +347,8 @@ async fn offline_verifier_and_last_good_keys_when_the_issuer_is_down() {
     }
     let online = Verifier::with_source(opts, Short(source)).await.unwrap();
     app.stop().await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Lifetimes are clamped to at least one second.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     // Issuer gone: both still verify with the last good keys; the online one reports it.
     offline.verify_access_token(&good).await.unwrap();
     online.verify_access_token(&good).await.unwrap();
@@ -356,6 +358,13 @@ async fn offline_verifier_and_last_good_keys_when_the_issuer_is_down() {
     assert!(status.stale, "{status:?}");
     assert!(status.last_error.is_some(), "{status:?}");
     assert!(status.keys >= 3);
+    // Past max_stale, the verifier fails closed: a revoked key cannot outlive an outage.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(
+        online.verify_access_token(&good).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    offline.verify_access_token(&good).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

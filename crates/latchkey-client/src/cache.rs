@@ -39,6 +39,19 @@ pub(crate) struct KeyCache {
     fetches: AtomicU64,
     default_max_age: Duration,
     min_refetch_interval: Duration,
+    max_stale: Duration,
+}
+
+/// Longest lifetime accepted from `Cache-Control`: a key set is rechecked at least daily.
+const MAX_AGE_CAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Clears the in-flight flag however the background refresh ends (even if its runtime dies).
+struct Refreshing(Arc<KeyCache>);
+
+impl Drop for Refreshing {
+    fn drop(&mut self) {
+        self.0.refreshing.store(false, Ordering::Release);
+    }
 }
 
 impl KeyCache {
@@ -46,6 +59,7 @@ impl KeyCache {
         source: Box<dyn KeySource>,
         default_max_age: Duration,
         min_refetch_interval: Duration,
+        max_stale: Duration,
     ) -> KeyCache {
         KeyCache {
             source,
@@ -61,6 +75,7 @@ impl KeyCache {
             fetches: AtomicU64::new(0),
             default_max_age,
             min_refetch_interval,
+            max_stale,
         }
     }
 
@@ -76,6 +91,8 @@ impl KeyCache {
     }
 
     /// A cached key, without waiting; schedules a background refresh when the set is aging.
+    /// Keys more than `max_stale` past their lifetime are not used: a revoked key must not stay
+    /// trusted forever just because the issuer cannot be reached.
     pub(crate) fn cached(self: &Arc<Self>, kid: &str) -> Option<Arc<VerificationKey>> {
         let (key, refresh_due) = {
             let s = self.state.read().ok()?;
@@ -84,18 +101,26 @@ impl KeyCache {
                 s.expires_at.saturating_duration_since(f)
             });
             let refresh_at = s.fetched_at.map_or(now, |f| f + lifetime.mul_f32(0.8));
-            (s.keys.get(kid).cloned(), now >= refresh_at)
+            let too_stale = s
+                .expires_at
+                .checked_add(self.max_stale)
+                .is_some_and(|limit| now > limit);
+            let key = if too_stale {
+                None
+            } else {
+                s.keys.get(kid).cloned()
+            };
+            (key, now >= refresh_at)
         };
         if refresh_due && !self.refreshing.swap(true, Ordering::AcqRel) {
-            match tokio::runtime::Handle::try_current() {
-                Ok(h) => {
-                    let me = self.clone();
-                    h.spawn(async move {
-                        let _ = me.fetch(false).await;
-                        me.refreshing.store(false, Ordering::Release);
-                    });
-                }
-                Err(_) => self.refreshing.store(false, Ordering::Release),
+            let guard = Refreshing(self.clone());
+            if let Ok(h) = tokio::runtime::Handle::try_current() {
+                h.spawn(async move {
+                    // Rate-limited like unknown-kid refetches: an unreachable issuer is retried
+                    // at most once per interval, not on every request.
+                    let _ = guard.0.fetch(true).await;
+                    drop(guard);
+                });
             }
         }
         key
@@ -107,7 +132,7 @@ impl KeyCache {
             return Some(k);
         }
         let _ = self.fetch(true).await;
-        self.state.read().ok()?.keys.get(kid).cloned()
+        self.cached(kid)
     }
 
     /// Fetches the key set. With `rate_limited`, does nothing when the last attempt was less
@@ -137,7 +162,10 @@ impl KeyCache {
         match result {
             Ok(jwks) => {
                 let now = Instant::now();
-                let max_age = jwks.max_age.unwrap_or(self.default_max_age);
+                let max_age = jwks
+                    .max_age
+                    .unwrap_or(self.default_max_age)
+                    .clamp(Duration::from_secs(1), MAX_AGE_CAP);
                 s.keys = Arc::new(jwks.keys);
                 s.fetched_at = Some(now);
                 s.expires_at = now

@@ -217,6 +217,40 @@ pub fn cache_max_age(value: &str) -> Option<Duration> {
     age
 }
 
+/// Keys fetched over plain HTTP could be replaced by anyone on the path: only loopback hosts
+/// (development, tests, a local sidecar) may skip TLS.
+#[cfg(feature = "http")]
+fn require_https(url: &str) -> Result<(), FetchError> {
+    let rest = url.strip_prefix("http://");
+    let Some(rest) = rest else {
+        return if url.starts_with("https://") {
+            Ok(())
+        } else {
+            Err(FetchError::new(format!("`{url}` is not an http(s) URL")))
+        };
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.chars().all(|c| c.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    let loopback = host == "localhost"
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(FetchError::new(format!(
+            "`{url}` must use https (plain http only on localhost)"
+        )))
+    }
+}
+
 /// Keys from an issuer's `jwks_uri`, found by OpenID Connect discovery.
 #[cfg(feature = "http")]
 pub struct HttpKeySource {
@@ -227,8 +261,9 @@ pub struct HttpKeySource {
 #[cfg(feature = "http")]
 impl HttpKeySource {
     /// Reads `{issuer}/.well-known/openid-configuration`, checks its `issuer`, and uses its
-    /// `jwks_uri`.
+    /// `jwks_uri`. Both must be `https` unless they point at a loopback host.
     pub async fn discover(issuer: &str) -> Result<HttpKeySource, FetchError> {
+        require_https(issuer)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
@@ -257,16 +292,21 @@ impl HttpKeySource {
             .as_str()
             .ok_or_else(|| FetchError::new("discovery has no jwks_uri"))?
             .to_owned();
+        require_https(&jwks_uri)?;
         Ok(HttpKeySource { http, jwks_uri })
     }
 
+    /// Keys from a known JWKS URL (`https`, or a loopback host).
     pub fn with_jwks_uri(jwks_uri: impl Into<String>) -> Result<HttpKeySource, FetchError> {
+        let jwks_uri = jwks_uri.into();
+        require_https(&jwks_uri)?;
         Ok(HttpKeySource {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| FetchError::new(e.to_string()))?,
-            jwks_uri: jwks_uri.into(),
+            jwks_uri,
         })
     }
 }
@@ -302,6 +342,18 @@ impl KeySource for HttpKeySource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn keys_over_plain_http_only_from_loopback() {
+        assert!(require_https("https://id.lab.example").is_ok());
+        assert!(require_https("http://127.0.0.1:8080/jwks.json").is_ok());
+        assert!(require_https("http://localhost:8080").is_ok());
+        assert!(require_https("http://[::1]:8080/x").is_ok());
+        assert!(require_https("http://id.lab.example/jwks.json").is_err());
+        assert!(require_https("http://127.0.0.1.evil.example/jwks.json").is_err());
+        assert!(require_https("ftp://x").is_err());
+    }
 
     #[test]
     fn cache_control_parsing() {

@@ -24,8 +24,11 @@ pub struct VerifierOptions {
     pub leeway: Duration,
     /// Key-set lifetime when the source does not say (`Cache-Control`).
     pub default_max_age: Duration,
-    /// Refetch the key set on an unknown `kid` at most this often.
+    /// Refetch the key set on an unknown `kid` (or when it is due) at most this often.
     pub min_refetch_interval: Duration,
+    /// How long past their lifetime cached keys may still be used while the issuer cannot be
+    /// reached. After that every token is refused until a fetch succeeds (fail closed).
+    pub max_stale: Duration,
 }
 
 impl VerifierOptions {
@@ -36,6 +39,7 @@ impl VerifierOptions {
             leeway: Duration::from_secs(30),
             default_max_age: Duration::from_secs(300),
             min_refetch_interval: Duration::from_secs(10),
+            max_stale: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -123,6 +127,7 @@ impl Verifier {
             Box::new(source),
             opts.default_max_age,
             opts.min_refetch_interval,
+            opts.max_stale,
         ));
         cache.fetch(false).await?;
         Ok(Verifier {
@@ -145,6 +150,7 @@ impl Verifier {
         let cache = Arc::new(KeyCache::new(
             Box::new(crate::keys::StaticKeys(keys.clone())),
             opts.default_max_age,
+            Duration::from_secs(u64::MAX / 4),
             Duration::from_secs(u64::MAX / 4),
         ));
         cache.seed(keys, Duration::from_secs(u64::MAX / 4));
@@ -277,6 +283,17 @@ impl Verifier {
             return Err(VerifyError::NotYetValid);
         }
         if kind == Kind::Id {
+            // OIDC Core 3.1.3.7: iat is required; azp, when present, must be this client.
+            if claims.iat.is_none() {
+                return Err(VerifyError::Malformed("ID token without iat".into()));
+            }
+            if claims
+                .azp
+                .as_deref()
+                .is_some_and(|a| a != self.opts.audience)
+            {
+                return Err(VerifyError::WrongAudience);
+            }
             if let Some(expected) = nonce
                 && claims.nonce.as_deref() != Some(expected)
             {

@@ -233,11 +233,19 @@ impl Config {
             }
         }
         let k = &self.keys;
-        if k.staged_lead_secs < k.jwks_max_age_secs {
+        // Every verifier must have a key before any node signs with it: the cache lifetime plus
+        // the time other nodes may take to notice the key.
+        if k.staged_lead_secs < k.jwks_max_age_secs + k.reload_interval_secs as i64 {
             return Err(ConfigError(format!(
-                "keys.staged_lead_secs ({}) must be at least keys.jwks_max_age_secs ({}): verifiers must see a key before it signs",
-                k.staged_lead_secs, k.jwks_max_age_secs
+                "keys.staged_lead_secs ({}) must be at least keys.jwks_max_age_secs + keys.reload_interval_secs ({}): verifiers must see a key before it signs",
+                k.staged_lead_secs,
+                k.jwks_max_age_secs + k.reload_interval_secs as i64
             )));
+        }
+        if k.jwks_max_age_secs < 1 {
+            return Err(ConfigError(
+                "keys.jwks_max_age_secs must be at least 1".into(),
+            ));
         }
         if k.rotation_interval_secs <= k.staged_lead_secs
             || k.jwks_max_age_secs < 0

@@ -96,19 +96,20 @@ async fn generate(
 }
 
 /// The rotation policy the configuration implies. A retiring key stays published for the
-/// longest lifetime a token it signed can have, plus leeway.
-pub async fn policy(config: &Config, store: &Store) -> Result<Policy, KeysError> {
-    let longest_client = store.max_client_access_ttl().await?.unwrap_or(0);
+/// longest lifetime any token it signed can have: the largest of the configured lifetimes and
+/// the largest per-client access-token lifetime provisioning allows (so lowering a client's
+/// lifetime later cannot strand tokens it already holds), plus leeway.
+pub fn policy(config: &Config) -> Policy {
     let t = &config.tokens;
-    Ok(Policy {
+    Policy {
         interval: config.keys.rotation_interval_secs,
         lead: config.keys.staged_lead_secs,
         retire_after: t
             .access_token_ttl_secs
             .max(t.id_token_ttl_secs)
-            .max(longest_client)
+            .max(crate::provision::MAX_CLIENT_ACCESS_TOKEN_TTL)
             + config.keys.retire_leeway_secs,
-    })
+    }
 }
 
 impl Keys {
@@ -203,7 +204,7 @@ impl Keys {
         manual: bool,
         actor: &str,
     ) -> Result<Applied, KeysError> {
-        let policy = policy(config, store).await?;
+        let policy = policy(config);
         let t = now();
         // Plan once without keys to learn what to generate (key generation, RSA especially,
         // stays outside the lock), then apply under the lock with the keys prepared.

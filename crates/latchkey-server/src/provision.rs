@@ -104,6 +104,9 @@ pub struct CreatedClient {
     pub id_token_signed_response_alg: SigningAlg,
 }
 
+/// Longest access-token lifetime a client may be given (`--access-token-ttl`).
+pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
+
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {

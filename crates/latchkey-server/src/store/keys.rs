@@ -309,42 +309,37 @@ impl Store {
         .await
     }
 
-    /// Replaces sealed private keys (KEK rotation), each only if it is still the one read.
+    /// KEK rotation: under the key lock, re-reads every stored key and re-seals it from `old`
+    /// to `new`, all in one transaction (all keys or none).
     pub async fn rewrap_keys(
         &self,
-        updates: Vec<(String, Vec<u8>, Vec<u8>)>,
+        old: std::sync::Arc<crate::crypto::Kek>,
+        new: std::sync::Arc<crate::crypto::Kek>,
         now: i64,
     ) -> Result<usize, StoreError> {
         let db = self.db.clone();
         self.run(async move {
             crate::with_tx!(&db, conn => {
+                diesel::sql_query(key_lock_sql(&*conn)).execute(conn).await?;
+                let rows: Vec<(String, Vec<u8>)> = sk::table
+                    .filter(sk::state.ne("removed"))
+                    .select((sk::kid, sk::private_key))
+                    .load(conn)
+                    .await?;
                 let mut n = 0;
-                for (kid, old, new) in &updates {
-                    let changed = diesel::update(sk::table.find(kid).filter(sk::private_key.eq(old)))
-                        .set(sk::private_key.eq(new))
+                for (kid, sealed) in &rows {
+                    let der = old
+                        .open(kid.as_bytes(), sealed)
+                        .map_err(|e| StoreError::Corrupt(format!("key {kid}: {e}")))?;
+                    diesel::update(sk::table.find(kid))
+                        .set(sk::private_key.eq(new.seal(kid.as_bytes(), &der)))
                         .execute(conn)
                         .await?;
-                    if changed != 1 {
-                        return Err(StoreError::Conflict(format!("key {kid} changed during re-wrapping; run it again")));
-                    }
                     n += 1;
                 }
                 audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n}));
                 Ok(n)
             })
-        })
-        .await
-    }
-
-    /// The longest access-token lifetime any client has configured.
-    pub async fn max_client_access_ttl(&self) -> Result<Option<i64>, StoreError> {
-        use super::schema::clients;
-        let db = self.db.clone();
-        self.run(async move {
-            Ok(crate::with_conn!(&db, conn => clients::table
-                .select(diesel::dsl::max(clients::access_token_ttl_secs))
-                .first::<Option<i64>>(conn)
-                .await?))
         })
         .await
     }
