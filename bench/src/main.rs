@@ -85,21 +85,9 @@ fn run(args: &Args) -> Result<Report> {
         .enable_all()
         .build()?;
     let mut report = Report::new(&bin, std::env::args().collect());
-    let scratch = tempfile::Builder::new()
-        .prefix("latchkey-bench-probe-")
-        .tempdir()?;
-    let log_env = server::accepts_log_env(&bin, scratch.path())?;
-    if !log_env {
-        report.note(
-            "The server refuses `LATCHKEY_LOG=warn` (it reads it as the unknown configuration \
-             key `log`), so it ran without it, at the default log level `info`: one more log \
-             line per login."
-                .into(),
-        );
-    }
-    sqlite(args, &bin, log_env, &rt, &mut report)?;
+    sqlite(args, &bin, &rt, &mut report)?;
     if let Some(admin) = &args.postgres {
-        postgres(args, &bin, log_env, &rt, &mut report, admin)?;
+        postgres(args, &bin, &rt, &mut report, admin)?;
     }
     Ok(report)
 }
@@ -111,7 +99,6 @@ fn phase(what: &str) {
 fn sqlite(
     args: &Args,
     bin: &Path,
-    log_env: bool,
     rt: &tokio::runtime::Runtime,
     report: &mut Report,
 ) -> Result<()> {
@@ -119,7 +106,7 @@ fn sqlite(
     let dir = tempfile::Builder::new()
         .prefix("latchkey-bench-")
         .tempdir()?;
-    let inst = Instance::new(bin, dir.path(), None, log_env)?;
+    let inst = Instance::new(bin, dir.path(), None)?;
 
     // 1. Start-to-ready: first start (creates the KEK and the signing keys), then restarts.
     phase("start-to-ready");
@@ -505,7 +492,6 @@ fn provision(inst: &Instance) -> Result<Target> {
 fn postgres(
     args: &Args,
     bin: &Path,
-    log_env: bool,
     rt: &tokio::runtime::Runtime,
     report: &mut Report,
     admin: &str,
@@ -521,7 +507,7 @@ fn postgres(
     url.set_path(&name);
     phase(&format!("PostgreSQL: creating database {name}"));
     rt.block_on(pg_admin(admin, &format!("CREATE DATABASE {name}")))?;
-    let result = postgres_runs(args, bin, log_env, rt, report, url.to_string());
+    let result = postgres_runs(args, bin, rt, report, url.to_string());
     phase(&format!("PostgreSQL: dropping database {name}"));
     let dropped = rt.block_on(pg_admin(
         admin,
@@ -534,7 +520,6 @@ fn postgres(
 fn postgres_runs(
     args: &Args,
     bin: &Path,
-    log_env: bool,
     rt: &tokio::runtime::Runtime,
     report: &mut Report,
     url: String,
@@ -542,7 +527,7 @@ fn postgres_runs(
     let dir = tempfile::Builder::new()
         .prefix("latchkey-bench-pg-")
         .tempdir()?;
-    let inst = Instance::new(bin, dir.path(), Some(url), log_env)?;
+    let inst = Instance::new(bin, dir.path(), Some(url))?;
     phase("PostgreSQL: starting the server");
     let (server, first) = inst.start()?;
     report.row(

@@ -21,7 +21,6 @@ pub struct Instance {
     data_dir: PathBuf,
     pub addr: SocketAddr,
     database_url: Option<String>,
-    log_env: bool,
 }
 
 /// A running `latchkey serve`; killed (SIGKILL) on drop unless stopped before.
@@ -31,19 +30,12 @@ pub struct Running {
 }
 
 impl Instance {
-    /// `log_env`: whether to pass `LATCHKEY_LOG=warn` (see [`accepts_log_env`]).
-    pub fn new(
-        bin: &Path,
-        data_dir: &Path,
-        database_url: Option<String>,
-        log_env: bool,
-    ) -> Result<Instance> {
+    pub fn new(bin: &Path, data_dir: &Path, database_url: Option<String>) -> Result<Instance> {
         Ok(Instance {
             bin: bin.to_owned(),
             data_dir: data_dir.to_owned(),
             addr: SocketAddr::from(([127, 0, 0, 1], free_port()?)),
             database_url,
-            log_env,
         })
     }
 
@@ -61,10 +53,8 @@ impl Instance {
             }
         }
         cmd.env("LATCHKEY_BIND", self.addr.to_string())
-            .env("LATCHKEY_DATA_DIR", &self.data_dir);
-        if self.log_env {
-            cmd.env("LATCHKEY_LOG", "warn");
-        }
+            .env("LATCHKEY_DATA_DIR", &self.data_dir)
+            .env("LATCHKEY_LOG", "warn");
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }
@@ -200,32 +190,6 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Whether the binary accepts `LATCHKEY_LOG=warn` in its environment. Some versions read
-/// every `LATCHKEY_*` variable as configuration and refuse to start on the unknown key `log`;
-/// the benchmark then runs without it (default log level) and says so in the report. Checked
-/// with `latchkey migrate` on a scratch directory, so the measured data directory stays fresh.
-pub fn accepts_log_env(bin: &Path, scratch: &Path) -> Result<bool> {
-    let probe = Instance::new(bin, scratch, None, true)?;
-    let out = probe
-        .command()
-        .arg("migrate")
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("running {} migrate", bin.display()))?;
-    if out.status.success() {
-        return Ok(true);
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if stderr.contains("found `log`") {
-        return Ok(false);
-    }
-    bail!(
-        "latchkey migrate failed ({}): {}",
-        out.status,
-        stderr.trim()
-    )
 }
 
 /// A port that was free a moment ago (the kernel picks it; the listener is closed again).

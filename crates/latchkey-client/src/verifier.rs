@@ -248,17 +248,23 @@ impl Verifier {
         if !key.verify(t.signing_input.as_bytes(), &t.signature) {
             return Err(VerifyError::BadSignature);
         }
-        let typ = t.header.typ.as_deref().map(|s| s.to_ascii_lowercase());
-        let typ = typ
-            .as_deref()
-            .map(|s| s.strip_prefix("application/").unwrap_or(s));
+        // RFC 7515 4.1.9: `typ` compares case-insensitively; `application/` may be omitted.
+        let typ_is = |want: &str| {
+            t.header.typ.as_deref().is_some_and(|v| {
+                let v = match v.get(..12) {
+                    Some(p) if p.eq_ignore_ascii_case("application/") => &v[12..],
+                    _ => v,
+                };
+                v.eq_ignore_ascii_case(want)
+            })
+        };
         match kind {
-            Kind::Access if typ != Some("at+jwt") => {
+            Kind::Access if !typ_is("at+jwt") => {
                 return Err(VerifyError::WrongType {
                     expected: "at+jwt access token",
                 });
             }
-            Kind::Id if !matches!(typ, None | Some("jwt")) => {
+            Kind::Id if t.header.typ.is_some() && !typ_is("jwt") => {
                 return Err(VerifyError::WrongType {
                     expected: "ID token",
                 });
