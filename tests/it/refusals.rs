@@ -901,3 +901,35 @@ both!(
         assert_eq!(error_of(&r.json().await.unwrap()), "invalid_client");
     }
 );
+
+both!(
+    retention_purges_dead_rows_and_keeps_live_ones,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (_, first) = exchange(app, &i, Some(VERIFIER)).await;
+        let rt = first["refresh_token"].as_str().unwrap().to_owned();
+        let store = &app.state.store;
+        // Now: everything is live, nothing goes.
+        let p = store.purge_expired(now()).await.unwrap();
+        assert_eq!((p.codes, p.grants, p.sessions), (0, 0, 0));
+        let (s, _) = token(
+            app,
+            &i.client_id,
+            &i.secret,
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+        assert_eq!(s, 200, "live grants survive a purge");
+        // Far in the future: the code, grant (with its refresh tokens) and session are dead.
+        let later = now() + 400 * 24 * 3600;
+        let p = store.purge_expired(later).await.unwrap();
+        assert!(p.codes >= 1 && p.grants >= 1 && p.sessions >= 1, "{p:?}");
+        assert!(
+            store
+                .grant_by_refresh_token(latchkey_server::secret::TokenHash::of(&rt))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+);

@@ -83,10 +83,7 @@ impl ResponseError for AuthError {
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let h = req.headers().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = h.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    latchkey_core::bearer_token(h).map(str::to_owned)
 }
 
 async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {

@@ -4,10 +4,12 @@
 
 pub mod acr;
 pub mod alg;
+pub mod bearer;
 pub mod claims;
 pub mod error;
 
 pub use acr::{Acr, Amr};
 pub use alg::SigningAlg;
+pub use bearer::bearer_token;
 pub use claims::{AccessTokenClaims, IdTokenClaims};
 pub use error::ErrorCode;

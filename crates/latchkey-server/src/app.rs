@@ -169,11 +169,14 @@ impl Server {
 }
 
 /// Background upkeep on every node: reload the key set (so a rotation or revocation made by
-/// any node applies here within `keys.reload_interval_secs`) and run due rotation steps.
+/// any node applies here within `keys.reload_interval_secs`), run due rotation steps, and
+/// hourly delete rows that can no longer be used (`store::retention`).
 async fn maintain(state: Arc<AppState>) {
     let k = &state.config.keys;
     let mut reload = tokio::time::interval(Duration::from_secs(k.reload_interval_secs));
     let mut check = tokio::time::interval(Duration::from_secs(k.check_interval_secs));
+    let mut purge = tokio::time::interval(Duration::from_secs(3600));
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -181,6 +184,12 @@ async fn maintain(state: Arc<AppState>) {
             _ = reload.tick() => {
                 if let Err(e) = state.keys.reload(&state.store, &state.kek).await {
                     tracing::error!(error = %e, "reloading signing keys failed; keeping the current set");
+                }
+            }
+            _ = purge.tick() => {
+                match state.store.purge_expired(crate::store::now()).await {
+                    Ok(p) => tracing::debug!(?p, "purged expired codes, grants, sessions and flows"),
+                    Err(e) => tracing::error!(error = %e, "purging expired rows failed; will retry"),
                 }
             }
             _ = check.tick() => {

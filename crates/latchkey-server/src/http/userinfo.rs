@@ -24,10 +24,7 @@ fn no_token() -> HttpResponse {
 
 fn bearer(req: &HttpRequest) -> Option<String> {
     let h = req.headers().get("authorization")?.to_str().ok()?;
-    let (scheme, token) = h.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
+    latchkey_core::bearer_token(h).map(str::to_owned)
 }
 
 /// Checks an access token the way every resource of Latchkey's own does: signature and expiry

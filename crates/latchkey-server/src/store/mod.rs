@@ -18,6 +18,7 @@ pub mod flows;
 pub mod grants;
 pub mod keys;
 pub mod labs;
+pub mod retention;
 pub mod schema;
 pub mod sessions;
 pub mod users;

@@ -1,0 +1,51 @@
+//! Retention: deletes what can no longer be used, so the database does not grow with every
+//! login. Authorization codes, sessions, grants (with their refresh tokens, by cascade) and
+//! login flows are kept for a grace period after they expire or are revoked, long enough to
+//! answer a late replay with "already used" rather than "unknown".
+
+use super::schema::{authorization_codes as ac, grants, login_flows, sessions};
+use super::{Store, StoreError};
+use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
+use diesel_async::RunQueryDsl;
+
+/// How long dead rows are kept, in seconds.
+pub const GRACE_SECS: i64 = 24 * 3600;
+
+/// Rows deleted by one purge.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub codes: usize,
+    pub grants: usize,
+    pub sessions: usize,
+    pub flows: usize,
+}
+
+impl Store {
+    /// Deletes codes, grants, sessions and flows dead for longer than [`GRACE_SECS`] at `now`.
+    pub async fn purge_expired(&self, now: i64) -> Result<Purged, StoreError> {
+        let db = self.db.clone();
+        let before = now - GRACE_SECS;
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let codes = diesel::delete(ac::table.filter(ac::expires_at.lt(before)))
+                    .execute(conn)
+                    .await?;
+                let grants = diesel::delete(grants::table.filter(
+                    grants::expires_at.lt(before).or(grants::revoked_at.lt(before)),
+                ))
+                .execute(conn)
+                .await?;
+                let sessions = diesel::delete(sessions::table.filter(
+                    sessions::expires_at.lt(before).or(sessions::ended_at.lt(before)),
+                ))
+                .execute(conn)
+                .await?;
+                let flows = diesel::delete(login_flows::table.filter(login_flows::expires_at.lt(before)))
+                    .execute(conn)
+                    .await?;
+                Ok(Purged { codes, grants, sessions, flows })
+            })
+        })
+        .await
+    }
+}
