@@ -128,6 +128,22 @@ enum LabCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
+    /// Disable a user: sign-in is refused, and their sessions and refresh tokens end at once.
+    Disable {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -257,6 +273,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &format!("created lab {} ({})", lab.name, lab.id),
             )
         }
+        Command::User(UserCommand::Disable { email, out }) => {
+            set_disabled(&config, &email, true, &out).await
+        }
+        Command::User(UserCommand::Enable { email, out }) => {
+            set_disabled(&config, &email, false, &out).await
+        }
         Command::User(UserCommand::Create {
             lab,
             email,
@@ -324,6 +346,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => keys_command(config, cmd).await,
     }
+}
+
+async fn set_disabled(
+    config: &Config,
+    email: &str,
+    disabled: bool,
+    out: &Output,
+) -> anyhow::Result<()> {
+    let store = Store::open(config).await?;
+    let user = store
+        .find_user_by_email(email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
+    store.set_user_disabled(&user.id, disabled).await?;
+    let what = if disabled {
+        "disabled (sessions ended, refresh tokens revoked)"
+    } else {
+        "enabled"
+    };
+    print(
+        out,
+        &serde_json::json!({"id": user.id, "email": user.email, "disabled": disabled}),
+        &format!("{} {what}", user.email),
+    )
 }
 
 async fn keys_command(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {

@@ -213,6 +213,18 @@ fn refusals_say_what_to_fix_and_change_nothing() {
         Some("violet tractor sings at dawn\n"),
     );
     assert!(stderr(&again).contains("already exists"));
+    let disabled = json(&run(
+        d,
+        &["user", "disable", "--email", "ada@lab.example", "--json"],
+        None,
+    ));
+    assert_eq!(disabled["disabled"], true);
+    let unknown = run(
+        d,
+        &["user", "disable", "--email", "nobody@lab.example"],
+        None,
+    );
+    assert!(stderr(&unknown).contains("no user with email"));
 
     for (args, needle) in [
         (

@@ -933,3 +933,61 @@ both!(
         );
     }
 );
+
+both!(
+    disabling_a_user_ends_sessions_and_tokens_at_once,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (_, first) = exchange(app, &i, Some(VERIFIER)).await;
+        let at = first["access_token"].as_str().unwrap().to_owned();
+        let rt = first["refresh_token"].as_str().unwrap().to_owned();
+        assert!(
+            app.state
+                .store
+                .set_user_disabled(&app.user_id, true)
+                .await
+                .unwrap()
+        );
+        assert_eq!(userinfo_status(app, &at).await.0, 401);
+        let (s, body) = token(
+            app,
+            &i.client_id,
+            &i.secret,
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+        )
+        .await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
+        for t in [at.as_str(), rt.as_str()] {
+            let r: Value = reqwest::Client::new()
+                .post(app.url("/introspect"))
+                .basic_auth(&i.client_id, Some(&i.secret))
+                .form(&[("token", t)])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(r["active"], false);
+        }
+        // The browser session is gone and the password no longer signs in.
+        let r = i.browser.get(&authorize_url(app, &i.client_id, &[])).await;
+        assert!(location(&r).starts_with("/login"));
+        let (flow, csrf) = i
+            .browser
+            .open_login(&authorize_url(app, &i.client_id, &[]))
+            .await;
+        let r = i.browser.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 401);
+        // Enabled again: sign-in works.
+        assert!(
+            app.state
+                .store
+                .set_user_disabled(&app.user_id, false)
+                .await
+                .unwrap()
+        );
+        let r = i.browser.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 303);
+    }
+);

@@ -32,12 +32,22 @@ pub async fn introspect(
             .json(json!({ "active": false }))
     };
     let body = if token.starts_with(TokenKind::RefreshToken.prefix()) {
-        match state
+        let found = state
             .store
             .grant_by_refresh_token(TokenHash::of(token))
-            .await?
-        {
-            Some((g, current)) if current && g.is_live(now()) && g.client_id == client.id => {
+            .await?;
+        let enabled = match &found {
+            Some((g, _)) => state
+                .store
+                .get_user(&g.user_id)
+                .await?
+                .is_some_and(|u| !u.disabled),
+            None => false,
+        };
+        match found {
+            Some((g, current))
+                if current && enabled && g.is_live(now()) && g.client_id == client.id =>
+            {
                 json!({
                     "active": true,
                     "token_type": "refresh_token",

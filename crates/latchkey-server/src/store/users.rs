@@ -1,6 +1,6 @@
 //! Users and their lab memberships. Email addresses are stored lower-cased and are unique.
 
-use super::schema::{memberships, users};
+use super::schema::{grants, memberships, sessions, users};
 use super::{Store, StoreError, conflict, now};
 use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
@@ -118,6 +118,39 @@ impl Store {
                     .execute(conn)
                     .await?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Disables or re-enables a user. Disabling ends every session and revokes every grant of
+    /// the user at once (their refresh tokens die; their access tokens are refused by
+    /// Latchkey's endpoints and expire within their short lifetime elsewhere).
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(users::table.find(&id))
+                    .set(users::disabled.eq(disabled))
+                    .execute(conn)
+                    .await?;
+                if n == 1 && disabled {
+                    diesel::update(sessions::table.filter(sessions::user_id.eq(&id)).filter(sessions::ended_at.is_null()))
+                        .set(sessions::ended_at.eq(Some(t)))
+                        .execute(conn)
+                        .await?;
+                    diesel::update(grants::table.filter(grants::user_id.eq(&id)).filter(grants::revoked_at.is_null()))
+                        .set(grants::revoked_at.eq(Some(t)))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(n == 1)
             })
         })
         .await
