@@ -846,6 +846,18 @@ both!(
             200,
             "form_post answers with an auto-submitting page"
         );
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains(&format!("form-action 'self' {CALLBACK}")),
+            "{csp}"
+        );
+        assert!(!csp.contains('*'), "{csp}");
         let html = r.text().await.unwrap();
         assert!(html.contains(&format!("action=\"{CALLBACK}\"")), "{html}");
         assert!(html_input(&html, "code").unwrap().starts_with("lk_ac_"));

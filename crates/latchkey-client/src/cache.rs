@@ -110,15 +110,19 @@ impl KeyCache {
             } else {
                 s.keys.get(kid).cloned()
             };
-            (key, now >= refresh_at)
+            // Retry spacing for a refresh that is due: never more often than a fifth of the
+            // key set's lifetime, nor than `min_refetch_interval` (so a short-lived key set still
+            // refreshes in time, and an unreachable issuer is not hammered).
+            let spacing = self.min_refetch_interval.min(lifetime / 5);
+            (key, (now >= refresh_at).then_some(spacing))
         };
-        if refresh_due && !self.refreshing.swap(true, Ordering::AcqRel) {
+        if let Some(spacing) = refresh_due
+            && !self.refreshing.swap(true, Ordering::AcqRel)
+        {
             let guard = Refreshing(self.clone());
             if let Ok(h) = tokio::runtime::Handle::try_current() {
                 h.spawn(async move {
-                    // Rate-limited like unknown-kid refetches: an unreachable issuer is retried
-                    // at most once per interval, not on every request.
-                    let _ = guard.0.fetch(true).await;
+                    let _ = guard.0.fetch(Some(spacing)).await;
                     drop(guard);
                 });
             }
@@ -131,21 +135,21 @@ impl KeyCache {
         if let Some(k) = self.cached(kid) {
             return Some(k);
         }
-        let _ = self.fetch(true).await;
+        let _ = self.fetch(Some(self.min_refetch_interval)).await;
         self.cached(kid)
     }
 
-    /// Fetches the key set. With `rate_limited`, does nothing when the last attempt was less
-    /// than `min_refetch_interval` ago. Failures keep the previous keys.
-    pub(crate) async fn fetch(&self, rate_limited: bool) -> Result<(), FetchError> {
+    /// Fetches the key set. With `Some(spacing)`, does nothing when the last attempt was less
+    /// than `spacing` ago. Failures keep the previous keys.
+    pub(crate) async fn fetch(&self, spacing: Option<Duration>) -> Result<(), FetchError> {
         let _guard = self.fetch_lock.lock().await;
-        if rate_limited {
+        if let Some(spacing) = spacing {
             let recent = self
                 .state
                 .read()
                 .ok()
                 .and_then(|s| s.last_attempt)
-                .is_some_and(|t| t.elapsed() < self.min_refetch_interval);
+                .is_some_and(|t| t.elapsed() < spacing);
             if recent {
                 return Ok(());
             }

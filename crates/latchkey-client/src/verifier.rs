@@ -129,7 +129,7 @@ impl Verifier {
             opts.min_refetch_interval,
             opts.max_stale,
         ));
-        cache.fetch(false).await?;
+        cache.fetch(None).await?;
         Ok(Verifier {
             opts: Arc::new(opts),
             cache,

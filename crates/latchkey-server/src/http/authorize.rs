@@ -3,7 +3,7 @@
 
 use super::cookies;
 use super::errors::PageError;
-use super::pages::{FormPostPage, render};
+use super::pages::FormPostPage;
 use super::{State, decode_pairs};
 use crate::app::AppState;
 use crate::protocol::OAuthError;
@@ -264,12 +264,13 @@ fn to_client(
                 .insert_header(("Cache-Control", "no-store"))
                 .finish()
         }
-        ResponseMode::FormPost => render(
+        ResponseMode::FormPost => super::pages::render_posting_to(
             StatusCode::OK,
             &FormPostPage {
                 redirect_uri: redirect_uri.to_owned(),
                 params,
             },
+            Some(redirect_uri),
         ),
     }
 }

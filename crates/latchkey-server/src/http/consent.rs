@@ -5,7 +5,7 @@ use super::authorize::{current_session, error_response, proceed};
 use super::cookies;
 use super::errors::PageError;
 use super::login::{FlowQuery, client_name, csrf_purpose, load_flow};
-use super::pages::{ConsentPage, describe_scope, render};
+use super::pages::{ConsentPage, describe_scope, render_posting_to};
 use super::{Params, State};
 use crate::protocol::OAuthError;
 use actix_web::http::StatusCode;
@@ -24,7 +24,7 @@ pub async fn page(
             .insert_header(("Location", format!("/login?flow={}", flow.id)))
             .finish());
     };
-    Ok(render(
+    Ok(render_posting_to(
         StatusCode::OK,
         &ConsentPage {
             client_name: client_name(&state, &flow.request.client_id).await?,
@@ -38,6 +38,7 @@ pub async fn page(
                 .collect(),
             user_email: user.email,
         },
+        Some(&flow.request.redirect_uri),
     ))
 }
 

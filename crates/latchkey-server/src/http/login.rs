@@ -5,7 +5,7 @@
 use super::authorize::{current_session, flow_gone, proceed};
 use super::cookies;
 use super::errors::PageError;
-use super::pages::{LoginPage, render};
+use super::pages::{LoginPage, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
 use crate::password::Verified;
@@ -91,7 +91,7 @@ async fn login_form(
     } else {
         StatusCode::OK
     };
-    Ok(render(
+    Ok(render_posting_to(
         status,
         &LoginPage {
             client_name: client_name(state, &flow.request.client_id).await?,
@@ -100,6 +100,7 @@ async fn login_form(
             email,
             error,
         },
+        Some(&flow.request.redirect_uri),
     ))
 }
 

@@ -4,7 +4,7 @@
 
 use super::authorize::current_session;
 use super::errors::PageError;
-use super::pages::{LogoutPage, message, render};
+use super::pages::{LogoutPage, message, render_posting_to};
 use super::{Params, State, cookies};
 use crate::app::AppState;
 use crate::store::clients::Client;
@@ -83,7 +83,8 @@ async fn confirm_page(
     let checked = check(state, p).await?;
     let session = current_session(state, req).await?;
     let (browser, cookie) = cookies::browser_id(state, req);
-    let mut resp = render(
+    let target = checked.post_logout_redirect_uri.clone();
+    let mut resp = render_posting_to(
         StatusCode::OK,
         &LogoutPage {
             csrf: cookies::csrf_token(state, &browser, PURPOSE),
@@ -97,6 +98,7 @@ async fn confirm_page(
             client_name: checked.client.map(|c| c.name.clone()),
             user_email: session.map(|(_, u)| u.email),
         },
+        target.as_deref(),
     );
     if let Some(c) = cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;

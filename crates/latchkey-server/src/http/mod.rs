@@ -52,6 +52,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// The hosted pages' Content-Security-Policy: nothing inline, forms post to Latchkey only.
+pub const CSP_SELF: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
@@ -59,9 +63,9 @@ fn security_headers() -> actix_web::middleware::DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add((
             "Content-Security-Policy",
-            // form-action must allow the client's redirect_uri for form_post responses.
-            "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-             form-action *; frame-ancestors 'none'; base-uri 'none'",
+            // Pages post only to Latchkey; the form_post response sets its own policy naming
+            // the client's redirect URI (DefaultHeaders keeps a header a handler set).
+            CSP_SELF,
         ))
 }
 

@@ -67,6 +67,29 @@ pub fn render(status: StatusCode, t: &impl Template) -> HttpResponse {
     }
 }
 
+/// Renders a page whose forms may lead (through a redirect after the POST) to `target`, the
+/// client's registered redirect URI: CSP `form-action` also governs those redirects.
+pub fn render_posting_to(
+    status: StatusCode,
+    t: &impl Template,
+    target: Option<&str>,
+) -> HttpResponse {
+    let mut resp = render(status, t);
+    if let Some(target) = target.and_then(|t| url::Url::parse(t).ok()) {
+        // Source expressions carry no query: the redirect URI's origin and path.
+        let source = format!("{}{}", target.origin().ascii_serialization(), target.path());
+        let csp = super::CSP_SELF.replace(
+            "form-action 'self'",
+            &format!("form-action 'self' {source}"),
+        );
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+        }
+    }
+    resp
+}
+
 pub fn message(
     status: StatusCode,
     title: &str,
