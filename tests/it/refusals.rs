@@ -418,7 +418,6 @@ both!(
     oidc_core_3_1_2_1_max_age_zero_forces_login,
     async |app: &TestApp| {
         let i = code_for(app, &[]).await;
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let r = i
             .browser
             .get(&authorize_url(app, &i.client_id, &[("max_age", "0")]))
