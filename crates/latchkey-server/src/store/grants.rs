@@ -176,15 +176,23 @@ impl Store {
                         })
                         .await
                     }
-                    Db::Sqlite { writer, .. } => {
-                        let mut obj = writer.get().await?;
-                        let c: &mut super::SqliteConn = &mut obj;
-                        c.spawn_blocking(move |c| {
-                            Ok(c.immediate_transaction::<_, StoreError, _>(|c| {
-                                rotate_sync::rotate(c, &old, &new, &client_id, t)
-                            }))
-                        })
-                        .await?
+                    Db::Sqlite {
+                        writer, writer_rt, ..
+                    } => {
+                        let writer = writer.clone();
+                        writer_rt
+                            .spawn(async move {
+                                let mut obj = writer.get().await?;
+                                let c: &mut super::SqliteWriteConn = &mut obj;
+                                c.spawn_blocking(move |c| {
+                                    Ok(c.immediate_transaction::<_, StoreError, _>(|c| {
+                                        rotate_sync::rotate(c, &old, &new, &client_id, t)
+                                    }))
+                                })
+                                .await?
+                            })
+                            .await
+                            .map_err(|_| StoreError::Join)?
                     }
                 }
             })

@@ -5,7 +5,9 @@
 //! Both backends run the same query code: [`with_conn!`] expands one body once per connection
 //! type, and backend differences live in `migrations/{sqlite,postgres}`. SQLite gets one
 //! writer connection (SQLite serialises writes anyway; `BEGIN IMMEDIATE` avoids upgrade
-//! deadlocks) and a pool of readers, in WAL mode.
+//! deadlocks) and a pool of readers, in WAL mode. Every SQLite write transaction runs on one
+//! dedicated thread whose connection executes statements inline ([`Inline`]), so transactions
+//! run back to back without a thread hand-off per statement or between transactions.
 //!
 //! Every query runs on the service's multi-threaded runtime (`Store::run`), never on an
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
@@ -35,6 +37,8 @@ use futures_util::future::BoxFuture;
 use std::future::Future;
 
 pub type SqliteConn = SyncConnectionWrapper<diesel::SqliteConnection>;
+/// The one SQLite connection that writes; see [`Inline`].
+pub type SqliteWriteConn = SyncConnectionWrapper<diesel::SqliteConnection, Inline>;
 pub type PgConn = AsyncPgConnection;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -52,6 +56,9 @@ impl Dialect for PgConn {
     const KEY_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431002)";
 }
 impl Dialect for SqliteConn {
+    const KEY_LOCK: &'static str = "SELECT 1";
+}
+impl Dialect for SqliteWriteConn {
     const KEY_LOCK: &'static str = "SELECT 1";
 }
 pub(crate) fn key_lock_sql<C: Dialect>(_: &C) -> &'static str {
@@ -73,7 +80,9 @@ pub(crate) fn conflict(e: diesel::result::Error, what: &str) -> StoreError {
 pub enum Db {
     Pg(Pool<PgConn>),
     Sqlite {
-        writer: Pool<SqliteConn>,
+        writer: Pool<SqliteWriteConn>,
+        /// The dedicated thread every SQLite write transaction runs on.
+        writer_rt: tokio::runtime::Handle,
         readers: Pool<SqliteConn>,
     },
 }
@@ -116,7 +125,7 @@ macro_rules! with_conn {
 }
 
 /// Runs `$body` (returning `Result<T, StoreError>`) in a write transaction: `BEGIN IMMEDIATE`
-/// on the SQLite writer, a plain transaction on PostgreSQL.
+/// on the SQLite writer (on its dedicated thread), a plain transaction on PostgreSQL.
 #[macro_export]
 macro_rules! with_tx {
     ($db:expr, $conn:ident => $body:expr) => {
@@ -128,14 +137,41 @@ macro_rules! with_tx {
                 c.transaction::<_, $crate::store::StoreError, _>(async move |$conn| $body)
                     .await
             }
-            $crate::store::Db::Sqlite { writer, .. } => {
-                let mut obj = writer.get().await?;
-                let c: &mut $crate::store::SqliteConn = &mut obj;
-                c.immediate_transaction::<_, $crate::store::StoreError, _>(async move |$conn| $body)
+            $crate::store::Db::Sqlite {
+                writer, writer_rt, ..
+            } => {
+                let writer = writer.clone();
+                writer_rt
+                    .spawn(async move {
+                        let mut obj = writer.get().await?;
+                        let c: &mut $crate::store::SqliteWriteConn = &mut obj;
+                        $crate::store::sqlite_write_tx(c, async move |$conn| $body).await
+                    })
                     .await
+                    .map_err(|_| $crate::store::StoreError::Join)?
             }
         }
     };
+}
+
+/// An SQLite pool of connection type `$c` (readers, or the inline writer).
+macro_rules! sqlite_pool {
+    ($c:ty, $path:expr, $max:expr, $pragmas:expr) => {{
+        let pragmas: String = $pragmas;
+        let mut cfg = ManagerConfig::<$c>::default();
+        // A local file cannot drop like a network connection: skip the `SELECT 1` round trip
+        // that verified recycling adds to every checkout.
+        cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+        cfg.custom_setup =
+            Box::new(move |url: &str| <$c as SqliteSetup>::open(url, pragmas.clone()));
+        let mgr = AsyncDieselConnectionManager::<$c>::new_with_config($path, cfg);
+        Pool::builder(mgr)
+            .max_size($max)
+            .runtime(deadpool::Runtime::Tokio1)
+            .wait_timeout(Some(POOL_WAIT))
+            .build()
+            .map_err(|e| StoreError::Setup(e.to_string()))
+    }};
 }
 
 #[derive(Clone)]
@@ -176,9 +212,18 @@ impl Store {
             }
             let pragmas = sqlite_pragmas(config);
             migrate_sqlite(path.clone(), pragmas.clone()).await?;
-            let writer = sqlite_pool(&path, 1, pragmas.clone())?;
-            let readers = sqlite_pool(&path, config.database.max_connections.max(1), pragmas)?;
-            Db::Sqlite { writer, readers }
+            let writer = sqlite_pool!(SqliteWriteConn, &path, 1, pragmas.clone())?;
+            let readers = sqlite_pool!(
+                SqliteConn,
+                &path,
+                config.database.max_connections.max(1),
+                pragmas
+            )?;
+            Db::Sqlite {
+                writer,
+                writer_rt: writer_runtime()?,
+                readers,
+            }
         };
         Ok(Store { db, rt })
     }
@@ -210,33 +255,45 @@ fn sqlite_pragmas(config: &Config) -> String {
     )
 }
 
-fn sqlite_pool(path: &str, max: usize, pragmas: String) -> Result<Pool<SqliteConn>, StoreError> {
-    let mut cfg = ManagerConfig::<SqliteConn>::default();
-    cfg.custom_setup = Box::new(
-        move |url: &str| -> BoxFuture<'_, ConnectionResult<SqliteConn>> {
-            let pragmas = pragmas.clone();
-            Box::pin(async move {
-                use diesel_async::AsyncConnection;
-                let mut conn = SqliteConn::establish(url).await?;
-                conn.spawn_blocking(move |c| {
-                    for p in pragmas.split(';').map(str::trim).filter(|p| !p.is_empty()) {
-                        c.batch_execute(p)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(conn)
+/// Opening an SQLite connection of either kind with the configured PRAGMAs.
+trait SqliteSetup: Sized {
+    fn open(url: &str, pragmas: String) -> BoxFuture<'_, ConnectionResult<Self>>;
+}
+
+impl<S> SqliteSetup for SyncConnectionWrapper<diesel::SqliteConnection, S>
+where
+    S: diesel_async::sync_connection_wrapper::SpawnBlocking + Send + 'static,
+    SyncConnectionWrapper<diesel::SqliteConnection, S>: diesel_async::AsyncConnection,
+{
+    fn open(url: &str, pragmas: String) -> BoxFuture<'_, ConnectionResult<Self>> {
+        Box::pin(async move {
+            use diesel_async::AsyncConnection;
+            let mut conn = Self::establish(url).await?;
+            conn.spawn_blocking(move |c| {
+                for p in pragmas.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                    c.batch_execute(p)?;
+                }
+                Ok(())
             })
-        },
-    );
-    let mgr = AsyncDieselConnectionManager::<SqliteConn>::new_with_config(path, cfg);
-    Pool::builder(mgr)
-        .max_size(max)
-        .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(POOL_WAIT))
+            .await
+            .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    }
+}
+
+/// A single-threaded runtime on its own thread, for SQLite write transactions.
+fn writer_runtime() -> Result<tokio::runtime::Handle, StoreError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .map_err(|e| StoreError::Setup(e.to_string()))
+        .map_err(|e| StoreError::Setup(format!("cannot start the SQLite writer: {e}")))?;
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+        .name("sqlite-writer".into())
+        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .map_err(|e| StoreError::Setup(format!("cannot start the SQLite writer: {e}")))?;
+    Ok(handle)
 }
 
 async fn migrate_sqlite(path: String, pragmas: String) -> Result<(), StoreError> {
@@ -288,4 +345,57 @@ pub(crate) fn to_json_text<T: serde::Serialize>(v: &T) -> String {
 
 pub(crate) fn from_json_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Runs a connection's "blocking" work inline. Used only by the SQLite writer, whose every
+/// transaction runs on a dedicated single-threaded runtime (`Store::writer_rt`): consecutive
+/// write transactions then run back to back on one thread, with no thread hand-off per
+/// statement or between transactions (thread wake-ups, not SQLite, limited write throughput).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Inline;
+
+impl diesel_async::sync_connection_wrapper::SpawnBlocking for Inline {
+    fn spawn_blocking<'a, R>(
+        &mut self,
+        task: impl FnOnce() -> R + Send + 'static,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<R, Box<dyn std::error::Error + Send + Sync + 'static>>,
+    >
+    where
+        R: Send + 'static,
+    {
+        let r = task();
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn get_runtime() -> Self {
+        Inline
+    }
+}
+
+/// `BEGIN IMMEDIATE` … `COMMIT` on the writer (diesel-async offers `immediate_transaction`
+/// only for its tokio spawner). Another process (the CLI) may write to the same file, so the
+/// write lock is taken up front rather than upgraded.
+pub(crate) async fn sqlite_write_tx<R, F>(conn: &mut SqliteWriteConn, f: F) -> Result<R, StoreError>
+where
+    F: AsyncFnOnce(&mut SqliteWriteConn) -> Result<R, StoreError>,
+{
+    use diesel::connection::AnsiTransactionManager;
+    use diesel_async::TransactionManager as _;
+    type Tm = diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper<
+        AnsiTransactionManager,
+    >;
+    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+        .await?;
+    match f(&mut *conn).await {
+        Ok(v) => {
+            Tm::commit_transaction(conn).await?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = Tm::rollback_transaction(conn).await;
+            Err(e)
+        }
+    }
 }
