@@ -59,7 +59,9 @@ enum KeysCommand {
     },
     /// Emergency: unpublish a key at once. If it was signing, its staged successor (or a new key) signs immediately.
     Revoke {
-        /// The key id (`kid`) to revoke, as `latchkey keys list` shows it.
+        /// The key id (`kid`) to revoke, as `latchkey keys list` shows it. Key ids are
+        /// base64url and may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         out: Output,

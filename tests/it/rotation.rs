@@ -357,11 +357,19 @@ fn keys_cli_lists_rotates_and_revokes() {
     );
     assert!(String::from_utf8_lossy(&with_old.stderr).contains("could not be decrypted"));
     let o = std::process::Command::new(BIN)
-        .args(["keys", "revoke", "no-such-kid"])
+        .args([
+            "keys",
+            "revoke",
+            "-kids-are-base64url-and-may-start-with-a-hyphen",
+        ])
         .env("LATCHKEY_KEK_FILE", &new_kek)
         .env("LATCHKEY_DATA_DIR", dir.path())
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no published key with kid `no-such-kid`"));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(
+            "no published key with kid `-kids-are-base64url-and-may-start-with-a-hyphen`"
+        )
+    );
 }
