@@ -140,24 +140,7 @@ impl TestApp {
 #[macro_export]
 macro_rules! both {
     ($name:ident, $body:expr) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = $crate::common::TestApp::new($crate::common::Backend::Sqlite).await;
-                let f = $body;
-                f(&app).await;
-                app.stop().await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let app = $crate::common::TestApp::new($crate::common::Backend::Postgres).await;
-                let f = $body;
-                f(&app).await;
-                app.stop().await;
-            }
-        }
+        $crate::both_with!($name, |_| {}, $body);
     };
 }
 
