@@ -94,6 +94,20 @@ async fn exchange(app: &TestApp, i: &Issued, verifier: Option<&str>) -> (u16, Va
     token(app, &i.client_id, &i.secret, &form).await
 }
 
+/// `grant_type=refresh_token` for the issued client.
+async fn refresh(app: &TestApp, i: &Issued, refresh_token: &str) -> (u16, Value) {
+    token(
+        app,
+        &i.client_id,
+        &i.secret,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ],
+    )
+    .await
+}
+
 fn error_of(v: &Value) -> &str {
     v["error"].as_str().unwrap_or("")
 }
@@ -194,13 +208,7 @@ both!(
         let (s, www) = userinfo_status(app, &at).await;
         assert_eq!(s, 401);
         assert!(www.contains("invalid_token"), "{www}");
-        let (s, body) = token(
-            app,
-            &i.client_id,
-            &i.secret,
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-        )
-        .await;
+        let (s, body) = refresh(app, &i, &rt).await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
     }
 );
@@ -789,13 +797,7 @@ both!(
         );
         // Seven losers presented a used token: the family is revoked, the winner's token too.
         for rt in winners {
-            let (s, body) = token(
-                app,
-                &i.client_id,
-                &i.secret,
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            )
-            .await;
+            let (s, body) = refresh(app, &i, &rt).await;
             assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
         }
     }
@@ -923,13 +925,7 @@ both!(
         // Now: everything is live, nothing goes.
         let p = store.purge_expired(now()).await.unwrap();
         assert_eq!((p.codes, p.grants, p.sessions), (0, 0, 0));
-        let (s, _) = token(
-            app,
-            &i.client_id,
-            &i.secret,
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-        )
-        .await;
+        let (s, _) = refresh(app, &i, &rt).await;
         assert_eq!(s, 200, "live grants survive a purge");
         // Far in the future: the code, grant (with its refresh tokens) and session are dead.
         let later = now() + 400 * 24 * 3600;
@@ -960,13 +956,7 @@ both!(
                 .unwrap()
         );
         assert_eq!(userinfo_status(app, &at).await.0, 401);
-        let (s, body) = token(
-            app,
-            &i.client_id,
-            &i.secret,
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-        )
-        .await;
+        let (s, body) = refresh(app, &i, &rt).await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
         for t in [at.as_str(), rt.as_str()] {
             let r: Value = reqwest::Client::new()
