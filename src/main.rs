@@ -4,11 +4,13 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use latchkey_core::SigningAlg;
+use latchkey_core::{Acr, SigningAlg};
 use latchkey_server::provision::{self, NewClient};
 use latchkey_server::store::Store;
 use latchkey_server::{App, Config};
 use std::io::Read;
+
+mod policy;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -43,6 +45,9 @@ enum Command {
     /// Inspect and rotate signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// MFA policy: minimum authentication levels per lab, role and client.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 #[derive(Subcommand)]
@@ -146,6 +151,9 @@ enum UserCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Manage a user's roles in a lab.
+    #[command(subcommand)]
+    Role(policy::RoleCommand),
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -197,16 +205,19 @@ enum ClientCommand {
         /// First-party client: users are not asked for consent.
         #[arg(long)]
         skip_consent: bool,
+        /// Weakest authentication this client accepts: pwd, mfa or phr.
+        #[arg(long)]
+        min_acr: Option<Acr>,
         #[command(flatten)]
         out: Output,
     },
 }
 
 #[derive(Args)]
-struct Output {
+pub(crate) struct Output {
     /// Print the result as JSON (for scripts).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -261,6 +272,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             server.wait().await
         }
+        Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
+        Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;
             eprintln!("database is up to date ({})", store.backend());
@@ -321,6 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             access_token_ttl,
             id_token_alg,
             skip_consent,
+            min_acr,
             out,
         }) => {
             let store = Store::open(&config).await?;
@@ -335,6 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     access_token_ttl_secs: access_token_ttl,
                     id_token_alg,
                     skip_consent,
+                    min_acr,
                 },
             )
             .await?;
@@ -440,7 +455,11 @@ async fn keys_command(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-fn print<T: serde::Serialize>(out: &Output, value: &T, text: &str) -> anyhow::Result<()> {
+pub(crate) fn print<T: serde::Serialize>(
+    out: &Output,
+    value: &T,
+    text: &str,
+) -> anyhow::Result<()> {
     if out.json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {

@@ -115,6 +115,7 @@ impl TestApp {
             access_token_ttl_secs: None,
             id_token_alg: SigningAlg::RS256,
             skip_consent: false,
+            min_acr: None,
         };
         f(&mut c);
         provision::create_client(&self.state.store, c)

@@ -22,6 +22,9 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub csrf_key: ring::hmac::Key,
     pub insecure_cookies: bool,
+    /// The WebAuthn relying party (passkeys and security keys); `None` when the issuer's host
+    /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
+    pub webauthn: Option<webauthn_rs::Webauthn>,
     clients: ClientCache,
 }
 
@@ -76,8 +79,17 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let issuer = config.issuer();
+        let webauthn = crate::factors::relying_party(
+            &issuer,
+            config.authentication.webauthn_rp_id.as_deref(),
+            config.authentication.webauthn_timeout_secs,
+        )
+        .map_err(|e| tracing::warn!("passkeys and security keys are disabled: {e}"))
+        .ok();
         let state = AppState {
-            issuer: config.issuer(),
+            webauthn,
+            issuer,
             insecure_cookies: config.insecure_cookies(),
             config,
             store,

@@ -40,6 +40,28 @@ pub struct Config {
     pub argon2: Argon2Config,
     pub password: PasswordConfig,
     pub keys: KeysConfig,
+    pub authentication: AuthenticationConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthenticationConfig {
+    /// How recent an authentication must be to enrol or remove a factor, in seconds.
+    pub reauth_window_secs: i64,
+    /// WebAuthn relying-party id (a registrable domain). Defaults to the issuer's host.
+    pub webauthn_rp_id: Option<String>,
+    /// How long a WebAuthn challenge may be answered, in seconds.
+    pub webauthn_timeout_secs: i64,
+}
+
+impl Default for AuthenticationConfig {
+    fn default() -> Self {
+        AuthenticationConfig {
+            reauth_window_secs: 300,
+            webauthn_rp_id: None,
+            webauthn_timeout_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -144,6 +166,7 @@ impl Default for Config {
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
+            authentication: AuthenticationConfig::default(),
         }
     }
 }

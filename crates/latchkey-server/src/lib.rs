@@ -9,6 +9,7 @@
 pub mod app;
 pub mod config;
 pub mod crypto;
+pub mod factors;
 pub mod http;
 pub mod keys;
 pub mod password;

@@ -88,6 +88,7 @@ pub struct NewClient {
     pub access_token_ttl_secs: Option<i64>,
     pub id_token_alg: SigningAlg,
     pub skip_consent: bool,
+    pub min_acr: Option<latchkey_core::Acr>,
 }
 
 /// What `latchkey client create` prints. The secret appears here once and is never stored.
@@ -155,6 +156,7 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
         id_token_alg: c.id_token_alg,
         skip_consent: c.skip_consent,
         created_at: now(),
+        min_acr: c.min_acr,
     };
     store.create_client(&client).await?;
     Ok(CreatedClient {

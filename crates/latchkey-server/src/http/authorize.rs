@@ -8,10 +8,12 @@ use super::{State, decode_pairs};
 use crate::app::AppState;
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{
-    AuthRequest, AuthorizeError, ClientView, Next, RawParams, ResponseMode, SessionView, next_step,
+    AuthRequest, AuthorizeError, ClientView, Next, RawParams, ResponseMode, Standing, next_step,
     validate,
 };
+use crate::protocol::strength::{Demands, Enrolled, Grace, Strength};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
+use crate::store::clients::Client;
 use crate::store::codes::AuthCode;
 use crate::store::flows::LoginFlow;
 use crate::store::now;
@@ -19,6 +21,8 @@ use crate::store::sessions::Session;
 use crate::store::users::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::{Acr, ErrorCode};
+use std::sync::Arc;
 
 pub async fn get(state: State, req: HttpRequest) -> Result<HttpResponse, PageError> {
     let pairs = decode_pairs(req.query_string().as_bytes());
@@ -93,13 +97,82 @@ pub async fn current_session(
     }
 }
 
+/// The client id of Latchkey's own account pages, which sign in through login flows like any
+/// client but receive no code (generated client ids start with `lk_`).
+pub const ACCOUNT_CLIENT_ID: &str = "latchkey:account";
+
+/// The client a flow belongs to: a registered one, or the account pages.
+pub async fn flow_client(state: &AppState, client_id: &str) -> Result<Arc<Client>, PageError> {
+    if client_id == ACCOUNT_CLIENT_ID {
+        return Ok(Arc::new(Client {
+            id: ACCOUNT_CLIENT_ID.into(),
+            name: "your Latchkey account".into(),
+            secret_hash: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![],
+            access_token_ttl_secs: None,
+            id_token_alg: latchkey_core::SigningAlg::ES256,
+            skip_consent: true,
+            created_at: 0,
+            min_acr: None,
+        }));
+    }
+    state.client(client_id).await?.ok_or_else(flow_gone)
+}
+
+/// The lab a login is for: the user's first lab (a lab picker comes with multi-lab support).
+pub async fn active_lab(state: &AppState, user_id: &str) -> Result<Option<String>, PageError> {
+    Ok(state.store.user_labs(user_id).await?.into_iter().next())
+}
+
+/// Everything the decision needs about a signed-in user: the demands of the request, the
+/// client, the lab and the user's roles; the factors they enrolled; their grace.
+pub async fn demands_for(
+    state: &AppState,
+    request: &AuthRequest,
+    client: &Client,
+    user_id: &str,
+) -> Result<(Demands, Enrolled, Option<Grace>), PageError> {
+    let mut demands = Demands {
+        request: request.requested_acr,
+        client: client.min_acr,
+        lab: None,
+        role: None,
+    };
+    let mut grace = None;
+    if client.id != ACCOUNT_CLIENT_ID
+        && let Some(lab) = active_lab(state, user_id).await?
+    {
+        let p = state.store.member_policy(user_id, &lab).await?;
+        demands.role = p.role_min;
+        if let Some(lp) = &p.lab {
+            demands.lab = Some(lp.min_acr);
+            if lp.grace_days.is_some() || lp.grace_logins.is_some() {
+                grace = Some(Grace {
+                    days: lp.grace_days,
+                    logins: lp.grace_logins,
+                    started_at: p.grace_started_at,
+                    used_logins: p.grace_logins,
+                });
+            }
+        }
+    }
+    let mut enrolled = state.store.enrolled(user_id).await?;
+    if state.webauthn.is_none() {
+        enrolled.webauthn = 0;
+        enrolled.passkeys = 0;
+    }
+    Ok((demands, enrolled, grace))
+}
+
 /// Decides and performs the next step for a validated request: show a page (through a login
-/// flow bound to this browser), refuse (prompt=none), or issue a code.
+/// flow bound to this browser), refuse (prompt=none, unreachable level), or issue a code.
 pub async fn proceed(
     state: &AppState,
     req: &HttpRequest,
     request: AuthRequest,
-    client: &crate::store::clients::Client,
+    client: &Client,
     session: Option<(Session, User)>,
     flow_id: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
@@ -114,21 +187,53 @@ pub async fn proceed(
         }
         _ => false,
     };
-    let view = session.as_ref().map(|(s, _)| SessionView {
-        auth_time: s.auth_time,
-    });
-    match next_step(&request, view, consent, t) {
+    let known = match &session {
+        Some((s, _)) => Some(demands_for(state, &request, client, &s.user_id).await?),
+        None => None,
+    };
+    let standing = match (&session, &known) {
+        (Some((s, _)), Some((demands, enrolled, grace))) => Some(Standing {
+            factors: &s.factors,
+            demands: *demands,
+            enrolled: *enrolled,
+            grace: *grace,
+        }),
+        _ => None,
+    };
+    let next = next_step(&request, standing, consent, t);
+    match next {
         Next::Refuse(code) => {
             if let Some(id) = flow_id {
                 state.store.finish_flow(id).await?;
             }
-            let e = OAuthError::new(
-                code,
-                match code {
-                    latchkey_core::ErrorCode::LoginRequired => "the user is not signed in",
-                    _ => "the user has not consented to this client",
-                },
-            );
+            let need = known.as_ref().map_or(Acr::Pwd, |k| k.0.level());
+            let description = match code {
+                ErrorCode::LoginRequired => "the user is not signed in".to_owned(),
+                ErrorCode::InteractionRequired => {
+                    format!("the user must authenticate further to reach acr `{need}`")
+                }
+                ErrorCode::UnmetAuthenticationRequirements => {
+                    format!("the user has no enrolled factor that reaches acr `{need}`")
+                }
+                _ => "the user has not consented to this client".to_owned(),
+            };
+            if let Some((s, _)) = &session
+                && code == ErrorCode::UnmetAuthenticationRequirements
+            {
+                state
+                    .store
+                    .audit(
+                        &s.user_id,
+                        "login.unmet_requirements",
+                        &s.user_id,
+                        serde_json::json!({"client": client.id, "need": need.as_str()}),
+                    )
+                    .await?;
+            }
+            if client.id == ACCOUNT_CLIENT_ID {
+                return Err(PageError::bad_request("Sign-in not possible", description));
+            }
+            let e = OAuthError::new(code, description);
             Ok(error_response(
                 state,
                 &request.redirect_uri,
@@ -137,7 +242,7 @@ pub async fn proceed(
                 &e,
             ))
         }
-        Next::Issue => {
+        Next::Issue(strength) => {
             let Some((session, _)) = session else {
                 return Err(PageError::internal("issue without a session"));
             };
@@ -146,9 +251,12 @@ pub async fn proceed(
             {
                 return Err(flow_gone());
             }
-            issue_code(state, &request, &session).await
+            if client.id == ACCOUNT_CLIENT_ID {
+                return Ok(see_other(&request.redirect_uri));
+            }
+            issue_code(state, &request, &session, &strength).await
         }
-        step @ (Next::Login | Next::Consent) => {
+        step @ (Next::Login | Next::Consent | Next::StepUp { .. } | Next::Enrol { .. }) => {
             let (id, new_cookie) = match flow_id {
                 Some(id) => (id.to_owned(), None),
                 None => {
@@ -163,10 +271,11 @@ pub async fn proceed(
                     (flow.id, cookie)
                 }
             };
-            let page = if step == Next::Login {
-                "/login"
-            } else {
-                "/consent"
+            let page = match step {
+                Next::Login => "/login",
+                Next::Consent => "/consent",
+                Next::StepUp { .. } => "/login/verify",
+                _ => "/login/enrol",
             };
             let mut r = HttpResponse::SeeOther();
             r.insert_header(("Location", format!("{page}?flow={id}")))
@@ -177,6 +286,13 @@ pub async fn proceed(
             Ok(r.finish())
         }
     }
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header(("Location", location.to_owned()))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
 }
 
 pub fn flow_gone() -> PageError {
@@ -190,14 +306,10 @@ async fn issue_code(
     state: &AppState,
     request: &AuthRequest,
     session: &Session,
+    strength: &Strength,
 ) -> Result<HttpResponse, PageError> {
     let code = OpaqueToken::generate(TokenKind::AuthorizationCode);
-    let lab = state
-        .store
-        .user_labs(&session.user_id)
-        .await?
-        .into_iter()
-        .next();
+    let lab = active_lab(state, &session.user_id).await?;
     let row = AuthCode {
         grant_id: random_id(),
         client_id: request.client_id.clone(),
@@ -207,9 +319,9 @@ async fn issue_code(
         scope: request.scope.join(" "),
         nonce: request.nonce.clone(),
         code_challenge: request.code_challenge.clone(),
-        auth_time: session.auth_time,
-        acr: session.acr.clone(),
-        amr: session.amr.clone(),
+        auth_time: strength.auth_time,
+        acr: strength.acr.as_str().to_owned(),
+        amr: strength.amr.iter().map(|a| a.as_str().to_owned()).collect(),
         lab_id: lab,
         expires_at: now() + state.config.tokens.authorization_code_ttl_secs,
     };

@@ -2,20 +2,22 @@
 //! the form again with a message and issues nothing; a right one starts a session and moves
 //! the flow on (consent or code).
 
-use super::authorize::{current_session, flow_gone, proceed};
+use super::authorize::{current_session, flow_client, flow_gone, proceed};
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{LoginPage, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
 use crate::password::Verified;
+use crate::protocol::strength::{self, Method};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
 use crate::store::flows::LoginFlow;
 use crate::store::now;
 use crate::store::sessions::Session;
+use crate::store::users::User;
+use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::{Acr, Amr};
 
 /// Loads a flow and checks it belongs to this browser.
 pub async fn load_flow(
@@ -45,11 +47,7 @@ pub fn csrf_purpose(flow_id: &str) -> String {
 }
 
 pub async fn client_name(state: &AppState, client_id: &str) -> Result<String, PageError> {
-    Ok(state
-        .client(client_id)
-        .await?
-        .map(|c| c.name.clone())
-        .unwrap_or_else(|| client_id.to_owned()))
+    Ok(flow_client(state, client_id).await?.name.clone())
 }
 
 #[derive(serde::Deserialize)]
@@ -163,53 +161,117 @@ pub async fn submit(
             .await;
         }
     };
+    let (session, cookie) = establish(&state, &req, &user, Method::Password).await?;
+    tracing::info!(user = %user.id, session = %session.id, "login succeeded");
+    state
+        .store
+        .audit(&user.id, "login.password", &user.id, serde_json::json!({}))
+        .await?;
+    continue_flow(&state, &req, flow, session, user, Some(cookie)).await
+}
+
+/// Records a factor the browser's user just proved: a first factor starts (or, for the same
+/// user, renews) the session; a second factor needs the user's live session. The cookie token
+/// changes every time (session fixation defence); the session keeps its id (`sid`).
+pub async fn establish(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &User,
+    method: Method,
+) -> Result<(Session, Cookie<'static>), PageError> {
     let t = now();
     let token = OpaqueToken::generate(TokenKind::Session);
-    let mut session = Session {
-        id: random_id(),
-        user_id: user.id.clone(),
-        auth_time: t,
-        amr: vec![Amr::Pwd.as_str().to_owned()],
-        acr: Acr::Pwd.as_str().to_owned(),
-        created_at: t,
-        expires_at: t + state.config.tokens.session_ttl_secs,
-    };
-    // The cookie token always changes on login (session fixation defence). The same user
-    // re-authenticating keeps the session id and its grants; another user ends the old session.
-    match current_session(&state, &req).await? {
-        Some((old, _)) if old.user_id == user.id => {
-            session.id = old.id.clone();
-            session.created_at = old.created_at;
-            state
-                .store
-                .renew_session(&old.id, token.hash(), &session)
-                .await?;
-        }
+    let current = current_session(state, req).await?;
+    let mut session = match current {
+        Some((old, _)) if old.user_id == user.id => old,
         other => {
+            if !matches!(method, Method::Password | Method::Webauthn { .. }) {
+                return Err(PageError::bad_request(
+                    "Sign in first",
+                    "This step needs the sign-in you started. Return to the application and start again.",
+                ));
+            }
             if let Some((old, _)) = other {
                 state.store.end_session(&old.id).await?;
             }
-            state.store.create_session(token.hash(), &session).await?;
+            Session {
+                id: String::new(),
+                user_id: user.id.clone(),
+                auth_time: t,
+                amr: vec![],
+                acr: String::new(),
+                created_at: t,
+                expires_at: 0,
+                factors: vec![],
+            }
         }
+    };
+    strength::record(&mut session.factors, method, t);
+    if let Some(s) = strength::strength(&session.factors, None) {
+        session.acr = s.acr.as_str().to_owned();
+        session.amr = s.amr.iter().map(|a| a.as_str().to_owned()).collect();
     }
-    tracing::info!(user = %user.id, session = %session.id, "login succeeded");
-    let client = state
-        .client(&flow.request.client_id)
-        .await?
-        .ok_or_else(flow_gone)?;
+    if matches!(method, Method::Password | Method::Webauthn { .. }) {
+        session.auth_time = t;
+    }
+    session.expires_at = t + state.config.tokens.session_ttl_secs;
+    if session.id.is_empty() {
+        session.id = random_id();
+        state.store.create_session(token.hash(), &session).await?;
+    } else {
+        state
+            .store
+            .renew_session(&session.id, token.hash(), &session)
+            .await?;
+    }
+    Ok((session, cookies::session_cookie(state, &token)))
+}
+
+/// Moves a flow on after a factor was proven in it, setting the new session cookie.
+pub async fn continue_flow(
+    state: &AppState,
+    req: &HttpRequest,
+    flow: LoginFlow,
+    session: Session,
+    user: User,
+    cookie: Option<Cookie<'static>>,
+) -> Result<HttpResponse, PageError> {
+    let client = flow_client(state, &flow.request.client_id).await?;
     let mut request = flow.request.clone();
     request.authenticated = true;
     state.store.update_flow_request(&flow.id, &request).await?;
     let mut resp = proceed(
-        &state,
-        &req,
+        state,
+        req,
         request,
         &client,
         Some((session, user)),
         Some(&flow.id),
     )
     .await?;
-    resp.add_cookie(&cookies::session_cookie(&state, &token))
-        .map_err(PageError::internal)?;
+    if let Some(c) = cookie {
+        resp.add_cookie(&c).map_err(PageError::internal)?;
+    }
     Ok(resp)
+}
+
+/// `GET /login/continue?flow=…`: re-evaluates a flow with the browser's session (after a
+/// WebAuthn ceremony, whose JSON response cannot redirect the page itself).
+pub async fn resume(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<FlowQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (flow, _) = load_flow(&state, &req, q.flow.as_deref()).await?;
+    let client = flow_client(&state, &flow.request.client_id).await?;
+    let session = current_session(&state, &req).await?;
+    proceed(
+        &state,
+        &req,
+        flow.request.clone(),
+        &client,
+        session,
+        Some(&flow.id),
+    )
+    .await
 }

@@ -1,6 +1,7 @@
 //! HTTP: thin actix-web handlers, one module per endpoint. Each parses its request, calls
 //! `protocol` and `store`, and renders JSON, a page or a redirect.
 
+pub mod account;
 pub mod authorize;
 pub mod consent;
 pub mod cookies;
@@ -15,6 +16,8 @@ pub mod revoke;
 pub mod static_files;
 pub mod token;
 pub mod userinfo;
+pub mod verify;
+pub mod webauthn;
 
 use actix_web::web;
 
@@ -37,6 +40,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/authorize", web::post().to(authorize::post))
             .route("/login", web::get().to(login::page))
             .route("/login", web::post().to(login::submit))
+            .route("/login/continue", web::get().to(login::resume))
+            .route("/login/verify", web::get().to(verify::page))
+            .route("/login/verify", web::post().to(verify::submit))
+            .route("/login/enrol", web::get().to(verify::enrol_page))
+            .route("/login/enrol", web::post().to(verify::defer))
+            .route(
+                "/webauthn/login/begin",
+                web::post().to(webauthn::login_begin),
+            )
+            .route(
+                "/webauthn/verify/begin",
+                web::post().to(webauthn::verify_begin),
+            )
+            .route(
+                "/webauthn/register/begin",
+                web::post().to(webauthn::register_begin),
+            )
+            .route("/webauthn/finish", web::post().to(webauthn::finish))
+            .route("/account", web::get().to(account::page))
+            .route("/account/totp/setup", web::post().to(account::totp_setup))
+            .route(
+                "/account/totp/confirm",
+                web::post().to(account::totp_confirm),
+            )
+            .route("/account/totp/remove", web::post().to(account::totp_remove))
+            .route(
+                "/account/webauthn/rename",
+                web::post().to(account::webauthn_rename),
+            )
+            .route(
+                "/account/webauthn/remove",
+                web::post().to(account::webauthn_remove),
+            )
+            .route(
+                "/account/recovery-codes",
+                web::post().to(account::recovery_codes),
+            )
             .route("/consent", web::get().to(consent::page))
             .route("/consent", web::post().to(consent::submit))
             .route("/token", web::post().to(token::token))

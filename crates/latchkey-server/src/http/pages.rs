@@ -15,6 +15,78 @@ pub struct LoginPage {
 }
 
 #[derive(Template)]
+#[template(path = "verify.html")]
+pub struct VerifyPage {
+    pub client_name: String,
+    pub flow: String,
+    pub csrf: String,
+    pub need: String,
+    pub email: String,
+    pub totp: bool,
+    pub webauthn: bool,
+    pub recovery: bool,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+pub struct EnrolPage {
+    pub client_name: String,
+    pub flow: String,
+    pub csrf_flow: String,
+    pub csrf_account: String,
+    pub need: String,
+    pub offer_totp: bool,
+    pub can_defer: bool,
+    pub days_left: Option<i64>,
+    pub logins_left: Option<i64>,
+}
+
+pub struct CredentialView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub synced: bool,
+    pub added: String,
+    pub last_used: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct AccountPage {
+    pub email: String,
+    pub csrf: String,
+    /// The session's current strength and what the user's lab and roles require.
+    pub acr: String,
+    pub policy: String,
+    pub totp_since: Option<String>,
+    pub credentials: Vec<CredentialView>,
+    pub recovery_unused: i64,
+    pub recovery_total: i64,
+    pub recovery_last_used: Option<String>,
+    pub events: Vec<(String, String)>,
+    pub notice: Option<String>,
+    pub flow: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "totp_setup.html")]
+pub struct TotpSetupPage {
+    pub csrf: String,
+    pub qr: String,
+    pub key: String,
+    pub flow: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub codes: Vec<String>,
+    pub next: String,
+}
+
+#[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage {
     pub client_name: String,

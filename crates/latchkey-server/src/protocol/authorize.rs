@@ -20,8 +20,11 @@
 //! With `prompt=none`, every transition that would show a page becomes an error redirect
 //! instead (`login_required`, `consent_required`).
 
+use super::strength::{
+    Demands, Enrolled, Factor, Gap, Grace, Strength, assess, essential_acr, offer, requested_level,
+};
 use super::{OAuthError, pkce, redirect_uri, scope};
-use latchkey_core::ErrorCode;
+use latchkey_core::{Acr, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 /// The parameters as they arrive (query string or form body), not yet trusted.
@@ -40,6 +43,7 @@ pub struct RawParams {
     pub max_age: Option<String>,
     pub login_hint: Option<String>,
     pub acr_values: Option<String>,
+    pub claims: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 section 3.1 forbids it).
@@ -66,6 +70,7 @@ impl RawParams {
                 "max_age" => &mut p.max_age,
                 "login_hint" => &mut p.login_hint,
                 "acr_values" => &mut p.acr_values,
+                "claims" => &mut p.claims,
                 "request" => &mut p.request,
                 "request_uri" => &mut p.request_uri,
                 // Unknown parameters are ignored (RFC 6749 section 3.1).
@@ -111,10 +116,19 @@ pub struct AuthRequest {
     pub acr_values: Vec<String>,
     /// When the request arrived.
     pub requested_at: i64,
-    /// Set once the user has authenticated within this flow: `prompt=login` and `max_age`
+    /// Set once the user has proven a factor within this flow: `prompt=login` and `max_age`
     /// are then satisfied, whatever the clock's resolution.
     #[serde(default)]
     pub authenticated: bool,
+    /// The level `acr_values` and an essential `acr` claim ask for.
+    #[serde(default)]
+    pub requested_acr: Option<Acr>,
+    /// The user chose to enrol later while their lab's grace period lasts.
+    #[serde(default)]
+    pub deferred_enrolment: bool,
+    /// Wrong second-factor codes entered in this flow (it ends after a few).
+    #[serde(default)]
+    pub failed_codes: u32,
 }
 
 /// What the endpoint knows about the client named by `client_id`.
@@ -204,6 +218,7 @@ pub fn validate(
         ("login_hint", &p.login_hint),
         ("scope", &p.scope),
         ("acr_values", &p.acr_values),
+        ("claims", &p.claims),
     ] {
         if v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN) {
             return Err(fail(
@@ -325,7 +340,11 @@ pub fn validate(
             }
         },
     };
-    let acr_values = p
+    let essential = match p.claims.as_deref().map(essential_acr).transpose() {
+        Ok(level) => level.flatten(),
+        Err(d) => return Err(fail(ErrorCode::InvalidRequest, d)),
+    };
+    let acr_values: Vec<String> = p
         .acr_values
         .as_deref()
         .unwrap_or("")
@@ -344,47 +363,117 @@ pub fn validate(
         prompt,
         max_age,
         login_hint: p.login_hint,
+        requested_acr: requested_level(acr_values.iter().map(String::as_str)).max(essential),
         acr_values,
         requested_at: now,
         authenticated: false,
+        deferred_enrolment: false,
+        failed_codes: 0,
     })
 }
 
-/// The browser session as far as the decision needs it.
+/// What is known about the signed-in user when deciding a step.
 #[derive(Debug, Clone, Copy)]
-pub struct SessionView {
-    pub auth_time: i64,
+pub struct Standing<'a> {
+    /// The factors the session proved, and when.
+    pub factors: &'a [Factor],
+    /// The levels the request, the client, the lab and the user's roles demand.
+    pub demands: Demands,
+    /// The factors the user has enrolled.
+    pub enrolled: Enrolled,
+    /// The lab policy's enrolment grace as this user stands in it (`None`: no grace).
+    pub grace: Option<Grace>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
+    /// Ask for a first factor (password or passkey).
     Login,
+    /// Ask only for the missing factor.
+    StepUp {
+        need: Acr,
+    },
+    /// The user has no factor that reaches `need`: enrol one now. `can_defer` while the
+    /// policy's grace period lasts and nothing but policy demands it.
+    Enrol {
+        need: Acr,
+        can_defer: bool,
+    },
     Consent,
-    Issue,
-    /// Only with `prompt=none`: the step that would need the user.
+    /// Issue a code carrying this strength.
+    Issue(Strength),
+    /// Send an error to the client (`prompt=none`, or a level the user cannot reach).
     Refuse(ErrorCode),
 }
 
-/// Decides the next step of a flow from the request, the session and the consent on record.
+/// The earliest time a factor may have been proven to count for this request: `max_age`
+/// seconds ago, or this flow's start with `prompt=login` / `max_age=0`. Factors proven within
+/// the flow always count. The outer `None`: the request demands an authentication in this
+/// flow and none happened yet.
+pub fn fresh_since(req: &AuthRequest, now: i64) -> Option<Option<i64>> {
+    // max_age=0 means "authenticate now", like prompt=login (OIDC Core errata).
+    if req.prompt.login || req.max_age == Some(0) {
+        return req.authenticated.then_some(Some(req.requested_at));
+    }
+    Some(req.max_age.map(|m| {
+        if req.authenticated {
+            (now - m).min(req.requested_at)
+        } else {
+            now - m
+        }
+    }))
+}
+
+/// Decides the next step of a flow from the request, the user's standing and the consent on
+/// record.
 pub fn next_step(
     req: &AuthRequest,
-    session: Option<SessionView>,
+    standing: Option<Standing<'_>>,
     consent_on_record: bool,
     now: i64,
 ) -> Next {
-    let needs_login = match session {
-        None => true,
-        Some(_) if req.authenticated => false,
-        // max_age=0 means "authenticate now", like prompt=login (OIDC Core errata).
-        Some(s) => req.prompt.login || req.max_age.is_some_and(|m| m == 0 || now - s.auth_time > m),
-    };
-    if needs_login {
-        return if req.prompt.none {
+    let login = || {
+        if req.prompt.none {
             Next::Refuse(ErrorCode::LoginRequired)
         } else {
             Next::Login
-        };
-    }
+        }
+    };
+    let Some(since) = fresh_since(req, now) else {
+        return login();
+    };
+    let Some(st) = standing else {
+        return login();
+    };
+    let grace_open = st.grace.is_some_and(|g| g.open(now));
+    let need = if req.deferred_enrolment && grace_open {
+        st.demands.without_policy()
+    } else {
+        st.demands.level()
+    };
+    let strength = match assess(st.factors, since, need) {
+        Gap::FirstFactor => return login(),
+        Gap::Met(s) => s,
+        Gap::StepUp { have, need } => {
+            let interactive = |n: Next| {
+                if req.prompt.none {
+                    Next::Refuse(ErrorCode::InteractionRequired)
+                } else {
+                    n
+                }
+            };
+            if offer(&st.enrolled, need).any() {
+                return interactive(Next::StepUp { need });
+            }
+            if grace_open {
+                return interactive(Next::Enrol {
+                    need,
+                    can_defer: have >= st.demands.without_policy(),
+                });
+            }
+            return Next::Refuse(ErrorCode::UnmetAuthenticationRequirements);
+        }
+    };
     if req.prompt.consent || !consent_on_record {
         return if req.prompt.none {
             Next::Refuse(ErrorCode::ConsentRequired)
@@ -392,12 +481,13 @@ pub fn next_step(
             Next::Consent
         };
     }
-    Next::Issue
+    Next::Issue(strength)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::strength::Method;
 
     const CB: &str = "https://app.example/cb";
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -515,6 +605,28 @@ mod tests {
         assert_eq!(redirect_code(run(p, false)), ErrorCode::InvalidRequest);
     }
 
+    const PWD: Method = Method::Password;
+
+    fn standing(factors: &[Factor]) -> Standing<'_> {
+        Standing {
+            factors,
+            demands: Demands::default(),
+            enrolled: Enrolled::default(),
+            grace: None,
+        }
+    }
+
+    fn at(method: Method, at: i64) -> [Factor; 1] {
+        [Factor { method, at }]
+    }
+
+    fn issued(n: Next) -> Acr {
+        match n {
+            Next::Issue(s) => s.acr,
+            other => panic!("expected a code, got {other:?}"),
+        }
+    }
+
     #[test]
     fn oidc_core_3_1_2_1_prompt_none_without_session_is_login_required() {
         let r = run(params(&[("prompt", "none")]), false).unwrap();
@@ -527,43 +639,46 @@ mod tests {
     #[test]
     fn oidc_core_3_1_2_1_prompt_none_without_consent_is_consent_required() {
         let r = run(params(&[("prompt", "none")]), false).unwrap();
-        let s = Some(SessionView { auth_time: 900 });
+        let f = at(PWD, 900);
         assert_eq!(
-            next_step(&r, s, false, 1000),
+            next_step(&r, Some(standing(&f)), false, 1000),
             Next::Refuse(ErrorCode::ConsentRequired)
         );
-        assert_eq!(next_step(&r, s, true, 1000), Next::Issue);
+        assert_eq!(
+            issued(next_step(&r, Some(standing(&f)), true, 1000)),
+            Acr::Pwd
+        );
     }
 
     #[test]
     fn oidc_core_3_1_2_1_prompt_login_forces_reauthentication() {
         let mut r = run(params(&[("prompt", "login")]), false).unwrap();
-        assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 1000 }), true, 1000),
-            Next::Login
-        );
+        let f = at(PWD, r.requested_at);
+        assert_eq!(next_step(&r, Some(standing(&f)), true, 1000), Next::Login);
         r.authenticated = true;
         assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 1000 }), true, 1001),
-            Next::Issue
+            issued(next_step(&r, Some(standing(&f)), true, 1001)),
+            Acr::Pwd
         );
     }
 
     #[test]
     fn oidc_core_3_1_2_1_max_age_exceeded_forces_reauthentication() {
         let mut r = run(params(&[("max_age", "60")]), false).unwrap();
+        r.requested_at = 1000;
         assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 900 }), true, 1000),
+            next_step(&r, Some(standing(&at(PWD, 900))), true, 1000),
             Next::Login
         );
         assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 950 }), true, 1000),
-            Next::Issue
+            issued(next_step(&r, Some(standing(&at(PWD, 950))), true, 1000)),
+            Acr::Pwd
         );
+        // A password given in this flow counts however long the flow took.
         r.authenticated = true;
         assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 900 }), true, 1000),
-            Next::Issue
+            issued(next_step(&r, Some(standing(&at(PWD, 1000))), true, 1200)),
+            Acr::Pwd
         );
     }
 
@@ -571,8 +686,99 @@ mod tests {
     fn prompt_consent_always_asks() {
         let r = run(params(&[("prompt", "consent")]), false).unwrap();
         assert_eq!(
-            next_step(&r, Some(SessionView { auth_time: 999 }), true, 1000),
+            next_step(&r, Some(standing(&at(PWD, 999))), true, 1000),
             Next::Consent
+        );
+    }
+
+    #[test]
+    fn acr_values_and_essential_claims_set_the_requested_level() {
+        let r = run(params(&[("acr_values", "phr mfa")]), false).unwrap();
+        assert_eq!(r.requested_acr, Some(Acr::Mfa));
+        let claims = r#"{"id_token":{"acr":{"essential":true,"values":["phr"]}}}"#;
+        let r = run(params(&[("acr_values", "mfa"), ("claims", claims)]), false).unwrap();
+        assert_eq!(r.requested_acr, Some(Acr::Phr));
+        let r = run(params(&[("acr_values", "urn:x")]), false).unwrap();
+        assert_eq!(r.requested_acr, None);
+    }
+
+    #[test]
+    fn oidc_core_5_5_malformed_claims_parameter_is_invalid_request() {
+        let p = params(&[("claims", "{not json")]);
+        assert_eq!(redirect_code(run(p, false)), ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn insufficient_strength_steps_up_or_refuses_with_prompt_none() {
+        let mut r = run(params(&[("acr_values", "mfa")]), false).unwrap();
+        let f = at(PWD, 999);
+        let mut st = standing(&f);
+        st.demands.request = r.requested_acr;
+        st.enrolled.totp = true;
+        assert_eq!(
+            next_step(&r, Some(st), true, 1000),
+            Next::StepUp { need: Acr::Mfa }
+        );
+        r.prompt.none = true;
+        assert_eq!(
+            next_step(&r, Some(st), true, 1000),
+            Next::Refuse(ErrorCode::InteractionRequired)
+        );
+    }
+
+    #[test]
+    fn unreachable_level_without_grace_is_unmet_authentication_requirements() {
+        let r = run(params(&[]), false).unwrap();
+        let f = at(PWD, 999);
+        let mut st = standing(&f);
+        st.demands.client = Some(Acr::Mfa);
+        assert_eq!(
+            next_step(&r, Some(st), true, 1000),
+            Next::Refuse(ErrorCode::UnmetAuthenticationRequirements)
+        );
+    }
+
+    #[test]
+    fn lab_policy_with_grace_leads_to_enrolment_that_can_be_deferred() {
+        let mut r = run(params(&[]), false).unwrap();
+        let f = at(PWD, 999);
+        let mut st = standing(&f);
+        st.demands.lab = Some(Acr::Mfa);
+        st.grace = Some(Grace {
+            days: Some(7),
+            logins: None,
+            started_at: None,
+            used_logins: 0,
+        });
+        assert_eq!(
+            next_step(&r, Some(st), true, 1000),
+            Next::Enrol {
+                need: Acr::Mfa,
+                can_defer: true
+            }
+        );
+        r.deferred_enrolment = true;
+        assert_eq!(issued(next_step(&r, Some(st), true, 1000)), Acr::Pwd);
+        // The client's own minimum is not deferred by the lab's grace.
+        st.demands.client = Some(Acr::Mfa);
+        r.deferred_enrolment = false;
+        assert_eq!(
+            next_step(&r, Some(st), true, 1000),
+            Next::Enrol {
+                need: Acr::Mfa,
+                can_defer: false
+            }
+        );
+        // Once the grace is over, enrolment is no longer offered at sign-in.
+        st.grace = Some(Grace {
+            days: Some(7),
+            logins: None,
+            started_at: Some(0),
+            used_logins: 0,
+        });
+        assert_eq!(
+            next_step(&r, Some(st), true, 8 * 86_400),
+            Next::Refuse(ErrorCode::UnmetAuthenticationRequirements)
         );
     }
 }

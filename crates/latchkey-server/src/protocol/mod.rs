@@ -7,5 +7,6 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod rotation;
 pub mod scope;
+pub mod strength;
 
 pub use error::OAuthError;

@@ -21,6 +21,8 @@ pub struct Client {
     pub id_token_alg: SigningAlg,
     pub skip_consent: bool,
     pub created_at: i64,
+    /// The weakest authentication this client accepts (its MFA policy).
+    pub min_acr: Option<latchkey_core::Acr>,
 }
 
 impl Client {
@@ -44,6 +46,7 @@ type Row = (
     String,
     bool,
     i64,
+    Option<String>,
 );
 
 fn from_row(r: Row) -> Result<Client, StoreError> {
@@ -61,6 +64,11 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .map_err(|e: latchkey_core::alg::UnsupportedAlg| StoreError::Corrupt(e.to_string()))?,
         skip_consent: r.8,
         created_at: r.9,
+        min_acr: r
+            .10
+            .map(|a| a.parse())
+            .transpose()
+            .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
     })
 }
 
@@ -82,6 +90,7 @@ impl Store {
                         clients::id_token_alg.eq(c.id_token_alg.as_str()),
                         clients::skip_consent.eq(c.skip_consent),
                         clients::created_at.eq(c.created_at),
+                        clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
                     ))
                     .execute(conn)
                     .await
@@ -110,6 +119,7 @@ impl Store {
                         clients::id_token_alg,
                         clients::skip_consent,
                         clients::created_at,
+                        clients::min_acr,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -117,5 +127,25 @@ impl Store {
             })
             .await?;
         row.map(from_row).transpose()
+    }
+
+    /// Sets (or clears) a client's minimum acr; false when no such client.
+    pub async fn set_client_min_acr(
+        &self,
+        id: &str,
+        min: Option<latchkey_core::Acr>,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(clients::table.find(&id))
+                    .set(clients::min_acr.eq(min.map(|a| a.as_str())))
+                    .execute(conn)
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
     }
 }

@@ -309,8 +309,8 @@ impl Store {
         .await
     }
 
-    /// KEK rotation: under the key lock, re-reads every stored key and re-seals it from `old`
-    /// to `new`, all in one transaction (all keys or none).
+    /// KEK rotation: under the key lock, re-reads every stored key and TOTP secret and re-seals
+    /// it from `old` to `new`, all in one transaction (all or none).
     pub async fn rewrap_keys(
         &self,
         old: std::sync::Arc<crate::crypto::Kek>,
@@ -337,7 +337,22 @@ impl Store {
                         .await?;
                     n += 1;
                 }
-                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n}));
+                // TOTP secrets are sealed under the same KEK.
+                let secrets: Vec<(String, Vec<u8>)> = super::schema::totp_credentials::table
+                    .select((super::schema::totp_credentials::user_id, super::schema::totp_credentials::secret))
+                    .load(conn)
+                    .await?;
+                for (user, sealed) in &secrets {
+                    let aad = crate::factors::totp_aad(user);
+                    let secret = old
+                        .open(&aad, sealed)
+                        .map_err(|e| StoreError::Corrupt(format!("TOTP secret of {user}: {e}")))?;
+                    diesel::update(super::schema::totp_credentials::table.find(user))
+                        .set(super::schema::totp_credentials::secret.eq(new.seal(&aad, &secret)))
+                        .execute(conn)
+                        .await?;
+                }
+                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n, "totp_secrets": secrets.len()}));
                 Ok(n)
             })
         })

@@ -13,13 +13,16 @@
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
 
+pub mod audit;
 pub mod clients;
 pub mod codes;
 pub mod consents;
+pub mod factors;
 pub mod flows;
 pub mod grants;
 pub mod keys;
 pub mod labs;
+pub mod policy;
 pub mod retention;
 pub mod schema;
 pub mod sessions;

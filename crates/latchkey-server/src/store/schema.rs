@@ -39,6 +39,7 @@ diesel::table! {
         id_token_alg -> Text,
         skip_consent -> Bool,
         created_at -> BigInt,
+        min_acr -> Nullable<Text>,
     }
 }
 
@@ -53,6 +54,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         ended_at -> Nullable<BigInt>,
+        factors -> Text,
     }
 }
 
@@ -147,6 +149,88 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    totp_credentials (user_id) {
+        user_id -> Text,
+        secret -> Binary,
+        confirmed -> Bool,
+        last_step -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        kind -> Text,
+        credential -> Text,
+        sign_count -> BigInt,
+        backup_eligible -> Bool,
+        backup_state -> Bool,
+        created_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, code_hash) {
+        user_id -> Text,
+        code_hash -> Binary,
+        created_at -> BigInt,
+        used_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        browser_hash -> Binary,
+        user_id -> Nullable<Text>,
+        purpose -> Text,
+        state -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    lab_policies (lab_id) {
+        lab_id -> Text,
+        min_acr -> Text,
+        grace_days -> Nullable<BigInt>,
+        grace_logins -> Nullable<BigInt>,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    roles (lab_id, name) {
+        lab_id -> Text,
+        name -> Text,
+        min_acr -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    user_roles (user_id, lab_id, role) {
+        user_id -> Text,
+        lab_id -> Text,
+        role -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    mfa_grace (user_id, lab_id) {
+        user_id -> Text,
+        lab_id -> Text,
+        started_at -> BigInt,
+        logins -> BigInt,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> labs (lab_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
@@ -163,4 +247,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     signing_keys,
     audit_events,
+    totp_credentials,
+    webauthn_credentials,
+    recovery_codes,
+    webauthn_ceremonies,
+    lab_policies,
+    roles,
+    user_roles,
+    mfa_grace,
 );

@@ -4,6 +4,7 @@
 
 use super::schema::{grants, sessions};
 use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::protocol::strength::Factor;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, TextExpressionMethods};
 use diesel_async::RunQueryDsl;
@@ -17,9 +18,11 @@ pub struct Session {
     pub acr: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The factors proven in this session and when (`protocol::strength`).
+    pub factors: Vec<Factor>,
 }
 
-type Row = (String, String, i64, String, String, i64, i64);
+type Row = (String, String, i64, String, String, i64, i64, String);
 
 impl Store {
     pub async fn create_session(&self, token: TokenHash, s: &Session) -> Result<(), StoreError> {
@@ -37,6 +40,7 @@ impl Store {
                         sessions::acr.eq(&s.acr),
                         sessions::created_at.eq(s.created_at),
                         sessions::expires_at.eq(s.expires_at),
+                        sessions::factors.eq(to_json_text(&s.factors)),
                     ))
                     .execute(conn)
                     .await?;
@@ -64,6 +68,7 @@ impl Store {
                         sessions::acr,
                         sessions::created_at,
                         sessions::expires_at,
+                        sessions::factors,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -79,6 +84,7 @@ impl Store {
                 acr: r.4,
                 created_at: r.5,
                 expires_at: r.6,
+                factors: from_json_text(&r.7)?,
             })
         })
         .transpose()
@@ -105,6 +111,27 @@ impl Store {
                         sessions::amr.eq(to_json_text(&s.amr)),
                         sessions::acr.eq(&s.acr),
                         sessions::expires_at.eq(s.expires_at),
+                        sessions::factors.eq(to_json_text(&s.factors)),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Records the session's factors after a step-up (the cookie token stays).
+    pub async fn update_session_factors(&self, s: &Session) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let s = s.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(sessions::table.find(&s.id).filter(sessions::ended_at.is_null()))
+                    .set((
+                        sessions::factors.eq(to_json_text(&s.factors)),
+                        sessions::acr.eq(&s.acr),
+                        sessions::amr.eq(to_json_text(&s.amr)),
                     ))
                     .execute(conn)
                     .await?;

@@ -69,6 +69,21 @@ pub async fn exchange(
             return Err(OAuthError::invalid_grant("the refresh token is not valid"));
         }
     };
+    // MFA policy changes apply at the next token request: a grant weaker than what the
+    // client, the lab or the user's roles now demand ends, and the user signs in again.
+    let acr: latchkey_core::Acr = grant.acr.parse().unwrap_or(latchkey_core::Acr::Pwd);
+    let lab_floor = match (&grant.lab_id, acr) {
+        (_, latchkey_core::Acr::Phr) | (None, _) => None,
+        (Some(lab), _) => state.store.policy_floor(&grant.user_id, lab, now()).await?,
+    };
+    if let Some(need) = client.min_acr.max(lab_floor)
+        && acr < need
+    {
+        state.store.revoke_grant(&grant.id).await?;
+        return Err(OAuthError::invalid_grant(format!(
+            "a stronger sign-in (acr `{need}`) is now required; start a new authorization request"
+        )));
+    }
     // A narrower scope may be asked for (RFC 6749 section 6), never a wider one.
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
     let t = now();

@@ -1,0 +1,506 @@
+//! Second factors and passkeys: the TOTP authenticator (secret sealed under the KEK, last
+//! accepted time step), WebAuthn credentials (webauthn-rs's public credential record, counter
+//! and backup flags), recovery codes (SHA-256 hashes), and WebAuthn ceremonies in progress.
+//! Every "use once" rule is one conditional UPDATE, so two nodes racing cannot both accept.
+
+use super::schema::{recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials};
+use super::{Store, StoreError, conflict, now};
+use crate::protocol::strength::Enrolled;
+use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel_async::RunQueryDsl;
+
+#[derive(Debug, Clone)]
+pub struct TotpRow {
+    pub sealed_secret: Vec<u8>,
+    pub confirmed: bool,
+    pub last_step: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A registered WebAuthn credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebauthnRow {
+    /// The credential id, base64url.
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    /// `passkey` (discoverable, user verification) or `security_key`.
+    pub kind: String,
+    /// webauthn-rs `Credential` as JSON: public key, counter, flags. No secret.
+    pub credential: String,
+    pub sign_count: i64,
+    pub backup_eligible: bool,
+    pub backup_state: bool,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+type WebauthnTuple = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    bool,
+    bool,
+    i64,
+    Option<i64>,
+);
+
+fn webauthn_row(r: WebauthnTuple) -> WebauthnRow {
+    WebauthnRow {
+        id: r.0,
+        user_id: r.1,
+        name: r.2,
+        kind: r.3,
+        credential: r.4,
+        sign_count: r.5,
+        backup_eligible: r.6,
+        backup_state: r.7,
+        created_at: r.8,
+        last_used_at: r.9,
+    }
+}
+
+macro_rules! webauthn_columns {
+    () => {
+        (
+            webauthn_credentials::id,
+            webauthn_credentials::user_id,
+            webauthn_credentials::name,
+            webauthn_credentials::kind,
+            webauthn_credentials::credential,
+            webauthn_credentials::sign_count,
+            webauthn_credentials::backup_eligible,
+            webauthn_credentials::backup_state,
+            webauthn_credentials::created_at,
+            webauthn_credentials::last_used_at,
+        )
+    };
+}
+
+/// Recovery codes as the account page shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryStatus {
+    pub unused: i64,
+    pub total: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A WebAuthn ceremony's server-side state.
+#[derive(Debug, Clone)]
+pub struct Ceremony {
+    pub id: String,
+    pub browser_hash: Vec<u8>,
+    pub user_id: Option<String>,
+    /// What the ceremony is for (`login:<flow>`, `step_up:<flow>`, `register:passkey`, ...).
+    pub purpose: String,
+    /// webauthn-rs state, JSON.
+    pub state: String,
+    pub expires_at: i64,
+}
+
+impl Store {
+    // ---- TOTP -------------------------------------------------------------------------
+
+    pub async fn get_totp(&self, user_id: &str) -> Result<Option<TotpRow>, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let row: Option<(Vec<u8>, bool, Option<i64>, i64)> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => totp_credentials::table
+                    .find(&id)
+                    .select((
+                        totp_credentials::secret,
+                        totp_credentials::confirmed,
+                        totp_credentials::last_step,
+                        totp_credentials::created_at,
+                    ))
+                    .first(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        Ok(row.map(|r| TotpRow {
+            sealed_secret: r.0,
+            confirmed: r.1,
+            last_step: r.2,
+            created_at: r.3,
+        }))
+    }
+
+    /// Stores a new, unconfirmed TOTP secret, replacing an unconfirmed one. Refused (conflict)
+    /// when a confirmed authenticator exists: it must be removed first.
+    pub async fn begin_totp(&self, user_id: &str, sealed: Vec<u8>) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::delete(
+                    totp_credentials::table
+                        .filter(totp_credentials::user_id.eq(&id))
+                        .filter(totp_credentials::confirmed.eq(false)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::insert_into(totp_credentials::table)
+                    .values((
+                        totp_credentials::user_id.eq(&id),
+                        totp_credentials::secret.eq(&sealed),
+                        totp_credentials::confirmed.eq(false),
+                        totp_credentials::created_at.eq(t),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "an authenticator app is already set up"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Accepts time step `step` for the user's authenticator if no equal or later step was
+    /// accepted before (RFC 6238 section 5.2: one use per step). With `confirm`, this also
+    /// activates a pending enrolment; without, only a confirmed authenticator counts.
+    pub async fn accept_totp_step(
+        &self,
+        user_id: &str,
+        step: i64,
+        confirm: bool,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(
+                    totp_credentials::table
+                        .filter(totp_credentials::user_id.eq(&id))
+                        .filter(totp_credentials::confirmed.eq(!confirm))
+                        .filter(
+                            totp_credentials::last_step
+                                .is_null()
+                                .or(totp_credentials::last_step.lt(step)),
+                        ),
+                )
+                .set((
+                    totp_credentials::last_step.eq(Some(step)),
+                    totp_credentials::confirmed.eq(true),
+                ))
+                .execute(conn)
+                .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_totp(&self, user_id: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::delete(totp_credentials::table.find(&id))
+                    .execute(conn)
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    // ---- WebAuthn credentials ---------------------------------------------------------
+
+    pub async fn add_webauthn(&self, row: &WebauthnRow) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let r = row.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::insert_into(webauthn_credentials::table)
+                    .values((
+                        webauthn_credentials::id.eq(&r.id),
+                        webauthn_credentials::user_id.eq(&r.user_id),
+                        webauthn_credentials::name.eq(&r.name),
+                        webauthn_credentials::kind.eq(&r.kind),
+                        webauthn_credentials::credential.eq(&r.credential),
+                        webauthn_credentials::sign_count.eq(r.sign_count),
+                        webauthn_credentials::backup_eligible.eq(r.backup_eligible),
+                        webauthn_credentials::backup_state.eq(r.backup_state),
+                        webauthn_credentials::created_at.eq(r.created_at),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "this credential is already registered"))?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn list_webauthn(&self, user_id: &str) -> Result<Vec<WebauthnRow>, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let rows: Vec<WebauthnTuple> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => webauthn_credentials::table
+                    .filter(webauthn_credentials::user_id.eq(&id))
+                    .order(webauthn_credentials::created_at.asc())
+                    .select(webauthn_columns!())
+                    .load(conn)
+                    .await?))
+            })
+            .await?;
+        Ok(rows.into_iter().map(webauthn_row).collect())
+    }
+
+    pub async fn find_webauthn(&self, cred_id: &str) -> Result<Option<WebauthnRow>, StoreError> {
+        let db = self.db.clone();
+        let id = cred_id.to_owned();
+        let row: Option<WebauthnTuple> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => webauthn_credentials::table
+                    .find(&id)
+                    .select(webauthn_columns!())
+                    .first(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        Ok(row.map(webauthn_row))
+    }
+
+    /// Records a successful assertion: the updated credential (counter, backup state) and
+    /// when it was used. The counter only moves forward (a concurrent older update loses).
+    pub async fn record_webauthn_use(
+        &self,
+        cred_id: &str,
+        credential: String,
+        sign_count: i64,
+        backup_state: bool,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = cred_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(
+                    webauthn_credentials::table
+                        .find(&id)
+                        .filter(webauthn_credentials::sign_count.le(sign_count)),
+                )
+                .set((
+                    webauthn_credentials::credential.eq(&credential),
+                    webauthn_credentials::sign_count.eq(sign_count),
+                    webauthn_credentials::backup_state.eq(backup_state),
+                    webauthn_credentials::last_used_at.eq(Some(t)),
+                ))
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    pub async fn rename_webauthn(
+        &self,
+        user_id: &str,
+        cred_id: &str,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let (user, id, name) = (user_id.to_owned(), cred_id.to_owned(), name.to_owned());
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(
+                    webauthn_credentials::table
+                        .find(&id)
+                        .filter(webauthn_credentials::user_id.eq(&user)),
+                )
+                .set(webauthn_credentials::name.eq(&name))
+                .execute(conn)
+                .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_webauthn(&self, user_id: &str, cred_id: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let (user, id) = (user_id.to_owned(), cred_id.to_owned());
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::delete(
+                    webauthn_credentials::table
+                        .find(&id)
+                        .filter(webauthn_credentials::user_id.eq(&user)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    // ---- Recovery codes ---------------------------------------------------------------
+
+    /// Replaces the user's recovery codes with new ones (given as SHA-256 hashes).
+    pub async fn replace_recovery_codes(
+        &self,
+        user_id: &str,
+        hashes: Vec<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(&id)))
+                    .execute(conn)
+                    .await?;
+                for h in &hashes {
+                    diesel::insert_into(recovery_codes::table)
+                        .values((
+                            recovery_codes::user_id.eq(&id),
+                            recovery_codes::code_hash.eq(h),
+                            recovery_codes::created_at.eq(t),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Marks a recovery code used; false when it is unknown or already used.
+    pub async fn use_recovery_code(
+        &self,
+        user_id: &str,
+        hash: Vec<u8>,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(
+                    recovery_codes::table
+                        .filter(recovery_codes::user_id.eq(&id))
+                        .filter(recovery_codes::code_hash.eq(&hash))
+                        .filter(recovery_codes::used_at.is_null()),
+                )
+                .set(recovery_codes::used_at.eq(Some(t)))
+                .execute(conn)
+                .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    pub async fn recovery_status(&self, user_id: &str) -> Result<RecoveryStatus, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let used: Vec<Option<i64>> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => recovery_codes::table
+                    .filter(recovery_codes::user_id.eq(&id))
+                    .select(recovery_codes::used_at)
+                    .load(conn)
+                    .await?))
+            })
+            .await?;
+        Ok(RecoveryStatus {
+            unused: used.iter().filter(|u| u.is_none()).count() as i64,
+            total: used.len() as i64,
+            last_used_at: used.iter().flatten().copied().max(),
+        })
+    }
+
+    /// What the user can authenticate with beyond a password.
+    pub async fn enrolled(&self, user_id: &str) -> Result<Enrolled, StoreError> {
+        let totp = self.get_totp(user_id).await?.is_some_and(|t| t.confirmed);
+        let creds = self.list_webauthn(user_id).await?;
+        let recovery = self.recovery_status(user_id).await?;
+        Ok(Enrolled {
+            totp,
+            webauthn: creds.len(),
+            passkeys: creds.iter().filter(|c| c.kind == "passkey").count(),
+            recovery_codes: recovery.unused as usize,
+        })
+    }
+
+    // ---- WebAuthn ceremonies ----------------------------------------------------------
+
+    pub async fn put_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let c = c.clone();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::delete(
+                    webauthn_ceremonies::table.filter(webauthn_ceremonies::expires_at.lt(t)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::insert_into(webauthn_ceremonies::table)
+                    .values((
+                        webauthn_ceremonies::id.eq(&c.id),
+                        webauthn_ceremonies::browser_hash.eq(&c.browser_hash),
+                        webauthn_ceremonies::user_id.eq(&c.user_id),
+                        webauthn_ceremonies::purpose.eq(&c.purpose),
+                        webauthn_ceremonies::state.eq(&c.state),
+                        webauthn_ceremonies::expires_at.eq(c.expires_at),
+                    ))
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Removes and returns a live ceremony (each challenge is answered at most once).
+    pub async fn take_ceremony(&self, id: &str) -> Result<Option<Ceremony>, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let t = now();
+        type R = (String, Vec<u8>, Option<String>, String, String, i64);
+        let row: Option<R> = self
+            .run(async move {
+                crate::with_tx!(&db, conn => {
+                    let row: Option<R> = webauthn_ceremonies::table
+                        .find(&id)
+                        .select((
+                            webauthn_ceremonies::id,
+                            webauthn_ceremonies::browser_hash,
+                            webauthn_ceremonies::user_id,
+                            webauthn_ceremonies::purpose,
+                            webauthn_ceremonies::state,
+                            webauthn_ceremonies::expires_at,
+                        ))
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    diesel::delete(webauthn_ceremonies::table.find(&id))
+                        .execute(conn)
+                        .await?;
+                    Ok(row.filter(|r| r.5 > t))
+                })
+            })
+            .await?;
+        Ok(row.map(|r| Ceremony {
+            id: r.0,
+            browser_hash: r.1,
+            user_id: r.2,
+            purpose: r.3,
+            state: r.4,
+            expires_at: r.5,
+        }))
+    }
+}
