@@ -137,6 +137,12 @@ impl TestApp {
     }
 }
 
+/// Serves the test app as `http://localhost:PORT` (requests still go to 127.0.0.1): WebAuthn
+/// relying-party ids cannot be IP addresses, so passkey tests need a host name.
+pub fn on_localhost(c: &mut latchkey_server::Config) {
+    c.issuer = c.issuer.take().map(|i| i.replace("127.0.0.1", "localhost"));
+}
+
 /// Generates one test per backend from one body: `both!(name, async |app: &TestApp| { ... })`.
 #[macro_export]
 macro_rules! both {

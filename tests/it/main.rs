@@ -14,6 +14,7 @@ mod client;
 mod common;
 mod config_reference;
 mod documents;
+mod mfa;
 mod oidc_flow;
-mod refusals;
+pub mod refusals;
 mod rotation;

@@ -57,8 +57,7 @@ async fn needed(
 > {
     let client = flow_client(state, &flow.request.client_id).await?;
     let (demands, enrolled, grace) = demands_for(state, &flow.request, &client, &user.id).await?;
-    let open = grace.is_some_and(|g| g.open(now()));
-    let need = if flow.request.deferred_enrolment && open {
+    let need = if flow.request.deferred_enrolment && grace.is_some() {
         demands.without_policy()
     } else {
         demands.level()

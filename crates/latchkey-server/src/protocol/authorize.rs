@@ -446,7 +446,8 @@ pub fn next_step(
         return login();
     };
     let grace_open = st.grace.is_some_and(|g| g.open(now));
-    let need = if req.deferred_enrolment && grace_open {
+    // A deferral was granted (and counted) while the grace was open; it holds for this flow.
+    let need = if req.deferred_enrolment && st.grace.is_some() {
         st.demands.without_policy()
     } else {
         st.demands.level()
