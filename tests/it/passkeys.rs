@@ -1,0 +1,357 @@
+//! WebAuthn ceremonies in process, with webauthn-authenticator-rs's `SoftPasskey` playing the
+//! authenticator and the test playing the browser's JavaScript: registration from the account
+//! page, passwordless sign-in, a security key as second factor, step-up to `phr`, and the
+//! refusals (wrong origin, counter regression, removed credential). Both databases; the app is
+//! served as `http://localhost:PORT` because an RP id cannot be an IP address.
+
+use crate::both_with;
+use crate::common::*;
+use crate::mfa::{account_csrf, account_sign_in, jwt_claims, tokens};
+use crate::refusals::authorize_url;
+use serde_json::{Value, json};
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+use webauthn_rs_proto::{AllowCredentials, PublicKeyCredential};
+
+fn origin(app: &TestApp) -> Url {
+    Url::parse(&app.base.replace("127.0.0.1", "localhost")).unwrap()
+}
+
+async fn post_json(b: &Browser, app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
+    let r = b.http.post(app.url(path)).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn begin(b: &Browser, path: &str, form: &[(&str, &str)]) -> (String, Value) {
+    let r = b.post_form(path, form).await;
+    assert_eq!(r.status(), 200, "{path}");
+    let v: Value = r.json().await.unwrap();
+    (
+        v["ceremony"].as_str().unwrap().to_owned(),
+        v["options"].clone(),
+    )
+}
+
+/// Registers a credential of `kind` for the signed-in browser; returns its id (base64url).
+async fn register(app: &TestApp, b: &Browser, sp: &mut SoftPasskey, kind: &str) -> String {
+    let csrf = account_csrf(b).await;
+    let (ceremony, options) = begin(
+        b,
+        "/webauthn/register/begin",
+        &[("csrf", &csrf), ("kind", kind)],
+    )
+    .await;
+    let ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let cred = sp.do_registration(origin(app), ccr).expect("registration");
+    let id = cred.id.clone();
+    let (status, v) = post_json(
+        b,
+        app,
+        "/webauthn/finish",
+        &json!({"ceremony": ceremony, "credential": cred, "name": format!("My {kind}")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["next"], "/account");
+    id
+}
+
+/// SoftPasskey keeps no resident keys: give it the credential to use, and put the user handle
+/// a discoverable credential would return into its answer (neither is signed).
+fn sign_discoverable(
+    app: &TestApp,
+    sp: &mut SoftPasskey,
+    options: Value,
+    cred_id: &str,
+    user_id: &str,
+    at: &Url,
+) -> PublicKeyCredential {
+    let _ = app;
+    let mut rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+    rcr.public_key.allow_credentials = vec![AllowCredentials {
+        type_: "public-key".into(),
+        id: base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cred_id)
+            .unwrap()
+            .into(),
+        transports: None,
+    }];
+    let mut pkc = sp.do_authentication(at.clone(), rcr).expect("assertion");
+    pkc.response.user_handle = Some(
+        uuid::Uuid::parse_str(user_id)
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+            .into(),
+    );
+    pkc
+}
+
+/// Opens the login page of a new authorization; returns (flow, csrf).
+async fn login_page(
+    app: &TestApp,
+    b: &Browser,
+    client: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    b.open_login(&authorize_url(app, client, extra)).await
+}
+
+async fn client(app: &TestApp) -> (String, String) {
+    let c = app.client(|c| c.skip_consent = true).await;
+    (c.client_id, c.client_secret.unwrap())
+}
+
+/// Follows `{next}` to the client and returns the token response.
+async fn follow(app: &TestApp, b: &Browser, c: &(String, String), next: &Value) -> Value {
+    let r = b.get(next.as_str().unwrap()).await;
+    let back = url::Url::parse(&location(&r)).unwrap();
+    tokens(app, c, &back).await
+}
+
+both_with!(
+    passkey_registers_and_signs_in_without_a_password_at_phr,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        let cred_id = register(app, &b, &mut sp, "passkey").await;
+        let page = b.get("/account").await.text().await.unwrap();
+        assert!(page.contains("My passkey"));
+        let c = client(app).await;
+        let fresh = Browser::new(app);
+        let (flow, csrf) = login_page(app, &fresh, &c.0, &[]).await;
+        let (ceremony, options) = begin(
+            &fresh,
+            "/webauthn/login/begin",
+            &[("flow", &flow), ("csrf", &csrf), ("mode", "modal")],
+        )
+        .await;
+        assert_eq!(options["publicKey"]["userVerification"], "required");
+        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &origin(app));
+        let (status, v) = post_json(
+            &fresh,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": ceremony, "credential": pkc}),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let t = follow(app, &fresh, &c, &v["next"]).await;
+        let id = jwt_claims(t["id_token"].as_str().unwrap());
+        assert_eq!(id["acr"], "phr");
+        assert_eq!(id["amr"], json!(["hwk", "user", "mfa"]));
+        // The conditional-UI variant asks for mediation.
+        let other = Browser::new(app);
+        let (flow, csrf) = login_page(app, &other, &c.0, &[]).await;
+        let (_, options) = begin(
+            &other,
+            "/webauthn/login/begin",
+            &[("flow", &flow), ("csrf", &csrf), ("mode", "conditional")],
+        )
+        .await;
+        assert_eq!(options["mediation"], "conditional");
+    }
+);
+
+both_with!(
+    security_key_is_a_second_factor_after_the_password,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        register(app, &b, &mut sp, "security_key").await;
+        let c = client(app).await;
+        let fresh = Browser::new(app);
+        let (flow, csrf) = login_page(app, &fresh, &c.0, &[("acr_values", "mfa")]).await;
+        let r = fresh.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        let loc = location(&r);
+        assert!(loc.starts_with("/login/verify?flow="), "{loc}");
+        let html = fresh.get(&loc).await.text().await.unwrap();
+        assert!(html.contains("data-webauthn-verify"));
+        let csrf = html_input(&html, "csrf").unwrap_or(csrf);
+        let (ceremony, options) = begin(
+            &fresh,
+            "/webauthn/verify/begin",
+            &[("flow", &flow), ("csrf", &csrf), ("need", "mfa")],
+        )
+        .await;
+        let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+        let pkc = sp.do_authentication(origin(app), rcr).unwrap();
+        let (status, v) = post_json(
+            &fresh,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": ceremony, "credential": pkc}),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let t = follow(app, &fresh, &c, &v["next"]).await;
+        let id = jwt_claims(t["id_token"].as_str().unwrap());
+        assert_eq!(id["acr"], "mfa");
+        assert_eq!(id["amr"], json!(["pwd", "hwk", "mfa"]));
+    }
+);
+
+both_with!(
+    acr_values_phr_steps_a_password_session_up_with_the_passkey,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        register(app, &b, &mut sp, "passkey").await;
+        let c = client(app).await;
+        let fresh = Browser::new(app);
+        let (flow, csrf) = login_page(app, &fresh, &c.0, &[]).await;
+        let r = fresh.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert!(location(&r).starts_with(CALLBACK), "pwd is enough at first");
+        // The relying party now asks for phishing resistance: only the passkey is asked.
+        let r = fresh
+            .get(&authorize_url(app, &c.0, &[("acr_values", "phr")]))
+            .await;
+        let loc = location(&r);
+        assert!(loc.starts_with("/login/verify?flow="), "{loc}");
+        let html = fresh.get(&loc).await.text().await.unwrap();
+        assert!(!html.contains("authenticator app"), "TOTP cannot reach phr");
+        let flow = loc.trim_start_matches("/login/verify?flow=").to_owned();
+        let csrf = scraper::Html::parse_document(&html)
+            .select(&scraper::Selector::parse("[data-webauthn-verify]").unwrap())
+            .next()
+            .unwrap()
+            .value()
+            .attr("data-csrf")
+            .unwrap()
+            .to_owned();
+        let (ceremony, options) = begin(
+            &fresh,
+            "/webauthn/verify/begin",
+            &[("flow", &flow), ("csrf", &csrf), ("need", "phr")],
+        )
+        .await;
+        let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
+        let pkc = sp.do_authentication(origin(app), rcr).unwrap();
+        let (status, v) = post_json(
+            &fresh,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": ceremony, "credential": pkc}),
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let t = follow(app, &fresh, &c, &v["next"]).await;
+        assert_eq!(
+            jwt_claims(t["access_token"].as_str().unwrap())["acr"],
+            "phr"
+        );
+    }
+);
+
+both_with!(
+    webauthn_refuses_wrong_origin_counter_regression_and_removed_credentials,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        let cred_id = register(app, &b, &mut sp, "passkey").await;
+        let c = client(app).await;
+        let attempt = async |at: &Url| {
+            let fresh = Browser::new(app);
+            let (flow, csrf) = login_page(app, &fresh, &c.0, &[]).await;
+            let (ceremony, options) = begin(
+                &fresh,
+                "/webauthn/login/begin",
+                &[("flow", &flow), ("csrf", &csrf)],
+            )
+            .await;
+            (fresh, ceremony, options, at.clone())
+        };
+
+        // Wrong origin: the same host on another port.
+        let evil = Url::parse("http://localhost:9").unwrap();
+        let (fresh, ceremony, options, at) = attempt(&evil).await;
+        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &at);
+        let (status, v) = post_json(
+            &fresh,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": ceremony, "credential": pkc}),
+        )
+        .await;
+        assert_eq!(status, 401, "{v}");
+        assert!(fresh.get("/account").await.status() == 303, "not signed in");
+
+        // Counter regression: two assertions signed in order, presented newest first.
+        let (b1, c1, o1, at) = attempt(&origin(app)).await;
+        let older = sign_discoverable(app, &mut sp, o1, &cred_id, &app.user_id, &at);
+        let (b2, c2, o2, at) = attempt(&origin(app)).await;
+        let newer = sign_discoverable(app, &mut sp, o2, &cred_id, &app.user_id, &at);
+        let (status, _) = post_json(
+            &b2,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": c2, "credential": newer}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, v) = post_json(
+            &b1,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": c1, "credential": older}),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(v["error"].as_str().unwrap().contains("counter"));
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.action == "webauthn.counter_regression")
+        );
+
+        // A ceremony is answered once.
+        let (status, _) = post_json(
+            &b2,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": c2, "credential": newer}),
+        )
+        .await;
+        assert_eq!(status, 400);
+
+        // Removed credential: sign-in with it is refused. Removal needs a fresh sign-in at
+        // the user's level (b signed in with the password, then registered the passkey).
+        let csrf = account_csrf(&b).await;
+        let r = b
+            .post_form(
+                "/account/webauthn/remove",
+                &[("csrf", &csrf), ("id", &cred_id)],
+            )
+            .await;
+        assert_eq!(location(&r), "/account");
+        assert!(
+            app.state
+                .store
+                .list_webauthn(&app.user_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let (fresh, ceremony, options, at) = attempt(&origin(app)).await;
+        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &at);
+        let (status, v) = post_json(
+            &fresh,
+            app,
+            "/webauthn/finish",
+            &json!({"ceremony": ceremony, "credential": pkc}),
+        )
+        .await;
+        assert_eq!(status, 401);
+        assert!(v["error"].as_str().unwrap().contains("not registered"));
+    }
+);
