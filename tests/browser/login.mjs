@@ -38,14 +38,14 @@ try {
   // A wrong password first: the form comes back with the message next to the field.
   await page.getByLabel('Email').fill(env('LOGIN_EMAIL'));
   await page.getByLabel('Password').fill('definitely not the password');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   const alert = page.getByRole('alert');
   await alert.waitFor();
   const wrongPasswordMessage = (await alert.textContent()).trim();
   await page.screenshot({ path: join(env('SCREENSHOT_DIR'), 'login-wrong-password.png'), fullPage: true });
 
   await page.getByLabel('Password').fill(env('LOGIN_PASSWORD'));
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.getByRole('button', { name: 'Allow' }).waitFor();
   await page.screenshot({ path: join(env('SCREENSHOT_DIR'), 'consent-page.png'), fullPage: true });
   await page.getByRole('button', { name: 'Allow' }).click();
