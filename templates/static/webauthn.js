@@ -111,6 +111,8 @@
     const fields = { flow: root.dataset.flow, csrf: root.dataset.csrf };
     let conditional = null;
     const button = root.querySelector("#passkey-button");
+    const form = document.getElementById("login-form");
+    if (form) form.addEventListener("submit", () => conditional && conditional.abort());
     button.addEventListener("click", async () => {
       if (conditional) conditional.abort();
       try {
@@ -134,7 +136,8 @@
           });
           await finish(b.ceremony, assertionJson(cred));
         } catch (e) {
-          if (e && e.name !== "AbortError") showError(root, failure(e));
+          // Autofill is opportunistic: leaving the page or typing a password aborts it.
+          if (e && e.name !== "AbortError") console.debug("passkey autofill ended", e);
         }
       });
     }

@@ -204,7 +204,7 @@ async fn render_account(
         recovery_last_used: recovery.last_used_at.map(fmt_time),
         events,
         notice,
-        flow: None,
+        passkeys: state.webauthn.is_some(),
     };
     let mut resp = render(StatusCode::OK, &page);
     if let Some(c) = cookie {

@@ -97,6 +97,7 @@ async fn login_form(
             csrf: cookies::csrf_token(state, browser, &csrf_purpose(&flow.id)),
             email,
             error,
+            passkeys: state.webauthn.is_some(),
         },
         Some(&flow.request.redirect_uri),
     ))

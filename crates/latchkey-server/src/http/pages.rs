@@ -12,6 +12,8 @@ pub struct LoginPage {
     pub csrf: String,
     pub email: String,
     pub error: Option<String>,
+    /// WebAuthn is available (the issuer has a host name).
+    pub passkeys: bool,
 }
 
 #[derive(Template)]
@@ -40,6 +42,7 @@ pub struct EnrolPage {
     pub can_defer: bool,
     pub days_left: Option<i64>,
     pub logins_left: Option<i64>,
+    pub passkeys: bool,
 }
 
 pub struct CredentialView {
@@ -66,7 +69,7 @@ pub struct AccountPage {
     pub recovery_last_used: Option<String>,
     pub events: Vec<(String, String)>,
     pub notice: Option<String>,
-    pub flow: Option<String>,
+    pub passkeys: bool,
 }
 
 #[derive(Template)]

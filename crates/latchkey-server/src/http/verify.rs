@@ -261,6 +261,7 @@ pub async fn enrol_page(
             can_defer: open && have >= demands.without_policy(),
             days_left: grace.filter(|_| open).and_then(|g| g.days_left(t)),
             logins_left: grace.filter(|_| open).and_then(|g| g.logins_left()),
+            passkeys: state.webauthn.is_some(),
         },
     ))
 }
