@@ -73,18 +73,11 @@ fn sign_discoverable(
     rcr.public_key.allow_credentials = vec![AllowCredentials {
         type_: "public-key".into(),
         id: base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cred_id)
-            .unwrap()
-            .into(),
+            .unwrap(),
         transports: None,
     }];
     let mut pkc = sp.do_authentication(at.clone(), rcr).expect("assertion");
-    pkc.response.user_handle = Some(
-        uuid::Uuid::parse_str(user_id)
-            .unwrap()
-            .as_bytes()
-            .to_vec()
-            .into(),
-    );
+    pkc.response.user_handle = Some(uuid::Uuid::parse_str(user_id).unwrap().as_bytes().to_vec());
     pkc
 }
 
