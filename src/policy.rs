@@ -56,10 +56,10 @@ pub enum PolicyCommand {
         /// Lab policy only: days a member without a suitable factor may still sign in (and
         /// defer enrolment), counted from their first such sign-in.
         #[arg(long, conflicts_with_all = ["role", "client"])]
-        grace_days: Option<i64>,
+        grace_days: Option<u32>,
         /// Lab policy only: sign-ins a member may defer enrolment for.
         #[arg(long, conflicts_with_all = ["role", "client"])]
-        grace_logins: Option<i64>,
+        grace_logins: Option<u32>,
         #[command(flatten)]
         out: Output,
     },
@@ -133,14 +133,8 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
             grace_logins,
             out,
         } => {
-            for (name, v) in [
-                ("--grace-days", grace_days),
-                ("--grace-logins", grace_logins),
-            ] {
-                if v.is_some_and(|v| v < 0) {
-                    anyhow::bail!("{name} must be zero or more");
-                }
-            }
+            let grace_days = grace_days.map(i64::from);
+            let grace_logins = grace_logins.map(i64::from);
             if let Some(client) = client {
                 if !store.set_client_min_acr(&client, min).await? {
                     anyhow::bail!("no client `{client}`");

@@ -288,6 +288,181 @@ fn refusals_say_what_to_fix_and_change_nothing() {
 }
 
 #[test]
+fn policy_commands_set_show_and_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lab = json(&run(d, &["lab", "create", "--name", "Bio", "--json"], None));
+    json(&run(
+        d,
+        &[
+            "user",
+            "create",
+            "--lab",
+            "Bio",
+            "--email",
+            "ada@lab.example",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("violet tractor sings at dawn\n"),
+    ));
+    let set = json(&run(
+        d,
+        &[
+            "policy",
+            "set",
+            "--lab",
+            "Bio",
+            "--min-acr",
+            "mfa",
+            "--grace-days",
+            "14",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(set["min_acr"], "mfa");
+    assert_eq!(set["grace_days"], 14);
+    json(&run(
+        d,
+        &[
+            "policy",
+            "set",
+            "--lab",
+            "Bio",
+            "--role",
+            "admin",
+            "--min-acr",
+            "phr",
+            "--json",
+        ],
+        None,
+    ));
+    let role = json(&run(
+        d,
+        &[
+            "user",
+            "role",
+            "add",
+            "--lab",
+            "Bio",
+            "--email",
+            "ada@lab.example",
+            "--role",
+            "admin",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(role["role"], "admin");
+    let shown = json(&run(d, &["policy", "show", "--lab", "Bio", "--json"], None));
+    assert_eq!(shown["lab"], lab["id"]);
+    assert_eq!(shown["policy"]["min_acr"], "mfa");
+    assert_eq!(shown["roles"][0]["role"], "admin");
+    assert_eq!(shown["roles"][0]["min_acr"], "phr");
+    let text = run(d, &["policy", "show", "--lab", "Bio"], None);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("members need mfa, grace 14 day(s)"), "{text}");
+    assert!(text.contains("role admin: phr"), "{text}");
+    let client = json(&run(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Invoices",
+            "--redirect-uri",
+            "https://invoices.lab.example/cb",
+            "--min-acr",
+            "mfa",
+            "--json",
+        ],
+        None,
+    ));
+    let id = client["client_id"].as_str().unwrap();
+    let cleared = json(&run(
+        d,
+        &[
+            "policy",
+            "set",
+            "--client",
+            id,
+            "--min-acr",
+            "none",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(cleared["min_acr"], serde_json::Value::Null);
+    // Refusals say what to fix and change nothing.
+    for (args, needle) in [
+        (
+            vec!["policy", "set", "--lab", "Bio", "--min-acr", "strong"],
+            "not a level; use pwd, mfa, phr or none",
+        ),
+        (
+            vec!["policy", "set", "--lab", "Nope", "--min-acr", "mfa"],
+            "no lab `Nope`",
+        ),
+        (
+            vec!["policy", "set", "--client", "lk_nope", "--min-acr", "mfa"],
+            "no client `lk_nope`",
+        ),
+        (
+            vec![
+                "policy",
+                "set",
+                "--lab",
+                "Bio",
+                "--min-acr",
+                "none",
+                "--grace-days",
+                "3",
+            ],
+            "a grace period needs a minimum level",
+        ),
+        (
+            vec![
+                "policy",
+                "set",
+                "--lab",
+                "Bio",
+                "--min-acr",
+                "mfa",
+                "--grace-days",
+                "-1",
+            ],
+            "unexpected argument '-1'",
+        ),
+        (vec!["policy", "set", "--min-acr", "mfa"], "--lab"),
+        (
+            vec![
+                "user",
+                "role",
+                "add",
+                "--lab",
+                "Bio",
+                "--email",
+                "nobody@lab.example",
+                "--role",
+                "admin",
+            ],
+            "no user with email",
+        ),
+    ] {
+        let o = run(d, &args, None);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+    let shown = json(&run(d, &["policy", "show", "--lab", "Bio", "--json"], None));
+    assert_eq!(
+        shown["policy"]["min_acr"], "mfa",
+        "unchanged by the refusals"
+    );
+    assert_eq!(shown["policy"]["grace_days"], 14);
+}
+
+#[test]
 fn help_explains_every_flag() {
     let dir = tempfile::tempdir().unwrap();
     for (args, needles) in [
@@ -311,6 +486,22 @@ fn help_explains_every_flag() {
             vec!["--lab", "--email", "--name", "--password-stdin", "--json"],
         ),
         (vec!["lab", "create", "--help"], vec!["--name", "--json"]),
+        (
+            vec!["policy", "set", "--help"],
+            vec![
+                "--lab",
+                "--role",
+                "--client",
+                "--min-acr",
+                "--grace-days",
+                "--grace-logins",
+                "--json",
+            ],
+        ),
+        (
+            vec!["user", "role", "add", "--help"],
+            vec!["--lab", "--email", "--role", "--json"],
+        ),
     ] {
         let o = run(dir.path(), &args, None);
         assert!(o.status.success());
