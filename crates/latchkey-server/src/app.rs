@@ -26,6 +26,9 @@ pub struct AppState {
     /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     clients: ClientCache,
+    /// Whether a lab has any MFA policy (lab minimum or role minimums), cached like clients:
+    /// refreshes of labs without policy then cost no extra query.
+    lab_policies: RwLock<HashMap<String, (bool, Instant)>>,
 }
 
 /// Clients change rarely and are read on every token request; a short-lived cache keeps the
@@ -55,6 +58,39 @@ impl AppState {
             map.insert(id.to_owned(), (c.clone(), Instant::now()));
         }
         Ok(Some(c))
+    }
+
+    /// The level MFA policy demands of a member's tokens now (`None`: no demand, or the
+    /// member's enrolment grace is open). A change applies within `CLIENT_TTL` on every node.
+    pub async fn policy_floor(
+        &self,
+        user_id: &str,
+        lab: &str,
+    ) -> Result<Option<latchkey_core::Acr>, crate::store::StoreError> {
+        let cached = self.lab_policies.read().ok().and_then(|m| {
+            m.get(lab)
+                .filter(|(_, at)| at.elapsed() < CLIENT_TTL)
+                .map(|e| e.0)
+        });
+        let has_policy = match cached {
+            Some(h) => h,
+            None => {
+                let h = self.store.lab_has_policy(lab).await?;
+                if let Ok(mut m) = self.lab_policies.write() {
+                    if m.len() > 10_000 {
+                        m.clear();
+                    }
+                    m.insert(lab.to_owned(), (h, Instant::now()));
+                }
+                h
+            }
+        };
+        if !has_policy {
+            return Ok(None);
+        }
+        self.store
+            .policy_floor(user_id, lab, crate::store::now())
+            .await
     }
 }
 
@@ -100,6 +136,7 @@ impl App {
             clients: ClientCache {
                 map: RwLock::new(HashMap::new()),
             },
+            lab_policies: RwLock::new(HashMap::new()),
         };
         Ok(App {
             state: Arc::new(state),

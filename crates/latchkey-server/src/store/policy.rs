@@ -282,6 +282,25 @@ impl Store {
         })
     }
 
+    /// Whether the lab has a policy or any role with a minimum.
+    pub async fn lab_has_policy(&self, lab: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let lab = lab.to_owned();
+        self.run(async move {
+            crate::with_conn!(&db, conn => {
+                let n: i64 = lab_policies::table.filter(lab_policies::lab_id.eq(&lab)).count().get_result(conn).await?;
+                let r: i64 = roles::table
+                    .filter(roles::lab_id.eq(&lab))
+                    .filter(roles::min_acr.is_not_null())
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                Ok(n + r > 0)
+            })
+        })
+        .await
+    }
+
     /// The level policy demands of a member's tokens now: the lab's and their roles'
     /// minimums, unless the lab's enrolment grace is still open for them.
     pub async fn policy_floor(

@@ -74,7 +74,7 @@ pub async fn exchange(
     let acr: latchkey_core::Acr = grant.acr.parse().unwrap_or(latchkey_core::Acr::Pwd);
     let lab_floor = match (&grant.lab_id, acr) {
         (_, latchkey_core::Acr::Phr) | (None, _) => None,
-        (Some(lab), _) => state.store.policy_floor(&grant.user_id, lab, now()).await?,
+        (Some(lab), _) => state.policy_floor(&grant.user_id, lab).await?,
     };
     if let Some(need) = client.min_acr.max(lab_floor)
         && acr < need
