@@ -10,6 +10,7 @@ use latchkey_server::store::Store;
 use latchkey_server::{App, Config};
 use std::io::Read;
 
+mod audit;
 mod policy;
 use std::path::PathBuf;
 
@@ -48,6 +49,9 @@ enum Command {
     /// MFA policy: minimum authentication levels per lab, role and client.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The tamper-evident audit log: verify its hash chain, export it.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -273,6 +277,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server.wait().await
         }
         Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
+        Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;

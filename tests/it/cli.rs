@@ -626,3 +626,57 @@ async fn cli_provisions_postgres_through_database_url() {
     assert_eq!(json(&out)["name"], "PG lab");
     admin(format!("DROP DATABASE {name} WITH (FORCE)")).await;
 }
+
+#[test]
+fn audit_verify_and_export_from_the_cli() {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&run(d, &["lab", "create", "--name", "Bio", "--json"], None));
+    for level in ["mfa", "phr", "none"] {
+        json(&run(
+            d,
+            &[
+                "policy",
+                "set",
+                "--lab",
+                "Bio",
+                "--min-acr",
+                level,
+                "--json",
+            ],
+            None,
+        ));
+    }
+    let report = json(&run(d, &["audit", "verify", "--json"], None));
+    assert_eq!(report["intact"], true);
+    let entries = report["entries"].as_u64().unwrap();
+    assert_eq!(entries, 3, "three policy changes");
+    let export = run(d, &["audit", "export"], None);
+    assert!(export.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&export.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as u64, entries);
+    assert_eq!(lines[0]["seq"], 1);
+    assert_eq!(lines[1]["prev_hash"], lines[0]["hash"]);
+    let last = lines.last().unwrap();
+    assert_eq!(last["action"], "policy.lab");
+    assert_eq!(last["details"]["min_acr"], "none");
+
+    let mut db =
+        diesel::SqliteConnection::establish(d.join("latchkey.db").to_str().unwrap()).unwrap();
+    db.batch_execute(&format!(
+        "UPDATE audit_events SET details = '{{\"min_acr\":\"pwd\"}}' WHERE seq = {entries}"
+    ))
+    .unwrap();
+    let o = run(d, &["audit", "verify"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("audit log broken at entry {entries}")) && out.contains("altered"),
+        "{out}"
+    );
+}

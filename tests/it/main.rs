@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+mod audit;
 mod browser;
 mod cli;
 mod client;

@@ -111,6 +111,10 @@ impl App {
         let kek = Arc::new(load_kek(&config)?);
         restrict_data_dir(&config.data_dir);
         let store = Store::open(&config).await?;
+        let chained = store.chain_legacy_audit_rows().await?;
+        if chained > 0 {
+            tracing::info!(entries = chained, "audit log: earlier entries chained");
+        }
         let keys = Keys::load_or_create(&store, &kek).await?;
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =

@@ -7,6 +7,7 @@
 //! - [`http`]: thin actix-web handlers that parse, call the other two, and render.
 
 pub mod app;
+pub mod audit_chain;
 pub mod config;
 pub mod crypto;
 pub mod factors;

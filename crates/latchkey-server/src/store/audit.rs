@@ -1,12 +1,32 @@
-//! The audit log: security events appended to `audit_events` (key lifecycle, factor
-//! enrolment and removal, recovery-code use, counter regressions, policy changes). Events
-//! never carry secrets, codes or tokens.
+//! The audit log: security events appended to `audit_events` as a hash chain
+//! ([`crate::audit_chain`]): key lifecycle, sign-ins and step-ups, factor enrolment and
+//! removal, recovery-code use, refused replays and cloned keys, policy changes. Events never
+//! carry secrets, codes or tokens. Appends are serialised (PostgreSQL advisory lock; SQLite's
+//! single writer) so the chain has one order on every node.
 
 use super::schema::audit_events;
-use super::{Store, StoreError, now};
-use diesel::{ExpressionMethods, QueryDsl};
+use super::{Store, StoreError, audit_lock_sql, now};
+use crate::audit_chain::{Entry, GENESIS, Stored, entry_hash};
+use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 
+/// Appends one event to the chain inside the current write transaction.
+#[macro_export]
+macro_rules! append_audit {
+    ($conn:expr, $at:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {{
+        let entry = $crate::audit_chain::Entry {
+            seq: 0,
+            at: $at,
+            actor: ($actor).to_string(),
+            action: ($action).to_string(),
+            target: ($target).to_string(),
+            details: ($details).to_string(),
+        };
+        $crate::store::audit::append($conn, entry).await?
+    }};
+}
+
+/// An event as the log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     pub at: i64,
@@ -15,6 +35,84 @@ pub struct AuditEvent {
     pub target: String,
     pub details: String,
 }
+
+macro_rules! append_body {
+    ($conn:expr, $entry:expr) => {{
+        let conn = $conn;
+        let mut entry: Entry = $entry;
+        diesel::sql_query(audit_lock_sql(&*conn))
+            .execute(&mut *conn)
+            .await?;
+        let last: Option<(Option<i64>, Option<Vec<u8>>)> = audit_events::table
+            .filter(audit_events::seq.is_not_null())
+            .order(audit_events::seq.desc())
+            .select((audit_events::seq, audit_events::hash))
+            .first(&mut *conn)
+            .await
+            .optional()?;
+        let (prev_seq, prev_hash) = match last {
+            Some((Some(s), Some(h))) => (s, h),
+            _ => (0, GENESIS.to_vec()),
+        };
+        entry.seq = prev_seq + 1;
+        let hash = entry_hash(&prev_hash, &entry);
+        diesel::insert_into(audit_events::table)
+            .values((
+                audit_events::id.eq(uuid::Uuid::now_v7().to_string()),
+                audit_events::at.eq(entry.at),
+                audit_events::actor.eq(&entry.actor),
+                audit_events::action.eq(&entry.action),
+                audit_events::target.eq(&entry.target),
+                audit_events::details.eq(&entry.details),
+                audit_events::seq.eq(Some(entry.seq)),
+                audit_events::prev_hash.eq(Some(prev_hash)),
+                audit_events::hash.eq(Some(hash)),
+            ))
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }};
+}
+
+/// Appends `entry` (its `seq` is assigned) after the chain's last entry.
+pub async fn append<C>(conn: &mut C, entry: Entry) -> Result<(), StoreError>
+where
+    C: AppendConn,
+{
+    conn.append(entry).await
+}
+
+/// The connection types the chain can be appended on (each write connection of either
+/// backend); one body, expanded per type.
+pub trait AppendConn {
+    fn append(
+        &mut self,
+        entry: Entry,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl AppendConn for super::PgConn {
+    async fn append(&mut self, entry: Entry) -> Result<(), StoreError> {
+        append_body!(self, entry)
+    }
+}
+
+impl AppendConn for super::SqliteWriteConn {
+    async fn append(&mut self, entry: Entry) -> Result<(), StoreError> {
+        append_body!(self, entry)
+    }
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+);
 
 impl Store {
     /// Appends one event. `actor` is a user id, `cli` or `system`.
@@ -26,26 +124,119 @@ impl Store {
         details: serde_json::Value,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (actor, action, target) = (actor.to_owned(), action.to_owned(), target.to_owned());
-        let details = details.to_string();
-        let t = now();
+        let entry = Entry {
+            seq: 0,
+            at: now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            details: details.to_string(),
+        };
+        self.run(async move { crate::with_tx!(&db, conn => append(conn, entry).await) })
+            .await
+    }
+
+    /// Chains the rows written before the log became a chain (once: only while no row is
+    /// chained yet, so rows inserted behind Latchkey's back later stay visible as unchained).
+    pub async fn chain_legacy_audit_rows(&self) -> Result<usize, StoreError> {
+        let db = self.db.clone();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                diesel::insert_into(audit_events::table)
-                    .values((
-                        audit_events::id.eq(uuid::Uuid::now_v7().to_string()),
-                        audit_events::at.eq(t),
-                        audit_events::actor.eq(&actor),
-                        audit_events::action.eq(&action),
-                        audit_events::target.eq(&target),
-                        audit_events::details.eq(&details),
-                    ))
-                    .execute(conn)
+                diesel::sql_query(audit_lock_sql(&*conn)).execute(conn).await?;
+                let chained: i64 = audit_events::table
+                    .filter(audit_events::seq.is_not_null())
+                    .count()
+                    .get_result(conn)
                     .await?;
-                Ok(())
+                if chained > 0 {
+                    return Ok(0);
+                }
+                let rows: Vec<(String, i64, String, String, String, String)> = audit_events::table
+                    .order((audit_events::at.asc(), audit_events::id.asc()))
+                    .select((
+                        audit_events::id,
+                        audit_events::at,
+                        audit_events::actor,
+                        audit_events::action,
+                        audit_events::target,
+                        audit_events::details,
+                    ))
+                    .load(conn)
+                    .await?;
+                let mut prev = GENESIS.to_vec();
+                for (i, r) in rows.iter().enumerate() {
+                    let entry = Entry {
+                        seq: i as i64 + 1,
+                        at: r.1,
+                        actor: r.2.clone(),
+                        action: r.3.clone(),
+                        target: r.4.clone(),
+                        details: r.5.clone(),
+                    };
+                    let hash = entry_hash(&prev, &entry);
+                    diesel::update(audit_events::table.find(&r.0))
+                        .set((
+                            audit_events::seq.eq(Some(entry.seq)),
+                            audit_events::prev_hash.eq(Some(prev.clone())),
+                            audit_events::hash.eq(Some(hash.clone())),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    prev = hash;
+                }
+                Ok(rows.len())
             })
         })
         .await
+    }
+
+    /// Every entry in chain order, and how many rows are outside the chain (no `seq`).
+    pub async fn audit_chain(&self) -> Result<(Vec<Stored>, i64), StoreError> {
+        let db = self.db.clone();
+        let (rows, unchained): (Vec<Row>, i64) = self
+            .run(async move {
+                crate::with_conn!(&db, conn => {
+                    let rows: Vec<Row> = audit_events::table
+                        .filter(audit_events::seq.is_not_null())
+                        .order(audit_events::seq.asc())
+                        .select((
+                            audit_events::at,
+                            audit_events::actor,
+                            audit_events::action,
+                            audit_events::target,
+                            audit_events::details,
+                            audit_events::seq,
+                            audit_events::prev_hash,
+                            audit_events::hash,
+                        ))
+                        .load(conn)
+                        .await?;
+                    let unchained: i64 = audit_events::table
+                        .filter(audit_events::seq.is_null())
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    Ok::<_, StoreError>((rows, unchained))
+                })
+            })
+            .await?;
+        Ok((
+            rows.into_iter()
+                .map(|r| Stored {
+                    entry: Entry {
+                        seq: r.5.unwrap_or_default(),
+                        at: r.0,
+                        actor: r.1,
+                        action: r.2,
+                        target: r.3,
+                        details: r.4,
+                    },
+                    prev_hash: r.6,
+                    hash: r.7,
+                })
+                .collect(),
+            unchained,
+        ))
     }
 
     /// Events about one target, oldest first.
@@ -56,7 +247,7 @@ impl Store {
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => audit_events::table
                     .filter(audit_events::target.eq(&target))
-                    .order((audit_events::at.asc(), audit_events::id.asc()))
+                    .order((audit_events::seq.asc(), audit_events::at.asc()))
                     .select((
                         audit_events::at,
                         audit_events::actor,

@@ -4,7 +4,7 @@
 //! tick at once exactly one performs each step. Key events go to `audit_events` in the same
 //! transaction.
 
-use super::schema::{audit_events, signing_keys as sk};
+use super::schema::signing_keys as sk;
 use super::{Store, StoreError, key_lock_sql};
 use crate::protocol::rotation::{self, Action, KeyInfo, KeyState, Policy};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
@@ -106,20 +106,10 @@ macro_rules! insert_key {
     }};
 }
 
-/// Appends an audit event inside the current transaction.
+/// Appends an audit event to the chain inside the current transaction.
 macro_rules! audit {
     ($conn:expr, $now:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
-        diesel::insert_into(audit_events::table)
-            .values((
-                audit_events::id.eq(uuid::Uuid::now_v7().to_string()),
-                audit_events::at.eq($now),
-                audit_events::actor.eq($actor),
-                audit_events::action.eq($action),
-                audit_events::target.eq($target),
-                audit_events::details.eq($details.to_string()),
-            ))
-            .execute($conn)
-            .await?
+        $crate::append_audit!($conn, $now, $actor, $action, $target, $details)
     };
 }
 

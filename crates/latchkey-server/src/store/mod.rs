@@ -54,18 +54,26 @@ const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// an advisory lock; SQLite: `BEGIN IMMEDIATE` already holds the write lock).
 pub trait Dialect {
     const KEY_LOCK: &'static str;
+    /// Serialises appends to the audit chain.
+    const AUDIT_LOCK: &'static str;
 }
 impl Dialect for PgConn {
     const KEY_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431002)";
+    const AUDIT_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431003)";
 }
 impl Dialect for SqliteConn {
     const KEY_LOCK: &'static str = "SELECT 1";
+    const AUDIT_LOCK: &'static str = "SELECT 1";
 }
 impl Dialect for SqliteWriteConn {
     const KEY_LOCK: &'static str = "SELECT 1";
+    const AUDIT_LOCK: &'static str = "SELECT 1";
 }
 pub(crate) fn key_lock_sql<C: Dialect>(_: &C) -> &'static str {
     C::KEY_LOCK
+}
+pub(crate) fn audit_lock_sql<C: Dialect>(_: &C) -> &'static str {
+    C::AUDIT_LOCK
 }
 
 /// Maps a unique-constraint violation to a readable conflict.

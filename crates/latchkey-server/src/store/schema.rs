@@ -146,6 +146,9 @@ diesel::table! {
         action -> Text,
         target -> Text,
         details -> Text,
+        seq -> Nullable<BigInt>,
+        prev_hash -> Nullable<Binary>,
+        hash -> Nullable<Binary>,
     }
 }
 
