@@ -129,6 +129,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 fn describe_event(action: &str) -> Option<&'static str> {
     Some(match action {
         "login.password" => "Signed in with password",
+        "login.failed" => "A sign-in with a wrong password failed",
         "login.passkey" => "Signed in with a passkey",
         "login.step_up" => "Confirmed a sign-in with a second factor",
         "login.recovery_code" => "Used a recovery code to sign in",

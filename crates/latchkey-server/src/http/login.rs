@@ -150,8 +150,26 @@ pub async fn submit(
             state.store.set_password_hash(&u.id, &h).await?;
             u
         }
-        _ => {
+        (known, v) => {
             tracing::info!(flow = %flow.id, "login failed: wrong email or password");
+            // Who and why, for the audit log; an unknown email is not recorded (personal data
+            // of someone who may not be a user).
+            let (target, reason) = match &known {
+                None => ("unknown".to_owned(), "unknown email"),
+                Some(u) if u.disabled && !matches!(v, Verified::No) => {
+                    (u.id.clone(), "account disabled")
+                }
+                Some(u) => (u.id.clone(), "wrong password"),
+            };
+            state
+                .store
+                .audit(
+                    &target,
+                    "login.failed",
+                    &target,
+                    serde_json::json!({"reason": reason, "client": flow.request.client_id}),
+                )
+                .await?;
             return login_form(
                 &state,
                 &flow,
