@@ -625,8 +625,22 @@ both!(
         assert_eq!(r.status(), 303);
         let loc = location(&r);
         assert!(
+            loc.starts_with("/login?flow="),
+            "asked to sign in again: {loc}"
+        );
+        let html = thief.get(&loc).await.text().await.unwrap();
+        let r = thief
+            .submit_login(
+                &html_input(&html, "flow").unwrap(),
+                &html_input(&html, "csrf").unwrap(),
+                EMAIL,
+                PASSWORD,
+            )
+            .await;
+        let loc = location(&r);
+        assert!(
             loc.starts_with("/login/verify?flow="),
-            "asked for the second factor: {loc}"
+            "and for the second factor: {loc}"
         );
         assert_eq!(
             app.state
@@ -637,9 +651,13 @@ both!(
                 .total,
             0
         );
-        // With the code, the change goes through.
+        // With the code, the sign-in completes; the change can then be made.
         let r = submit_code(&thief, &loc, "totp", &totp_code(&key, 30)).await;
         assert_eq!(location(&r), "/account");
+        let r = thief
+            .post_form("/account/recovery-codes", &[("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status(), 200);
     }
 );
 
@@ -679,5 +697,76 @@ both!(
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_grant");
         assert!(v["error_description"].as_str().unwrap().contains("mfa"));
+    }
+);
+
+both!(
+    grace_deferral_is_refused_to_users_who_have_a_suitable_factor,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        enrol_totp(&b).await;
+        app.state
+            .store
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None)
+            .await
+            .unwrap();
+        let client = new_client(app, None).await;
+        let b1 = Browser::new(app);
+        let loc = after_password(&b1, &authorize_url(app, &client.0, &[])).await;
+        assert!(loc.starts_with("/login/verify?flow="), "{loc}");
+        let html = b1.get(&loc).await.text().await.unwrap();
+        let flow = html_input(&html, "flow").unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        // "Not now" is not on offer: posting it anyway does not skip the code.
+        let r = b1
+            .post_form("/login/enrol", &[("flow", &flow), ("csrf", &csrf)])
+            .await;
+        let loc = location(&r);
+        assert!(
+            !loc.contains("code="),
+            "no code without the second factor: {loc}"
+        );
+        let r = b1.get(&loc).await;
+        assert!(
+            location(&r).starts_with("/login/verify"),
+            "back to the step-up page: {}",
+            location(&r)
+        );
+        assert_eq!(
+            b1.get(&format!("/login/enrol?flow={flow}")).await.status(),
+            303
+        );
+    }
+);
+
+both!(
+    wrong_codes_lock_the_second_factor_across_flows,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let key = enrol_totp(&b).await;
+        let csrf = account_csrf(&b).await;
+        b.post_form("/account/recovery-codes", &[("csrf", &csrf)])
+            .await;
+        let client = new_client(app, Some(Acr::Mfa)).await;
+        let url = authorize_url(app, &client.0, &[]);
+        // Four wrong codes in one flow, a fifth in another: the user is locked, not the flow.
+        let b1 = Browser::new(app);
+        let loc = after_password(&b1, &url).await;
+        for _ in 0..4 {
+            assert_eq!(submit_code(&b1, &loc, "totp", "000000").await.status(), 401);
+        }
+        let b2 = Browser::new(app);
+        let loc2 = after_password(&b2, &url).await;
+        let r = submit_code(&b2, &loc2, "recovery", "wrong-code").await;
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("Too many wrong codes"));
+        // Even the right code is refused (unchecked) while the lock lasts.
+        let r = submit_code(&b2, &loc2, "totp", &totp_code(&key, 30)).await;
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("Too many wrong codes"));
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        assert!(events.iter().any(|e| e.action == "factor.locked"));
     }
 );

@@ -348,3 +348,26 @@ both_with!(
         assert!(v["error"].as_str().unwrap().contains("not registered"));
     }
 );
+
+both_with!(
+    registering_a_passkey_does_not_by_itself_reach_phr,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        crate::mfa::enrol_totp(&b).await;
+        // The session is at mfa (password + app). A new passkey registered from it must be
+        // used before the session counts as phishing-resistant.
+        let mut sp = SoftPasskey::new(true);
+        register(app, &b, &mut sp, "passkey").await;
+        let c = client(app).await;
+        let r = b
+            .get(&authorize_url(app, &c.0, &[("acr_values", "phr")]))
+            .await;
+        let loc = location(&r);
+        assert!(
+            loc.starts_with("/login/verify?flow="),
+            "asked to use the passkey: {loc}"
+        );
+    }
+);

@@ -108,15 +108,16 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// The stored form of a recovery code: SHA-256 of its normalised spelling (case, spaces and
-/// dashes do not matter).
-pub fn recovery_code_hash(code: &str) -> Vec<u8> {
+/// The stored form of a recovery code: SHA-256 of the user id and the code's normalised
+/// spelling (case, spaces and dashes do not matter). The user id salts it, so a stolen table
+/// must be attacked one user at a time.
+pub fn recovery_code_hash(user_id: &str, code: &str) -> Vec<u8> {
     let norm: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    TokenHash::of(&norm).to_vec()
+    TokenHash::of(&format!("latchkey recovery v1\0{user_id}\0{norm}")).to_vec()
 }
 
 /// The WebAuthn relying party for an issuer: RP id from config or the issuer's host, origin
@@ -197,9 +198,10 @@ mod tests {
         assert_eq!(set.len(), 10);
         let c = &codes[0];
         assert_eq!(
-            recovery_code_hash(c),
-            recovery_code_hash(&c.to_uppercase().replace('-', " "))
+            recovery_code_hash("u1", c),
+            recovery_code_hash("u1", &c.to_uppercase().replace('-', " "))
         );
+        assert_ne!(recovery_code_hash("u1", c), recovery_code_hash("u2", c));
     }
 
     #[test]

@@ -43,6 +43,14 @@ CREATE TABLE recovery_codes (
     PRIMARY KEY (user_id, code_hash)
 );
 
+-- Wrong second-factor codes per user, across flows and nodes: after five in a row, codes
+-- are refused without being checked until locked_until (30 s, doubling, at most an hour).
+CREATE TABLE factor_failures (
+    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    failures BIGINT NOT NULL,
+    locked_until BIGINT NOT NULL
+);
+
 -- A WebAuthn ceremony in progress (challenge state), bound to the browser that began it.
 CREATE TABLE webauthn_ceremonies (
     id TEXT PRIMARY KEY,

@@ -40,11 +40,11 @@ pub async fn change_requirement(
     };
     let since = now() - state.config.authentication.reauth_window_secs;
     let fresh = strength::strength(&session.factors, Some(since)).is_some();
-    let level = strength::strength(&session.factors, None).map_or(Acr::Pwd, |s| s.acr);
-    Ok(if !fresh {
+    // The level must be fresh too: an old second factor plus a new password is not a recent
+    // two-factor sign-in.
+    let level = strength::strength(&session.factors, Some(since)).map_or(Acr::Pwd, |s| s.acr);
+    Ok(if !fresh || level < need {
         Some((true, need))
-    } else if level < need {
-        Some((false, need))
     } else {
         None
     })
@@ -337,6 +337,8 @@ pub async fn totp_confirm(
     else {
         return Ok(see_other(&back(&form)));
     };
+    let before = state.store.enrolled(&user.id).await?;
+    let had_factors = before.totp || before.webauthn > 0 || before.recovery_codes > 0;
     let secret = factors::open_totp(&state.kek, &user.id, &pending.sealed_secret)
         .map_err(PageError::internal)?;
     let code = form.get("code").unwrap_or("");
@@ -363,6 +365,11 @@ pub async fn totp_confirm(
             serde_json::json!({"factor": "totp"}),
         )
         .await?;
+    // A first factor enrolled right after the password counts for this session (the code
+    // proves possession); later enrolments add nothing to it.
+    if had_factors {
+        return Ok(see_other(&back(&form)));
+    }
     let (_, cookie) = super::login::establish(&state, &req, &user, Method::Totp).await?;
     let mut resp = see_other(&back(&form));
     resp.add_cookie(&cookie).map_err(PageError::internal)?;
@@ -490,7 +497,7 @@ pub async fn recovery_codes(
             &user.id,
             codes
                 .iter()
-                .map(|c| factors::recovery_code_hash(c))
+                .map(|c| factors::recovery_code_hash(&user.id, c))
                 .collect(),
         )
         .await?;

@@ -3,7 +3,8 @@
 //! `/login/verify` asks a signed-in user for **only the missing factor**: an authenticator-app
 //! code, a passkey or security key (`webauthn.js`), or a recovery code, whichever reach the
 //! level the request needs. A TOTP code is accepted once per time step; five wrong codes end
-//! the flow. `/login/enrol` leads a user who has no suitable factor through setting one up
+//! the flow, and wrong codes also count per user across flows and nodes: from the fifth in a
+//! row on, codes are refused unchecked for 30 s, doubling up to an hour. `/login/enrol` leads a user who has no suitable factor through setting one up
 //! while their lab's grace period lasts, and lets them defer it when only policy demands it.
 
 use super::authorize::{current_session, demands_for, flow_client, proceed, see_other};
@@ -14,8 +15,7 @@ use super::pages::{EnrolPage, VerifyPage, render};
 use super::{Params, State};
 use crate::app::AppState;
 use crate::factors;
-use crate::protocol::authorize::fresh_since;
-use crate::protocol::strength::{self, Gap, Method, offer};
+use crate::protocol::strength::{self, Method, offer};
 use crate::store::flows::LoginFlow;
 use crate::store::now;
 use crate::store::sessions::Session;
@@ -134,6 +134,17 @@ pub async fn submit(
         ));
     }
     let code = form.get("code").unwrap_or("");
+    let t = now();
+    if let Some(until) = state.store.factor_locked_until(&user.id, t).await? {
+        return verify_page(
+            &state,
+            &flow,
+            &browser,
+            &user,
+            Some(locked_message(until - t)),
+        )
+        .await;
+    }
     let (need, _, _, enrolled) = needed(&state, &flow, &user).await?;
     let o = offer(&enrolled, need);
     let outcome = match form.get("method") {
@@ -141,7 +152,7 @@ pub async fn submit(
         Some("recovery") if o.recovery_code => {
             if state
                 .store
-                .use_recovery_code(&user.id, factors::recovery_code_hash(code))
+                .use_recovery_code(&user.id, factors::recovery_code_hash(&user.id, code))
                 .await?
             {
                 let left = state.store.recovery_status(&user.id).await?.unused;
@@ -163,10 +174,24 @@ pub async fn submit(
     };
     let method = match outcome {
         Ok(m) => m,
-        Err(message) => {
+        Err(mut message) => {
+            // Wrong codes count per user, whatever flow or node they come from.
+            let (failures, until) = state.store.record_factor_failure(&user.id, t).await?;
+            if until > 0 {
+                message = locked_message(until - t);
+                state
+                    .store
+                    .audit(
+                        &user.id,
+                        "factor.locked",
+                        &user.id,
+                        serde_json::json!({"failures": failures, "locked_for_secs": until - t}),
+                    )
+                    .await?;
+            }
             let mut request = flow.request.clone();
             request.failed_codes += 1;
-            tracing::info!(user = %user.id, flow = %flow.id, "second factor refused");
+            tracing::info!(user = %user.id, flow = %flow.id, failures, "second factor refused");
             if request.failed_codes >= MAX_FAILED_CODES {
                 state.store.finish_flow(&flow.id).await?;
                 return Err(PageError::bad_request(
@@ -179,6 +204,7 @@ pub async fn submit(
             return verify_page(&state, &flow, &browser, &user, Some(message)).await;
         }
     };
+    state.store.reset_factor_failures(&user.id).await?;
     let (session, cookie) = establish(&state, &req, &user, method).await?;
     if method == Method::Totp {
         state
@@ -192,6 +218,17 @@ pub async fn submit(
             .await?;
     }
     continue_flow(&state, &req, flow, session, user, Some(cookie)).await
+}
+
+fn locked_message(secs: i64) -> String {
+    format!(
+        "Too many wrong codes. Wait {} before trying again.",
+        if secs < 90 {
+            format!("{} seconds", secs.max(1))
+        } else {
+            format!("{} minutes", (secs + 59) / 60)
+        }
+    )
 }
 
 /// Checks a TOTP code and accepts its time step at most once.
@@ -231,6 +268,28 @@ async fn check_totp(
     }
 }
 
+/// The step `next_step` decides for this flow and user now (consent taken as given: only the
+/// authentication part matters here).
+async fn step_now(
+    state: &AppState,
+    flow: &LoginFlow,
+    session: &Session,
+    user: &User,
+) -> Result<(crate::protocol::authorize::Next, Option<strength::Grace>), PageError> {
+    let client = flow_client(state, &flow.request.client_id).await?;
+    let (demands, enrolled, grace) = demands_for(state, &flow.request, &client, &user.id).await?;
+    let standing = crate::protocol::authorize::Standing {
+        factors: &session.factors,
+        demands,
+        enrolled,
+        grace,
+    };
+    Ok((
+        crate::protocol::authorize::next_step(&flow.request, Some(standing), true, now()),
+        grace,
+    ))
+}
+
 /// `GET /login/enrol?flow=…`.
 pub async fn enrol_page(
     state: State,
@@ -241,14 +300,12 @@ pub async fn enrol_page(
         Ok(v) => v,
         Err(resp) => return Ok(resp),
     };
-    let (need, grace, demands, _) = needed(&state, &flow, &user).await?;
-    let t = now();
-    let since = fresh_since(&flow.request, t).flatten();
-    let have = match strength::assess(&session.factors, since, Acr::Pwd) {
-        Gap::Met(s) => s.acr,
-        _ => return Ok(see_other(&format!("/login?flow={}", flow.id))),
+    let (step, grace) = step_now(&state, &flow, &session, &user).await?;
+    let crate::protocol::authorize::Next::Enrol { need, can_defer } = step else {
+        // Nothing to enrol (any more): let the flow decide where to go.
+        return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
     };
-    let open = grace.is_some_and(|g| g.open(t));
+    let t = now();
     Ok(render(
         StatusCode::OK,
         &EnrolPage {
@@ -258,15 +315,17 @@ pub async fn enrol_page(
             csrf_account: cookies::csrf_token(&state, &browser, super::account::CSRF_PURPOSE),
             need: need.as_str().to_owned(),
             offer_totp: need == Acr::Mfa,
-            can_defer: open && have >= demands.without_policy(),
-            days_left: grace.filter(|_| open).and_then(|g| g.days_left(t)),
-            logins_left: grace.filter(|_| open).and_then(|g| g.logins_left()),
+            can_defer,
+            days_left: grace.filter(|_| can_defer).and_then(|g| g.days_left(t)),
+            logins_left: grace.filter(|_| can_defer).and_then(|g| g.logins_left()),
             passkeys: state.webauthn.is_some(),
         },
     ))
 }
 
-/// `POST /login/enrol` (form `flow`, `csrf`): "not now", while the grace period lasts.
+/// `POST /login/enrol` (form `flow`, `csrf`): "not now", only where the enrolment page offers
+/// it (the user has no factor that reaches the level, only lab or role policy demands it, and
+/// the grace period is open).
 pub async fn defer(
     state: State,
     req: HttpRequest,
@@ -291,9 +350,15 @@ pub async fn defer(
             "The form could not be verified. Reload the page and try again.",
         ));
     }
-    let (_, grace, _, _) = needed(&state, &flow, &user).await?;
-    if !grace.is_some_and(|g| g.open(now())) {
-        return Ok(see_other(&format!("/login/enrol?flow={}", flow.id)));
+    let (step, _) = step_now(&state, &flow, &session, &user).await?;
+    if !matches!(
+        step,
+        crate::protocol::authorize::Next::Enrol {
+            can_defer: true,
+            ..
+        }
+    ) {
+        return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
     }
     if let Some(lab) = super::authorize::active_lab(&state, &user.id).await? {
         state.store.count_grace_login(&user.id, &lab).await?;

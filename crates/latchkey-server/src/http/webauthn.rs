@@ -233,7 +233,10 @@ pub async fn register_begin(
         ));
     }
     let back = match form.get("flow") {
-        Some(f) => format!("/login/continue?flow={f}"),
+        Some(f) => format!(
+            "/login/continue?flow={}",
+            url::form_urlencoded::byte_serialize(f.as_bytes()).collect::<String>()
+        ),
         None => "/account".to_owned(),
     };
     let existing = state.store.list_webauthn(&user.id).await?;
@@ -405,24 +408,25 @@ async fn record_assertion(
     cred: &mut Credential,
     result: Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
 ) -> Result<Result<Method, HttpResponse>, PageError> {
+    let regression = async || -> Result<HttpResponse, PageError> {
+        tracing::warn!(user = %row.user_id, credential = %row.id, "WebAuthn counter went backwards");
+        state
+            .store
+            .audit(
+                &row.user_id,
+                "webauthn.counter_regression",
+                &row.user_id,
+                serde_json::json!({"credential": row.id, "name": row.name, "stored_count": row.sign_count}),
+            )
+            .await?;
+        Ok(json_error(
+            StatusCode::UNAUTHORIZED,
+            "This passkey or security key reported a signature counter that went backwards, which suggests it was copied. It was not accepted; contact your administrator.",
+        ))
+    };
     let res = match result {
         Ok(r) => r,
-        Err(WebauthnError::CredentialPossibleCompromise) => {
-            tracing::warn!(user = %row.user_id, credential = %row.id, "WebAuthn counter went backwards");
-            state
-                .store
-                .audit(
-                    &row.user_id,
-                    "webauthn.counter_regression",
-                    &row.user_id,
-                    serde_json::json!({"credential": row.id, "name": row.name, "stored_count": row.sign_count}),
-                )
-                .await?;
-            return Ok(Err(json_error(
-                StatusCode::UNAUTHORIZED,
-                "This passkey or security key reported a signature counter that went backwards, which suggests it was copied. It was not accepted; contact your administrator.",
-            )));
-        }
+        Err(WebauthnError::CredentialPossibleCompromise) => return Ok(Err(regression().await?)),
         Err(e) => {
             tracing::info!(user = %row.user_id, error = %e, "WebAuthn assertion refused");
             return Ok(Err(json_error(
@@ -436,7 +440,9 @@ async fn record_assertion(
     }
     cred.backup_state = res.backup_state();
     cred.backup_eligible |= res.backup_eligible();
-    state
+    // The ceremony compared the counter with the one stored when it began; the stored one
+    // may have moved since (another assertion): it must still be behind this one.
+    let recorded = state
         .store
         .record_webauthn_use(
             &row.id,
@@ -445,6 +451,9 @@ async fn record_assertion(
             cred.backup_state,
         )
         .await?;
+    if !recorded {
+        return Ok(Err(regression().await?));
+    }
     Ok(Ok(Method::Webauthn {
         uv: res.user_verified(),
         synced: cred.backup_eligible,
@@ -587,6 +596,8 @@ async fn registered(
             ));
         }
     };
+    let before = state.store.enrolled(&user.id).await?;
+    let had_factors = before.totp || before.webauthn > 0 || before.recovery_codes > 0;
     let default_name = if kind == "passkey" {
         "Passkey"
     } else {
@@ -621,14 +632,20 @@ async fn registered(
             serde_json::json!({"factor": kind, "credential": row.id, "name": name}),
         )
         .await?;
-    // Registering proves possession of the new credential (with user verification for a
-    // passkey), so it counts as a factor used now.
+    // A user's first factor, enrolled right after their password, counts as the second
+    // factor of this session (possession of the new credential was just proven), but never as
+    // `phr`: the session began with a password, which a phishing proxy could have relayed.
+    // To reach `phr` the user signs in with the passkey itself. Later registrations add
+    // nothing to the session.
+    if had_factors {
+        return Ok(next(back));
+    }
     let (_, cookie) = establish(
         state,
         req,
         &user,
         Method::Webauthn {
-            uv: cred.user_verified,
+            uv: false,
             synced: cred.backup_eligible,
         },
     )

@@ -291,9 +291,10 @@ pub fn offer(enrolled: &Enrolled, need: Acr) -> Offer {
 pub struct Grace {
     pub days: Option<i64>,
     pub logins: Option<i64>,
-    /// When the policy first found this user without a suitable factor (`None`: not yet).
+    /// When the grace started: the policy was set or the member joined, whichever is later
+    /// (`None`: now).
     pub started_at: Option<i64>,
-    /// Sign-ins since then without one.
+    /// Sign-ins on which the member deferred enrolment.
     pub used_logins: i64,
 }
 

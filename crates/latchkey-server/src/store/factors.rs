@@ -3,7 +3,9 @@
 //! and backup flags), recovery codes (SHA-256 hashes), and WebAuthn ceremonies in progress.
 //! Every "use once" rule is one conditional UPDATE, so two nodes racing cannot both accept.
 
-use super::schema::{recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials};
+use super::schema::{
+    factor_failures, recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials,
+};
 use super::{Store, StoreError, conflict, now};
 use crate::protocol::strength::Enrolled;
 use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
@@ -271,23 +273,27 @@ impl Store {
     }
 
     /// Records a successful assertion: the updated credential (counter, backup state) and
-    /// when it was used. The counter only moves forward (a concurrent older update loses).
+    /// when it was used. False when the stored counter is already at or past `sign_count`
+    /// (a concurrent or replayed assertion from a cloned authenticator): nothing changes.
     pub async fn record_webauthn_use(
         &self,
         cred_id: &str,
         credential: String,
         sign_count: i64,
         backup_state: bool,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = cred_id.to_owned();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                diesel::update(
+                // A counter of 0 means the authenticator keeps none (most synced passkeys):
+                // then the stored one must be 0 too; else it must move forward.
+                let bound = if sign_count == 0 { 1 } else { sign_count };
+                let n = diesel::update(
                     webauthn_credentials::table
                         .find(&id)
-                        .filter(webauthn_credentials::sign_count.le(sign_count)),
+                        .filter(webauthn_credentials::sign_count.lt(bound)),
                 )
                 .set((
                     webauthn_credentials::credential.eq(&credential),
@@ -297,7 +303,7 @@ impl Store {
                 ))
                 .execute(conn)
                 .await?;
-                Ok(())
+                Ok(n == 1)
             })
         })
         .await
@@ -435,6 +441,87 @@ impl Store {
         })
     }
 
+    // ---- Wrong second-factor codes ----------------------------------------------------
+
+    /// Until when the user's second-factor codes are refused unchecked (`None`: not locked).
+    pub async fn factor_locked_until(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let until: Option<i64> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => factor_failures::table
+                    .find(&id)
+                    .select(factor_failures::locked_until)
+                    .first(conn)
+                    .await
+                    .optional()?))
+            })
+            .await?;
+        Ok(until.filter(|u| *u > now))
+    }
+
+    /// Counts a wrong code (atomically, whichever node or flow it came from); from the fifth
+    /// in a row on, locks further codes out for 30 s, doubling up to an hour. Returns the
+    /// number of failures and the lock's end.
+    pub async fn record_factor_failure(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(factor_failures::table.find(&id))
+                    .set(factor_failures::failures.eq(factor_failures::failures + 1))
+                    .execute(conn)
+                    .await?;
+                if n == 0 {
+                    diesel::insert_into(factor_failures::table)
+                        .values((
+                            factor_failures::user_id.eq(&id),
+                            factor_failures::failures.eq(1),
+                            factor_failures::locked_until.eq(0),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                let failures: i64 = factor_failures::table
+                    .find(&id)
+                    .select(factor_failures::failures)
+                    .first(conn)
+                    .await?;
+                let mut until = 0;
+                if failures >= 5 {
+                    let exp = u32::try_from((failures - 5).min(7)).unwrap_or(7);
+                    until = now + (30_i64 << exp).min(3600);
+                    diesel::update(factor_failures::table.find(&id))
+                        .set(factor_failures::locked_until.eq(until))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok((failures, until))
+            })
+        })
+        .await
+    }
+
+    pub async fn reset_factor_failures(&self, user_id: &str) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::delete(factor_failures::table.find(&id)).execute(conn).await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     // ---- WebAuthn ceremonies ----------------------------------------------------------
 
     pub async fn put_ceremony(&self, c: &Ceremony) -> Result<(), StoreError> {
@@ -487,10 +574,12 @@ impl Store {
                         .first(conn)
                         .await
                         .optional()?;
-                    diesel::delete(webauthn_ceremonies::table.find(&id))
+                    // Only the request that deletes the row may use it (two racing finishes of
+                    // one ceremony: one wins).
+                    let n = diesel::delete(webauthn_ceremonies::table.find(&id))
                         .execute(conn)
                         .await?;
-                    Ok(row.filter(|r| r.5 > t))
+                    Ok(row.filter(|r| n == 1 && r.5 > t))
                 })
             })
             .await?;

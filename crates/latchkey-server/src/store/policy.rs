@@ -246,7 +246,8 @@ impl Store {
         let lab_policy = self.lab_policy(lab).await?;
         let db = self.db.clone();
         let (user, lab_id) = (user_id.to_owned(), lab.to_owned());
-        let (mins, grace): (Vec<Option<String>>, Option<(i64, i64)>) = self
+        type Fetched = (Vec<Option<String>>, Option<(i64, i64)>, Option<i64>);
+        let (mins, grace, joined): Fetched = self
             .run(async move {
                 crate::with_conn!(&db, conn => {
                     let mins: Vec<Option<String>> = user_roles::table
@@ -266,7 +267,13 @@ impl Store {
                         .first(conn)
                         .await
                         .optional()?;
-                    Ok::<_, StoreError>((mins, grace))
+                    let joined: Option<i64> = super::schema::memberships::table
+                        .find((&user, &lab_id))
+                        .select(super::schema::memberships::created_at)
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    Ok::<_, StoreError>((mins, grace, joined))
                 })
             })
             .await?;
@@ -274,10 +281,15 @@ impl Store {
         for m in mins.iter().flatten() {
             role_min = role_min.max(Some(parse_acr(m)?));
         }
+        // The grace clock runs from when the policy was set or the member joined the lab,
+        // whichever is later (a new policy restarts it).
+        let started = lab_policy
+            .as_ref()
+            .map(|p| p.updated_at.max(joined.unwrap_or(0)));
         Ok(MemberPolicy {
             lab: lab_policy,
             role_min,
-            grace_started_at: grace.map(|g| g.0),
+            grace_started_at: started,
             grace_logins: grace.map_or(0, |g| g.1),
         })
     }
@@ -302,7 +314,8 @@ impl Store {
     }
 
     /// The level policy demands of a member's tokens now: the lab's and their roles'
-    /// minimums, unless the lab's enrolment grace is still open for them.
+    /// minimums, unless the lab's enrolment grace is open for a member who has no factor
+    /// that reaches them.
     pub async fn policy_floor(
         &self,
         user_id: &str,
@@ -310,7 +323,9 @@ impl Store {
         now: i64,
     ) -> Result<Option<Acr>, StoreError> {
         let p = self.member_policy(user_id, lab).await?;
-        let floor = p.lab.as_ref().map(|l| l.min_acr).max(p.role_min);
+        let Some(floor) = p.lab.as_ref().map(|l| l.min_acr).max(p.role_min) else {
+            return Ok(None);
+        };
         if let Some(l) = &p.lab
             && (l.grace_days.is_some() || l.grace_logins.is_some())
         {
@@ -320,15 +335,15 @@ impl Store {
                 started_at: p.grace_started_at,
                 used_logins: p.grace_logins,
             };
-            if grace.open(now) {
+            let enrolled = self.enrolled(user_id).await?;
+            if grace.open(now) && !crate::protocol::strength::offer(&enrolled, floor).any() {
                 return Ok(None);
             }
         }
-        Ok(floor)
+        Ok(Some(floor))
     }
 
-    /// Counts a sign-in on which the member deferred enrolment, starting their grace clock
-    /// on the first.
+    /// Counts a sign-in on which the member deferred enrolment.
     pub async fn count_grace_login(&self, user_id: &str, lab: &str) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());

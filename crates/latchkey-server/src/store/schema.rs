@@ -187,6 +187,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    factor_failures (user_id) {
+        user_id -> Text,
+        failures -> BigInt,
+        locked_until -> BigInt,
+    }
+}
+
+diesel::table! {
     webauthn_ceremonies (id) {
         id -> Text,
         browser_hash -> Binary,
@@ -254,6 +262,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webauthn_credentials,
     recovery_codes,
     webauthn_ceremonies,
+    factor_failures,
     lab_policies,
     roles,
     user_roles,
