@@ -138,6 +138,7 @@ fn describe_event(action: &str) -> Option<&'static str> {
         "recovery_codes.generated" => "Created new recovery codes",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
+        "factor.locked" => "Too many wrong codes: codes were refused for a while",
         _ => return None,
     })
 }
