@@ -11,6 +11,7 @@ use latchkey_server::{App, Config};
 use std::io::Read;
 
 mod audit;
+mod grants_cli;
 mod policy;
 use std::path::PathBuf;
 
@@ -52,6 +53,16 @@ enum Command {
     /// The tamper-evident audit log: verify its hash chain, export it.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Roles: the features a role gives its holders.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Subcommand)]
+enum RoleCommand {
+    /// Add or remove a feature of a role.
+    #[command(subcommand)]
+    Feature(grants_cli::RoleFeatureCommand),
 }
 
 #[derive(Subcommand)]
@@ -158,6 +169,9 @@ enum UserCommand {
     /// Manage a user's roles in a lab.
     #[command(subcommand)]
     Role(policy::RoleCommand),
+    /// Allow or deny one feature to one member of a lab.
+    #[command(subcommand)]
+    Feature(grants_cli::MemberFeatureCommand),
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -278,6 +292,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
+        Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
+        Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;

@@ -680,3 +680,101 @@ fn audit_verify_and_export_from_the_cli() {
         "{out}"
     );
 }
+
+#[test]
+fn feature_grants_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&run(d, &["lab", "create", "--name", "Bio", "--json"], None));
+    json(&run(
+        d,
+        &[
+            "user",
+            "create",
+            "--lab",
+            "Bio",
+            "--email",
+            "ada@lab.example",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("violet tractor sings at dawn\n"),
+    ));
+    let added = json(&run(
+        d,
+        &[
+            "role",
+            "feature",
+            "add",
+            "--lab",
+            "Bio",
+            "--role",
+            "accountant",
+            "invoices:approve",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(added["granted"], true);
+    let denied = json(&run(
+        d,
+        &[
+            "user",
+            "feature",
+            "deny",
+            "--lab",
+            "Bio",
+            "--email",
+            "ada@lab.example",
+            "invoices:approve",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(denied["allow"], false);
+    for (args, needle) in [
+        (
+            vec![
+                "role",
+                "feature",
+                "add",
+                "--lab",
+                "Bio",
+                "--role",
+                "x",
+                "Invoices Approve",
+            ],
+            "is not a feature name",
+        ),
+        (
+            vec![
+                "user",
+                "feature",
+                "allow",
+                "--lab",
+                "Nope",
+                "--email",
+                "ada@lab.example",
+                "a:b",
+            ],
+            "no lab `Nope`",
+        ),
+        (
+            vec![
+                "user",
+                "feature",
+                "allow",
+                "--lab",
+                "Bio",
+                "--email",
+                "bob@lab.example",
+                "a:b",
+            ],
+            "no user with email",
+        ),
+    ] {
+        let o = run(d, &args, None);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+    }
+}

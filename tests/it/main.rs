@@ -11,10 +11,11 @@
 mod audit;
 mod browser;
 mod cli;
-mod client;
+pub mod client;
 mod common;
 mod config_reference;
 mod documents;
+mod features;
 pub mod mfa;
 mod oidc_flow;
 mod passkeys;

@@ -554,6 +554,8 @@ both!(
                     sid: claims.sid.as_deref().unwrap(),
                     grant_id: claims.gid.as_deref().unwrap(),
                     lab: None,
+                    roles: &[],
+                    features: &[],
                 }),
             },
         )

@@ -32,6 +32,12 @@ pub struct AccessTokenClaims {
     pub gid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
+    /// The user's roles in `lab`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// The user's effective features in `lab` (roles' features, plus allows, minus denies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
 }
 
 /// OpenID Connect Core section 2 ID token claims.
@@ -53,6 +59,10 @@ pub struct IdTokenClaims {
     pub at_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lab: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -32,6 +32,9 @@ pub struct UserContext<'a> {
     pub sid: &'a str,
     pub grant_id: &'a str,
     pub lab: Option<&'a str>,
+    /// The user's roles and effective features in `lab`.
+    pub roles: &'a [String],
+    pub features: &'a [String],
 }
 
 pub fn access_token(keys: &KeySet, i: &AccessTokenInput<'_>) -> Result<String, KeysError> {
@@ -50,6 +53,8 @@ pub fn access_token(keys: &KeySet, i: &AccessTokenInput<'_>) -> Result<String, K
         sid: i.user.map(|u| u.sid.to_owned()),
         gid: i.user.map(|u| u.grant_id.to_owned()),
         lab: i.user.and_then(|u| u.lab.map(str::to_owned)),
+        roles: i.user.map(|u| u.roles.to_vec()).unwrap_or_default(),
+        features: i.user.map(|u| u.features.to_vec()).unwrap_or_default(),
     };
     Ok(jwt::encode(
         keys.signer(ACCESS_TOKEN_ALG)?,

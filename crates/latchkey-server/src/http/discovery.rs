@@ -29,7 +29,7 @@ pub fn metadata(issuer: &str) -> Value {
         "acr_values_supported": ["pwd", "mfa", "phr"],
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid",
-            "at_hash", "lab", "email", "email_verified", "name"
+            "at_hash", "lab", "roles", "features", "email", "email_verified", "name"
         ],
         "claims_parameter_supported": true,
         "request_parameter_supported": false,

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod error;
+pub mod grants;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod rotation;

@@ -20,6 +20,7 @@ pub mod consents;
 pub mod factors;
 pub mod flows;
 pub mod grants;
+pub mod grants_features;
 pub mod keys;
 pub mod labs;
 pub mod policy;

@@ -234,6 +234,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    role_features (lab_id, role, feature) {
+        lab_id -> Text,
+        role -> Text,
+        feature -> Text,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    member_features (user_id, lab_id, feature) {
+        user_id -> Text,
+        lab_id -> Text,
+        feature -> Text,
+        allow -> Bool,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     mfa_grace (user_id, lab_id) {
         user_id -> Text,
         lab_id -> Text,
@@ -267,4 +286,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     roles,
     user_roles,
     mfa_grace,
+    role_features,
+    member_features,
 );

@@ -108,6 +108,7 @@ pub async fn exchange(
     let ttl = client
         .access_token_ttl_secs
         .unwrap_or(state.config.tokens.access_token_ttl_secs);
+    let (roles, features) = member_grants(state, &user.id, grant.lab_id.as_deref()).await?;
     let user_ctx = UserContext {
         auth_time: grant.auth_time,
         acr: &grant.acr,
@@ -115,6 +116,8 @@ pub async fn exchange(
         sid: &grant.session_id,
         grant_id: &grant.id,
         lab: grant.lab_id.as_deref(),
+        roles: &roles,
+        features: &features,
     };
     let access_token = tokens::access_token(
         &keys,
@@ -143,6 +146,8 @@ pub async fn exchange(
             sid: grant.session_id.clone(),
             at_hash: Some(tokens::at_hash(client.id_token_alg, &access_token)),
             lab: grant.lab_id.clone(),
+            roles: roles.clone(),
+            features: features.clone(),
             email: scope::contains(&grant.scope, "email").then(|| user.email.clone()),
             email_verified: scope::contains(&grant.scope, "email").then_some(false),
             name: if scope::contains(&grant.scope, "profile") {
@@ -163,4 +168,18 @@ pub async fn exchange(
         id_token,
         scope: grant.scope,
     })
+}
+
+/// The user's roles and effective features in the grant's lab, read at each token issuance
+/// (a changed grant applies to the next token).
+pub async fn member_grants(
+    state: &AppState,
+    user_id: &str,
+    lab: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let Some(lab) = lab else {
+        return Ok((vec![], vec![]));
+    };
+    let g = state.store.member_grants(user_id, lab).await?;
+    Ok((g.roles, g.features.into_iter().collect()))
 }

@@ -90,6 +90,9 @@ pub async fn exchange(
     let ttl = client
         .access_token_ttl_secs
         .unwrap_or(state.config.tokens.access_token_ttl_secs);
+    let (roles, features) =
+        super::authorization_code::member_grants(state, &grant.user_id, grant.lab_id.as_deref())
+            .await?;
     let access_token = tokens::access_token(
         &state.keys.current(),
         &AccessTokenInput {
@@ -106,6 +109,8 @@ pub async fn exchange(
                 sid: &grant.session_id,
                 grant_id: &grant.id,
                 lab: grant.lab_id.as_deref(),
+                roles: &roles,
+                features: &features,
             }),
         },
     )?;

@@ -1,0 +1,161 @@
+//! Feature grants: the features of each role, and per-member allows and denies. What a
+//! member may do is `protocol::grants::effective` over these rows.
+
+use super::schema::{member_features, memberships, role_features, roles, user_roles};
+use super::{Store, StoreError, now};
+use diesel::{
+    BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl,
+};
+use diesel_async::RunQueryDsl;
+use std::collections::BTreeSet;
+
+/// What a member holds in one lab.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberGrants {
+    pub roles: Vec<String>,
+    pub features: BTreeSet<String>,
+}
+
+impl Store {
+    /// Adds (`add`) or removes a feature of a role, creating the role if missing.
+    pub async fn set_role_feature(
+        &self,
+        lab: &str,
+        role: &str,
+        feature: &str,
+        add: bool,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let (lab, role, feature) = (lab.to_owned(), role.to_owned(), feature.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let exists: i64 = roles::table
+                    .filter(roles::lab_id.eq(&lab))
+                    .filter(roles::name.eq(&role))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if exists == 0 {
+                    diesel::insert_into(roles::table)
+                        .values((roles::lab_id.eq(&lab), roles::name.eq(&role), roles::created_at.eq(t)))
+                        .execute(conn)
+                        .await?;
+                }
+                diesel::delete(
+                    role_features::table
+                        .filter(role_features::lab_id.eq(&lab))
+                        .filter(role_features::role.eq(&role))
+                        .filter(role_features::feature.eq(&feature)),
+                )
+                .execute(conn)
+                .await?;
+                if add {
+                    diesel::insert_into(role_features::table)
+                        .values((
+                            role_features::lab_id.eq(&lab),
+                            role_features::role.eq(&role),
+                            role_features::feature.eq(&feature),
+                            role_features::created_at.eq(t),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Allows (`Some(true)`), denies (`Some(false)`) or clears (`None`) one feature for one
+    /// member of a lab.
+    pub async fn set_member_feature(
+        &self,
+        user_id: &str,
+        lab: &str,
+        feature: &str,
+        allow: Option<bool>,
+    ) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let (user, lab, feature) = (user_id.to_owned(), lab.to_owned(), feature.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let member: i64 = memberships::table
+                    .filter(memberships::user_id.eq(&user))
+                    .filter(memberships::lab_id.eq(&lab))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if member == 0 {
+                    return Err(StoreError::NotFound(format!("the user is not a member of lab `{lab}`")));
+                }
+                diesel::delete(
+                    member_features::table
+                        .filter(member_features::user_id.eq(&user))
+                        .filter(member_features::lab_id.eq(&lab))
+                        .filter(member_features::feature.eq(&feature)),
+                )
+                .execute(conn)
+                .await?;
+                if let Some(allow) = allow {
+                    diesel::insert_into(member_features::table)
+                        .values((
+                            member_features::user_id.eq(&user),
+                            member_features::lab_id.eq(&lab),
+                            member_features::feature.eq(&feature),
+                            member_features::allow.eq(allow),
+                            member_features::created_at.eq(t),
+                        ))
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The member's roles and effective features in `lab` (one connection, two queries).
+    pub async fn member_grants(
+        &self,
+        user_id: &str,
+        lab: &str,
+    ) -> Result<MemberGrants, StoreError> {
+        let db = self.db.clone();
+        let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        type Fetched = (Vec<(String, Option<String>)>, Vec<(String, bool)>);
+        let (rows, overrides): Fetched = self
+            .run(async move {
+                crate::with_conn!(&db, conn => {
+                    let rows: Vec<(String, Option<String>)> = user_roles::table
+                        .left_join(
+                            role_features::table.on(role_features::lab_id
+                                .eq(user_roles::lab_id)
+                                .and(role_features::role.eq(user_roles::role))),
+                        )
+                        .filter(user_roles::user_id.eq(&user))
+                        .filter(user_roles::lab_id.eq(&lab))
+                        .select((user_roles::role, role_features::feature.nullable()))
+                        .load(conn)
+                        .await?;
+                    let overrides: Vec<(String, bool)> = member_features::table
+                        .filter(member_features::user_id.eq(&user))
+                        .filter(member_features::lab_id.eq(&lab))
+                        .select((member_features::feature, member_features::allow))
+                        .load(conn)
+                        .await?;
+                    Ok::<_, StoreError>((rows, overrides))
+                })
+            })
+            .await?;
+        let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
+        roles.sort();
+        roles.dedup();
+        let features = crate::protocol::grants::effective(
+            rows.iter().filter_map(|(_, f)| f.as_deref()),
+            &overrides,
+        );
+        Ok(MemberGrants { roles, features })
+    }
+}
