@@ -110,11 +110,17 @@
     root.hidden = false;
     const fields = { flow: root.dataset.flow, csrf: root.dataset.csrf };
     let conditional = null;
+    // Once the user chose (the button, or the password form), autofill stays out of the way.
+    let chosen = false;
     const button = root.querySelector("#passkey-button");
     const form = document.getElementById("login-form");
-    if (form) form.addEventListener("submit", () => conditional && conditional.abort());
-    button.addEventListener("click", async () => {
+    const choose = () => {
+      chosen = true;
       if (conditional) conditional.abort();
+    };
+    if (form) form.addEventListener("submit", choose);
+    button.addEventListener("click", async () => {
+      choose();
       try {
         const b = await begin("/webauthn/login/begin", Object.assign({ mode: "modal" }, fields));
         const cred = await navigator.credentials.get({ publicKey: requestOptions(b.options) });
@@ -125,10 +131,11 @@
     });
     if (PublicKeyCredential.isConditionalMediationAvailable) {
       PublicKeyCredential.isConditionalMediationAvailable().then(async (ok) => {
-        if (!ok) return;
+        if (!ok || chosen) return;
         conditional = new AbortController();
         try {
           const b = await begin("/webauthn/login/begin", Object.assign({ mode: "conditional" }, fields));
+          if (chosen) return;
           const cred = await navigator.credentials.get({
             publicKey: requestOptions(b.options),
             mediation: "conditional",

@@ -70,3 +70,139 @@ async fn chromium_signs_in_through_the_hosted_login() {
     assert_eq!(claims.subject().as_str(), app.user_id);
     app.stop().await;
 }
+
+/// Passkeys and an authenticator app, enrolled and used in Chromium (`tests/browser/mfa.mjs`):
+/// the account page enrols TOTP (the script computes the code from the key shown) and a passkey
+/// held by a DevTools virtual authenticator; then, each time after signing out, the passkey
+/// alone signs in at `phr` (with the button, then from the email field's autofill), a password
+/// sign-in asked for `phr` steps up with the passkey, and one asked for `mfa` steps up with a
+/// TOTP code. The codes are exchanged here. Screenshots go to `target/browser-output/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_passkey_and_totp_enrolment_and_step_up() {
+    // WebAuthn RP ids cannot be IP addresses: the browser uses `localhost`.
+    let app = TestApp::with_config(Backend::Sqlite, on_localhost).await;
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let created = app.client(|c| c.skip_consent = true).await;
+    let client = (created.client_id.clone(), created.client_secret.unwrap());
+    let authorize = |extra: &[(&str, &str)]| {
+        crate::refusals::authorize_url(&app, &client.0, extra).replacen(&app.base, &base, 1)
+    };
+    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shots = [
+        "account-page.png",
+        "totp-setup.png",
+        "account-with-passkey.png",
+        "step-up.png",
+        "step-up-totp.png",
+        "enrol.png",
+    ];
+    // A member of another lab that requires mfa with a grace period, without any factor.
+    let strict = latchkey_server::provision::create_lab(&app.state.store, "Strict lab")
+        .await
+        .unwrap();
+    latchkey_server::provision::create_user(
+        &app.state.store,
+        &app.state.config,
+        &app.state.hasher,
+        &strict.id,
+        "bob@lab.example",
+        None,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    app.state
+        .store
+        .set_lab_policy(&strict.id, Some(latchkey_core::Acr::Mfa), Some(14), None)
+        .await
+        .unwrap();
+    // The script saves `mfa-failure.png` where it stops if it fails.
+    for shot in shots.iter().chain(&["mfa-failure.png"]) {
+        let _ = std::fs::remove_file(out_dir.join(shot));
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/mfa.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .env("BASE_URL", &base)
+        .env("AUTHORIZE_URL_PLAIN", authorize(&[]))
+        .env("AUTHORIZE_URL_PHR", authorize(&[("acr_values", "phr")]))
+        .env("AUTHORIZE_URL_MFA", authorize(&[("acr_values", "mfa")]))
+        .env("AUTHORIZE_URL_ENROL", authorize(&[]))
+        .env("ENROL_EMAIL", "bob@lab.example")
+        .env("CALLBACK_PREFIX", CALLBACK)
+        .env("LOGIN_EMAIL", EMAIL)
+        .env("LOGIN_PASSWORD", PASSWORD)
+        .env("SCREENSHOT_DIR", &out_dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
+        .await
+        .expect("the browser script finishes within 5 minutes")
+        .expect("node runs (scripts/test installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    for shot in shots {
+        assert!(out_dir.join(shot).exists(), "screenshot {shot} saved");
+    }
+    assert_eq!(result["pageErrors"], serde_json::json!([]), "{result}");
+    assert_eq!(result["cspViolations"], serde_json::json!([]), "{result}");
+    // The account page: a password session, then mfa once the app (the first factor) is
+    // proven; registering a passkey later does not raise the session: it counts once used.
+    assert_eq!(result["accountAcr"], "pwd");
+    assert_eq!(result["qrShown"], true);
+    assert_eq!(result["totpOn"], true);
+    assert_eq!(result["acrAfterTotp"], "mfa");
+    assert_eq!(result["passkeyNames"], serde_json::json!(["Laptop"]));
+    assert_eq!(
+        result["residentCredentials"], 1,
+        "a discoverable credential"
+    );
+    assert_eq!(result["acrAfterPasskey"], "mfa");
+    let webauthn = app.state.store.list_webauthn(&app.user_id).await.unwrap();
+    assert_eq!(webauthn.len(), 1);
+    assert_eq!(webauthn[0].name, "Laptop");
+    assert_eq!(webauthn[0].kind, "passkey");
+
+    let claims = async |key: &str| {
+        let back = url::Url::parse(result[key].as_str().unwrap()).unwrap();
+        assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
+        assert_eq!(query_param(&back, "iss").as_deref(), Some(base.as_str()));
+        let t = crate::mfa::tokens(&app, &client, &back).await;
+        let id = crate::mfa::jwt_claims(t["id_token"].as_str().unwrap());
+        assert_eq!(id["nonce"], "n0nce");
+        id
+    };
+    // The passkey alone: phishing resistant, user verified.
+    let id = claims("passkeyCallback").await;
+    assert_eq!(id["sub"], app.user_id.as_str());
+    assert_eq!(id["acr"], "phr");
+    assert_eq!(id["amr"], serde_json::json!(["hwk", "user", "mfa"]));
+    // The passkey picked from the email field's autofill.
+    assert_eq!(result["autofillAvailable"], true);
+    let id = claims("autofillCallback").await;
+    assert_eq!(id["acr"], "phr");
+    assert_eq!(id["amr"], serde_json::json!(["hwk", "user", "mfa"]));
+    // Password, then the passkey on the step-up page (which offers no TOTP for phr).
+    assert_eq!(result["phrTotpOffered"], 0, "TOTP cannot reach phr");
+    let id = claims("phrCallback").await;
+    assert_eq!(id["acr"], "phr");
+    let amr = id["amr"].as_array().unwrap();
+    assert!(amr.contains(&"user".into()), "{amr:?}");
+    assert!(amr.contains(&"hwk".into()), "{amr:?}");
+    // Password, then a TOTP code.
+    let id = claims("mfaCallback").await;
+    assert_eq!(id["acr"], "mfa");
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "otp", "mfa"]));
+    // The member without a factor deferred enrolment during the grace: a password token.
+    let id = claims("enrolCallback").await;
+    assert_ne!(id["sub"], app.user_id.as_str());
+    assert_eq!(id["acr"], "pwd");
+    app.stop().await;
+}

@@ -9,7 +9,7 @@
 use super::authorize::{ACCOUNT_CLIENT_ID, active_lab, current_session, proceed, see_other};
 use super::cookies;
 use super::errors::PageError;
-use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render};
+use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
 use crate::factors;
@@ -126,7 +126,24 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn describe_event(action: &str) -> Option<&'static str> {
+/// A sentence for the account page's event list; the factor events name the factor.
+fn describe_event(action: &str, details: &str) -> Option<String> {
+    let d: serde_json::Value = serde_json::from_str(details).unwrap_or_default();
+    let factor = match (d["factor"].as_str(), d["name"].as_str()) {
+        (Some("totp"), _) => " (authenticator app)".to_owned(),
+        (Some("passkey"), Some(n)) => format!(" (passkey “{n}”)"),
+        (Some("security_key"), Some(n)) => format!(" (security key “{n}”)"),
+        _ => String::new(),
+    };
+    let base = describe_action(action)?;
+    Some(if action.starts_with("factor.") {
+        format!("{base}{factor}")
+    } else {
+        base.to_owned()
+    })
+}
+
+fn describe_action(action: &str) -> Option<&'static str> {
     Some(match action {
         "login.password" => "Signed in with password",
         "login.failed" => "A sign-in with a wrong password failed",
@@ -172,7 +189,7 @@ async fn render_account(
         .await?
         .into_iter()
         .rev()
-        .filter_map(|e| describe_event(&e.action).map(|d| (fmt_time(e.at), d.to_owned())))
+        .filter_map(|e| describe_event(&e.action, &e.details).map(|d| (fmt_time(e.at), d)))
         .take(10)
         .collect();
     events.shrink_to_fit();
@@ -289,10 +306,23 @@ pub async fn totp_setup(
         }
         Err(e) => return Err(e.into()),
     }
-    totp_setup_page(&state, &req, &user, &secret, form.get("flow"), None)
+    totp_setup_page(&state, &req, &user, &secret, form.get("flow"), None).await
 }
 
-fn totp_setup_page(
+/// The client redirect URI a sign-in flow ends at (for the CSP of pages whose forms continue
+/// it), if `flow` names a live one.
+async fn flow_target(state: &AppState, flow: Option<&str>) -> Result<Option<String>, PageError> {
+    Ok(match flow {
+        Some(id) => state
+            .store
+            .get_flow(id)
+            .await?
+            .map(|f| f.request.redirect_uri),
+        None => None,
+    })
+}
+
+async fn totp_setup_page(
     state: &AppState,
     req: &HttpRequest,
     user: &User,
@@ -300,6 +330,7 @@ fn totp_setup_page(
     flow: Option<&str>,
     error: Option<String>,
 ) -> Result<HttpResponse, PageError> {
+    let target = flow_target(state, flow).await?;
     let e =
         factors::totp_enrolment(secret, "Latchkey", &user.email).map_err(PageError::internal)?;
     let browser = cookies::existing_browser_id(state, req).unwrap_or_default();
@@ -308,7 +339,7 @@ fn totp_setup_page(
     } else {
         StatusCode::OK
     };
-    Ok(render(
+    Ok(render_posting_to(
         status,
         &TotpSetupPage {
             csrf: cookies::csrf_token(state, &browser, CSRF_PURPOSE),
@@ -317,6 +348,7 @@ fn totp_setup_page(
             flow: flow.map(str::to_owned),
             error,
         },
+        target.as_deref(),
     ))
 }
 
@@ -355,7 +387,8 @@ pub async fn totp_confirm(
             &secret,
             form.get("flow"),
             Some("That code is not correct. Check the time on your device and enter the current 6-digit code.".into()),
-        );
+        )
+        .await;
     }
     state
         .store

@@ -92,9 +92,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-/// The hosted pages' Content-Security-Policy: nothing inline, forms post to Latchkey only.
+/// The hosted pages' Content-Security-Policy: nothing inline, forms post to Latchkey only,
+/// scripts talk to Latchkey only (`webauthn.js`).
 pub const CSP_SELF: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+     connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn security_headers() -> actix_web::middleware::DefaultHeaders {
     actix_web::middleware::DefaultHeaders::new()

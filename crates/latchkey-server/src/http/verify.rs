@@ -11,7 +11,7 @@ use super::authorize::{current_session, demands_for, flow_client, proceed, see_o
 use super::cookies;
 use super::errors::PageError;
 use super::login::{FlowQuery, client_name, continue_flow, csrf_purpose, establish, load_flow};
-use super::pages::{EnrolPage, VerifyPage, render};
+use super::pages::{EnrolPage, VerifyPage, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
 use crate::factors;
@@ -92,7 +92,8 @@ async fn verify_page(
     } else {
         StatusCode::OK
     };
-    Ok(render(
+    // The form's answer may redirect to the client: CSP `form-action` must allow it.
+    Ok(render_posting_to(
         status,
         &VerifyPage {
             client_name: client_name(state, &flow.request.client_id).await?,
@@ -105,6 +106,7 @@ async fn verify_page(
             recovery: o.recovery_code,
             error,
         },
+        Some(&flow.request.redirect_uri),
     ))
 }
 
@@ -306,7 +308,7 @@ pub async fn enrol_page(
         return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
     };
     let t = now();
-    Ok(render(
+    Ok(render_posting_to(
         StatusCode::OK,
         &EnrolPage {
             client_name: client_name(&state, &flow.request.client_id).await?,
@@ -320,6 +322,7 @@ pub async fn enrol_page(
             logins_left: grace.filter(|_| can_defer).and_then(|g| g.logins_left()),
             passkeys: state.webauthn.is_some(),
         },
+        Some(&flow.request.redirect_uri),
     ))
 }
 
