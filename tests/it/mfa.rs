@@ -686,6 +686,8 @@ both!(
             .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None)
             .await
             .unwrap();
+        // Nodes cache whether a lab has a policy for five seconds.
+        tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
         let r = reqwest::Client::new()
             .post(app.url("/token"))
             .basic_auth(&client.0, Some(&client.1))

@@ -60,6 +60,27 @@ impl AppState {
         Ok(Some(c))
     }
 
+    /// Whether a lab has any MFA policy (cached for `CLIENT_TTL`: a change applies within it
+    /// on every node).
+    pub async fn lab_has_policy(&self, lab: &str) -> Result<bool, crate::store::StoreError> {
+        let cached = self.lab_policies.read().ok().and_then(|m| {
+            m.get(lab)
+                .filter(|(_, at)| at.elapsed() < CLIENT_TTL)
+                .map(|e| e.0)
+        });
+        if let Some(h) = cached {
+            return Ok(h);
+        }
+        let h = self.store.lab_has_policy(lab).await?;
+        if let Ok(mut m) = self.lab_policies.write() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(lab.to_owned(), (h, Instant::now()));
+        }
+        Ok(h)
+    }
+
     /// The level MFA policy demands of a member's tokens now (`None`: no demand, or the
     /// member's enrolment grace is open). A change applies within `CLIENT_TTL` on every node.
     pub async fn policy_floor(
@@ -67,24 +88,7 @@ impl AppState {
         user_id: &str,
         lab: &str,
     ) -> Result<Option<latchkey_core::Acr>, crate::store::StoreError> {
-        let cached = self.lab_policies.read().ok().and_then(|m| {
-            m.get(lab)
-                .filter(|(_, at)| at.elapsed() < CLIENT_TTL)
-                .map(|e| e.0)
-        });
-        let has_policy = match cached {
-            Some(h) => h,
-            None => {
-                let h = self.store.lab_has_policy(lab).await?;
-                if let Ok(mut m) = self.lab_policies.write() {
-                    if m.len() > 10_000 {
-                        m.clear();
-                    }
-                    m.insert(lab.to_owned(), (h, Instant::now()));
-                }
-                h
-            }
-        };
+        let has_policy = self.lab_has_policy(lab).await?;
         if !has_policy {
             return Ok(None);
         }

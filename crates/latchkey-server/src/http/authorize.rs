@@ -143,6 +143,7 @@ pub async fn demands_for(
     let mut grace = None;
     if client.id != ACCOUNT_CLIENT_ID
         && let Some(lab) = active_lab(state, user_id).await?
+        && state.lab_has_policy(&lab).await?
     {
         let p = state.store.member_policy(user_id, &lab).await?;
         demands.role = p.role_min;
@@ -157,6 +158,10 @@ pub async fn demands_for(
                 });
             }
         }
+    }
+    // Enrolled factors matter only above `pwd` (a step-up or enrolment decision).
+    if demands.level() == Acr::Pwd {
+        return Ok((demands, Enrolled::default(), grace));
     }
     let mut enrolled = state.store.enrolled(user_id).await?;
     if state.webauthn.is_none() {
