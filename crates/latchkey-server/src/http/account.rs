@@ -239,21 +239,9 @@ async fn guard(
     req: &HttpRequest,
     body: &[u8],
 ) -> Result<Result<(Params, Session, User), HttpResponse>, PageError> {
-    let form = Params::parse(body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })?;
+    let form = super::page_form(body)?;
     let browser = cookies::existing_browser_id(state, req).unwrap_or_default();
-    if !cookies::csrf_ok(
-        state,
-        &browser,
-        CSRF_PURPOSE,
-        form.get("csrf").unwrap_or(""),
-    ) {
-        return Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
+    super::require_csrf(state, &browser, CSRF_PURPOSE, &form)?;
     let Some((session, user)) = current_session(state, req).await? else {
         return Ok(Err(sign_in_first(state, req, None, false, None).await?));
     };

@@ -1,12 +1,12 @@
 //! The consent page (`/consent`): the user allows or denies a client the requested scopes.
 //! Consent is remembered per user and client; first-party clients can skip it.
 
+use super::State;
 use super::authorize::{current_session, error_response, proceed};
 use super::cookies;
 use super::errors::PageError;
 use super::login::{FlowQuery, client_name, csrf_purpose, load_flow};
 use super::pages::{ConsentPage, describe_scope, render_posting_to};
-use super::{Params, State};
 use crate::protocol::OAuthError;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -47,21 +47,9 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = Params::parse(&body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })?;
+    let form = super::page_form(&body)?;
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    if !cookies::csrf_ok(
-        &state,
-        &browser,
-        &csrf_purpose(&flow.id),
-        form.get("csrf").unwrap_or(""),
-    ) {
-        return Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let Some((session, user)) = current_session(&state, &req).await? else {
         return Ok(HttpResponse::SeeOther()
             .insert_header(("Location", format!("/login?flow={}", flow.id)))

@@ -2,11 +2,11 @@
 //! the form again with a message and issues nothing; a right one starts a session and moves
 //! the flow on (consent or code).
 
+use super::State;
 use super::authorize::{current_session, flow_client, flow_gone, proceed};
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{LoginPage, render_posting_to};
-use super::{Params, State};
 use crate::app::AppState;
 use crate::password::Verified;
 use crate::protocol::strength::{self, Method};
@@ -108,21 +108,9 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = Params::parse(&body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })?;
+    let form = super::page_form(&body)?;
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    if !cookies::csrf_ok(
-        &state,
-        &browser,
-        &csrf_purpose(&flow.id),
-        form.get("csrf").unwrap_or(""),
-    ) {
-        return Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let email = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
     if email.is_empty() || password.is_empty() {

@@ -134,6 +134,30 @@ pub fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A hosted page's form body: single-valued fields; a repeated one is a 400 page naming it.
+pub fn page_form(body: &[u8]) -> Result<Params, errors::PageError> {
+    Params::parse(body).map_err(|k| {
+        errors::PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
+    })
+}
+
+/// Refuses (400 page) a form whose `csrf` field is not this browser's token for `purpose`.
+pub fn require_csrf(
+    state: &crate::app::AppState,
+    browser: &str,
+    purpose: &str,
+    form: &Params,
+) -> Result<(), errors::PageError> {
+    if cookies::csrf_ok(state, browser, purpose, form.get("csrf").unwrap_or("")) {
+        Ok(())
+    } else {
+        Err(errors::PageError::bad_request(
+            "This form has expired",
+            "The form could not be verified. Reload the page and try again.",
+        ))
+    }
+}
+
 /// Single-valued form parameters; a repeated parameter is an error naming it.
 pub struct Params(std::collections::HashMap<String, String>);
 

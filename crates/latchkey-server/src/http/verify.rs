@@ -7,12 +7,12 @@
 //! row on, codes are refused unchecked for 30 s, doubling up to an hour. `/login/enrol` leads a user who has no suitable factor through setting one up
 //! while their lab's grace period lasts, and lets them defer it when only policy demands it.
 
+use super::State;
 use super::authorize::{current_session, demands_for, flow_client, proceed, see_other};
 use super::cookies;
 use super::errors::PageError;
 use super::login::{FlowQuery, client_name, continue_flow, csrf_purpose, establish, load_flow};
 use super::pages::{EnrolPage, VerifyPage, render_posting_to};
-use super::{Params, State};
 use crate::app::AppState;
 use crate::factors;
 use crate::protocol::strength::{self, Method, offer};
@@ -116,25 +116,13 @@ pub async fn submit(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = Params::parse(&body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })?;
+    let form = super::page_form(&body)?;
     let (flow, browser, _session, user) =
         match flow_and_user(&state, &req, form.get("flow")).await? {
             Ok(v) => v,
             Err(resp) => return Ok(resp),
         };
-    if !cookies::csrf_ok(
-        &state,
-        &browser,
-        &csrf_purpose(&flow.id),
-        form.get("csrf").unwrap_or(""),
-    ) {
-        return Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let code = form.get("code").unwrap_or("");
     let t = now();
     if let Some(until) = state.store.factor_locked_until(&user.id, t).await? {
@@ -334,25 +322,13 @@ pub async fn defer(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = Params::parse(&body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })?;
+    let form = super::page_form(&body)?;
     let (flow, browser, session, user) = match flow_and_user(&state, &req, form.get("flow")).await?
     {
         Ok(v) => v,
         Err(resp) => return Ok(resp),
     };
-    if !cookies::csrf_ok(
-        &state,
-        &browser,
-        &csrf_purpose(&flow.id),
-        form.get("csrf").unwrap_or(""),
-    ) {
-        return Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ));
-    }
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let (step, _) = step_now(&state, &flow, &session, &user).await?;
     if !matches!(
         step,

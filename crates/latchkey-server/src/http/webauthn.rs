@@ -9,11 +9,11 @@
 //! and answers `{next}` (where the page goes) or `{error}`. The finish endpoint takes JSON
 //! only, which a cross-site form cannot send, and needs the unguessable ceremony id.
 
+use super::State;
 use super::authorize::{current_session, flow_gone};
 use super::cookies;
 use super::errors::PageError;
 use super::login::{csrf_purpose, establish, load_flow};
-use super::{Params, State};
 use crate::app::AppState;
 use crate::factors;
 use crate::protocol::strength::Method;
@@ -86,12 +86,6 @@ fn next(location: String) -> HttpResponse {
         .json(serde_json::json!({ "next": location }))
 }
 
-fn parse_form(body: &[u8]) -> Result<Params, PageError> {
-    Params::parse(body).map_err(|k| {
-        PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })
-}
-
 async fn store_ceremony(
     state: &AppState,
     browser: &str,
@@ -127,9 +121,9 @@ pub async fn login_begin(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = parse_form(&body)?;
+    let form = super::page_form(&body)?;
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    check_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let (mut options, st) = rp(&state)?
         .start_discoverable_authentication()
         .map_err(PageError::internal)?;
@@ -156,9 +150,9 @@ pub async fn verify_begin(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = parse_form(&body)?;
+    let form = super::page_form(&body)?;
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    check_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let Some((session, _)) = current_session(&state, &req).await? else {
         return Ok(json_error(
             StatusCode::UNAUTHORIZED,
@@ -214,9 +208,9 @@ pub async fn register_begin(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let form = parse_form(&body)?;
+    let form = super::page_form(&body)?;
     let browser = cookies::existing_browser_id(&state, &req).ok_or_else(flow_gone)?;
-    check_csrf(&state, &browser, super::account::CSRF_PURPOSE, &form)?;
+    super::require_csrf(&state, &browser, super::account::CSRF_PURPOSE, &form)?;
     let Some((session, user)) = current_session(&state, &req).await? else {
         return Ok(json_error(
             StatusCode::UNAUTHORIZED,
@@ -278,22 +272,6 @@ pub async fn register_begin(
     };
     let id = store_ceremony(&state, &browser, Some(user.id), &pending).await?;
     Ok(begun(id, value))
-}
-
-fn check_csrf(
-    state: &AppState,
-    browser: &str,
-    purpose: &str,
-    form: &Params,
-) -> Result<(), PageError> {
-    if cookies::csrf_ok(state, browser, purpose, form.get("csrf").unwrap_or("")) {
-        Ok(())
-    } else {
-        Err(PageError::bad_request(
-            "This form has expired",
-            "The form could not be verified. Reload the page and try again.",
-        ))
-    }
 }
 
 #[derive(Deserialize)]
