@@ -232,6 +232,16 @@ async fn render_account(
     Ok(resp)
 }
 
+/// [`guard`] in a handler: the parsed form, session and user, or return the redirect.
+macro_rules! guarded {
+    ($state:expr, $req:expr, $body:expr) => {
+        match guard(&$state, &$req, &$body).await? {
+            Ok(v) => v,
+            Err(resp) => return Ok(resp),
+        }
+    };
+}
+
 /// What every account change starts with: a parsed form with a valid CSRF token, a session,
 /// and a recent authentication. `Err(response)` is where the browser goes instead.
 async fn guard(
@@ -275,10 +285,7 @@ pub async fn totp_setup(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (form, _session, user) = guarded!(state, req, body);
     let secret = factors::new_totp_secret();
     match state
         .store
@@ -346,10 +353,7 @@ pub async fn totp_confirm(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (form, _session, user) = guarded!(state, req, body);
     let Some(pending) = state
         .store
         .get_totp(&user.id)
@@ -419,10 +423,7 @@ pub async fn totp_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_form, session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (_form, session, user) = guarded!(state, req, body);
     let mut after = state.store.enrolled(&user.id).await?;
     after.totp = false;
     if let Some(why) = removal_allowed(&state, &user, after).await? {
@@ -448,10 +449,7 @@ pub async fn webauthn_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (form, session, user) = guarded!(state, req, body);
     let id = form.get("id").unwrap_or("");
     let creds = state.store.list_webauthn(&user.id).await?;
     let Some(cred) = creds.iter().find(|c| c.id == id) else {
@@ -485,10 +483,7 @@ pub async fn webauthn_rename(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (form, _session, user) = guarded!(state, req, body);
     let Some(name) = clean_name(form.get("name")) else {
         return Err(PageError::bad_request(
             "Name missing",
@@ -508,10 +503,7 @@ pub async fn recovery_codes(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = match guard(&state, &req, &body).await? {
-        Ok(v) => v,
-        Err(resp) => return Ok(resp),
-    };
+    let (form, _session, user) = guarded!(state, req, body);
     let codes = factors::new_recovery_codes();
     state
         .store
