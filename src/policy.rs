@@ -116,7 +116,10 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 None => format!("lab {id}: no minimum (pwd)"),
             };
             for r in &roles {
-                text.push_str(&format!("\nrole {}: {}", r.role, level(r.min_acr)));
+                let min = r
+                    .min_acr
+                    .map_or("no minimum".to_owned(), |a| format!("needs {a}"));
+                text.push_str(&format!("\nrole {}: {min}", r.role));
             }
             print(
                 &out,
@@ -194,10 +197,10 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
             print(
                 &out,
                 &serde_json::json!({"lab": id, "min_acr": min, "grace_days": grace_days, "grace_logins": grace_logins}),
-                &format!(
-                    "members of lab {id} now need {} at their next sign-in",
-                    level(min)
-                ),
+                &match min {
+                    Some(a) => format!("members of lab {id} now need {a} at their next sign-in"),
+                    None => format!("lab {id} no longer has a minimum level"),
+                },
             )
         }
     }

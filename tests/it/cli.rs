@@ -363,7 +363,7 @@ fn policy_commands_set_show_and_refuse_bad_input() {
     let text = run(d, &["policy", "show", "--lab", "Bio"], None);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("members need mfa, grace 14 day(s)"), "{text}");
-    assert!(text.contains("role admin: phr"), "{text}");
+    assert!(text.contains("role admin: needs phr"), "{text}");
     let client = json(&run(
         d,
         &[
