@@ -172,6 +172,9 @@ enum UserCommand {
     /// Allow or deny one feature to one member of a lab.
     #[command(subcommand)]
     Feature(grants_cli::MemberFeatureCommand),
+    /// Remove a user from a lab: their roles and grants there end, and the refresh tokens
+    /// issued for that lab are revoked at once.
+    Remove(policy::RemoveMember),
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -294,6 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
+        Command::User(UserCommand::Remove(m)) => policy::remove_member(&config, m).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;

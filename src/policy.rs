@@ -65,6 +65,47 @@ pub enum PolicyCommand {
     },
 }
 
+#[derive(clap::Args)]
+pub struct RemoveMember {
+    /// Lab id or name.
+    #[arg(long)]
+    lab: String,
+    /// The user's email address.
+    #[arg(long)]
+    email: String,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// `latchkey user remove`: takes a member out of a lab; their tokens for it stop refreshing.
+pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<()> {
+    let store = Store::open(config).await?;
+    let id = lab_id(&store, &m.lab).await?;
+    let user = store
+        .find_user_by_email(&m.email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
+    if !store.remove_membership(&user.id, &id).await? {
+        anyhow::bail!("{} is not a member of lab `{}`", user.email, m.lab);
+    }
+    store
+        .audit(
+            "cli",
+            "member.removed",
+            &user.id,
+            serde_json::json!({"lab": id}),
+        )
+        .await?;
+    print(
+        &m.out,
+        &serde_json::json!({"user": user.id, "lab": id, "removed": true}),
+        &format!(
+            "{} removed from lab {id}; their refresh tokens for it are revoked",
+            user.email
+        ),
+    )
+}
+
 #[derive(Subcommand)]
 pub enum RoleCommand {
     /// Give a lab member a role of that lab (created if missing).

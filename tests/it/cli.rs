@@ -732,7 +732,32 @@ fn feature_grants_from_the_cli() {
         None,
     ));
     assert_eq!(denied["allow"], false);
+    let removed = json(&run(
+        d,
+        &[
+            "user",
+            "remove",
+            "--lab",
+            "Bio",
+            "--email",
+            "ada@lab.example",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(removed["removed"], true);
     for (args, needle) in [
+        (
+            vec![
+                "user",
+                "remove",
+                "--lab",
+                "Bio",
+                "--email",
+                "ada@lab.example",
+            ],
+            "is not a member of lab `Bio`",
+        ),
         (
             vec![
                 "role",

@@ -103,3 +103,55 @@ both!(
         );
     }
 );
+
+both!(
+    removing_a_member_from_a_lab_ends_their_refresh_tokens_for_it,
+    async |app: &TestApp| {
+        let store = &app.state.store;
+        store
+            .set_role_feature(&app.lab_id, "viewer", "orders:read", true)
+            .await
+            .unwrap();
+        store
+            .assign_role(&app.user_id, &app.lab_id, "viewer")
+            .await
+            .unwrap();
+        let c = app.client(|_| {}).await;
+        let secret = c.client_secret.clone().unwrap();
+        let t = user_tokens(app, &c.client_id, &secret, "openid offline_access").await;
+        assert!(
+            store
+                .remove_membership(&app.user_id, &app.lab_id)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_membership(&app.user_id, &app.lab_id)
+                .await
+                .unwrap()
+        );
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(&c.client_id, Some(&secret))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_grant");
+        assert!(store.user_labs(&app.user_id).await.unwrap().is_empty());
+        assert!(
+            store
+                .member_grants(&app.user_id, &app.lab_id)
+                .await
+                .unwrap()
+                .roles
+                .is_empty()
+        );
+    }
+);

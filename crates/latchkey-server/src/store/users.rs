@@ -156,6 +156,52 @@ impl Store {
         .await
     }
 
+    /// Removes a user from a lab: their roles and feature overrides there go, and every grant
+    /// (refresh-token family) issued for that lab is revoked at once. False when they were not
+    /// a member.
+    pub async fn remove_membership(&self, user_id: &str, lab: &str) -> Result<bool, StoreError> {
+        use super::schema::{member_features, user_roles};
+        let db = self.db.clone();
+        let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::delete(
+                    user_roles::table
+                        .filter(user_roles::user_id.eq(&user))
+                        .filter(user_roles::lab_id.eq(&lab)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::delete(
+                    member_features::table
+                        .filter(member_features::user_id.eq(&user))
+                        .filter(member_features::lab_id.eq(&lab)),
+                )
+                .execute(conn)
+                .await?;
+                let n = diesel::delete(
+                    memberships::table
+                        .filter(memberships::user_id.eq(&user))
+                        .filter(memberships::lab_id.eq(&lab)),
+                )
+                .execute(conn)
+                .await?;
+                diesel::update(
+                    grants::table
+                        .filter(grants::user_id.eq(&user))
+                        .filter(grants::lab_id.eq(&lab))
+                        .filter(grants::revoked_at.is_null()),
+                )
+                .set(grants::revoked_at.eq(Some(t)))
+                .execute(conn)
+                .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
     /// The labs a user belongs to, oldest membership first.
     pub async fn user_labs(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let db = self.db.clone();
