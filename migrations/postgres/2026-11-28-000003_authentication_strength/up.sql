@@ -89,8 +89,9 @@ CREATE TABLE user_roles (
     FOREIGN KEY (lab_id, role) REFERENCES roles (lab_id, name) ON DELETE CASCADE
 );
 
--- When a lab's policy first found a member without a suitable factor, and how many times they
--- have signed in since without one.
+-- A member's enrolment deferrals under their lab's policy: when they first chose "Not now" and
+-- how many sign-ins they deferred (the grace in days counts from the policy's `updated_at` or
+-- the membership, whichever is later).
 CREATE TABLE mfa_grace (
     user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     lab_id TEXT NOT NULL REFERENCES labs (id) ON DELETE CASCADE,

@@ -30,7 +30,10 @@ pub struct MemberPolicy {
     pub lab: Option<LabPolicy>,
     /// The strictest minimum among the member's roles.
     pub role_min: Option<Acr>,
+    /// When the enrolment grace started: the lab policy was set or the member joined,
+    /// whichever is later (`None` without a lab policy).
     pub grace_started_at: Option<i64>,
+    /// Sign-ins on which the member deferred enrolment.
     pub grace_logins: i64,
 }
 
