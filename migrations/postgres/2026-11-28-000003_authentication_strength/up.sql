@@ -43,12 +43,15 @@ CREATE TABLE recovery_codes (
     PRIMARY KEY (user_id, code_hash)
 );
 
--- Wrong second-factor codes per user, across flows and nodes: after five in a row, codes
--- are refused without being checked until locked_until (30 s, doubling, at most an hour).
-CREATE TABLE factor_failures (
-    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+-- Consecutive failed attempts per user and kind (`code`: second-factor codes, `password`),
+-- across flows and nodes: past a threshold, attempts of that kind are refused without being
+-- checked until locked_until (see store/factors.rs for the thresholds and back-off).
+CREATE TABLE auth_failures (
+    user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
     failures BIGINT NOT NULL,
-    locked_until BIGINT NOT NULL
+    locked_until BIGINT NOT NULL,
+    PRIMARY KEY (user_id, kind)
 );
 
 -- A WebAuthn ceremony in progress (challenge state), bound to the browser that began it.

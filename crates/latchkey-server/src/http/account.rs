@@ -156,6 +156,7 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
         "factor.locked" => "Too many wrong codes: codes were refused for a while",
+        "login.locked" => "Too many wrong passwords: password sign-in was paused",
         _ => return None,
     })
 }

@@ -11,6 +11,7 @@ use crate::app::AppState;
 use crate::password::Verified;
 use crate::protocol::strength::{self, Method};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
+use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::now;
 use crate::store::sessions::Session;
@@ -124,6 +125,27 @@ pub async fn submit(
         .await;
     }
     let user = state.store.find_user_by_email(&email).await?;
+    let t = crate::store::now();
+    let failures = match &user {
+        Some(u) => state.store.failures(&u.id, Attempt::Password).await?,
+        None => None,
+    };
+    if let Some((_, until)) = failures
+        && until > t
+    {
+        // Not even checked: the lock is what stops guessing. Passkeys still work.
+        return login_form(
+            &state,
+            &flow,
+            &browser,
+            email,
+            Some(format!(
+                "{} Or sign in with a passkey.",
+                super::verify::locked_message(until - t).replace("wrong codes", "failed sign-ins")
+            )),
+        )
+        .await;
+    }
     let verified = state
         .hasher
         .verify(
@@ -149,6 +171,31 @@ pub async fn submit(
                 }
                 Some(u) => (u.id.clone(), "wrong password"),
             };
+            let mut message = "The email or password is not correct.".to_owned();
+            if let Some(u) = &known
+                && reason == "wrong password"
+            {
+                let (failures, until) = state
+                    .store
+                    .record_failure(&u.id, Attempt::Password, t)
+                    .await?;
+                if until > 0 {
+                    state
+                        .store
+                        .audit(
+                            &u.id,
+                            "login.locked",
+                            &u.id,
+                            serde_json::json!({"failures": failures, "locked_for_secs": until - t}),
+                        )
+                        .await?;
+                    message = format!(
+                        "{} Or sign in with a passkey.",
+                        super::verify::locked_message(until - t)
+                            .replace("wrong codes", "failed sign-ins")
+                    );
+                }
+            }
             state
                 .store
                 .audit(
@@ -158,16 +205,15 @@ pub async fn submit(
                     serde_json::json!({"reason": reason, "client": flow.request.client_id}),
                 )
                 .await?;
-            return login_form(
-                &state,
-                &flow,
-                &browser,
-                email,
-                Some("The email or password is not correct.".into()),
-            )
-            .await;
+            return login_form(&state, &flow, &browser, email, Some(message)).await;
         }
     };
+    if failures.is_some() {
+        state
+            .store
+            .reset_failures(&user.id, Attempt::Password)
+            .await?;
+    }
     let (session, cookie) = establish(&state, &req, &user, Method::Password).await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
     state

@@ -16,6 +16,7 @@ use super::pages::{EnrolPage, VerifyPage, render_posting_to};
 use crate::app::AppState;
 use crate::factors;
 use crate::protocol::strength::{self, Method, offer};
+use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::now;
 use crate::store::sessions::Session;
@@ -125,7 +126,10 @@ pub async fn submit(
     super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let code = form.get("code").unwrap_or("");
     let t = now();
-    if let Some(until) = state.store.factor_locked_until(&user.id, t).await? {
+    let failures = state.store.failures(&user.id, Attempt::Code).await?;
+    if let Some((_, until)) = failures
+        && until > t
+    {
         return verify_page(
             &state,
             &flow,
@@ -166,7 +170,10 @@ pub async fn submit(
         Ok(m) => m,
         Err(mut message) => {
             // Wrong codes count per user, whatever flow or node they come from.
-            let (failures, until) = state.store.record_factor_failure(&user.id, t).await?;
+            let (failures, until) = state
+                .store
+                .record_failure(&user.id, Attempt::Code, t)
+                .await?;
             if until > 0 {
                 message = locked_message(until - t);
                 state
@@ -194,7 +201,9 @@ pub async fn submit(
             return verify_page(&state, &flow, &browser, &user, Some(message)).await;
         }
     };
-    state.store.reset_factor_failures(&user.id).await?;
+    if failures.is_some() {
+        state.store.reset_failures(&user.id, Attempt::Code).await?;
+    }
     let (session, cookie) = establish(&state, &req, &user, method).await?;
     if method == Method::Totp {
         state
@@ -210,7 +219,7 @@ pub async fn submit(
     continue_flow(&state, &req, flow, session, user, Some(cookie)).await
 }
 
-fn locked_message(secs: i64) -> String {
+pub fn locked_message(secs: i64) -> String {
     format!(
         "Too many wrong codes. Wait {} before trying again.",
         if secs < 90 {

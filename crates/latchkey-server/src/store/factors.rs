@@ -4,7 +4,7 @@
 //! Every "use once" rule is one conditional UPDATE, so two nodes racing cannot both accept.
 
 use super::schema::{
-    factor_failures, recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials,
+    auth_failures, recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials,
 };
 use super::{Store, StoreError, conflict, now};
 use crate::protocol::strength::Enrolled;
@@ -88,6 +88,38 @@ pub struct RecoveryStatus {
     pub unused: i64,
     pub total: i64,
     pub last_used_at: Option<i64>,
+}
+
+/// What kind of attempt failed: counted and locked separately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// A second-factor code (TOTP or recovery code): locked from the 5th failure in a row,
+    /// 30 s doubling up to an hour.
+    Code,
+    /// A password: locked from the 10th failure in a row, 30 s doubling up to 15 minutes.
+    /// Passkey sign-in stays open, so a lock cannot shut a passkey user out.
+    Password,
+}
+
+impl Attempt {
+    fn as_str(self) -> &'static str {
+        match self {
+            Attempt::Code => "code",
+            Attempt::Password => "password",
+        }
+    }
+
+    /// How long `failures` consecutive failures lock further attempts, if at all.
+    pub fn lock(self, failures: i64) -> Option<i64> {
+        let (threshold, max) = match self {
+            Attempt::Code => (5, 3600),
+            Attempt::Password => (10, 900),
+        };
+        (failures >= threshold).then(|| {
+            let exp = u32::try_from((failures - threshold).min(7)).unwrap_or(7);
+            (30_i64 << exp).min(max)
+        })
+    }
 }
 
 /// A WebAuthn ceremony's server-side state.
@@ -441,66 +473,66 @@ impl Store {
         })
     }
 
-    // ---- Wrong second-factor codes ----------------------------------------------------
+    // ---- Failed attempts ----------------------------------------------------------------
 
-    /// Until when the user's second-factor codes are refused unchecked (`None`: not locked).
-    pub async fn factor_locked_until(
+    /// The user's count of consecutive failures of `kind` and until when further attempts
+    /// are refused unchecked (`None`: no failure on record).
+    pub async fn failures(
         &self,
         user_id: &str,
-        now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+        kind: Attempt,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
-        let until: Option<i64> = self
-            .run(async move {
-                Ok(crate::with_conn!(&db, conn => factor_failures::table
-                    .find(&id)
-                    .select(factor_failures::locked_until)
-                    .first(conn)
-                    .await
-                    .optional()?))
-            })
-            .await?;
-        Ok(until.filter(|u| *u > now))
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => auth_failures::table
+                .find((&id, kind.as_str()))
+                .select((auth_failures::failures, auth_failures::locked_until))
+                .first(conn)
+                .await
+                .optional()?))
+        })
+        .await
     }
 
-    /// Counts a wrong code (atomically, whichever node or flow it came from); from the fifth
-    /// in a row on, locks further codes out for 30 s, doubling up to an hour. Returns the
-    /// number of failures and the lock's end.
-    pub async fn record_factor_failure(
+    /// Counts a failed attempt (atomically, whichever node or flow it came from); from the
+    /// kind's threshold on, locks further attempts out for 30 s, doubling up to the kind's
+    /// maximum. Returns the number of consecutive failures and the lock's end (0: none).
+    pub async fn record_failure(
         &self,
         user_id: &str,
+        kind: Attempt,
         now: i64,
     ) -> Result<(i64, i64), StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let n = diesel::update(factor_failures::table.find(&id))
-                    .set(factor_failures::failures.eq(factor_failures::failures + 1))
+                let key = (&id, kind.as_str());
+                let n = diesel::update(auth_failures::table.find(key))
+                    .set(auth_failures::failures.eq(auth_failures::failures + 1))
                     .execute(conn)
                     .await?;
                 if n == 0 {
-                    diesel::insert_into(factor_failures::table)
+                    diesel::insert_into(auth_failures::table)
                         .values((
-                            factor_failures::user_id.eq(&id),
-                            factor_failures::failures.eq(1),
-                            factor_failures::locked_until.eq(0),
+                            auth_failures::user_id.eq(&id),
+                            auth_failures::kind.eq(kind.as_str()),
+                            auth_failures::failures.eq(1),
+                            auth_failures::locked_until.eq(0),
                         ))
                         .execute(conn)
                         .await?;
                 }
-                let failures: i64 = factor_failures::table
-                    .find(&id)
-                    .select(factor_failures::failures)
+                let failures: i64 = auth_failures::table
+                    .find(key)
+                    .select(auth_failures::failures)
                     .first(conn)
                     .await?;
-                let mut until = 0;
-                if failures >= 5 {
-                    let exp = u32::try_from((failures - 5).min(7)).unwrap_or(7);
-                    until = now + (30_i64 << exp).min(3600);
-                    diesel::update(factor_failures::table.find(&id))
-                        .set(factor_failures::locked_until.eq(until))
+                let until = kind.lock(failures).map_or(0, |secs| now + secs);
+                if until > 0 {
+                    diesel::update(auth_failures::table.find(key))
+                        .set(auth_failures::locked_until.eq(until))
                         .execute(conn)
                         .await?;
                 }
@@ -510,12 +542,15 @@ impl Store {
         .await
     }
 
-    pub async fn reset_factor_failures(&self, user_id: &str) -> Result<(), StoreError> {
+    /// A successful attempt: the count starts again.
+    pub async fn reset_failures(&self, user_id: &str, kind: Attempt) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                diesel::delete(factor_failures::table.find(&id)).execute(conn).await?;
+                diesel::delete(auth_failures::table.find((&id, kind.as_str())))
+                    .execute(conn)
+                    .await?;
                 Ok(())
             })
         })
@@ -591,5 +626,21 @@ impl Store {
             state: r.4,
             expires_at: r.5,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Attempt;
+
+    #[test]
+    fn locks_start_at_the_threshold_and_double_up_to_the_cap() {
+        assert_eq!(Attempt::Code.lock(4), None);
+        assert_eq!(Attempt::Code.lock(5), Some(30));
+        assert_eq!(Attempt::Code.lock(6), Some(60));
+        assert_eq!(Attempt::Code.lock(50), Some(3600));
+        assert_eq!(Attempt::Password.lock(9), None);
+        assert_eq!(Attempt::Password.lock(10), Some(30));
+        assert_eq!(Attempt::Password.lock(50), Some(900));
     }
 }

@@ -187,8 +187,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    factor_failures (user_id) {
+    auth_failures (user_id, kind) {
         user_id -> Text,
+        kind -> Text,
         failures -> BigInt,
         locked_until -> BigInt,
     }
@@ -281,7 +282,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webauthn_credentials,
     recovery_codes,
     webauthn_ceremonies,
-    factor_failures,
+    auth_failures,
     lab_policies,
     roles,
     user_roles,
