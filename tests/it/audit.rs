@@ -4,7 +4,7 @@
 
 use crate::both;
 use crate::common::*;
-use crate::mfa::{account_csrf, account_sign_in, enrol_totp, select_text};
+use crate::mfa::{account_csrf, account_sign_in, enrol_totp};
 use crate::refusals::authorize_url;
 use latchkey_core::Acr;
 use latchkey_server::audit_chain;
@@ -65,7 +65,6 @@ async fn activity(app: &TestApp) -> (String, Vec<String>) {
     let doc = scraper::Html::parse_document(&html);
     let sel = scraper::Selector::parse("#recovery-codes code").unwrap();
     let codes: Vec<String> = doc.select(&sel).map(|e| e.text().collect()).collect();
-    let _ = select_text(&html, "h1");
     store
         .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None)
         .await

@@ -306,8 +306,7 @@ both!(
     async |app: &TestApp| {
         let b = Browser::new(app);
         account_sign_in(&b).await;
-        let key = enrol_totp(&b).await;
-        let _ = key;
+        enrol_totp(&b).await;
         let client = new_client(app, None).await;
         let b1 = Browser::new(app);
         let loc = after_password(&b1, &authorize_url(app, &client.0, &[])).await;

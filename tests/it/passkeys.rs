@@ -61,14 +61,12 @@ async fn register(app: &TestApp, b: &Browser, sp: &mut SoftPasskey, kind: &str) 
 /// SoftPasskey keeps no resident keys: give it the credential to use, and put the user handle
 /// a discoverable credential would return into its answer (neither is signed).
 fn sign_discoverable(
-    app: &TestApp,
     sp: &mut SoftPasskey,
     options: Value,
     cred_id: &str,
     user_id: &str,
     at: &Url,
 ) -> PublicKeyCredential {
-    let _ = app;
     let mut rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
     rcr.public_key.allow_credentials = vec![AllowCredentials {
         type_: "public-key".into(),
@@ -123,7 +121,7 @@ both_with!(
         )
         .await;
         assert_eq!(options["publicKey"]["userVerification"], "required");
-        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &origin(app));
+        let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &origin(app));
         let (status, v) = post_json(
             &fresh,
             app,
@@ -267,7 +265,7 @@ both_with!(
         // Wrong origin: the same host on another port.
         let evil = Url::parse("http://localhost:9").unwrap();
         let (fresh, ceremony, options, at) = attempt(&evil).await;
-        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &at);
+        let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &at);
         let (status, v) = post_json(
             &fresh,
             app,
@@ -280,9 +278,9 @@ both_with!(
 
         // Counter regression: two assertions signed in order, presented newest first.
         let (b1, c1, o1, at) = attempt(&origin(app)).await;
-        let older = sign_discoverable(app, &mut sp, o1, &cred_id, &app.user_id, &at);
+        let older = sign_discoverable(&mut sp, o1, &cred_id, &app.user_id, &at);
         let (b2, c2, o2, at) = attempt(&origin(app)).await;
-        let newer = sign_discoverable(app, &mut sp, o2, &cred_id, &app.user_id, &at);
+        let newer = sign_discoverable(&mut sp, o2, &cred_id, &app.user_id, &at);
         let (status, _) = post_json(
             &b2,
             app,
@@ -336,7 +334,7 @@ both_with!(
                 .is_empty()
         );
         let (fresh, ceremony, options, at) = attempt(&origin(app)).await;
-        let pkc = sign_discoverable(app, &mut sp, options, &cred_id, &app.user_id, &at);
+        let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &at);
         let (status, v) = post_json(
             &fresh,
             app,
