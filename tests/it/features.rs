@@ -145,6 +145,16 @@ both!(
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_grant");
         assert!(store.user_labs(&app.user_id).await.unwrap().is_empty());
+        // Grants for a lab the user is not in are refused, and write nothing.
+        for r in [
+            store.assign_role(&app.user_id, &app.lab_id, "viewer").await,
+            store
+                .set_member_feature(&app.user_id, &app.lab_id, "orders:read", Some(true))
+                .await,
+        ] {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("not a member"), "{e}");
+        }
         assert!(
             store
                 .member_grants(&app.user_id, &app.lab_id)

@@ -1,7 +1,7 @@
 //! Feature grants: the features of each role, and per-member allows and denies. What a
 //! member may do is `protocol::grants::effective` over these rows.
 
-use super::schema::{member_features, memberships, role_features, roles, user_roles};
+use super::schema::{member_features, role_features, user_roles};
 use super::{Store, StoreError, now};
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl,
@@ -30,18 +30,7 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let exists: i64 = roles::table
-                    .filter(roles::lab_id.eq(&lab))
-                    .filter(roles::name.eq(&role))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if exists == 0 {
-                    diesel::insert_into(roles::table)
-                        .values((roles::lab_id.eq(&lab), roles::name.eq(&role), roles::created_at.eq(t)))
-                        .execute(conn)
-                        .await?;
-                }
+                crate::ensure_role!(conn, &lab, &role, t);
                 diesel::delete(
                     role_features::table
                         .filter(role_features::lab_id.eq(&lab))
@@ -81,15 +70,7 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let member: i64 = memberships::table
-                    .filter(memberships::user_id.eq(&user))
-                    .filter(memberships::lab_id.eq(&lab))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if member == 0 {
-                    return Err(StoreError::NotFound(format!("the user is not a member of lab `{lab}`")));
-                }
+                crate::require_member!(conn, &user, &lab);
                 diesel::delete(
                     member_features::table
                         .filter(member_features::user_id.eq(&user))

@@ -1,7 +1,7 @@
 //! MFA policy: a lab's minimum acr and enrolment grace, roles' minimum acr and who holds them,
 //! and each member's grace clock. (Clients' minimums live on the client row.)
 
-use super::schema::{lab_policies, labs, mfa_grace, roles, user_roles};
+use super::schema::{lab_policies, mfa_grace, roles, user_roles};
 use super::{Store, StoreError, now};
 use diesel::{BoolExpressionMethods, ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -37,6 +37,62 @@ pub struct MemberPolicy {
     pub grace_logins: i64,
 }
 
+/// Inside a write transaction: a not-found error unless `$lab` exists.
+#[macro_export]
+macro_rules! require_lab {
+    ($conn:expr, $lab:expr) => {{
+        use $crate::store::schema::labs;
+        let n: i64 = labs::table
+            .filter(labs::id.eq($lab))
+            .count()
+            .get_result($conn)
+            .await?;
+        if n == 0 {
+            return Err($crate::store::StoreError::NotFound(format!(
+                "no lab `{}`",
+                $lab
+            )));
+        }
+    }};
+}
+
+/// Inside a write transaction: a not-found error unless `$user` is a member of `$lab`.
+#[macro_export]
+macro_rules! require_member {
+    ($conn:expr, $user:expr, $lab:expr) => {{
+        use $crate::store::schema::memberships;
+        let n: i64 = memberships::table
+            .filter(memberships::user_id.eq($user))
+            .filter(memberships::lab_id.eq($lab))
+            .count()
+            .get_result($conn)
+            .await?;
+        if n == 0 {
+            return Err($crate::store::StoreError::NotFound(format!(
+                "the user is not a member of lab `{}`",
+                $lab
+            )));
+        }
+    }};
+}
+
+/// Inside a write transaction: creates role `$role` of `$lab` (no minimum) unless it exists.
+#[macro_export]
+macro_rules! ensure_role {
+    ($conn:expr, $lab:expr, $role:expr, $now:expr) => {{
+        use $crate::store::schema::roles;
+        diesel::insert_into(roles::table)
+            .values((
+                roles::lab_id.eq($lab),
+                roles::name.eq($role),
+                roles::created_at.eq($now),
+            ))
+            .on_conflict_do_nothing()
+            .execute($conn)
+            .await?;
+    }};
+}
+
 fn parse_acr(s: &str) -> Result<Acr, StoreError> {
     s.parse()
         .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))
@@ -56,10 +112,7 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let exists: i64 = labs::table.filter(labs::id.eq(&lab)).count().get_result(conn).await?;
-                if exists == 0 {
-                    return Err(StoreError::NotFound(format!("no lab `{lab}`")));
-                }
+                crate::require_lab!(conn, &lab);
                 diesel::delete(lab_policies::table.find(&lab)).execute(conn).await?;
                 let Some(min_acr) = min_acr else {
                     return Ok(());
@@ -128,10 +181,7 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let exists: i64 = labs::table.filter(labs::id.eq(&lab)).count().get_result(conn).await?;
-                if exists == 0 {
-                    return Err(StoreError::NotFound(format!("no lab `{lab}`")));
-                }
+                crate::require_lab!(conn, &lab);
                 let n = diesel::update(roles::table.find((&lab, &role)))
                     .set(roles::min_acr.eq(min_acr.map(|a| a.as_str())))
                     .execute(conn)
@@ -189,51 +239,18 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let member: i64 = super::schema::memberships::table
-                    .filter(super::schema::memberships::user_id.eq(&user))
-                    .filter(super::schema::memberships::lab_id.eq(&lab))
-                    .count()
-                    .get_result(conn)
+                crate::require_member!(conn, &user, &lab);
+                crate::ensure_role!(conn, &lab, &role, t);
+                diesel::insert_into(user_roles::table)
+                    .values((
+                        user_roles::user_id.eq(&user),
+                        user_roles::lab_id.eq(&lab),
+                        user_roles::role.eq(&role),
+                        user_roles::created_at.eq(t),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
                     .await?;
-                if member == 0 {
-                    return Err(StoreError::NotFound(format!(
-                        "the user is not a member of lab `{lab}`"
-                    )));
-                }
-                let exists: i64 = roles::table
-                    .filter(roles::lab_id.eq(&lab))
-                    .filter(roles::name.eq(&role))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if exists == 0 {
-                    diesel::insert_into(roles::table)
-                        .values((
-                            roles::lab_id.eq(&lab),
-                            roles::name.eq(&role),
-                            roles::created_at.eq(t),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
-                let held: i64 = user_roles::table
-                    .filter(user_roles::user_id.eq(&user))
-                    .filter(user_roles::lab_id.eq(&lab))
-                    .filter(user_roles::role.eq(&role))
-                    .count()
-                    .get_result(conn)
-                    .await?;
-                if held == 0 {
-                    diesel::insert_into(user_roles::table)
-                        .values((
-                            user_roles::user_id.eq(&user),
-                            user_roles::lab_id.eq(&lab),
-                            user_roles::role.eq(&role),
-                            user_roles::created_at.eq(t),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
                 Ok(())
             })
         })
