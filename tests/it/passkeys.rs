@@ -24,6 +24,22 @@ async fn post_json(b: &Browser, app: &TestApp, path: &str, body: &Value) -> (u16
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Answers a ceremony at `/webauthn/finish`, as `webauthn.js` does.
+async fn finish(
+    b: &Browser,
+    app: &TestApp,
+    ceremony: &str,
+    credential: &impl serde::Serialize,
+) -> (u16, Value) {
+    post_json(
+        b,
+        app,
+        "/webauthn/finish",
+        &json!({"ceremony": ceremony, "credential": credential}),
+    )
+    .await
+}
+
 async fn begin(b: &Browser, path: &str, form: &[(&str, &str)]) -> (String, Value) {
     let r = b.post_form(path, form).await;
     assert_eq!(r.status(), 200, "{path}");
@@ -122,13 +138,7 @@ both_with!(
         .await;
         assert_eq!(options["publicKey"]["userVerification"], "required");
         let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &origin(app));
-        let (status, v) = post_json(
-            &fresh,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": ceremony, "credential": pkc}),
-        )
-        .await;
+        let (status, v) = finish(&fresh, app, &ceremony, &pkc).await;
         assert_eq!(status, 200, "{v}");
         let t = follow(app, &fresh, &c, &v["next"]).await;
         let id = jwt_claims(t["id_token"].as_str().unwrap());
@@ -172,13 +182,7 @@ both_with!(
         .await;
         let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
         let pkc = sp.do_authentication(origin(app), rcr).unwrap();
-        let (status, v) = post_json(
-            &fresh,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": ceremony, "credential": pkc}),
-        )
-        .await;
+        let (status, v) = finish(&fresh, app, &ceremony, &pkc).await;
         assert_eq!(status, 200, "{v}");
         let t = follow(app, &fresh, &c, &v["next"]).await;
         let id = jwt_claims(t["id_token"].as_str().unwrap());
@@ -225,13 +229,7 @@ both_with!(
         .await;
         let rcr: RequestChallengeResponse = serde_json::from_value(options).unwrap();
         let pkc = sp.do_authentication(origin(app), rcr).unwrap();
-        let (status, v) = post_json(
-            &fresh,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": ceremony, "credential": pkc}),
-        )
-        .await;
+        let (status, v) = finish(&fresh, app, &ceremony, &pkc).await;
         assert_eq!(status, 200, "{v}");
         let t = follow(app, &fresh, &c, &v["next"]).await;
         assert_eq!(
@@ -266,13 +264,7 @@ both_with!(
         let evil = Url::parse("http://localhost:9").unwrap();
         let (fresh, ceremony, options, at) = attempt(&evil).await;
         let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &at);
-        let (status, v) = post_json(
-            &fresh,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": ceremony, "credential": pkc}),
-        )
-        .await;
+        let (status, v) = finish(&fresh, app, &ceremony, &pkc).await;
         assert_eq!(status, 401, "{v}");
         assert!(fresh.get("/account").await.status() == 303, "not signed in");
 
@@ -281,21 +273,9 @@ both_with!(
         let older = sign_discoverable(&mut sp, o1, &cred_id, &app.user_id, &at);
         let (b2, c2, o2, at) = attempt(&origin(app)).await;
         let newer = sign_discoverable(&mut sp, o2, &cred_id, &app.user_id, &at);
-        let (status, _) = post_json(
-            &b2,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": c2, "credential": newer}),
-        )
-        .await;
+        let (status, _) = finish(&b2, app, &c2, &newer).await;
         assert_eq!(status, 200);
-        let (status, v) = post_json(
-            &b1,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": c1, "credential": older}),
-        )
-        .await;
+        let (status, v) = finish(&b1, app, &c1, &older).await;
         assert_eq!(status, 401);
         assert!(v["error"].as_str().unwrap().contains("counter"));
         let events = app.state.store.audit_for(&app.user_id).await.unwrap();
@@ -306,13 +286,7 @@ both_with!(
         );
 
         // A ceremony is answered once.
-        let (status, _) = post_json(
-            &b2,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": c2, "credential": newer}),
-        )
-        .await;
+        let (status, _) = finish(&b2, app, &c2, &newer).await;
         assert_eq!(status, 400);
 
         // Removed credential: sign-in with it is refused. Removal needs a fresh sign-in at
@@ -335,13 +309,7 @@ both_with!(
         );
         let (fresh, ceremony, options, at) = attempt(&origin(app)).await;
         let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &at);
-        let (status, v) = post_json(
-            &fresh,
-            app,
-            "/webauthn/finish",
-            &json!({"ceremony": ceremony, "credential": pkc}),
-        )
-        .await;
+        let (status, v) = finish(&fresh, app, &ceremony, &pkc).await;
         assert_eq!(status, 401);
         assert!(v["error"].as_str().unwrap().contains("not registered"));
     }
