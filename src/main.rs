@@ -10,6 +10,7 @@ use latchkey_server::store::Store;
 use latchkey_server::{App, Config};
 use std::io::Read;
 
+mod admin_cli;
 mod audit;
 mod grants_cli;
 mod policy;
@@ -56,6 +57,9 @@ enum Command {
     /// Roles: the features a role gives its holders.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Administrators: system administrators and lab administrators.
+    #[command(subcommand)]
+    Admin(admin_cli::AdminCommand),
 }
 
 #[derive(Subcommand)]
@@ -229,6 +233,10 @@ enum ClientCommand {
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
+        /// Let the client call the admin API (client_credentials, scope `latchkey:admin`):
+        /// `*` for everything, or one lab id.
+        #[arg(long)]
+        admin_of: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -295,6 +303,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
+        Command::Admin(cmd) => admin_cli::admin_command(&config, cmd).await,
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
         Command::User(UserCommand::Remove(m)) => policy::remove_member(&config, m).await,
@@ -360,6 +369,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             id_token_alg,
             skip_consent,
             min_acr,
+            admin_of,
             out,
         }) => {
             let store = Store::open(&config).await?;
@@ -375,6 +385,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     id_token_alg,
                     skip_consent,
                     min_acr,
+                    admin_of,
                 },
             )
             .await?;

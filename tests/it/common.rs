@@ -116,6 +116,7 @@ impl TestApp {
             id_token_alg: SigningAlg::RS256,
             skip_consent: false,
             min_acr: None,
+            admin_of: None,
         };
         f(&mut c);
         provision::create_client(&self.state.store, c)

@@ -542,6 +542,7 @@ both!(
             &keys,
             &AccessTokenInput {
                 issuer: &app.base,
+                audience: None,
                 subject: &claims.sub,
                 client_id: &claims.client_id,
                 scope: &claims.scope,

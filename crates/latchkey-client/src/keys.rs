@@ -199,6 +199,7 @@ impl KeySource for StaticKeys {
 }
 
 /// Parses `max-age` out of a `Cache-Control` value (`no-store`/`no-cache` mean zero).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub fn cache_max_age(value: &str) -> Option<Duration> {
     let mut age = None;
     for d in value.split(',').map(str::trim) {

@@ -26,6 +26,9 @@ pub struct AppState {
     /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
     pub webauthn: Option<webauthn_rs::Webauthn>,
     clients: ClientCache,
+    /// Verifies the admin API's bearer tokens (audience `latchkey:admin`) with
+    /// `latchkey-client`, from this node's own published keys.
+    admin_verifier: latchkey_client::Verifier,
     /// Whether a lab has any MFA policy (lab minimum or role minimums), cached like clients:
     /// refreshes of labs without policy then cost no extra query.
     lab_policies: RwLock<HashMap<String, (bool, Instant)>>,
@@ -40,7 +43,16 @@ struct ClientCache {
 const CLIENT_TTL: Duration = Duration::from_secs(5);
 
 impl AppState {
+    pub fn admin_verifier(&self) -> &latchkey_client::Verifier {
+        &self.admin_verifier
+    }
+
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, crate::store::StoreError> {
+        if id == crate::admin::ADMIN_CLIENT_ID {
+            return Ok(Some(Arc::new(crate::http::admin::console_client(
+                &self.issuer,
+            ))));
+        }
         if let Ok(map) = self.clients.map.read()
             && let Some((c, at)) = map.get(id)
             && at.elapsed() < CLIENT_TTL
@@ -131,7 +143,11 @@ impl App {
         )
         .map_err(|e| tracing::warn!("passkeys and security keys are disabled: {e}"))
         .ok();
+        let admin_verifier = crate::admin::verifier(&issuer, &keys)
+            .await
+            .map_err(|e| anyhow::anyhow!("admin API verifier: {e}"))?;
         let state = AppState {
+            admin_verifier,
             webauthn,
             issuer,
             insecure_cookies: config.insecure_cookies(),

@@ -6,6 +6,7 @@
 //! - [`store`]: the database behind one `Store`, SQLite or PostgreSQL;
 //! - [`http`]: thin actix-web handlers that parse, call the other two, and render.
 
+pub mod admin;
 pub mod app;
 pub mod audit_chain;
 pub mod config;

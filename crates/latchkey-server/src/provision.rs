@@ -89,6 +89,8 @@ pub struct NewClient {
     pub id_token_alg: SigningAlg,
     pub skip_consent: bool,
     pub min_acr: Option<latchkey_core::Acr>,
+    /// Admin API access with client_credentials: `*` (everything) or a lab id.
+    pub admin_of: Option<String>,
 }
 
 /// What `latchkey client create` prints. The secret appears here once and is never stored.
@@ -103,6 +105,8 @@ pub struct CreatedClient {
     pub grant_types: Vec<String>,
     pub token_endpoint_auth_method: &'static str,
     pub id_token_signed_response_alg: SigningAlg,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_of: Option<String>,
 }
 
 /// Longest access-token lifetime a client may be given (`--access-token-ttl`).
@@ -143,6 +147,24 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
     {
         return invalid("--access-token-ttl must be between 30 and 86400 seconds".into());
     }
+    let mut c = c;
+    if let Some(scope) = c.admin_of.take() {
+        if !c.grant_types.iter().any(|g| g == "client_credentials") {
+            return invalid("--admin-of needs the client_credentials grant".into());
+        }
+        c.admin_of = Some(if scope == "*" {
+            scope
+        } else {
+            match store.find_lab(&scope).await? {
+                Some(lab) => lab.id,
+                None => {
+                    return invalid(format!(
+                        "--admin-of: no lab `{scope}` (give a lab id or name, or `*` for all)"
+                    ));
+                }
+            }
+        });
+    }
     let id = format!("lk_{}", random_b64(12));
     let secret = (!c.public).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
     let client = Client {
@@ -157,6 +179,7 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
         skip_consent: c.skip_consent,
         created_at: now(),
         min_acr: c.min_acr,
+        admin_of: c.admin_of,
     };
     store.create_client(&client).await?;
     Ok(CreatedClient {
@@ -172,5 +195,6 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
             "client_secret_basic"
         },
         id_token_signed_response_alg: client.id_token_alg,
+        admin_of: client.admin_of,
     })
 }

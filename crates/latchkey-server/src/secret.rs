@@ -38,6 +38,7 @@ pub enum TokenKind {
     ClientSecret,
     Session,
     Browser,
+    Invitation,
 }
 
 impl TokenKind {
@@ -48,6 +49,7 @@ impl TokenKind {
             TokenKind::ClientSecret => "lk_cs_",
             TokenKind::Session => "lk_ss_",
             TokenKind::Browser => "lk_br_",
+            TokenKind::Invitation => "lk_in_",
         }
     }
 }

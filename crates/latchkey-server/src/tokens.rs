@@ -17,6 +17,8 @@ pub struct AccessTokenInput<'a> {
     pub issuer: &'a str,
     pub subject: &'a str,
     pub client_id: &'a str,
+    /// `aud`; the client id when `None` (Latchkey's admin API has its own audience).
+    pub audience: Option<&'a str>,
     pub scope: &'a str,
     pub ttl: i64,
     pub now: i64,
@@ -41,7 +43,7 @@ pub fn access_token(keys: &KeySet, i: &AccessTokenInput<'_>) -> Result<String, K
     let claims = AccessTokenClaims {
         iss: i.issuer.to_owned(),
         sub: i.subject.to_owned(),
-        aud: i.client_id.to_owned(),
+        aud: i.audience.unwrap_or(i.client_id).to_owned(),
         exp: i.now + i.ttl,
         iat: i.now,
         jti: random_id(),

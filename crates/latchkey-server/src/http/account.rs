@@ -100,7 +100,7 @@ async fn policy_level(state: &AppState, user_id: &str) -> Result<Acr, PageError>
     Ok(p.lab.map(|l| l.min_acr).max(p.role_min).unwrap_or(Acr::Pwd))
 }
 
-fn fmt_time(t: i64) -> String {
+pub fn fmt_time(t: i64) -> String {
     // UTC, minute precision; pages show times to the user, not to machines.
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);

@@ -116,6 +116,7 @@ pub async fn flow_client(state: &AppState, client_id: &str) -> Result<Arc<Client
             skip_consent: true,
             created_at: 0,
             min_acr: None,
+            admin_of: None,
         }));
     }
     state.client(client_id).await?.ok_or_else(flow_gone)

@@ -31,7 +31,24 @@ pub fn browser_cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-fn build(
+pub fn admin_cookie_name(state: &AppState) -> &'static str {
+    if state.insecure_cookies {
+        "latchkey_admin"
+    } else {
+        "__Host-latchkey_admin"
+    }
+}
+
+pub fn admin_login_cookie_name(state: &AppState) -> &'static str {
+    if state.insecure_cookies {
+        "latchkey_admin_login"
+    } else {
+        "__Host-latchkey_admin_login"
+    }
+}
+
+/// A cookie with this module's attributes (`HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure`).
+pub fn build(
     state: &AppState,
     name: &'static str,
     value: String,

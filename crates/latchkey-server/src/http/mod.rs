@@ -2,12 +2,15 @@
 //! `protocol` and `store`, and renders JSON, a page or a redirect.
 
 pub mod account;
+pub mod admin;
+pub mod api;
 pub mod authorize;
 pub mod consent;
 pub mod cookies;
 pub mod discovery;
 pub mod errors;
 pub mod introspect;
+pub mod invite;
 pub mod jwks;
 pub mod login;
 pub mod logout;
@@ -86,6 +89,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/introspect", web::post().to(introspect::introspect))
             .route("/logout", web::get().to(logout::get))
             .route("/logout", web::post().to(logout::post))
+            .route("/invite/{token}", web::get().to(invite::page))
+            .route("/invite/{token}", web::post().to(invite::submit))
+            .configure(admin::configure)
+            .configure(api::configure)
             .route("/health", web::get().to(health))
             .route("/static/{file}", web::get().to(static_files::serve))
             .default_service(web::to(not_found)),

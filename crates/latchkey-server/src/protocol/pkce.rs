@@ -13,6 +13,12 @@ pub fn valid_challenge(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// The S256 challenge of a verifier (for Latchkey's own console, a client of itself).
+pub fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD
+        .encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()).as_ref())
+}
+
 /// Checks a `code_verifier` against the stored S256 challenge (RFC 7636 section 4.6).
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
     // Section 4.1: 43 to 128 unreserved characters.

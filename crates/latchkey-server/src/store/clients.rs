@@ -23,6 +23,9 @@ pub struct Client {
     pub created_at: i64,
     /// The weakest authentication this client accepts (its MFA policy).
     pub min_acr: Option<latchkey_core::Acr>,
+    /// What the client may administer through the admin API with `client_credentials` and
+    /// scope `latchkey:admin`: `*` everything, or one lab id; `None` nothing.
+    pub admin_of: Option<String>,
 }
 
 impl Client {
@@ -47,6 +50,7 @@ type Row = (
     bool,
     i64,
     Option<String>,
+    Option<String>,
 );
 
 fn from_row(r: Row) -> Result<Client, StoreError> {
@@ -69,6 +73,7 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .map(|a| a.parse())
             .transpose()
             .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
+        admin_of: r.11,
     })
 }
 
@@ -91,6 +96,7 @@ impl Store {
                         clients::skip_consent.eq(c.skip_consent),
                         clients::created_at.eq(c.created_at),
                         clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
+                        clients::admin_of.eq(&c.admin_of),
                     ))
                     .execute(conn)
                     .await
@@ -120,6 +126,7 @@ impl Store {
                         clients::skip_consent,
                         clients::created_at,
                         clients::min_acr,
+                        clients::admin_of,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -127,6 +134,34 @@ impl Store {
             })
             .await?;
         row.map(from_row).transpose()
+    }
+
+    /// Every registered client, by name.
+    pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        let db = self.db.clone();
+        let rows: Vec<Row> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => clients::table
+                    .order((clients::name.asc(), clients::id.asc()))
+                    .select((
+                        clients::id,
+                        clients::name,
+                        clients::secret_hash,
+                        clients::redirect_uris,
+                        clients::post_logout_redirect_uris,
+                        clients::grant_types,
+                        clients::access_token_ttl_secs,
+                        clients::id_token_alg,
+                        clients::skip_consent,
+                        clients::created_at,
+                        clients::min_acr,
+                        clients::admin_of,
+                    ))
+                    .load::<Row>(conn)
+                    .await?))
+            })
+            .await?;
+        rows.into_iter().map(from_row).collect()
     }
 
     /// Sets (or clears) a client's minimum acr; false when no such client.

@@ -14,6 +14,8 @@ use std::collections::BTreeSet;
 pub struct MemberGrants {
     pub roles: Vec<String>,
     pub features: BTreeSet<String>,
+    /// The member's own allows (true) and denies (false).
+    pub overrides: Vec<(String, bool)>,
 }
 
 impl Store {
@@ -137,6 +139,10 @@ impl Store {
             rows.iter().filter_map(|(_, f)| f.as_deref()),
             &overrides,
         );
-        Ok(MemberGrants { roles, features })
+        Ok(MemberGrants {
+            roles,
+            features,
+            overrides,
+        })
     }
 }

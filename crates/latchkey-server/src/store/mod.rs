@@ -13,6 +13,7 @@
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
 
+pub mod admin;
 pub mod audit;
 pub mod clients;
 pub mod codes;
@@ -21,6 +22,7 @@ pub mod factors;
 pub mod flows;
 pub mod grants;
 pub mod grants_features;
+pub mod invitations;
 pub mod keys;
 pub mod labs;
 pub mod policy;

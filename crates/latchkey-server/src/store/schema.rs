@@ -16,6 +16,7 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         disabled -> Bool,
         created_at -> BigInt,
+        system_admin -> Bool,
     }
 }
 
@@ -24,6 +25,7 @@ diesel::table! {
         user_id -> Text,
         lab_id -> Text,
         created_at -> BigInt,
+        admin -> Bool,
     }
 }
 
@@ -40,6 +42,7 @@ diesel::table! {
         skip_consent -> Bool,
         created_at -> BigInt,
         min_acr -> Nullable<Text>,
+        admin_of -> Nullable<Text>,
     }
 }
 
@@ -262,6 +265,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        token_hash -> Binary,
+        lab_id -> Text,
+        email -> Text,
+        roles -> Text,
+        created_by -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        accepted_at -> Nullable<BigInt>,
+        accepted_by -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> labs (lab_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
@@ -289,4 +307,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     mfa_grace,
     role_features,
     member_features,
+    invitations,
 );

@@ -123,6 +123,7 @@ pub async fn exchange(
         &keys,
         &AccessTokenInput {
             issuer: &state.issuer,
+            audience: None,
             subject: &user.id,
             client_id: &client.id,
             scope: &grant.scope,

@@ -3,6 +3,7 @@
 //! service calls).
 
 use super::TokenResponse;
+use crate::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
 use crate::app::AppState;
 use crate::http::Params;
 use crate::protocol::OAuthError;
@@ -22,12 +23,19 @@ pub fn exchange(
             "public clients cannot use client_credentials",
         ));
     }
-    if let Some(s) = params.get("scope") {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!("scope `{s}` cannot be granted to a client acting for itself"),
-        ));
-    }
+    // The one scope a client can get for itself: the admin API's, when an administrator
+    // registered it with `--admin-of`. The token's audience is then the admin API.
+    let admin = match params.get("scope") {
+        None => false,
+        Some(ADMIN_SCOPE) if client.admin_of.is_some() => true,
+        Some(s) => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("scope `{s}` cannot be granted to this client acting for itself"),
+            ));
+        }
+    };
+    let scope = if admin { ADMIN_SCOPE } else { "" };
     let ttl = client
         .access_token_ttl_secs
         .unwrap_or(state.config.tokens.access_token_ttl_secs);
@@ -37,7 +45,8 @@ pub fn exchange(
             issuer: &state.issuer,
             subject: &client.id,
             client_id: &client.id,
-            scope: "",
+            audience: admin.then_some(ADMIN_AUDIENCE),
+            scope,
             ttl,
             now: now(),
             user: None,
@@ -49,6 +58,6 @@ pub fn exchange(
         expires_in: ttl,
         refresh_token: None,
         id_token: None,
-        scope: String::new(),
+        scope: scope.to_owned(),
     })
 }

@@ -1,7 +1,7 @@
 //! The token endpoint (RFC 6749 section 3.2): client authentication, then one module per
 //! grant type. Responses carry `Cache-Control: no-store` (section 5.1).
 
-mod authorization_code;
+pub mod authorization_code;
 pub mod client_auth;
 mod client_credentials;
 mod refresh_token;

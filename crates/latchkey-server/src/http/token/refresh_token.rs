@@ -97,6 +97,7 @@ pub async fn exchange(
         &state.keys.current(),
         &AccessTokenInput {
             issuer: &state.issuer,
+            audience: None,
             subject: &grant.user_id,
             client_id: &client.id,
             scope: &scope,

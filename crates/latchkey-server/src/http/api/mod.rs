@@ -1,0 +1,280 @@
+//! The admin API: JSON over HTTP under `/api/v1`, described by an OpenAPI 3.1 document served
+//! at `/api/v1/openapi.json` and generated from the handlers' annotations below.
+//!
+//! **The route table** is the one list in [`routes!`]'s invocation: it registers every handler
+//! with actix-web *and* names it in the OpenAPI document, so a route cannot exist without being
+//! documented (and therefore without being exercised by the authorisation-matrix test, which
+//! walks the document).
+//!
+//! Every handler takes a [`Caller`] (a verified bearer token, see `crate::admin`) and calls one
+//! operation in `crate::admin::ops`, which checks the caller's rights first.
+
+pub mod labs;
+pub mod members;
+pub mod roles;
+pub mod system;
+pub mod users;
+
+use crate::admin::{self, Admin, AdminError};
+use crate::app::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+use utoipa::OpenApi;
+
+/// The path prefix of every admin API route.
+pub const PREFIX: &str = "/api/v1";
+
+/// An error of the admin API: `{"error": code, "message": …, "field": …}` with the status
+/// the code implies.
+#[derive(Debug)]
+pub struct ApiError(pub AdminError);
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> ApiError {
+        ApiError(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> ApiError {
+        ApiError(e.into())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable: unauthenticated, forbidden, not_found, invalid, conflict, internal.
+    pub error: &'static str,
+    pub message: String,
+    /// For `invalid`: the field at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match &self.0 {
+            AdminError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+    fn error_response(&self) -> HttpResponse {
+        let (message, field) = match &self.0 {
+            AdminError::Invalid { field, message } => (message.clone(), Some(field.clone())),
+            AdminError::Internal(_) => ("internal error".to_owned(), None),
+            e => (e.to_string(), None),
+        };
+        let mut r = HttpResponse::build(self.status_code());
+        if matches!(self.0, AdminError::Unauthenticated(_)) {
+            r.insert_header((
+                "WWW-Authenticate",
+                r#"Bearer realm="latchkey-admin", error="invalid_token""#,
+            ));
+        }
+        r.insert_header(("Cache-Control", "no-store"))
+            .json(ErrorBody {
+                error: self.0.code(),
+                message,
+                field,
+            })
+    }
+}
+
+pub type ApiResult<T> = Result<web::Json<T>, ApiError>;
+
+/// The verified caller of an admin API request.
+pub struct Caller(pub Admin);
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get("Authorization")
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError(AdminError::Internal("no state".into())))?;
+            let token = header
+                .as_deref()
+                .and_then(|h| latchkey_core::bearer::bearer_token(h))
+                .ok_or_else(|| {
+                    ApiError(AdminError::Unauthenticated(
+                        "send an access token: Authorization: Bearer …".into(),
+                    ))
+                })?;
+            Ok(Caller(admin::authenticate(&state, token).await?))
+        })
+    }
+}
+
+/// A body-less success (`204 No Content`).
+pub fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+/// Names the field a serde error is about (`missing field `name``, `unknown field `x``).
+fn serde_field(msg: &str) -> String {
+    msg.split('`').nth(1).unwrap_or("body").to_owned()
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _| {
+            let msg = err.to_string();
+            let e = match &err {
+                actix_web::error::JsonPayloadError::ContentType => AdminError::invalid(
+                    "body",
+                    "send a JSON body with Content-Type: application/json",
+                ),
+                actix_web::error::JsonPayloadError::Deserialize(d) => {
+                    AdminError::invalid(&serde_field(&d.to_string()), d.to_string())
+                }
+                _ => AdminError::invalid("body", msg),
+            };
+            ApiError(e).into()
+        })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _| {
+        let m = err.to_string();
+        ApiError(AdminError::invalid(&serde_field(&m), m)).into()
+    })
+}
+
+fn path_config() -> web::PathConfig {
+    web::PathConfig::default()
+        .error_handler(|err, _| ApiError(AdminError::invalid("path", err.to_string())).into())
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token Latchkey issued for the audience `latchkey:admin`: \
+                         to the admin console, or with client_credentials and scope \
+                         `latchkey:admin` to a client registered with `--admin-of`.",
+                    ))
+                    .build(),
+            ),
+        );
+        api.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The route table: registers each handler and documents it.
+macro_rules! routes {
+    ($($module:ident :: $handler:ident),* $(,)?) => {
+        #[derive(OpenApi)]
+        #[openapi(
+            info(
+                title = "Latchkey admin API",
+                description = "Labs, members, roles and features, MFA policy, users, clients, \
+                    keys and the audit log. System administrators may call everything; lab \
+                    administrators only what concerns their labs.",
+                license(name = "Apache-2.0"),
+            ),
+            paths($($module::$handler),*),
+            components(schemas(ErrorBody)),
+            modifiers(&BearerAuth),
+        )]
+        pub struct ApiDoc;
+
+        /// Registers every admin API route (and the document describing them).
+        pub fn configure(cfg: &mut web::ServiceConfig) {
+            cfg.app_data(json_config())
+                .app_data(query_config())
+                .app_data(path_config());
+            $(cfg.service($module::$handler);)*
+            cfg.route(
+                "/api/v1/openapi.json",
+                web::get().to(openapi_json),
+            );
+        }
+    };
+}
+
+routes!(
+    labs::list_labs,
+    labs::create_lab,
+    labs::get_lab,
+    members::list_members,
+    members::add_member,
+    members::get_member,
+    members::remove_member,
+    members::set_member_roles,
+    members::set_member_admin,
+    members::allow_or_deny_feature,
+    members::clear_feature,
+    members::list_invitations,
+    members::create_invitation,
+    members::delete_invitation,
+    roles::list_roles,
+    roles::put_role,
+    roles::delete_role,
+    roles::get_policy,
+    roles::put_policy,
+    roles::get_adoption,
+    labs::lab_audit,
+    users::list_users,
+    users::get_user,
+    users::disable_user,
+    users::enable_user,
+    users::reset_factors,
+    users::end_sessions,
+    users::set_system_admin,
+    system::list_clients,
+    system::create_client,
+    system::get_client,
+    system::list_keys,
+    system::rotate_keys,
+    system::revoke_key,
+    system::audit_log,
+);
+
+/// The OpenAPI document, as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi_json() -> HttpResponse {
+    match document().to_json() {
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .insert_header(("Access-Control-Allow-Origin", "*"))
+            .body(body),
+        Err(e) => ApiError(AdminError::Internal(e.to_string())).error_response(),
+    }
+}

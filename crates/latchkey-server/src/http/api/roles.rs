@@ -1,0 +1,127 @@
+//! `/api/v1/labs/{lab}/roles` and `/policy`: what each role gives, and the lab's MFA policy
+//! with its adoption.
+
+use super::{ApiError, ApiResult, Caller, ErrorBody, no_content};
+use crate::admin::ops::{self, Adoption, PolicyView, RoleBody, RoleView};
+use crate::http::State;
+use actix_web::{HttpResponse, delete, get, put, web};
+
+/// The lab's roles with their features and minimum levels.
+#[utoipa::path(
+    tag = "roles",
+    params(("lab" = String, Path, description = "Lab id")),
+    responses(
+        (status = 200, body = Vec<RoleView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/labs/{lab}/roles")]
+pub async fn list_roles(
+    state: State,
+    Caller(a): Caller,
+    lab: web::Path<String>,
+) -> ApiResult<Vec<RoleView>> {
+    Ok(web::Json(ops::list_roles(&state, &a, &lab).await?))
+}
+
+/// Create or replace a role: exactly these features, and this minimum level.
+#[utoipa::path(
+    tag = "roles",
+    params(("lab" = String, Path, description = "Lab id"), ("role" = String, Path, description = "Role name")),
+    request_body = RoleBody,
+    responses(
+        (status = 200, body = RoleView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[put("/api/v1/labs/{lab}/roles/{role}")]
+pub async fn put_role(
+    state: State,
+    Caller(a): Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<RoleBody>,
+) -> ApiResult<RoleView> {
+    let (lab, role) = path.into_inner();
+    Ok(web::Json(
+        ops::put_role(&state, &a, &lab, &role, body.into_inner()).await?,
+    ))
+}
+
+/// Delete a role; its holders lose it.
+#[utoipa::path(
+    tag = "roles",
+    params(("lab" = String, Path, description = "Lab id"), ("role" = String, Path, description = "Role name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[delete("/api/v1/labs/{lab}/roles/{role}")]
+pub async fn delete_role(
+    state: State,
+    Caller(a): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (lab, role) = path.into_inner();
+    ops::delete_role(&state, &a, &lab, &role).await?;
+    Ok(no_content())
+}
+
+/// The lab's MFA policy.
+#[utoipa::path(
+    tag = "policy",
+    params(("lab" = String, Path, description = "Lab id")),
+    responses(
+        (status = 200, body = PolicyView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/labs/{lab}/policy")]
+pub async fn get_policy(
+    state: State,
+    Caller(a): Caller,
+    lab: web::Path<String>,
+) -> ApiResult<PolicyView> {
+    Ok(web::Json(ops::get_policy(&state, &a, &lab).await?))
+}
+
+/// Set the lab's MFA policy (`min_acr` null removes it). Applies at members' next sign-in
+/// and next refresh.
+#[utoipa::path(
+    tag = "policy",
+    params(("lab" = String, Path, description = "Lab id")),
+    request_body = PolicyView,
+    responses(
+        (status = 200, body = PolicyView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[put("/api/v1/labs/{lab}/policy")]
+pub async fn put_policy(
+    state: State,
+    Caller(a): Caller,
+    lab: web::Path<String>,
+    body: web::Json<PolicyView>,
+) -> ApiResult<PolicyView> {
+    Ok(web::Json(
+        ops::put_policy(&state, &a, &lab, body.into_inner()).await?,
+    ))
+}
+
+/// How many members already meet the policy, and the strongest level each can reach.
+#[utoipa::path(
+    tag = "policy",
+    params(("lab" = String, Path, description = "Lab id")),
+    responses(
+        (status = 200, body = Adoption),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/labs/{lab}/policy/adoption")]
+pub async fn get_adoption(
+    state: State,
+    Caller(a): Caller,
+    lab: web::Path<String>,
+) -> ApiResult<Adoption> {
+    Ok(web::Json(ops::adoption(&state, &a, &lab).await?))
+}

@@ -1,0 +1,123 @@
+//! System administration: `/api/v1/clients`, `/api/v1/keys`, `/api/v1/audit`.
+
+use super::{ApiResult, Caller, ErrorBody};
+use crate::admin::ops::{
+    self, AuditEntryView, AuditFilter, ClientView, CreatedClientView, KeyView, NewClientBody,
+};
+use crate::http::State;
+use actix_web::{get, post, web};
+
+/// Every registered client.
+#[utoipa::path(
+    tag = "clients",
+    responses(
+        (status = 200, body = Vec<ClientView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/clients")]
+pub async fn list_clients(state: State, Caller(a): Caller) -> ApiResult<Vec<ClientView>> {
+    Ok(web::Json(ops::list_clients(&state, &a).await?))
+}
+
+/// Register a client; a confidential client's secret is in this response only.
+#[utoipa::path(
+    tag = "clients",
+    request_body = NewClientBody,
+    responses(
+        (status = 200, body = CreatedClientView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/clients")]
+pub async fn create_client(
+    state: State,
+    Caller(a): Caller,
+    body: web::Json<NewClientBody>,
+) -> ApiResult<CreatedClientView> {
+    Ok(web::Json(
+        ops::create_client(&state, &a, body.into_inner()).await?,
+    ))
+}
+
+/// One client.
+#[utoipa::path(
+    tag = "clients",
+    params(("client" = String, Path, description = "Client id")),
+    responses(
+        (status = 200, body = ClientView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/clients/{client}")]
+pub async fn get_client(
+    state: State,
+    Caller(a): Caller,
+    client: web::Path<String>,
+) -> ApiResult<ClientView> {
+    Ok(web::Json(ops::get_client(&state, &a, &client).await?))
+}
+
+/// The published signing keys.
+#[utoipa::path(
+    tag = "keys",
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/keys")]
+pub async fn list_keys(state: State, Caller(a): Caller) -> ApiResult<Vec<KeyView>> {
+    Ok(web::Json(ops::list_keys(&state, &a).await?))
+}
+
+/// Stage successors for every algorithm now (they sign after the staged lead time).
+#[utoipa::path(
+    tag = "keys",
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/keys/rotate")]
+pub async fn rotate_keys(state: State, Caller(a): Caller) -> ApiResult<Vec<KeyView>> {
+    Ok(web::Json(ops::rotate_keys(&state, &a).await?))
+}
+
+/// Emergency: unpublish a key at once; a successor signs in its place.
+#[utoipa::path(
+    tag = "keys",
+    params(("kid" = String, Path, description = "Key id")),
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/keys/{kid}/revoke")]
+pub async fn revoke_key(
+    state: State,
+    Caller(a): Caller,
+    kid: web::Path<String>,
+) -> ApiResult<Vec<KeyView>> {
+    Ok(web::Json(ops::revoke_key(&state, &a, &kid).await?))
+}
+
+/// The whole audit log, newest first, with filters.
+#[utoipa::path(
+    tag = "audit",
+    params(AuditFilter),
+    responses(
+        (status = 200, body = Vec<AuditEntryView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/audit")]
+pub async fn audit_log(
+    state: State,
+    Caller(a): Caller,
+    filter: web::Query<AuditFilter>,
+) -> ApiResult<Vec<AuditEntryView>> {
+    Ok(web::Json(
+        ops::audit_log(&state, &a, filter.into_inner()).await?,
+    ))
+}

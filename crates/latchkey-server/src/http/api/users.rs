@@ -1,0 +1,144 @@
+//! `/api/v1/users`: actions on a user as a whole. A lab administrator may take them only for
+//! users all of whose labs they administer; system administrators for anyone.
+
+use super::{ApiResult, Caller, ErrorBody};
+use crate::admin::ops::{self, Count, UserView};
+use crate::http::State;
+use crate::store::admin::UserInfo;
+use actix_web::{get, post, put, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Every user (system administrators).
+#[utoipa::path(
+    tag = "users",
+    responses(
+        (status = 200, body = Vec<UserInfo>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/users")]
+pub async fn list_users(state: State, Caller(a): Caller) -> ApiResult<Vec<UserInfo>> {
+    Ok(web::Json(ops::list_users(&state, &a).await?))
+}
+
+/// One user, their labs and factors.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = UserView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/users/{user}")]
+pub async fn get_user(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<UserView> {
+    Ok(web::Json(ops::get_user(&state, &a, &user).await?))
+}
+
+/// Disable a user: their sessions and refresh tokens end at once and they cannot sign in.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = UserView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/disable")]
+pub async fn disable_user(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<UserView> {
+    Ok(web::Json(ops::set_disabled(&state, &a, &user, true).await?))
+}
+
+/// Enable a disabled user.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = UserView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/enable")]
+pub async fn enable_user(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<UserView> {
+    Ok(web::Json(
+        ops::set_disabled(&state, &a, &user, false).await?,
+    ))
+}
+
+/// Remove every second factor (TOTP, passkeys, security keys, recovery codes) and end the
+/// user's sessions: they enrol again at their next sign-in.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = Count, description = "How many factors were removed"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/reset-factors")]
+pub async fn reset_factors(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<Count> {
+    Ok(web::Json(ops::reset_factors(&state, &a, &user).await?))
+}
+
+/// End every session of the user and revoke their refresh tokens.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = Count, description = "How many sessions ended"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/end-sessions")]
+pub async fn end_sessions(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<Count> {
+    Ok(web::Json(ops::end_sessions(&state, &a, &user).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SystemAdminBody {
+    pub admin: bool,
+}
+
+/// Make a user a system administrator, or not (system administrators).
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    request_body = SystemAdminBody,
+    responses(
+        (status = 200, body = UserView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[put("/api/v1/users/{user}/system-admin")]
+pub async fn set_system_admin(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+    body: web::Json<SystemAdminBody>,
+) -> ApiResult<UserView> {
+    Ok(web::Json(
+        ops::set_system_admin(&state, &a, &user, body.admin).await?,
+    ))
+}
