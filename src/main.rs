@@ -176,8 +176,10 @@ enum UserCommand {
     /// Allow or deny one feature to one member of a lab.
     #[command(subcommand)]
     Feature(grants_cli::MemberFeatureCommand),
-    /// Remove a user from a lab: their roles and grants there end, and the refresh tokens
-    /// issued for that lab are revoked at once.
+    /// Add an existing user to one more lab (they choose the lab at sign-in).
+    Add(policy::AddMember),
+    /// Remove a user from a lab: their roles and grants there end, the refresh tokens issued
+    /// for that lab are revoked and all their sessions end, at once.
     Remove(policy::RemoveMember),
     /// Create a user in a lab, reading the password from standard input.
     Create {
@@ -306,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => admin_cli::admin_command(&config, cmd).await,
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
+        Command::User(UserCommand::Add(m)) => policy::add_member(&config, m).await,
         Command::User(UserCommand::Remove(m)) => policy::remove_member(&config, m).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {

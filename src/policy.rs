@@ -77,7 +77,47 @@ pub struct RemoveMember {
     out: Output,
 }
 
-/// `latchkey user remove`: takes a member out of a lab; their tokens for it stop refreshing.
+#[derive(clap::Args)]
+pub struct AddMember {
+    /// Lab id or name.
+    #[arg(long)]
+    lab: String,
+    /// The user's email address.
+    #[arg(long)]
+    email: String,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// `latchkey user add`: makes an existing user a member of one more lab. A user in several
+/// labs picks one at sign-in (or the client names it with the `lab` parameter).
+pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
+    let store = Store::open(config).await?;
+    let id = lab_id(&store, &m.lab).await?;
+    let user = store
+        .find_user_by_email(&m.email)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
+    if !store.add_membership(&user.id, &id).await? {
+        anyhow::bail!("{} could not be added to lab `{}`", user.email, m.lab);
+    }
+    store
+        .audit(
+            "cli",
+            "member.added",
+            &user.id,
+            serde_json::json!({"lab": id}),
+        )
+        .await?;
+    print(
+        &m.out,
+        &serde_json::json!({"user": user.id, "lab": id, "added": true}),
+        &format!("{} is a member of lab {id}", user.email),
+    )
+}
+
+/// `latchkey user remove`: takes a member out of a lab; their tokens for it stop refreshing
+/// and their sessions end.
 pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<()> {
     let store = Store::open(config).await?;
     let id = lab_id(&store, &m.lab).await?;
@@ -100,7 +140,7 @@ pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<(
         &m.out,
         &serde_json::json!({"user": user.id, "lab": id, "removed": true}),
         &format!(
-            "{} removed from lab {id}; their refresh tokens for it are revoked",
+            "{} removed from lab {id}; their refresh tokens for it are revoked and their sessions ended",
             user.email
         ),
     )

@@ -732,6 +732,28 @@ fn feature_grants_from_the_cli() {
         None,
     ));
     assert_eq!(denied["allow"], false);
+    // A second lab: added twice is still one membership.
+    json(&run(
+        d,
+        &["lab", "create", "--name", "Chem", "--json"],
+        None,
+    ));
+    for _ in 0..2 {
+        let added = json(&run(
+            d,
+            &[
+                "user",
+                "add",
+                "--lab",
+                "Chem",
+                "--email",
+                "ada@lab.example",
+                "--json",
+            ],
+            None,
+        ));
+        assert_eq!(added["added"], true);
+    }
     let removed = json(&run(
         d,
         &[

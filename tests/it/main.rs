@@ -16,6 +16,7 @@ mod common;
 mod config_reference;
 mod documents;
 mod features;
+mod labs;
 pub mod mfa;
 mod oidc_flow;
 mod passkeys;

@@ -256,7 +256,14 @@ pub async fn add_member(
                     "this email already has an account: give only email and roles to add it",
                 ));
             }
-            state.store.add_membership(&u.id, lab).await?;
+            if state.store.user_labs(&u.id).await?.iter().any(|l| l == lab) {
+                return Err(AdminError::Conflict(
+                    "this person is already a member of the lab".into(),
+                ));
+            }
+            if !state.store.add_membership(&u.id, lab).await? {
+                return Err(AdminError::NotFound(format!("no lab `{lab}`")));
+            }
             (u.id, false)
         }
         None => {

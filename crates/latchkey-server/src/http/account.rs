@@ -6,7 +6,7 @@
 //! factor the user's lab or roles require cannot be removed if it is the last one that reaches
 //! the required level. Every change is audited.
 
-use super::authorize::{ACCOUNT_CLIENT_ID, active_lab, current_session, proceed, see_other};
+use super::authorize::{ACCOUNT_CLIENT_ID, current_session, proceed, see_other};
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
@@ -85,19 +85,24 @@ async fn sign_in_first(
         requested_acr: level,
         deferred_enrolment: false,
         failed_codes: 0,
+        lab_hint: None,
+        lab: None,
     };
     let client = super::authorize::flow_client(state, ACCOUNT_CLIENT_ID).await?;
     let session = current_session(state, req).await?;
     proceed(state, req, request, &client, session, None).await
 }
 
-/// The level the user's lab and roles require (what removing a factor must keep reachable).
+/// The level the user's labs and roles require (what removing a factor must keep reachable):
+/// the strictest across all their labs, since the account page is for no lab in particular
+/// and a factor one lab needs must not be removable because another lab needs less.
 async fn policy_level(state: &AppState, user_id: &str) -> Result<Acr, PageError> {
-    let Some(lab) = active_lab(state, user_id).await? else {
-        return Ok(Acr::Pwd);
-    };
-    let p = state.store.member_policy(user_id, &lab).await?;
-    Ok(p.lab.map(|l| l.min_acr).max(p.role_min).unwrap_or(Acr::Pwd))
+    let mut level = Acr::Pwd;
+    for lab in state.store.user_labs(user_id).await? {
+        let p = state.store.member_policy(user_id, &lab).await?;
+        level = level.max(p.lab.map(|l| l.min_acr).max(p.role_min).unwrap_or(Acr::Pwd));
+    }
+    Ok(level)
 }
 
 pub fn fmt_time(t: i64) -> String {

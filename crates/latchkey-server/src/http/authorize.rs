@@ -8,8 +8,8 @@ use super::{State, decode_pairs};
 use crate::app::AppState;
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{
-    AuthRequest, AuthorizeError, ClientView, Next, RawParams, ResponseMode, Standing, next_step,
-    validate,
+    AuthRequest, AuthorizeError, ClientView, LabChoice, LabRef, Next, RawParams, ResponseMode,
+    Standing, choose_lab, next_step, signed_in, validate,
 };
 use crate::protocol::strength::{Demands, Enrolled, Grace, Strength};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
@@ -122,13 +122,9 @@ pub async fn flow_client(state: &AppState, client_id: &str) -> Result<Arc<Client
     state.client(client_id).await?.ok_or_else(flow_gone)
 }
 
-/// The lab a login is for: the user's first lab (a lab picker comes with multi-lab support).
-pub async fn active_lab(state: &AppState, user_id: &str) -> Result<Option<String>, PageError> {
-    Ok(state.store.user_labs(user_id).await?.into_iter().next())
-}
-
 /// Everything the decision needs about a signed-in user: the demands of the request, the
-/// client, the lab and the user's roles; the factors they enrolled; their grace.
+/// client, the flow's lab (`request.lab`, decided by [`proceed`]) and the user's roles there;
+/// the factors they enrolled; their grace in that lab.
 pub async fn demands_for(
     state: &AppState,
     request: &AuthRequest,
@@ -143,10 +139,10 @@ pub async fn demands_for(
     };
     let mut grace = None;
     if client.id != ACCOUNT_CLIENT_ID
-        && let Some(lab) = active_lab(state, user_id).await?
-        && state.lab_has_policy(&lab).await?
+        && let Some(lab) = &request.lab
+        && state.lab_has_policy(lab).await?
     {
-        let p = state.store.member_policy(user_id, &lab).await?;
+        let p = state.store.member_policy(user_id, lab).await?;
         demands.role = p.role_min;
         if let Some(lp) = &p.lab {
             demands.lab = Some(lp.min_acr);
@@ -172,17 +168,87 @@ pub async fn demands_for(
     Ok((demands, enrolled, grace))
 }
 
+/// Decides the flow's lab for a signed-in user (see [`choose_lab`]) and records it in
+/// `request.lab` (and in the stored flow). `Some(response)`: the picker must be shown, or
+/// `prompt=none` forbids it.
+async fn decide_lab(
+    state: &AppState,
+    req: &HttpRequest,
+    request: &mut AuthRequest,
+    client: &Client,
+    session: &Option<(Session, User)>,
+    flow_id: Option<&str>,
+    t: i64,
+) -> Result<Option<HttpResponse>, PageError> {
+    let Some((s, _)) = session else {
+        return Ok(None);
+    };
+    // The account pages and the admin console are not for one lab (the console's rights are
+    // read per request); a user not yet signed in picks after signing in.
+    if client.id == ACCOUNT_CLIENT_ID
+        || client.id == crate::admin::ADMIN_CLIENT_ID
+        || !signed_in(request, &s.factors, t)
+    {
+        return Ok(None);
+    }
+    let labs = state.store.member_labs(&s.user_id).await?;
+    let refs: Vec<LabRef<'_>> = labs
+        .iter()
+        .map(|l| LabRef {
+            id: &l.id,
+            name: &l.name,
+        })
+        .collect();
+    let lab = match choose_lab(request, &refs) {
+        LabChoice::NoLab => None,
+        LabChoice::Lab(id) => Some(id),
+        LabChoice::Pick => {
+            request.lab = None;
+            return Ok(Some(
+                to_page(state, req, request.clone(), flow_id, "/login/lab", t).await?,
+            ));
+        }
+        LabChoice::Refuse(code) => {
+            if let Some(id) = flow_id {
+                state.store.finish_flow(id).await?;
+            }
+            let e = OAuthError::new(
+                code,
+                "the user belongs to several labs and must choose one; send `lab` with the request or let the user interact",
+            );
+            return Ok(Some(error_response(
+                state,
+                &request.redirect_uri,
+                request.response_mode,
+                request.state.as_deref(),
+                &e,
+            )));
+        }
+    };
+    if request.lab != lab {
+        request.lab = lab;
+        if let Some(id) = flow_id {
+            state.store.update_flow_request(id, request).await?;
+        }
+    }
+    Ok(None)
+}
+
 /// Decides and performs the next step for a validated request: show a page (through a login
 /// flow bound to this browser), refuse (prompt=none, unreachable level), or issue a code.
 pub async fn proceed(
     state: &AppState,
     req: &HttpRequest,
-    request: AuthRequest,
+    mut request: AuthRequest,
     client: &Client,
     session: Option<(Session, User)>,
     flow_id: Option<&str>,
 ) -> Result<HttpResponse, PageError> {
     let t = now();
+    // Before the policy decision: MFA policy is per lab.
+    if let Some(r) = decide_lab(state, req, &mut request, client, &session, flow_id, t).await? {
+        return Ok(r);
+    }
     let consent = match &session {
         Some((s, _)) if !request.prompt.consent => {
             client.skip_consent
@@ -263,35 +329,48 @@ pub async fn proceed(
             issue_code(state, &request, &session, &strength).await
         }
         step @ (Next::Login | Next::Consent | Next::StepUp { .. } | Next::Enrol { .. }) => {
-            let (id, new_cookie) = match flow_id {
-                Some(id) => (id.to_owned(), None),
-                None => {
-                    let (browser, cookie) = cookies::browser_id(state, req);
-                    let flow = LoginFlow {
-                        id: random_id(),
-                        browser_hash: TokenHash::of(&browser).to_vec(),
-                        request,
-                        expires_at: t + state.config.tokens.login_flow_ttl_secs,
-                    };
-                    state.store.create_flow(&flow).await?;
-                    (flow.id, cookie)
-                }
-            };
             let page = match step {
                 Next::Login => "/login",
                 Next::Consent => "/consent",
                 Next::StepUp { .. } => "/login/verify",
                 _ => "/login/enrol",
             };
-            let mut r = HttpResponse::SeeOther();
-            r.insert_header(("Location", format!("{page}?flow={id}")))
-                .insert_header(("Cache-Control", "no-store"));
-            if let Some(c) = new_cookie {
-                r.cookie(c);
-            }
-            Ok(r.finish())
+            to_page(state, req, request, flow_id, page, t).await
         }
     }
+}
+
+/// Sends the browser to one of the flow's pages, first storing the flow (bound to this
+/// browser) when it has none yet.
+async fn to_page(
+    state: &AppState,
+    req: &HttpRequest,
+    request: AuthRequest,
+    flow_id: Option<&str>,
+    page: &str,
+    t: i64,
+) -> Result<HttpResponse, PageError> {
+    let (id, new_cookie) = match flow_id {
+        Some(id) => (id.to_owned(), None),
+        None => {
+            let (browser, cookie) = cookies::browser_id(state, req);
+            let flow = LoginFlow {
+                id: random_id(),
+                browser_hash: TokenHash::of(&browser).to_vec(),
+                request,
+                expires_at: t + state.config.tokens.login_flow_ttl_secs,
+            };
+            state.store.create_flow(&flow).await?;
+            (flow.id, cookie)
+        }
+    };
+    let mut r = HttpResponse::SeeOther();
+    r.insert_header(("Location", format!("{page}?flow={id}")))
+        .insert_header(("Cache-Control", "no-store"));
+    if let Some(c) = new_cookie {
+        r.cookie(c);
+    }
+    Ok(r.finish())
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
@@ -315,7 +394,6 @@ async fn issue_code(
     strength: &Strength,
 ) -> Result<HttpResponse, PageError> {
     let code = OpaqueToken::generate(TokenKind::AuthorizationCode);
-    let lab = active_lab(state, &session.user_id).await?;
     let row = AuthCode {
         grant_id: random_id(),
         client_id: request.client_id.clone(),
@@ -328,7 +406,8 @@ async fn issue_code(
         auth_time: strength.auth_time,
         acr: strength.acr.as_str().to_owned(),
         amr: strength.amr.iter().map(|a| a.as_str().to_owned()).collect(),
-        lab_id: lab,
+        // Decided by `decide_lab` for this flow (membership checked just before).
+        lab_id: request.lab.clone(),
         expires_at: now() + state.config.tokens.authorization_code_ttl_secs,
     };
     state.store.insert_code(code.hash(), &row).await?;

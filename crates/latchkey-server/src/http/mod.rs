@@ -12,6 +12,7 @@ pub mod errors;
 pub mod introspect;
 pub mod invite;
 pub mod jwks;
+pub mod lab_picker;
 pub mod login;
 pub mod logout;
 pub mod pages;
@@ -44,6 +45,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(login::page))
             .route("/login", web::post().to(login::submit))
             .route("/login/continue", web::get().to(login::resume))
+            .route("/login/lab", web::get().to(lab_picker::page))
+            .route("/login/lab", web::post().to(lab_picker::submit))
             .route("/login/verify", web::get().to(verify::page))
             .route("/login/verify", web::post().to(verify::submit))
             .route("/login/enrol", web::get().to(verify::enrol_page))

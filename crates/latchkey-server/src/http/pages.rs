@@ -17,6 +17,18 @@ pub struct LoginPage {
 }
 
 #[derive(Template)]
+#[template(path = "lab_picker.html")]
+pub struct LabPickerPage {
+    pub client_name: String,
+    pub flow: String,
+    pub csrf: String,
+    pub email: String,
+    /// The user's labs as (id, name), oldest membership first.
+    pub labs: Vec<(String, String)>,
+    pub error: Option<String>,
+}
+
+#[derive(Template)]
 #[template(path = "verify.html")]
 pub struct VerifyPage {
     pub client_name: String,

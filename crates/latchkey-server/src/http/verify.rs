@@ -348,8 +348,9 @@ pub async fn defer(
     ) {
         return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
     }
-    if let Some(lab) = super::authorize::active_lab(&state, &user.id).await? {
-        state.store.count_grace_login(&user.id, &lab).await?;
+    // The grace counted is the flow's lab's (the one whose policy offered the deferral).
+    if let Some(lab) = &flow.request.lab {
+        state.store.count_grace_login(&user.id, lab).await?;
     }
     let mut request = flow.request.clone();
     request.deferred_enrolment = true;

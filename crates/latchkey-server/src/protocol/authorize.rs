@@ -9,16 +9,25 @@
 //!     Validate --> Login: no session, prompt=login, max_age exceeded
 //!     Validate --> Consent: consent missing or prompt=consent
 //!     Validate --> Issue: session and consent suffice
+//!     Validate --> PickLab: signed in, several labs, no valid `lab` hint
 //!     Login --> Login: wrong password (form again, nothing issued)
+//!     Login --> PickLab: several labs, no valid `lab` hint
 //!     Login --> Consent
 //!     Login --> Issue
+//!     PickLab --> StepUp: the chosen lab's policy needs another factor
+//!     PickLab --> Consent
+//!     PickLab --> Issue
 //!     Consent --> Issue: Allow
 //!     Consent --> ErrorRedirect: Deny (access_denied)
 //!     Issue --> [*]: code to redirect_uri
 //! ```
 //!
 //! With `prompt=none`, every transition that would show a page becomes an error redirect
-//! instead (`login_required`, `consent_required`).
+//! instead (`login_required`, `consent_required`; `interaction_required` for the lab picker).
+//!
+//! The lab is decided once the user is signed in and before the MFA policy decision, because
+//! policy is per lab ([`choose_lab`]): no lab for a user in none, their only lab, or, for a user
+//! in several, the request's `lab` hint when they are a member of it, else the picker's choice.
 
 use super::strength::{
     Demands, Enrolled, Factor, Gap, Grace, Strength, assess, essential_acr, offer, requested_level,
@@ -46,6 +55,8 @@ pub struct RawParams {
     pub claims: Option<String>,
     pub request: Option<String>,
     pub request_uri: Option<String>,
+    /// Latchkey's extension: the lab (id or name) the token should be for.
+    pub lab: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 section 3.1 forbids it).
     #[serde(skip)]
     pub duplicates: Vec<String>,
@@ -73,6 +84,7 @@ impl RawParams {
                 "claims" => &mut p.claims,
                 "request" => &mut p.request,
                 "request_uri" => &mut p.request_uri,
+                "lab" => &mut p.lab,
                 // Unknown parameters are ignored (RFC 6749 section 3.1).
                 _ => continue,
             };
@@ -129,6 +141,14 @@ pub struct AuthRequest {
     /// Wrong second-factor codes entered in this flow (it ends after a few).
     #[serde(default)]
     pub failed_codes: u32,
+    /// The request's `lab` parameter (a lab id or name), a hint only: it is honoured when the
+    /// user is a member of that lab and ignored otherwise.
+    #[serde(default)]
+    pub lab_hint: Option<String>,
+    /// The lab this flow is for (its id), once decided by [`choose_lab`] or the picker. Never
+    /// taken from the request itself.
+    #[serde(default)]
+    pub lab: Option<String>,
 }
 
 /// What the endpoint knows about the client named by `client_id`.
@@ -219,6 +239,7 @@ pub fn validate(
         ("scope", &p.scope),
         ("acr_values", &p.acr_values),
         ("claims", &p.claims),
+        ("lab", &p.lab),
     ] {
         if v.as_ref().is_some_and(|v| v.len() > MAX_PARAM_LEN) {
             return Err(fail(
@@ -369,7 +390,71 @@ pub fn validate(
         authenticated: false,
         deferred_enrolment: false,
         failed_codes: 0,
+        lab_hint: p.lab,
+        lab: None,
     })
+}
+
+/// A lab the signed-in user belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct LabRef<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+}
+
+/// Which lab a flow is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabChoice {
+    /// The user belongs to no lab: tokens carry no `lab`, and no lab policy applies.
+    NoLab,
+    /// This lab (its id).
+    Lab(String),
+    /// Several labs and no valid choice yet: show the lab picker.
+    Pick,
+    /// A choice is needed but `prompt=none` forbids asking: `interaction_required`.
+    Refuse(ErrorCode),
+}
+
+/// Decides the lab of a flow from the user's memberships (`labs`): their only lab; the lab
+/// already chosen in this flow, or else named by the `lab` hint (id or name), when they are a
+/// member of it; else the picker. A hint for a lab the user is not in is ignored like no hint,
+/// so the answer never tells a client which labs a user belongs to.
+///
+/// Under `prompt=none` the picker becomes `interaction_required` (OIDC Core 3.1.2.6: "the
+/// Authorization Server requires End-User interaction of some form to proceed"), not
+/// `account_selection_required`, which is about choosing between accounts, not a tenant.
+pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
+    match labs {
+        [] => return LabChoice::NoLab,
+        [only] => return LabChoice::Lab(only.id.to_owned()),
+        _ => {}
+    }
+    if let Some(chosen) = &req.lab
+        && labs.iter().any(|l| l.id == chosen.as_str())
+    {
+        return LabChoice::Lab(chosen.clone());
+    }
+    if let Some(hint) = &req.lab_hint
+        && let Some(l) = labs
+            .iter()
+            .find(|l| l.id == hint.as_str() || l.name == hint.as_str())
+    {
+        return LabChoice::Lab(l.id.to_owned());
+    }
+    if req.prompt.none {
+        LabChoice::Refuse(ErrorCode::InteractionRequired)
+    } else {
+        LabChoice::Pick
+    }
+}
+
+/// Whether the session's factors include a first factor fresh enough for this request, i.e.
+/// the user counts as signed in for it (the lab is decided only then).
+pub fn signed_in(req: &AuthRequest, factors: &[Factor], now: i64) -> bool {
+    match fresh_since(req, now) {
+        None => false,
+        Some(since) => !matches!(assess(factors, since, Acr::Pwd), Gap::FirstFactor),
+    }
 }
 
 /// What is known about the signed-in user when deciding a step.
@@ -781,5 +866,75 @@ mod tests {
             next_step(&r, Some(st), true, 8 * 86_400),
             Next::Refuse(ErrorCode::UnmetAuthenticationRequirements)
         );
+    }
+
+    const LABS: [LabRef<'static>; 2] = [
+        LabRef {
+            id: "lab-a",
+            name: "Alpha",
+        },
+        LabRef {
+            id: "lab-b",
+            name: "Beta",
+        },
+    ];
+
+    #[test]
+    fn one_lab_or_none_needs_no_choice() {
+        let r = run(params(&[("lab", "lab-b")]), false).unwrap();
+        assert_eq!(choose_lab(&r, &[]), LabChoice::NoLab);
+        assert_eq!(
+            choose_lab(&r, &LABS[..1]),
+            LabChoice::Lab("lab-a".into()),
+            "the only lab, whatever the hint"
+        );
+    }
+
+    #[test]
+    fn several_labs_take_a_member_hint_by_id_or_name_else_pick() {
+        let r = run(params(&[]), false).unwrap();
+        assert_eq!(choose_lab(&r, &LABS), LabChoice::Pick);
+        for hint in ["lab-b", "Beta"] {
+            let r = run(params(&[("lab", hint)]), false).unwrap();
+            assert_eq!(r.lab_hint.as_deref(), Some(hint));
+            assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
+        }
+        let r = run(params(&[("lab", "lab-z")]), false).unwrap();
+        assert_eq!(
+            choose_lab(&r, &LABS),
+            LabChoice::Pick,
+            "foreign hint ignored"
+        );
+    }
+
+    #[test]
+    fn a_chosen_lab_holds_only_while_the_user_is_a_member() {
+        let mut r = run(params(&[("lab", "Alpha")]), false).unwrap();
+        r.lab = Some("lab-b".into());
+        assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
+        r.lab = Some("lab-z".into());
+        assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-a".into()));
+    }
+
+    #[test]
+    fn oidc_core_3_1_2_6_prompt_none_with_several_labs_is_interaction_required() {
+        let r = run(params(&[("prompt", "none")]), false).unwrap();
+        assert_eq!(
+            choose_lab(&r, &LABS),
+            LabChoice::Refuse(ErrorCode::InteractionRequired)
+        );
+        let r = run(params(&[("prompt", "none"), ("lab", "Beta")]), false).unwrap();
+        assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
+    }
+
+    #[test]
+    fn requests_stored_before_labs_still_parse() {
+        let r = run(params(&[]), false).unwrap();
+        let mut v = serde_json::to_value(&r).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("lab");
+        o.remove("lab_hint");
+        let back: AuthRequest = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
     }
 }

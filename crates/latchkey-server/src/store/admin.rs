@@ -324,29 +324,6 @@ impl Store {
         Ok(id)
     }
 
-    /// Adds an existing user to a lab; conflict when they already are a member.
-    pub async fn add_membership(&self, user_id: &str, lab: &str) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        let (uid, lab) = (user_id.to_owned(), lab.to_owned());
-        let t = now();
-        self.run(async move {
-            crate::with_tx!(&db, conn => {
-                crate::require_lab!(conn, &lab);
-                diesel::insert_into(memberships::table)
-                    .values((
-                        memberships::user_id.eq(&uid),
-                        memberships::lab_id.eq(&lab),
-                        memberships::created_at.eq(t),
-                    ))
-                    .execute(conn)
-                    .await
-                    .map_err(|e| conflict(e, "the user is already a member of this lab"))?;
-                Ok(())
-            })
-        })
-        .await
-    }
-
     /// A lab's roles with their features, by name.
     pub async fn lab_roles(&self, lab: &str) -> Result<Vec<Role>, StoreError> {
         let db = self.db.clone();

@@ -1,6 +1,7 @@
 //! Users and their lab memberships. Email addresses are stored lower-cased and are unique.
 
-use super::schema::{grants, memberships, sessions, users};
+use super::labs::Lab;
+use super::schema::{grants, labs, memberships, sessions, users};
 use super::{Store, StoreError, conflict, now};
 use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
@@ -156,9 +157,47 @@ impl Store {
         .await
     }
 
-    /// Removes a user from a lab: their roles and feature overrides there go, and every grant
-    /// (refresh-token family) issued for that lab is revoked at once. False when they were not
-    /// a member.
+    /// Adds a user to a lab (nothing happens when they already are a member). False when the
+    /// user or the lab does not exist.
+    pub async fn add_membership(&self, user_id: &str, lab: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let users_n: i64 = users::table
+                    .filter(users::id.eq(&user))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                let labs_n: i64 = labs::table
+                    .filter(labs::id.eq(&lab))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if users_n == 0 || labs_n == 0 {
+                    return Ok(false);
+                }
+                diesel::insert_into(memberships::table)
+                    .values((
+                        memberships::user_id.eq(&user),
+                        memberships::lab_id.eq(&lab),
+                        memberships::created_at.eq(t),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Removes a user from a lab: their roles and feature overrides there go, every grant
+    /// (refresh-token family) issued for that lab is revoked, and every browser session of the
+    /// user ends, all at once. Sessions are not per lab, so the user signs in again for their
+    /// other labs too (their grants for those labs live on). False when they were not a
+    /// member (then nothing changes).
     pub async fn remove_membership(&self, user_id: &str, lab: &str) -> Result<bool, StoreError> {
         use super::schema::{member_features, user_roles};
         let db = self.db.clone();
@@ -196,8 +235,34 @@ impl Store {
                 .set(grants::revoked_at.eq(Some(t)))
                 .execute(conn)
                 .await?;
+                if n == 1 {
+                    diesel::update(
+                        sessions::table
+                            .filter(sessions::user_id.eq(&user))
+                            .filter(sessions::ended_at.is_null()),
+                    )
+                    .set(sessions::ended_at.eq(Some(t)))
+                    .execute(conn)
+                    .await?;
+                }
                 Ok(n == 1)
             })
+        })
+        .await
+    }
+
+    /// The labs a user belongs to (id and name), oldest membership first.
+    pub async fn member_labs(&self, user_id: &str) -> Result<Vec<Lab>, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => memberships::table
+                .inner_join(labs::table)
+                .filter(memberships::user_id.eq(&id))
+                .order((memberships::created_at.asc(), memberships::lab_id.asc()))
+                .select(Lab::as_select())
+                .load::<Lab>(conn)
+                .await?))
         })
         .await
     }

@@ -76,6 +76,14 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
+    // A code issued just before the user left its lab must not start a grant for that lab.
+    if let Some(lab) = &code.lab_id
+        && !state.store.user_labs(&user.id).await?.contains(lab)
+    {
+        return Err(OAuthError::invalid_grant(
+            "the user is no longer a member of the code's lab",
+        ));
+    }
 
     let grant = Grant {
         id: code.grant_id.clone(),

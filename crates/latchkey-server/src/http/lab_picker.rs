@@ -1,0 +1,112 @@
+//! The lab picker (`/login/lab`): a signed-in user who belongs to several labs, whose
+//! authorization request named none of them (the `lab` parameter), chooses the lab the tokens
+//! will be for. The choice is stored in the flow and then decides everything lab-specific: the
+//! MFA policy (so a step-up may follow), the enrolment grace, and the code's `lab`, `roles`
+//! and `features`. Only the user's own labs are offered or accepted.
+
+use super::State;
+use super::authorize::{current_session, flow_client, proceed, see_other};
+use super::cookies;
+use super::errors::PageError;
+use super::login::{FlowQuery, client_name, csrf_purpose, load_flow};
+use super::pages::{LabPickerPage, render_posting_to};
+use crate::app::AppState;
+use crate::store::flows::LoginFlow;
+use crate::store::labs::Lab;
+use crate::store::users::User;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+/// `GET /login/lab?flow=…`.
+pub async fn page(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<FlowQuery>,
+) -> Result<HttpResponse, PageError> {
+    let (flow, browser) = load_flow(&state, &req, q.flow_id()).await?;
+    let Some((_, user)) = current_session(&state, &req).await? else {
+        return Ok(see_other(&format!("/login?flow={}", flow.id)));
+    };
+    let labs = state.store.member_labs(&user.id).await?;
+    if labs.len() < 2 {
+        // Nothing to choose (any more): let the flow decide where to go.
+        return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
+    }
+    picker(&state, &flow, &browser, &user, labs, None).await
+}
+
+async fn picker(
+    state: &AppState,
+    flow: &LoginFlow,
+    browser: &str,
+    user: &User,
+    labs: Vec<Lab>,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    // The answer may redirect to the client: CSP `form-action` must allow it.
+    Ok(render_posting_to(
+        status,
+        &LabPickerPage {
+            client_name: client_name(state, &flow.request.client_id).await?,
+            flow: flow.id.clone(),
+            csrf: cookies::csrf_token(state, browser, &csrf_purpose(&flow.id)),
+            email: user.email.clone(),
+            labs: labs.into_iter().map(|l| (l.id, l.name)).collect(),
+            error,
+        },
+        Some(&flow.request.redirect_uri),
+    ))
+}
+
+/// `POST /login/lab` (form `flow`, `csrf`, `lab` = a lab id).
+pub async fn submit(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let form = super::page_form(&body)?;
+    let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
+    let Some((session, user)) = current_session(&state, &req).await? else {
+        return Ok(see_other(&format!("/login?flow={}", flow.id)));
+    };
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
+    let labs = state.store.member_labs(&user.id).await?;
+    let Some(chosen) = form.get("lab") else {
+        return picker(
+            &state,
+            &flow,
+            &browser,
+            &user,
+            labs,
+            Some("Choose one of your labs.".into()),
+        )
+        .await;
+    };
+    let Some(lab) = labs.iter().find(|l| l.id == chosen) else {
+        // Only a tampered form gets here: the page offers the user's own labs only.
+        tracing::info!(user = %user.id, flow = %flow.id, "lab picker: not one of the user's labs");
+        state.store.finish_flow(&flow.id).await?;
+        return Err(PageError::bad_request(
+            "This lab is not available",
+            "You can only continue with one of the labs offered. Return to the application and start again.",
+        ));
+    };
+    let mut request = flow.request.clone();
+    request.lab = Some(lab.id.clone());
+    state.store.update_flow_request(&flow.id, &request).await?;
+    let client = flow_client(&state, &request.client_id).await?;
+    proceed(
+        &state,
+        &req,
+        request,
+        &client,
+        Some((session, user)),
+        Some(&flow.id),
+    )
+    .await
+}
