@@ -50,7 +50,7 @@ enum Command {
     /// MFA policy: minimum authentication levels per lab, role and client.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// The tamper-evident audit log: verify its hash chain, export it.
+    /// The tamper-evident audit log: verify its hash chain, export it, prune old entries.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Roles: the features a role gives its holders.

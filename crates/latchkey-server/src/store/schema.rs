@@ -16,6 +16,7 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         disabled -> Bool,
         created_at -> BigInt,
+        erased_at -> Nullable<BigInt>,
     }
 }
 
@@ -290,3 +291,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_features,
     member_features,
 );
+
+diesel::table! {
+    audit_checkpoints (seq) {
+        seq -> BigInt,
+        hash -> Binary,
+        pruned -> BigInt,
+        created_at -> BigInt,
+        mac -> Binary,
+    }
+}
