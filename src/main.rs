@@ -12,6 +12,7 @@ use std::io::Read;
 
 mod audit;
 mod grants_cli;
+mod personal;
 mod policy;
 use std::path::PathBuf;
 
@@ -175,6 +176,12 @@ enum UserCommand {
     /// Remove a user from a lab: their roles and grants there end, and the refresh tokens
     /// issued for that lab are revoked at once.
     Remove(policy::RemoveMember),
+    /// Print everything Latchkey holds about a user as JSON (account, memberships, roles,
+    /// factor and session metadata, grants, consents, their audit entries; never secrets).
+    Export(personal::ExportUser),
+    /// Erase a user's personal data: factors, sessions, grants, memberships and roles are
+    /// deleted, email and name removed; audit entries keep only the opaque user id.
+    Erase(personal::EraseUser),
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -298,6 +305,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
         Command::User(UserCommand::Remove(m)) => policy::remove_member(&config, m).await,
+        Command::User(UserCommand::Export(a)) => personal::export(&config, a).await,
+        Command::User(UserCommand::Erase(a)) => personal::erase(&config, a).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;

@@ -19,5 +19,6 @@ mod features;
 pub mod mfa;
 mod oidc_flow;
 mod passkeys;
+mod personal;
 pub mod refusals;
 mod rotation;

@@ -23,6 +23,7 @@ pub mod grants;
 pub mod grants_features;
 pub mod keys;
 pub mod labs;
+pub mod personal;
 pub mod policy;
 pub mod retention;
 pub mod schema;
