@@ -13,6 +13,7 @@ use std::io::Read;
 mod admin_cli;
 mod audit;
 mod grants_cli;
+mod personal;
 mod policy;
 use std::path::PathBuf;
 
@@ -51,7 +52,7 @@ enum Command {
     /// MFA policy: minimum authentication levels per lab, role and client.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
-    /// The tamper-evident audit log: verify its hash chain, export it.
+    /// The tamper-evident audit log: verify its hash chain, export it, prune old entries.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// Roles: the features a role gives its holders.
@@ -181,6 +182,12 @@ enum UserCommand {
     /// Remove a user from a lab: their roles and grants there end, the refresh tokens issued
     /// for that lab are revoked and all their sessions end, at once.
     Remove(policy::RemoveMember),
+    /// Print everything Latchkey holds about a user as JSON (account, memberships, roles,
+    /// factor and session metadata, grants, consents, their audit entries; never secrets).
+    Export(personal::ExportUser),
+    /// Erase a user's personal data: factors, sessions, grants, memberships and roles are
+    /// deleted, email and name removed; audit entries keep only the opaque user id.
+    Erase(personal::EraseUser),
     /// Create a user in a lab, reading the password from standard input.
     Create {
         /// Lab id or name.
@@ -310,6 +317,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
         Command::User(UserCommand::Add(m)) => policy::add_member(&config, m).await,
         Command::User(UserCommand::Remove(m)) => policy::remove_member(&config, m).await,
+        Command::User(UserCommand::Export(a)) => personal::export(&config, a).await,
+        Command::User(UserCommand::Erase(a)) => personal::erase(&config, a).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;

@@ -20,5 +20,6 @@ mod labs;
 pub mod mfa;
 mod oidc_flow;
 mod passkeys;
+mod personal;
 pub mod refusals;
 mod rotation;

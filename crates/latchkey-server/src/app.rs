@@ -243,7 +243,8 @@ impl Server {
 
 /// Background upkeep on every node: reload the key set (so a rotation or revocation made by
 /// any node applies here within `keys.reload_interval_secs`), run due rotation steps, and
-/// hourly delete rows that can no longer be used (`store::retention`).
+/// hourly delete rows that can no longer be used (`store::retention`) and, with
+/// `audit.retention_days`, audit entries past their retention (`Store::prune_audit`).
 async fn maintain(state: Arc<AppState>) {
     let k = &state.config.keys;
     let mut reload = tokio::time::interval(Duration::from_secs(k.reload_interval_secs));
@@ -263,6 +264,15 @@ async fn maintain(state: Arc<AppState>) {
                 match state.store.purge_expired(crate::store::now()).await {
                     Ok(p) => tracing::debug!(?p, "purged expired codes, grants, sessions and flows"),
                     Err(e) => tracing::error!(error = %e, "purging expired rows failed; will retry"),
+                }
+                if let Some(days) = state.config.audit.retention_days {
+                    let before = crate::store::now() - i64::from(days) * 86_400;
+                    let key = crate::audit_chain::checkpoint_key(&state.kek);
+                    match state.store.prune_audit(before, key, "system").await {
+                        Ok(Some(cp)) => tracing::info!(through_seq = cp.seq, entries = cp.pruned, "pruned old audit entries (audit.retention_days)"),
+                        Ok(None) => {}
+                        Err(e) => tracing::error!(error = %e, "pruning old audit entries failed; will retry"),
+                    }
                 }
             }
             _ = check.tick() => {
@@ -285,7 +295,9 @@ fn restrict_data_dir(dir: &std::path::Path) {
     }
 }
 
-fn load_kek(config: &Config) -> anyhow::Result<Kek> {
+/// The KEK the configuration names (`kek`, `kek_file`, else `<data_dir>/kek`, created when
+/// missing).
+pub fn load_kek(config: &Config) -> anyhow::Result<Kek> {
     if let Some(k) = &config.kek {
         return Kek::from_b64(k.expose()).map_err(|e| anyhow::anyhow!("LATCHKEY_KEK: {e}"));
     }

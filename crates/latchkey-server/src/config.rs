@@ -41,6 +41,15 @@ pub struct Config {
     pub password: PasswordConfig,
     pub keys: KeysConfig,
     pub authentication: AuthenticationConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Prune audit entries older than this many days (hourly, leaving a signed checkpoint so
+    /// the chain still verifies). Unset: keep every entry.
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +176,7 @@ impl Default for Config {
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
             authentication: AuthenticationConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -281,6 +291,12 @@ impl Config {
         if k.check_interval_secs == 0 || k.reload_interval_secs == 0 {
             return Err(ConfigError(
                 "keys.check_interval_secs and keys.reload_interval_secs must be positive".into(),
+            ));
+        }
+        if self.audit.retention_days == Some(0) {
+            return Err(ConfigError(
+                "audit.retention_days must be at least 1 (leave it unset to keep every entry)"
+                    .into(),
             ));
         }
         if self.password.min_length < 8 {

@@ -476,7 +476,7 @@ pub async fn webauthn_remove(
                 &user.id,
                 "factor.removed",
                 &user.id,
-                serde_json::json!({"factor": cred.kind, "credential": cred.id, "name": cred.name}),
+                serde_json::json!({"factor": cred.kind, "credential": cred.id}),
             )
             .await?;
     }

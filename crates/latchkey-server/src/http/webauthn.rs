@@ -394,7 +394,7 @@ async fn record_assertion(
                 &row.user_id,
                 "webauthn.counter_regression",
                 &row.user_id,
-                serde_json::json!({"credential": row.id, "name": row.name, "stored_count": row.sign_count}),
+                serde_json::json!({"credential": row.id, "stored_count": row.sign_count}),
             )
             .await?;
         Ok(json_error(
@@ -607,7 +607,7 @@ async fn registered(
             &user.id,
             "factor.enrolled",
             &user.id,
-            serde_json::json!({"factor": kind, "credential": row.id, "name": name}),
+            serde_json::json!({"factor": kind, "credential": row.id}),
         )
         .await?;
     // A user's first factor, enrolled right after their password, counts as the second

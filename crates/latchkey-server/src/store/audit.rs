@@ -3,10 +3,14 @@
 //! removal, recovery-code use, refused replays and cloned keys, policy changes. Events never
 //! carry secrets, codes or tokens. Appends are serialised (PostgreSQL advisory lock; SQLite's
 //! single writer) so the chain has one order on every node.
+//!
+//! Retention (`latchkey audit prune`, or `audit.retention_days`) deletes the oldest entries
+//! under the same lock and leaves a signed [`Checkpoint`] in `audit_checkpoints`, so the
+//! remaining chain still verifies ([`crate::audit_chain::verify_with_checkpoints`]).
 
-use super::schema::audit_events;
+use super::schema::{audit_checkpoints, audit_events};
 use super::{Store, StoreError, audit_lock_sql, now};
-use crate::audit_chain::{Entry, GENESIS, Stored, entry_hash};
+use crate::audit_chain::{Checkpoint, Entry, GENESIS, Stored, entry_hash, verify_with_checkpoints};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 
@@ -114,6 +118,71 @@ type Row = (
     Option<Vec<u8>>,
 );
 
+macro_rules! row_columns {
+    () => {
+        (
+            audit_events::at,
+            audit_events::actor,
+            audit_events::action,
+            audit_events::target,
+            audit_events::details,
+            audit_events::seq,
+            audit_events::prev_hash,
+            audit_events::hash,
+        )
+    };
+}
+
+fn stored(r: Row) -> Stored {
+    Stored {
+        entry: Entry {
+            seq: r.5.unwrap_or_default(),
+            at: r.0,
+            actor: r.1,
+            action: r.2,
+            target: r.3,
+            details: r.4,
+        },
+        prev_hash: r.6,
+        hash: r.7,
+    }
+}
+
+pub(crate) type CheckpointRow = (i64, Vec<u8>, i64, i64, Vec<u8>);
+
+macro_rules! checkpoint_columns {
+    () => {
+        (
+            audit_checkpoints::seq,
+            audit_checkpoints::hash,
+            audit_checkpoints::pruned,
+            audit_checkpoints::created_at,
+            audit_checkpoints::mac,
+        )
+    };
+}
+
+pub(crate) fn checkpoint(r: CheckpointRow) -> Checkpoint {
+    Checkpoint {
+        seq: r.0,
+        hash: r.1,
+        pruned: r.2,
+        created_at: r.3,
+        mac: r.4,
+    }
+}
+
+/// Everything `latchkey audit verify` needs, read consistently.
+#[derive(Debug, Clone)]
+pub struct AuditSnapshot {
+    /// Checkpoints of pruned entries, oldest first.
+    pub checkpoints: Vec<Checkpoint>,
+    /// The remaining chain, in order.
+    pub chain: Vec<Stored>,
+    /// Rows outside the chain (no `seq`): inserted behind Latchkey's back.
+    pub unchained: i64,
+}
+
 impl Store {
     /// Appends one event. `actor` is a user id, `cli` or `system`.
     pub async fn audit(
@@ -199,16 +268,7 @@ impl Store {
                     let rows: Vec<Row> = audit_events::table
                         .filter(audit_events::seq.is_not_null())
                         .order(audit_events::seq.asc())
-                        .select((
-                            audit_events::at,
-                            audit_events::actor,
-                            audit_events::action,
-                            audit_events::target,
-                            audit_events::details,
-                            audit_events::seq,
-                            audit_events::prev_hash,
-                            audit_events::hash,
-                        ))
+                        .select(row_columns!())
                         .load(conn)
                         .await?;
                     let unchained: i64 = audit_events::table
@@ -220,23 +280,142 @@ impl Store {
                 })
             })
             .await?;
-        Ok((
-            rows.into_iter()
-                .map(|r| Stored {
-                    entry: Entry {
-                        seq: r.5.unwrap_or_default(),
-                        at: r.0,
-                        actor: r.1,
-                        action: r.2,
-                        target: r.3,
-                        details: r.4,
-                    },
-                    prev_hash: r.6,
-                    hash: r.7,
-                })
-                .collect(),
-            unchained,
+        Ok((rows.into_iter().map(stored).collect(), unchained))
+    }
+
+    /// The checkpoints left by pruning, oldest first.
+    pub async fn audit_checkpoints(&self) -> Result<Vec<Checkpoint>, StoreError> {
+        let db = self.db.clone();
+        let rows: Vec<CheckpointRow> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => audit_checkpoints::table
+                    .order(audit_checkpoints::seq.asc())
+                    .select(checkpoint_columns!())
+                    .load(conn)
+                    .await?))
+            })
+            .await?;
+        Ok(rows.into_iter().map(checkpoint).collect())
+    }
+
+    /// The checkpoints and the remaining chain as of one moment: read, and read again when a
+    /// prune committed in between (no lock is held, so verifying never blocks writers).
+    pub async fn audit_snapshot(&self) -> Result<AuditSnapshot, StoreError> {
+        let mut checkpoints = self.audit_checkpoints().await?;
+        for _ in 0..5 {
+            let (chain, unchained) = self.audit_chain().await?;
+            let again = self.audit_checkpoints().await?;
+            if again == checkpoints {
+                return Ok(AuditSnapshot {
+                    checkpoints,
+                    chain,
+                    unchained,
+                });
+            }
+            checkpoints = again;
+        }
+        Err(StoreError::Conflict(
+            "the audit log kept being pruned while it was read; try again".into(),
         ))
+    }
+
+    /// Prunes the entries written before `before` (Unix seconds), oldest first, never the
+    /// newest entry. In one transaction under the append lock: verifies what it is about to
+    /// delete (a broken chain is refused, not laundered into a checkpoint), writes a checkpoint
+    /// for the last pruned entry signed with `key` ([`crate::audit_chain::checkpoint_key`]),
+    /// deletes the entries, and appends an `audit.pruned` entry by `actor`. `None` when nothing
+    /// was old enough.
+    pub async fn prune_audit(
+        &self,
+        before: i64,
+        key: ring::hmac::Key,
+        actor: &str,
+    ) -> Result<Option<Checkpoint>, StoreError> {
+        let db = self.db.clone();
+        let actor = actor.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::sql_query(audit_lock_sql(&*conn)).execute(&mut *conn).await?;
+                let newest: Option<i64> = audit_events::table
+                    .filter(audit_events::seq.is_not_null())
+                    .order(audit_events::seq.desc())
+                    .select(audit_events::seq)
+                    .first::<Option<i64>>(&mut *conn)
+                    .await
+                    .optional()?
+                    .flatten();
+                let Some(newest) = newest else { return Ok(None) };
+                let last: Option<Option<i64>> = audit_events::table
+                    .filter(audit_events::seq.lt(newest))
+                    .filter(audit_events::at.lt(before))
+                    .order(audit_events::seq.desc())
+                    .select(audit_events::seq)
+                    .first(&mut *conn)
+                    .await
+                    .optional()?;
+                let Some(Some(through)) = last else { return Ok(None) };
+                let checkpoints: Vec<Checkpoint> = audit_checkpoints::table
+                    .order(audit_checkpoints::seq.asc())
+                    .select(checkpoint_columns!())
+                    .load::<CheckpointRow>(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(checkpoint)
+                    .collect();
+                let doomed: Vec<Stored> = audit_events::table
+                    .filter(audit_events::seq.le(through))
+                    .order(audit_events::seq.asc())
+                    .select(row_columns!())
+                    .load::<Row>(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(stored)
+                    .collect();
+                if let Some(b) = verify_with_checkpoints(&checkpoints, &doomed, &key) {
+                    return Err(StoreError::Corrupt(format!(
+                        "the audit log is broken at entry {}: {}; refusing to prune it (see `latchkey audit verify`)",
+                        b.seq, b.reason
+                    )));
+                }
+                let Some(hash) = doomed.last().and_then(|s| s.hash.clone()) else {
+                    return Ok(None);
+                };
+                let cp = Checkpoint::signed(&key, through, hash, doomed.len() as i64, t);
+                diesel::insert_into(audit_checkpoints::table)
+                    .values((
+                        audit_checkpoints::seq.eq(cp.seq),
+                        audit_checkpoints::hash.eq(&cp.hash),
+                        audit_checkpoints::pruned.eq(cp.pruned),
+                        audit_checkpoints::created_at.eq(cp.created_at),
+                        audit_checkpoints::mac.eq(&cp.mac),
+                    ))
+                    .execute(&mut *conn)
+                    .await?;
+                diesel::delete(audit_events::table.filter(audit_events::seq.le(through)))
+                    .execute(&mut *conn)
+                    .await?;
+                append(
+                    &mut *conn,
+                    Entry {
+                        seq: 0,
+                        at: t,
+                        actor: actor.clone(),
+                        action: "audit.pruned".into(),
+                        target: "audit_events".into(),
+                        details: serde_json::json!({
+                            "through_seq": through,
+                            "entries": cp.pruned,
+                            "before": before,
+                        })
+                        .to_string(),
+                    },
+                )
+                .await?;
+                Ok(Some(cp))
+            })
+        })
+        .await
     }
 
     /// Events about one target, oldest first.

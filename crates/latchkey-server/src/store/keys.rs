@@ -300,7 +300,8 @@ impl Store {
     }
 
     /// KEK rotation: under the key lock, re-reads every stored key and TOTP secret and re-seals
-    /// it from `old` to `new`, all in one transaction (all or none).
+    /// it from `old` to `new`, and re-signs the audit checkpoints, all in one transaction (all
+    /// or none).
     pub async fn rewrap_keys(
         &self,
         old: std::sync::Arc<crate::crypto::Kek>,
@@ -342,7 +343,37 @@ impl Store {
                         .execute(conn)
                         .await?;
                 }
-                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n, "totp_secrets": secrets.len()}));
+                // Audit checkpoints are signed under a key derived from the KEK: re-sign the
+                // valid ones (under the append lock, so no prune signs under the old KEK
+                // meanwhile). An invalid one is left as it is, still reported by `verify`:
+                // re-signing it would launder a forgery.
+                diesel::sql_query(super::audit_lock_sql(&*conn)).execute(&mut *conn).await?;
+                let (old_key, new_key) = (
+                    crate::audit_chain::checkpoint_key(&old),
+                    crate::audit_chain::checkpoint_key(&new),
+                );
+                use super::schema::audit_checkpoints as ac;
+                let checkpoints: Vec<super::audit::CheckpointRow> = ac::table
+                    .select((ac::seq, ac::hash, ac::pruned, ac::created_at, ac::mac))
+                    .load(&mut *conn)
+                    .await?;
+                let (mut resigned, mut invalid) = (0, 0);
+                for cp in checkpoints.into_iter().map(super::audit::checkpoint) {
+                    if !cp.is_valid(&old_key) {
+                        invalid += 1;
+                        continue;
+                    }
+                    let signed = crate::audit_chain::Checkpoint::signed(&new_key, cp.seq, cp.hash, cp.pruned, cp.created_at);
+                    diesel::update(ac::table.find(cp.seq))
+                        .set(ac::mac.eq(&signed.mac))
+                        .execute(&mut *conn)
+                        .await?;
+                    resigned += 1;
+                }
+                if invalid > 0 {
+                    tracing::warn!(invalid, "audit checkpoints with an invalid signature were not re-signed; run `latchkey audit verify`");
+                }
+                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n, "totp_secrets": secrets.len(), "audit_checkpoints": resigned, "invalid_audit_checkpoints": invalid}));
                 Ok(n)
             })
         })

@@ -25,6 +25,7 @@ pub mod grants_features;
 pub mod invitations;
 pub mod keys;
 pub mod labs;
+pub mod personal;
 pub mod policy;
 pub mod retention;
 pub mod schema;

@@ -17,6 +17,7 @@ diesel::table! {
         disabled -> Bool,
         created_at -> BigInt,
         system_admin -> Bool,
+        erased_at -> Nullable<BigInt>,
     }
 }
 
@@ -309,3 +310,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     member_features,
     invitations,
 );
+
+diesel::table! {
+    audit_checkpoints (seq) {
+        seq -> BigInt,
+        hash -> Binary,
+        pruned -> BigInt,
+        created_at -> BigInt,
+        mac -> Binary,
+    }
+}
