@@ -933,6 +933,36 @@ pub async fn set_system_admin(
     get_user(state, admin, user).await
 }
 
+/// Everything Latchkey holds about a person (GDPR articles 15 and 20), plus what they
+/// administer.
+pub async fn export_user(state: &AppState, admin: &Admin, user: &str) -> R<serde_json::Value> {
+    let (info, _) = authorised_user(state, admin, user).await?;
+    let mut v = state
+        .store
+        .export_user(user)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    let rights = state.store.admin_rights(user).await?.unwrap_or_default();
+    v["administration"] = json!({"system": info.system_admin, "labs": rights.labs});
+    audit(state, admin, "user.exported", user, json!({})).await?;
+    Ok(v)
+}
+
+/// Erases a person's personal data (GDPR article 17); the audit log stays verifiable and
+/// names them only by their id from now on.
+pub async fn erase_user(state: &AppState, admin: &Admin, user: &str) -> R<()> {
+    authorised_user(state, admin, user).await?;
+    if matches!(&admin.actor, super::Actor::User(me) if me == user) {
+        return Err(AdminError::Conflict(
+            "you cannot erase your own account here".into(),
+        ));
+    }
+    if !state.store.erase_user(user, admin.actor_id()).await? {
+        return Err(AdminError::NotFound("no such user".into()));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------
 // Clients and keys (system administrators)
 

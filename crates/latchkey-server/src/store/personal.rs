@@ -358,8 +358,18 @@ impl Store {
                 diesel::delete(auth_failures::table.filter(auth_failures::user_id.eq(&id)))
                     .execute(&mut *conn)
                     .await?;
+                // Open invitations to the person's address name them too.
+                let email: String = users::table.find(&id).select(users::email).first(&mut *conn).await?;
+                diesel::delete(
+                    super::schema::invitations::table
+                        .filter(super::schema::invitations::email.eq(&email))
+                        .filter(super::schema::invitations::accepted_at.is_null()),
+                )
+                .execute(&mut *conn)
+                .await?;
                 diesel::update(users::table.find(&id))
                     .set((
+                        users::system_admin.eq(false),
                         users::email.eq(&placeholder),
                         users::name.eq(None::<String>),
                         users::password_hash.eq(None::<String>),

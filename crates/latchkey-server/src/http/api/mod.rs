@@ -255,6 +255,8 @@ routes!(
     users::reset_factors,
     users::end_sessions,
     users::set_system_admin,
+    users::export_user,
+    users::erase_user,
     system::list_clients,
     system::create_client,
     system::get_client,

@@ -1,11 +1,12 @@
 //! `/api/v1/users`: actions on a user as a whole. A lab administrator may take them only for
 //! users all of whose labs they administer; system administrators for anyone.
 
+use super::{ApiError, no_content};
 use super::{ApiResult, Caller, ErrorBody};
 use crate::admin::ops::{self, Count, UserView};
 use crate::http::State;
 use crate::store::admin::UserInfo;
-use actix_web::{get, post, put, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -141,4 +142,42 @@ pub async fn set_system_admin(
     Ok(web::Json(
         ops::set_system_admin(&state, &a, &user, body.admin).await?,
     ))
+}
+
+/// Everything Latchkey holds about the person, as JSON (no secrets: factor metadata only).
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = Object, description = "The person's data"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/users/{user}/export")]
+pub async fn export_user(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> ApiResult<serde_json::Value> {
+    Ok(web::Json(ops::export_user(&state, &a, &user).await?))
+}
+
+/// Erase the person: factors, sessions, grants, memberships go; email and name are replaced;
+/// the audit log keeps only their opaque id and stays verifiable.
+#[utoipa::path(
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[delete("/api/v1/users/{user}")]
+pub async fn erase_user(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    ops::erase_user(&state, &a, &user).await?;
+    Ok(no_content())
 }
