@@ -32,6 +32,17 @@ pub async fn cc_token(app: &TestApp, client_id: &str, secret: &str) -> String {
 
 /// A user's tokens from a full browser login with PKCE.
 pub async fn user_tokens(app: &TestApp, client_id: &str, secret: &str, scope: &str) -> Value {
+    user_tokens_for(app, client_id, secret, scope, EMAIL).await
+}
+
+/// Like [`user_tokens`], for another user (password [`PASSWORD`]).
+pub async fn user_tokens_for(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+    email: &str,
+) -> Value {
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
     let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
     u.query_pairs_mut()
@@ -45,7 +56,7 @@ pub async fn user_tokens(app: &TestApp, client_id: &str, secret: &str, scope: &s
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
         )
         .append_pair("code_challenge_method", "S256");
-    let back = Browser::new(app).login(u.as_str(), EMAIL, PASSWORD).await;
+    let back = Browser::new(app).login(u.as_str(), email, PASSWORD).await;
     let code = query_param(&back, "code").unwrap();
     reqwest::Client::new()
         .post(app.url("/token"))

@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+mod admin_api;
 mod audit;
 mod browser;
 mod cli;

@@ -18,3 +18,10 @@ CREATE TABLE invitations (
     accepted_by TEXT
 );
 CREATE INDEX invitations_lab ON invitations (lab_id);
+
+-- The admin console is a built-in public client (its redirect URI follows the issuer and is
+-- supplied by the code); the row exists so that its codes and grants reference a client.
+INSERT INTO clients (id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
+                     access_token_ttl_secs, id_token_alg, skip_consent, created_at)
+VALUES ('latchkey:admin', 'the Latchkey admin console', NULL, '[]', '[]', '["authorization_code"]',
+        900, 'ES256', TRUE, 0);

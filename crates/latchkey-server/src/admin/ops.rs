@@ -247,6 +247,18 @@ pub async fn add_member(
     for r in &new.roles {
         check_role("roles", r)?;
     }
+    // Everything is checked before anything is written.
+    let defined = state.store.lab_roles(lab).await?;
+    if let Some(r) = new
+        .roles
+        .iter()
+        .find(|r| !defined.iter().any(|d| &d.name == *r))
+    {
+        return Err(AdminError::invalid(
+            "roles",
+            format!("no role `{r}` in this lab"),
+        ));
+    }
     let existing = state.store.find_user_by_email(&email).await?;
     let (user_id, created) = match existing {
         Some(u) => {

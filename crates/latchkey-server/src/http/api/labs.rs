@@ -1,12 +1,13 @@
 //! `/api/v1/labs`: the labs, and each lab's part of the audit log.
 
-use super::{ApiResult, Caller, ErrorBody};
+use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{self, AuditEntryView, AuditFilter, LabView, NewLab};
 use crate::http::State;
 use actix_web::{get, post, web};
 
 /// The labs the caller administers (every lab for a system administrator).
 #[utoipa::path(
+    security(("bearer" = ["admin"])),
     tag = "labs",
     responses(
         (status = 200, body = Vec<LabView>),
@@ -20,6 +21,7 @@ pub async fn list_labs(state: State, Caller(a): Caller) -> ApiResult<Vec<LabView
 
 /// Create a lab (system administrators).
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "labs",
     request_body = NewLab,
     responses(
@@ -28,18 +30,13 @@ pub async fn list_labs(state: State, Caller(a): Caller) -> ApiResult<Vec<LabView
     ),
 )]
 #[post("/api/v1/labs")]
-pub async fn create_lab(
-    state: State,
-    Caller(a): Caller,
-    body: web::Json<NewLab>,
-) -> ApiResult<LabView> {
-    Ok(web::Json(
-        ops::create_lab(&state, &a, body.into_inner()).await?,
-    ))
+pub async fn create_lab(state: State, Caller(a): Caller, body: Body<NewLab>) -> ApiResult<LabView> {
+    Ok(web::Json(ops::create_lab(&state, &a, body.0).await?))
 }
 
 /// One lab.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "labs",
     params(("lab" = String, Path, description = "Lab id")),
     responses(
@@ -59,6 +56,7 @@ pub async fn get_lab(
 /// The lab's part of the audit log, newest first: entries about the lab and entries whose
 /// actor or target is one of its members or invitations.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "audit",
     params(("lab" = String, Path, description = "Lab id"), AuditFilter),
     responses(

@@ -1,7 +1,7 @@
 //! `/api/v1/labs/{lab}/members` and `/invitations`: who belongs to a lab, their roles, their
 //! own feature allows and denies, and invitations to join.
 
-use super::{ApiError, ApiResult, Caller, ErrorBody, no_content};
+use super::{ApiError, ApiResult, Body, Caller, ErrorBody, no_content};
 use crate::admin::ops::{self, InvitationView, MemberView, NewInvitation, NewMember};
 use crate::http::State;
 use actix_web::{HttpResponse, delete, get, post, put, web};
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 /// The lab's members with their roles, overrides, effective features and factors.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id")),
     responses(
@@ -29,6 +30,7 @@ pub async fn list_members(
 /// Add a member: an existing account by email, or a new account (with a password, or
 /// without one until it is set).
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id")),
     request_body = NewMember,
@@ -42,15 +44,14 @@ pub async fn add_member(
     state: State,
     Caller(a): Caller,
     lab: web::Path<String>,
-    body: web::Json<NewMember>,
+    body: Body<NewMember>,
 ) -> ApiResult<MemberView> {
-    Ok(web::Json(
-        ops::add_member(&state, &a, &lab, body.into_inner()).await?,
-    ))
+    Ok(web::Json(ops::add_member(&state, &a, &lab, body.0).await?))
 }
 
 /// One member.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id"), ("user" = String, Path, description = "User id")),
     responses(
@@ -71,6 +72,7 @@ pub async fn get_member(
 /// Remove a member from the lab: their roles and overrides there go, their sessions end and
 /// the lab's refresh tokens are revoked at once.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id"), ("user" = String, Path, description = "User id")),
     responses(
@@ -98,6 +100,7 @@ pub struct RolesBody {
 
 /// Set a member's roles.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id"), ("user" = String, Path, description = "User id")),
     request_body = RolesBody,
@@ -111,11 +114,11 @@ pub async fn set_member_roles(
     state: State,
     Caller(a): Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<RolesBody>,
+    body: Body<RolesBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user) = path.into_inner();
     Ok(web::Json(
-        ops::set_member_roles(&state, &a, &lab, &user, body.into_inner().roles).await?,
+        ops::set_member_roles(&state, &a, &lab, &user, body.0.roles).await?,
     ))
 }
 
@@ -127,6 +130,7 @@ pub struct AdminBody {
 
 /// Make a member a lab administrator, or not.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(("lab" = String, Path, description = "Lab id"), ("user" = String, Path, description = "User id")),
     request_body = AdminBody,
@@ -140,11 +144,11 @@ pub async fn set_member_admin(
     state: State,
     Caller(a): Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<AdminBody>,
+    body: Body<AdminBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user) = path.into_inner();
     Ok(web::Json(
-        ops::set_member_admin(&state, &a, &lab, &user, body.admin).await?,
+        ops::set_member_admin(&state, &a, &lab, &user, body.0.admin).await?,
     ))
 }
 
@@ -158,6 +162,7 @@ pub struct AllowBody {
 
 /// Allow or deny one feature to one member.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(
         ("lab" = String, Path, description = "Lab id"),
@@ -175,16 +180,17 @@ pub async fn allow_or_deny_feature(
     state: State,
     Caller(a): Caller,
     path: web::Path<(String, String, String)>,
-    body: web::Json<AllowBody>,
+    body: Body<AllowBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user, feature) = path.into_inner();
     Ok(web::Json(
-        ops::set_member_feature(&state, &a, &lab, &user, &feature, Some(body.allow)).await?,
+        ops::set_member_feature(&state, &a, &lab, &user, &feature, Some(body.0.allow)).await?,
     ))
 }
 
 /// Clear a member's own allow or deny of a feature (their roles decide again).
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "members",
     params(
         ("lab" = String, Path, description = "Lab id"),
@@ -210,6 +216,7 @@ pub async fn clear_feature(
 
 /// The lab's open invitations.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "invitations",
     params(("lab" = String, Path, description = "Lab id")),
     responses(
@@ -229,6 +236,7 @@ pub async fn list_invitations(
 /// Invite an email address into the lab with some roles. The response carries the link to
 /// send (shown only here); the person chooses a password there.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "invitations",
     params(("lab" = String, Path, description = "Lab id")),
     request_body = NewInvitation,
@@ -242,15 +250,16 @@ pub async fn create_invitation(
     state: State,
     Caller(a): Caller,
     lab: web::Path<String>,
-    body: web::Json<NewInvitation>,
+    body: Body<NewInvitation>,
 ) -> ApiResult<InvitationView> {
     Ok(web::Json(
-        ops::create_invitation(&state, &a, &lab, body.into_inner()).await?,
+        ops::create_invitation(&state, &a, &lab, body.0).await?,
     ))
 }
 
 /// Withdraw an open invitation.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "invitations",
     params(("lab" = String, Path, description = "Lab id"), ("invitation" = String, Path, description = "Invitation id")),
     responses(

@@ -126,6 +126,50 @@ impl FromRequest for Caller {
     }
 }
 
+/// A JSON request body. Unlike `web::Json`, a value of the wrong type is reported with the
+/// path of the field at fault (`roles[0]`), not only a line and column.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Body<T>, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let json = req
+            .headers()
+            .get("Content-Type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim() == "application/json")
+            });
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !json {
+                return Err(ApiError(AdminError::invalid(
+                    "body",
+                    "send a JSON body with Content-Type: application/json",
+                )));
+            }
+            let bytes = bytes
+                .await
+                .map_err(|e| ApiError(AdminError::invalid("body", e.to_string())))?;
+            let de = &mut serde_json::Deserializer::from_slice(&bytes);
+            serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
+                let path = e.path().to_string();
+                let message = e.inner().to_string();
+                let field = if path == "." || path.is_empty() {
+                    serde_field(&message)
+                } else {
+                    path
+                };
+                ApiError(AdminError::invalid(&field, message))
+            })
+        })
+    }
+}
+
 /// A body-less success (`204 No Content`).
 pub fn no_content() -> HttpResponse {
     HttpResponse::NoContent().finish()
@@ -134,25 +178,6 @@ pub fn no_content() -> HttpResponse {
 /// Names the field a serde error is about (`missing field `name``, `unknown field `x``).
 fn serde_field(msg: &str) -> String {
     msg.split('`').nth(1).unwrap_or("body").to_owned()
-}
-
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(64 * 1024)
-        .error_handler(|err, _| {
-            let msg = err.to_string();
-            let e = match &err {
-                actix_web::error::JsonPayloadError::ContentType => AdminError::invalid(
-                    "body",
-                    "send a JSON body with Content-Type: application/json",
-                ),
-                actix_web::error::JsonPayloadError::Deserialize(d) => {
-                    AdminError::invalid(&serde_field(&d.to_string()), d.to_string())
-                }
-                _ => AdminError::invalid("body", msg),
-            };
-            ApiError(e).into()
-        })
 }
 
 fn query_config() -> web::QueryConfig {
@@ -182,7 +207,12 @@ impl utoipa::Modify for BearerAuth {
                     .description(Some(
                         "An access token Latchkey issued for the audience `latchkey:admin`: \
                          to the admin console, or with client_credentials and scope \
-                         `latchkey:admin` to a client registered with `--admin-of`.",
+                         `latchkey:admin` to a client registered with `--admin-of`. Each \
+                         operation's requirement names who may call it: `system` (system \
+                         administrators), `lab` (administrators of the lab in the path), \
+                         `user` (administrators of every lab the user belongs to), `admin` \
+                         (any administrator; results narrowed to what they administer). \
+                         System administrators may call everything.",
                     ))
                     .build(),
             ),
@@ -214,8 +244,7 @@ macro_rules! routes {
 
         /// Registers every admin API route (and the document describing them).
         pub fn configure(cfg: &mut web::ServiceConfig) {
-            cfg.app_data(json_config())
-                .app_data(query_config())
+            cfg.app_data(query_config())
                 .app_data(path_config());
             $(cfg.service($module::$handler);)*
             cfg.route(

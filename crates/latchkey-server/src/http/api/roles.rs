@@ -1,13 +1,14 @@
 //! `/api/v1/labs/{lab}/roles` and `/policy`: what each role gives, and the lab's MFA policy
 //! with its adoption.
 
-use super::{ApiError, ApiResult, Caller, ErrorBody, no_content};
+use super::{ApiError, ApiResult, Body, Caller, ErrorBody, no_content};
 use crate::admin::ops::{self, Adoption, PolicyView, RoleBody, RoleView};
 use crate::http::State;
 use actix_web::{HttpResponse, delete, get, put, web};
 
 /// The lab's roles with their features and minimum levels.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "roles",
     params(("lab" = String, Path, description = "Lab id")),
     responses(
@@ -26,6 +27,7 @@ pub async fn list_roles(
 
 /// Create or replace a role: exactly these features, and this minimum level.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "roles",
     params(("lab" = String, Path, description = "Lab id"), ("role" = String, Path, description = "Role name")),
     request_body = RoleBody,
@@ -39,16 +41,17 @@ pub async fn put_role(
     state: State,
     Caller(a): Caller,
     path: web::Path<(String, String)>,
-    body: web::Json<RoleBody>,
+    body: Body<RoleBody>,
 ) -> ApiResult<RoleView> {
     let (lab, role) = path.into_inner();
     Ok(web::Json(
-        ops::put_role(&state, &a, &lab, &role, body.into_inner()).await?,
+        ops::put_role(&state, &a, &lab, &role, body.0).await?,
     ))
 }
 
 /// Delete a role; its holders lose it.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "roles",
     params(("lab" = String, Path, description = "Lab id"), ("role" = String, Path, description = "Role name")),
     responses(
@@ -69,6 +72,7 @@ pub async fn delete_role(
 
 /// The lab's MFA policy.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "policy",
     params(("lab" = String, Path, description = "Lab id")),
     responses(
@@ -88,6 +92,7 @@ pub async fn get_policy(
 /// Set the lab's MFA policy (`min_acr` null removes it). Applies at members' next sign-in
 /// and next refresh.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "policy",
     params(("lab" = String, Path, description = "Lab id")),
     request_body = PolicyView,
@@ -101,15 +106,14 @@ pub async fn put_policy(
     state: State,
     Caller(a): Caller,
     lab: web::Path<String>,
-    body: web::Json<PolicyView>,
+    body: Body<PolicyView>,
 ) -> ApiResult<PolicyView> {
-    Ok(web::Json(
-        ops::put_policy(&state, &a, &lab, body.into_inner()).await?,
-    ))
+    Ok(web::Json(ops::put_policy(&state, &a, &lab, body.0).await?))
 }
 
 /// How many members already meet the policy, and the strongest level each can reach.
 #[utoipa::path(
+    security(("bearer" = ["lab"])),
     tag = "policy",
     params(("lab" = String, Path, description = "Lab id")),
     responses(

@@ -1,6 +1,6 @@
 //! System administration: `/api/v1/clients`, `/api/v1/keys`, `/api/v1/audit`.
 
-use super::{ApiResult, Caller, ErrorBody};
+use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{
     self, AuditEntryView, AuditFilter, ClientView, CreatedClientView, KeyView, NewClientBody,
 };
@@ -9,6 +9,7 @@ use actix_web::{get, post, web};
 
 /// Every registered client.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "clients",
     responses(
         (status = 200, body = Vec<ClientView>),
@@ -22,6 +23,7 @@ pub async fn list_clients(state: State, Caller(a): Caller) -> ApiResult<Vec<Clie
 
 /// Register a client; a confidential client's secret is in this response only.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "clients",
     request_body = NewClientBody,
     responses(
@@ -33,15 +35,14 @@ pub async fn list_clients(state: State, Caller(a): Caller) -> ApiResult<Vec<Clie
 pub async fn create_client(
     state: State,
     Caller(a): Caller,
-    body: web::Json<NewClientBody>,
+    body: Body<NewClientBody>,
 ) -> ApiResult<CreatedClientView> {
-    Ok(web::Json(
-        ops::create_client(&state, &a, body.into_inner()).await?,
-    ))
+    Ok(web::Json(ops::create_client(&state, &a, body.0).await?))
 }
 
 /// One client.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "clients",
     params(("client" = String, Path, description = "Client id")),
     responses(
@@ -60,6 +61,7 @@ pub async fn get_client(
 
 /// The published signing keys.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "keys",
     responses(
         (status = 200, body = Vec<KeyView>),
@@ -73,6 +75,7 @@ pub async fn list_keys(state: State, Caller(a): Caller) -> ApiResult<Vec<KeyView
 
 /// Stage successors for every algorithm now (they sign after the staged lead time).
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "keys",
     responses(
         (status = 200, body = Vec<KeyView>),
@@ -86,6 +89,7 @@ pub async fn rotate_keys(state: State, Caller(a): Caller) -> ApiResult<Vec<KeyVi
 
 /// Emergency: unpublish a key at once; a successor signs in its place.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "keys",
     params(("kid" = String, Path, description = "Key id")),
     responses(
@@ -104,6 +108,7 @@ pub async fn revoke_key(
 
 /// The whole audit log, newest first, with filters.
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "audit",
     params(AuditFilter),
     responses(

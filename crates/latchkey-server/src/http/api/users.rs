@@ -1,7 +1,7 @@
 //! `/api/v1/users`: actions on a user as a whole. A lab administrator may take them only for
 //! users all of whose labs they administer; system administrators for anyone.
 
-use super::{ApiError, no_content};
+use super::{ApiError, Body, no_content};
 use super::{ApiResult, Caller, ErrorBody};
 use crate::admin::ops::{self, Count, UserView};
 use crate::http::State;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 /// Every user (system administrators).
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "users",
     responses(
         (status = 200, body = Vec<UserInfo>),
@@ -25,6 +26,7 @@ pub async fn list_users(state: State, Caller(a): Caller) -> ApiResult<Vec<UserIn
 
 /// One user, their labs and factors.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -43,6 +45,7 @@ pub async fn get_user(
 
 /// Disable a user: their sessions and refresh tokens end at once and they cannot sign in.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -61,6 +64,7 @@ pub async fn disable_user(
 
 /// Enable a disabled user.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -82,6 +86,7 @@ pub async fn enable_user(
 /// Remove every second factor (TOTP, passkeys, security keys, recovery codes) and end the
 /// user's sessions: they enrol again at their next sign-in.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -100,6 +105,7 @@ pub async fn reset_factors(
 
 /// End every session of the user and revoke their refresh tokens.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -124,6 +130,7 @@ pub struct SystemAdminBody {
 
 /// Make a user a system administrator, or not (system administrators).
 #[utoipa::path(
+    security(("bearer" = ["system"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     request_body = SystemAdminBody,
@@ -137,15 +144,16 @@ pub async fn set_system_admin(
     state: State,
     Caller(a): Caller,
     user: web::Path<String>,
-    body: web::Json<SystemAdminBody>,
+    body: Body<SystemAdminBody>,
 ) -> ApiResult<UserView> {
     Ok(web::Json(
-        ops::set_system_admin(&state, &a, &user, body.admin).await?,
+        ops::set_system_admin(&state, &a, &user, body.0.admin).await?,
     ))
 }
 
 /// Everything Latchkey holds about the person, as JSON (no secrets: factor metadata only).
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(
@@ -165,6 +173,7 @@ pub async fn export_user(
 /// Erase the person: factors, sessions, grants, memberships go; email and name are replaced;
 /// the audit log keeps only their opaque id and stays verifiable.
 #[utoipa::path(
+    security(("bearer" = ["user"])),
     tag = "users",
     params(("user" = String, Path, description = "User id")),
     responses(

@@ -1,0 +1,862 @@
+//! The admin API and console: the authorisation matrix generated from the route table (the
+//! served OpenAPI document, which the same list of handlers produces), the grants and policy
+//! the API sets reaching tokens, validation errors naming the field, refusals that change
+//! nothing, automation clients, the console's sign-in and confirmations. Both databases.
+
+use crate::both;
+use crate::common::*;
+use latchkey_server::provision;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// A user made through the same path as `latchkey user create`.
+pub async fn make_user(app: &TestApp, lab: &str, email: &str) -> String {
+    provision::create_user(
+        &app.state.store,
+        &app.state.config,
+        &app.state.hasher,
+        lab,
+        email,
+        None,
+        PASSWORD,
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+/// Signs in to the admin console in `b` (hosted login) and returns the console's access
+/// token, as set in its cookie.
+pub async fn console_token(app: &TestApp, b: &Browser, email: &str) -> String {
+    let r = b.get("/admin/login").await;
+    assert_eq!(r.status(), 303);
+    let authorize = location(&r);
+    assert!(authorize.starts_with("/authorize?"), "{authorize}");
+    let back = b.login(&authorize, email, PASSWORD).await;
+    assert!(
+        back.as_str().starts_with(&app.url("/admin/callback")),
+        "{back}"
+    );
+    let r = b.get(back.as_str()).await;
+    assert_eq!(r.status(), 303, "callback signs in");
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("latchkey_admin="))
+        .map(|c| c.split(';').next().unwrap_or("").to_owned())
+        .filter(|t| !t.is_empty())
+        .expect("the console keeps its access token in a cookie")
+}
+
+/// An automation client's admin token (client_credentials, scope `latchkey:admin`).
+pub async fn client_token(app: &TestApp, admin_of: &str) -> String {
+    let admin_of = admin_of.to_owned();
+    let c = app
+        .client(move |c| {
+            c.grant_types = vec!["client_credentials".into()];
+            c.redirect_uris = vec![];
+            c.admin_of = Some(admin_of);
+        })
+        .await;
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&c.client_id, c.client_secret.as_deref())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "latchkey:admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["scope"], "latchkey:admin");
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+pub async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A valid body for each request schema: a new schema without one fails the matrix test, so
+/// a new endpoint cannot skip it.
+fn sample_body(schema: &str) -> Value {
+    match schema {
+        "NewLab" => json!({"name": "Matrix lab"}),
+        "NewMember" => json!({"email": "newcomer@lab.example"}),
+        "RolesBody" => json!({"roles": []}),
+        "AdminBody" | "SystemAdminBody" => json!({"admin": false}),
+        "AllowBody" => json!({"allow": true}),
+        "NewInvitation" => json!({"email": "invitee@lab.example"}),
+        "RoleBody" => json!({"features": ["orders:read"]}),
+        "PolicyView" => json!({"min_acr": null}),
+        "NewClientBody" => json!({"name": "bot", "grant_types": ["client_credentials"]}),
+        other => panic!("no sample body for request schema {other}: add one to sample_body"),
+    }
+}
+
+struct Op {
+    method: Method,
+    path: String,
+    access: String,
+    body: Option<Value>,
+}
+
+/// Every operation of the served OpenAPI document.
+async fn operations(app: &TestApp) -> Vec<Op> {
+    let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut ops = vec![];
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (m, op) in item.as_object().unwrap() {
+            let method: Method = m.to_uppercase().parse().unwrap();
+            let access = op["security"][0]["bearer"][0]
+                .as_str()
+                .unwrap_or_else(|| panic!("{m} {path} declares no bearer role"))
+                .to_owned();
+            let body = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                .as_str()
+                .map(|r| sample_body(r.trim_start_matches("#/components/schemas/")));
+            ops.push(Op {
+                method,
+                path: path.clone(),
+                access,
+                body,
+            });
+        }
+    }
+    assert!(ops.len() >= 35, "the document lists every route");
+    ops
+}
+
+fn fill(path: &str, params: &[(&str, &str)]) -> String {
+    let mut p = path.to_owned();
+    for (k, v) in params {
+        p = p.replace(&format!("{{{k}}}"), v);
+    }
+    assert!(!p.contains('{'), "unfilled parameter in {p}");
+    p
+}
+
+struct Fixture {
+    system: String,
+    lab_admin: String,
+    plain: String,
+    lab_b: String,
+    /// Parameters naming lab B's objects, and lab A's.
+    b: Vec<(&'static str, String)>,
+    a: Vec<(&'static str, String)>,
+}
+
+async fn invitation(app: &TestApp, lab: &str, email: &str) -> String {
+    let inv = latchkey_server::store::invitations::Invitation {
+        id: uuid::Uuid::new_v4().to_string(),
+        lab: lab.to_owned(),
+        email: email.to_owned(),
+        roles: vec![],
+        created_by: "test".into(),
+        created_at: 0,
+        expires_at: i64::MAX / 2,
+        accepted_at: None,
+    };
+    app.state
+        .store
+        .create_invitation(
+            &inv,
+            latchkey_server::secret::TokenHash::of(&format!("lk_in_{}", inv.id)),
+        )
+        .await
+        .unwrap();
+    inv.id
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let store = &app.state.store;
+    let a = app.lab_id.clone();
+    let b = store.create_lab("Lab B").await.unwrap().id;
+    let sys_id = make_user(app, &a, "root@lab.example").await;
+    store.set_system_admin(&sys_id, true).await.unwrap();
+    let la_id = make_user(app, &a, "boss-a@lab.example").await;
+    store.set_lab_admin(&la_id, &a, true).await.unwrap();
+    let user_b = make_user(app, &b, "bob@lab.example").await;
+    let user_a = make_user(app, &a, "amy@lab.example").await;
+    for (lab, role) in [(&b, "viewer"), (&a, "viewer")] {
+        store
+            .put_role(lab, role, &["orders:read".into()], None)
+            .await
+            .unwrap();
+    }
+    let inv_b = invitation(app, &b, "carl@lab.example").await;
+    let inv_a = invitation(app, &a, "cleo@lab.example").await;
+    let client = app.client(|_| {}).await.client_id;
+    let (sb, la, pl) = (Browser::new(app), Browser::new(app), Browser::new(app));
+    Fixture {
+        system: console_token(app, &sb, "root@lab.example").await,
+        lab_admin: console_token(app, &la, "boss-a@lab.example").await,
+        plain: console_token(app, &pl, EMAIL).await,
+        b: vec![
+            ("lab", b.clone()),
+            ("user", user_b),
+            ("role", "viewer".into()),
+            ("invitation", inv_b),
+            ("feature", "orders:read".into()),
+            ("client", client.clone()),
+            ("kid", "no-such-kid".into()),
+        ],
+        a: vec![
+            ("lab", a),
+            ("user", user_a),
+            ("role", "viewer".into()),
+            ("invitation", inv_a),
+            ("feature", "orders:read".into()),
+            ("client", client),
+            ("kid", "no-such-kid".into()),
+        ],
+        lab_b: b,
+    }
+}
+
+fn params<'a>(p: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    p.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+both!(
+    authorisation_matrix_is_enforced_for_every_route_in_the_table,
+    async |app: &TestApp| {
+        let f = fixture(app).await;
+        let ops = operations(app).await;
+        let on_b = params(&f.b);
+        let on_a = params(&f.a);
+        let mut checked = 0;
+        // Refusals first: they must change nothing (the allowed calls below come after).
+        for op in &ops {
+            let path_b = fill(&op.path, &on_b);
+            let what = format!("{} {}", op.method, op.path);
+            let (s, body) = call(app, None, op.method.clone(), &path_b, op.body.clone()).await;
+            assert_eq!(s, 401, "no token: {what}");
+            assert_eq!(body["error"], "unauthenticated", "{what}");
+            let (s, body) = call(
+                app,
+                Some(&f.plain),
+                op.method.clone(),
+                &path_b,
+                op.body.clone(),
+            )
+            .await;
+            assert_eq!(s, 403, "a plain user is refused: {what}");
+            assert_eq!(body["error"], "forbidden", "{what}");
+            let (s, body) = call(
+                app,
+                Some(&f.lab_admin),
+                op.method.clone(),
+                &path_b,
+                op.body.clone(),
+            )
+            .await;
+            if op.access == "admin" {
+                assert_eq!(s, 200, "{what}");
+                assert!(
+                    !body.to_string().contains(&f.lab_b),
+                    "a lab administrator sees only their labs: {what}"
+                );
+            } else {
+                assert_eq!(s, 403, "lab A's administrator on lab B's objects: {what}");
+            }
+            checked += 1;
+        }
+        // Lab A's administrator on lab A's objects: allowed where the role is lab, user or
+        // admin; refused on system routes. Deletions last, so that each route still finds
+        // its objects.
+        let mut ordered: Vec<&Op> = ops.iter().collect();
+        ordered.sort_by_key(|op| {
+            (
+                op.method == Method::DELETE,
+                !op.path.starts_with("/api/v1/users"),
+            )
+        });
+        for op in ordered {
+            let what = format!("{} {}", op.method, op.path);
+            let (s, _) = call(
+                app,
+                Some(&f.lab_admin),
+                op.method.clone(),
+                &fill(&op.path, &on_a),
+                op.body.clone(),
+            )
+            .await;
+            if op.access == "system" {
+                assert_eq!(
+                    s, 403,
+                    "system route refused to a lab administrator: {what}"
+                );
+            } else {
+                assert!(
+                    s != 401 && s != 403 && s < 500,
+                    "lab administrator on their own lab: {what} gave {s}"
+                );
+            }
+        }
+        // A system administrator may call everything, on lab B too.
+        for op in &ops {
+            let what = format!("{} {}", op.method, op.path);
+            let (s, _) = call(
+                app,
+                Some(&f.system),
+                op.method.clone(),
+                &fill(&op.path, &on_b),
+                op.body.clone(),
+            )
+            .await;
+            assert!(
+                s != 401 && s != 403 && s < 500,
+                "system administrator: {what} gave {s}"
+            );
+        }
+        assert_eq!(checked, ops.len());
+    }
+);
+
+both!(
+    automation_clients_are_bound_to_their_scope,
+    async |app: &TestApp| {
+        let f = fixture(app).await;
+        let sys = client_token(app, "*").await;
+        let lab_a = client_token(app, &app.lab_id).await;
+        let (s, labs) = call(app, Some(&sys), Method::GET, "/api/v1/labs", None).await;
+        assert_eq!(s, 200);
+        assert_eq!(labs.as_array().unwrap().len(), 2);
+        let (s, _) = call(app, Some(&sys), Method::GET, "/api/v1/keys", None).await;
+        assert_eq!(s, 200);
+        let (s, _) = call(
+            app,
+            Some(&lab_a),
+            Method::GET,
+            &format!("/api/v1/labs/{}/members", f.lab_b),
+            None,
+        )
+        .await;
+        assert_eq!(s, 403, "a lab-bound client on another lab");
+        let (s, members) = call(
+            app,
+            Some(&lab_a),
+            Method::GET,
+            &format!("/api/v1/labs/{}/members", app.lab_id),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert!(members.to_string().contains(EMAIL));
+        let (s, _) = call(app, Some(&lab_a), Method::GET, "/api/v1/keys", None).await;
+        assert_eq!(s, 403);
+    }
+);
+
+both!(
+    admin_scope_is_refused_to_a_client_without_an_admin_binding,
+    async |app: &TestApp| {
+        let c = app
+            .client(|c| {
+                c.grant_types = vec!["client_credentials".into()];
+                c.redirect_uris = vec![];
+            })
+            .await;
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(&c.client_id, c.client_secret.as_deref())
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "latchkey:admin"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_scope");
+        // Its ordinary token (audience: itself) does not open the admin API either.
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(&c.client_id, c.client_secret.as_deref())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        let t: Value = r.json().await.unwrap();
+        let (s, body) = call(
+            app,
+            t["access_token"].as_str(),
+            Method::GET,
+            "/api/v1/labs",
+            None,
+        )
+        .await;
+        assert_eq!(s, 401);
+        assert_eq!(body["error"], "unauthenticated");
+    }
+);
+
+both!(
+    user_token_issued_to_another_client_is_refused,
+    async |app: &TestApp| {
+        let sys = make_user(app, &app.lab_id, "root@lab.example").await;
+        app.state.store.set_system_admin(&sys, true).await.unwrap();
+        let c = app.client(|c| c.skip_consent = true).await;
+        let t = crate::client::user_tokens_for(
+            app,
+            &c.client_id,
+            c.client_secret.as_deref().unwrap(),
+            "openid",
+            "root@lab.example",
+        )
+        .await;
+        let (s, _) = call(
+            app,
+            t["access_token"].as_str(),
+            Method::GET,
+            "/api/v1/labs",
+            None,
+        )
+        .await;
+        assert_eq!(
+            s, 401,
+            "a relying service cannot replay an administrator's token at the admin API"
+        );
+    }
+);
+
+both!(revoked_admin_rights_apply_at_once, async |app: &TestApp| {
+    let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
+    app.state
+        .store
+        .set_lab_admin(&la, &app.lab_id, true)
+        .await
+        .unwrap();
+    let b = Browser::new(app);
+    let t = console_token(app, &b, "boss-a@lab.example").await;
+    let members = format!("/api/v1/labs/{}/members", app.lab_id);
+    assert_eq!(
+        call(app, Some(&t), Method::GET, &members, None).await.0,
+        200
+    );
+    app.state
+        .store
+        .set_lab_admin(&la, &app.lab_id, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        call(app, Some(&t), Method::GET, &members, None).await.0,
+        403
+    );
+    app.state.store.set_user_disabled(&la, true).await.unwrap();
+    assert_eq!(
+        call(app, Some(&t), Method::GET, &members, None).await.0,
+        401
+    );
+});
+
+both!(
+    grants_and_policy_set_through_the_api_reach_the_next_token,
+    async |app: &TestApp| {
+        let sys = client_token(app, &app.lab_id).await;
+        let lab = &app.lab_id;
+        let (s, role) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/roles/accountant"),
+            Some(json!({"features": ["invoices:approve", "orders:read"]})),
+        )
+        .await;
+        assert_eq!(s, 200, "{role}");
+        let (s, _) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/members/{}/roles", app.user_id),
+            Some(json!({"roles": ["accountant"]})),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let (s, m) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!(
+                "/api/v1/labs/{lab}/members/{}/features/orders:read",
+                app.user_id
+            ),
+            Some(json!({"allow": false})),
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_eq!(m["features"], json!(["invoices:approve"]), "deny wins");
+        let c = app.client(|c| c.skip_consent = true).await;
+        let t = crate::client::user_tokens(
+            app,
+            &c.client_id,
+            c.client_secret.as_deref().unwrap(),
+            "openid",
+        )
+        .await;
+        let claims = crate::mfa::jwt_claims(t["access_token"].as_str().unwrap());
+        assert_eq!(claims["roles"], json!(["accountant"]));
+        assert_eq!(claims["features"], json!(["invoices:approve"]));
+
+        // The policy and its adoption.
+        let (s, p) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/policy"),
+            Some(json!({"min_acr": "mfa", "grace_days": 7})),
+        )
+        .await;
+        assert_eq!(s, 200, "{p}");
+        assert_eq!(p["min_acr"], "mfa");
+        let (_, a) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/policy/adoption"),
+            None,
+        )
+        .await;
+        assert_eq!(a["members"], 1);
+        assert_eq!(a["meeting"], 0);
+        assert_eq!(a["pwd"], 1);
+
+        // Every change is in the audit log with the state before and after.
+        let (_, log) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/audit?action=member."),
+            None,
+        )
+        .await;
+        let feature = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "member.feature")
+            .expect("member.feature audited");
+        assert_eq!(feature["details"]["before"], Value::Null);
+        assert_eq!(feature["details"]["after"], false);
+        let (_, log) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/audit?action=policy."),
+            None,
+        )
+        .await;
+        assert_eq!(log[0]["details"]["before"]["min_acr"], Value::Null);
+        assert_eq!(log[0]["details"]["after"]["min_acr"], "mfa");
+    }
+);
+
+both!(
+    invalid_input_names_the_field_and_changes_nothing,
+    async |app: &TestApp| {
+        let sys = client_token(app, "*").await;
+        let lab = &app.lab_id;
+        let before = app.state.store.lab_members(lab).await.unwrap();
+        // Missing field, unknown field, wrong type: 422 naming it.
+        for (body, field) in [
+            (json!({}), "email"),
+            (json!({"email": "x@lab.example", "colour": "red"}), "colour"),
+            (json!({"email": 5}), "email"),
+            (json!({"email": "not-an-address"}), "email"),
+            (
+                json!({"email": "new@lab.example", "roles": ["no-such-role"]}),
+                "roles",
+            ),
+            (
+                json!({"email": "new@lab.example", "password": "short"}),
+                "password",
+            ),
+        ] {
+            let (s, e) = call(
+                app,
+                Some(&sys),
+                Method::POST,
+                &format!("/api/v1/labs/{lab}/members"),
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(s, 422, "{body}: {e}");
+            assert_eq!(e["error"], "invalid");
+            assert_eq!(e["field"], field, "{body}: {e}");
+        }
+        assert_eq!(app.state.store.lab_members(lab).await.unwrap(), before);
+        assert!(
+            app.state
+                .store
+                .find_user_by_email("new@lab.example")
+                .await
+                .unwrap()
+                .is_none(),
+            "a refused request writes nothing"
+        );
+        let (s, e) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/policy"),
+            Some(json!({"min_acr": "strong"})),
+        )
+        .await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("min_acr")));
+        let (s, e) = call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/roles/accountant"),
+            Some(json!({"features": ["Not A Feature"]})),
+        )
+        .await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("features")));
+        let (s, e) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            "/api/v1/labs/no-such-lab/members",
+            None,
+        )
+        .await;
+        assert_eq!((s, e["error"].as_str()), (404, Some("not_found")));
+        let (s, e) = call(app, Some(&sys), Method::GET, "/api/v1/audit?limit=0", None).await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("limit")));
+    }
+);
+
+both!(
+    openapi_document_is_3_1_and_generated_from_the_handlers,
+    async |app: &TestApp| {
+        let doc: Value = reqwest::get(app.url("/api/v1/openapi.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        assert_eq!(
+            doc,
+            serde_json::to_value(latchkey_server::http::api::document()).unwrap()
+        );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["bearer"]["scheme"],
+            "bearer"
+        );
+        assert!(
+            doc["paths"]["/api/v1/labs/{lab}/members/{user}/features/{feature}"]["put"].is_object()
+        );
+    }
+);
+
+both!(
+    invitation_link_creates_the_account_once,
+    async |app: &TestApp| {
+        let sys = client_token(app, &app.lab_id).await;
+        let lab = &app.lab_id;
+        call(
+            app,
+            Some(&sys),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/roles/viewer"),
+            Some(json!({"features": ["orders:read"]})),
+        )
+        .await;
+        let (s, inv) = call(
+            app,
+            Some(&sys),
+            Method::POST,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            Some(json!({"email": "Nia@Lab.example", "roles": ["viewer"]})),
+        )
+        .await;
+        assert_eq!(s, 200, "{inv}");
+        let link = inv["link"].as_str().unwrap().to_owned();
+        let path = link.strip_prefix(&app.base).unwrap().to_owned();
+        let b = Browser::new(app);
+        let page = b.get(&path).await;
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("nia@lab.example"));
+        let csrf = html_input(&html, "csrf").unwrap();
+        let weak = b
+            .post_form(&path, &[("csrf", &csrf), ("password", "password")])
+            .await;
+        assert_eq!(weak.status(), 422, "a weak password is refused");
+        let ok = b
+            .post_form(&path, &[("csrf", &csrf), ("password", PASSWORD)])
+            .await;
+        assert_eq!(ok.status(), 200);
+        let u = app
+            .state
+            .store
+            .find_user_by_email("nia@lab.example")
+            .await
+            .unwrap()
+            .unwrap();
+        let g = app.state.store.member_grants(&u.id, lab).await.unwrap();
+        assert_eq!(g.roles, vec!["viewer"]);
+        let again = b
+            .post_form(&path, &[("csrf", &csrf), ("password", PASSWORD)])
+            .await;
+        assert_eq!(again.status(), 404, "the link works once");
+        let (_, open) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            None,
+        )
+        .await;
+        assert_eq!(open, json!([]));
+    }
+);
+
+both!(export_and_erase_through_the_api, async |app: &TestApp| {
+    let sys = client_token(app, &app.lab_id).await;
+    let u = &app.user_id;
+    let (s, v) = call(
+        app,
+        Some(&sys),
+        Method::GET,
+        &format!("/api/v1/users/{u}/export"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(v.to_string().contains(EMAIL));
+    assert!(!v.to_string().contains("argon2"), "no password hash");
+    let (s, _) = call(
+        app,
+        Some(&sys),
+        Method::DELETE,
+        &format!("/api/v1/users/{u}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, v) = call(
+        app,
+        Some(&sys),
+        Method::GET,
+        &format!("/api/v1/users/{u}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["error"], "forbidden",
+        "no lab left: only system administrators"
+    );
+    assert!(
+        app.state
+            .store
+            .find_user_by_email(EMAIL)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (chain, unchained) = app.state.store.audit_chain().await.unwrap();
+    assert_eq!(unchained, 0);
+    assert!(latchkey_server::audit_chain::verify(&chain).is_none());
+});
+
+both!(
+    console_destructive_actions_ask_for_confirmation_and_need_csrf,
+    async |app: &TestApp| {
+        let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
+        app.state
+            .store
+            .set_lab_admin(&la, &app.lab_id, true)
+            .await
+            .unwrap();
+        let b = Browser::new(app);
+        console_token(app, &b, "boss-a@lab.example").await;
+        let r = b.get("/admin").await;
+        assert_eq!(r.status(), 303, "one lab: straight to it");
+        let lab_page = location(&r);
+        let html = b.get(&lab_page).await.text().await.unwrap();
+        assert!(html.contains(EMAIL));
+        let csrf = html_input(&html, "csrf").unwrap();
+        let remove = format!("{lab_page}/members/{}/remove", app.user_id);
+        let r = b.post_form(&remove, &[("csrf", &csrf)]).await;
+        assert_eq!(r.status(), 200);
+        let confirm = r.text().await.unwrap();
+        assert!(confirm.contains("Remove this member from the lab?"));
+        assert_eq!(html_input(&confirm, "confirm").as_deref(), Some("yes"));
+        assert_eq!(
+            app.state.store.user_labs(&app.user_id).await.unwrap().len(),
+            1,
+            "nothing removed before confirming"
+        );
+        let r = b
+            .post_form(&remove, &[("csrf", "forged"), ("confirm", "yes")])
+            .await;
+        assert_eq!(r.status(), 422, "a forged CSRF token is refused");
+        assert_eq!(
+            app.state.store.user_labs(&app.user_id).await.unwrap().len(),
+            1
+        );
+        let r = b
+            .post_form(&remove, &[("csrf", &csrf), ("confirm", "yes")])
+            .await;
+        assert_eq!(r.status(), 303);
+        assert!(
+            app.state
+                .store
+                .user_labs(&app.user_id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // Another lab's page is refused to this lab's administrator.
+        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        let r = b.get(&format!("/admin/labs/{other}")).await;
+        assert_eq!(r.status(), 403);
+    }
+);
+
+both!(
+    console_without_a_session_goes_to_sign_in,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        let r = b.get("/admin/labs/whatever").await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/admin/login?back="));
+        let r = b
+            .post_form(
+                &format!("/admin/labs/{}/policy", app.lab_id),
+                &[("min_acr", "none")],
+            )
+            .await;
+        assert_eq!(r.status(), 303, "no change without signing in");
+        // A forged callback (no login state) is refused.
+        let r = b.get("/admin/callback?code=x&state=y").await;
+        assert_eq!(r.status(), 400);
+    }
+);
