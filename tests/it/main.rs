@@ -9,6 +9,7 @@
 )]
 
 mod admin_api;
+mod api_fuzz;
 mod audit;
 mod browser;
 mod cli;

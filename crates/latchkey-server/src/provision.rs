@@ -23,9 +23,9 @@ pub enum ProvisionError {
 
 pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(ProvisionError::Invalid(
-            "--name must be 1 to 100 characters".into(),
+            "--name must be 1 to 100 characters, without control characters".into(),
         ));
     }
     Ok(store.create_lab(name).await?)
@@ -116,8 +116,8 @@ pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "clien
 
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
     let invalid = |m: String| Err(ProvisionError::Invalid(m));
-    if c.name.trim().is_empty() {
-        return invalid("--name must not be empty".into());
+    if c.name.trim().is_empty() || c.name.len() > 200 || c.name.chars().any(char::is_control) {
+        return invalid("--name must be 1 to 200 characters, without control characters".into());
     }
     for g in &c.grant_types {
         if !GRANT_TYPES.contains(&g.as_str()) {

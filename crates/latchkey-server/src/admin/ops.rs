@@ -110,10 +110,10 @@ pub async fn get_lab(state: &AppState, admin: &Admin, lab: &str) -> R<LabView> {
 pub async fn create_lab(state: &AppState, admin: &Admin, new: NewLab) -> R<LabView> {
     admin.require_system()?;
     let name = new.name.trim();
-    if name.is_empty() || name.len() > 100 {
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(AdminError::invalid(
             "name",
-            "give a name of 1 to 100 characters",
+            "give a name of 1 to 100 characters, without control characters",
         ));
     }
     let lab = state.store.create_lab(name).await?;
@@ -242,6 +242,14 @@ pub async fn add_member(
         return Err(AdminError::invalid(
             "email",
             "give an email address like ada@example.org",
+        ));
+    }
+    if let Some(n) = &new.name
+        && (n.len() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(AdminError::invalid(
+            "name",
+            "give a name of at most 200 characters, without control characters",
         ));
     }
     for r in &new.roles {

@@ -17,6 +17,7 @@ pub mod users;
 
 use crate::admin::{self, Admin, AdminError};
 use crate::app::AppState;
+use crate::http::decode_pairs;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
@@ -106,6 +107,7 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let nul = nul_in_request(req);
         let header = req
             .headers()
             .get("Authorization")
@@ -113,6 +115,12 @@ impl FromRequest for Caller {
             .map(str::to_owned);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError(AdminError::Internal("no state".into())))?;
+            if let Some(field) = nul {
+                return Err(ApiError(AdminError::invalid(
+                    &field,
+                    "text must not contain NUL characters",
+                )));
+            }
             let token = header
                 .as_deref()
                 .and_then(|h| latchkey_core::bearer::bearer_token(h))
@@ -155,19 +163,71 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for Body<T> {
             let bytes = bytes
                 .await
                 .map_err(|e| ApiError(AdminError::invalid("body", e.to_string())))?;
-            let de = &mut serde_json::Deserializer::from_slice(&bytes);
-            serde_path_to_error::deserialize(de).map(Body).map_err(|e| {
-                let path = e.path().to_string();
-                let message = e.inner().to_string();
-                let field = if path == "." || path.is_empty() {
-                    serde_field(&message)
-                } else {
-                    path
-                };
-                ApiError(AdminError::invalid(&field, message))
-            })
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError(AdminError::invalid("body", e.to_string())))?;
+            if let Some(field) = nul_in(&value, "") {
+                return Err(ApiError(AdminError::invalid(
+                    &field,
+                    "text must not contain NUL characters",
+                )));
+            }
+            serde_path_to_error::deserialize(value)
+                .map(Body)
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let message = e.inner().to_string();
+                    let field = if path == "." || path.is_empty() {
+                        serde_field(&message)
+                    } else {
+                        path
+                    };
+                    ApiError(AdminError::invalid(&field, message))
+                })
         })
     }
+}
+
+/// The path of the first string holding a NUL character (which no database text column can
+/// store), if any.
+fn nul_in(v: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if s.contains('\0') => Some(if at.is_empty() {
+            "body".into()
+        } else {
+            at.into()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| nul_in(x, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().find_map(|(k, x)| {
+            if k.contains('\0') {
+                return Some("body".into());
+            }
+            let p = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            nul_in(x, &p)
+        }),
+        _ => None,
+    }
+}
+
+/// Path and query parameters must not hold NUL characters either.
+fn nul_in_request(req: &HttpRequest) -> Option<String> {
+    req.match_info()
+        .iter()
+        .find(|(_, v)| v.contains('\0'))
+        .map(|(k, _)| k.to_owned())
+        .or_else(|| {
+            decode_pairs(req.query_string().as_bytes())
+                .into_iter()
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                .map(|(k, _)| k)
+        })
 }
 
 /// A body-less success (`204 No Content`).
