@@ -401,6 +401,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            store
+                .audit(
+                    "cli",
+                    "client.create",
+                    &created.client_id,
+                    serde_json::json!({"after": {"name": created.name, "grant_types": created.grant_types, "admin_of": created.admin_of}}),
+                )
+                .await?;
             let mut text = format!("client_id: {}", created.client_id);
             if let Some(s) = &created.client_secret {
                 text.push_str(&format!(
@@ -425,6 +433,14 @@ async fn set_disabled(
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
     store.set_user_disabled(&user.id, disabled).await?;
+    store
+        .audit(
+            "cli",
+            if disabled { "user.disable" } else { "user.enable" },
+            &user.id,
+            serde_json::json!({"before": {"disabled": user.disabled}, "after": {"disabled": disabled}}),
+        )
+        .await?;
     let what = if disabled {
         "disabled (sessions ended, refresh tokens revoked)"
     } else {

@@ -529,3 +529,118 @@ pub(crate) mod cli {
         );
     }
 }
+
+async fn actions(app: &TestApp) -> Vec<String> {
+    let (chain, _) = app.state.store.audit_chain().await.unwrap();
+    chain.into_iter().map(|s| s.entry.action).collect()
+}
+
+crate::both!(
+    replays_reuse_revocation_and_logout_are_audited,
+    async |app: &TestApp| {
+        let c = app
+            .client(|c| {
+                c.skip_consent = true;
+            })
+            .await;
+        let (id, secret) = (c.client_id.clone(), c.client_secret.clone().unwrap());
+        let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &id)
+            .append_pair("redirect_uri", CALLBACK)
+            .append_pair("scope", "openid offline_access")
+            .append_pair(
+                "code_challenge",
+                "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            )
+            .append_pair("code_challenge_method", "S256");
+        let b = Browser::new(app);
+        let back = b.login(u.as_str(), EMAIL, PASSWORD).await;
+        let code = query_param(&back, "code").unwrap();
+        let exchange = || {
+            reqwest::Client::new()
+                .post(app.url("/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", CALLBACK),
+                    (
+                        "code_verifier",
+                        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                    ),
+                ])
+                .send()
+        };
+        let t: serde_json::Value = exchange().await.unwrap().json().await.unwrap();
+        assert_eq!(exchange().await.unwrap().status(), 400, "replayed code");
+        assert!(actions(app).await.contains(&"code.replayed".to_owned()));
+
+        // A fresh grant: refresh once, reuse the old token, then revoke.
+        // The session signs the second request in at once.
+        let r = b.get(u.as_str()).await;
+        let back = url::Url::parse(&location(&r)).unwrap();
+        let code = query_param(&back, "code").unwrap();
+        let t2: serde_json::Value = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                (
+                    "code_verifier",
+                    "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                ),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rt = t2["refresh_token"].as_str().unwrap().to_owned();
+        let refresh = |rt: String| {
+            reqwest::Client::new()
+                .post(app.url("/token"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[
+                    ("grant_type", "refresh_token".to_owned()),
+                    ("refresh_token", rt),
+                ])
+                .send()
+        };
+        assert_eq!(refresh(rt.clone()).await.unwrap().status(), 200);
+        assert_eq!(refresh(rt).await.unwrap().status(), 400, "reused");
+        assert!(
+            actions(app)
+                .await
+                .contains(&"refresh.reuse_detected".to_owned())
+        );
+        let _ = t;
+        let r = reqwest::Client::new()
+            .post(app.url("/revoke"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("token", t2["access_token"].as_str().unwrap())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(actions(app).await.contains(&"token.revoked".to_owned()));
+
+        // Signing out ends the session, audited.
+        let page = b.get("/logout").await.text().await.unwrap();
+        let csrf = html_input(&page, "csrf").unwrap();
+        let r = b
+            .post_form(
+                "/logout",
+                &[("csrf", csrf.as_str()), ("decision", "logout")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(actions(app).await.contains(&"session.ended".to_owned()));
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        assert!(latchkey_server::audit_chain::verify(&chain).is_none());
+    }
+);

@@ -239,7 +239,9 @@ pub fn check_feature(field: &str, f: &str) -> Result<(), AdminError> {
 
 /// Validates a role name.
 pub fn check_role(field: &str, r: &str) -> Result<(), AdminError> {
+    // Names made only of dots would be path segments `.` and `..` in URLs.
     let ok = !r.is_empty()
+        && !r.chars().all(|c| c == '.')
         && r.len() <= 64
         && r.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));

@@ -140,6 +140,15 @@ pub async fn post(
     }
     if let Some((session, user)) = current_session(&state, &req).await? {
         state.store.end_session(&session.id).await?;
+        state
+            .store
+            .audit(
+                &user.id,
+                "session.ended",
+                &user.id,
+                serde_json::json!({"reason": "logout", "session": session.id}),
+            )
+            .await?;
         tracing::info!(user = %user.id, session = %session.id, "signed out");
     }
     let mut resp = match checked.post_logout_redirect_uri {

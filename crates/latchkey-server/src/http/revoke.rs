@@ -43,6 +43,15 @@ pub async fn revoke(
             ));
         }
         state.store.revoke_grant(&gid).await?;
+        state
+            .store
+            .audit(
+                &client.id,
+                "token.revoked",
+                &gid,
+                serde_json::json!({"client": client.id}),
+            )
+            .await?;
         tracing::info!(client = %client.id, grant = %gid, "grant revoked");
     }
     Ok(HttpResponse::Ok()

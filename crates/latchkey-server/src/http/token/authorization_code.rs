@@ -25,6 +25,15 @@ pub async fn exchange(
         CodeUse::First(c) => c,
         CodeUse::Replayed => {
             tracing::warn!(client = %client.id, "authorization code replayed; its grant is revoked");
+            state
+                .store
+                .audit(
+                    &client.id,
+                    "code.replayed",
+                    &client.id,
+                    serde_json::json!({"revoked": "the code's grant"}),
+                )
+                .await?;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued for it are revoked",
             ));

@@ -61,6 +61,15 @@ pub async fn exchange(
         }
         RefreshUse::Reused => {
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
+            state
+                .store
+                .audit(
+                    &client.id,
+                    "refresh.reuse_detected",
+                    &client.id,
+                    serde_json::json!({"revoked": "the token's whole family"}),
+                )
+                .await?;
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used; all tokens of this grant are revoked",
             ));
