@@ -243,7 +243,7 @@ enum ClientCommand {
         #[arg(long)]
         min_acr: Option<Acr>,
         /// Let the client call the admin API (client_credentials, scope `latchkey:admin`):
-        /// `*` for everything, or one lab id.
+        /// `*` for everything, or one lab (id or name).
         #[arg(long)]
         admin_of: Option<String>,
         #[command(flatten)]

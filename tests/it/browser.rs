@@ -206,3 +206,195 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     assert_eq!(id["acr"], "pwd");
     app.stop().await;
 }
+
+/// The admin console in Chromium (`tests/browser/admin.mjs`), as the issue asks: a lab
+/// administrator signs in to `/admin` through the hosted login, creates a role carrying
+/// `invoices:approve` and gives it to a member, grants them `reports:export` directly, opens
+/// a destructive action's confirmation page and cancels it, requires `mfa` with a 7-day grace
+/// (the adoption chart drops to 0 of 2), and filters the lab's audit log. After signing out,
+/// the member's next sign-in at a relying party asks them to enrol; "Not now" returns a code
+/// whose tokens carry the new features. Every console page's controls have accessible names
+/// and Tab reaches their buttons; no page error, no CSP violation. Screenshots go to
+/// `target/browser-output/` (the ones in `docs/img/` come from here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
+    // The enrolment page offers passkeys, and WebAuthn wants a host name.
+    let app = TestApp::with_config(Backend::Sqlite, on_localhost).await;
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let admin_email = "lena@lab.example";
+    let admin = latchkey_server::provision::create_user(
+        &app.state.store,
+        &app.state.config,
+        &app.state.hasher,
+        &app.lab_id,
+        admin_email,
+        Some("Lena Admin"),
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    app.state
+        .store
+        .set_lab_admin(&admin.id, &app.lab_id, true)
+        .await
+        .unwrap();
+    let created = app.client(|c| c.skip_consent = true).await;
+    let client = (created.client_id.clone(), created.client_secret.unwrap());
+    let authorize =
+        crate::refusals::authorize_url(&app, &client.0, &[]).replacen(&app.base, &base, 1);
+    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let shots = [
+        "admin-lab.png",
+        "admin-member.png",
+        "admin-confirm.png",
+        "admin-policy-adoption.png",
+        "admin-audit.png",
+        "member-enrol.png",
+        "admin-invitation.png",
+        "invite-page.png",
+    ];
+    for shot in shots.iter().chain(&["admin-failure.png"]) {
+        let _ = std::fs::remove_file(out_dir.join(shot));
+    }
+    let (role, feature, direct) = ("approver", "invoices:approve", "reports:export");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/admin.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .env("BASE_URL", &base)
+        .env("LAB_ID", &app.lab_id)
+        .env("MEMBER_ID", &app.user_id)
+        .env("ADMIN_EMAIL", admin_email)
+        .env("MEMBER_EMAIL", EMAIL)
+        .env("INVITE_EMAIL", "grace@lab.example")
+        .env("LOGIN_PASSWORD", PASSWORD)
+        .env("AUTHORIZE_URL", &authorize)
+        .env("CALLBACK_PREFIX", CALLBACK)
+        .env("ROLE", role)
+        .env("FEATURE", feature)
+        .env("DIRECT_FEATURE", direct)
+        .env("SCREENSHOT_DIR", &out_dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
+        .await
+        .expect("the browser script finishes within 5 minutes")
+        .expect("node runs (scripts/test installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    for shot in shots {
+        assert!(out_dir.join(shot).exists(), "screenshot {shot} saved");
+    }
+    let empty = serde_json::json!([]);
+    assert_eq!(r["pageErrors"], empty, "{r}");
+    assert_eq!(r["cspViolations"], empty, "{r}");
+    assert_eq!(
+        r["unnamed"], empty,
+        "controls without an accessible name: {r}"
+    );
+    assert_eq!(r["unreached"], empty, "buttons Tab does not reach: {r}");
+    assert!(r["controlsChecked"].as_u64().unwrap() > 40, "{r}");
+    assert!(r["tabStops"].as_u64().unwrap() > 40, "{r}");
+
+    // Signed in through Latchkey, straight to the one lab administered.
+    assert_eq!(r["labHeading"], "Lab 42");
+    assert_eq!(r["signedInAs"], admin_email);
+    assert_eq!(
+        r["adoptionBefore"],
+        "2 of 2 members (100%) already meet the policy."
+    );
+    // The invitation: its link, shown once, opens the page to join the lab.
+    let link = r["inviteLink"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{base}/invite/")), "{link}");
+    assert_eq!(r["invitePageHeading"], "Join Lab 42");
+    assert_eq!(
+        r["openInvitations"],
+        serde_json::json!([
+            "grace@lab.example as approver Withdraw the invitation for grace@lab.example"
+        ])
+    );
+    // The role, given to the member, and the direct grant.
+    assert_eq!(r["roleNotice"], "Role approver saved.");
+    assert!(
+        r["roleRow"].as_str().unwrap().contains(feature),
+        "{}",
+        r["roleRow"]
+    );
+    assert_eq!(
+        r["rolesNotice"],
+        "Roles saved. They apply to the next token."
+    );
+    assert_eq!(
+        r["grantNotice"],
+        "Feature reports:export saved. It applies to the next token."
+    );
+    assert_eq!(r["memberFeatures"], serde_json::json!([feature, direct]));
+    assert_eq!(
+        r["overrides"],
+        serde_json::json!(["reports:export: allowed"])
+    );
+    // The confirmation page, cancelled: nothing happened.
+    assert_eq!(
+        r["confirmPath"],
+        format!(
+            "/admin/labs/{}/members/{}/reset-factors",
+            app.lab_id, app.user_id
+        )
+    );
+    assert_eq!(r["confirmQuestion"], "Reset this person's second factors?");
+    assert_eq!(r["confirmButton"], "Reset factors");
+    assert_eq!(r["noticeAfterCancel"], 0);
+    // The policy and the adoption chart.
+    assert_eq!(
+        r["policyNotice"],
+        "MFA policy saved. It applies at members' next sign-in."
+    );
+    assert_eq!(
+        r["policyText"],
+        "Members must sign in with at least mfa, with 7 days to enrol."
+    );
+    assert_eq!(
+        r["adoptionAfter"],
+        "0 of 2 members (0%) already meet the policy."
+    );
+    assert_eq!(r["adoptionRows"]["Meet the policy"], 0);
+    assert_eq!(r["adoptionRows"]["Do not meet it yet"], 2);
+    assert_eq!(r["adoptionRows"]["Password only"], 2);
+    assert_eq!(r["chartBars"], 5);
+    let policy = app.state.store.lab_policy(&app.lab_id).await.unwrap();
+    assert!(policy.is_some(), "the policy is stored");
+    // The audit log: everything done above, filtered by action.
+    assert!(r["auditAll"].as_u64().unwrap() >= 4, "{r}");
+    assert_eq!(r["auditRole"], serde_json::json!(["role.put"]));
+    assert_eq!(
+        r["auditMember"],
+        serde_json::json!(["member.feature", "member.roles"])
+    );
+    assert_eq!(r["badDate"], "Please check the form");
+    // Signed out of the console and of Latchkey.
+    assert_eq!(r["consoleAfterSignOut"], "/login");
+
+    // The member's next sign-in: enrolment, put off during the grace.
+    assert_eq!(r["enrolHeading"], "Set up two-step verification");
+    let enrol = r["enrolText"].as_str().unwrap();
+    assert!(
+        enrol.contains("You can do this later: 7 days left."),
+        "{enrol}"
+    );
+    let back = url::Url::parse(r["callback"].as_str().unwrap()).unwrap();
+    assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
+    let t = crate::mfa::tokens(&app, &client, &back).await;
+    let id = crate::mfa::jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], app.user_id.as_str());
+    assert_eq!(id["acr"], "pwd", "enrolment put off");
+    assert_eq!(id["features"], serde_json::json!([feature, direct]));
+    let access = crate::mfa::jwt_claims(t["access_token"].as_str().unwrap());
+    assert_eq!(access["features"], serde_json::json!([feature, direct]));
+    assert_eq!(access["roles"], serde_json::json!([role]));
+    app.stop().await;
+}

@@ -16,6 +16,7 @@ mod cli;
 pub mod client;
 mod common;
 mod config_reference;
+mod console;
 mod documents;
 mod features;
 mod labs;

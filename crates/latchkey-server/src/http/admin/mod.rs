@@ -79,7 +79,7 @@ pub struct Console {
 /// The console's caller, or the redirect that signs them in.
 pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, HttpResponse> {
     let to_login = || {
-        let back = req.uri().path_and_query().map_or("/admin", |p| p.as_str());
+        let back = back_path(req);
         super::authorize::see_other(&format!(
             "/admin/login?back={}",
             url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
@@ -115,6 +115,27 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
         who,
         browser,
     })
+}
+
+/// Where signing in again leads back to: the page itself for a `GET`; for a form (a `POST`
+/// whose token expired, e.g. after 15 idle minutes) the page it was on, since the form's route
+/// has no page of its own and its fields are lost anyway.
+fn back_path(req: &HttpRequest) -> String {
+    if req.method() == actix_web::http::Method::GET {
+        return req
+            .uri()
+            .path_and_query()
+            .map_or("/admin", |p| p.as_str())
+            .to_owned();
+    }
+    let parts: Vec<&str> = req.path().split('/').collect();
+    match parts.as_slice() {
+        ["", "admin", "labs", lab, "members", user, _, ..] => {
+            format!("/admin/labs/{lab}/members/{user}")
+        }
+        ["", "admin", "labs", lab, ..] => format!("/admin/labs/{lab}"),
+        _ => "/admin".to_owned(),
+    }
 }
 
 /// An operation's refusal as a page.
@@ -268,7 +289,9 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
 async fn logout(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let c = match console(&state, &req).await {
         Ok(c) => c,
-        Err(r) => return r,
+        // The console's token already expired: nothing to drop here, and no reason to sign
+        // in again only to leave; `/logout` asks before it ends the Latchkey session.
+        Err(_) => return to_logout(&state),
     };
     let form = decode_pairs(&body);
     let csrf = form
@@ -284,10 +307,15 @@ async fn logout(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespons
             None,
         );
     }
+    to_logout(&state)
+}
+
+/// To `/logout`, dropping the console's token.
+fn to_logout(state: &AppState) -> HttpResponse {
     let mut resp = super::authorize::see_other("/logout");
     let _ = resp.add_cookie(&cookies::build(
-        &state,
-        cookies::admin_cookie_name(&state),
+        state,
+        cookies::admin_cookie_name(state),
         String::new(),
         Duration::ZERO,
     ));
