@@ -136,7 +136,6 @@ impl App {
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
         let issuer = config.issuer();
-        ensure_console_client(&store, &issuer).await?;
         let webauthn = crate::factors::relying_party(
             &issuer,
             config.authentication.webauthn_rp_id.as_deref(),
@@ -246,27 +245,6 @@ impl Server {
 /// any node applies here within `keys.reload_interval_secs`), run due rotation steps, and
 /// hourly delete rows that can no longer be used (`store::retention`) and, with
 /// `audit.retention_days`, audit entries past their retention (`Store::prune_audit`).
-/// The admin console signs in as the built-in client `latchkey:admin`. Its settings come from
-/// code ([`crate::http::admin::console_client`], see [`AppState::client`]), but its codes,
-/// grants and consents reference a `clients` row, so one is stored at the first start.
-async fn ensure_console_client(
-    store: &Store,
-    issuer: &str,
-) -> Result<(), crate::store::StoreError> {
-    let id = crate::admin::ADMIN_CLIENT_ID;
-    if store.get_client(id).await?.is_some() {
-        return Ok(());
-    }
-    let mut client = crate::http::admin::console_client(issuer);
-    client.created_at = crate::store::now();
-    match store.create_client(&client).await {
-        Ok(()) => Ok(()),
-        // Another node starting at the same time stored it first.
-        Err(_) if store.get_client(id).await?.is_some() => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 async fn maintain(state: Arc<AppState>) {
     let k = &state.config.keys;
     let mut reload = tokio::time::interval(Duration::from_secs(k.reload_interval_secs));
