@@ -860,3 +860,227 @@ both!(
         assert_eq!(r.status(), 400);
     }
 );
+
+both!(
+    lab_admin_cannot_act_on_a_system_administrator,
+    async |app: &TestApp| {
+        let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
+        app.state
+            .store
+            .set_lab_admin(&la, &app.lab_id, true)
+            .await
+            .unwrap();
+        let root = make_user(app, &app.lab_id, "root@lab.example").await;
+        app.state.store.set_system_admin(&root, true).await.unwrap();
+        let t = console_token(app, &Browser::new(app), "boss-a@lab.example").await;
+        for (m, p) in [
+            (Method::GET, format!("/api/v1/users/{root}")),
+            (Method::POST, format!("/api/v1/users/{root}/disable")),
+            (Method::POST, format!("/api/v1/users/{root}/reset-factors")),
+            (Method::POST, format!("/api/v1/users/{root}/end-sessions")),
+            (Method::GET, format!("/api/v1/users/{root}/export")),
+            (Method::DELETE, format!("/api/v1/users/{root}")),
+        ] {
+            let (s, _) = call(app, Some(&t), m.clone(), &p, None).await;
+            assert_eq!(s, 403, "{m} {p}");
+        }
+        let u = app.state.store.user_info(&root).await.unwrap().unwrap();
+        assert!(!u.disabled && u.system_admin);
+    }
+);
+
+both!(
+    lab_admin_cannot_pull_in_existing_accounts_or_choose_passwords,
+    async |app: &TestApp| {
+        let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
+        app.state
+            .store
+            .set_lab_admin(&la, &app.lab_id, true)
+            .await
+            .unwrap();
+        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        let bob = make_user(app, &other, "bob@lab.example").await;
+        let t = console_token(app, &Browser::new(app), "boss-a@lab.example").await;
+        let members = format!("/api/v1/labs/{}/members", app.lab_id);
+        let (s, e) = call(
+            app,
+            Some(&t),
+            Method::POST,
+            &members,
+            Some(json!({"email": "bob@lab.example"})),
+        )
+        .await;
+        assert_eq!((s, e["error"].as_str()), (409, Some("conflict")));
+        assert_eq!(app.state.store.user_labs(&bob).await.unwrap(), vec![other]);
+        let (s, e) = call(
+            app,
+            Some(&t),
+            Method::POST,
+            &members,
+            Some(json!({"email": "carol@partner.example", "password": PASSWORD})),
+        )
+        .await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("email")), "{e}");
+        assert!(
+            app.state
+                .store
+                .find_user_by_email("carol@partner.example")
+                .await
+                .unwrap()
+                .is_none(),
+            "no account with a password the lab administrator knows"
+        );
+    }
+);
+
+both!(
+    lab_audit_log_shows_nothing_a_member_did_in_another_lab,
+    async |app: &TestApp| {
+        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        // A member of both labs administers lab B.
+        let both_id = make_user(app, &app.lab_id, "dual@lab.example").await;
+        app.state
+            .store
+            .add_membership(&both_id, &other)
+            .await
+            .unwrap();
+        app.state
+            .store
+            .set_lab_admin(&both_id, &other, true)
+            .await
+            .unwrap();
+        let dual = console_token(app, &Browser::new(app), "dual@lab.example").await;
+        let (s, _) = call(
+            app,
+            Some(&dual),
+            Method::PUT,
+            &format!("/api/v1/labs/{other}/roles/secret-project"),
+            Some(json!({"features": ["vault:read"]})),
+        )
+        .await;
+        assert_eq!(s, 200);
+        let sys = client_token(app, &app.lab_id).await;
+        let (_, log) = call(
+            app,
+            Some(&sys),
+            Method::GET,
+            &format!("/api/v1/labs/{}/audit", app.lab_id),
+            None,
+        )
+        .await;
+        assert!(!log.to_string().contains("secret-project"), "{log}");
+        assert!(
+            log.to_string().contains("login."),
+            "members' sign-ins are shown"
+        );
+    }
+);
+
+both!(
+    invitation_survives_the_deletion_of_one_of_its_roles,
+    async |app: &TestApp| {
+        let sys = client_token(app, &app.lab_id).await;
+        let lab = &app.lab_id;
+        for r in ["viewer", "temp"] {
+            call(
+                app,
+                Some(&sys),
+                Method::PUT,
+                &format!("/api/v1/labs/{lab}/roles/{r}"),
+                Some(json!({"features": []})),
+            )
+            .await;
+        }
+        let (_, inv) = call(
+            app,
+            Some(&sys),
+            Method::POST,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            Some(json!({"email": "nia@lab.example", "roles": ["viewer", "temp"]})),
+        )
+        .await;
+        call(
+            app,
+            Some(&sys),
+            Method::DELETE,
+            &format!("/api/v1/labs/{lab}/roles/temp"),
+            None,
+        )
+        .await;
+        let path = inv["link"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&app.base)
+            .unwrap()
+            .to_owned();
+        let b = Browser::new(app);
+        let html = b.get(&path).await.text().await.unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let r = b
+            .post_form(&path, &[("csrf", &csrf), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status(), 200);
+        let u = app
+            .state
+            .store
+            .find_user_by_email("nia@lab.example")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            app.state
+                .store
+                .member_grants(&u.id, lab)
+                .await
+                .unwrap()
+                .roles,
+            vec!["viewer"]
+        );
+    }
+);
+
+both!(
+    console_sign_in_returns_only_to_console_pages,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        for back in [
+            "/admin/../authorize?client_id=x",
+            "/admin%0d%0aX: 1",
+            "https://evil.example/admin",
+            "//evil.example",
+        ] {
+            let r = b
+                .get(&format!(
+                    "/admin/login?back={}",
+                    url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+                ))
+                .await;
+            assert_eq!(r.status(), 303);
+            let cookie = r
+                .headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|c| c.starts_with("latchkey_admin_login="))
+                .unwrap()
+                .to_owned();
+            let decoded: String = url::form_urlencoded::parse(
+                format!(
+                    "v={}",
+                    cookie
+                        .split(';')
+                        .next()
+                        .unwrap()
+                        .trim_start_matches("latchkey_admin_login=")
+                )
+                .as_bytes(),
+            )
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+            let state: Value = serde_json::from_str(&decoded).unwrap();
+            assert_eq!(state["back"], "/admin", "{back}");
+        }
+    }
+);

@@ -268,6 +268,21 @@ pub async fn add_member(
         ));
     }
     let existing = state.store.find_user_by_email(&email).await?;
+    // Lab administrators neither pull other people's existing accounts into their lab nor
+    // create accounts with passwords they know: new people come through invitations, which
+    // they accept themselves. System administrators may do both.
+    if !admin.system {
+        if existing.is_some() {
+            return Err(AdminError::Conflict(
+                "this email already has an account: a system administrator can add it to the lab"
+                    .into(),
+            ));
+        }
+        return Err(AdminError::invalid(
+            "email",
+            "no account has this email: send an invitation, so that the person chooses their own password",
+        ));
+    }
     let (user_id, created) = match existing {
         Some(u) => {
             if new.password.is_some() || new.name.is_some() {
@@ -842,6 +857,11 @@ async fn authorised_user(
     admin.require_any()?;
     let (info, labs) = user_labs(state, user).await?;
     admin.require_user(&labs)?;
+    if info.system_admin && !admin.system {
+        return Err(AdminError::Forbidden(
+            "only system administrators may act on a system administrator".into(),
+        ));
+    }
     Ok((info, labs))
 }
 
@@ -1275,11 +1295,28 @@ pub async fn lab_audit_log(
             .map(|i| i.id),
     );
     q.within = Some(within);
+    // Entries about the lab, and members' own security events; not what a member did in
+    // another lab or to the system (those carry another lab, or are system actions).
+    const PERSONAL: &[&str] = &[
+        "login.",
+        "factor.",
+        "session.",
+        "recovery_codes.",
+        "totp.",
+        "webauthn.",
+        "user.",
+        "member.",
+        "invitation.",
+    ];
     Ok(state
         .store
         .query_audit(q)
         .await?
         .into_iter()
+        .filter(|e| match e.details.get("lab").and_then(|l| l.as_str()) {
+            Some(l) => l == lab,
+            None => e.target == lab || PERSONAL.iter().any(|p| e.action.starts_with(p)),
+        })
         .map(AuditEntryView::from)
         .collect())
 }

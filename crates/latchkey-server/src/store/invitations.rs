@@ -239,6 +239,16 @@ impl Store {
                     .execute(conn)
                     .await?;
                 for r in &i.roles {
+                    // A role deleted since the invitation was made is skipped.
+                    let exists: i64 = roles::table
+                        .filter(roles::lab_id.eq(&i.lab))
+                        .filter(roles::name.eq(r))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    if exists == 0 {
+                        continue;
+                    }
                     diesel::insert_into(user_roles::table)
                         .values((
                             user_roles::user_id.eq(&id),

@@ -367,6 +367,13 @@ impl Store {
                 )
                 .execute(&mut *conn)
                 .await?;
+                diesel::update(
+                    super::schema::invitations::table
+                        .filter(super::schema::invitations::accepted_by.eq(&id)),
+                )
+                .set(super::schema::invitations::email.eq(&placeholder))
+                .execute(&mut *conn)
+                .await?;
                 diesel::update(users::table.find(&id))
                     .set((
                         users::system_admin.eq(false),

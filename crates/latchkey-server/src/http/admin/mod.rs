@@ -185,6 +185,17 @@ struct LoginState {
     back: String,
 }
 
+/// Where the console may return after signing in: its own pages only (no `..` segments, no
+/// control characters, nothing but plain URL characters).
+fn safe_back(b: &str) -> bool {
+    (b == "/admin" || b.starts_with("/admin/") || b.starts_with("/admin?"))
+        && !b.split(['/', '?']).any(|seg| seg == ".." || seg == ".")
+        && b.len() <= 512
+        && b.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"/_?=&%.-:".contains(&c))
+        && !b.to_ascii_lowercase().contains("%2e")
+}
+
 /// Starts signing in to the console: to `/authorize` with PKCE.
 async fn login(state: State, req: HttpRequest) -> HttpResponse {
     let query = decode_pairs(req.query_string().as_bytes());
@@ -192,7 +203,7 @@ async fn login(state: State, req: HttpRequest) -> HttpResponse {
         .iter()
         .find(|(k, _)| k == "back")
         .map(|(_, v)| v.clone())
-        .filter(|b| b.starts_with("/admin") && !b.starts_with("//"))
+        .filter(|b| safe_back(b))
         .unwrap_or_else(|| "/admin".into());
     let ls = LoginState {
         state: random_b64(16),
