@@ -3,8 +3,8 @@
 //! of the audit log.
 
 use super::schema::{
-    audit_events, grants, labs, memberships, recovery_codes, role_features, roles, sessions,
-    totp_credentials, user_roles, users, webauthn_credentials,
+    audit_events, labs, memberships, recovery_codes, role_features, roles, totp_credentials,
+    user_roles, users, webauthn_credentials,
 };
 use super::{Store, StoreError, conflict, now};
 use diesel::{
@@ -97,6 +97,32 @@ fn parse_acr(a: Option<String>) -> Result<Option<Acr>, StoreError> {
     a.map(|a| a.parse())
         .transpose()
         .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))
+}
+
+/// Inside a write transaction: ends every live session of `$user` and revokes every grant
+/// (refresh-token family) at `$now`; evaluates to how many sessions ended.
+#[macro_export]
+macro_rules! end_sessions_and_grants {
+    ($conn:expr, $user:expr, $now:expr) => {{
+        use $crate::store::schema::{grants, sessions};
+        let ended = diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq($user))
+                .filter(sessions::ended_at.is_null()),
+        )
+        .set(sessions::ended_at.eq(Some($now)))
+        .execute($conn)
+        .await?;
+        diesel::update(
+            grants::table
+                .filter(grants::user_id.eq($user))
+                .filter(grants::revoked_at.is_null()),
+        )
+        .set(grants::revoked_at.eq(Some($now)))
+        .execute($conn)
+        .await?;
+        ended
+    }};
 }
 
 impl Store {
@@ -491,22 +517,7 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let n = diesel::update(
-                    sessions::table
-                        .filter(sessions::user_id.eq(&id))
-                        .filter(sessions::ended_at.is_null()),
-                )
-                .set(sessions::ended_at.eq(Some(t)))
-                .execute(conn)
-                .await?;
-                diesel::update(
-                    grants::table
-                        .filter(grants::user_id.eq(&id))
-                        .filter(grants::revoked_at.is_null()),
-                )
-                .set(grants::revoked_at.eq(Some(t)))
-                .execute(conn)
-                .await?;
+                let n = crate::end_sessions_and_grants!(conn, &id, t);
                 Ok(n)
             })
         })
@@ -531,22 +542,7 @@ impl Store {
                 diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(&id)))
                     .execute(conn)
                     .await?;
-                diesel::update(
-                    sessions::table
-                        .filter(sessions::user_id.eq(&id))
-                        .filter(sessions::ended_at.is_null()),
-                )
-                .set(sessions::ended_at.eq(Some(t)))
-                .execute(conn)
-                .await?;
-                diesel::update(
-                    grants::table
-                        .filter(grants::user_id.eq(&id))
-                        .filter(grants::revoked_at.is_null()),
-                )
-                .set(grants::revoked_at.eq(Some(t)))
-                .execute(conn)
-                .await?;
+                crate::end_sessions_and_grants!(conn, &id, t);
                 Ok(a + b)
             })
         })

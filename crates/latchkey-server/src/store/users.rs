@@ -142,14 +142,7 @@ impl Store {
                     .execute(conn)
                     .await?;
                 if n == 1 && disabled {
-                    diesel::update(sessions::table.filter(sessions::user_id.eq(&id)).filter(sessions::ended_at.is_null()))
-                        .set(sessions::ended_at.eq(Some(t)))
-                        .execute(conn)
-                        .await?;
-                    diesel::update(grants::table.filter(grants::user_id.eq(&id)).filter(grants::revoked_at.is_null()))
-                        .set(grants::revoked_at.eq(Some(t)))
-                        .execute(conn)
-                        .await?;
+                    crate::end_sessions_and_grants!(conn, &id, t);
                 }
                 Ok(n == 1)
             })
