@@ -825,3 +825,165 @@ fn feature_grants_from_the_cli() {
         assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn admin_grant_revoke_and_admin_clients_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&run(
+        d,
+        &["lab", "create", "--name", "Biology", "--json"],
+        None,
+    ));
+    json(&run(
+        d,
+        &["lab", "create", "--name", "Physics", "--json"],
+        None,
+    ));
+    json(&run(
+        d,
+        &[
+            "user",
+            "create",
+            "--lab",
+            "Biology",
+            "--email",
+            "grace@lab.example",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("violet tractor sings at dawn\n"),
+    ));
+    let g = json(&run(
+        d,
+        &[
+            "admin",
+            "grant",
+            "--email",
+            "grace@lab.example",
+            "--lab",
+            "Biology",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(g["admin"], true);
+    let s = json(&run(
+        d,
+        &[
+            "admin",
+            "grant",
+            "--email",
+            "grace@lab.example",
+            "--system",
+            "--json",
+        ],
+        None,
+    ));
+    assert_eq!(s["system"], true);
+    json(&run(
+        d,
+        &[
+            "admin",
+            "revoke",
+            "--email",
+            "grace@lab.example",
+            "--system",
+            "--json",
+        ],
+        None,
+    ));
+    // Refusals say what to fix.
+    let o = run(
+        d,
+        &[
+            "admin",
+            "grant",
+            "--email",
+            "grace@lab.example",
+            "--lab",
+            "Physics",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a member"), "{}", stderr(&o));
+    let o = run(
+        d,
+        &[
+            "admin",
+            "grant",
+            "--email",
+            "nobody@lab.example",
+            "--system",
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no user with email"), "{}", stderr(&o));
+    let o = run(d, &["admin", "grant", "--email", "grace@lab.example"], None);
+    assert!(!o.status.success(), "--system or --lab is required");
+    // Automation clients: --admin-of needs client_credentials and a real lab.
+    let c = json(&run(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "ops-bot",
+            "--grant-types",
+            "client_credentials",
+            "--admin-of",
+            "Biology",
+            "--json",
+        ],
+        None,
+    ));
+    assert!(
+        c["admin_of"].as_str().unwrap().len() > 10,
+        "stored as the lab's id"
+    );
+    let o = run(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--admin-of",
+            "*",
+        ],
+        None,
+    );
+    assert!(
+        stderr(&o).contains("--admin-of needs the client_credentials grant"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        d,
+        &[
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--grant-types",
+            "client_credentials",
+            "--admin-of",
+            "Chemistry",
+        ],
+        None,
+    );
+    assert!(
+        stderr(&o).contains("--admin-of: no lab `Chemistry`"),
+        "{}",
+        stderr(&o)
+    );
+    // Every grant and revocation is in the audit log.
+    let v = run(d, &["audit", "export"], None);
+    let log = String::from_utf8_lossy(&v.stdout);
+    assert!(log.contains("member.admin") && log.contains("user.system_admin"));
+    assert!(log.contains("client.create"));
+}
