@@ -16,6 +16,8 @@ pub struct MemberGrants {
     pub features: BTreeSet<String>,
     /// The member's own allows (true) and denies (false).
     pub overrides: Vec<(String, bool)>,
+    /// Whether the user is a member of the lab at all.
+    pub member: bool,
 }
 
 impl Store {
@@ -107,8 +109,8 @@ impl Store {
     ) -> Result<MemberGrants, StoreError> {
         let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());
-        type Fetched = (Vec<(String, Option<String>)>, Vec<(String, bool)>);
-        let (rows, overrides): Fetched = self
+        type Fetched = (Vec<(String, Option<String>)>, Vec<(String, bool)>, i64);
+        let (rows, overrides, member): Fetched = self
             .run(async move {
                 crate::with_conn!(&db, conn => {
                     let rows: Vec<(String, Option<String>)> = user_roles::table
@@ -128,7 +130,13 @@ impl Store {
                         .select((member_features::feature, member_features::allow))
                         .load(conn)
                         .await?;
-                    Ok::<_, StoreError>((rows, overrides))
+                    let member: i64 = super::schema::memberships::table
+                        .filter(super::schema::memberships::user_id.eq(&user))
+                        .filter(super::schema::memberships::lab_id.eq(&lab))
+                        .count()
+                        .get_result(conn)
+                        .await?;
+                    Ok::<_, StoreError>((rows, overrides, member))
                 })
             })
             .await?;
@@ -143,6 +151,7 @@ impl Store {
             roles,
             features,
             overrides,
+            member: member > 0,
         })
     }
 }

@@ -85,14 +85,9 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
-    // A code issued just before the user left its lab must not start a grant for that lab.
-    if let Some(lab) = &code.lab_id
-        && !state.store.user_labs(&user.id).await?.contains(lab)
-    {
-        return Err(OAuthError::invalid_grant(
-            "the user is no longer a member of the code's lab",
-        ));
-    }
+    // Read before the grant is stored: a code issued just before the user left its lab must
+    // not start a grant for that lab (`member_grants` refuses non-members).
+    let (roles, features) = member_grants(state, &user.id, code.lab_id.as_deref()).await?;
 
     let grant = Grant {
         id: code.grant_id.clone(),
@@ -125,7 +120,6 @@ pub async fn exchange(
     let ttl = client
         .access_token_ttl_secs
         .unwrap_or(state.config.tokens.access_token_ttl_secs);
-    let (roles, features) = member_grants(state, &user.id, grant.lab_id.as_deref()).await?;
     let user_ctx = UserContext {
         auth_time: grant.auth_time,
         acr: &grant.acr,
@@ -189,7 +183,7 @@ pub async fn exchange(
 }
 
 /// The user's roles and effective features in the grant's lab, read at each token issuance
-/// (a changed grant applies to the next token).
+/// (a changed grant applies to the next token); `invalid_grant` once they left the lab.
 pub async fn member_grants(
     state: &AppState,
     user_id: &str,
@@ -199,5 +193,10 @@ pub async fn member_grants(
         return Ok((vec![], vec![]));
     };
     let g = state.store.member_grants(user_id, lab).await?;
+    if !g.member {
+        return Err(OAuthError::invalid_grant(
+            "the user is no longer a member of this grant's lab",
+        ));
+    }
     Ok((g.roles, g.features.into_iter().collect()))
 }
