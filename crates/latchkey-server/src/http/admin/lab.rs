@@ -60,6 +60,7 @@ pub async fn page(state: State, req: HttpRequest, lab: web::Path<String>) -> Htt
         .checked_div(adoption.members)
         .unwrap_or(100);
     html(&LabPage {
+        system: c.admin.system,
         who: c.who,
         csrf: c.csrf,
         lab: lab_view,

@@ -27,6 +27,8 @@ pub struct Bar {
 pub struct LabPage {
     pub who: String,
     pub csrf: String,
+    /// A system administrator (may add existing accounts to the lab).
+    pub system: bool,
     pub lab: LabView,
     pub notice: Option<String>,
     pub members: Vec<MemberView>,
