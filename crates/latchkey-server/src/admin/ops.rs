@@ -237,13 +237,7 @@ pub async fn add_member(
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
-    let email = crate::store::users::normalize_email(&new.email);
-    if !valid_email(&email) {
-        return Err(AdminError::invalid(
-            "email",
-            "give an email address like ada@example.org",
-        ));
-    }
+    let email = checked_email(&new.email)?;
     if let Some(n) = &new.name
         && (n.len() > 200 || n.chars().any(char::is_control))
     {
@@ -252,9 +246,7 @@ pub async fn add_member(
             "give a name of at most 200 characters, without control characters",
         ));
     }
-    for r in &new.roles {
-        check_role("roles", r)?;
-    }
+    check_roles(&new.roles)?;
     // Everything is checked before anything is written.
     let defined = state.store.lab_roles(lab).await?;
     if let Some(r) = new
@@ -356,6 +348,34 @@ pub async fn add_member(
     get_member(state, admin, lab, &user_id).await
 }
 
+/// The normalised address, or `invalid` naming `email`.
+fn checked_email(raw: &str) -> R<String> {
+    let email = crate::store::users::normalize_email(raw);
+    if valid_email(&email) {
+        Ok(email)
+    } else {
+        Err(AdminError::invalid(
+            "email",
+            "give an email address like ada@example.org",
+        ))
+    }
+}
+
+fn check_roles(roles: &[String]) -> R<()> {
+    roles.iter().try_for_each(|r| check_role("roles", r))
+}
+
+/// One role of a lab as the API shows it, if it exists.
+async fn role_view(state: &AppState, lab: &str, name: &str) -> R<Option<RoleView>> {
+    Ok(state
+        .store
+        .lab_roles(lab)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .map(RoleView::from))
+}
+
 fn valid_email(e: &str) -> bool {
     let Some((local, domain)) = e.split_once('@') else {
         return false;
@@ -412,9 +432,7 @@ pub async fn set_member_roles(
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
-    for r in &roles {
-        check_role("roles", r)?;
-    }
+    check_roles(&roles)?;
     state
         .store
         .set_member_roles(user, lab, &roles)
@@ -532,16 +550,8 @@ pub async fn create_invitation(
 ) -> R<InvitationView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
-    let email = crate::store::users::normalize_email(&new.email);
-    if !valid_email(&email) {
-        return Err(AdminError::invalid(
-            "email",
-            "give an email address like ada@example.org",
-        ));
-    }
-    for r in &new.roles {
-        check_role("roles", r)?;
-    }
+    let email = checked_email(&new.email)?;
+    check_roles(&new.roles)?;
     let days = new.valid_days.unwrap_or(7);
     if !(1..=30).contains(&days) {
         return Err(AdminError::invalid("valid_days", "give 1 to 30 days"));
@@ -651,13 +661,7 @@ pub async fn put_role(
     features.sort();
     features.dedup();
     let min = acr_opt("min_acr", body.min_acr.as_deref())?;
-    let before = state
-        .store
-        .lab_roles(lab)
-        .await?
-        .into_iter()
-        .find(|r| r.name == name)
-        .map(RoleView::from);
+    let before = role_view(state, lab, name).await?;
     state.store.put_role(lab, name, &features, min).await?;
     let after = RoleView {
         name: name.to_owned(),
@@ -677,13 +681,8 @@ pub async fn put_role(
 
 pub async fn delete_role(state: &AppState, admin: &Admin, lab: &str, name: &str) -> R<()> {
     admin.require_lab(lab)?;
-    let before = state
-        .store
-        .lab_roles(lab)
+    let before = role_view(state, lab, name)
         .await?
-        .into_iter()
-        .find(|r| r.name == name)
-        .map(RoleView::from)
         .ok_or_else(|| AdminError::NotFound(format!("no role `{name}` in this lab")))?;
     state.store.delete_role(lab, name).await?;
     audit(
