@@ -4,6 +4,7 @@
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_server::Config;
+use latchkey_server::audit::{Action, Event};
 use latchkey_server::store::Store;
 
 #[derive(Subcommand)]
@@ -60,17 +61,17 @@ pub async fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result
         }
     };
     let action = if t.system {
-        "user.system_admin"
+        Action::UserSystemAdmin
     } else {
-        "member.admin"
+        Action::MemberAdmin
     };
     store
-        .audit(
+        .audit(Event::new(
             "cli",
             action,
             &user.id,
             serde_json::json!({"lab": lab_id, "after": on}),
-        )
+        ))
         .await?;
     print(
         &t.out,

@@ -5,7 +5,7 @@
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_server::Config;
-use latchkey_server::audit_chain;
+use latchkey_server::audit::chain;
 use latchkey_server::store::Store;
 use std::io::Write;
 
@@ -118,7 +118,7 @@ struct Report {
     checkpoints: usize,
     pruned_through: Option<i64>,
     last_hash: Option<String>,
-    first_break: Option<audit_chain::Break>,
+    first_break: Option<chain::Break>,
     unchained_rows: i64,
 }
 
@@ -129,12 +129,12 @@ pub async fn audit_command(config: &Config, cmd: AuditCommand) -> anyhow::Result
             let snap = store.audit_snapshot().await?;
             let (chain, unchained) = (&snap.chain, snap.unchained);
             let first_break = match existing_kek(config)? {
-                Some(kek) => audit_chain::verify_with_checkpoints(
+                Some(kek) => chain::verify_with_checkpoints(
                     &snap.checkpoints,
                     chain,
-                    &audit_chain::checkpoint_key(&kek),
+                    &chain::checkpoint_key(&kek),
                 ),
-                None if snap.checkpoints.is_empty() => audit_chain::verify(chain),
+                None if snap.checkpoints.is_empty() => chain::verify(chain),
                 None => anyhow::bail!(
                     "the audit log was pruned behind {} checkpoint(s) signed under the key-encryption key, and none is configured: set LATCHKEY_KEK or kek_file (or run where <data_dir>/kek is)",
                     snap.checkpoints.len()
@@ -180,7 +180,7 @@ pub async fn audit_command(config: &Config, cmd: AuditCommand) -> anyhow::Result
                 );
             };
             let cp = store
-                .prune_audit(before, audit_chain::checkpoint_key(&kek), "cli")
+                .prune_audit(before, chain::checkpoint_key(&kek), "cli")
                 .await?;
             match cp {
                 Some(cp) => print(

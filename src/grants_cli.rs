@@ -4,6 +4,7 @@
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_server::Config;
+use latchkey_server::audit::{Action, Event};
 use latchkey_server::protocol::grants::valid_feature;
 use latchkey_server::store::Store;
 
@@ -100,18 +101,13 @@ pub async fn role_feature(config: &Config, cmd: RoleFeatureCommand) -> anyhow::R
     }
     let id = lab_id(&store, &lab).await?;
     store.set_role_feature(&id, &role, &feature, add).await?;
-    let action = if add {
-        "role.feature_added"
-    } else {
-        "role.feature_removed"
-    };
     store
-        .audit(
+        .audit(Event::new(
             "cli",
-            action,
+            Action::RolePut,
             &id,
-            serde_json::json!({"role": role, "feature": feature}),
-        )
+            serde_json::json!({"role": role, "feature": feature, "added": add}),
+        ))
         .await?;
     print(
         &out,
@@ -140,12 +136,12 @@ pub async fn member_feature(config: &Config, cmd: MemberFeatureCommand) -> anyho
         .set_member_feature(&user.id, &id, &m.feature, allow)
         .await?;
     store
-        .audit(
+        .audit(Event::new(
             "cli",
-            "member.feature",
+            Action::MemberFeature,
             &user.id,
             serde_json::json!({"lab": id, "feature": m.feature, "allow": allow}),
-        )
+        ))
         .await?;
     print(
         &m.out,

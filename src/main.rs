@@ -15,6 +15,7 @@ mod audit;
 mod grants_cli;
 mod personal;
 mod policy;
+use latchkey_server::audit::{Action, Event};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -402,12 +403,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             store
-                .audit(
+                .audit(Event::new(
                     "cli",
-                    "client.create",
+                    Action::ClientCreate,
                     &created.client_id,
-                    serde_json::json!({"after": {"name": created.name, "grant_types": created.grant_types, "admin_of": created.admin_of}}),
-                )
+                    serde_json::json!({"after": {"name": created.name, "grant_types": created.grant_types, "admin_of": created.admin_of}})))
                 .await?;
             let mut text = format!("client_id: {}", created.client_id);
             if let Some(s) = &created.client_secret {
@@ -434,12 +434,11 @@ async fn set_disabled(
         .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
     store.set_user_disabled(&user.id, disabled).await?;
     store
-        .audit(
+        .audit(Event::new(
             "cli",
-            if disabled { "user.disable" } else { "user.enable" },
+            if disabled { Action::UserDisable } else { Action::UserEnable },
             &user.id,
-            serde_json::json!({"before": {"disabled": user.disabled}, "after": {"disabled": disabled}}),
-        )
+            serde_json::json!({"before": {"disabled": user.disabled}, "after": {"disabled": disabled}})))
         .await?;
     let what = if disabled {
         "disabled (sessions ended, refresh tokens revoked)"

@@ -5,6 +5,7 @@ use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_core::Acr;
 use latchkey_server::Config;
+use latchkey_server::audit::{Action, Event};
 use latchkey_server::store::Store;
 
 /// A minimum level, or `none` to remove one.
@@ -102,12 +103,12 @@ pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
         anyhow::bail!("{} could not be added to lab `{}`", user.email, m.lab);
     }
     store
-        .audit(
+        .audit(Event::new(
             "cli",
-            "member.added",
+            Action::MemberAdd,
             &user.id,
             serde_json::json!({"lab": id}),
-        )
+        ))
         .await?;
     print(
         &m.out,
@@ -129,12 +130,12 @@ pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<(
         anyhow::bail!("{} is not a member of lab `{}`", user.email, m.lab);
     }
     store
-        .audit(
+        .audit(Event::new(
             "cli",
-            "member.removed",
+            Action::MemberRemove,
             &user.id,
             serde_json::json!({"lab": id}),
-        )
+        ))
         .await?;
     print(
         &m.out,
@@ -224,12 +225,12 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                     anyhow::bail!("no client `{client}`");
                 }
                 store
-                    .audit(
+                    .audit(Event::new(
                         "cli",
-                        "policy.client",
+                        Action::PolicyClient,
                         &client,
                         serde_json::json!({"min_acr": level(min)}),
-                    )
+                    ))
                     .await?;
                 return print(
                     &out,
@@ -248,12 +249,12 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 }
                 store.set_role_policy(&id, &role, min).await?;
                 store
-                    .audit(
+                    .audit(Event::new(
                         "cli",
-                        "policy.role",
+                        Action::PolicyRole,
                         &id,
                         serde_json::json!({"role": role, "min_acr": level(min)}),
-                    )
+                    ))
                     .await?;
                 return print(
                     &out,
@@ -268,12 +269,11 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 .set_lab_policy(&id, min, grace_days, grace_logins)
                 .await?;
             store
-                .audit(
+                .audit(Event::new(
                     "cli",
-                    "policy.lab",
+                    Action::PolicyLab,
                     &id,
-                    serde_json::json!({"min_acr": level(min), "grace_days": grace_days, "grace_logins": grace_logins}),
-                )
+                    serde_json::json!({"min_acr": level(min), "grace_days": grace_days, "grace_logins": grace_logins})))
                 .await?;
             print(
                 &out,
@@ -306,12 +306,12 @@ pub async fn role_command(config: &Config, cmd: RoleCommand) -> anyhow::Result<(
             }
             store.assign_role(&user.id, &id, &role).await?;
             store
-                .audit(
+                .audit(Event::new(
                     "cli",
-                    "role.assigned",
+                    Action::MemberRoles,
                     &user.id,
                     serde_json::json!({"lab": id, "role": role}),
-                )
+                ))
                 .await?;
             print(
                 &out,

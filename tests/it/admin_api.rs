@@ -783,7 +783,7 @@ both!(export_and_erase_through_the_api, async |app: &TestApp| {
     );
     let (chain, unchained) = app.state.store.audit_chain().await.unwrap();
     assert_eq!(unchained, 0);
-    assert!(latchkey_server::audit_chain::verify(&chain).is_none());
+    assert!(latchkey_server::audit::chain::verify(&chain).is_none());
 });
 
 both!(

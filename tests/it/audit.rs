@@ -7,7 +7,7 @@ use crate::common::*;
 use crate::mfa::{account_csrf, account_sign_in, enrol_totp};
 use crate::refusals::authorize_url;
 use latchkey_core::Acr;
-use latchkey_server::audit_chain;
+use latchkey_server::audit::chain;
 
 /// Runs SQL straight against the app's database, behind Latchkey's back.
 async fn tamper(app: &TestApp, sql: &str) {
@@ -35,21 +35,21 @@ async fn tamper(app: &TestApp, sql: &str) {
     }
 }
 
-async fn first_break(app: &TestApp) -> Option<audit_chain::Break> {
+async fn first_break(app: &TestApp) -> Option<chain::Break> {
     let (chain, _) = app.state.store.audit_chain().await.unwrap();
-    audit_chain::verify(&chain)
+    chain::verify(&chain)
 }
 
 /// Real activity: policy changes, a TOTP enrolment, recovery codes, a step-up, key events.
 async fn activity(app: &TestApp) -> (String, Vec<String>) {
     let store = &app.state.store;
     store
-        .audit(
+        .audit(latchkey_server::audit::Event::new(
             "cli",
-            "policy.lab",
+            latchkey_server::audit::Action::PolicyLab,
             &app.lab_id,
             serde_json::json!({"min_acr": "pwd"}),
-        )
+        ))
         .await
         .unwrap();
     let b = Browser::new(app);
@@ -190,19 +190,12 @@ both!(
 );
 
 /// Verifies the chain from its latest checkpoint under `kek`.
-async fn break_under(
-    app: &TestApp,
-    kek: &latchkey_server::crypto::Kek,
-) -> Option<audit_chain::Break> {
+async fn break_under(app: &TestApp, kek: &latchkey_server::crypto::Kek) -> Option<chain::Break> {
     let snap = app.state.store.audit_snapshot().await.unwrap();
-    audit_chain::verify_with_checkpoints(
-        &snap.checkpoints,
-        &snap.chain,
-        &audit_chain::checkpoint_key(kek),
-    )
+    chain::verify_with_checkpoints(&snap.checkpoints, &snap.chain, &chain::checkpoint_key(kek))
 }
 
-async fn checked(app: &TestApp) -> Option<audit_chain::Break> {
+async fn checked(app: &TestApp) -> Option<chain::Break> {
     break_under(app, &app.state.kek).await
 }
 
@@ -211,12 +204,12 @@ async fn some_events(app: &TestApp, n: usize) -> i64 {
     for i in 0..n {
         app.state
             .store
-            .audit(
+            .audit(latchkey_server::audit::Event::new(
                 "cli",
-                "policy.lab",
+                latchkey_server::audit::Action::PolicyLab,
                 &app.lab_id,
                 serde_json::json!({"min_acr": "pwd", "i": i}),
-            )
+            ))
             .await
             .unwrap();
     }
@@ -225,12 +218,12 @@ async fn some_events(app: &TestApp, n: usize) -> i64 {
 }
 
 /// Prunes everything written so far except the newest entry; returns the checkpoint.
-async fn prune_all(app: &TestApp) -> audit_chain::Checkpoint {
+async fn prune_all(app: &TestApp) -> chain::Checkpoint {
     app.state
         .store
         .prune_audit(
             latchkey_server::store::now() + 10,
-            audit_chain::checkpoint_key(&app.state.kek),
+            chain::checkpoint_key(&app.state.kek),
             "cli",
         )
         .await
@@ -240,7 +233,7 @@ async fn prune_all(app: &TestApp) -> audit_chain::Checkpoint {
 
 both!(prune_keeps_the_chain_verifiable, async |app: &TestApp| {
     let store = &app.state.store;
-    let key = || audit_chain::checkpoint_key(&app.state.kek);
+    let key = || chain::checkpoint_key(&app.state.kek);
     let newest = some_events(app, 5).await;
     assert_eq!(
         store.prune_audit(0, key(), "cli").await.unwrap(),
@@ -258,7 +251,7 @@ both!(prune_keeps_the_chain_verifiable, async |app: &TestApp| {
     assert_eq!(snap.chain[1].entry.action, "audit.pruned");
     assert_eq!(checked(app).await, None);
     // The plain walk from entry 1 no longer holds: only the checkpoint explains the gap.
-    assert!(audit_chain::verify(&snap.chain).is_some());
+    assert!(chain::verify(&snap.chain).is_some());
 
     // Later entries and a second prune chain on.
     some_events(app, 3).await;
@@ -309,7 +302,7 @@ both!(
             .store
             .prune_audit(
                 latchkey_server::store::now() + 10,
-                audit_chain::checkpoint_key(&app.state.kek),
+                chain::checkpoint_key(&app.state.kek),
                 "cli",
             )
             .await
@@ -641,6 +634,6 @@ crate::both!(
         assert_eq!(r.status(), 200);
         assert!(actions(app).await.contains(&"session.ended".to_owned()));
         let (chain, _) = app.state.store.audit_chain().await.unwrap();
-        assert!(latchkey_server::audit_chain::verify(&chain).is_none());
+        assert!(latchkey_server::audit::chain::verify(&chain).is_none());
     }
 );

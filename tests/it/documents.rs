@@ -130,3 +130,19 @@ async fn error_bodies() {
     insta::assert_json_snapshot!("error_bodies", Value::Object(bodies));
     app.stop().await;
 }
+
+/// `docs/audit.md` lists every audit action the code can write, generated from the enum.
+#[test]
+fn docs_audit_md_lists_every_action() {
+    let doc = include_str!("../../docs/audit.md");
+    let begin = "<!-- actions:begin -->\n";
+    let end = "<!-- actions:end -->";
+    let a = doc.find(begin).expect("begin marker") + begin.len();
+    let b = doc.find(end).expect("end marker");
+    let expected = latchkey_server::audit::Action::markdown_table();
+    assert_eq!(
+        &doc[a..b],
+        expected,
+        "docs/audit.md's action table is stale; replace it with:\n{expected}"
+    );
+}

@@ -26,3 +26,4 @@ mod passkeys;
 mod personal;
 pub mod refusals;
 mod rotation;
+mod schema;

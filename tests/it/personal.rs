@@ -7,7 +7,7 @@ use crate::both;
 use crate::common::*;
 use crate::mfa::{account_csrf, account_sign_in, enrol_totp, tokens};
 use crate::refusals::authorize_url;
-use latchkey_server::audit_chain;
+use latchkey_server::audit::chain;
 
 const NAME: &str = "Ada Lovelace";
 
@@ -54,13 +54,13 @@ async fn give_the_user_everything(app: &TestApp) -> Vec<String> {
     secrets
 }
 
-async fn chain_break(app: &TestApp) -> Option<audit_chain::Break> {
+async fn chain_break(app: &TestApp) -> Option<chain::Break> {
     let snap = app.state.store.audit_snapshot().await.unwrap();
     assert_eq!(snap.unchained, 0);
-    audit_chain::verify_with_checkpoints(
+    chain::verify_with_checkpoints(
         &snap.checkpoints,
         &snap.chain,
-        &audit_chain::checkpoint_key(&app.state.kek),
+        &chain::checkpoint_key(&app.state.kek),
     )
 }
 

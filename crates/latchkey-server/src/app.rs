@@ -267,7 +267,7 @@ async fn maintain(state: Arc<AppState>) {
                 }
                 if let Some(days) = state.config.audit.retention_days {
                     let before = crate::store::now() - i64::from(days) * 86_400;
-                    let key = crate::audit_chain::checkpoint_key(&state.kek);
+                    let key = crate::audit::chain::checkpoint_key(&state.kek);
                     match state.store.prune_audit(before, key, "system").await {
                         Ok(Some(cp)) => tracing::info!(through_seq = cp.seq, entries = cp.pruned, "pruned old audit entries (audit.retention_days)"),
                         Ok(None) => {}

@@ -8,7 +8,7 @@
 
 pub mod admin;
 pub mod app;
-pub mod audit_chain;
+pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod factors;

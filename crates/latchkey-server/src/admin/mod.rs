@@ -26,8 +26,13 @@ pub const ADMIN_AUDIENCE: &str = "latchkey:admin";
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
+    /// A person signed in to the console, or calling the API with the console's token.
     User(String),
+    /// An automation client (`client_credentials` with the admin scope).
     Client(String),
+    /// The operator at the server's command line (`latchkey …`): a system administrator,
+    /// recorded in the audit log as `cli`.
+    Cli,
 }
 
 /// A verified caller and what they may administer.
@@ -99,6 +104,17 @@ impl Admin {
     pub fn actor_id(&self) -> &str {
         match &self.actor {
             Actor::User(id) | Actor::Client(id) => id,
+            Actor::Cli => "cli",
+        }
+    }
+
+    /// The operator at the command line: whoever can run `latchkey` against the database
+    /// already holds every right.
+    pub fn cli() -> Admin {
+        Admin {
+            actor: Actor::Cli,
+            system: true,
+            labs: BTreeSet::new(),
         }
     }
 

@@ -12,6 +12,7 @@ use super::errors::PageError;
 use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
 use crate::protocol::strength::{self, Enrolled, Method, offer};
@@ -390,12 +391,12 @@ pub async fn totp_confirm(
     }
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user.id,
-            "factor.enrolled",
+            Action::FactorEnrolled,
             &user.id,
             serde_json::json!({"factor": "totp"}),
-        )
+        ))
         .await?;
     // A first factor enrolled right after the password counts for this session (the code
     // proves possession); later enrolments add nothing to it.
@@ -438,12 +439,12 @@ pub async fn totp_remove(
     if state.store.delete_totp(&user.id).await? {
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &user.id,
-                "factor.removed",
+                Action::FactorRemoved,
                 &user.id,
                 serde_json::json!({"factor": "totp"}),
-            )
+            ))
             .await?;
     }
     Ok(see_other("/account"))
@@ -472,12 +473,12 @@ pub async fn webauthn_remove(
     if state.store.delete_webauthn(&user.id, id).await? {
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &user.id,
-                "factor.removed",
+                Action::FactorRemoved,
                 &user.id,
                 serde_json::json!({"factor": cred.kind, "credential": cred.id}),
-            )
+            ))
             .await?;
     }
     Ok(see_other("/account"))
@@ -523,12 +524,12 @@ pub async fn recovery_codes(
         .await?;
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user.id,
-            "recovery_codes.generated",
+            Action::RecoveryCodesGenerated,
             &user.id,
             serde_json::json!({"count": codes.len()}),
-        )
+        ))
         .await?;
     Ok(render(
         StatusCode::OK,

@@ -6,6 +6,7 @@ use super::errors::PageError;
 use super::pages::FormPostPage;
 use super::{State, decode_pairs};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{
     AuthRequest, AuthorizeError, ClientView, LabChoice, LabRef, Next, RawParams, ResponseMode,
@@ -294,12 +295,12 @@ pub async fn proceed(
             {
                 state
                     .store
-                    .audit(
+                    .audit(Event::new(
                         &s.user_id,
-                        "login.unmet_requirements",
+                        Action::LoginUnmetRequirements,
                         &s.user_id,
                         serde_json::json!({"client": client.id, "need": need.as_str()}),
-                    )
+                    ))
                     .await?;
             }
             if client.id == ACCOUNT_CLIENT_ID {

@@ -5,6 +5,7 @@
 use super::cookies;
 use super::errors::PageError;
 use super::{State, page_form, require_csrf};
+use crate::audit::{Action, Event};
 use crate::secret::TokenHash;
 use crate::store::StoreError;
 use actix_web::http::StatusCode;
@@ -123,12 +124,12 @@ pub async fn submit(
     };
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user_id,
-            "invitation.accept",
+            Action::InvitationAccept,
             &inv.id,
             serde_json::json!({"lab": inv.lab, "user": user_id, "roles": inv.roles}),
-        )
+        ))
         .await?;
     Ok(super::pages::message(
         StatusCode::OK,

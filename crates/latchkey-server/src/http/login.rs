@@ -8,6 +8,7 @@ use super::cookies;
 use super::errors::PageError;
 use super::pages::{LoginPage, render_posting_to};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::password::Verified;
 use crate::protocol::strength::{self, Method};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
@@ -182,12 +183,12 @@ pub async fn submit(
                 if until > 0 {
                     state
                         .store
-                        .audit(
+                        .audit(Event::new(
                             &u.id,
-                            "login.locked",
+                            Action::LoginLocked,
                             &u.id,
                             serde_json::json!({"failures": failures, "locked_for_secs": until - t}),
-                        )
+                        ))
                         .await?;
                     message = format!(
                         "{} Or sign in with a passkey.",
@@ -198,12 +199,12 @@ pub async fn submit(
             }
             state
                 .store
-                .audit(
+                .audit(Event::new(
                     &target,
-                    "login.failed",
+                    Action::LoginFailed,
                     &target,
                     serde_json::json!({"reason": reason, "client": flow.request.client_id}),
-                )
+                ))
                 .await?;
             return login_form(&state, &flow, &browser, email, Some(message)).await;
         }
@@ -218,7 +219,12 @@ pub async fn submit(
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
     state
         .store
-        .audit(&user.id, "login.password", &user.id, serde_json::json!({}))
+        .audit(Event::new(
+            &user.id,
+            Action::LoginPassword,
+            &user.id,
+            serde_json::json!({}),
+        ))
         .await?;
     continue_flow(&state, &req, flow, session, user, Some(cookie)).await
 }

@@ -7,6 +7,7 @@ use super::errors::PageError;
 use super::pages::{LogoutPage, message, render_posting_to};
 use super::{Params, State, cookies};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::store::clients::Client;
 use crate::tokens::verify_id_token_hint;
 use actix_web::http::StatusCode;
@@ -142,12 +143,12 @@ pub async fn post(
         state.store.end_session(&session.id).await?;
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &user.id,
-                "session.ended",
+                Action::SessionEnded,
                 &user.id,
                 serde_json::json!({"reason": "logout", "session": session.id}),
-            )
+            ))
             .await?;
         tracing::info!(user = %user.id, session = %session.id, "signed out");
     }

@@ -4,6 +4,7 @@
 
 use super::State;
 use super::token::{client_auth, form};
+use crate::audit::{Action, Event};
 use crate::crypto::jwt;
 use crate::protocol::OAuthError;
 use crate::secret::{TokenHash, TokenKind};
@@ -45,12 +46,12 @@ pub async fn revoke(
         state.store.revoke_grant(&gid).await?;
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &client.id,
-                "token.revoked",
+                Action::TokenRevoked,
                 &gid,
                 serde_json::json!({"client": client.id}),
-            )
+            ))
             .await?;
         tracing::info!(client = %client.id, grant = %gid, "grant revoked");
     }

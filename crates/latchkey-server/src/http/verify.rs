@@ -14,6 +14,7 @@ use super::errors::PageError;
 use super::login::{FlowQuery, client_name, continue_flow, csrf_purpose, establish, load_flow};
 use super::pages::{EnrolPage, VerifyPage, render_posting_to};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::strength::{self, Method, offer};
 use crate::store::factors::Attempt;
@@ -152,12 +153,12 @@ pub async fn submit(
                 let left = state.store.recovery_status(&user.id).await?.unused;
                 state
                     .store
-                    .audit(
+                    .audit(Event::new(
                         &user.id,
-                        "login.recovery_code",
+                        Action::LoginRecoveryCode,
                         &user.id,
                         serde_json::json!({"unused_left": left}),
-                    )
+                    ))
                     .await?;
                 Ok(Method::RecoveryCode)
             } else {
@@ -178,12 +179,12 @@ pub async fn submit(
                 message = locked_message(until - t);
                 state
                     .store
-                    .audit(
+                    .audit(Event::new(
                         &user.id,
-                        "factor.locked",
+                        Action::FactorLocked,
                         &user.id,
                         serde_json::json!({"failures": failures, "locked_for_secs": until - t}),
-                    )
+                    ))
                     .await?;
             }
             let mut request = flow.request.clone();
@@ -208,12 +209,12 @@ pub async fn submit(
     if method == Method::Totp {
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &user.id,
-                "login.step_up",
+                Action::LoginStepUp,
                 &user.id,
                 serde_json::json!({"method": method.label(), "session": session.id}),
-            )
+            ))
             .await?;
     }
     continue_flow(&state, &req, flow, session, user, Some(cookie)).await
@@ -254,12 +255,12 @@ async fn check_totp(
     } else {
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &user.id,
-                "totp.replay_refused",
+                Action::TotpReplayRefused,
                 &user.id,
                 serde_json::json!({}),
-            )
+            ))
             .await?;
         Ok(Err(
             "That code was already used. Wait for your app to show the next code.".into(),

@@ -15,6 +15,7 @@ use super::cookies;
 use super::errors::PageError;
 use super::login::{csrf_purpose, establish, load_flow};
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::strength::Method;
 use crate::secret::{TokenHash, random_id};
@@ -390,12 +391,12 @@ async fn record_assertion(
         tracing::warn!(user = %row.user_id, credential = %row.id, "WebAuthn counter went backwards");
         state
             .store
-            .audit(
+            .audit(Event::new(
                 &row.user_id,
-                "webauthn.counter_regression",
+                Action::WebauthnCounterRegression,
                 &row.user_id,
                 serde_json::json!({"credential": row.id, "stored_count": row.sign_count}),
-            )
+            ))
             .await?;
         Ok(json_error(
             StatusCode::UNAUTHORIZED,
@@ -466,12 +467,12 @@ async fn signed_in(
     tracing::info!(user = %user.id, session = %session.id, "login succeeded with a passkey");
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user.id,
-            "login.passkey",
+            Action::LoginPasskey,
             &user.id,
             serde_json::json!({"credential": row.id}),
-        )
+        ))
         .await?;
     let mut resp = next(format!("/login/continue?flow={flow_id}"));
     resp.add_cookie(&cookie).map_err(PageError::internal)?;
@@ -518,12 +519,11 @@ async fn verified(
     mark_authenticated(state, req, flow_id).await?;
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user.id,
-            "login.step_up",
+            Action::LoginStepUp,
             &user.id,
-            serde_json::json!({"method": method.label(), "credential": row.id, "session": session.id}),
-        )
+            serde_json::json!({"method": method.label(), "credential": row.id, "session": session.id})))
         .await?;
     let mut resp = next(format!("/login/continue?flow={flow_id}"));
     resp.add_cookie(&cookie).map_err(PageError::internal)?;
@@ -603,12 +603,12 @@ async fn registered(
     }
     state
         .store
-        .audit(
+        .audit(Event::new(
             &user.id,
-            "factor.enrolled",
+            Action::FactorEnrolled,
             &user.id,
             serde_json::json!({"factor": kind, "credential": row.id}),
-        )
+        ))
         .await?;
     // A user's first factor, enrolled right after their password, counts as the second
     // factor of this session (possession of the new credential was just proven), but never as

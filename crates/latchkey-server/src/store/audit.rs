@@ -1,34 +1,21 @@
 //! The audit log: security events appended to `audit_events` as a hash chain
-//! ([`crate::audit_chain`]): key lifecycle, sign-ins and step-ups, factor enrolment and
+//! ([`crate::audit::chain`]): key lifecycle, sign-ins and step-ups, factor enrolment and
 //! removal, recovery-code use, refused replays and cloned keys, policy changes. Events never
 //! carry secrets, codes or tokens. Appends are serialised (PostgreSQL advisory lock; SQLite's
 //! single writer) so the chain has one order on every node.
 //!
 //! Retention (`latchkey audit prune`, or `audit.retention_days`) deletes the oldest entries
 //! under the same lock and leaves a signed [`Checkpoint`] in `audit_checkpoints`, so the
-//! remaining chain still verifies ([`crate::audit_chain::verify_with_checkpoints`]).
+//! remaining chain still verifies ([`crate::audit::chain::verify_with_checkpoints`]).
 
 use super::schema::{audit_checkpoints, audit_events};
 use super::{Store, StoreError, audit_lock_sql, now};
-use crate::audit_chain::{Checkpoint, Entry, GENESIS, Stored, entry_hash, verify_with_checkpoints};
+use crate::audit::Event;
+use crate::audit::chain::{
+    Checkpoint, Entry, GENESIS, Stored, entry_hash, verify_with_checkpoints,
+};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
-
-/// Appends one event to the chain inside the current write transaction.
-#[macro_export]
-macro_rules! append_audit {
-    ($conn:expr, $at:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {{
-        let entry = $crate::audit_chain::Entry {
-            seq: 0,
-            at: $at,
-            actor: ($actor).to_string(),
-            action: ($action).to_string(),
-            target: ($target).to_string(),
-            details: ($details).to_string(),
-        };
-        $crate::store::audit::append($conn, entry).await?
-    }};
-}
 
 /// An event as the log shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,12 +65,24 @@ macro_rules! append_body {
     }};
 }
 
-/// Appends `entry` (its `seq` is assigned) after the chain's last entry.
-pub async fn append<C>(conn: &mut C, entry: Entry) -> Result<(), StoreError>
+/// Appends `event`, recorded at `at`, after the chain's last entry, on `conn`: call it inside
+/// the write transaction of the change the event records, so both commit or neither does.
+pub async fn append<C>(conn: &mut C, at: i64, event: &Event) -> Result<(), StoreError>
 where
     C: AppendConn,
 {
-    conn.append(entry).await
+    conn.append(entry(at, event)).await
+}
+
+fn entry(at: i64, e: &Event) -> Entry {
+    Entry {
+        seq: 0,
+        at,
+        actor: e.actor.clone(),
+        action: e.action.as_str().to_owned(),
+        target: e.target.clone(),
+        details: e.details.to_string(),
+    }
 }
 
 /// The connection types the chain can be appended on (each write connection of either
@@ -184,24 +183,13 @@ pub struct AuditSnapshot {
 }
 
 impl Store {
-    /// Appends one event. `actor` is a user id, `cli` or `system`.
-    pub async fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        details: serde_json::Value,
-    ) -> Result<(), StoreError> {
+    /// Appends an event that records no change of its own (a sign-in, a refused replay): one
+    /// transaction holding just the entry. A change appends its event with [`append`] inside
+    /// the change's transaction instead.
+    pub async fn audit(&self, event: Event) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let entry = Entry {
-            seq: 0,
-            at: now(),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            details: details.to_string(),
-        };
-        self.run(async move { crate::with_tx!(&db, conn => append(conn, entry).await) })
+        let entry = entry(now(), &event);
+        self.run(async move { crate::with_tx!(&db, conn => conn.append(entry).await) })
             .await
     }
 
@@ -322,7 +310,7 @@ impl Store {
     /// Prunes the entries written before `before` (Unix seconds), oldest first, never the
     /// newest entry. In one transaction under the append lock: verifies what it is about to
     /// delete (a broken chain is refused, not laundered into a checkpoint), writes a checkpoint
-    /// for the last pruned entry signed with `key` ([`crate::audit_chain::checkpoint_key`]),
+    /// for the last pruned entry signed with `key` ([`crate::audit::chain::checkpoint_key`]),
     /// deletes the entries, and appends an `audit.pruned` entry by `actor`. `None` when nothing
     /// was old enough.
     pub async fn prune_audit(
@@ -397,19 +385,17 @@ impl Store {
                     .await?;
                 append(
                     &mut *conn,
-                    Entry {
-                        seq: 0,
-                        at: t,
-                        actor: actor.clone(),
-                        action: "audit.pruned".into(),
-                        target: "audit_events".into(),
-                        details: serde_json::json!({
+                    t,
+                    &Event::new(
+                        actor.as_str(),
+                        crate::audit::Action::AuditPruned,
+                        "audit_events",
+                        serde_json::json!({
                             "through_seq": through,
                             "entries": cp.pruned,
                             "before": before,
-                        })
-                        .to_string(),
-                    },
+                        }),
+                    ),
                 )
                 .await?;
                 Ok(Some(cp))

@@ -108,8 +108,13 @@ macro_rules! insert_key {
 
 /// Appends an audit event to the chain inside the current transaction.
 macro_rules! audit {
-    ($conn:expr, $now:expr, $actor:expr, $action:expr, $target:expr, $details:expr) => {
-        $crate::append_audit!($conn, $now, $actor, $action, $target, $details)
+    ($conn:expr, $now:expr, $actor:expr, $action:ident, $target:expr, $details:expr) => {
+        $crate::store::audit::append(
+            $conn,
+            $now,
+            &$crate::audit::Event::new($actor, $crate::audit::Action::$action, $target, $details),
+        )
+        .await?
     };
 }
 
@@ -158,7 +163,7 @@ impl Store {
                     return Ok(false);
                 }
                 insert_key!(conn, &candidate, "active");
-                audit!(conn, candidate.created_at, "system", "key.created", &candidate.kid,
+                audit!(conn, candidate.created_at, "system", KeyCreated, &candidate.kid,
                     serde_json::json!({"alg": candidate.alg, "state": "active"}));
                 Ok(true)
             })
@@ -204,7 +209,7 @@ impl Store {
                             row.activate_at = Some(*activate_at);
                             row.created_at = now;
                             insert_key!(conn, &row, "staged");
-                            audit!(conn, now, actor.as_str(), "key.staged", &row.kid,
+                            audit!(conn, now, actor.as_str(), KeyStaged, &row.kid,
                                 serde_json::json!({"alg": row.alg, "activate_at": activate_at}));
                         }
                         Action::Promote { staged, retire } => {
@@ -213,20 +218,20 @@ impl Store {
                                     .set((sk::state.eq("retiring"), sk::retired_at.eq(Some(now))))
                                     .execute(conn)
                                     .await?;
-                                audit!(conn, now, actor.as_str(), "key.retiring", old, serde_json::json!({}));
+                                audit!(conn, now, actor.as_str(), KeyRetiring, old, serde_json::json!({}));
                             }
                             diesel::update(sk::table.find(staged))
                                 .set((sk::state.eq("active"), sk::activated_at.eq(Some(now))))
                                 .execute(conn)
                                 .await?;
-                            audit!(conn, now, actor.as_str(), "key.activated", staged, serde_json::json!({}));
+                            audit!(conn, now, actor.as_str(), KeyActivated, staged, serde_json::json!({}));
                         }
                         Action::Remove { kid } => {
                             diesel::update(sk::table.find(kid))
                                 .set((sk::state.eq("removed"), sk::private_key.eq(Vec::<u8>::new())))
                                 .execute(conn)
                                 .await?;
-                            audit!(conn, now, actor.as_str(), "key.removed", kid, serde_json::json!({"reason": "expired"}));
+                            audit!(conn, now, actor.as_str(), KeyRemoved, kid, serde_json::json!({"reason": "expired"}));
                         }
                     }
                     applied.actions.push(action);
@@ -265,7 +270,7 @@ impl Store {
                     .set((sk::state.eq("removed"), sk::private_key.eq(Vec::<u8>::new()), sk::retired_at.eq(Some(now))))
                     .execute(conn)
                     .await?;
-                audit!(conn, now, actor.as_str(), "key.revoked", &kid, serde_json::json!({"alg": row.alg, "was": row.state}));
+                audit!(conn, now, actor.as_str(), KeyRevoked, &kid, serde_json::json!({"alg": row.alg, "was": row.state}));
                 if row.state != "active" {
                     return Ok(None);
                 }
@@ -292,7 +297,7 @@ impl Store {
                         r.kid
                     }
                 };
-                audit!(conn, now, actor.as_str(), "key.activated", &successor, serde_json::json!({"reason": "revocation"}));
+                audit!(conn, now, actor.as_str(), KeyActivated, &successor, serde_json::json!({"reason": "revocation"}));
                 Ok(Some(successor))
             })
         })
@@ -349,8 +354,8 @@ impl Store {
                 // re-signing it would launder a forgery.
                 diesel::sql_query(super::audit_lock_sql(&*conn)).execute(&mut *conn).await?;
                 let (old_key, new_key) = (
-                    crate::audit_chain::checkpoint_key(&old),
-                    crate::audit_chain::checkpoint_key(&new),
+                    crate::audit::chain::checkpoint_key(&old),
+                    crate::audit::chain::checkpoint_key(&new),
                 );
                 use super::schema::audit_checkpoints as ac;
                 let checkpoints: Vec<super::audit::CheckpointRow> = ac::table
@@ -363,7 +368,7 @@ impl Store {
                         invalid += 1;
                         continue;
                     }
-                    let signed = crate::audit_chain::Checkpoint::signed(&new_key, cp.seq, cp.hash, cp.pruned, cp.created_at);
+                    let signed = crate::audit::chain::Checkpoint::signed(&new_key, cp.seq, cp.hash, cp.pruned, cp.created_at);
                     diesel::update(ac::table.find(cp.seq))
                         .set(ac::mac.eq(&signed.mac))
                         .execute(&mut *conn)
@@ -373,7 +378,7 @@ impl Store {
                 if invalid > 0 {
                     tracing::warn!(invalid, "audit checkpoints with an invalid signature were not re-signed; run `latchkey audit verify`");
                 }
-                audit!(conn, now, "cli", "kek.rewrapped", "signing_keys", serde_json::json!({"keys": n, "totp_secrets": secrets.len(), "audit_checkpoints": resigned, "invalid_audit_checkpoints": invalid}));
+                audit!(conn, now, "cli", KekRewrapped, "signing_keys", serde_json::json!({"keys": n, "totp_secrets": secrets.len(), "audit_checkpoints": resigned, "invalid_audit_checkpoints": invalid}));
                 Ok(n)
             })
         })

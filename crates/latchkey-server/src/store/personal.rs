@@ -385,7 +385,7 @@ impl Store {
                     ))
                     .execute(&mut *conn)
                     .await?;
-                crate::append_audit!(&mut *conn, t, actor.as_str(), "user.erased", &id, serde_json::json!({}));
+                crate::store::audit::append(&mut *conn, t, &crate::audit::Event::new(actor.as_str(), crate::audit::Action::UserErased, id.as_str(), serde_json::json!({}))).await?;
                 Ok(true)
             })
         })

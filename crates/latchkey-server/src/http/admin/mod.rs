@@ -105,6 +105,7 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
             .flatten()
             .map_or_else(|| id.clone(), |u| u.email),
         Actor::Client(id) => id.clone(),
+        Actor::Cli => "cli".to_owned(),
     };
     let Some(browser) = cookies::existing_browser_id(state, req) else {
         return Err(to_login());

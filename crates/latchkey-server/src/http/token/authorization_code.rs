@@ -3,6 +3,7 @@
 
 use super::TokenResponse;
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::http::Params;
 use crate::protocol::{OAuthError, pkce, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
@@ -27,12 +28,12 @@ pub async fn exchange(
             tracing::warn!(client = %client.id, "authorization code replayed; its grant is revoked");
             state
                 .store
-                .audit(
+                .audit(Event::new(
                     &client.id,
-                    "code.replayed",
+                    Action::CodeReplayed,
                     &client.id,
                     serde_json::json!({"revoked": "the code's grant"}),
-                )
+                ))
                 .await?;
             return Err(OAuthError::invalid_grant(
                 "the authorization code was already used; tokens issued for it are revoked",

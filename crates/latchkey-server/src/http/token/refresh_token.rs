@@ -5,6 +5,7 @@
 
 use super::TokenResponse;
 use crate::app::AppState;
+use crate::audit::{Action, Event};
 use crate::http::Params;
 use crate::protocol::{OAuthError, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
@@ -63,12 +64,12 @@ pub async fn exchange(
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
             state
                 .store
-                .audit(
+                .audit(Event::new(
                     &client.id,
-                    "refresh.reuse_detected",
+                    Action::RefreshReuseDetected,
                     &client.id,
                     serde_json::json!({"revoked": "the token's whole family"}),
-                )
+                ))
                 .await?;
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used; all tokens of this grant are revoked",

@@ -1,0 +1,189 @@
+//! OAuth clients and signing keys (system administrators).
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub public: bool,
+    pub min_acr: Option<String>,
+    pub admin_of: Option<String>,
+    pub created_at: i64,
+}
+
+impl From<crate::store::clients::Client> for ClientView {
+    fn from(c: crate::store::clients::Client) -> ClientView {
+        ClientView {
+            public: c.is_public(),
+            client_id: c.id,
+            name: c.name,
+            redirect_uris: c.redirect_uris,
+            grant_types: c.grant_types,
+            min_acr: c.min_acr.map(|a| a.as_str().to_owned()),
+            admin_of: c.admin_of,
+            created_at: c.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientBody {
+    pub name: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// authorization_code, refresh_token, client_credentials (default: the first two).
+    pub grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub public: bool,
+    pub min_acr: Option<String>,
+    /// `*` or a lab id: the client may call this API with client_credentials.
+    pub admin_of: Option<String>,
+    #[serde(default)]
+    pub skip_consent: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreatedClientView {
+    pub client: ClientView,
+    /// Shown only in this response.
+    pub client_secret: Option<String>,
+}
+
+pub async fn list_clients(state: &AppState, admin: &Admin) -> R<Vec<ClientView>> {
+    admin.require_system()?;
+    Ok(state
+        .store
+        .list_clients()
+        .await?
+        .into_iter()
+        .map(ClientView::from)
+        .collect())
+}
+
+pub async fn get_client(state: &AppState, admin: &Admin, id: &str) -> R<ClientView> {
+    admin.require_system()?;
+    Ok(state
+        .store
+        .get_client(id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such client".into()))?
+        .into())
+}
+
+pub async fn create_client(
+    state: &AppState,
+    admin: &Admin,
+    body: NewClientBody,
+) -> R<CreatedClientView> {
+    admin.require_system()?;
+    let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
+    let created = crate::provision::create_client(
+        &state.store,
+        crate::provision::NewClient {
+            name: body.name,
+            redirect_uris: body.redirect_uris,
+            post_logout_redirect_uris: body.post_logout_redirect_uris,
+            grant_types: body
+                .grant_types
+                .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
+            public: body.public,
+            access_token_ttl_secs: None,
+            id_token_alg: latchkey_core::SigningAlg::RS256,
+            skip_consent: body.skip_consent,
+            min_acr,
+            admin_of: body.admin_of,
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        crate::provision::ProvisionError::Invalid(m) => {
+            let field = m
+                .trim_start_matches("--")
+                .split([' ', ':'])
+                .next()
+                .unwrap_or("body")
+                .replace('-', "_");
+            AdminError::invalid(&field, m)
+        }
+        crate::provision::ProvisionError::Store(e) => e.into(),
+    })?;
+    let client = get_client(state, admin, &created.client_id).await?;
+    audit(
+        state,
+        admin,
+        Action::ClientCreate,
+        &client.client_id,
+        json!({"after": client}),
+    )
+    .await?;
+    Ok(CreatedClientView {
+        client,
+        client_secret: created.client_secret,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KeyView {
+    pub kid: String,
+    pub alg: String,
+    /// staged, active or retiring.
+    pub state: String,
+    pub created_at: i64,
+    pub activate_at: Option<i64>,
+    pub activated_at: Option<i64>,
+    pub retired_at: Option<i64>,
+}
+
+pub async fn list_keys(state: &AppState, admin: &Admin) -> R<Vec<KeyView>> {
+    admin.require_system()?;
+    Ok(state
+        .store
+        .list_keys()
+        .await?
+        .into_iter()
+        .map(|r| KeyView {
+            kid: r.kid,
+            alg: r.alg,
+            state: r.state,
+            created_at: r.created_at,
+            activate_at: r.activate_at,
+            activated_at: r.activated_at,
+            retired_at: r.retired_at,
+        })
+        .collect())
+}
+
+pub async fn rotate_keys(state: &AppState, admin: &Admin) -> R<Vec<KeyView>> {
+    admin.require_system()?;
+    state
+        .keys
+        .rotate(
+            &state.config,
+            &state.store,
+            &state.kek,
+            true,
+            admin.actor_id(),
+        )
+        .await
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    list_keys(state, admin).await
+}
+
+pub async fn revoke_key(state: &AppState, admin: &Admin, kid: &str) -> R<Vec<KeyView>> {
+    admin.require_system()?;
+    state
+        .keys
+        .revoke(&state.store, &state.kek, kid, admin.actor_id())
+        .await
+        .map_err(|e| match e {
+            crate::keys::KeysError::Store(e) => AdminError::from(e),
+            e => AdminError::Internal(e.to_string()),
+        })?;
+    list_keys(state, admin).await
+}

@@ -1,0 +1,349 @@
+//! A lab's members: add, remove, roles, lab administration, per-user feature grants.
+
+use super::*;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Factors {
+    pub totp: bool,
+    /// Passkeys and security keys.
+    pub webauthn: usize,
+    /// Of which discoverable passkeys (can sign in alone).
+    pub passkeys: usize,
+    pub recovery_codes: usize,
+    /// The strongest level the member's factors can reach: pwd, mfa or phr.
+    pub best_acr: String,
+}
+
+impl From<Enrolled> for Factors {
+    fn from(e: Enrolled) -> Factors {
+        Factors {
+            best_acr: best_acr(&e).as_str().to_owned(),
+            totp: e.totp,
+            webauthn: e.webauthn,
+            passkeys: e.passkeys,
+            recovery_codes: e.recovery_codes,
+        }
+    }
+}
+
+/// The strongest level a set of factors can reach.
+pub fn best_acr(e: &Enrolled) -> Acr {
+    if e.passkeys > 0 {
+        Acr::Phr
+    } else if e.totp || e.webauthn > 0 {
+        Acr::Mfa
+    } else {
+        Acr::Pwd
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub disabled: bool,
+    /// Administers this lab.
+    pub admin: bool,
+    pub joined_at: i64,
+    pub roles: Vec<String>,
+    /// Per-member overrides: feature → true (allowed) or false (denied).
+    pub overrides: std::collections::BTreeMap<String, bool>,
+    /// What the member's tokens for this lab carry.
+    pub features: Vec<String>,
+    pub factors: Factors,
+}
+
+async fn member_view(state: &AppState, lab: &str, m: Member) -> R<MemberView> {
+    let grants = state.store.member_grants(&m.user_id, lab).await?;
+    let factors = state.store.enrolled(&m.user_id).await?.into();
+    Ok(MemberView {
+        roles: grants.roles,
+        features: grants.features.into_iter().collect(),
+        overrides: grants.overrides.into_iter().collect(),
+        factors,
+        user_id: m.user_id,
+        email: m.email,
+        name: m.name,
+        disabled: m.disabled,
+        admin: m.admin,
+        joined_at: m.joined_at,
+    })
+}
+
+pub async fn list_members(state: &AppState, admin: &Admin, lab: &str) -> R<Vec<MemberView>> {
+    admin.require_lab(lab)?;
+    lab_exists(state, lab).await?;
+    let mut out = vec![];
+    for m in state.store.lab_members(lab).await? {
+        out.push(member_view(state, lab, m).await?);
+    }
+    Ok(out)
+}
+
+pub async fn get_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<MemberView> {
+    admin.require_lab(lab)?;
+    let m = member_of(state, lab, user).await?;
+    member_view(state, lab, m).await
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    /// An existing user's email adds them; a new one creates the account.
+    pub email: String,
+    pub name: Option<String>,
+    /// For a new account. Without one, the person signs in only after a password is set
+    /// (send an invitation instead to let them choose it).
+    pub password: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+pub async fn add_member(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    new: NewMember,
+) -> R<MemberView> {
+    admin.require_lab(lab)?;
+    lab_exists(state, lab).await?;
+    let email = checked_email(&new.email)?;
+    if let Some(n) = &new.name
+        && (n.len() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(AdminError::invalid(
+            "name",
+            "give a name of at most 200 characters, without control characters",
+        ));
+    }
+    check_roles(&new.roles)?;
+    // Everything is checked before anything is written.
+    let defined = state.store.lab_roles(lab).await?;
+    if let Some(r) = new
+        .roles
+        .iter()
+        .find(|r| !defined.iter().any(|d| &d.name == *r))
+    {
+        return Err(AdminError::invalid(
+            "roles",
+            format!("no role `{r}` in this lab"),
+        ));
+    }
+    let existing = state.store.find_user_by_email(&email).await?;
+    // Lab administrators neither pull other people's existing accounts into their lab nor
+    // create accounts with passwords they know: new people come through invitations, which
+    // they accept themselves. System administrators may do both.
+    if !admin.system {
+        if existing.is_some() {
+            return Err(AdminError::Conflict(
+                "this email already has an account: a system administrator can add it to the lab"
+                    .into(),
+            ));
+        }
+        return Err(AdminError::invalid(
+            "email",
+            "no account has this email: send an invitation, so that the person chooses their own password",
+        ));
+    }
+    let (user_id, created) = match existing {
+        Some(u) => {
+            if new.password.is_some() || new.name.is_some() {
+                return Err(AdminError::invalid(
+                    "password",
+                    "this email already has an account: give only email and roles to add it",
+                ));
+            }
+            if state.store.user_labs(&u.id).await?.iter().any(|l| l == lab) {
+                return Err(AdminError::Conflict(
+                    "this person is already a member of the lab".into(),
+                ));
+            }
+            if !state.store.add_membership(&u.id, lab).await? {
+                return Err(AdminError::NotFound(format!("no lab `{lab}`")));
+            }
+            (u.id, false)
+        }
+        None => {
+            let hash = match new.password.as_deref() {
+                Some(p) => {
+                    let mut context = vec![email.as_str()];
+                    context.extend(email.split('@'));
+                    context.extend(new.name.as_deref());
+                    if let Err(e) =
+                        crate::password::check_new_password(&state.config.password, p, &context)
+                    {
+                        return Err(AdminError::invalid(
+                            "password",
+                            format!("password refused: {e}"),
+                        ));
+                    }
+                    Some(
+                        state
+                            .hasher
+                            .hash(p)
+                            .await
+                            .map_err(|e| AdminError::Internal(e.to_string()))?,
+                    )
+                }
+                None => None,
+            };
+            let name = new.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            (
+                state.store.create_member(&email, name, hash, lab).await?,
+                true,
+            )
+        }
+    };
+    if !new.roles.is_empty()
+        && let Err(e) = state
+            .store
+            .set_member_roles(&user_id, lab, &new.roles)
+            .await
+    {
+        // Undo the membership so that nothing is half-written.
+        state.store.remove_membership(&user_id, lab).await?;
+        return Err(match AdminError::from(e) {
+            AdminError::NotFound(m) => AdminError::invalid("roles", m),
+            e => e,
+        });
+    }
+    audit(
+        state,
+        admin,
+        if created {
+            Action::UserCreate
+        } else {
+            Action::MemberAdd
+        },
+        &user_id,
+        json!({"lab": lab, "after": {"roles": new.roles}}),
+    )
+    .await?;
+    get_member(state, admin, lab, &user_id).await
+}
+
+/// The normalised address, or `invalid` naming `email`.
+pub(super) fn checked_email(raw: &str) -> R<String> {
+    let email = crate::store::users::normalize_email(raw);
+    if valid_email(&email) {
+        Ok(email)
+    } else {
+        Err(AdminError::invalid(
+            "email",
+            "give an email address like ada@example.org",
+        ))
+    }
+}
+
+pub(super) fn check_roles(roles: &[String]) -> R<()> {
+    roles.iter().try_for_each(|r| check_role("roles", r))
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+pub async fn remove_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<()> {
+    admin.require_lab(lab)?;
+    let before = get_member(state, admin, lab, user).await?;
+    state.store.remove_membership(user, lab).await?;
+    audit(
+        state,
+        admin,
+        Action::MemberRemove,
+        user,
+        json!({"lab": lab, "before": {"roles": before.roles, "admin": before.admin}}),
+    )
+    .await
+}
+
+pub async fn set_member_admin(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    user: &str,
+    on: bool,
+) -> R<MemberView> {
+    admin.require_lab(lab)?;
+    let before = member_of(state, lab, user).await?;
+    state.store.set_lab_admin(user, lab, on).await?;
+    audit(
+        state,
+        admin,
+        Action::MemberAdmin,
+        user,
+        json!({"lab": lab, "before": before.admin, "after": on}),
+    )
+    .await?;
+    get_member(state, admin, lab, user).await
+}
+
+pub async fn set_member_roles(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    user: &str,
+    roles: Vec<String>,
+) -> R<MemberView> {
+    admin.require_lab(lab)?;
+    let before = get_member(state, admin, lab, user).await?;
+    check_roles(&roles)?;
+    state
+        .store
+        .set_member_roles(user, lab, &roles)
+        .await
+        .map_err(|e| match AdminError::from(e) {
+            AdminError::NotFound(m) if m.starts_with("no role") => AdminError::invalid("roles", m),
+            e => e,
+        })?;
+    audit(
+        state,
+        admin,
+        Action::MemberRoles,
+        user,
+        json!({"lab": lab, "before": before.roles, "after": roles}),
+    )
+    .await?;
+    get_member(state, admin, lab, user).await
+}
+
+/// `allow`: `Some(true)` allow, `Some(false)` deny, `None` clear the override.
+pub async fn set_member_feature(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    user: &str,
+    feature: &str,
+    allow: Option<bool>,
+) -> R<MemberView> {
+    admin.require_lab(lab)?;
+    check_feature("feature", feature)?;
+    let before = get_member(state, admin, lab, user).await?;
+    state
+        .store
+        .set_member_feature(user, lab, feature, allow)
+        .await?;
+    audit(
+        state,
+        admin,
+        Action::MemberFeature,
+        user,
+        json!({
+            "lab": lab,
+            "feature": feature,
+            "before": before.overrides.get(feature),
+            "after": allow,
+        }),
+    )
+    .await?;
+    get_member(state, admin, lab, user).await
+}

@@ -1,0 +1,83 @@
+//! Every administrative operation, once: authorisation first (server-side, from the caller's
+//! rights), then validation (errors name the field), then the change (one transaction), then
+//! an audit entry naming the actor, the action and the state before and after.
+//!
+//! The admin API (`http::api`), the admin console (`http::admin`) and the command line
+//! (`latchkey …`) all call these. One file per concept.
+
+mod audit_log;
+mod clients;
+mod invitations;
+mod labs;
+mod members;
+mod policy;
+mod roles;
+mod users;
+
+pub use audit_log::*;
+pub use clients::*;
+pub use invitations::*;
+pub use labs::*;
+pub use members::*;
+pub use policy::*;
+pub use roles::*;
+pub use users::*;
+
+use super::{Admin, AdminError, check_feature, check_role};
+use crate::app::AppState;
+use crate::audit::{Action, Event};
+use crate::protocol::strength::Enrolled;
+use crate::secret::{OpaqueToken, TokenKind};
+use crate::store::admin::{AuditQuery, AuditRecord, Member, Role, UserInfo};
+use crate::store::invitations::Invitation;
+use crate::store::now;
+use latchkey_core::Acr;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+type R<T> = Result<T, AdminError>;
+
+fn parse_acr(field: &str, v: &str) -> R<Acr> {
+    v.parse().map_err(|_| {
+        AdminError::invalid(field, format!("`{v}` is not a level: use pwd, mfa or phr"))
+    })
+}
+
+fn acr_opt(field: &str, v: Option<&str>) -> R<Option<Acr>> {
+    v.filter(|s| !s.is_empty())
+        .map(|s| parse_acr(field, s))
+        .transpose()
+}
+
+async fn audit(
+    state: &AppState,
+    admin: &Admin,
+    action: Action,
+    target: &str,
+    details: serde_json::Value,
+) -> R<()> {
+    state
+        .store
+        .audit(Event::new(admin.actor_id(), action, target, details))
+        .await?;
+    Ok(())
+}
+
+async fn lab_exists(state: &AppState, lab: &str) -> R<crate::store::labs::Lab> {
+    state
+        .store
+        .get_lab(lab)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no lab `{lab}`")))
+}
+
+async fn member_of(state: &AppState, lab: &str, user: &str) -> R<Member> {
+    state
+        .store
+        .lab_members(lab)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user)
+        .ok_or_else(|| AdminError::NotFound("no such member of this lab".into()))
+}

@@ -1,0 +1,182 @@
+//! Accounts as a whole: read, disable and enable, reset factors, end sessions, system administration, export and erase.
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub system_admin: bool,
+    pub has_password: bool,
+    pub created_at: i64,
+    pub labs: Vec<String>,
+    pub factors: Factors,
+}
+
+async fn user_labs(state: &AppState, user: &str) -> R<(UserInfo, Vec<String>)> {
+    let info = state
+        .store
+        .user_info(user)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    let labs = state.store.user_labs(user).await?;
+    Ok((info, labs))
+}
+
+/// Loads a user and checks the caller may act on them as a whole. Lab administrators get
+/// "not found" rather than "forbidden" for users outside their labs only when the user does
+/// not exist at all; otherwise forbidden.
+async fn authorised_user(
+    state: &AppState,
+    admin: &Admin,
+    user: &str,
+) -> R<(UserInfo, Vec<String>)> {
+    admin.require_any()?;
+    let (info, labs) = user_labs(state, user).await?;
+    admin.require_user(&labs)?;
+    if info.system_admin && !admin.system {
+        return Err(AdminError::Forbidden(
+            "only system administrators may act on a system administrator".into(),
+        ));
+    }
+    Ok((info, labs))
+}
+
+pub async fn list_users(state: &AppState, admin: &Admin) -> R<Vec<UserInfo>> {
+    admin.require_system()?;
+    Ok(state.store.list_users().await?)
+}
+
+pub async fn get_user(state: &AppState, admin: &Admin, user: &str) -> R<UserView> {
+    let (info, labs) = authorised_user(state, admin, user).await?;
+    let factors = state.store.enrolled(user).await?.into();
+    Ok(UserView {
+        id: info.id,
+        email: info.email,
+        name: info.name,
+        disabled: info.disabled,
+        system_admin: info.system_admin,
+        has_password: info.has_password,
+        created_at: info.created_at,
+        labs,
+        factors,
+    })
+}
+
+pub async fn set_disabled(
+    state: &AppState,
+    admin: &Admin,
+    user: &str,
+    disabled: bool,
+) -> R<UserView> {
+    let (info, _) = authorised_user(state, admin, user).await?;
+    if matches!(&admin.actor, crate::admin::Actor::User(me) if me == user) && disabled {
+        return Err(AdminError::Conflict(
+            "you cannot disable your own account".into(),
+        ));
+    }
+    state.store.set_user_disabled(user, disabled).await?;
+    audit(
+        state,
+        admin,
+        if disabled {
+            Action::UserDisable
+        } else {
+            Action::UserEnable
+        },
+        user,
+        json!({"before": {"disabled": info.disabled}, "after": {"disabled": disabled}}),
+    )
+    .await?;
+    get_user(state, admin, user).await
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Count {
+    pub count: usize,
+}
+
+pub async fn reset_factors(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
+    let (_, _) = authorised_user(state, admin, user).await?;
+    let before: Factors = state.store.enrolled(user).await?.into();
+    let n = state.store.reset_factors(user).await?;
+    audit(
+        state,
+        admin,
+        Action::UserResetFactors,
+        user,
+        json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}))
+    .await?;
+    Ok(Count { count: n })
+}
+
+pub async fn end_sessions(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
+    authorised_user(state, admin, user).await?;
+    let n = state.store.end_user_sessions(user).await?;
+    audit(
+        state,
+        admin,
+        Action::UserEndSessions,
+        user,
+        json!({"sessions": n}),
+    )
+    .await?;
+    Ok(Count { count: n })
+}
+
+pub async fn set_system_admin(
+    state: &AppState,
+    admin: &Admin,
+    user: &str,
+    on: bool,
+) -> R<UserView> {
+    admin.require_system()?;
+    let (info, _) = user_labs(state, user).await?;
+    if matches!(&admin.actor, crate::admin::Actor::User(me) if me == user) && !on {
+        return Err(AdminError::Conflict(
+            "you cannot remove your own system administration".into(),
+        ));
+    }
+    state.store.set_system_admin(user, on).await?;
+    audit(
+        state,
+        admin,
+        Action::UserSystemAdmin,
+        user,
+        json!({"before": info.system_admin, "after": on}),
+    )
+    .await?;
+    get_user(state, admin, user).await
+}
+
+/// Everything Latchkey holds about a person (GDPR articles 15 and 20), plus what they
+/// administer.
+pub async fn export_user(state: &AppState, admin: &Admin, user: &str) -> R<serde_json::Value> {
+    let (info, _) = authorised_user(state, admin, user).await?;
+    let mut v = state
+        .store
+        .export_user(user)
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    let rights = state.store.admin_rights(user).await?.unwrap_or_default();
+    v["administration"] = json!({"system": info.system_admin, "labs": rights.labs});
+    audit(state, admin, Action::UserExported, user, json!({})).await?;
+    Ok(v)
+}
+
+/// Erases a person's personal data (GDPR article 17); the audit log stays verifiable and
+/// names them only by their id from now on.
+pub async fn erase_user(state: &AppState, admin: &Admin, user: &str) -> R<()> {
+    authorised_user(state, admin, user).await?;
+    if matches!(&admin.actor, crate::admin::Actor::User(me) if me == user) {
+        return Err(AdminError::Conflict(
+            "you cannot erase your own account here".into(),
+        ));
+    }
+    if !state.store.erase_user(user, admin.actor_id()).await? {
+        return Err(AdminError::NotFound("no such user".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The audit log's vocabulary: every action Latchkey records, with what it means. This list
+//! is the one source: `docs/audit.md` is checked against [`Action::ALL`] by a test, and no
+//! caller writes an action name as text.
+
+/// Defines [`Action`], its wire names and descriptions from one table.
+macro_rules! actions {
+    ($($(#[doc = $doc:literal])* $variant:ident = $name:literal,)*) => {
+        /// An audited action. Its [`Action::as_str`] is what the log stores.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl Action {
+            /// Every action, in the order `docs/audit.md` lists them.
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            /// The name stored in the log (`member.add`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                }
+            }
+
+            /// One line saying when the action is recorded.
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(Action::$variant => concat!($($doc),*).trim_ascii(),)*
+                }
+            }
+
+            /// The action with this stored name.
+            pub fn parse(name: &str) -> Option<Action> {
+                match name {
+                    $($name => Some(Action::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    /// A signing key was generated.
+    KeyCreated = "key.created",
+    /// A key was published in the JWKS ahead of signing.
+    KeyStaged = "key.staged",
+    /// A staged key started signing.
+    KeyActivated = "key.activated",
+    /// A key stopped signing; it stays published until its tokens expire.
+    KeyRetiring = "key.retiring",
+    /// A retired key left the JWKS.
+    KeyRemoved = "key.removed",
+    /// A key was revoked in an emergency (removed at once).
+    KeyRevoked = "key.revoked",
+    /// Every private key was re-encrypted under a new key-encryption key.
+    KekRewrapped = "kek.rewrapped",
+    /// Old entries were pruned behind a signed checkpoint (`through_seq`, `entries`, `before`).
+    AuditPruned = "audit.pruned",
+    /// A password was proven as the first factor.
+    LoginPassword = "login.password",
+    /// A passkey was proven as the first factor.
+    LoginPasskey = "login.passkey",
+    /// A second factor was proven (TOTP or security key).
+    LoginStepUp = "login.step_up",
+    /// A recovery code was used; `remaining` says how many are left.
+    LoginRecoveryCode = "login.recovery_code",
+    /// A password sign-in failed: `reason` is `wrong password`, `account disabled` or `unknown
+    /// email` (then the target is `unknown`: the e-mail is not recorded).
+    LoginFailed = "login.failed",
+    /// Too many wrong passwords: password sign-in is paused for a while.
+    LoginLocked = "login.locked",
+    /// A sign-in could not reach the required level.
+    LoginUnmetRequirements = "login.unmet_requirements",
+    /// A TOTP code was used a second time in its step and refused.
+    TotpReplayRefused = "totp.replay_refused",
+    /// An authenticator's signature counter went backwards (a cloned key) and was refused.
+    WebauthnCounterRegression = "webauthn.counter_regression",
+    /// Too many wrong second-factor codes: codes are refused for a while.
+    FactorLocked = "factor.locked",
+    /// The user enrolled a factor (TOTP, passkey, security key).
+    FactorEnrolled = "factor.enrolled",
+    /// The user removed a factor.
+    FactorRemoved = "factor.removed",
+    /// The user generated a new set of recovery codes.
+    RecoveryCodesGenerated = "recovery_codes.generated",
+    /// An authorization code was used twice: what it issued is revoked.
+    CodeReplayed = "code.replayed",
+    /// A rotated refresh token was used again: its whole family is revoked.
+    RefreshReuseDetected = "refresh.reuse_detected",
+    /// A client revoked a token (RFC 7009).
+    TokenRevoked = "token.revoked",
+    /// A user signed out.
+    SessionEnded = "session.ended",
+    /// A lab was created.
+    LabCreate = "lab.create",
+    /// A user became a member of a lab (with `before` and `after`).
+    MemberAdd = "member.add",
+    /// A member was removed from a lab; their sessions and the lab's refresh tokens end.
+    MemberRemove = "member.remove",
+    /// A member became, or stopped being, a lab administrator.
+    MemberAdmin = "member.admin",
+    /// A member's roles changed.
+    MemberRoles = "member.roles",
+    /// A feature was allowed, denied or cleared for one member.
+    MemberFeature = "member.feature",
+    /// A role was created or its features or minimum level changed.
+    RolePut = "role.put",
+    /// A role was deleted.
+    RoleDelete = "role.delete",
+    /// A lab's MFA policy changed.
+    PolicyLab = "policy.lab",
+    /// A role's minimum level changed through the policy command.
+    PolicyRole = "policy.role",
+    /// A client's minimum level changed.
+    PolicyClient = "policy.client",
+    /// An invitation was created.
+    InvitationCreate = "invitation.create",
+    /// An invitation was withdrawn.
+    InvitationDelete = "invitation.delete",
+    /// An invitation was accepted and its account created.
+    InvitationAccept = "invitation.accept",
+    /// An account was created.
+    UserCreate = "user.create",
+    /// An account was disabled: its sessions and refresh tokens ended.
+    UserDisable = "user.disable",
+    /// An account was enabled again.
+    UserEnable = "user.enable",
+    /// An account's second factors were reset.
+    UserResetFactors = "user.reset_factors",
+    /// An account's sessions and refresh tokens were ended.
+    UserEndSessions = "user.end_sessions",
+    /// System administration was granted or revoked.
+    UserSystemAdmin = "user.system_admin",
+    /// An account's personal data was exported.
+    UserExported = "user.exported",
+    /// An account's personal data was erased.
+    UserErased = "user.erased",
+    /// A client was registered.
+    ClientCreate = "client.create",
+}
+
+impl Action {
+    /// The table of every action as `docs/audit.md` shows it (a test keeps the two equal).
+    pub fn markdown_table() -> String {
+        let mut t = String::from("| action | when |\n| --- | --- |\n");
+        for a in Action::ALL {
+            let when = a
+                .describe()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            t.push_str(&format!("| `{}` | {when} |\n", a.as_str()));
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    #[test]
+    fn names_are_unique_and_parse_back() {
+        let mut seen = std::collections::BTreeSet::new();
+        for a in Action::ALL {
+            assert!(seen.insert(a.as_str()), "{a} twice");
+            assert_eq!(Action::parse(a.as_str()), Some(*a));
+            assert!(!a.describe().is_empty(), "{a} has no description");
+        }
+    }
+}
