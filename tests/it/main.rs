@@ -10,6 +10,7 @@
 
 mod admin_api;
 mod api_fuzz;
+mod architecture;
 mod audit;
 mod browser;
 mod cli;
