@@ -6,7 +6,7 @@ use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_core::Acr;
 use latchkey_server::Config;
-use latchkey_server::admin::ops;
+use latchkey_server::admin::{AdminError, ops};
 
 /// A minimum level, or `none` to remove one.
 #[derive(Clone, Copy, Debug)]
@@ -267,12 +267,13 @@ pub async fn role_command(config: &Config, cmd: RoleCommand) -> anyhow::Result<(
             let op = Operator::open(config).await?;
             let id = op.lab(&lab).await?.id;
             let user = op.user(&email).await?;
-            if !op.is_member(&id, &user.id).await? {
-                anyhow::bail!("{} is not a member of lab `{lab}`", user.email);
-            }
-            let member = ops::get_member(&op.state, &op.admin, &id, &user.id)
-                .await
-                .map_err(refused)?;
+            let member = match ops::get_member(&op.state, &op.admin, &id, &user.id).await {
+                Ok(m) => m,
+                Err(AdminError::NotFound(_)) => {
+                    anyhow::bail!("{} is not a member of lab `{lab}`", user.email)
+                }
+                Err(e) => return Err(refused(e)),
+            };
             let mut roles = member.roles;
             if !roles.contains(&role) {
                 roles.push(role.clone());
