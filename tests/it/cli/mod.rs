@@ -527,3 +527,55 @@ fn audit_verify_and_export_from_the_cli() {
         "{out}"
     );
 }
+
+/// Administrative commands open the database and run the operation; they generate neither
+/// signing keys nor a key-encryption key (that is `serve`'s job, or `keys …`).
+#[test]
+fn administrative_commands_generate_no_keys() {
+    use diesel::prelude::*;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    json(&run(d, &["lab", "create", "--name", "Bio", "--json"], None));
+    json(&run(
+        d,
+        &[
+            "policy",
+            "set",
+            "--lab",
+            "Bio",
+            "--min-acr",
+            "mfa",
+            "--json",
+        ],
+        None,
+    ));
+    assert!(!d.join("kek").exists(), "no KEK written");
+    let mut db = SqliteConnection::establish(d.join("latchkey.db").to_str().unwrap()).unwrap();
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let keys: N = diesel::sql_query("SELECT COUNT(*) AS n FROM signing_keys")
+        .get_result(&mut db)
+        .unwrap();
+    assert_eq!(keys.n, 0, "no signing key generated");
+    // And the KEK `serve` will create is the one the command line then uses.
+    json(&run(d, &["keys", "list", "--json"], None));
+    assert!(d.join("kek").exists());
+    json(&run(
+        d,
+        &[
+            "policy",
+            "set",
+            "--lab",
+            "Bio",
+            "--min-acr",
+            "phr",
+            "--json",
+        ],
+        None,
+    ));
+    let report = json(&run(d, &["audit", "verify", "--json"], None));
+    assert_eq!(report["intact"], true);
+}
