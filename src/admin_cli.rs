@@ -1,11 +1,11 @@
 //! `latchkey admin grant|revoke|list`: who administers what. The first system administrator
 //! is made here; after that the admin API and console can do the rest.
 
+use crate::operator::{Operator, refused};
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_server::Config;
-use latchkey_server::audit::{Action, Event};
-use latchkey_server::store::Store;
+use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -35,44 +35,31 @@ pub async fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result
         AdminCommand::Grant(t) => (t, true),
         AdminCommand::Revoke(t) => (t, false),
     };
-    let store = Store::open(config).await?;
-    let user = store
-        .find_user_by_email(&t.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", t.email))?;
+    let op = Operator::open(config).await?;
+    let user = op.user(&t.email).await?;
     let (scope, lab_id) = match &t.lab {
         None => {
-            store.set_system_admin(&user.id, on).await?;
+            ops::set_system_admin(&op.state, &op.admin, &user.id, on)
+                .await
+                .map_err(refused)?;
             ("system".to_owned(), None)
         }
         Some(lab) => {
-            let lab = store.find_lab(lab).await?.ok_or_else(|| {
-                anyhow::anyhow!("no lab `{lab}`; `latchkey lab create --name …` makes one")
-            })?;
-            store
-                .set_lab_admin(&user.id, &lab.id, on)
+            let lab = op.lab(lab).await?;
+            let id = lab.id;
+            if !op.is_member(&id, &user.id).await? {
+                anyhow::bail!(
+                    "{} is not a member of lab `{}`; add them first with `latchkey user add` or the console",
+                    user.email,
+                    lab.name
+                );
+            }
+            ops::set_member_admin(&op.state, &op.admin, &id, &user.id, on)
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "{e}; add them first with `latchkey user create` or the console"
-                    )
-                })?;
-            (format!("lab {}", lab.name), Some(lab.id))
+                .map_err(refused)?;
+            (format!("lab {}", lab.name), Some(id))
         }
     };
-    let action = if t.system {
-        Action::UserSystemAdmin
-    } else {
-        Action::MemberAdmin
-    };
-    store
-        .audit(Event::new(
-            "cli",
-            action,
-            &user.id,
-            serde_json::json!({"lab": lab_id, "after": on}),
-        ))
-        .await?;
     print(
         &t.out,
         &serde_json::json!({"user": user.id, "email": user.email, "system": t.system, "lab": lab_id, "admin": on}),

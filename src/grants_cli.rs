@@ -1,12 +1,11 @@
 //! `latchkey role feature …` and `latchkey user feature …`: which features a role gives, and
 //! per-member allows and denies. Changes apply to each user's next token.
 
+use crate::operator::{Operator, ROLE_FLAGS, refused, refused_as};
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_server::Config;
-use latchkey_server::audit::{Action, Event};
-use latchkey_server::protocol::grants::valid_feature;
-use latchkey_server::store::Store;
+use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum RoleFeatureCommand {
@@ -62,25 +61,7 @@ pub struct MemberFeature {
     out: Output,
 }
 
-fn check(feature: &str) -> anyhow::Result<()> {
-    if !valid_feature(feature) {
-        anyhow::bail!(
-            "`{feature}` is not a feature name: use 1 to 64 of a-z 0-9 : . _ - (for example invoices:approve)"
-        );
-    }
-    Ok(())
-}
-
-async fn lab_id(store: &Store, lab: &str) -> anyhow::Result<String> {
-    Ok(store
-        .find_lab(lab)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no lab `{lab}`"))?
-        .id)
-}
-
 pub async fn role_feature(config: &Config, cmd: RoleFeatureCommand) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
     let (lab, role, feature, out, add) = match cmd {
         RoleFeatureCommand::Add {
             lab,
@@ -95,20 +76,11 @@ pub async fn role_feature(config: &Config, cmd: RoleFeatureCommand) -> anyhow::R
             out,
         } => (lab, role, feature, out, false),
     };
-    check(&feature)?;
-    if role.trim().is_empty() {
-        anyhow::bail!("--role must not be empty");
-    }
-    let id = lab_id(&store, &lab).await?;
-    store.set_role_feature(&id, &role, &feature, add).await?;
-    store
-        .audit(Event::new(
-            "cli",
-            Action::RolePut,
-            &id,
-            serde_json::json!({"role": role, "feature": feature, "added": add}),
-        ))
-        .await?;
+    let op = Operator::open(config).await?;
+    let id = op.lab(&lab).await?.id;
+    ops::set_role_feature(&op.state, &op.admin, &id, &role, &feature, add)
+        .await
+        .map_err(refused_as(ROLE_FLAGS))?;
     print(
         &out,
         &serde_json::json!({"lab": id, "role": role, "feature": feature, "granted": add}),
@@ -120,29 +92,17 @@ pub async fn role_feature(config: &Config, cmd: RoleFeatureCommand) -> anyhow::R
 }
 
 pub async fn member_feature(config: &Config, cmd: MemberFeatureCommand) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
     let (m, allow, verb) = match cmd {
         MemberFeatureCommand::Allow(m) => (m, Some(true), "allowed"),
         MemberFeatureCommand::Deny(m) => (m, Some(false), "denied"),
         MemberFeatureCommand::Clear(m) => (m, None, "left to their roles"),
     };
-    check(&m.feature)?;
-    let id = lab_id(&store, &m.lab).await?;
-    let user = store
-        .find_user_by_email(&m.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
-    store
-        .set_member_feature(&user.id, &id, &m.feature, allow)
-        .await?;
-    store
-        .audit(Event::new(
-            "cli",
-            Action::MemberFeature,
-            &user.id,
-            serde_json::json!({"lab": id, "feature": m.feature, "allow": allow}),
-        ))
-        .await?;
+    let op = Operator::open(config).await?;
+    let id = op.lab(&m.lab).await?.id;
+    let user = op.user(&m.email).await?;
+    ops::set_member_feature(&op.state, &op.admin, &id, &user.id, &m.feature, allow)
+        .await
+        .map_err(refused)?;
     print(
         &m.out,
         &serde_json::json!({"user": user.id, "lab": id, "feature": m.feature, "allow": allow}),

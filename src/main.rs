@@ -5,17 +5,18 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use latchkey_core::{Acr, SigningAlg};
-use latchkey_server::provision::{self, NewClient};
+use latchkey_server::admin::ops;
 use latchkey_server::store::Store;
 use latchkey_server::{App, Config};
+use operator::{Operator, refused};
 use std::io::Read;
 
 mod admin_cli;
 mod audit;
 mod grants_cli;
+mod operator;
 mod personal;
 mod policy;
-use latchkey_server::audit::{Action, Event};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -327,8 +328,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Lab(LabCommand::Create { name, out }) => {
-            let store = Store::open(&config).await?;
-            let lab = provision::create_lab(&store, &name).await?;
+            let op = Operator::open(&config).await?;
+            let lab = ops::create_lab(&op.state, &op.admin, ops::NewLab { name })
+                .await
+                .map_err(refused)?;
             print(
                 &out,
                 &lab,
@@ -354,22 +357,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .context("reading the password from standard input")?;
             let password = password.strip_suffix('\n').unwrap_or(&password);
             let password = password.strip_suffix('\r').unwrap_or(password);
-            let store = Store::open(&config).await?;
-            let hasher = latchkey_server::password::PasswordHasher::new(&config.argon2)?;
-            let user = provision::create_user(
-                &store,
-                &config,
-                &hasher,
+            let op = Operator::open(&config).await?;
+            let lab = op.lab(&lab).await?.id;
+            // `add_member` would add an existing account to the lab; this command only creates.
+            if op.state.store.find_user_by_email(&email).await?.is_some() {
+                anyhow::bail!(
+                    "a user with email `{email}` already exists; `latchkey user add --lab … --email …` adds them to another lab"
+                );
+            }
+            let member = ops::add_member(
+                &op.state,
+                &op.admin,
                 &lab,
-                &email,
-                name.as_deref(),
-                password,
+                ops::NewMember {
+                    email,
+                    name,
+                    password: Some(password.to_owned()),
+                    roles: vec![],
+                },
             )
-            .await?;
+            .await
+            .map_err(refused)?;
             print(
                 &out,
-                &user,
-                &format!("created user {} ({})", user.email, user.id),
+                &serde_json::json!({"id": member.user_id, "email": member.email, "name": member.name, "lab": lab}),
+                &format!("created user {} ({})", member.email, member.user_id),
             )
         }
         Command::Client(ClientCommand::Create {
@@ -385,37 +397,50 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_of,
             out,
         }) => {
-            let store = Store::open(&config).await?;
-            let created = provision::create_client(
-                &store,
-                NewClient {
+            let op = Operator::open(&config).await?;
+            let created = ops::create_client_with(
+                &op.state,
+                &op.admin,
+                ops::NewClientBody {
                     name,
                     redirect_uris,
-                    post_logout_redirect_uris,
-                    grant_types,
+                    post_logout_redirect_uris: post_logout_redirect_uris.clone(),
+                    grant_types: Some(grant_types),
                     public,
+                    min_acr: min_acr.map(|a| a.as_str().to_owned()),
+                    admin_of,
+                    skip_consent,
+                },
+                ops::ClientOptions {
                     access_token_ttl_secs: access_token_ttl,
                     id_token_alg,
-                    skip_consent,
-                    min_acr,
-                    admin_of,
                 },
             )
-            .await?;
-            store
-                .audit(Event::new(
-                    "cli",
-                    Action::ClientCreate,
-                    &created.client_id,
-                    serde_json::json!({"after": {"name": created.name, "grant_types": created.grant_types, "admin_of": created.admin_of}})))
-                .await?;
-            let mut text = format!("client_id: {}", created.client_id);
+            .await
+            .map_err(refused)?;
+            let c = &created.client;
+            let mut text = format!("client_id: {}", c.client_id);
             if let Some(s) = &created.client_secret {
                 text.push_str(&format!(
                     "\nclient_secret: {s}\n(the secret is shown only now; store it safely)"
                 ));
             }
-            print(&out, &created, &text)
+            let mut json = serde_json::json!({
+                "client_id": c.client_id,
+                "name": c.name,
+                "redirect_uris": c.redirect_uris,
+                "post_logout_redirect_uris": post_logout_redirect_uris,
+                "grant_types": c.grant_types,
+                "token_endpoint_auth_method": if c.public { "none" } else { "client_secret_basic" },
+                "id_token_signed_response_alg": id_token_alg,
+            });
+            if let Some(s) = &created.client_secret {
+                json["client_secret"] = s.as_str().into();
+            }
+            if let Some(a) = &c.admin_of {
+                json["admin_of"] = a.as_str().into();
+            }
+            print(&out, &json, &text)
         }
         Command::Keys(cmd) => keys_command(config, cmd).await,
     }
@@ -427,19 +452,11 @@ async fn set_disabled(
     disabled: bool,
     out: &Output,
 ) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
-    let user = store
-        .find_user_by_email(email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
-    store.set_user_disabled(&user.id, disabled).await?;
-    store
-        .audit(Event::new(
-            "cli",
-            if disabled { Action::UserDisable } else { Action::UserEnable },
-            &user.id,
-            serde_json::json!({"before": {"disabled": user.disabled}, "after": {"disabled": disabled}})))
-        .await?;
+    let op = Operator::open(config).await?;
+    let user = op.user(email).await?;
+    let after = ops::set_disabled(&op.state, &op.admin, &user.id, disabled)
+        .await
+        .map_err(refused)?;
     let what = if disabled {
         "disabled (sessions ended, refresh tokens revoked)"
     } else {
@@ -447,8 +464,8 @@ async fn set_disabled(
     };
     print(
         out,
-        &serde_json::json!({"id": user.id, "email": user.email, "disabled": disabled}),
-        &format!("{} {what}", user.email),
+        &serde_json::json!({"id": after.id, "email": after.email, "disabled": after.disabled}),
+        &format!("{} {what}", after.email),
     )
 }
 

@@ -1,11 +1,12 @@
 //! `latchkey user export` and `latchkey user erase`: one person's data, as JSON, or erased
-//! (see docs/personal-data.md). Both go through `Store::export_user` / `Store::erase_user`,
-//! the same functions the admin API uses.
+//! (see docs/personal-data.md). Both are the admin API's operations (`ops::export_user`,
+//! `ops::erase_user`), so an export is audited as `user.exported` here too.
 
+use crate::operator::{Operator, refused};
 use crate::{Output, print};
 use clap::Args;
 use latchkey_server::Config;
-use latchkey_server::store::Store;
+use latchkey_server::admin::ops;
 
 #[derive(Args)]
 pub struct ExportUser {
@@ -28,15 +29,11 @@ pub struct EraseUser {
 
 /// Prints everything Latchkey holds about the user as JSON.
 pub async fn export(config: &Config, a: ExportUser) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
-    let user = store
-        .find_user_by_email(&a.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", a.email))?;
-    let data = store
-        .export_user(&user.id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", a.email))?;
+    let op = Operator::open(config).await?;
+    let user = op.user(&a.email).await?;
+    let data = ops::export_user(&op.state, &op.admin, &user.id)
+        .await
+        .map_err(refused)?;
     println!("{}", serde_json::to_string_pretty(&data)?);
     Ok(())
 }
@@ -50,15 +47,11 @@ pub async fn erase(config: &Config, a: EraseUser) -> anyhow::Result<()> {
             a.email
         );
     }
-    let store = Store::open(config).await?;
-    let user = store
-        .find_user_by_email(&a.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", a.email))?;
-    let erased = store.erase_user(&user.id, "cli").await?;
-    if !erased {
-        anyhow::bail!("no user with email `{}`", a.email);
-    }
+    let op = Operator::open(config).await?;
+    let user = op.user(&a.email).await?;
+    ops::erase_user(&op.state, &op.admin, &user.id)
+        .await
+        .map_err(refused)?;
     print(
         &a.out,
         &serde_json::json!({"id": user.id, "erased": true}),

@@ -1,12 +1,12 @@
 //! `latchkey policy …` and `latchkey user role …`: MFA policy per lab, per role and per
 //! client, applied at each user's next sign-in or token request.
 
+use crate::operator::{Operator, ROLE_FLAGS, refused, refused_as};
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_core::Acr;
 use latchkey_server::Config;
-use latchkey_server::audit::{Action, Event};
-use latchkey_server::store::Store;
+use latchkey_server::admin::{AdminError, ops};
 
 /// A minimum level, or `none` to remove one.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +45,8 @@ pub enum PolicyCommand {
         /// Lab id or name (with --role: the role's lab).
         #[arg(long, required_unless_present = "client")]
         lab: Option<String>,
-        /// A role of --lab (created if the lab has none of that name).
+        /// A role of --lab (created if the lab has none of that name, as the admin API's
+        /// `PUT …/roles/{role}` does).
         #[arg(long, requires = "lab")]
         role: Option<String>,
         /// A client id.
@@ -91,25 +92,27 @@ pub struct AddMember {
 }
 
 /// `latchkey user add`: makes an existing user a member of one more lab. A user in several
-/// labs picks one at sign-in (or the client names it with the `lab` parameter).
+/// labs picks one at sign-in (or the client names it with the `lab` parameter). Adding a
+/// member again changes nothing and succeeds.
 pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
-    let id = lab_id(&store, &m.lab).await?;
-    let user = store
-        .find_user_by_email(&m.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
-    if !store.add_membership(&user.id, &id).await? {
-        anyhow::bail!("{} could not be added to lab `{}`", user.email, m.lab);
+    let op = Operator::open(config).await?;
+    let id = op.lab(&m.lab).await?.id;
+    let user = op.user(&m.email).await?;
+    if !op.is_member(&id, &user.id).await? {
+        ops::add_member(
+            &op.state,
+            &op.admin,
+            &id,
+            ops::NewMember {
+                email: user.email.clone(),
+                name: None,
+                password: None,
+                roles: vec![],
+            },
+        )
+        .await
+        .map_err(refused)?;
     }
-    store
-        .audit(Event::new(
-            "cli",
-            Action::MemberAdd,
-            &user.id,
-            serde_json::json!({"lab": id}),
-        ))
-        .await?;
     print(
         &m.out,
         &serde_json::json!({"user": user.id, "lab": id, "added": true}),
@@ -120,23 +123,15 @@ pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
 /// `latchkey user remove`: takes a member out of a lab; their tokens for it stop refreshing
 /// and their sessions end.
 pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
-    let id = lab_id(&store, &m.lab).await?;
-    let user = store
-        .find_user_by_email(&m.email)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
-    if !store.remove_membership(&user.id, &id).await? {
+    let op = Operator::open(config).await?;
+    let id = op.lab(&m.lab).await?.id;
+    let user = op.user(&m.email).await?;
+    if !op.is_member(&id, &user.id).await? {
         anyhow::bail!("{} is not a member of lab `{}`", user.email, m.lab);
     }
-    store
-        .audit(Event::new(
-            "cli",
-            Action::MemberRemove,
-            &user.id,
-            serde_json::json!({"lab": id}),
-        ))
-        .await?;
+    ops::remove_member(&op.state, &op.admin, &id, &user.id)
+        .await
+        .map_err(refused)?;
     print(
         &m.out,
         &serde_json::json!({"user": user.id, "lab": id, "removed": true}),
@@ -149,7 +144,8 @@ pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<(
 
 #[derive(Subcommand)]
 pub enum RoleCommand {
-    /// Give a lab member a role of that lab (created if missing).
+    /// Give a lab member one of that lab's roles (define roles first with `latchkey role
+    /// feature add` or `latchkey policy set --role`).
     Add {
         /// Lab id or name.
         #[arg(long)]
@@ -165,25 +161,16 @@ pub enum RoleCommand {
     },
 }
 
-async fn lab_id(store: &Store, lab: &str) -> anyhow::Result<String> {
-    Ok(store
-        .find_lab(lab)
-        .await?
-        .ok_or_else(|| {
-            anyhow::anyhow!("no lab `{lab}` (create it with `latchkey lab create --name …`)")
-        })?
-        .id)
-}
-
 fn level(a: Option<Acr>) -> &'static str {
     a.map_or("none", Acr::as_str)
 }
 
 pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
+    let op = Operator::open(config).await?;
+    let store = &op.state.store;
     match cmd {
         PolicyCommand::Show { lab, out } => {
-            let id = lab_id(&store, &lab).await?;
+            let id = op.lab(&lab).await?.id;
             let policy = store.lab_policy(&id).await?;
             let roles = store.role_policies(&id).await?;
             let mut text = match &policy {
@@ -218,23 +205,14 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
             grace_logins,
             out,
         } => {
-            let grace_days = grace_days.map(i64::from);
-            let grace_logins = grace_logins.map(i64::from);
             if let Some(client) = client {
-                if !store.set_client_min_acr(&client, min).await? {
-                    anyhow::bail!("no client `{client}`");
-                }
-                store
-                    .audit(Event::new(
-                        "cli",
-                        Action::PolicyClient,
-                        &client,
-                        serde_json::json!({"min_acr": level(min)}),
-                    ))
-                    .await?;
+                let after =
+                    ops::set_client_min_acr(&op.state, &op.admin, &client, min.map(Acr::as_str))
+                        .await
+                        .map_err(refused)?;
                 return print(
                     &out,
-                    &serde_json::json!({"client": client, "min_acr": min}),
+                    &serde_json::json!({"client": after.client_id, "min_acr": after.min_acr}),
                     &format!(
                         "client {client} now needs {} (within a few seconds on every node)",
                         level(min)
@@ -242,42 +220,33 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 );
             }
             let lab = lab.ok_or_else(|| anyhow::anyhow!("--lab or --client is required"))?;
-            let id = lab_id(&store, &lab).await?;
+            let id = op.lab(&lab).await?.id;
             if let Some(role) = role {
-                if role.trim().is_empty() {
-                    anyhow::bail!("--role must not be empty");
-                }
-                store.set_role_policy(&id, &role, min).await?;
-                store
-                    .audit(Event::new(
-                        "cli",
-                        Action::PolicyRole,
-                        &id,
-                        serde_json::json!({"role": role, "min_acr": level(min)}),
-                    ))
-                    .await?;
+                let after =
+                    ops::set_role_min_acr(&op.state, &op.admin, &id, &role, min.map(Acr::as_str))
+                        .await
+                        .map_err(refused_as(ROLE_FLAGS))?;
                 return print(
                     &out,
-                    &serde_json::json!({"lab": id, "role": role, "min_acr": min}),
+                    &serde_json::json!({"lab": id, "role": after.name, "min_acr": after.min_acr}),
                     &format!("role {role} of lab {id} now needs {}", level(min)),
                 );
             }
-            if min.is_none() && (grace_days.is_some() || grace_logins.is_some()) {
-                anyhow::bail!("a grace period needs a minimum level (--min-acr mfa or phr)");
-            }
-            store
-                .set_lab_policy(&id, min, grace_days, grace_logins)
-                .await?;
-            store
-                .audit(Event::new(
-                    "cli",
-                    Action::PolicyLab,
-                    &id,
-                    serde_json::json!({"min_acr": level(min), "grace_days": grace_days, "grace_logins": grace_logins})))
-                .await?;
+            let after = ops::put_policy(
+                &op.state,
+                &op.admin,
+                &id,
+                ops::PolicyView {
+                    min_acr: min.map(|a| a.as_str().to_owned()),
+                    grace_days: grace_days.map(i64::from),
+                    grace_logins: grace_logins.map(i64::from),
+                },
+            )
+            .await
+            .map_err(refused)?;
             print(
                 &out,
-                &serde_json::json!({"lab": id, "min_acr": min, "grace_days": grace_days, "grace_logins": grace_logins}),
+                &serde_json::json!({"lab": id, "min_acr": after.min_acr, "grace_days": after.grace_days, "grace_logins": after.grace_logins}),
                 &match min {
                     Some(a) => format!("members of lab {id} now need {a} at their next sign-in"),
                     None => format!("lab {id} no longer has a minimum level"),
@@ -288,7 +257,6 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
 }
 
 pub async fn role_command(config: &Config, cmd: RoleCommand) -> anyhow::Result<()> {
-    let store = Store::open(config).await?;
     match cmd {
         RoleCommand::Add {
             lab,
@@ -296,23 +264,23 @@ pub async fn role_command(config: &Config, cmd: RoleCommand) -> anyhow::Result<(
             role,
             out,
         } => {
-            let id = lab_id(&store, &lab).await?;
-            let user = store
-                .find_user_by_email(&email)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
-            if role.trim().is_empty() {
-                anyhow::bail!("--role must not be empty");
+            let op = Operator::open(config).await?;
+            let id = op.lab(&lab).await?.id;
+            let user = op.user(&email).await?;
+            let member = match ops::get_member(&op.state, &op.admin, &id, &user.id).await {
+                Ok(m) => m,
+                Err(AdminError::NotFound(_)) => {
+                    anyhow::bail!("{} is not a member of lab `{lab}`", user.email)
+                }
+                Err(e) => return Err(refused(e)),
+            };
+            let mut roles = member.roles;
+            if !roles.contains(&role) {
+                roles.push(role.clone());
             }
-            store.assign_role(&user.id, &id, &role).await?;
-            store
-                .audit(Event::new(
-                    "cli",
-                    Action::MemberRoles,
-                    &user.id,
-                    serde_json::json!({"lab": id, "role": role}),
-                ))
-                .await?;
+            ops::set_member_roles(&op.state, &op.admin, &id, &user.id, roles)
+                .await
+                .map_err(refused)?;
             print(
                 &out,
                 &serde_json::json!({"user": user.id, "lab": id, "role": role}),

@@ -167,6 +167,57 @@ impl App {
         })
     }
 
+    /// The state the command line runs admin operations on: the database (migrated), the
+    /// password hasher and the KEK, but no signing keys, no admin-token verifier, no
+    /// passkey relying party and no background tasks, so that `latchkey user add` neither
+    /// generates keys nor starts schedulers. Commands that touch signing keys use
+    /// [`App::load`]. The KEK is the configured one, or the one in the data directory; when
+    /// there is none yet (no server has started) a throwaway one stands in rather than
+    /// writing a file a later `serve` would silently adopt.
+    pub async fn for_command_line(config: Config) -> anyhow::Result<App> {
+        let store = Store::open(&config).await?;
+        let kek_file = config.data_dir.join("kek");
+        let kek = if config.kek.is_some() || config.kek_file.is_some() {
+            load_kek(&config)?
+        } else if kek_file.exists() {
+            Kek::load_or_create(&kek_file)?.0
+        } else {
+            let mut bytes = [0u8; 32];
+            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+                .map_err(|_| anyhow::anyhow!("no system randomness"))?;
+            Kek::from_bytes(&bytes)?
+        };
+        let hasher = PasswordHasher::new(&config.argon2)?;
+        let csrf_key =
+            ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let issuer = config.issuer();
+        // Accepts no token: the command line's caller is `Admin::cli()`, not a bearer.
+        let admin_verifier = latchkey_client::Verifier::from_jwks(
+            latchkey_client::VerifierOptions::new(&issuer, crate::admin::ADMIN_AUDIENCE),
+            br#"{"keys":[]}"#,
+        )
+        .map_err(|e| anyhow::anyhow!("admin API verifier: {e}"))?;
+        let state = AppState {
+            admin_verifier,
+            webauthn: None,
+            issuer,
+            insecure_cookies: config.insecure_cookies(),
+            config,
+            store,
+            keys: Keys::unloaded(),
+            kek: Arc::new(kek),
+            hasher,
+            csrf_key,
+            clients: ClientCache {
+                map: RwLock::new(HashMap::new()),
+            },
+            lab_policies: RwLock::new(HashMap::new()),
+        };
+        Ok(App {
+            state: Arc::new(state),
+        })
+    }
+
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
     }

@@ -266,3 +266,14 @@ impl Keys {
         Ok(successor)
     }
 }
+
+impl Keys {
+    /// An empty key set, for the command line's state (`App::for_command_line`): it signs
+    /// nothing and publishes nothing.
+    pub fn unloaded() -> Keys {
+        Keys {
+            current: Arc::new(RwLock::new(Arc::new(KeySet::default()))),
+            unsealed: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+}

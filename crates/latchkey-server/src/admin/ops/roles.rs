@@ -100,3 +100,89 @@ async fn role_view(state: &AppState, lab: &str, name: &str) -> R<Option<RoleView
         .find(|r| r.name == name)
         .map(RoleView::from))
 }
+
+/// Gives a role one more feature, or takes one away (`latchkey role feature add|remove`). Adding
+/// to a name the lab has no role of creates the role, as `put_role` does; the role's minimum
+/// level stays. Audited as `role.put`, like every other change of a role.
+pub async fn set_role_feature(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    name: &str,
+    feature: &str,
+    add: bool,
+) -> R<RoleView> {
+    admin.require_lab(lab)?;
+    lab_exists(state, lab).await?;
+    check_role("name", name)?;
+    check_feature("features", feature)?;
+    let before = role_view(state, lab, name).await?;
+    let (mut features, min_acr) = match &before {
+        Some(r) => (r.features.clone(), r.min_acr.clone()),
+        None if add => (vec![], None),
+        None => {
+            return Err(AdminError::NotFound(format!(
+                "no role `{name}` in this lab"
+            )));
+        }
+    };
+    if add {
+        features.push(feature.to_owned());
+    } else {
+        features.retain(|f| f != feature);
+    }
+    features.sort();
+    features.dedup();
+    write_role(state, admin, lab, name, before, features, min_acr).await
+}
+
+/// Sets or clears the minimum level a role's holders sign in at (`latchkey policy set --role`),
+/// creating the role when the lab has none of that name, as `put_role` does. Audited as
+/// `role.put`: the API changes a role's minimum through the same route.
+pub async fn set_role_min_acr(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    name: &str,
+    min_acr: Option<&str>,
+) -> R<RoleView> {
+    admin.require_lab(lab)?;
+    lab_exists(state, lab).await?;
+    check_role("name", name)?;
+    let min = acr_opt("min_acr", min_acr)?;
+    let before = role_view(state, lab, name).await?;
+    let features = before
+        .as_ref()
+        .map(|r| r.features.clone())
+        .unwrap_or_default();
+    let min_acr = min.map(|a| a.as_str().to_owned());
+    write_role(state, admin, lab, name, before, features, min_acr).await
+}
+
+/// Stores a role's new features and minimum and audits the change as `put_role` does.
+async fn write_role(
+    state: &AppState,
+    admin: &Admin,
+    lab: &str,
+    name: &str,
+    before: Option<RoleView>,
+    features: Vec<String>,
+    min_acr: Option<String>,
+) -> R<RoleView> {
+    let min = acr_opt("min_acr", min_acr.as_deref())?;
+    state.store.put_role(lab, name, &features, min).await?;
+    let after = RoleView {
+        name: name.to_owned(),
+        min_acr,
+        features,
+    };
+    audit(
+        state,
+        admin,
+        Action::RolePut,
+        lab,
+        json!({"lab": lab, "role": name, "before": before, "after": after}),
+    )
+    .await?;
+    Ok(after)
+}
