@@ -8,7 +8,7 @@ use latchkey_core::{AccessTokenClaims, SigningAlg};
 use latchkey_server::crypto::SigningKey;
 use latchkey_server::crypto::jwt;
 use latchkey_server::store::now;
-use latchkey_server::tokens::{self, AccessTokenInput, UserContext};
+use latchkey_server::token::jwt::{self as tokens, AccessTokenInput, UserContext};
 use serde_json::Value;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -534,7 +534,8 @@ both!(
         assert_eq!(userinfo_status(app, &good).await.0, 200);
         let keys = app.state.keys.current();
         let claims =
-            latchkey_server::tokens::verify_access_token(&keys, &app.base, &good, now()).unwrap();
+            latchkey_server::token::jwt::verify_access_token(&keys, &app.base, &good, now())
+                .unwrap();
 
         // Expired: a real signature, exp in the past.
         let t = now() - 3600;
@@ -639,7 +640,7 @@ both!(
         .await;
         assert_eq!(s, 200);
         assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
-        let claims = latchkey_server::tokens::verify_access_token(
+        let claims = latchkey_server::token::jwt::verify_access_token(
             &app.state.keys.current(),
             &app.base,
             body["access_token"].as_str().unwrap(),
