@@ -131,31 +131,32 @@ impl Store {
                             .await?
                             == 1;
                     if !first {
-                        let revoked = diesel::update(grants::table.find(&row.0))
+                        // Revoke what the first use issued. When its exchange has not stored
+                        // the grant yet, store it revoked, so that exchange fails instead of
+                        // issuing live tokens; when it is storing it right now (PostgreSQL),
+                        // the insert waits for it and the update that follows sees it.
+                        diesel::insert_into(grants::table)
+                            .values((
+                                grants::id.eq(&row.0),
+                                grants::client_id.eq(&row.1),
+                                grants::user_id.eq(&row.2),
+                                grants::session_id.eq(&row.3),
+                                grants::scope.eq(&row.5),
+                                grants::auth_time.eq(row.8),
+                                grants::acr.eq(&row.9),
+                                grants::amr.eq(&row.10),
+                                grants::lab_id.eq(&row.11),
+                                grants::created_at.eq(t),
+                                grants::expires_at.eq(t),
+                                grants::revoked_at.eq(Some(t)),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                        diesel::update(grants::table.find(&row.0))
                             .set(grants::revoked_at.eq(Some(t)))
                             .execute(conn)
                             .await?;
-                        if revoked == 0 {
-                            // The first exchange has not stored its grant yet: store it revoked,
-                            // so that exchange fails instead of issuing live tokens.
-                            diesel::insert_into(grants::table)
-                                .values((
-                                    grants::id.eq(&row.0),
-                                    grants::client_id.eq(&row.1),
-                                    grants::user_id.eq(&row.2),
-                                    grants::session_id.eq(&row.3),
-                                    grants::scope.eq(&row.5),
-                                    grants::auth_time.eq(row.8),
-                                    grants::acr.eq(&row.9),
-                                    grants::amr.eq(&row.10),
-                                    grants::lab_id.eq(&row.11),
-                                    grants::created_at.eq(t),
-                                    grants::expires_at.eq(t),
-                                    grants::revoked_at.eq(Some(t)),
-                                ))
-                                .execute(conn)
-                                .await?;
-                        }
                         super::audit::append(conn, t, &on_replay).await?;
                         return Ok(Some((row, true)));
                     }

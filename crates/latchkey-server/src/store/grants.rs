@@ -113,11 +113,11 @@ impl Store {
                     .count()
                     .get_result(conn)
                     .await?;
-                let exists: i64 = grants::table.filter(grants::id.eq(&g.id)).count().get_result(conn).await?;
-                if live == 0 || exists > 0 {
+                if live == 0 {
                     return Ok(false);
                 }
-                diesel::insert_into(grants::table)
+                // A grant with this id exists when a replay of the code got here first.
+                let inserted = diesel::insert_into(grants::table)
                     .values((
                         grants::id.eq(&g.id),
                         grants::client_id.eq(&g.client_id),
@@ -131,8 +131,12 @@ impl Store {
                         grants::created_at.eq(g.created_at),
                         grants::expires_at.eq(g.expires_at),
                     ))
+                    .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
                 if let Some(h) = refresh {
                     diesel::insert_into(rt::table)
                         .values((
