@@ -157,7 +157,7 @@ async fn full_flow(app: &TestApp, alg: latchkey_core::SigningAlg, post_auth: boo
 
     // The access token is an RFC 9068 JWT carrying sub, acr, amr, auth_time, sid and lab.
     let at = token.access_token().secret().clone();
-    let at_claims = latchkey_server::tokens::verify_access_token(
+    let at_claims = latchkey_server::token::jwt::verify_access_token(
         &app.state.keys.current(),
         &app.base,
         &at,

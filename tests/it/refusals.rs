@@ -8,7 +8,7 @@ use latchkey_core::{AccessTokenClaims, SigningAlg};
 use latchkey_server::crypto::SigningKey;
 use latchkey_server::crypto::jwt;
 use latchkey_server::store::now;
-use latchkey_server::tokens::{self, AccessTokenInput, UserContext};
+use latchkey_server::token::jwt::{self as tokens, AccessTokenInput, UserContext};
 use serde_json::Value;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -210,6 +210,54 @@ both!(
         assert!(www.contains("invalid_token"), "{www}");
         let (s, body) = refresh(app, &i, &rt).await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"));
+    }
+);
+
+both!(
+    rfc6749_4_1_2_concurrent_uses_of_one_code_leave_no_live_tokens,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let (url, id, secret, code) = (
+                app.url("/token"),
+                i.client_id.clone(),
+                i.secret.clone(),
+                i.code.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", code.as_str()),
+                        ("redirect_uri", CALLBACK),
+                        ("code_verifier", VERIFIER),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap();
+                (status, body)
+            }));
+        }
+        let mut winners = Vec::new();
+        for t in tasks {
+            let (s, body) = t.await.unwrap();
+            if s == 200 {
+                winners.push(body["access_token"].as_str().unwrap().to_owned());
+            } else {
+                assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+            }
+        }
+        assert!(winners.len() <= 1, "one code, {} exchanges", winners.len());
+        // Every loser was a replay (also those racing the first use on PostgreSQL): what the
+        // first use issued is revoked.
+        for at in winners {
+            assert_eq!(userinfo_status(app, &at).await.0, 401);
+        }
     }
 );
 
@@ -534,7 +582,8 @@ both!(
         assert_eq!(userinfo_status(app, &good).await.0, 200);
         let keys = app.state.keys.current();
         let claims =
-            latchkey_server::tokens::verify_access_token(&keys, &app.base, &good, now()).unwrap();
+            latchkey_server::token::jwt::verify_access_token(&keys, &app.base, &good, now())
+                .unwrap();
 
         // Expired: a real signature, exp in the past.
         let t = now() - 3600;
@@ -639,7 +688,7 @@ both!(
         .await;
         assert_eq!(s, 200);
         assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
-        let claims = latchkey_server::tokens::verify_access_token(
+        let claims = latchkey_server::token::jwt::verify_access_token(
             &app.state.keys.current(),
             &app.base,
             body["access_token"].as_str().unwrap(),

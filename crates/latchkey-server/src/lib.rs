@@ -19,7 +19,7 @@ pub mod protocol;
 pub mod provision;
 pub mod secret;
 pub mod store;
-pub mod tokens;
+pub mod token;
 
 pub use app::{App, Server};
 pub use config::Config;

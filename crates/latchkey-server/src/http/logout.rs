@@ -9,7 +9,7 @@ use super::{Params, State, cookies};
 use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::store::clients::Client;
-use crate::tokens::verify_id_token_hint;
+use crate::token::jwt::verify_id_token_hint;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use std::sync::Arc;

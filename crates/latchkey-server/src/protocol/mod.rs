@@ -2,10 +2,13 @@
 //! `now`, and return an outcome the HTTP layer turns into a page, a redirect or a JSON body.
 
 pub mod authorize;
+pub mod code;
 pub mod error;
 pub mod grants;
+pub mod id_token;
 pub mod pkce;
 pub mod redirect_uri;
+pub mod refresh;
 pub mod rotation;
 pub mod scope;
 pub mod strength;

@@ -5,6 +5,7 @@
 
 use super::schema::{authorization_codes as ac, grants};
 use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::audit::Event;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -86,10 +87,16 @@ impl Store {
     }
 
     /// Consumes a code atomically. Expiry is the caller's check (it knows `now`); an expired
-    /// code is still consumed so it can never be tried again.
-    pub async fn consume_code(&self, hash: TokenHash) -> Result<CodeUse, StoreError> {
+    /// code is still consumed so it can never be tried again. A replay revokes what the first
+    /// use issued and appends `on_replay` in the same transaction.
+    pub async fn consume_code(
+        &self,
+        hash: TokenHash,
+        on_replay: &Event,
+    ) -> Result<CodeUse, StoreError> {
         let db = self.db.clone();
         let t = now();
+        let on_replay = on_replay.clone();
         let out: Option<(Row, bool)> = self
             .run(async move {
                 crate::with_tx!(&db, conn => {
@@ -115,39 +122,45 @@ impl Store {
                         .await
                         .optional()?;
                     let Some(row) = row else { return Ok(None) };
-                    if row.13.is_some() {
-                        let revoked = diesel::update(grants::table.find(&row.0))
+                    // Only the request that flips consumed_at is the first use; a concurrent
+                    // use of the same code (PostgreSQL runs these in parallel) is a replay too.
+                    let first = row.13.is_none()
+                        && diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))
+                            .set(ac::consumed_at.eq(Some(t)))
+                            .execute(conn)
+                            .await?
+                            == 1;
+                    if !first {
+                        // Revoke what the first use issued. When its exchange has not stored
+                        // the grant yet, store it revoked, so that exchange fails instead of
+                        // issuing live tokens; when it is storing it right now (PostgreSQL),
+                        // the insert waits for it and the update that follows sees it.
+                        diesel::insert_into(grants::table)
+                            .values((
+                                grants::id.eq(&row.0),
+                                grants::client_id.eq(&row.1),
+                                grants::user_id.eq(&row.2),
+                                grants::session_id.eq(&row.3),
+                                grants::scope.eq(&row.5),
+                                grants::auth_time.eq(row.8),
+                                grants::acr.eq(&row.9),
+                                grants::amr.eq(&row.10),
+                                grants::lab_id.eq(&row.11),
+                                grants::created_at.eq(t),
+                                grants::expires_at.eq(t),
+                                grants::revoked_at.eq(Some(t)),
+                            ))
+                            .on_conflict_do_nothing()
+                            .execute(conn)
+                            .await?;
+                        diesel::update(grants::table.find(&row.0))
                             .set(grants::revoked_at.eq(Some(t)))
                             .execute(conn)
                             .await?;
-                        if revoked == 0 {
-                            // The first exchange has not stored its grant yet: store it revoked,
-                            // so that exchange fails instead of issuing live tokens.
-                            diesel::insert_into(grants::table)
-                                .values((
-                                    grants::id.eq(&row.0),
-                                    grants::client_id.eq(&row.1),
-                                    grants::user_id.eq(&row.2),
-                                    grants::session_id.eq(&row.3),
-                                    grants::scope.eq(&row.5),
-                                    grants::auth_time.eq(row.8),
-                                    grants::acr.eq(&row.9),
-                                    grants::amr.eq(&row.10),
-                                    grants::lab_id.eq(&row.11),
-                                    grants::created_at.eq(t),
-                                    grants::expires_at.eq(t),
-                                    grants::revoked_at.eq(Some(t)),
-                                ))
-                                .execute(conn)
-                                .await?;
-                        }
+                        super::audit::append(conn, t, &on_replay).await?;
                         return Ok(Some((row, true)));
                     }
-                    let n = diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))
-                        .set(ac::consumed_at.eq(Some(t)))
-                        .execute(conn)
-                        .await?;
-                    Ok(Some((row, n != 1)))
+                    Ok(Some((row, false)))
                 })
             })
             .await?;

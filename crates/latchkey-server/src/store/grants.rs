@@ -5,6 +5,7 @@
 
 use super::schema::{grants, refresh_tokens as rt, sessions};
 use super::{Db, Store, StoreError, from_json_text, now, to_json_text};
+use crate::audit::Event;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -36,7 +37,7 @@ pub enum RefreshUse {
     /// The token was current: it is now consumed and its successor stored. The flag says
     /// whether the grant's user is disabled (the caller refuses and revokes then).
     Rotated(Box<Grant>, bool),
-    /// The token had been used before: the family is revoked.
+    /// The token had been used before: the family is revoked, and the event recorded.
     Reused,
     /// Unknown token, or its grant is revoked or expired.
     Invalid,
@@ -112,11 +113,11 @@ impl Store {
                     .count()
                     .get_result(conn)
                     .await?;
-                let exists: i64 = grants::table.filter(grants::id.eq(&g.id)).count().get_result(conn).await?;
-                if live == 0 || exists > 0 {
+                if live == 0 {
                     return Ok(false);
                 }
-                diesel::insert_into(grants::table)
+                // A grant with this id exists when a replay of the code got here first.
+                let inserted = diesel::insert_into(grants::table)
                     .values((
                         grants::id.eq(&g.id),
                         grants::client_id.eq(&g.client_id),
@@ -130,8 +131,12 @@ impl Store {
                         grants::created_at.eq(g.created_at),
                         grants::expires_at.eq(g.expires_at),
                     ))
+                    .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
+                if inserted == 0 {
+                    return Ok(false);
+                }
                 if let Some(h) = refresh {
                     diesel::insert_into(rt::table)
                         .values((
@@ -149,17 +154,21 @@ impl Store {
     }
 
     /// Rotates a refresh token: consumes `old` and stores `new` in the same family, or, when
-    /// `old` was already used, revokes the family. Also reports whether the grant's user is
-    /// disabled, so the hot path needs no second query.
+    /// `old` was already used, revokes the family and appends `on_reuse`. Also reports whether
+    /// the grant's user is disabled, so the hot path needs no second query.
     ///
     /// This is the busiest write path, so on SQLite the whole transaction runs in one blocking
     /// call (one thread hand-off instead of one per statement); both backends expand the same
-    /// body from [`rotate_body!`].
+    /// body from [`rotate_body!`]. Detecting reuse writes nothing, so the revocation and its
+    /// audit entry (an async append the blocking call cannot make) follow in a transaction of
+    /// their own: no state holds a revoked family without its entry, and a crash between the
+    /// two leaves the reused token to be detected again.
     pub async fn rotate_refresh_token(
         &self,
         old: TokenHash,
         new: TokenHash,
         client_id: &str,
+        on_reuse: &Event,
     ) -> Result<RefreshUse, StoreError> {
         let db = self.db.clone();
         let client_id = client_id.to_owned();
@@ -202,7 +211,10 @@ impl Store {
                 RefreshUse::Rotated(Box::new(from_row(*row)?), disabled)
             }
             Rotation::Invalid => RefreshUse::Invalid,
-            Rotation::Reused => RefreshUse::Reused,
+            Rotation::Reused(grant_id) => {
+                self.revoke_grant(&grant_id, Some(on_reuse)).await?;
+                RefreshUse::Reused
+            }
         })
     }
 
@@ -244,16 +256,24 @@ impl Store {
         Ok(self.get_grant(&gid).await?.map(|g| (g, consumed.is_none())))
     }
 
-    pub async fn revoke_grant(&self, id: &str) -> Result<(), StoreError> {
+    /// Revokes a grant (every refresh token of its family, and its access tokens at Latchkey's
+    /// own endpoints), appending `event` in the same transaction. `None` only where the
+    /// revocation is the refusal of a request that records no change of its own (a disabled
+    /// user's or a too-weak grant's refresh).
+    pub async fn revoke_grant(&self, id: &str, event: Option<&Event>) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
         let t = now();
+        let event = event.cloned();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(grants::table.find(&id).filter(grants::revoked_at.is_null()))
                     .set(grants::revoked_at.eq(Some(t)))
                     .execute(conn)
                     .await?;
+                if let Some(e) = &event {
+                    super::audit::append(conn, t, e).await?;
+                }
                 Ok(())
             })
         })
@@ -263,7 +283,8 @@ impl Store {
 
 enum Rotation {
     Rotated(Box<Row>, bool),
-    Reused,
+    /// The grant whose family must be revoked.
+    Reused(String),
     Invalid,
 }
 
@@ -278,11 +299,8 @@ macro_rules! rotate_body {
             .first($c) $($aw)*
             .optional()?;
         let Some((grant_id, consumed)) = tok else { return Ok(Rotation::Invalid) };
-        let revoke = diesel::update(grants::table.find(&grant_id).filter(grants::revoked_at.is_null()))
-            .set(grants::revoked_at.eq(Some($t)));
         if consumed.is_some() {
-            revoke.execute($c) $($aw)* ?;
-            return Ok(Rotation::Reused);
+            return Ok(Rotation::Reused(grant_id));
         }
         let grant: Option<Row> = grants::table
             .find(&grant_id)
@@ -302,8 +320,7 @@ macro_rules! rotate_body {
             .set(rt::consumed_at.eq(Some($t)))
             .execute($c) $($aw)* ?;
         if won != 1 {
-            revoke.execute($c) $($aw)* ?;
-            return Ok(Rotation::Reused);
+            return Ok(Rotation::Reused(grant_id));
         }
         diesel::insert_into(rt::table)
             .values((rt::token_hash.eq($new.to_vec()), rt::grant_id.eq(&grant_id), rt::created_at.eq($t)))

@@ -263,24 +263,21 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
             ),
         ));
     }
-    let code = get("code").unwrap_or("");
-    let form: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("grant_type", "authorization_code")
-        .append_pair("code", code)
-        .append_pair("redirect_uri", &callback_uri(&state.issuer))
-        .append_pair("code_verifier", &ls.verifier)
-        .finish();
-    let params =
-        super::Params::parse(form.as_bytes()).map_err(|_| PageError::internal("callback form"))?;
+    let request = crate::token::authorization_code::CodeRequest {
+        code: Some(get("code").unwrap_or("").to_owned()),
+        redirect_uri: Some(callback_uri(&state.issuer)),
+        code_verifier: Some(ls.verifier.clone()),
+    };
     let client = console_client(&state.issuer);
-    let tokens = super::token::authorization_code::exchange(&state, &client, &params)
-        .await
-        .map_err(|e| {
-            PageError::bad_request(
-                "Sign-in to the console failed",
-                format!("{} Open the admin console again.", e.description),
-            )
-        })?;
+    let tokens =
+        crate::token::authorization_code::exchange(&state, &client, &request, crate::store::now())
+            .await
+            .map_err(|e| {
+                PageError::bad_request(
+                    "Sign-in to the console failed",
+                    format!("{} Open the admin console again.", e.description),
+                )
+            })?;
     let mut resp = super::authorize::see_other(&ls.back);
     let _ = resp.add_cookie(&cookies::build(
         &state,

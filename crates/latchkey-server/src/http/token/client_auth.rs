@@ -1,24 +1,17 @@
-//! Client authentication at the token, revocation and introspection endpoints (RFC 6749
-//! section 2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
-//! Exactly one method per request.
+//! Reading client credentials from a request to the token, revocation or introspection
+//! endpoint (RFC 6749 section 2.3.1): HTTP Basic or the form body. Checking them is
+//! [`crate::token::client_auth`]'s.
 
-use crate::app::AppState;
 use crate::http::Params;
 use crate::protocol::OAuthError;
-use crate::secret::TokenHash;
-use crate::store::clients::Client;
+use crate::token::client_auth::Credentials;
 use actix_web::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use std::sync::Arc;
 
-struct Presented {
-    id: String,
-    secret: Option<String>,
-    basic: bool,
-}
-
-fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError> {
+/// The credentials the request presents: HTTP Basic, or `client_id` (and `client_secret`) in
+/// the body; both at once is refused.
+pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OAuthError> {
     let header = req
         .headers()
         .get("authorization")
@@ -57,7 +50,7 @@ fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError
                 "client_id in the body differs from the one in the Authorization header",
             ));
         }
-        return Ok(Presented {
+        return Ok(Credentials {
             id,
             secret: Some(dec(secret)),
             basic: true,
@@ -66,32 +59,9 @@ fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError
     let id = params
         .get("client_id")
         .ok_or_else(|| OAuthError::invalid_client("client authentication is missing"))?;
-    Ok(Presented {
+    Ok(Credentials {
         id: id.to_owned(),
         secret: params.get("client_secret").map(str::to_owned),
         basic: false,
     })
-}
-
-/// Authenticates the calling client.
-pub async fn authenticate(
-    state: &AppState,
-    req: &HttpRequest,
-    params: &Params,
-) -> Result<Arc<Client>, OAuthError> {
-    let p = presented(req, params)?;
-    let fail = |d: &str| {
-        let mut e = OAuthError::invalid_client(d);
-        e.basic_challenge = p.basic;
-        e
-    };
-    let Some(client) = state.client(&p.id).await? else {
-        return Err(fail("client authentication failed"));
-    };
-    match (&client.secret_hash, p.secret.as_deref()) {
-        (Some(hash), Some(secret)) if TokenHash::of(secret).matches(hash) => Ok(client),
-        (None, None) => Ok(client),
-        (None, Some(_)) => Err(fail("this is a public client: send no client secret")),
-        _ => Err(fail("client authentication failed")),
-    }
 }

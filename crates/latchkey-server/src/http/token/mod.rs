@@ -1,29 +1,16 @@
-//! The token endpoint (RFC 6749 section 3.2): client authentication, then one module per
-//! grant type. Responses carry `Cache-Control: no-store` (section 5.1).
+//! The token endpoint (RFC 6749 section 3.2): parse the form, authenticate the client, call
+//! [`crate::token::issue`], render. Responses carry `Cache-Control: no-store` (section 5.1).
 
-pub mod authorization_code;
 pub mod client_auth;
-mod client_credentials;
-mod refresh_token;
 
 use super::{Params, State};
 use crate::protocol::OAuthError;
+use crate::store::now;
+use crate::token::authorization_code::CodeRequest;
+use crate::token::client_credentials::ClientCredentialsRequest;
+use crate::token::refresh_token::RefreshRequest;
+use crate::token::{self, TokenRequest, TokenResponse};
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::ErrorCode;
-use serde::Serialize;
-
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub scope: String,
-}
 
 pub fn ok(body: &TokenResponse) -> HttpResponse {
     HttpResponse::Ok()
@@ -52,32 +39,37 @@ pub fn form(req: &HttpRequest, body: &[u8]) -> Result<Params, OAuthError> {
     })
 }
 
+/// The typed request for the form's `grant_type`.
+pub fn token_request(params: &Params) -> Result<TokenRequest, OAuthError> {
+    let get = |k: &str| params.get(k).map(str::to_owned);
+    match params.get("grant_type") {
+        None => Err(OAuthError::invalid_request("grant_type is missing")),
+        Some("authorization_code") => Ok(TokenRequest::AuthorizationCode(CodeRequest {
+            code: get("code"),
+            redirect_uri: get("redirect_uri"),
+            code_verifier: get("code_verifier"),
+        })),
+        Some("refresh_token") => Ok(TokenRequest::RefreshToken(RefreshRequest {
+            refresh_token: get("refresh_token"),
+            scope: get("scope"),
+        })),
+        Some("client_credentials") => {
+            Ok(TokenRequest::ClientCredentials(ClientCredentialsRequest {
+                scope: get("scope"),
+            }))
+        }
+        Some(other) => Err(token::unsupported_grant_type(other)),
+    }
+}
+
 pub async fn token(
     state: State,
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let params = form(&req, &body)?;
-    let client = client_auth::authenticate(&state, &req, &params).await?;
-    let grant_type = params
-        .get("grant_type")
-        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
-    if !["authorization_code", "refresh_token", "client_credentials"].contains(&grant_type) {
-        return Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("grant_type `{grant_type}` is not supported"),
-        ));
-    }
-    if !client.allows_grant(grant_type) {
-        return Err(OAuthError::new(
-            ErrorCode::UnauthorizedClient,
-            format!("this client may not use the {grant_type} grant"),
-        ));
-    }
-    let response = match grant_type {
-        "authorization_code" => authorization_code::exchange(&state, &client, &params).await?,
-        "refresh_token" => refresh_token::exchange(&state, &client, &params).await?,
-        _ => client_credentials::exchange(&state, &client, &params)?,
-    };
-    Ok(ok(&response))
+    let credentials = client_auth::credentials(&req, &params)?;
+    let client = token::client_auth::authenticate(&state, &credentials).await?;
+    let request = token_request(&params)?;
+    Ok(ok(&token::issue(&state, &client, &request, now()).await?))
 }

@@ -1,30 +1,38 @@
 //! `grant_type=refresh_token` (RFC 6749 section 6): rotate the refresh token and issue a new
-//! access token. A reused refresh token revokes its whole family. The response carries no new
-//! ID token (OIDC Core section 12.2 makes it optional): refresh stays cheap, and the user's
-//! authentication has not changed.
+//! access token. A reused refresh token revokes its whole family (RFC 9700 section 4.14.2).
+//! The response carries no new ID token (OIDC Core section 12.2 makes it optional): refresh
+//! stays cheap, and the user's authentication has not changed. Whether the grant is still
+//! strong enough is [`crate::protocol::refresh`]'s decision.
 
-use super::TokenResponse;
+use super::jwt::{self, AccessTokenInput, UserContext};
+use super::{TokenResponse, access_token_ttl, member_grants};
 use crate::app::AppState;
 use crate::audit::{Action, Event};
-use crate::http::Params;
-use crate::protocol::{OAuthError, scope};
+use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::store::clients::Client;
 use crate::store::grants::RefreshUse;
-use crate::store::now;
-use crate::tokens::{self, AccessTokenInput, UserContext};
-use latchkey_core::ErrorCode;
+
+/// The parameters of section 6. `refresh_token` is optional here so that a missing one is
+/// reported after the client's right to the grant is checked.
+#[derive(Debug, Default)]
+pub struct RefreshRequest {
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+}
 
 pub async fn exchange(
     state: &AppState,
     client: &Client,
-    params: &Params,
+    req: &RefreshRequest,
+    now: i64,
 ) -> Result<TokenResponse, OAuthError> {
-    let presented = params
-        .get("refresh_token")
+    let presented = req
+        .refresh_token
+        .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
     // Validate a narrower scope before rotating, so a refused request does not burn the token.
-    let requested = match params.get("scope") {
+    let requested = match req.scope.as_deref() {
         None => None,
         Some(s) => {
             let wanted = scope::parse(s)?;
@@ -36,41 +44,31 @@ pub async fn exchange(
                 Some((g, _)) if g.client_id == client.id => g.scope,
                 _ => return Err(OAuthError::invalid_grant("the refresh token is not valid")),
             };
-            let granted: Vec<&str> = granted.split(' ').filter(|s| !s.is_empty()).collect();
-            if let Some(extra) = wanted.iter().find(|w| !granted.contains(&w.as_str())) {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidScope,
-                    format!("scope `{extra}` was not granted originally"),
-                ));
-            }
-            Some(wanted.join(" "))
+            Some(refresh::narrowed_scope(&wanted, &granted)?)
         }
     };
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
+    let on_reuse = Event::new(
+        &client.id,
+        Action::RefreshReuseDetected,
+        &client.id,
+        serde_json::json!({"revoked": "the token's whole family"}),
+    );
     let grant = match state
         .store
-        .rotate_refresh_token(TokenHash::of(presented), next.hash(), &client.id)
+        .rotate_refresh_token(TokenHash::of(presented), next.hash(), &client.id, &on_reuse)
         .await?
     {
         RefreshUse::Rotated(g, disabled) => {
             if disabled {
                 // A disabled user's grants die with the attempt.
-                state.store.revoke_grant(&g.id).await?;
+                state.store.revoke_grant(&g.id, None).await?;
                 return Err(OAuthError::invalid_grant("the user's account is disabled"));
             }
             g
         }
         RefreshUse::Reused => {
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
-            state
-                .store
-                .audit(Event::new(
-                    &client.id,
-                    Action::RefreshReuseDetected,
-                    &client.id,
-                    serde_json::json!({"revoked": "the token's whole family"}),
-                ))
-                .await?;
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used; all tokens of this grant are revoked",
             ));
@@ -79,31 +77,21 @@ pub async fn exchange(
             return Err(OAuthError::invalid_grant("the refresh token is not valid"));
         }
     };
-    // MFA policy changes apply at the next token request: a grant weaker than what the
-    // client, the lab or the user's roles now demand ends, and the user signs in again.
-    let acr: latchkey_core::Acr = grant.acr.parse().unwrap_or(latchkey_core::Acr::Pwd);
-    let lab_floor = match (&grant.lab_id, acr) {
-        (_, latchkey_core::Acr::Phr) | (None, _) => None,
-        (Some(lab), _) => state.policy_floor(&grant.user_id, lab).await?,
+    let acr = refresh::stored_acr(&grant.acr);
+    let lab_floor = match grant.lab_id.as_deref() {
+        Some(lab) if refresh::needs_lab_floor(acr, Some(lab)) => {
+            state.policy_floor(&grant.user_id, lab).await?
+        }
+        _ => None,
     };
-    if let Some(need) = client.min_acr.max(lab_floor)
-        && acr < need
-    {
-        state.store.revoke_grant(&grant.id).await?;
-        return Err(OAuthError::invalid_grant(format!(
-            "a stronger sign-in (acr `{need}`) is now required; start a new authorization request"
-        )));
+    if let Err(need) = refresh::strong_enough(acr, client.min_acr, lab_floor) {
+        state.store.revoke_grant(&grant.id, None).await?;
+        return Err(refresh::too_weak(need));
     }
-    // A narrower scope may be asked for (RFC 6749 section 6), never a wider one.
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
-    let t = now();
-    let ttl = client
-        .access_token_ttl_secs
-        .unwrap_or(state.config.tokens.access_token_ttl_secs);
-    let (roles, features) =
-        super::authorization_code::member_grants(state, &grant.user_id, grant.lab_id.as_deref())
-            .await?;
-    let access_token = tokens::access_token(
+    let ttl = access_token_ttl(state, client);
+    let (roles, features) = member_grants(state, &grant.user_id, grant.lab_id.as_deref()).await?;
+    let access_token = jwt::access_token(
         &state.keys.current(),
         &AccessTokenInput {
             issuer: &state.issuer,
@@ -112,7 +100,7 @@ pub async fn exchange(
             client_id: &client.id,
             scope: &scope,
             ttl,
-            now: t,
+            now,
             user: Some(UserContext {
                 auth_time: grant.auth_time,
                 acr: &grant.acr,

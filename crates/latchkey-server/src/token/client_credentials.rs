@@ -2,20 +2,25 @@
 //! token for itself. Stateless: a signed JWT, no database write (the hot path of service-to-
 //! service calls).
 
-use super::TokenResponse;
+use super::jwt::{self, AccessTokenInput};
+use super::{TokenResponse, access_token_ttl};
 use crate::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
 use crate::app::AppState;
-use crate::http::Params;
 use crate::protocol::OAuthError;
 use crate::store::clients::Client;
-use crate::store::now;
-use crate::tokens::{self, AccessTokenInput};
 use latchkey_core::ErrorCode;
+
+/// The parameters of section 4.4.2.
+#[derive(Debug, Default)]
+pub struct ClientCredentialsRequest {
+    pub scope: Option<String>,
+}
 
 pub fn exchange(
     state: &AppState,
     client: &Client,
-    params: &Params,
+    req: &ClientCredentialsRequest,
+    now: i64,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(
@@ -25,7 +30,7 @@ pub fn exchange(
     }
     // The one scope a client can get for itself: the admin API's, when an administrator
     // registered it with `--admin-of`. The token's audience is then the admin API.
-    let admin = match params.get("scope") {
+    let admin = match req.scope.as_deref() {
         None => false,
         Some(ADMIN_SCOPE) if client.admin_of.is_some() => true,
         Some(s) => {
@@ -36,10 +41,8 @@ pub fn exchange(
         }
     };
     let scope = if admin { ADMIN_SCOPE } else { "" };
-    let ttl = client
-        .access_token_ttl_secs
-        .unwrap_or(state.config.tokens.access_token_ttl_secs);
-    let access_token = tokens::access_token(
+    let ttl = access_token_ttl(state, client);
+    let access_token = jwt::access_token(
         &state.keys.current(),
         &AccessTokenInput {
             issuer: &state.issuer,
@@ -48,7 +51,7 @@ pub fn exchange(
             audience: admin.then_some(ADMIN_AUDIENCE),
             scope,
             ttl,
-            now: now(),
+            now,
             user: None,
         },
     )?;

@@ -1,0 +1,177 @@
+//! The checks an authorization code passes at the token endpoint (RFC 6749 section 4.1.3,
+//! RFC 7636 section 4.6, RFC 9700 section 4.8.2), in the order they are made. Whether the
+//! code was used before is decided atomically by the store, which consumes it; what is left
+//! here is pure and takes `now`.
+
+use super::{OAuthError, pkce};
+
+/// What was recorded when the code was issued.
+#[derive(Debug, Clone, Copy)]
+pub struct IssuedCode<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub expires_at: i64,
+}
+
+/// What the client presents with the code.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+}
+
+/// Why a code is refused; each is `invalid_grant` (RFC 6749 section 5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefusal {
+    /// No such code.
+    Unknown,
+    /// Used before: what it issued has been revoked (section 4.1.2).
+    Replayed,
+    OtherClient,
+    Expired,
+    RedirectUriMismatch,
+    VerifierMismatch,
+    VerifierMissing,
+    /// A verifier for a code issued without a challenge: a PKCE downgrade.
+    UnexpectedVerifier,
+}
+
+impl From<CodeRefusal> for OAuthError {
+    fn from(r: CodeRefusal) -> OAuthError {
+        OAuthError::invalid_grant(match r {
+            CodeRefusal::Unknown => "the authorization code is not valid",
+            CodeRefusal::Replayed => {
+                "the authorization code was already used; tokens issued for it are revoked"
+            }
+            CodeRefusal::OtherClient => "the authorization code was issued to another client",
+            CodeRefusal::Expired => "the authorization code has expired",
+            CodeRefusal::RedirectUriMismatch => {
+                "redirect_uri does not match the one in the authorization request"
+            }
+            CodeRefusal::VerifierMismatch => "code_verifier does not match the code_challenge",
+            CodeRefusal::VerifierMissing => "code_verifier is missing",
+            CodeRefusal::UnexpectedVerifier => {
+                "code_verifier sent, but the authorization request had no code_challenge"
+            }
+        })
+    }
+}
+
+/// Checks a consumed code against the request presenting it.
+pub fn check(code: &IssuedCode<'_>, p: &Presented<'_>, now: i64) -> Result<(), CodeRefusal> {
+    if code.client_id != p.client_id {
+        return Err(CodeRefusal::OtherClient);
+    }
+    if code.expires_at <= now {
+        return Err(CodeRefusal::Expired);
+    }
+    // Section 4.1.3: required, and identical, when the authorization request had one;
+    // Latchkey always requires it there.
+    if p.redirect_uri != Some(code.redirect_uri) {
+        return Err(CodeRefusal::RedirectUriMismatch);
+    }
+    match (code.code_challenge, p.code_verifier) {
+        (Some(challenge), Some(verifier)) if !pkce::verify_s256(verifier, challenge) => {
+            Err(CodeRefusal::VerifierMismatch)
+        }
+        (Some(_), None) => Err(CodeRefusal::VerifierMissing),
+        (None, Some(_)) => Err(CodeRefusal::UnexpectedVerifier),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn code(challenge: Option<&str>) -> IssuedCode<'_> {
+        IssuedCode {
+            client_id: "app",
+            redirect_uri: "https://app.example/cb",
+            code_challenge: challenge,
+            expires_at: 1_000,
+        }
+    }
+
+    fn presented<'a>(redirect: Option<&'a str>, verifier: Option<&'a str>) -> Presented<'a> {
+        Presented {
+            client_id: "app",
+            redirect_uri: redirect,
+            code_verifier: verifier,
+        }
+    }
+
+    const CB: Option<&str> = Some("https://app.example/cb");
+
+    #[test]
+    fn a_matching_request_passes() {
+        assert_eq!(
+            check(&code(Some(CHALLENGE)), &presented(CB, Some(VERIFIER)), 999),
+            Ok(())
+        );
+        assert_eq!(check(&code(None), &presented(CB, None), 999), Ok(()));
+    }
+
+    #[test]
+    fn rfc6749_4_1_3_code_is_bound_to_its_client() {
+        let mut p = presented(CB, None);
+        p.client_id = "other";
+        assert_eq!(check(&code(None), &p, 999), Err(CodeRefusal::OtherClient));
+    }
+
+    #[test]
+    fn rfc6749_4_1_2_code_expires() {
+        assert_eq!(
+            check(&code(None), &presented(CB, None), 1_000),
+            Err(CodeRefusal::Expired)
+        );
+    }
+
+    #[test]
+    fn rfc6749_4_1_3_redirect_uri_must_match() {
+        for bad in [
+            None,
+            Some("https://app.example/cb/"),
+            Some("https://app.example"),
+        ] {
+            assert_eq!(
+                check(&code(None), &presented(bad, None), 999),
+                Err(CodeRefusal::RedirectUriMismatch),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc7636_4_6_wrong_or_missing_verifier_is_invalid_grant() {
+        let wrong = "x".repeat(43);
+        assert_eq!(
+            check(&code(Some(CHALLENGE)), &presented(CB, Some(&wrong)), 999),
+            Err(CodeRefusal::VerifierMismatch)
+        );
+        assert_eq!(
+            check(&code(Some(CHALLENGE)), &presented(CB, None), 999),
+            Err(CodeRefusal::VerifierMissing)
+        );
+    }
+
+    #[test]
+    fn rfc9700_4_8_2_verifier_without_challenge_is_a_downgrade() {
+        assert_eq!(
+            check(&code(None), &presented(CB, Some(VERIFIER)), 999),
+            Err(CodeRefusal::UnexpectedVerifier)
+        );
+    }
+
+    #[test]
+    fn every_refusal_is_invalid_grant() {
+        let e: OAuthError = CodeRefusal::Replayed.into();
+        assert_eq!(e.code, latchkey_core::ErrorCode::InvalidGrant);
+        assert_eq!(e.status(), 400);
+    }
+}

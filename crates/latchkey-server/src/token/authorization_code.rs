@@ -1,0 +1,165 @@
+//! `grant_type=authorization_code` (RFC 6749 section 4.1.3, RFC 7636 section 4.5, OIDC Core
+//! section 3.1.3): exchange a single-use code for tokens. The store consumes the code
+//! atomically (a replay revokes what the first use issued, with its audit entry, in one
+//! transaction); [`crate::protocol::code`] checks it; the grant is stored; tokens are signed.
+
+use super::jwt::{self, AccessTokenInput, UserContext};
+use super::{TokenResponse, access_token_ttl, member_grants};
+use crate::app::AppState;
+use crate::audit::{Action, Event};
+use crate::protocol::code::{self, CodeRefusal, IssuedCode, Presented};
+use crate::protocol::{OAuthError, id_token, scope};
+use crate::secret::{OpaqueToken, TokenHash, TokenKind};
+use crate::store::clients::Client;
+use crate::store::codes::CodeUse;
+use crate::store::grants::Grant;
+
+/// The parameters of section 4.1.3. `code` is optional here so that a missing one is
+/// reported after the client's right to the grant is checked, as the endpoint always did.
+#[derive(Debug, Default)]
+pub struct CodeRequest {
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+}
+
+pub async fn exchange(
+    state: &AppState,
+    client: &Client,
+    req: &CodeRequest,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let presented = req
+        .code
+        .as_deref()
+        .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
+    let on_replay = Event::new(
+        &client.id,
+        Action::CodeReplayed,
+        &client.id,
+        serde_json::json!({"revoked": "the code's grant"}),
+    );
+    let code = match state
+        .store
+        .consume_code(TokenHash::of(presented), &on_replay)
+        .await?
+    {
+        CodeUse::First(c) => c,
+        CodeUse::Replayed => {
+            tracing::warn!(client = %client.id, "authorization code replayed; its grant is revoked");
+            return Err(CodeRefusal::Replayed.into());
+        }
+        CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
+    };
+    code::check(
+        &IssuedCode {
+            client_id: &code.client_id,
+            redirect_uri: &code.redirect_uri,
+            code_challenge: code.code_challenge.as_deref(),
+            expires_at: code.expires_at,
+        },
+        &Presented {
+            client_id: &client.id,
+            redirect_uri: req.redirect_uri.as_deref(),
+            code_verifier: req.code_verifier.as_deref(),
+        },
+        now,
+    )?;
+    let user = state
+        .store
+        .get_user(&code.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
+    // Read before the grant is stored: a code issued just before the user left its lab must
+    // not start a grant for that lab (`member_grants` refuses non-members).
+    let (roles, features) = member_grants(state, &user.id, code.lab_id.as_deref()).await?;
+
+    let grant = Grant {
+        id: code.grant_id.clone(),
+        client_id: client.id.clone(),
+        user_id: user.id.clone(),
+        session_id: code.session_id.clone(),
+        scope: code.scope.clone(),
+        auth_time: code.auth_time,
+        acr: code.acr.clone(),
+        amr: code.amr.clone(),
+        lab_id: code.lab_id.clone(),
+        created_at: now,
+        expires_at: now + state.config.tokens.refresh_token_ttl_secs,
+        revoked_at: None,
+    };
+    let refresh = client
+        .allows_grant("refresh_token")
+        .then(|| OpaqueToken::generate(TokenKind::RefreshToken));
+    let stored = state
+        .store
+        .create_grant(&grant, refresh.as_ref().map(OpaqueToken::hash))
+        .await?;
+    if !stored {
+        return Err(OAuthError::invalid_grant(
+            "the login session behind this code has ended, or the code was replayed",
+        ));
+    }
+
+    let keys = state.keys.current();
+    let ttl = access_token_ttl(state, client);
+    let access_token = jwt::access_token(
+        &keys,
+        &AccessTokenInput {
+            issuer: &state.issuer,
+            audience: None,
+            subject: &user.id,
+            client_id: &client.id,
+            scope: &grant.scope,
+            ttl,
+            now,
+            user: Some(UserContext {
+                auth_time: grant.auth_time,
+                acr: &grant.acr,
+                amr: &grant.amr,
+                sid: &grant.session_id,
+                grant_id: &grant.id,
+                lab: grant.lab_id.as_deref(),
+                roles: &roles,
+                features: &features,
+            }),
+        },
+    )?;
+    let id_token = if scope::contains(&grant.scope, "openid") {
+        let claims = id_token::claims(
+            &state.issuer,
+            &id_token::Subject {
+                id: &user.id,
+                email: &user.email,
+                name: user.name.as_deref(),
+            },
+            &id_token::Authentication {
+                client_id: &client.id,
+                scope: &grant.scope,
+                auth_time: grant.auth_time,
+                acr: &grant.acr,
+                amr: &grant.amr,
+                sid: &grant.session_id,
+                nonce: code.nonce.as_deref(),
+                lab: grant.lab_id.as_deref(),
+                roles: &roles,
+                features: &features,
+            },
+            Some(jwt::at_hash(client.id_token_alg, &access_token)),
+            state.config.tokens.id_token_ttl_secs,
+            now,
+        );
+        Some(jwt::id_token(&keys, client.id_token_alg, &claims)?)
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        refresh_token: refresh.map(|r| r.expose().to_owned()),
+        id_token,
+        scope: grant.scope,
+    })
+}

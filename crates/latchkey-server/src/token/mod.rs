@@ -1,0 +1,115 @@
+//! The token service: one function per operation of the token, revocation (RFC 7009),
+//! introspection (RFC 7662) and UserInfo (OIDC Core section 5.3) endpoints. Each takes a typed
+//! request, the authenticated client (see [`client_auth`]) and `now`, and returns a typed
+//! outcome or an [`OAuthError`]; the handlers in `http/` parse and render. The pure checks live
+//! in `protocol/` ([`crate::protocol::code`], [`crate::protocol::refresh`],
+//! [`crate::protocol::id_token`]); signing in [`jwt`].
+//!
+//! One module per grant (RFC 6749 section 4): [`authorization_code`], [`refresh_token`],
+//! [`client_credentials`].
+
+pub mod authorization_code;
+pub mod client_auth;
+pub mod client_credentials;
+pub mod introspection;
+pub mod jwt;
+pub mod refresh_token;
+pub mod revocation;
+pub mod userinfo;
+
+use crate::app::AppState;
+use crate::protocol::OAuthError;
+use crate::store::clients::Client;
+use latchkey_core::ErrorCode;
+use serde::Serialize;
+
+/// A successful token response (RFC 6749 section 5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+}
+
+/// A token request, by grant type.
+#[derive(Debug)]
+pub enum TokenRequest {
+    AuthorizationCode(authorization_code::CodeRequest),
+    RefreshToken(refresh_token::RefreshRequest),
+    ClientCredentials(client_credentials::ClientCredentialsRequest),
+}
+
+impl TokenRequest {
+    /// The `grant_type` value (RFC 6749 sections 4.1.3, 4.4.2, 6).
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            TokenRequest::AuthorizationCode(_) => "authorization_code",
+            TokenRequest::RefreshToken(_) => "refresh_token",
+            TokenRequest::ClientCredentials(_) => "client_credentials",
+        }
+    }
+}
+
+/// Refuses a `grant_type` Latchkey does not implement (RFC 6749 section 5.2).
+pub fn unsupported_grant_type(grant_type: &str) -> OAuthError {
+    OAuthError::new(
+        ErrorCode::UnsupportedGrantType,
+        format!("grant_type `{grant_type}` is not supported"),
+    )
+}
+
+/// Issues tokens for an authenticated client: checks the client may use the grant, then runs
+/// the grant's exchange.
+pub async fn issue(
+    state: &AppState,
+    client: &Client,
+    request: &TokenRequest,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type = request.grant_type();
+    if !client.allows_grant(grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client may not use the {grant_type} grant"),
+        ));
+    }
+    match request {
+        TokenRequest::AuthorizationCode(r) => {
+            authorization_code::exchange(state, client, r, now).await
+        }
+        TokenRequest::RefreshToken(r) => refresh_token::exchange(state, client, r, now).await,
+        TokenRequest::ClientCredentials(r) => client_credentials::exchange(state, client, r, now),
+    }
+}
+
+/// The access-token lifetime for `client`: its own, or the server's default.
+fn access_token_ttl(state: &AppState, client: &Client) -> i64 {
+    client
+        .access_token_ttl_secs
+        .unwrap_or(state.config.tokens.access_token_ttl_secs)
+}
+
+/// The user's roles and effective features in the grant's lab, read at each token issuance
+/// (a changed grant applies to the next token); `invalid_grant` once they left the lab.
+async fn member_grants(
+    state: &AppState,
+    user_id: &str,
+    lab: Option<&str>,
+) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let Some(lab) = lab else {
+        return Ok((vec![], vec![]));
+    };
+    let g = state.store.member_grants(user_id, lab).await?;
+    if !g.member {
+        return Err(OAuthError::invalid_grant(
+            "the user is no longer a member of this grant's lab",
+        ));
+    }
+    Ok((g.roles, g.features.into_iter().collect()))
+}
