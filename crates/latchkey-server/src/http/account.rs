@@ -73,6 +73,7 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "login.recovery_code" => "Used a recovery code to sign in",
         "factor.enrolled" => "Added a sign-in method",
         "factor.removed" => "Removed a sign-in method",
+        "factor.renamed" => "Renamed a passkey or security key",
         "recovery_codes.generated" => "Created new recovery codes",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
