@@ -443,22 +443,29 @@ both_with!(
                             match reach {
                                 Acr::Pwd => {}
                                 Acr::Mfa => store
-                                    .replace_recovery_codes(&user.id, vec![vec![cases as u8; 32]])
+                                    .replace_recovery_codes(
+                                        &user.id,
+                                        vec![vec![cases as u8; 32]],
+                                        &seeded(&user.id),
+                                    )
                                     .await
                                     .unwrap(),
                                 Acr::Phr => store
-                                    .add_webauthn(&WebauthnRow {
-                                        id: format!("cred-{cases}"),
-                                        user_id: user.id.clone(),
-                                        name: "Passkey".into(),
-                                        kind: "passkey".into(),
-                                        credential: "{}".into(),
-                                        sign_count: 0,
-                                        backup_eligible: false,
-                                        backup_state: false,
-                                        created_at: 0,
-                                        last_used_at: None,
-                                    })
+                                    .add_webauthn(
+                                        &WebauthnRow {
+                                            id: format!("cred-{cases}"),
+                                            user_id: user.id.clone(),
+                                            name: "Passkey".into(),
+                                            kind: "passkey".into(),
+                                            credential: "{}".into(),
+                                            sign_count: 0,
+                                            backup_eligible: false,
+                                            backup_state: false,
+                                            created_at: 0,
+                                            last_used_at: None,
+                                        },
+                                        &seeded(&user.id),
+                                    )
                                     .await
                                     .unwrap(),
                             }
@@ -771,3 +778,13 @@ both!(
         assert!(events.iter().any(|e| e.action == "factor.locked"));
     }
 );
+
+/// The audit entry of a factor a test seeds directly in the store.
+fn seeded(user_id: &str) -> latchkey_server::audit::Event {
+    latchkey_server::audit::Event::new(
+        user_id,
+        latchkey_server::audit::Action::FactorEnrolled,
+        user_id,
+        serde_json::json!({"seeded": true}),
+    )
+}

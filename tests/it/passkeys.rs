@@ -337,3 +337,29 @@ both_with!(
         );
     }
 );
+
+both_with!(
+    account_renaming_a_passkey_is_audited_with_the_change,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        let cred_id = register(app, &b, &mut sp, "passkey").await;
+        let csrf = account_csrf(&b).await;
+        let r = b
+            .post_form(
+                "/account/webauthn/rename",
+                &[("csrf", &csrf), ("id", &cred_id), ("name", "Laptop")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        let renamed: Vec<_> = events
+            .iter()
+            .filter(|e| e.action == "factor.renamed")
+            .collect();
+        assert_eq!(renamed.len(), 1, "{events:?}");
+        assert!(renamed[0].details.contains("Laptop"));
+    }
+);

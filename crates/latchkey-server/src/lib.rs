@@ -18,6 +18,7 @@ pub mod password;
 pub mod protocol;
 pub mod provision;
 pub mod secret;
+pub mod signin;
 pub mod store;
 pub mod token;
 

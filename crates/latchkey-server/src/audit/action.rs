@@ -82,6 +82,8 @@ actions! {
     FactorEnrolled = "factor.enrolled",
     /// The user removed a factor.
     FactorRemoved = "factor.removed",
+    /// The user renamed a passkey or security key (`credential`, `name`).
+    FactorRenamed = "factor.renamed",
     /// The user generated a new set of recovery codes.
     RecoveryCodesGenerated = "recovery_codes.generated",
     /// An authorization code was used twice: what it issued is revoked.

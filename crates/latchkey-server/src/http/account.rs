@@ -1,110 +1,25 @@
 //! The account security page (`/account`): the signed-in user's authenticator app, passkeys
-//! and security keys, recovery codes and recent security events.
-//!
-//! Viewing needs a live session; every change needs a recent authentication
-//! (`authentication.reauth_window_secs`), else the user is sent through a sign-in first. A
-//! factor the user's lab or roles require cannot be removed if it is the last one that reaches
-//! the required level. Every change is audited.
+//! and security keys, recovery codes and recent security events. The rules (recent
+//! authentication, the last factor a policy needs, auditing) are [`signin::account`]; this
+//! module parses and renders.
 
-use super::authorize::{ACCOUNT_CLIENT_ID, current_session, proceed, see_other};
+use super::authorize::{current_session, respond, see_other};
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
 use super::{Params, State};
 use crate::app::AppState;
-use crate::audit::{Action, Event};
 use crate::factors;
-use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
-use crate::protocol::strength::{self, Enrolled, Method, offer};
+use crate::signin::account::{self as ops, Guard, Removal, TotpConfirm};
 use crate::store::now;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
-use latchkey_core::Acr;
+
+pub use crate::signin::account::clean_name;
 
 pub const CSRF_PURPOSE: &str = "account";
-
-/// What changing factors needs beyond the live session, if anything: a fresh sign-in
-/// (`true`) and/or the level the user can reach (`mfa` once they have any second factor, so a
-/// stolen password alone cannot add or remove factors). `None`: the change may go ahead.
-pub async fn change_requirement(
-    state: &AppState,
-    session: &Session,
-    user_id: &str,
-) -> Result<Option<(bool, Acr)>, PageError> {
-    let enrolled = state.store.enrolled(user_id).await?;
-    let need = if enrolled.totp || enrolled.webauthn > 0 || enrolled.recovery_codes > 0 {
-        Acr::Mfa
-    } else {
-        Acr::Pwd
-    };
-    let since = now() - state.config.authentication.reauth_window_secs;
-    let fresh = strength::strength(&session.factors, Some(since)).is_some();
-    // The level must be fresh too: an old second factor plus a new password is not a recent
-    // two-factor sign-in.
-    let level = strength::strength(&session.factors, Some(since)).map_or(Acr::Pwd, |s| s.acr);
-    Ok(if !fresh || level < need {
-        Some((true, need))
-    } else {
-        None
-    })
-}
-
-/// A credential name as the user typed it: trimmed, at most 64 characters, not empty.
-pub fn clean_name(name: Option<&str>) -> Option<String> {
-    let n: String = name?.trim().chars().take(64).collect();
-    (!n.is_empty()).then_some(n)
-}
-
-/// Sends the browser through a sign-in that returns to the account page. With `fresh`, the
-/// user must authenticate again even with a live session.
-async fn sign_in_first(
-    state: &AppState,
-    req: &HttpRequest,
-    hint: Option<String>,
-    fresh: bool,
-    level: Option<Acr>,
-) -> Result<HttpResponse, PageError> {
-    let request = AuthRequest {
-        client_id: ACCOUNT_CLIENT_ID.into(),
-        redirect_uri: "/account".into(),
-        response_mode: ResponseMode::Query,
-        scope: vec!["openid".into()],
-        state: None,
-        nonce: None,
-        code_challenge: None,
-        prompt: Prompt {
-            login: fresh,
-            ..Prompt::default()
-        },
-        max_age: None,
-        login_hint: hint,
-        acr_values: vec![],
-        requested_at: now(),
-        authenticated: false,
-        requested_acr: level,
-        deferred_enrolment: false,
-        failed_codes: 0,
-        lab_hint: None,
-        lab: None,
-    };
-    let client = super::authorize::flow_client(state, ACCOUNT_CLIENT_ID).await?;
-    let session = current_session(state, req).await?;
-    proceed(state, req, request, &client, session, None).await
-}
-
-/// The level the user's labs and roles require (what removing a factor must keep reachable):
-/// the strictest across all their labs, since the account page is for no lab in particular
-/// and a factor one lab needs must not be removable because another lab needs less.
-async fn policy_level(state: &AppState, user_id: &str) -> Result<Acr, PageError> {
-    let mut level = Acr::Pwd;
-    for lab in state.store.user_labs(user_id).await? {
-        let p = state.store.member_policy(user_id, &lab).await?;
-        level = level.max(p.lab.map(|l| l.min_acr).max(p.role_min).unwrap_or(Acr::Pwd));
-    }
-    Ok(level)
-}
 
 pub fn fmt_time(t: i64) -> String {
     // UTC, minute precision; pages show times to the user, not to machines.
@@ -158,6 +73,7 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "login.recovery_code" => "Used a recovery code to sign in",
         "factor.enrolled" => "Added a sign-in method",
         "factor.removed" => "Removed a sign-in method",
+        "factor.renamed" => "Renamed a passkey or security key",
         "recovery_codes.generated" => "Created new recovery codes",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
@@ -169,8 +85,11 @@ fn describe_action(action: &str) -> Option<&'static str> {
 
 /// `GET /account`.
 pub async fn page(state: State, req: HttpRequest) -> Result<HttpResponse, PageError> {
-    let Some((session, user)) = current_session(&state, &req).await? else {
-        return sign_in_first(&state, &req, None, false, None).await;
+    let current = current_session(&state, &req).await?;
+    let (browser, cookie) = cookies::browser_id(&state, &req);
+    let Some((session, user)) = current else {
+        let next = ops::sign_in_first(&state, None, &browser, None, false, None, now()).await?;
+        return respond(&state, next, cookie, None);
     };
     render_account(&state, &req, &session, &user, None).await
 }
@@ -183,34 +102,23 @@ async fn render_account(
     notice: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let (browser, cookie) = cookies::browser_id(state, req);
-    let totp = state
-        .store
-        .get_totp(&user.id)
-        .await?
-        .filter(|t| t.confirmed);
-    let creds = state.store.list_webauthn(&user.id).await?;
-    let recovery = state.store.recovery_status(&user.id).await?;
-    let mut events: Vec<(String, String)> = state
-        .store
-        .audit_for(&user.id)
-        .await?
+    let o = ops::overview(state, session, user).await?;
+    let mut events: Vec<(String, String)> = o
+        .events
         .into_iter()
         .rev()
         .filter_map(|e| describe_event(&e.action, &e.details).map(|d| (fmt_time(e.at), d)))
         .take(10)
         .collect();
     events.shrink_to_fit();
-    let current = strength::strength(&session.factors, None);
     let page = AccountPage {
         email: user.email.clone(),
         csrf: cookies::csrf_token(state, &browser, CSRF_PURPOSE),
-        acr: current
-            .as_ref()
-            .map_or("pwd", |s| s.acr.as_str())
-            .to_owned(),
-        policy: policy_level(state, &user.id).await?.as_str().to_owned(),
-        totp_since: totp.map(|t| fmt_time(t.created_at)),
-        credentials: creds
+        acr: o.acr.as_str().to_owned(),
+        policy: o.policy.as_str().to_owned(),
+        totp_since: o.totp.map(|t| fmt_time(t.created_at)),
+        credentials: o
+            .credentials
             .iter()
             .map(|c| super::pages::CredentialView {
                 id: c.id.clone(),
@@ -225,9 +133,9 @@ async fn render_account(
                 last_used: c.last_used_at.map(fmt_time),
             })
             .collect(),
-        recovery_unused: recovery.unused,
-        recovery_total: recovery.total,
-        recovery_last_used: recovery.last_used_at.map(fmt_time),
+        recovery_unused: o.recovery.unused,
+        recovery_total: o.recovery.total,
+        recovery_last_used: o.recovery.last_used_at.map(fmt_time),
         events,
         notice,
         passkeys: state.webauthn.is_some(),
@@ -239,40 +147,23 @@ async fn render_account(
     Ok(resp)
 }
 
-/// [`guard`] in a handler: the parsed form, session and user, or return the redirect.
-macro_rules! guarded {
-    ($state:expr, $req:expr, $body:expr) => {
-        match guard(&$state, &$req, &$body).await? {
-            Ok(v) => v,
-            Err(resp) => return Ok(resp),
-        }
-    };
+/// An account change's request: the parsed form with a valid CSRF token, and either the
+/// session and user allowed to change factors, or where the browser must go first.
+enum Checked {
+    Allowed(Params, Session, User),
+    Elsewhere(HttpResponse),
 }
 
-/// What every account change starts with: a parsed form with a valid CSRF token, a session,
-/// and a recent authentication. `Err(response)` is where the browser goes instead.
-async fn guard(
-    state: &AppState,
-    req: &HttpRequest,
-    body: &[u8],
-) -> Result<Result<(Params, Session, User), HttpResponse>, PageError> {
+async fn check(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Checked, PageError> {
     let form = super::page_form(body)?;
-    let browser = cookies::existing_browser_id(state, req).unwrap_or_default();
-    super::require_csrf(state, &browser, CSRF_PURPOSE, &form)?;
-    let Some((session, user)) = current_session(state, req).await? else {
-        return Ok(Err(sign_in_first(state, req, None, false, None).await?));
-    };
-    if let Some((fresh, level)) = change_requirement(state, &session, &user.id).await? {
-        return Ok(Err(sign_in_first(
-            state,
-            req,
-            Some(user.email.clone()),
-            fresh,
-            Some(level),
-        )
-        .await?));
-    }
-    Ok(Ok((form, session, user)))
+    let existing = cookies::existing_browser_id(state, req).unwrap_or_default();
+    super::require_csrf(state, &existing, CSRF_PURPOSE, &form)?;
+    let current = current_session(state, req).await?;
+    let (browser, cookie) = cookies::browser_id(state, req);
+    Ok(match ops::guard(state, current, &browser, now()).await? {
+        Guard::Allowed(session, user) => Checked::Allowed(form, session, user),
+        Guard::SignInFirst(next) => Checked::Elsewhere(respond(state, next, cookie, None)?),
+    })
 }
 
 /// Where a change made during a sign-in (enrolment) returns to.
@@ -292,22 +183,11 @@ pub async fn totp_setup(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = guarded!(state, req, body);
-    let secret = factors::new_totp_secret();
-    match state
-        .store
-        .begin_totp(&user.id, factors::seal_totp(&state.kek, &user.id, &secret))
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::store::StoreError::Conflict(_)) => {
-            return Err(PageError::bad_request(
-                "Authenticator app already set up",
-                "Remove the current authenticator app first, then set up the new one.",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let (form, _, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    let secret = ops::begin_totp(&state, &user).await?;
     totp_setup_page(&state, &req, &user, &secret, form.get("flow"), None).await
 }
 
@@ -360,68 +240,33 @@ pub async fn totp_confirm(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = guarded!(state, req, body);
-    let Some(pending) = state
-        .store
-        .get_totp(&user.id)
-        .await?
-        .filter(|t| !t.confirmed)
-    else {
-        return Ok(see_other(&back(&form)));
+    let (form, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
     };
-    let before = state.store.enrolled(&user.id).await?;
-    let had_factors = before.totp || before.webauthn > 0 || before.recovery_codes > 0;
-    let secret = factors::open_totp(&state.kek, &user.id, &pending.sealed_secret)
-        .map_err(PageError::internal)?;
     let code = form.get("code").unwrap_or("");
-    let accepted = match factors::check_totp(&secret, code, now()) {
-        Some(step) => state.store.accept_totp_step(&user.id, step, true).await?,
-        None => false,
-    };
-    if !accepted {
-        return totp_setup_page(
-            &state,
-            &req,
-            &user,
-            &secret,
-            form.get("flow"),
-            Some("That code is not correct. Check the time on your device and enter the current 6-digit code.".into()),
-        )
-        .await;
+    match ops::confirm_totp(&state, (session, user.clone()), code, now()).await? {
+        TotpConfirm::NothingPending => Ok(see_other(&back(&form))),
+        TotpConfirm::Retry { secret } => {
+            totp_setup_page(
+                &state,
+                &req,
+                &user,
+                &secret,
+                form.get("flow"),
+                Some("That code is not correct. Check the time on your device and enter the current 6-digit code.".into()),
+            )
+            .await
+        }
+        TotpConfirm::Enrolled { token } => {
+            let mut resp = see_other(&back(&form));
+            if let Some(t) = token {
+                resp.add_cookie(&cookies::session_cookie(&state, &t))
+                    .map_err(PageError::internal)?;
+            }
+            Ok(resp)
+        }
     }
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::FactorEnrolled,
-            &user.id,
-            serde_json::json!({"factor": "totp"}),
-        ))
-        .await?;
-    // A first factor enrolled right after the password counts for this session (the code
-    // proves possession); later enrolments add nothing to it.
-    if had_factors {
-        return Ok(see_other(&back(&form)));
-    }
-    let (_, cookie) = super::login::establish(&state, &req, &user, Method::Totp).await?;
-    let mut resp = see_other(&back(&form));
-    resp.add_cookie(&cookie).map_err(PageError::internal)?;
-    Ok(resp)
-}
-
-/// Refuses a removal that would leave the user unable to reach their policy's level.
-async fn removal_allowed(
-    state: &AppState,
-    user: &User,
-    after: Enrolled,
-) -> Result<Option<String>, PageError> {
-    let level = policy_level(state, &user.id).await?;
-    if level > Acr::Pwd && !offer(&after, level).any() {
-        return Ok(Some(format!(
-            "Your lab requires `{level}` sign-in, and this is your last sign-in method that reaches it. Add another one first, then remove this one."
-        )));
-    }
-    Ok(None)
 }
 
 /// `POST /account/totp/remove`.
@@ -430,24 +275,14 @@ pub async fn totp_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_form, session, user) = guarded!(state, req, body);
-    let mut after = state.store.enrolled(&user.id).await?;
-    after.totp = false;
-    if let Some(why) = removal_allowed(&state, &user, after).await? {
-        return render_account(&state, &req, &session, &user, Some(why)).await;
+    let (_, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    match ops::remove_totp(&state, &user).await? {
+        Removal::Done => Ok(see_other("/account")),
+        Removal::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
     }
-    if state.store.delete_totp(&user.id).await? {
-        state
-            .store
-            .audit(Event::new(
-                &user.id,
-                Action::FactorRemoved,
-                &user.id,
-                serde_json::json!({"factor": "totp"}),
-            ))
-            .await?;
-    }
-    Ok(see_other("/account"))
 }
 
 /// `POST /account/webauthn/remove` (form `id`).
@@ -456,32 +291,14 @@ pub async fn webauthn_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = guarded!(state, req, body);
-    let id = form.get("id").unwrap_or("");
-    let creds = state.store.list_webauthn(&user.id).await?;
-    let Some(cred) = creds.iter().find(|c| c.id == id) else {
-        return Ok(see_other("/account"));
+    let (form, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
     };
-    let mut after = state.store.enrolled(&user.id).await?;
-    after.webauthn -= 1;
-    if cred.kind == "passkey" {
-        after.passkeys = after.passkeys.saturating_sub(1);
+    match ops::remove_webauthn(&state, &user, form.get("id").unwrap_or("")).await? {
+        Removal::Done => Ok(see_other("/account")),
+        Removal::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
     }
-    if let Some(why) = removal_allowed(&state, &user, after).await? {
-        return render_account(&state, &req, &session, &user, Some(why)).await;
-    }
-    if state.store.delete_webauthn(&user.id, id).await? {
-        state
-            .store
-            .audit(Event::new(
-                &user.id,
-                Action::FactorRemoved,
-                &user.id,
-                serde_json::json!({"factor": cred.kind, "credential": cred.id}),
-            ))
-            .await?;
-    }
-    Ok(see_other("/account"))
 }
 
 /// `POST /account/webauthn/rename` (form `id`, `name`).
@@ -490,17 +307,17 @@ pub async fn webauthn_rename(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = guarded!(state, req, body);
-    let Some(name) = clean_name(form.get("name")) else {
-        return Err(PageError::bad_request(
-            "Name missing",
-            "Give the passkey or security key a name.",
-        ));
+    let (form, _, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
     };
-    state
-        .store
-        .rename_webauthn(&user.id, form.get("id").unwrap_or(""), &name)
-        .await?;
+    ops::rename_webauthn(
+        &state,
+        &user,
+        form.get("id").unwrap_or(""),
+        form.get("name"),
+    )
+    .await?;
     Ok(see_other("/account"))
 }
 
@@ -510,27 +327,11 @@ pub async fn recovery_codes(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _session, user) = guarded!(state, req, body);
-    let codes = factors::new_recovery_codes();
-    state
-        .store
-        .replace_recovery_codes(
-            &user.id,
-            codes
-                .iter()
-                .map(|c| factors::recovery_code_hash(&user.id, c))
-                .collect(),
-        )
-        .await?;
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::RecoveryCodesGenerated,
-            &user.id,
-            serde_json::json!({"count": codes.len()}),
-        ))
-        .await?;
+    let (form, _, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    let codes = ops::regenerate_recovery_codes(&state, &user).await?;
     Ok(render(
         StatusCode::OK,
         &RecoveryCodesPage {

@@ -153,3 +153,48 @@ impl From<crate::keys::KeysError> for PageError {
         PageError::internal(e)
     }
 }
+
+impl From<crate::signin::SignInError> for PageError {
+    fn from(e: crate::signin::SignInError) -> PageError {
+        use crate::signin::SignInError as E;
+        match e {
+            E::InvalidRequest(e) => PageError::from_oauth(e),
+            E::FlowGone => PageError::bad_request(
+                "This sign-in has expired",
+                "This sign-in page is no longer valid (it expired or was already used). Return to the application and start again.",
+            ),
+            E::CookiesNeeded => PageError::bad_request(
+                "Cookies are needed to sign in",
+                "Your browser did not send Latchkey's cookie. Allow cookies for this site, then return to the application and start again.",
+            ),
+            E::OtherBrowser => PageError::bad_request(
+                "This sign-in was started elsewhere",
+                "This sign-in page belongs to another browser. Return to the application and start again.",
+            ),
+            E::SignInFirst => PageError::bad_request(
+                "Sign in first",
+                "This step needs the sign-in you started. Return to the application and start again.",
+            ),
+            E::TooManyCodes => PageError::bad_request(
+                "Too many wrong codes",
+                "This sign-in was stopped after too many wrong codes. Return to the application and start again.",
+            ),
+            E::LabNotAvailable => PageError::bad_request(
+                "This lab is not available",
+                "You can only continue with one of the labs offered. Return to the application and start again.",
+            ),
+            E::TotpAlreadySetUp => PageError::bad_request(
+                "Authenticator app already set up",
+                "Remove the current authenticator app first, then set up the new one.",
+            ),
+            E::NameMissing => {
+                PageError::bad_request("Name missing", "Give the passkey or security key a name.")
+            }
+            E::NotPossible(description) => {
+                PageError::bad_request("Sign-in not possible", description)
+            }
+            E::Store(e) => PageError::internal(e),
+            E::Internal(d) => PageError::internal(d),
+        }
+    }
+}

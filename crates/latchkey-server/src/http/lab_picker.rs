@@ -1,18 +1,18 @@
 //! The lab picker (`/login/lab`): a signed-in user who belongs to several labs, whose
 //! authorization request named none of them (the `lab` parameter), chooses the lab the tokens
-//! will be for. The choice is stored in the flow and then decides everything lab-specific: the
-//! MFA policy (so a step-up may follow), the enrolment grace, and the code's `lab`, `roles`
-//! and `features`. Only the user's own labs are offered or accepted.
+//! will be for. The rules are [`signin::lab`]; this module parses and renders.
 
 use super::State;
-use super::authorize::{current_session, flow_client, proceed, see_other};
+use super::authorize::{current_session, respond, see_other};
 use super::cookies;
 use super::errors::PageError;
 use super::login::{FlowQuery, client_name, csrf_purpose, load_flow};
 use super::pages::{LabPickerPage, render_posting_to};
 use crate::app::AppState;
+use crate::signin::lab;
 use crate::store::flows::LoginFlow;
 use crate::store::labs::Lab;
+use crate::store::now;
 use crate::store::users::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -27,11 +27,10 @@ pub async fn page(
     let Some((_, user)) = current_session(&state, &req).await? else {
         return Ok(see_other(&format!("/login?flow={}", flow.id)));
     };
-    let labs = state.store.member_labs(&user.id).await?;
-    if labs.len() < 2 {
+    let Some(labs) = lab::choices(&state, &user).await? else {
         // Nothing to choose (any more): let the flow decide where to go.
         return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
-    }
+    };
     picker(&state, &flow, &browser, &user, labs, None).await
 }
 
@@ -71,42 +70,15 @@ pub async fn submit(
 ) -> Result<HttpResponse, PageError> {
     let form = super::page_form(&body)?;
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    let Some((session, user)) = current_session(&state, &req).await? else {
+    let Some(current) = current_session(&state, &req).await? else {
         return Ok(see_other(&format!("/login?flow={}", flow.id)));
     };
     super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
-    let labs = state.store.member_labs(&user.id).await?;
-    let Some(chosen) = form.get("lab") else {
-        return picker(
-            &state,
-            &flow,
-            &browser,
-            &user,
-            labs,
-            Some("Choose one of your labs.".into()),
-        )
-        .await;
-    };
-    let Some(lab) = labs.iter().find(|l| l.id == chosen) else {
-        // Only a tampered form gets here: the page offers the user's own labs only.
-        tracing::info!(user = %user.id, flow = %flow.id, "lab picker: not one of the user's labs");
-        state.store.finish_flow(&flow.id).await?;
-        return Err(PageError::bad_request(
-            "This lab is not available",
-            "You can only continue with one of the labs offered. Return to the application and start again.",
-        ));
-    };
-    let mut request = flow.request.clone();
-    request.lab = Some(lab.id.clone());
-    state.store.update_flow_request(&flow.id, &request).await?;
-    let client = flow_client(&state, &request.client_id).await?;
-    proceed(
-        &state,
-        &req,
-        request,
-        &client,
-        Some((session, user)),
-        Some(&flow.id),
-    )
-    .await
+    let user = current.1.clone();
+    match lab::pick(&state, &flow, current, form.get("lab"), now()).await? {
+        lab::Outcome::Retry { labs, message } => {
+            picker(&state, &flow, &browser, &user, labs, Some(message)).await
+        }
+        lab::Outcome::Next(next) => respond(&state, next, None, None),
+    }
 }

@@ -7,7 +7,6 @@ use super::errors::PageError;
 use super::pages::{LogoutPage, message, render_posting_to};
 use super::{Params, State, cookies};
 use crate::app::AppState;
-use crate::audit::{Action, Event};
 use crate::store::clients::Client;
 use crate::token::jwt::verify_id_token_hint;
 use actix_web::http::StatusCode;
@@ -140,17 +139,7 @@ pub async fn post(
         ));
     }
     if let Some((session, user)) = current_session(&state, &req).await? {
-        state.store.end_session(&session.id).await?;
-        state
-            .store
-            .audit(Event::new(
-                &user.id,
-                Action::SessionEnded,
-                &user.id,
-                serde_json::json!({"reason": "logout", "session": session.id}),
-            ))
-            .await?;
-        tracing::info!(user = %user.id, session = %session.id, "signed out");
+        crate::signin::session::sign_out(&state, &session, &user).await?;
     }
     let mut resp = match checked.post_logout_redirect_uri {
         Some(uri) => {

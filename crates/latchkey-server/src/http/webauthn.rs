@@ -13,13 +13,11 @@ use super::State;
 use super::authorize::{current_session, flow_gone};
 use super::cookies;
 use super::errors::PageError;
-use super::login::{csrf_purpose, establish, load_flow};
+use super::login::{csrf_purpose, load_flow};
 use crate::app::AppState;
-use crate::audit::{Action, Event};
 use crate::factors;
-use crate::protocol::strength::Method;
 use crate::secret::{TokenHash, random_id};
-use crate::store::factors::{Ceremony, WebauthnRow};
+use crate::store::factors::Ceremony;
 use crate::store::now;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -218,7 +216,7 @@ pub async fn register_begin(
             "You are not signed in.",
         ));
     };
-    if super::account::change_requirement(&state, &session, &user.id)
+    if crate::signin::account::change_requirement(&state, &session, &user.id, now())
         .await?
         .is_some()
     {
@@ -331,21 +329,33 @@ pub async fn finish(
             };
             let mut cred = factors::credential(&row).map_err(PageError::internal)?;
             let result = rp(&state)?.finish_discoverable_authentication_v2(&pkc, st, &cred);
-            signed_in(&state, &req, &flow, &row, &mut cred, result).await
+            let current = current_session(&state, &req).await?;
+            let outcome = crate::signin::webauthn::sign_in(
+                &state,
+                &flow,
+                &browser,
+                current,
+                &row,
+                &mut cred,
+                result,
+                now(),
+            )
+            .await?;
+            asserted(&state, outcome)
         }
         Pending::VerifyPasskey { flow, state: st } => {
             let Ok(pkc) = serde_json::from_value::<PublicKeyCredential>(body.credential) else {
                 return Ok(json_error(StatusCode::BAD_REQUEST, "Malformed credential."));
             };
             let result = rp(&state)?.finish_passkey_authentication(&pkc, &st);
-            verified(&state, &req, &flow, c.user_id, &pkc, result).await
+            step_up(&state, &req, &flow, &browser, c.user_id, &pkc, result).await
         }
         Pending::VerifySecurityKey { flow, state: st } => {
             let Ok(pkc) = serde_json::from_value::<PublicKeyCredential>(body.credential) else {
                 return Ok(json_error(StatusCode::BAD_REQUEST, "Malformed credential."));
             };
             let result = rp(&state)?.finish_securitykey_authentication(&pkc, &st);
-            verified(&state, &req, &flow, c.user_id, &pkc, result).await
+            step_up(&state, &req, &flow, &browser, c.user_id, &pkc, result).await
         }
         Pending::RegisterPasskey { back, state: st } => {
             let Ok(reg) = serde_json::from_value::<RegisterPublicKeyCredential>(body.credential)
@@ -379,170 +389,78 @@ pub async fn finish(
     }
 }
 
-/// Stores an assertion's counter and backup state; refuses (and audits) a counter that did
-/// not move forward, the sign of a cloned authenticator.
-async fn record_assertion(
-    state: &AppState,
-    row: &WebauthnRow,
-    cred: &mut Credential,
-    result: Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
-) -> Result<Result<Method, HttpResponse>, PageError> {
-    let regression = async || -> Result<HttpResponse, PageError> {
-        tracing::warn!(user = %row.user_id, credential = %row.id, "WebAuthn counter went backwards");
-        state
-            .store
-            .audit(Event::new(
-                &row.user_id,
-                Action::WebauthnCounterRegression,
-                &row.user_id,
-                serde_json::json!({"credential": row.id, "stored_count": row.sign_count}),
-            ))
-            .await?;
-        Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "This passkey or security key reported a signature counter that went backwards, which suggests it was copied. It was not accepted; contact your administrator.",
-        ))
-    };
-    let res = match result {
-        Ok(r) => r,
-        Err(WebauthnError::CredentialPossibleCompromise) => return Ok(Err(regression().await?)),
-        Err(e) => {
-            tracing::info!(user = %row.user_id, error = %e, "WebAuthn assertion refused");
-            return Ok(Err(json_error(
-                StatusCode::UNAUTHORIZED,
-                "The passkey or security key could not be verified.",
-            )));
-        }
-    };
-    if res.counter() > cred.counter {
-        cred.counter = res.counter();
-    }
-    cred.backup_state = res.backup_state();
-    cred.backup_eligible |= res.backup_eligible();
-    // The ceremony compared the counter with the one stored when it began; the stored one
-    // may have moved since (another assertion): it must still be behind this one.
-    let recorded = state
-        .store
-        .record_webauthn_use(
-            &row.id,
-            serde_json::to_string(cred).map_err(PageError::internal)?,
-            i64::from(cred.counter),
-            cred.backup_state,
-        )
-        .await?;
-    if !recorded {
-        return Ok(Err(regression().await?));
-    }
-    Ok(Ok(Method::Webauthn {
-        uv: res.user_verified(),
-        synced: cred.backup_eligible,
-    }))
-}
-
-async fn signed_in(
+/// The missing factor of a step-up, proven with a passkey or security key.
+async fn step_up(
     state: &AppState,
     req: &HttpRequest,
-    flow_id: &str,
-    row: &WebauthnRow,
-    cred: &mut Credential,
-    result: Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
-) -> Result<HttpResponse, PageError> {
-    let method = match record_assertion(state, row, cred, result).await? {
-        Ok(m) => m,
-        Err(resp) => return Ok(resp),
-    };
-    let Some(user) = state
-        .store
-        .get_user(&row.user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "This account cannot sign in.",
-        ));
-    };
-    let (session, cookie) = establish(state, req, &user, method).await?;
-    mark_authenticated(state, req, flow_id).await?;
-    tracing::info!(user = %user.id, session = %session.id, "login succeeded with a passkey");
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::LoginPasskey,
-            &user.id,
-            serde_json::json!({"credential": row.id}),
-        ))
-        .await?;
-    let mut resp = next(format!("/login/continue?flow={flow_id}"));
-    resp.add_cookie(&cookie).map_err(PageError::internal)?;
-    Ok(resp)
-}
-
-async fn verified(
-    state: &AppState,
-    req: &HttpRequest,
-    flow_id: &str,
-    user_id: Option<String>,
+    flow: &str,
+    browser: &str,
+    ceremony_user: Option<String>,
     pkc: &PublicKeyCredential,
     result: Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
 ) -> Result<HttpResponse, PageError> {
-    let Some((_, user)) = current_session(state, req).await? else {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "Your sign-in has ended.",
-        ));
+    let current = current_session(state, req).await?;
+    let outcome = crate::signin::webauthn::step_up(
+        state,
+        flow,
+        browser,
+        current,
+        ceremony_user.as_deref(),
+        pkc.get_credential_id(),
+        result,
+        now(),
+    )
+    .await?;
+    asserted(state, outcome)
+}
+
+/// Renders an assertion's outcome as the JSON `webauthn.js` expects.
+fn asserted(
+    state: &AppState,
+    outcome: crate::signin::webauthn::Asserted,
+) -> Result<HttpResponse, PageError> {
+    use crate::signin::webauthn::Refusal;
+    let s = match outcome {
+        Ok(s) => s,
+        Err(r) => {
+            let (status, message) = match r {
+                Refusal::CounterRegression => (
+                    StatusCode::UNAUTHORIZED,
+                    "This passkey or security key reported a signature counter that went backwards, which suggests it was copied. It was not accepted; contact your administrator.",
+                ),
+                Refusal::NotVerified => (
+                    StatusCode::UNAUTHORIZED,
+                    "The passkey or security key could not be verified.",
+                ),
+                Refusal::AccountCannotSignIn => {
+                    (StatusCode::UNAUTHORIZED, "This account cannot sign in.")
+                }
+                Refusal::SessionEnded => (StatusCode::UNAUTHORIZED, "Your sign-in has ended."),
+                Refusal::SessionChanged => (StatusCode::UNAUTHORIZED, "Your sign-in changed."),
+                Refusal::NotYours => (
+                    StatusCode::UNAUTHORIZED,
+                    "This passkey or security key is not registered to your account.",
+                ),
+            };
+            return Ok(json_error(status, message));
+        }
     };
-    if user_id.as_deref() != Some(user.id.as_str()) {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "Your sign-in changed.",
-        ));
-    }
-    let Some(row) = state
-        .store
-        .find_webauthn(&factors::cred_id_b64(pkc.get_credential_id()))
-        .await?
-        .filter(|r| r.user_id == user.id)
-    else {
-        return Ok(json_error(
-            StatusCode::UNAUTHORIZED,
-            "This passkey or security key is not registered to your account.",
-        ));
+    let location = match s.next {
+        crate::signin::Next::Local(l) => l,
+        crate::signin::Next::Page { path, flow, .. } => format!("{path}?flow={flow}"),
+        crate::signin::Next::Client(_) => {
+            return Err(PageError::internal(
+                "a ceremony answered the client directly",
+            ));
+        }
     };
-    let mut cred = factors::credential(&row).map_err(PageError::internal)?;
-    let method = match record_assertion(state, &row, &mut cred, result).await? {
-        Ok(m) => m,
-        Err(resp) => return Ok(resp),
-    };
-    let (session, cookie) = establish(state, req, &user, method).await?;
-    mark_authenticated(state, req, flow_id).await?;
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::LoginStepUp,
-            &user.id,
-            serde_json::json!({"method": method.label(), "credential": row.id, "session": session.id})))
-        .await?;
-    let mut resp = next(format!("/login/continue?flow={flow_id}"));
-    resp.add_cookie(&cookie).map_err(PageError::internal)?;
+    let mut resp = next(location);
+    resp.add_cookie(&cookies::session_cookie(state, &s.token))
+        .map_err(PageError::internal)?;
     Ok(resp)
 }
 
-/// Notes in the flow that a factor was proven in it (for `prompt=login` / `max_age`).
-async fn mark_authenticated(
-    state: &AppState,
-    req: &HttpRequest,
-    flow_id: &str,
-) -> Result<(), PageError> {
-    let (flow, _) = load_flow(state, req, Some(flow_id)).await?;
-    let mut request = flow.request;
-    request.authenticated = true;
-    state.store.update_flow_request(&flow.id, &request).await?;
-    Ok(())
-}
-
+/// A registration's outcome, from the account pages or an enrolment during a sign-in.
 async fn registered(
     state: &AppState,
     req: &HttpRequest,
@@ -552,13 +470,13 @@ async fn registered(
     back: String,
     result: Result<Credential, WebauthnError>,
 ) -> Result<HttpResponse, PageError> {
-    let Some((_, user)) = current_session(state, req).await? else {
+    let Some(current) = current_session(state, req).await? else {
         return Ok(json_error(
             StatusCode::UNAUTHORIZED,
             "You are not signed in.",
         ));
     };
-    if user_id.as_deref() != Some(user.id.as_str()) {
+    if user_id.as_deref() != Some(current.1.id.as_str()) {
         return Ok(json_error(
             StatusCode::UNAUTHORIZED,
             "Your sign-in changed.",
@@ -567,68 +485,33 @@ async fn registered(
     let cred = match result {
         Ok(c) => c,
         Err(e) => {
-            tracing::info!(user = %user.id, error = %e, "WebAuthn registration refused");
+            tracing::info!(user = %current.1.id, error = %e, "WebAuthn registration refused");
             return Ok(json_error(
                 StatusCode::BAD_REQUEST,
                 "The passkey or security key could not be registered.",
             ));
         }
     };
-    let before = state.store.enrolled(&user.id).await?;
-    let had_factors = before.totp || before.webauthn > 0 || before.recovery_codes > 0;
-    let default_name = if kind == "passkey" {
-        "Passkey"
-    } else {
-        "Security key"
-    };
-    let name = super::account::clean_name(name.as_deref()).unwrap_or_else(|| default_name.into());
-    let row = WebauthnRow {
-        id: factors::cred_id_b64(&cred.cred_id),
-        user_id: user.id.clone(),
-        name: name.clone(),
-        kind: kind.to_owned(),
-        credential: serde_json::to_string(&cred).map_err(PageError::internal)?,
-        sign_count: i64::from(cred.counter),
-        backup_eligible: cred.backup_eligible,
-        backup_state: cred.backup_state,
-        created_at: now(),
-        last_used_at: None,
-    };
-    match state.store.add_webauthn(&row).await {
-        Ok(()) => {}
-        Err(crate::store::StoreError::Conflict(m)) => {
+    let token = match crate::signin::account::register_webauthn(
+        state,
+        current,
+        kind,
+        name.as_deref(),
+        &cred,
+        now(),
+    )
+    .await
+    {
+        Ok(t) => t,
+        Err(crate::signin::SignInError::Store(crate::store::StoreError::Conflict(m))) => {
             return Ok(json_error(StatusCode::CONFLICT, &m));
         }
         Err(e) => return Err(e.into()),
-    }
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::FactorEnrolled,
-            &user.id,
-            serde_json::json!({"factor": kind, "credential": row.id}),
-        ))
-        .await?;
-    // A user's first factor, enrolled right after their password, counts as the second
-    // factor of this session (possession of the new credential was just proven), but never as
-    // `phr`: the session began with a password, which a phishing proxy could have relayed.
-    // To reach `phr` the user signs in with the passkey itself. Later registrations add
-    // nothing to the session.
-    if had_factors {
-        return Ok(next(back));
-    }
-    let (_, cookie) = establish(
-        state,
-        req,
-        &user,
-        Method::Webauthn {
-            uv: false,
-            synced: cred.backup_eligible,
-        },
-    )
-    .await?;
+    };
     let mut resp = next(back);
-    resp.add_cookie(&cookie).map_err(PageError::internal)?;
+    if let Some(t) = token {
+        resp.add_cookie(&cookies::session_cookie(state, &t))
+            .map_err(PageError::internal)?;
+    }
     Ok(resp)
 }

@@ -7,6 +7,7 @@ use super::schema::{
     auth_failures, recovery_codes, totp_credentials, webauthn_ceremonies, webauthn_credentials,
 };
 use super::{Store, StoreError, conflict, now};
+use crate::audit::Event;
 use crate::protocol::strength::Enrolled;
 use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -203,9 +204,12 @@ impl Store {
         user_id: &str,
         step: i64,
         confirm: bool,
+        event: Option<&Event>,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let event = event.cloned();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(
@@ -222,22 +226,31 @@ impl Store {
                     totp_credentials::last_step.eq(Some(step)),
                     totp_credentials::confirmed.eq(true),
                 ))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+                if n == 1 && let Some(e) = &event {
+                    crate::store::audit::append(&mut *conn, t, e).await?;
+                }
                 Ok(n == 1)
             })
         })
         .await
     }
 
-    pub async fn delete_totp(&self, user_id: &str) -> Result<bool, StoreError> {
+    /// Removes the user's authenticator app; `event` is audited with the removal (if any).
+    pub async fn delete_totp(&self, user_id: &str, event: &Event) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let event = event.clone();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::delete(totp_credentials::table.find(&id))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
+                if n == 1 {
+                    crate::store::audit::append(&mut *conn, t, &event).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -246,9 +259,12 @@ impl Store {
 
     // ---- WebAuthn credentials ---------------------------------------------------------
 
-    pub async fn add_webauthn(&self, row: &WebauthnRow) -> Result<(), StoreError> {
+    /// Registers a credential; `event` is audited with it.
+    pub async fn add_webauthn(&self, row: &WebauthnRow, event: &Event) -> Result<(), StoreError> {
         let db = self.db.clone();
         let r = row.clone();
+        let event = event.clone();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(webauthn_credentials::table)
@@ -263,9 +279,10 @@ impl Store {
                         webauthn_credentials::backup_state.eq(r.backup_state),
                         webauthn_credentials::created_at.eq(r.created_at),
                     ))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await
                     .map_err(|e| conflict(e, "this credential is already registered"))?;
+                crate::store::audit::append(&mut *conn, t, &event).await?;
                 Ok(())
             })
         })
@@ -346,9 +363,12 @@ impl Store {
         user_id: &str,
         cred_id: &str,
         name: &str,
+        event: &Event,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (user, id, name) = (user_id.to_owned(), cred_id.to_owned(), name.to_owned());
+        let event = event.clone();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(
@@ -357,17 +377,28 @@ impl Store {
                         .filter(webauthn_credentials::user_id.eq(&user)),
                 )
                 .set(webauthn_credentials::name.eq(&name))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+                if n == 1 {
+                    crate::store::audit::append(&mut *conn, t, &event).await?;
+                }
                 Ok(n == 1)
             })
         })
         .await
     }
 
-    pub async fn delete_webauthn(&self, user_id: &str, cred_id: &str) -> Result<bool, StoreError> {
+    /// Removes a credential of the user; `event` is audited with the removal (if any).
+    pub async fn delete_webauthn(
+        &self,
+        user_id: &str,
+        cred_id: &str,
+        event: &Event,
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (user, id) = (user_id.to_owned(), cred_id.to_owned());
+        let event = event.clone();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::delete(
@@ -375,8 +406,11 @@ impl Store {
                         .find(&id)
                         .filter(webauthn_credentials::user_id.eq(&user)),
                 )
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+                if n == 1 {
+                    crate::store::audit::append(&mut *conn, t, &event).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -385,19 +419,22 @@ impl Store {
 
     // ---- Recovery codes ---------------------------------------------------------------
 
-    /// Replaces the user's recovery codes with new ones (given as SHA-256 hashes).
+    /// Replaces the user's recovery codes with new ones (given as SHA-256 hashes); `event` is
+    /// audited with them.
     pub async fn replace_recovery_codes(
         &self,
         user_id: &str,
         hashes: Vec<Vec<u8>>,
+        event: &Event,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let event = event.clone();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::delete(recovery_codes::table.filter(recovery_codes::user_id.eq(&id)))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
                 for h in &hashes {
                     diesel::insert_into(recovery_codes::table)
@@ -406,9 +443,10 @@ impl Store {
                             recovery_codes::code_hash.eq(h),
                             recovery_codes::created_at.eq(t),
                         ))
-                        .execute(conn)
+                        .execute(&mut *conn)
                         .await?;
                 }
+                crate::store::audit::append(&mut *conn, t, &event).await?;
                 Ok(())
             })
         })

@@ -4,6 +4,7 @@
 
 use super::schema::{grants, sessions};
 use super::{Store, StoreError, from_json_text, now, to_json_text};
+use crate::audit::Event;
 use crate::protocol::strength::Factor;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl, TextExpressionMethods};
@@ -25,9 +26,17 @@ pub struct Session {
 type Row = (String, String, i64, String, String, i64, i64, String);
 
 impl Store {
-    pub async fn create_session(&self, token: TokenHash, s: &Session) -> Result<(), StoreError> {
+    /// Starts a session; `event` (the sign-in) is audited in the same transaction.
+    pub async fn create_session(
+        &self,
+        token: TokenHash,
+        s: &Session,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let s = s.clone();
+        let event = event.cloned();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(sessions::table)
@@ -42,8 +51,11 @@ impl Store {
                         sessions::expires_at.eq(s.expires_at),
                         sessions::factors.eq(to_json_text(&s.factors)),
                     ))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
+                if let Some(e) = &event {
+                    crate::store::audit::append(&mut *conn, t, e).await?;
+                }
                 Ok(())
             })
         })
@@ -98,10 +110,13 @@ impl Store {
         id: &str,
         token: TokenHash,
         s: &Session,
+        event: Option<&Event>,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
         let s = s.clone();
+        let event = event.cloned();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(sessions::table.find(&id))
@@ -113,8 +128,11 @@ impl Store {
                         sessions::expires_at.eq(s.expires_at),
                         sessions::factors.eq(to_json_text(&s.factors)),
                     ))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
+                if let Some(e) = &event {
+                    crate::store::audit::append(&mut *conn, t, e).await?;
+                }
                 Ok(())
             })
         })
@@ -141,16 +159,22 @@ impl Store {
         .await
     }
 
-    /// Ends a session and revokes the grants issued from it, except `offline_access` ones.
-    pub async fn end_session(&self, session_id: &str) -> Result<(), StoreError> {
+    /// Ends a session and revokes the grants issued from it, except `offline_access` ones;
+    /// `event` (a sign-out) is audited in the same transaction.
+    pub async fn end_session(
+        &self,
+        session_id: &str,
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = session_id.to_owned();
+        let event = event.cloned();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(sessions::table.find(&id))
                     .set(sessions::ended_at.eq(Some(t)))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
                 diesel::update(
                     grants::table
@@ -159,8 +183,11 @@ impl Store {
                         .filter(grants::scope.not_like("%offline_access%")),
                 )
                 .set(grants::revoked_at.eq(Some(t)))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
+                if let Some(e) = &event {
+                    crate::store::audit::append(&mut *conn, t, e).await?;
+                }
                 Ok(())
             })
         })

@@ -1,0 +1,157 @@
+//! The sign-in service: one function per user-visible step of a login flow (OIDC Core section
+//! 3.1.2.3-3.1.2.5), between the pure decisions of [`crate::protocol::authorize`] and the data
+//! of [`crate::store`]. Handlers in `http/` parse a request, call one function here and render
+//! its outcome ([`Next`] or a step's own outcome enum); they decide no policy and change no
+//! flow state.
+//!
+//! A flow's state is its stored [`AuthRequest`](crate::protocol::authorize::AuthRequest),
+//! changed only through [`flow::transition`] (the pure
+//! [`Transition`](crate::protocol::authorize::Transition)s):
+//!
+//! ```mermaid
+//! stateDiagram-v2
+//!     [*] --> Decide: /authorize (flow::start) or /login/continue (flow::resume)
+//!     Decide --> Login: not signed in (fresh enough)
+//!     Decide --> PickLab: signed in, several labs, no valid hint
+//!     Decide --> StepUp: a factor is missing for the level demanded
+//!     Decide --> Enrol: no enrolled factor reaches the level, grace open
+//!     Decide --> Consent: consent missing or prompt=consent
+//!     Decide --> Issue: everything met (code::issue)
+//!     Decide --> Refuse: prompt=none, or the level is unreachable
+//!     Login --> Decide: password::submit / webauthn::sign_in (Authenticated)
+//!     Login --> Login: wrong password (throttle counts it)
+//!     PickLab --> Decide: lab::pick (LabDecided)
+//!     StepUp --> Decide: second_factor::submit / webauthn::step_up (Authenticated)
+//!     StepUp --> StepUp: wrong code (CodeRefused)
+//!     StepUp --> [*]: fifth wrong code in the flow (flow ends)
+//!     Enrol --> Decide: factor enrolled (account) or enrolment::defer (EnrolmentDeferred)
+//!     Consent --> Decide: consent::decide Allow (Consented)
+//!     Consent --> Refuse: Deny (access_denied)
+//!     Issue --> [*]: code to redirect_uri
+//!     Refuse --> [*]: error to redirect_uri
+//! ```
+//!
+//! Wrong passwords and wrong codes are counted per user by one component, [`throttle`].
+//! Every change a step records (a session established, a factor enrolled, removed or renamed,
+//! recovery codes generated) is audited inside the store transaction of that change; events
+//! that change nothing (a failed sign-in, a refused replay) are appended on their own.
+
+pub mod account;
+pub mod code;
+pub mod consent;
+pub mod enrolment;
+pub mod flow;
+pub mod lab;
+pub mod password;
+pub mod second_factor;
+pub mod session;
+pub mod throttle;
+pub mod webauthn;
+
+use crate::protocol::OAuthError;
+use crate::protocol::authorize::ResponseMode;
+use crate::secret::OpaqueToken;
+use crate::store::StoreError;
+
+pub use flow::{ACCOUNT_CLIENT_ID, Origin};
+
+/// Where the browser goes after a step.
+#[derive(Debug)]
+pub enum Next {
+    /// One of the flow's pages (`/login`, `/consent`, ...), for flow `flow`; `new`: the flow
+    /// was just created, bound to the browser id the caller passed.
+    Page {
+        path: &'static str,
+        flow: String,
+        new: bool,
+    },
+    /// A local address (the account pages, `/login/continue`).
+    Local(String),
+    /// An answer for the client at its verified redirect URI: a code or an error.
+    Client(ClientAnswer),
+}
+
+/// Parameters for the client's redirect URI, sent by query or form_post.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAnswer {
+    pub redirect_uri: String,
+    pub mode: ResponseMode,
+    pub params: Vec<(String, String)>,
+}
+
+impl ClientAnswer {
+    /// An error for the client, with `state` and RFC 9207 `iss`.
+    pub fn error(
+        issuer: &str,
+        redirect_uri: &str,
+        mode: ResponseMode,
+        state: Option<&str>,
+        e: &OAuthError,
+    ) -> ClientAnswer {
+        let mut params = vec![
+            ("error".to_owned(), e.code.as_str().to_owned()),
+            ("error_description".to_owned(), e.description.clone()),
+        ];
+        if let Some(s) = state {
+            params.push(("state".into(), s.to_owned()));
+        }
+        params.push(("iss".into(), issuer.to_owned()));
+        ClientAnswer {
+            redirect_uri: redirect_uri.to_owned(),
+            mode,
+            params,
+        }
+    }
+}
+
+/// A step that proved a factor: where to go next, and the session's new cookie token.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub next: Next,
+    pub token: OpaqueToken,
+}
+
+/// Why a step cannot go on; rendered as a page by `http::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// The authorization request is invalid and may not be sent back to the client.
+    #[error("invalid request: {0:?}")]
+    InvalidRequest(OAuthError),
+    /// The flow expired or was already used.
+    #[error("the flow is gone")]
+    FlowGone,
+    /// The browser sent no browser cookie.
+    #[error("no browser cookie")]
+    CookiesNeeded,
+    /// The flow belongs to another browser.
+    #[error("the flow belongs to another browser")]
+    OtherBrowser,
+    /// A second factor without the first.
+    #[error("a second factor without a session")]
+    SignInFirst,
+    /// The flow ended after too many wrong codes.
+    #[error("too many wrong codes in the flow")]
+    TooManyCodes,
+    /// A lab the user is not a member of (a tampered form).
+    #[error("not one of the user's labs")]
+    LabNotAvailable,
+    /// An authenticator app is already set up (remove it first).
+    #[error("an authenticator app is already set up")]
+    TotpAlreadySetUp,
+    /// A credential name was empty.
+    #[error("name missing")]
+    NameMissing,
+    /// The account pages' own sign-in cannot reach what they need.
+    #[error("sign-in not possible: {0}")]
+    NotPossible(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl SignInError {
+    pub fn internal(e: impl std::fmt::Display) -> SignInError {
+        SignInError::Internal(e.to_string())
+    }
+}
