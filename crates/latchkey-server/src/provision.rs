@@ -40,19 +40,13 @@ pub async fn create_user(
     name: Option<&str>,
     password: &str,
 ) -> Result<UserSummary, ProvisionError> {
-    let email = email.trim();
-    let valid_email = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty()
-                && d.contains('.')
-                && !d.starts_with('.')
-                && !email.contains(char::is_whitespace)
-        });
-    if !valid_email {
+    let Ok(email) = latchkey_core::names::Email::parse(email) else {
         return Err(ProvisionError::Invalid(format!(
-            "--email `{email}` is not an email address"
+            "--email `{}` is not an email address",
+            email.trim()
         )));
-    }
+    };
+    let email = email.as_str();
     let Some(lab) = store.find_lab(lab).await? else {
         return Err(ProvisionError::Invalid(format!(
             "no lab with id or name `{lab}`; create it with `latchkey lab create --name …`"

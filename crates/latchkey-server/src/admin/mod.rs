@@ -14,6 +14,7 @@ pub mod ops;
 use crate::app::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
+use latchkey_core::names::{FeatureName, RoleName};
 use std::collections::BTreeSet;
 
 /// The admin console's client id (a built-in public client that signs in like any other).
@@ -239,36 +240,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
     })
 }
 
-/// Validates a feature name (`orders:read`): what `protocol::grants` accepts.
+/// Validates a feature name (`orders:read`): the rule of `latchkey_core::names::FeatureName`.
 pub fn check_feature(field: &str, f: &str) -> Result<(), AdminError> {
-    if crate::protocol::grants::valid_feature(f) {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(
-            field,
-            format!(
-                "`{f}` is not a feature name: use letters, digits and `:_.-`, up to 64 characters"
-            ),
-        ))
-    }
+    FeatureName::parse(f)
+        .map(drop)
+        .map_err(|e| AdminError::invalid(field, e.to_string()))
 }
 
-/// Validates a role name.
+/// Validates a role name: the rule of `latchkey_core::names::RoleName`.
 pub fn check_role(field: &str, r: &str) -> Result<(), AdminError> {
-    // Names made only of dots would be path segments `.` and `..` in URLs.
-    let ok = !r.is_empty()
-        && !r.chars().all(|c| c == '.')
-        && r.len() <= 64
-        && r.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(
-            field,
-            format!(
-                "`{r}` is not a role name: use letters, digits and `-_.:`, up to 64 characters"
-            ),
-        ))
-    }
+    RoleName::parse(r)
+        .map(drop)
+        .map_err(|e| AdminError::invalid(field, e.to_string()))
 }

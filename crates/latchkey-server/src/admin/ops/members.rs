@@ -225,31 +225,13 @@ pub async fn add_member(
 
 /// The normalised address, or `invalid` naming `email`.
 pub(super) fn checked_email(raw: &str) -> R<String> {
-    let email = crate::store::users::normalize_email(raw);
-    if valid_email(&email) {
-        Ok(email)
-    } else {
-        Err(AdminError::invalid(
-            "email",
-            "give an email address like ada@example.org",
-        ))
-    }
+    latchkey_core::names::Email::parse(raw)
+        .map(String::from)
+        .map_err(|_| AdminError::invalid("email", "give an email address like ada@example.org"))
 }
 
 pub(super) fn check_roles(roles: &[String]) -> R<()> {
     roles.iter().try_for_each(|r| check_role("roles", r))
-}
-
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 pub async fn remove_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<()> {
