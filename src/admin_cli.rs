@@ -42,7 +42,7 @@ pub async fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result
         .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", t.email))?;
     let (scope, lab_id) = match &t.lab {
         None => {
-            store.set_system_admin(&user.id, on).await?;
+            store.set_system_admin(&user.id, on, &[]).await?;
             ("system".to_owned(), None)
         }
         Some(lab) => {
@@ -50,7 +50,7 @@ pub async fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result
                 anyhow::anyhow!("no lab `{lab}`; `latchkey lab create --name …` makes one")
             })?;
             store
-                .set_lab_admin(&user.id, &lab.id, on)
+                .set_lab_admin(&user.id, &lab.id, on, &[])
                 .await
                 .map_err(|e| {
                     anyhow::anyhow!(

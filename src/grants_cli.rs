@@ -133,7 +133,7 @@ pub async fn member_feature(config: &Config, cmd: MemberFeatureCommand) -> anyho
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
     store
-        .set_member_feature(&user.id, &id, &m.feature, allow)
+        .set_member_feature(&user.id, &id, &m.feature, allow, &[])
         .await?;
     store
         .audit(Event::new(

@@ -432,7 +432,7 @@ async fn set_disabled(
         .find_user_by_email(email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
-    store.set_user_disabled(&user.id, disabled).await?;
+    store.set_user_disabled(&user.id, disabled, &[]).await?;
     store
         .audit(Event::new(
             "cli",

@@ -99,7 +99,7 @@ pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
         .find_user_by_email(&m.email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
-    if !store.add_membership(&user.id, &id).await? {
+    if !store.add_membership(&user.id, &id, &[]).await? {
         anyhow::bail!("{} could not be added to lab `{}`", user.email, m.lab);
     }
     store
@@ -126,7 +126,7 @@ pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<(
         .find_user_by_email(&m.email)
         .await?
         .ok_or_else(|| anyhow::anyhow!("no user with email `{}`", m.email))?;
-    if !store.remove_membership(&user.id, &id).await? {
+    if !store.remove_membership(&user.id, &id, &[]).await? {
         anyhow::bail!("{} is not a member of lab `{}`", user.email, m.lab);
     }
     store
@@ -266,7 +266,7 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 anyhow::bail!("a grace period needs a minimum level (--min-acr mfa or phr)");
             }
             store
-                .set_lab_policy(&id, min, grace_days, grace_logins)
+                .set_lab_policy(&id, min, grace_days, grace_logins, &[])
                 .await?;
             store
                 .audit(Event::new(

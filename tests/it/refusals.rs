@@ -954,7 +954,7 @@ both!(
         assert!(
             app.state
                 .store
-                .set_user_disabled(&app.user_id, true)
+                .set_user_disabled(&app.user_id, true, &[])
                 .await
                 .unwrap()
         );
@@ -987,7 +987,7 @@ both!(
         assert!(
             app.state
                 .store
-                .set_user_disabled(&app.user_id, false)
+                .set_user_disabled(&app.user_id, false, &[])
                 .await
                 .unwrap()
         );

@@ -28,7 +28,7 @@ pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError
             "--name must be 1 to 100 characters, without control characters".into(),
         ));
     }
-    Ok(store.create_lab(name).await?)
+    Ok(store.create_lab(name, |_| Vec::new()).await?)
 }
 
 pub async fn create_user(
@@ -108,7 +108,17 @@ pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
 
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
+/// [`create_client_recorded`] without audit entries (the command line records its own).
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
+    create_client_recorded(store, c, |_| Vec::new()).await
+}
+
+/// Checks and registers a client; `events` gives the audit entries committed with it.
+pub async fn create_client_recorded(
+    store: &Store,
+    c: NewClient,
+    events: impl FnOnce(&Client) -> Vec<crate::audit::Event>,
+) -> Result<CreatedClient, ProvisionError> {
     let invalid = |m: String| Err(ProvisionError::Invalid(m));
     if c.name.trim().is_empty() || c.name.len() > 200 || c.name.chars().any(char::is_control) {
         return invalid("--name must be 1 to 200 characters, without control characters".into());
@@ -175,7 +185,8 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
         min_acr: c.min_acr,
         admin_of: c.admin_of,
     };
-    store.create_client(&client).await?;
+    let recorded = events(&client);
+    store.create_client(&client, &recorded).await?;
     Ok(CreatedClient {
         client_id: id,
         client_secret: secret.map(|s| s.expose().to_owned()),

@@ -109,6 +109,16 @@ impl Admin {
         }
     }
 
+    /// An audit entry of this administrator doing `action` to `target`.
+    pub fn event(
+        &self,
+        action: crate::audit::Action,
+        target: &str,
+        details: serde_json::Value,
+    ) -> crate::audit::Event {
+        crate::audit::Event::new(self.actor_id(), action, target, details)
+    }
+
     /// The operator at the command line: whoever can run `latchkey` against the database
     /// already holds every right.
     pub fn cli() -> Admin {

@@ -83,7 +83,7 @@ pub async fn create_client(
 ) -> R<CreatedClientView> {
     admin.require_system()?;
     let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
-    let created = crate::provision::create_client(
+    let created = crate::provision::create_client_recorded(
         &state.store,
         crate::provision::NewClient {
             name: body.name,
@@ -98,6 +98,13 @@ pub async fn create_client(
             skip_consent: body.skip_consent,
             min_acr,
             admin_of: body.admin_of,
+        },
+        |c| {
+            vec![admin.event(
+                Action::ClientCreate,
+                &c.id,
+                json!({"after": ClientView::from(c.clone())}),
+            )]
         },
     )
     .await
@@ -114,14 +121,6 @@ pub async fn create_client(
         crate::provision::ProvisionError::Store(e) => e.into(),
     })?;
     let client = get_client(state, admin, &created.client_id).await?;
-    audit(
-        state,
-        admin,
-        Action::ClientCreate,
-        &client.client_id,
-        json!({"after": client}),
-    )
-    .await?;
     Ok(CreatedClientView {
         client,
         client_secret: created.client_secret,
