@@ -10,7 +10,7 @@ use latchkey_core::Acr;
 use latchkey_server::audit::chain;
 
 /// Runs SQL straight against the app's database, behind Latchkey's back.
-async fn tamper(app: &TestApp, sql: &str) {
+pub(crate) async fn tamper(app: &TestApp, sql: &str) {
     let url = app.state.config.database_url();
     if url.starts_with("postgres") {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

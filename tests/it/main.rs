@@ -11,6 +11,7 @@
 mod admin_api;
 mod api_fuzz;
 mod audit;
+mod audit_atomic;
 mod browser;
 mod cli;
 pub mod client;
