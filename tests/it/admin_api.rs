@@ -1115,3 +1115,61 @@ both!(
         }
     }
 );
+
+// Validation errors name the field of the request body (or its JSON path), in the API's own
+// words: never a word cut from command-line prose, never a `--flag`.
+both!(
+    api_validation_errors_name_the_request_body_field,
+    async |app: &TestApp| {
+        let sys = client_token(app, "*").await;
+        for (body, field) in [
+            // The authorization_code grant (the default) without a redirect URI.
+            (json!({"name": "web"}), "redirect_uris"),
+            (
+                json!({"name": "web", "redirect_uris": ["ftp://x.example/cb"]}),
+                "redirect_uris",
+            ),
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"],
+                       "post_logout_redirect_uris": ["not a uri"]}),
+                "post_logout_redirect_uris",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["client_credentials"], "public": true}),
+                "public",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["password"]}),
+                "grant_types",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["refresh_token"]}),
+                "grant_types",
+            ),
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"], "admin_of": "*"}),
+                "admin_of",
+            ),
+            (
+                json!({"name": "", "grant_types": ["client_credentials"]}),
+                "name",
+            ),
+        ] {
+            let (s, e) = call(
+                app,
+                Some(&sys),
+                Method::POST,
+                "/api/v1/clients",
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(s, 422, "{body}: {e}");
+            assert_eq!(e["field"], field, "{body}: {e}");
+            let text = e.to_string();
+            assert!(
+                !text.contains("--"),
+                "no command-line flags in the API: {e}"
+            );
+        }
+    }
+);

@@ -87,6 +87,8 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> AdminError {
         match e {
             StoreError::NotFound(m) => AdminError::NotFound(m),
+            // Only requests that list roles reach this: the list is the field at fault.
+            e @ StoreError::NoSuchRole(_) => AdminError::invalid("roles", e.to_string()),
             StoreError::Conflict(m) => AdminError::Conflict(m),
             e => {
                 tracing::error!("admin: {e}");

@@ -42,7 +42,7 @@ macro_rules! set_roles {
                 .get_result(&mut *conn)
                 .await?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("no role `{r}` in this lab")));
+                return Err(StoreError::NoSuchRole(r.clone()));
             }
         }
         diesel::delete(

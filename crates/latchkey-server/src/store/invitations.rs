@@ -84,7 +84,7 @@ impl Store {
                         .get_result(conn)
                         .await?;
                     if n == 0 {
-                        return Err(StoreError::NotFound(format!("no role `{r}` in this lab")));
+                        return Err(StoreError::NoSuchRole(r.clone()));
                     }
                 }
                 let taken: i64 = users::table

@@ -109,15 +109,10 @@ pub async fn create_client(
     )
     .await
     .map_err(|e| match e {
-        crate::provision::ProvisionError::Invalid(m) => {
-            let field = m
-                .trim_start_matches("--")
-                .split([' ', ':'])
-                .next()
-                .unwrap_or("body")
-                .replace('-', "_");
-            AdminError::invalid(&field, m)
-        }
+        crate::provision::ProvisionError::Invalid { field, message } => AdminError::invalid(
+            field.api_name(),
+            crate::provision::Field::api_message(&message),
+        ),
         crate::provision::ProvisionError::Store(e) => e.into(),
     })?;
     let client = get_client(state, admin, &created.client_id).await?;

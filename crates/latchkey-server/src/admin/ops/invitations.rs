@@ -96,7 +96,6 @@ pub async fn create_invitation(
         )
         .await
         .map_err(|e| match AdminError::from(e) {
-            AdminError::NotFound(m) if m.starts_with("no role") => AdminError::invalid("roles", m),
             AdminError::Conflict(m) => AdminError::invalid("email", m),
             e => e,
         })?;

@@ -212,11 +212,7 @@ pub async fn add_member(
                 json!({"lab": lab_id, "after": {"roles": roles}}),
             )]
         })
-        .await
-        .map_err(|e| match AdminError::from(e) {
-            AdminError::NotFound(m) => AdminError::invalid("roles", m),
-            e => e,
-        })?;
+        .await?;
     get_member(state, admin, lab, &user_id).await
 }
 
@@ -279,11 +275,7 @@ pub async fn set_member_roles(
     state
         .store
         .set_member_roles(user, lab, &roles, &[event])
-        .await
-        .map_err(|e| match AdminError::from(e) {
-            AdminError::NotFound(m) if m.starts_with("no role") => AdminError::invalid("roles", m),
-            e => e,
-        })?;
+        .await?;
     get_member(state, admin, lab, user).await
 }
 
