@@ -185,6 +185,7 @@ async fn invitation(app: &TestApp, lab: &str, email: &str) -> String {
         .create_invitation(
             &inv,
             latchkey_server::secret::TokenHash::of(&format!("lk_in_{}", inv.id)),
+            &[],
         )
         .await
         .unwrap();
@@ -194,16 +195,16 @@ async fn invitation(app: &TestApp, lab: &str, email: &str) -> String {
 async fn fixture(app: &TestApp) -> Fixture {
     let store = &app.state.store;
     let a = app.lab_id.clone();
-    let b = store.create_lab("Lab B").await.unwrap().id;
+    let b = store.create_lab("Lab B", |_| Vec::new()).await.unwrap().id;
     let sys_id = make_user(app, &a, "root@lab.example").await;
-    store.set_system_admin(&sys_id, true).await.unwrap();
+    store.set_system_admin(&sys_id, true, &[]).await.unwrap();
     let la_id = make_user(app, &a, "boss-a@lab.example").await;
-    store.set_lab_admin(&la_id, &a, true).await.unwrap();
+    store.set_lab_admin(&la_id, &a, true, &[]).await.unwrap();
     let user_b = make_user(app, &b, "bob@lab.example").await;
     let user_a = make_user(app, &a, "amy@lab.example").await;
     for (lab, role) in [(&b, "viewer"), (&a, "viewer")] {
         store
-            .put_role(lab, role, &["orders:read".into()], None)
+            .put_role(lab, role, &["orders:read".into()], None, &[])
             .await
             .unwrap();
     }
@@ -420,7 +421,11 @@ both!(
     user_token_issued_to_another_client_is_refused,
     async |app: &TestApp| {
         let sys = make_user(app, &app.lab_id, "root@lab.example").await;
-        app.state.store.set_system_admin(&sys, true).await.unwrap();
+        app.state
+            .store
+            .set_system_admin(&sys, true, &[])
+            .await
+            .unwrap();
         let c = app.client(|c| c.skip_consent = true).await;
         let t = crate::client::user_tokens_for(
             app,
@@ -449,7 +454,7 @@ both!(revoked_admin_rights_apply_at_once, async |app: &TestApp| {
     let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
     app.state
         .store
-        .set_lab_admin(&la, &app.lab_id, true)
+        .set_lab_admin(&la, &app.lab_id, true, &[])
         .await
         .unwrap();
     let b = Browser::new(app);
@@ -461,14 +466,18 @@ both!(revoked_admin_rights_apply_at_once, async |app: &TestApp| {
     );
     app.state
         .store
-        .set_lab_admin(&la, &app.lab_id, false)
+        .set_lab_admin(&la, &app.lab_id, false, &[])
         .await
         .unwrap();
     assert_eq!(
         call(app, Some(&t), Method::GET, &members, None).await.0,
         403
     );
-    app.state.store.set_user_disabled(&la, true).await.unwrap();
+    app.state
+        .store
+        .set_user_disabled(&la, true, &[])
+        .await
+        .unwrap();
     assert_eq!(
         call(app, Some(&t), Method::GET, &members, None).await.0,
         401
@@ -792,7 +801,7 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true)
+            .set_lab_admin(&la, &app.lab_id, true, &[])
             .await
             .unwrap();
         let b = Browser::new(app);
@@ -835,7 +844,13 @@ both!(
                 .is_empty()
         );
         // Another lab's page is refused to this lab's administrator.
-        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        let other = app
+            .state
+            .store
+            .create_lab("Lab B", |_| Vec::new())
+            .await
+            .unwrap()
+            .id;
         let r = b.get(&format!("/admin/labs/{other}")).await;
         assert_eq!(r.status(), 403);
     }
@@ -867,11 +882,15 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true)
+            .set_lab_admin(&la, &app.lab_id, true, &[])
             .await
             .unwrap();
         let root = make_user(app, &app.lab_id, "root@lab.example").await;
-        app.state.store.set_system_admin(&root, true).await.unwrap();
+        app.state
+            .store
+            .set_system_admin(&root, true, &[])
+            .await
+            .unwrap();
         let t = console_token(app, &Browser::new(app), "boss-a@lab.example").await;
         for (m, p) in [
             (Method::GET, format!("/api/v1/users/{root}")),
@@ -895,10 +914,16 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true)
+            .set_lab_admin(&la, &app.lab_id, true, &[])
             .await
             .unwrap();
-        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        let other = app
+            .state
+            .store
+            .create_lab("Lab B", |_| Vec::new())
+            .await
+            .unwrap()
+            .id;
         let bob = make_user(app, &other, "bob@lab.example").await;
         let t = console_token(app, &Browser::new(app), "boss-a@lab.example").await;
         let members = format!("/api/v1/labs/{}/members", app.lab_id);
@@ -936,17 +961,23 @@ both!(
 both!(
     lab_audit_log_shows_nothing_a_member_did_in_another_lab,
     async |app: &TestApp| {
-        let other = app.state.store.create_lab("Lab B").await.unwrap().id;
+        let other = app
+            .state
+            .store
+            .create_lab("Lab B", |_| Vec::new())
+            .await
+            .unwrap()
+            .id;
         // A member of both labs administers lab B.
         let both_id = make_user(app, &app.lab_id, "dual@lab.example").await;
         app.state
             .store
-            .add_membership(&both_id, &other)
+            .add_membership(&both_id, &other, &[])
             .await
             .unwrap();
         app.state
             .store
-            .set_lab_admin(&both_id, &other, true)
+            .set_lab_admin(&both_id, &other, true, &[])
             .await
             .unwrap();
         let dual = console_token(app, &Browser::new(app), "dual@lab.example").await;
@@ -1081,6 +1112,64 @@ both!(
             .into_owned();
             let state: Value = serde_json::from_str(&decoded).unwrap();
             assert_eq!(state["back"], "/admin", "{back}");
+        }
+    }
+);
+
+// Validation errors name the field of the request body (or its JSON path), in the API's own
+// words: never a word cut from command-line prose, never a `--flag`.
+both!(
+    api_validation_errors_name_the_request_body_field,
+    async |app: &TestApp| {
+        let sys = client_token(app, "*").await;
+        for (body, field) in [
+            // The authorization_code grant (the default) without a redirect URI.
+            (json!({"name": "web"}), "redirect_uris"),
+            (
+                json!({"name": "web", "redirect_uris": ["ftp://x.example/cb"]}),
+                "redirect_uris",
+            ),
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"],
+                       "post_logout_redirect_uris": ["not a uri"]}),
+                "post_logout_redirect_uris",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["client_credentials"], "public": true}),
+                "public",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["password"]}),
+                "grant_types",
+            ),
+            (
+                json!({"name": "bot", "grant_types": ["refresh_token"]}),
+                "grant_types",
+            ),
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"], "admin_of": "*"}),
+                "admin_of",
+            ),
+            (
+                json!({"name": "", "grant_types": ["client_credentials"]}),
+                "name",
+            ),
+        ] {
+            let (s, e) = call(
+                app,
+                Some(&sys),
+                Method::POST,
+                "/api/v1/clients",
+                Some(body.clone()),
+            )
+            .await;
+            assert_eq!(s, 422, "{body}: {e}");
+            assert_eq!(e["field"], field, "{body}: {e}");
+            let text = e.to_string();
+            assert!(
+                !text.contains("--"),
+                "no command-line flags in the API: {e}"
+            );
         }
     }
 );

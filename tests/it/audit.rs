@@ -10,7 +10,7 @@ use latchkey_core::Acr;
 use latchkey_server::audit::chain;
 
 /// Runs SQL straight against the app's database, behind Latchkey's back.
-async fn tamper(app: &TestApp, sql: &str) {
+pub(crate) async fn tamper(app: &TestApp, sql: &str) {
     let url = app.state.config.database_url();
     if url.starts_with("postgres") {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -66,7 +66,7 @@ async fn activity(app: &TestApp) -> (String, Vec<String>) {
     let sel = scraper::Selector::parse("#recovery-codes code").unwrap();
     let codes: Vec<String> = doc.select(&sel).map(|e| e.text().collect()).collect();
     store
-        .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None)
+        .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
         .await
         .unwrap();
     let c = app.client(|c| c.skip_consent = true).await;

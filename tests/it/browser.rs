@@ -114,7 +114,13 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     .unwrap();
     app.state
         .store
-        .set_lab_policy(&strict.id, Some(latchkey_core::Acr::Mfa), Some(14), None)
+        .set_lab_policy(
+            &strict.id,
+            Some(latchkey_core::Acr::Mfa),
+            Some(14),
+            None,
+            &[],
+        )
         .await
         .unwrap();
     // The script saves `mfa-failure.png` where it stops if it fails.
@@ -235,7 +241,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     .unwrap();
     app.state
         .store
-        .set_lab_admin(&admin.id, &app.lab_id, true)
+        .set_lab_admin(&admin.id, &app.lab_id, true, &[])
         .await
         .unwrap();
     let created = app.client(|c| c.skip_consent = true).await;

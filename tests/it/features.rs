@@ -44,11 +44,11 @@ both!(
             .await
             .unwrap();
         store
-            .set_member_feature(&app.user_id, lab, "reports:export", Some(true))
+            .set_member_feature(&app.user_id, lab, "reports:export", Some(true), &[])
             .await
             .unwrap();
         store
-            .set_member_feature(&app.user_id, lab, "invoices:approve", Some(false))
+            .set_member_feature(&app.user_id, lab, "invoices:approve", Some(false), &[])
             .await
             .unwrap();
         let c = app.client(|_| {}).await;
@@ -78,7 +78,7 @@ both!(
 
         // A changed grant applies to the next token.
         store
-            .set_member_feature(&app.user_id, lab, "invoices:approve", None)
+            .set_member_feature(&app.user_id, lab, "invoices:approve", None, &[])
             .await
             .unwrap();
         store
@@ -121,13 +121,13 @@ both!(
         let t = user_tokens(app, &c.client_id, &secret, "openid offline_access").await;
         assert!(
             store
-                .remove_membership(&app.user_id, &app.lab_id)
+                .remove_membership(&app.user_id, &app.lab_id, &[])
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .remove_membership(&app.user_id, &app.lab_id)
+                .remove_membership(&app.user_id, &app.lab_id, &[])
                 .await
                 .unwrap()
         );
@@ -149,7 +149,7 @@ both!(
         for r in [
             store.assign_role(&app.user_id, &app.lab_id, "viewer").await,
             store
-                .set_member_feature(&app.user_id, &app.lab_id, "orders:read", Some(true))
+                .set_member_feature(&app.user_id, &app.lab_id, "orders:read", Some(true), &[])
                 .await,
         ] {
             let e = r.unwrap_err().to_string();

@@ -16,7 +16,12 @@ async fn second_lab(app: &TestApp) -> String {
     let lab = latchkey_server::provision::create_lab(store, "Lab 7")
         .await
         .unwrap();
-    assert!(store.add_membership(&app.user_id, &lab.id).await.unwrap());
+    assert!(
+        store
+            .add_membership(&app.user_id, &lab.id, &[])
+            .await
+            .unwrap()
+    );
     lab.id
 }
 
@@ -121,7 +126,7 @@ both!(several_labs_show_the_picker, async |app: &TestApp| {
     assert!(
         app.state
             .store
-            .remove_membership(&app.user_id, &app.lab_id)
+            .remove_membership(&app.user_id, &app.lab_id, &[])
             .await
             .unwrap()
     );
@@ -204,7 +209,7 @@ both!(
             .await
             .unwrap();
         store
-            .set_member_feature(&app.user_id, &b_lab, "papers:publish", Some(true))
+            .set_member_feature(&app.user_id, &b_lab, "papers:publish", Some(true), &[])
             .await
             .unwrap();
         let client = new_client(app).await;
@@ -226,7 +231,7 @@ both!(
         }
         // Refresh keeps the grant's lab, and a changed grant applies to the next token.
         store
-            .set_member_feature(&app.user_id, &b_lab, "papers:publish", None)
+            .set_member_feature(&app.user_id, &b_lab, "papers:publish", None, &[])
             .await
             .unwrap();
         let r = refresh(app, &client, t["refresh_token"].as_str().unwrap()).await;
@@ -242,7 +247,7 @@ both!(picked_lab_policy_applies, async |app: &TestApp| {
     let store = &app.state.store;
     let b_lab = second_lab(app).await;
     store
-        .set_lab_policy(&b_lab, Some(Acr::Mfa), None, None)
+        .set_lab_policy(&b_lab, Some(Acr::Mfa), None, None, &[])
         .await
         .unwrap();
     let account = Browser::new(app);
@@ -392,7 +397,12 @@ both!(
             .await;
         let pending = to_client(&location(&r));
 
-        assert!(store.remove_membership(&app.user_id, &b_lab).await.unwrap());
+        assert!(
+            store
+                .remove_membership(&app.user_id, &b_lab, &[])
+                .await
+                .unwrap()
+        );
 
         let r = refresh(app, &client, for_b["refresh_token"].as_str().unwrap()).await;
         assert_eq!(r.status(), 400);

@@ -12,6 +12,7 @@ mod admin_api;
 mod api_fuzz;
 mod architecture;
 mod audit;
+mod audit_atomic;
 mod browser;
 mod cli;
 pub mod client;

@@ -427,7 +427,7 @@ both_with!(
                             .await
                             .unwrap();
                             store
-                                .set_lab_policy(&lab_row.id, lab, grace.then_some(7), None)
+                                .set_lab_policy(&lab_row.id, lab, grace.then_some(7), None, &[])
                                 .await
                                 .unwrap();
                             if role.is_some() {
@@ -494,7 +494,7 @@ both!(
     async |app: &TestApp| {
         let store = &app.state.store;
         store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, Some(1))
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, Some(1), &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;
@@ -535,7 +535,7 @@ both!(
     async |app: &TestApp| {
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None)
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None, &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;
@@ -586,7 +586,7 @@ both!(
         enrol_totp(&b).await;
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None)
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
             .await
             .unwrap();
         let csrf = account_csrf(&b).await;
@@ -602,7 +602,7 @@ both!(
         // Without the policy it may go.
         app.state
             .store
-            .set_lab_policy(&app.lab_id, None, None, None)
+            .set_lab_policy(&app.lab_id, None, None, None, &[])
             .await
             .unwrap();
         let r = b
@@ -689,7 +689,7 @@ both!(
         let rt = t["refresh_token"].as_str().unwrap().to_owned();
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None)
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
             .await
             .unwrap();
         // Nodes cache whether a lab has a policy for five seconds.
@@ -716,7 +716,7 @@ both!(
         enrol_totp(&b).await;
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None)
+            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None, &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;

@@ -20,7 +20,13 @@ async fn give_the_user_everything(app: &TestApp) -> Vec<String> {
         .await
         .unwrap();
     store
-        .set_member_feature(&app.user_id, &app.lab_id, "invoices:approve", Some(true))
+        .set_member_feature(
+            &app.user_id,
+            &app.lab_id,
+            "invoices:approve",
+            Some(true),
+            &[],
+        )
         .await
         .unwrap();
     let c = app.client(|_| {}).await;

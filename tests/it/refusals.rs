@@ -1003,7 +1003,7 @@ both!(
         assert!(
             app.state
                 .store
-                .set_user_disabled(&app.user_id, true)
+                .set_user_disabled(&app.user_id, true, &[])
                 .await
                 .unwrap()
         );
@@ -1036,7 +1036,7 @@ both!(
         assert!(
             app.state
                 .store
-                .set_user_disabled(&app.user_id, false)
+                .set_user_disabled(&app.user_id, false, &[])
                 .await
                 .unwrap()
         );

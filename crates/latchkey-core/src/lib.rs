@@ -1,12 +1,13 @@
 //! Protocol vocabulary shared by the Latchkey server and the client crate: authentication
 //! strength (`acr`, RFC 8176 `amr`), the claims Latchkey puts in its tokens, JOSE algorithm
-//! names and the OAuth 2.0 / OpenID Connect error codes. No HTTP, no database.
+//! names, the validated names and typed ids of administration (`names`) and the OAuth 2.0 / OpenID Connect error codes. No HTTP, no database.
 
 pub mod acr;
 pub mod alg;
 pub mod bearer;
 pub mod claims;
 pub mod error;
+pub mod names;
 
 pub use acr::{Acr, Amr};
 pub use alg::SigningAlg;

@@ -12,23 +12,102 @@ use crate::store::{Store, StoreError, now};
 use latchkey_core::SigningAlg;
 use serde::Serialize;
 
-/// A refusal that says what to fix.
+/// A refusal that says what to fix: the input it concerns, typed, and a message in the
+/// command line's words (`Display`, what `latchkey` prints).
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{message}")]
+    Invalid { field: Field, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The input a [`ProvisionError::Invalid`] concerns, with its name on each surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Email,
+    Lab,
+    Password,
+    GrantTypes,
+    RedirectUris,
+    PostLogoutRedirectUris,
+    Public,
+    AccessTokenTtl,
+    AdminOf,
+}
+
+impl Field {
+    /// Longest flag first, so that no flag is replaced inside a longer one.
+    const ALL: [Field; 10] = [
+        Field::PostLogoutRedirectUris,
+        Field::AccessTokenTtl,
+        Field::RedirectUris,
+        Field::GrantTypes,
+        Field::Password,
+        Field::AdminOf,
+        Field::Public,
+        Field::Email,
+        Field::Name,
+        Field::Lab,
+    ];
+
+    /// The field of the admin API's request body (`NewClientBody`, …).
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Field::Name => "name",
+            Field::Email => "email",
+            Field::Lab => "lab",
+            Field::Password => "password",
+            Field::GrantTypes => "grant_types",
+            Field::RedirectUris => "redirect_uris",
+            Field::PostLogoutRedirectUris => "post_logout_redirect_uris",
+            Field::Public => "public",
+            Field::AccessTokenTtl => "access_token_ttl_secs",
+            Field::AdminOf => "admin_of",
+        }
+    }
+
+    /// The command line's flag.
+    pub fn cli_flag(self) -> &'static str {
+        match self {
+            Field::Name => "--name",
+            Field::Email => "--email",
+            Field::Lab => "--lab",
+            Field::Password => "--password",
+            Field::GrantTypes => "--grant-type",
+            Field::RedirectUris => "--redirect-uri",
+            Field::PostLogoutRedirectUris => "--post-logout-redirect-uri",
+            Field::Public => "--public",
+            Field::AccessTokenTtl => "--access-token-ttl",
+            Field::AdminOf => "--admin-of",
+        }
+    }
+
+    /// `message` in the API's words: each command-line flag becomes its body field.
+    pub fn api_message(message: &str) -> String {
+        Field::ALL.iter().fold(message.to_owned(), |m, f| {
+            m.replace(f.cli_flag(), &format!("`{}`", f.api_name()))
+        })
+    }
+}
+
+fn invalid<T>(field: Field, message: impl Into<String>) -> Result<T, ProvisionError> {
+    Err(ProvisionError::Invalid {
+        field,
+        message: message.into(),
+    })
 }
 
 pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(ProvisionError::Invalid(
-            "--name must be 1 to 100 characters, without control characters".into(),
-        ));
+        return invalid(
+            Field::Name,
+            "--name must be 1 to 100 characters, without control characters",
+        );
     }
-    Ok(store.create_lab(name).await?)
+    Ok(store.create_lab(name, |_| Vec::new()).await?)
 }
 
 pub async fn create_user(
@@ -40,23 +119,20 @@ pub async fn create_user(
     name: Option<&str>,
     password: &str,
 ) -> Result<UserSummary, ProvisionError> {
-    let email = email.trim();
-    let valid_email = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty()
-                && d.contains('.')
-                && !d.starts_with('.')
-                && !email.contains(char::is_whitespace)
-        });
-    if !valid_email {
-        return Err(ProvisionError::Invalid(format!(
-            "--email `{email}` is not an email address"
-        )));
-    }
+    let Ok(email) = latchkey_core::names::Email::parse(email) else {
+        return invalid(
+            Field::Email,
+            format!("--email `{}` is not an email address", email.trim()),
+        );
+    };
+    let email = email.as_str();
     let Some(lab) = store.find_lab(lab).await? else {
-        return Err(ProvisionError::Invalid(format!(
-            "no lab with id or name `{lab}`; create it with `latchkey lab create --name …`"
-        )));
+        return invalid(
+            Field::Lab,
+            format!(
+                "no lab with id or name `{lab}`; create it with `latchkey lab create --name …`"
+            ),
+        );
     };
     let mut context = vec![email];
     context.extend(email.split('@'));
@@ -64,11 +140,11 @@ pub async fn create_user(
         context.push(n);
     }
     check_new_password(&config.password, password, &context)
-        .map_err(|e| ProvisionError::Invalid(format!("password refused: {e}")))?;
+        .or_else(|e| invalid(Field::Password, format!("password refused: {e}")))?;
     let hash = hasher
         .hash(password)
         .await
-        .map_err(|e| ProvisionError::Invalid(e.to_string()))?;
+        .or_else(|e| invalid(Field::Password, e.to_string()))?;
     Ok(store
         .create_user(NewUser {
             email: email.to_owned(),
@@ -114,43 +190,74 @@ pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
 
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
+/// [`create_client_recorded`] without audit entries (the command line records its own).
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
-    let invalid = |m: String| Err(ProvisionError::Invalid(m));
+    create_client_recorded(store, c, |_| Vec::new()).await
+}
+
+/// Checks and registers a client; `events` gives the audit entries committed with it.
+pub async fn create_client_recorded(
+    store: &Store,
+    c: NewClient,
+    events: impl FnOnce(&Client) -> Vec<crate::audit::Event>,
+) -> Result<CreatedClient, ProvisionError> {
     if c.name.trim().is_empty() || c.name.len() > 200 || c.name.chars().any(char::is_control) {
-        return invalid("--name must be 1 to 200 characters, without control characters".into());
+        return invalid(
+            Field::Name,
+            "--name must be 1 to 200 characters, without control characters",
+        );
     }
     for g in &c.grant_types {
         if !GRANT_TYPES.contains(&g.as_str()) {
-            return invalid(format!(
-                "--grant-types: unknown grant type `{g}` (allowed: {})",
-                GRANT_TYPES.join(", ")
-            ));
+            return invalid(
+                Field::GrantTypes,
+                format!(
+                    "--grant-types: unknown grant type `{g}` (allowed: {})",
+                    GRANT_TYPES.join(", ")
+                ),
+            );
         }
     }
     let code = c.grant_types.iter().any(|g| g == "authorization_code");
     if code && c.redirect_uris.is_empty() {
-        return invalid("the authorization_code grant needs at least one --redirect-uri".into());
+        return invalid(
+            Field::RedirectUris,
+            "the authorization_code grant needs at least one --redirect-uri",
+        );
     }
     if c.public && c.grant_types.iter().any(|g| g == "client_credentials") {
         return invalid(
-            "a --public client cannot use client_credentials (it has no secret)".into(),
+            Field::Public,
+            "a --public client cannot use client_credentials (it has no secret)",
         );
     }
     if c.grant_types.iter().any(|g| g == "refresh_token") && !code {
-        return invalid("refresh_token needs authorization_code as well".into());
+        return invalid(
+            Field::GrantTypes,
+            "refresh_token needs authorization_code as well",
+        );
     }
-    for uri in c.redirect_uris.iter().chain(&c.post_logout_redirect_uris) {
-        validate_for_registration(uri).map_err(ProvisionError::Invalid)?;
+    for uri in &c.redirect_uris {
+        validate_for_registration(uri).or_else(|m| invalid(Field::RedirectUris, m))?;
+    }
+    for uri in &c.post_logout_redirect_uris {
+        validate_for_registration(uri).or_else(|m| invalid(Field::PostLogoutRedirectUris, m))?;
     }
     if let Some(ttl) = c.access_token_ttl_secs
         && !(30..=86_400).contains(&ttl)
     {
-        return invalid("--access-token-ttl must be between 30 and 86400 seconds".into());
+        return invalid(
+            Field::AccessTokenTtl,
+            "--access-token-ttl must be between 30 and 86400 seconds",
+        );
     }
     let mut c = c;
     if let Some(scope) = c.admin_of.take() {
         if !c.grant_types.iter().any(|g| g == "client_credentials") {
-            return invalid("--admin-of needs the client_credentials grant".into());
+            return invalid(
+                Field::AdminOf,
+                "--admin-of needs the client_credentials grant",
+            );
         }
         c.admin_of = Some(if scope == "*" {
             scope
@@ -158,9 +265,12 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
             match store.find_lab(&scope).await? {
                 Some(lab) => lab.id,
                 None => {
-                    return invalid(format!(
-                        "--admin-of: no lab `{scope}` (give a lab id or name, or `*` for all)"
-                    ));
+                    return invalid(
+                        Field::AdminOf,
+                        format!(
+                            "--admin-of: no lab `{scope}` (give a lab id or name, or `*` for all)"
+                        ),
+                    );
                 }
             }
         });
@@ -181,7 +291,8 @@ pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient,
         min_acr: c.min_acr,
         admin_of: c.admin_of,
     };
-    store.create_client(&client).await?;
+    let recorded = events(&client);
+    store.create_client(&client, &recorded).await?;
     Ok(CreatedClient {
         client_id: id,
         client_secret: secret.map(|s| s.expose().to_owned()),

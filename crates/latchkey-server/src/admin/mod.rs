@@ -14,6 +14,7 @@ pub mod ops;
 use crate::app::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
+use latchkey_core::names::{FeatureName, RoleName};
 use std::collections::BTreeSet;
 
 /// The admin console's client id (a built-in public client that signs in like any other).
@@ -86,6 +87,8 @@ impl From<StoreError> for AdminError {
     fn from(e: StoreError) -> AdminError {
         match e {
             StoreError::NotFound(m) => AdminError::NotFound(m),
+            // Only requests that list roles reach this: the list is the field at fault.
+            e @ StoreError::NoSuchRole(_) => AdminError::invalid("roles", e.to_string()),
             StoreError::Conflict(m) => AdminError::Conflict(m),
             e => {
                 tracing::error!("admin: {e}");
@@ -106,6 +109,16 @@ impl Admin {
             Actor::User(id) | Actor::Client(id) => id,
             Actor::Cli => "cli",
         }
+    }
+
+    /// An audit entry of this administrator doing `action` to `target`.
+    pub fn event(
+        &self,
+        action: crate::audit::Action,
+        target: &str,
+        details: serde_json::Value,
+    ) -> crate::audit::Event {
+        crate::audit::Event::new(self.actor_id(), action, target, details)
     }
 
     /// The operator at the command line: whoever can run `latchkey` against the database
@@ -239,36 +252,16 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
     })
 }
 
-/// Validates a feature name (`orders:read`): what `protocol::grants` accepts.
+/// Validates a feature name (`orders:read`): the rule of `latchkey_core::names::FeatureName`.
 pub fn check_feature(field: &str, f: &str) -> Result<(), AdminError> {
-    if crate::protocol::grants::valid_feature(f) {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(
-            field,
-            format!(
-                "`{f}` is not a feature name: use letters, digits and `:_.-`, up to 64 characters"
-            ),
-        ))
-    }
+    FeatureName::parse(f)
+        .map(drop)
+        .map_err(|e| AdminError::invalid(field, e.to_string()))
 }
 
-/// Validates a role name.
+/// Validates a role name: the rule of `latchkey_core::names::RoleName`.
 pub fn check_role(field: &str, r: &str) -> Result<(), AdminError> {
-    // Names made only of dots would be path segments `.` and `..` in URLs.
-    let ok = !r.is_empty()
-        && !r.chars().all(|c| c == '.')
-        && r.len() <= 64
-        && r.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(AdminError::invalid(
-            field,
-            format!(
-                "`{r}` is not a role name: use letters, digits and `-_.:`, up to 64 characters"
-            ),
-        ))
-    }
+    RoleName::parse(r)
+        .map(drop)
+        .map_err(|e| AdminError::invalid(field, e.to_string()))
 }

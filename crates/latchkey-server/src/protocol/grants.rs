@@ -4,13 +4,10 @@
 
 use std::collections::BTreeSet;
 
-/// A feature name: `area:action`-style, 1 to 64 characters of `a-z 0-9 : . _ -`.
+/// A feature name: `area:action`-style, 1 to 64 characters of `a-z 0-9 : . _ -`
+/// (`latchkey_core::names::FeatureName`).
 pub fn valid_feature(f: &str) -> bool {
-    !f.is_empty()
-        && f.len() <= 64
-        && f.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b':' | b'.' | b'_' | b'-')
-        })
+    latchkey_core::names::FeatureName::is_valid(f)
 }
 
 /// `role_features`: the features of the member's roles; `overrides`: (feature, allow).

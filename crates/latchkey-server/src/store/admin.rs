@@ -7,6 +7,7 @@ use super::schema::{
     user_roles, users, webauthn_credentials,
 };
 use super::{Store, StoreError, conflict, now};
+use crate::audit::Event;
 use diesel::{
     BoolExpressionMethods, EscapeExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl,
     TextExpressionMethods,
@@ -15,6 +16,55 @@ use diesel_async::RunQueryDsl;
 use latchkey_core::Acr;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+/// Who [`Store::add_member`] adds: an existing account (by user id) or a new one.
+#[derive(Debug, Clone)]
+pub enum Joiner {
+    Existing(String),
+    New {
+        email: String,
+        name: Option<String>,
+        /// None: the person signs in only once a password is set.
+        password_hash: Option<String>,
+    },
+}
+
+/// Sets a member's roles in a lab to exactly `$wanted`, inside the caller's transaction;
+/// not-found naming the first role the lab does not define.
+macro_rules! set_roles {
+    ($conn:expr, $user:expr, $lab:expr, $wanted:expr, $now:expr) => {{
+        let (conn, user, lab, wanted) = ($conn, $user, $lab, $wanted);
+        for r in wanted {
+            let n: i64 = roles::table
+                .filter(roles::lab_id.eq(lab))
+                .filter(roles::name.eq(r))
+                .count()
+                .get_result(&mut *conn)
+                .await?;
+            if n == 0 {
+                return Err(StoreError::NoSuchRole(r.clone()));
+            }
+        }
+        diesel::delete(
+            user_roles::table
+                .filter(user_roles::user_id.eq(user))
+                .filter(user_roles::lab_id.eq(lab)),
+        )
+        .execute(&mut *conn)
+        .await?;
+        for r in wanted {
+            diesel::insert_into(user_roles::table)
+                .values((
+                    user_roles::user_id.eq(user),
+                    user_roles::lab_id.eq(lab),
+                    user_roles::role.eq(r),
+                    user_roles::created_at.eq($now),
+                ))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }};
+}
 
 /// What a user may administer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,16 +204,27 @@ impl Store {
         .await
     }
 
-    /// Makes a user a system administrator or not; false when no such user.
-    pub async fn set_system_admin(&self, user_id: &str, on: bool) -> Result<bool, StoreError> {
+    /// Makes a user a system administrator or not, recording `events` with the change; false
+    /// when no such user (then nothing is recorded).
+    pub async fn set_system_admin(
+        &self,
+        user_id: &str,
+        on: bool,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let events = events.to_vec();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(users::table.find(&id))
                     .set(users::system_admin.eq(on))
                     .execute(conn)
                     .await?;
+                if n == 1 {
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -176,9 +237,12 @@ impl Store {
         user_id: &str,
         lab: &str,
         on: bool,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (id, lab) = (user_id.to_owned(), lab.to_owned());
+        let events = events.to_vec();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(
@@ -192,6 +256,7 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound("the user is not a member of this lab".into()));
                 }
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
@@ -303,38 +368,55 @@ impl Store {
         Ok(row.map(user_info))
     }
 
-    /// Creates a user (with or without a password) as a member of `lab`.
-    pub async fn create_member(
+    /// Adds a member to `lab` with exactly `roles`, creating the account when `who` is new, and
+    /// records the audit entries `events` gives for the member's user id: one transaction, so
+    /// a refusal (no such lab or role, the email taken, already a member) leaves nothing
+    /// behind. Returns the member's user id.
+    pub async fn add_member(
         &self,
-        email: &str,
-        name: Option<&str>,
-        password_hash: Option<String>,
         lab: &str,
+        who: Joiner,
+        roles: &[String],
+        events: impl FnOnce(&str) -> Vec<Event> + Send + 'static,
     ) -> Result<String, StoreError> {
         let db = self.db.clone();
-        let id = uuid::Uuid::now_v7().to_string();
-        let (uid, email, name, lab) = (
-            id.clone(),
-            super::users::normalize_email(email),
-            name.map(str::to_owned),
-            lab.to_owned(),
-        );
+        let (lab, roles) = (lab.to_owned(), roles.to_vec());
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 crate::require_lab!(conn, &lab);
-                diesel::insert_into(users::table)
-                    .values((
-                        users::id.eq(&uid),
-                        users::email.eq(&email),
-                        users::name.eq(&name),
-                        users::password_hash.eq(&password_hash),
-                        users::disabled.eq(false),
-                        users::created_at.eq(t),
-                    ))
-                    .execute(conn)
-                    .await
-                    .map_err(|e| conflict(e, "a user with this email already exists"))?;
+                let uid = match who {
+                    Joiner::Existing(uid) => {
+                        let n: i64 = memberships::table
+                            .filter(memberships::user_id.eq(&uid))
+                            .filter(memberships::lab_id.eq(&lab))
+                            .count()
+                            .get_result(conn)
+                            .await?;
+                        if n > 0 {
+                            return Err(StoreError::Conflict(
+                                "this person is already a member of the lab".into(),
+                            ));
+                        }
+                        uid
+                    }
+                    Joiner::New { email, name, password_hash } => {
+                        let uid = uuid::Uuid::now_v7().to_string();
+                        diesel::insert_into(users::table)
+                            .values((
+                                users::id.eq(&uid),
+                                users::email.eq(super::users::normalize_email(&email)),
+                                users::name.eq(&name),
+                                users::password_hash.eq(&password_hash),
+                                users::disabled.eq(false),
+                                users::created_at.eq(t),
+                            ))
+                            .execute(conn)
+                            .await
+                            .map_err(|e| conflict(e, "a user with this email already exists"))?;
+                        uid
+                    }
+                };
                 diesel::insert_into(memberships::table)
                     .values((
                         memberships::user_id.eq(&uid),
@@ -343,11 +425,12 @@ impl Store {
                     ))
                     .execute(conn)
                     .await?;
-                Ok(())
+                set_roles!(&mut *conn, &uid, &lab, &roles, t);
+                crate::store::audit::append_all(&mut *conn, t, &events(&uid)).await?;
+                Ok(uid)
             })
         })
-        .await?;
-        Ok(id)
+        .await
     }
 
     /// A lab's roles with their features, by name.
@@ -396,9 +479,11 @@ impl Store {
         name: &str,
         features: &[String],
         min_acr: Option<Acr>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (lab, name, features) = (lab.to_owned(), name.to_owned(), features.to_vec());
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -426,6 +511,7 @@ impl Store {
                         .execute(conn)
                         .await?;
                 }
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
@@ -433,9 +519,16 @@ impl Store {
     }
 
     /// Deletes a role: its features go and its holders lose it. False when no such role.
-    pub async fn delete_role(&self, lab: &str, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_role(
+        &self,
+        lab: &str,
+        name: &str,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (lab, name) = (lab.to_owned(), name.to_owned());
+        let events = events.to_vec();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::delete(
@@ -455,6 +548,9 @@ impl Store {
                 let n = diesel::delete(roles::table.filter(roles::lab_id.eq(&lab)).filter(roles::name.eq(&name)))
                     .execute(conn)
                     .await?;
+                if n == 1 {
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -467,42 +563,17 @@ impl Store {
         user_id: &str,
         lab: &str,
         wanted: &[String],
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (user, lab, wanted) = (user_id.to_owned(), lab.to_owned(), wanted.to_vec());
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 crate::require_member!(conn, &user, &lab);
-                for r in &wanted {
-                    let n: i64 = roles::table
-                        .filter(roles::lab_id.eq(&lab))
-                        .filter(roles::name.eq(r))
-                        .count()
-                        .get_result(conn)
-                        .await?;
-                    if n == 0 {
-                        return Err(StoreError::NotFound(format!("no role `{r}` in this lab")));
-                    }
-                }
-                diesel::delete(
-                    user_roles::table
-                        .filter(user_roles::user_id.eq(&user))
-                        .filter(user_roles::lab_id.eq(&lab)),
-                )
-                .execute(conn)
-                .await?;
-                for r in &wanted {
-                    diesel::insert_into(user_roles::table)
-                        .values((
-                            user_roles::user_id.eq(&user),
-                            user_roles::lab_id.eq(&lab),
-                            user_roles::role.eq(r),
-                            user_roles::created_at.eq(t),
-                        ))
-                        .execute(conn)
-                        .await?;
-                }
+                set_roles!(&mut *conn, &user, &lab, &wanted, t);
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
@@ -510,14 +581,19 @@ impl Store {
     }
 
     /// Ends every live session of a user and revokes every grant (refresh-token family);
-    /// returns how many sessions ended.
-    pub async fn end_user_sessions(&self, user_id: &str) -> Result<usize, StoreError> {
+    /// returns how many sessions ended. `events` gets that number and gives the audit entries.
+    pub async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        events: impl FnOnce(usize) -> Vec<Event> + Send + 'static,
+    ) -> Result<usize, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = crate::end_sessions_and_grants!(conn, &id, t);
+                crate::store::audit::append_all(&mut *conn, t, &events(n)).await?;
                 Ok(n)
             })
         })
@@ -527,9 +603,14 @@ impl Store {
     /// Removes every second factor of a user (TOTP, passkeys and security keys, recovery
     /// codes) and ends their sessions, so that they enrol again at their next sign-in.
     /// Returns how many factors went.
-    pub async fn reset_factors(&self, user_id: &str) -> Result<usize, StoreError> {
+    pub async fn reset_factors(
+        &self,
+        user_id: &str,
+        events: &[Event],
+    ) -> Result<usize, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -543,6 +624,7 @@ impl Store {
                     .execute(conn)
                     .await?;
                 crate::end_sessions_and_grants!(conn, &id, t);
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(a + b)
             })
         })

@@ -74,6 +74,17 @@ where
     conn.append(entry(at, event)).await
 }
 
+/// Appends `events` in order, as [`append`] does one: the audit entries of one change.
+pub async fn append_all<C>(conn: &mut C, at: i64, events: &[Event]) -> Result<(), StoreError>
+where
+    C: AppendConn,
+{
+    for e in events {
+        conn.append(entry(at, e)).await?;
+    }
+    Ok(())
+}
+
 fn entry(at: i64, e: &Event) -> Entry {
     Entry {
         seq: 0,

@@ -3,6 +3,7 @@
 
 use super::schema::clients;
 use super::{Store, StoreError, conflict, from_json_text, to_json_text};
+use crate::audit::Event;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::SigningAlg;
@@ -78,9 +79,12 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
 }
 
 impl Store {
-    pub async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+    /// Registers a client and records `events` with it, in one transaction.
+    pub async fn create_client(&self, client: &Client, events: &[Event]) -> Result<(), StoreError> {
         let db = self.db.clone();
         let c = client.clone();
+        let events = events.to_vec();
+        let t = c.created_at;
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(clients::table)
@@ -101,6 +105,7 @@ impl Store {
                     .execute(conn)
                     .await
                     .map_err(|e| conflict(e, "a client with this id already exists"))?;
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
@@ -169,15 +174,21 @@ impl Store {
         &self,
         id: &str,
         min: Option<latchkey_core::Acr>,
+        events: &[crate::audit::Event],
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
+        let events = events.to_vec();
+        let t = super::now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(clients::table.find(&id))
                     .set(clients::min_acr.eq(min.map(|a| a.as_str())))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
+                if n == 1 {
+                    super::audit::append_all(&mut *conn, t, &events).await?;
+                }
                 Ok(n == 1)
             })
         })

@@ -3,6 +3,7 @@
 
 use super::schema::{member_features, role_features, user_roles};
 use super::{Store, StoreError, now};
+use crate::audit::Event;
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl,
 };
@@ -68,9 +69,11 @@ impl Store {
         lab: &str,
         feature: &str,
         allow: Option<bool>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (user, lab, feature) = (user_id.to_owned(), lab.to_owned(), feature.to_owned());
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -95,6 +98,7 @@ impl Store {
                         .execute(conn)
                         .await?;
                 }
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })

@@ -4,6 +4,7 @@
 
 use super::schema::{invitations, memberships, roles, user_roles, users};
 use super::{Store, StoreError, conflict, from_json_text, now, to_json_text};
+use crate::audit::Event;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -66,9 +67,12 @@ impl Store {
         &self,
         inv: &Invitation,
         token: TokenHash,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let inv = inv.clone();
+        let events = events.to_vec();
+        let t = inv.created_at;
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 crate::require_lab!(conn, &inv.lab);
@@ -80,7 +84,7 @@ impl Store {
                         .get_result(conn)
                         .await?;
                     if n == 0 {
-                        return Err(StoreError::NotFound(format!("no role `{r}` in this lab")));
+                        return Err(StoreError::NoSuchRole(r.clone()));
                     }
                 }
                 let taken: i64 = users::table
@@ -107,6 +111,7 @@ impl Store {
                     .execute(conn)
                     .await
                     .map_err(|e| conflict(e, "invitation exists"))?;
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
@@ -170,9 +175,11 @@ impl Store {
     }
 
     /// Withdraws an open invitation; false when there was none.
-    pub async fn delete_invitation(&self, id: &str) -> Result<bool, StoreError> {
+    pub async fn delete_invitation(&self, id: &str, events: &[Event]) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
+        let events = events.to_vec();
+        let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::delete(
@@ -182,6 +189,9 @@ impl Store {
                 )
                 .execute(conn)
                 .await?;
+                if n == 1 {
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
+                }
                 Ok(n == 1)
             })
         })

@@ -2,6 +2,7 @@
 
 use super::schema::labs;
 use super::{Store, StoreError, conflict, now};
+use crate::audit::Event;
 use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
     SelectableHelper,
@@ -18,7 +19,12 @@ pub struct Lab {
 }
 
 impl Store {
-    pub async fn create_lab(&self, name: &str) -> Result<Lab, StoreError> {
+    /// Creates a lab and records the audit entries `events` gives for it, in one transaction.
+    pub async fn create_lab(
+        &self,
+        name: &str,
+        events: impl FnOnce(&Lab) -> Vec<Event>,
+    ) -> Result<Lab, StoreError> {
         let lab = Lab {
             id: uuid::Uuid::now_v7().to_string(),
             name: name.to_owned(),
@@ -26,6 +32,8 @@ impl Store {
         };
         let db = self.db.clone();
         let row = lab.clone();
+        let events = events(&lab);
+        let t = lab.created_at;
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(labs::table)
@@ -33,6 +41,7 @@ impl Store {
                     .execute(conn)
                     .await
                     .map_err(|e| conflict(e, "a lab with this name already exists"))?;
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })

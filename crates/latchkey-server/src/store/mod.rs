@@ -114,6 +114,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     NotFound(String),
+    /// A role named in the request is not defined in the lab (the caller's input is wrong,
+    /// not the path).
+    #[error("no role `{0}` in this lab")]
+    NoSuchRole(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("database task failed")]

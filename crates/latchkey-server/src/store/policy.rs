@@ -3,6 +3,7 @@
 
 use super::schema::{lab_policies, mfa_grace, roles, user_roles};
 use super::{Store, StoreError, now};
+use crate::audit::Event;
 use diesel::{BoolExpressionMethods, ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::Acr;
@@ -106,14 +107,17 @@ impl Store {
         min_acr: Option<Acr>,
         grace_days: Option<i64>,
         grace_logins: Option<i64>,
+        events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let lab = lab.to_owned();
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 crate::require_lab!(conn, &lab);
                 diesel::delete(lab_policies::table.find(&lab)).execute(conn).await?;
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 let Some(min_acr) = min_acr else {
                     return Ok(());
                 };

@@ -3,6 +3,7 @@
 use super::labs::Lab;
 use super::schema::{grants, labs, memberships, sessions, users};
 use super::{Store, StoreError, conflict, now};
+use crate::audit::Event;
 use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
@@ -131,9 +132,11 @@ impl Store {
         &self,
         user_id: &str,
         disabled: bool,
+        events: &[Event],
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -144,6 +147,9 @@ impl Store {
                 if n == 1 && disabled {
                     crate::end_sessions_and_grants!(conn, &id, t);
                 }
+                if n == 1 {
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
+                }
                 Ok(n == 1)
             })
         })
@@ -152,9 +158,15 @@ impl Store {
 
     /// Adds a user to a lab (nothing happens when they already are a member). False when the
     /// user or the lab does not exist.
-    pub async fn add_membership(&self, user_id: &str, lab: &str) -> Result<bool, StoreError> {
+    pub async fn add_membership(
+        &self,
+        user_id: &str,
+        lab: &str,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -180,6 +192,7 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(true)
             })
         })
@@ -191,10 +204,16 @@ impl Store {
     /// user ends, all at once. Sessions are not per lab, so the user signs in again for their
     /// other labs too (their grants for those labs live on). False when they were not a
     /// member (then nothing changes).
-    pub async fn remove_membership(&self, user_id: &str, lab: &str) -> Result<bool, StoreError> {
+    pub async fn remove_membership(
+        &self,
+        user_id: &str,
+        lab: &str,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
         use super::schema::{member_features, user_roles};
         let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -237,6 +256,7 @@ impl Store {
                     .set(sessions::ended_at.eq(Some(t)))
                     .execute(conn)
                     .await?;
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 }
                 Ok(n == 1)
             })

@@ -81,9 +81,37 @@ pub async fn create_client(
     admin: &Admin,
     body: NewClientBody,
 ) -> R<CreatedClientView> {
+    create_client_with(state, admin, body, ClientOptions::default()).await
+}
+
+/// What the command line may also choose for a new client, beyond the API's body.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Access-token lifetime for this client (`None`: the configured default).
+    pub access_token_ttl_secs: Option<i64>,
+    pub id_token_alg: latchkey_core::SigningAlg,
+}
+
+impl Default for ClientOptions {
+    fn default() -> ClientOptions {
+        ClientOptions {
+            access_token_ttl_secs: None,
+            id_token_alg: latchkey_core::SigningAlg::RS256,
+        }
+    }
+}
+
+/// `create_client` with the options only the command line offers (`latchkey client create
+/// --access-token-ttl --id-token-alg`): the same checks, the same `client.create` entry.
+pub async fn create_client_with(
+    state: &AppState,
+    admin: &Admin,
+    body: NewClientBody,
+    options: ClientOptions,
+) -> R<CreatedClientView> {
     admin.require_system()?;
     let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
-    let created = crate::provision::create_client(
+    let created = crate::provision::create_client_recorded(
         &state.store,
         crate::provision::NewClient {
             name: body.name,
@@ -93,35 +121,29 @@ pub async fn create_client(
                 .grant_types
                 .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
             public: body.public,
-            access_token_ttl_secs: None,
-            id_token_alg: latchkey_core::SigningAlg::RS256,
+            access_token_ttl_secs: options.access_token_ttl_secs,
+            id_token_alg: options.id_token_alg,
             skip_consent: body.skip_consent,
             min_acr,
             admin_of: body.admin_of,
         },
+        |c| {
+            vec![admin.event(
+                Action::ClientCreate,
+                &c.id,
+                json!({"after": ClientView::from(c.clone())}),
+            )]
+        },
     )
     .await
     .map_err(|e| match e {
-        crate::provision::ProvisionError::Invalid(m) => {
-            let field = m
-                .trim_start_matches("--")
-                .split([' ', ':'])
-                .next()
-                .unwrap_or("body")
-                .replace('-', "_");
-            AdminError::invalid(&field, m)
-        }
+        crate::provision::ProvisionError::Invalid { field, message } => AdminError::invalid(
+            field.api_name(),
+            crate::provision::Field::api_message(&message),
+        ),
         crate::provision::ProvisionError::Store(e) => e.into(),
     })?;
     let client = get_client(state, admin, &created.client_id).await?;
-    audit(
-        state,
-        admin,
-        Action::ClientCreate,
-        &client.client_id,
-        json!({"after": client}),
-    )
-    .await?;
     Ok(CreatedClientView {
         client,
         client_secret: created.client_secret,
@@ -203,84 +225,20 @@ pub async fn set_client_min_acr(
         .get_client(client)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no client `{client}`")))?;
-    if !state.store.set_client_min_acr(client, min).await? {
-        return Err(AdminError::NotFound(format!("no client `{client}`")));
-    }
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::PolicyClient,
         client,
         json!({
             "before": {"min_acr": before.min_acr.map(|a| a.as_str())},
             "after": {"min_acr": min.map(|a| a.as_str())},
         }),
-    )
-    .await?;
+    );
+    if !state
+        .store
+        .set_client_min_acr(client, min, &[event])
+        .await?
+    {
+        return Err(AdminError::NotFound(format!("no client `{client}`")));
+    }
     get_client(state, admin, client).await
-}
-
-/// What the command line may also choose for a new client, beyond the API's body.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientOptions {
-    /// Access-token lifetime for this client (`None`: the configured default).
-    pub access_token_ttl_secs: Option<i64>,
-    pub id_token_alg: latchkey_core::SigningAlg,
-}
-
-/// `create_client` with the options only the command line offers (`latchkey client create
-/// --access-token-ttl --id-token-alg`): the same checks, the same `client.create` entry.
-// TODO(merge): fold into `create_client` (which would take `ClientOptions`) once its error
-// mapping is typed; kept apart here so as not to edit that function in parallel.
-pub async fn create_client_with(
-    state: &AppState,
-    admin: &Admin,
-    body: NewClientBody,
-    options: ClientOptions,
-) -> R<CreatedClientView> {
-    admin.require_system()?;
-    let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
-    let created = crate::provision::create_client(
-        &state.store,
-        crate::provision::NewClient {
-            name: body.name,
-            redirect_uris: body.redirect_uris,
-            post_logout_redirect_uris: body.post_logout_redirect_uris,
-            grant_types: body
-                .grant_types
-                .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]),
-            public: body.public,
-            access_token_ttl_secs: options.access_token_ttl_secs,
-            id_token_alg: options.id_token_alg,
-            skip_consent: body.skip_consent,
-            min_acr,
-            admin_of: body.admin_of,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        crate::provision::ProvisionError::Invalid(m) => {
-            let field = m
-                .trim_start_matches("--")
-                .split([' ', ':'])
-                .next()
-                .unwrap_or("body")
-                .replace('-', "_");
-            AdminError::invalid(&field, m)
-        }
-        crate::provision::ProvisionError::Store(e) => e.into(),
-    })?;
-    let client = get_client(state, admin, &created.client_id).await?;
-    audit(
-        state,
-        admin,
-        Action::ClientCreate,
-        &client.client_id,
-        json!({"after": client}),
-    )
-    .await?;
-    Ok(CreatedClientView {
-        client,
-        client_secret: created.client_secret,
-    })
 }

@@ -85,21 +85,20 @@ pub async fn create_invitation(
     };
     state
         .store
-        .create_invitation(&inv, token.hash())
+        .create_invitation(
+            &inv,
+            token.hash(),
+            &[admin.event(
+                Action::InvitationCreate,
+                &inv.id,
+                json!({"lab": lab, "after": {"roles": inv.roles, "expires_at": inv.expires_at}}),
+            )],
+        )
         .await
         .map_err(|e| match AdminError::from(e) {
-            AdminError::NotFound(m) if m.starts_with("no role") => AdminError::invalid("roles", m),
             AdminError::Conflict(m) => AdminError::invalid("email", m),
             e => e,
         })?;
-    audit(
-        state,
-        admin,
-        Action::InvitationCreate,
-        &inv.id,
-        json!({"lab": lab, "after": {"roles": inv.roles, "expires_at": inv.expires_at}}),
-    )
-    .await?;
     let mut view = InvitationView::from(inv);
     view.link = Some(format!("{}/invite/{}", state.issuer, token.expose()));
     Ok(view)
@@ -115,13 +114,12 @@ pub async fn delete_invitation(state: &AppState, admin: &Admin, lab: &str, id: &
         .ok_or_else(|| {
             AdminError::NotFound("no open invitation with this id in this lab".into())
         })?;
-    state.store.delete_invitation(&inv.id).await?;
-    audit(
-        state,
-        admin,
-        Action::InvitationDelete,
-        id,
-        json!({"lab": lab}),
-    )
-    .await
+    state
+        .store
+        .delete_invitation(
+            &inv.id,
+            &[admin.event(Action::InvitationDelete, id, json!({"lab": lab}))],
+        )
+        .await?;
+    Ok(())
 }

@@ -53,14 +53,15 @@ pub async fn create_lab(state: &AppState, admin: &Admin, new: NewLab) -> R<LabVi
             "give a name of 1 to 100 characters, without control characters",
         ));
     }
-    let lab = state.store.create_lab(name).await?;
-    audit(
-        state,
-        admin,
-        Action::LabCreate,
-        &lab.id,
-        json!({"after": {"name": lab.name}}),
-    )
-    .await?;
+    let lab = state
+        .store
+        .create_lab(name, |lab| {
+            vec![admin.event(
+                Action::LabCreate,
+                &lab.id,
+                json!({"after": {"name": lab.name}}),
+            )]
+        })
+        .await?;
     Ok(lab.into())
 }

@@ -146,7 +146,7 @@ pub async fn add_member(
             "no account has this email: send an invitation, so that the person chooses their own password",
         ));
     }
-    let (user_id, created) = match existing {
+    let (who, created) = match existing {
         Some(u) => {
             if new.password.is_some() || new.name.is_some() {
                 return Err(AdminError::invalid(
@@ -154,15 +154,7 @@ pub async fn add_member(
                     "this email already has an account: give only email and roles to add it",
                 ));
             }
-            if state.store.user_labs(&u.id).await?.iter().any(|l| l == lab) {
-                return Err(AdminError::Conflict(
-                    "this person is already a member of the lab".into(),
-                ));
-            }
-            if !state.store.add_membership(&u.id, lab).await? {
-                return Err(AdminError::NotFound(format!("no lab `{lab}`")));
-            }
-            (u.id, false)
+            (Joiner::Existing(u.id), false)
         }
         None => {
             let hash = match new.password.as_deref() {
@@ -190,80 +182,61 @@ pub async fn add_member(
             };
             let name = new.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
             (
-                state.store.create_member(&email, name, hash, lab).await?,
+                Joiner::New {
+                    email,
+                    name: name.map(str::to_owned),
+                    password_hash: hash,
+                },
                 true,
             )
         }
     };
-    if !new.roles.is_empty()
-        && let Err(e) = state
-            .store
-            .set_member_roles(&user_id, lab, &new.roles)
-            .await
-    {
-        // Undo the membership so that nothing is half-written.
-        state.store.remove_membership(&user_id, lab).await?;
-        return Err(match AdminError::from(e) {
-            AdminError::NotFound(m) => AdminError::invalid("roles", m),
-            e => e,
-        });
-    }
-    audit(
-        state,
-        admin,
-        if created {
-            Action::UserCreate
-        } else {
-            Action::MemberAdd
-        },
-        &user_id,
-        json!({"lab": lab, "after": {"roles": new.roles}}),
-    )
-    .await?;
+    // One transaction: the account, the membership, the roles and the audit entry commit
+    // together or not at all.
+    let (actor, lab_id, roles) = (
+        admin.actor_id().to_owned(),
+        lab.to_owned(),
+        new.roles.clone(),
+    );
+    let user_id = state
+        .store
+        .add_member(lab, who, &new.roles, move |user_id| {
+            vec![Event::new(
+                actor,
+                if created {
+                    Action::UserCreate
+                } else {
+                    Action::MemberAdd
+                },
+                user_id,
+                json!({"lab": lab_id, "after": {"roles": roles}}),
+            )]
+        })
+        .await?;
     get_member(state, admin, lab, &user_id).await
 }
 
 /// The normalised address, or `invalid` naming `email`.
 pub(super) fn checked_email(raw: &str) -> R<String> {
-    let email = crate::store::users::normalize_email(raw);
-    if valid_email(&email) {
-        Ok(email)
-    } else {
-        Err(AdminError::invalid(
-            "email",
-            "give an email address like ada@example.org",
-        ))
-    }
+    latchkey_core::names::Email::parse(raw)
+        .map(String::from)
+        .map_err(|_| AdminError::invalid("email", "give an email address like ada@example.org"))
 }
 
 pub(super) fn check_roles(roles: &[String]) -> R<()> {
     roles.iter().try_for_each(|r| check_role("roles", r))
 }
 
-fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-}
-
 pub async fn remove_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<()> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
-    state.store.remove_membership(user, lab).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::MemberRemove,
         user,
         json!({"lab": lab, "before": {"roles": before.roles, "admin": before.admin}}),
-    )
-    .await
+    );
+    state.store.remove_membership(user, lab, &[event]).await?;
+    Ok(())
 }
 
 pub async fn set_member_admin(
@@ -275,15 +248,12 @@ pub async fn set_member_admin(
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     let before = member_of(state, lab, user).await?;
-    state.store.set_lab_admin(user, lab, on).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::MemberAdmin,
         user,
         json!({"lab": lab, "before": before.admin, "after": on}),
-    )
-    .await?;
+    );
+    state.store.set_lab_admin(user, lab, on, &[event]).await?;
     get_member(state, admin, lab, user).await
 }
 
@@ -297,22 +267,15 @@ pub async fn set_member_roles(
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
     check_roles(&roles)?;
-    state
-        .store
-        .set_member_roles(user, lab, &roles)
-        .await
-        .map_err(|e| match AdminError::from(e) {
-            AdminError::NotFound(m) if m.starts_with("no role") => AdminError::invalid("roles", m),
-            e => e,
-        })?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::MemberRoles,
         user,
         json!({"lab": lab, "before": before.roles, "after": roles}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .set_member_roles(user, lab, &roles, &[event])
+        .await?;
     get_member(state, admin, lab, user).await
 }
 
@@ -328,13 +291,7 @@ pub async fn set_member_feature(
     admin.require_lab(lab)?;
     check_feature("feature", feature)?;
     let before = get_member(state, admin, lab, user).await?;
-    state
-        .store
-        .set_member_feature(user, lab, feature, allow)
-        .await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::MemberFeature,
         user,
         json!({
@@ -343,7 +300,10 @@ pub async fn set_member_feature(
             "before": before.overrides.get(feature),
             "after": allow,
         }),
-    )
-    .await?;
+    );
+    state
+        .store
+        .set_member_feature(user, lab, feature, allow, &[event])
+        .await?;
     get_member(state, admin, lab, user).await
 }

@@ -28,7 +28,7 @@ use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::protocol::strength::Enrolled;
 use crate::secret::{OpaqueToken, TokenKind};
-use crate::store::admin::{AuditQuery, AuditRecord, Member, Role, UserInfo};
+use crate::store::admin::{AuditQuery, AuditRecord, Joiner, Member, Role, UserInfo};
 use crate::store::invitations::Invitation;
 use crate::store::now;
 use latchkey_core::Acr;
@@ -48,20 +48,6 @@ fn acr_opt(field: &str, v: Option<&str>) -> R<Option<Acr>> {
     v.filter(|s| !s.is_empty())
         .map(|s| parse_acr(field, s))
         .transpose()
-}
-
-async fn audit(
-    state: &AppState,
-    admin: &Admin,
-    action: Action,
-    target: &str,
-    details: serde_json::Value,
-) -> R<()> {
-    state
-        .store
-        .audit(Event::new(admin.actor_id(), action, target, details))
-        .await?;
-    Ok(())
 }
 
 async fn lab_exists(state: &AppState, lab: &str) -> R<crate::store::labs::Lab> {

@@ -57,20 +57,20 @@ pub async fn put_role(
     features.dedup();
     let min = acr_opt("min_acr", body.min_acr.as_deref())?;
     let before = role_view(state, lab, name).await?;
-    state.store.put_role(lab, name, &features, min).await?;
     let after = RoleView {
         name: name.to_owned(),
         min_acr: min.map(|a| a.as_str().to_owned()),
         features,
     };
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::RolePut,
         lab,
         json!({"lab": lab, "role": name, "before": before, "after": after}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .put_role(lab, name, &after.features, min, &[event])
+        .await?;
     Ok(after)
 }
 
@@ -79,15 +79,13 @@ pub async fn delete_role(state: &AppState, admin: &Admin, lab: &str, name: &str)
     let before = role_view(state, lab, name)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no role `{name}` in this lab")))?;
-    state.store.delete_role(lab, name).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::RoleDelete,
         lab,
         json!({"lab": lab, "role": name, "before": before}),
-    )
-    .await
+    );
+    state.store.delete_role(lab, name, &[event]).await?;
+    Ok(())
 }
 
 /// One role of a lab as the API shows it, if it exists.
@@ -170,19 +168,19 @@ async fn write_role(
     min_acr: Option<String>,
 ) -> R<RoleView> {
     let min = acr_opt("min_acr", min_acr.as_deref())?;
-    state.store.put_role(lab, name, &features, min).await?;
     let after = RoleView {
         name: name.to_owned(),
         min_acr,
         features,
     };
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::RolePut,
         lab,
         json!({"lab": lab, "role": name, "before": before, "after": after}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .put_role(lab, name, &after.features, min, &[event])
+        .await?;
     Ok(after)
 }

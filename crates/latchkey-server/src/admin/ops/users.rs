@@ -77,10 +77,7 @@ pub async fn set_disabled(
             "you cannot disable your own account".into(),
         ));
     }
-    state.store.set_user_disabled(user, disabled).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         if disabled {
             Action::UserDisable
         } else {
@@ -88,8 +85,11 @@ pub async fn set_disabled(
         },
         user,
         json!({"before": {"disabled": info.disabled}, "after": {"disabled": disabled}}),
-    )
-    .await?;
+    );
+    state
+        .store
+        .set_user_disabled(user, disabled, &[event])
+        .await?;
     get_user(state, admin, user).await
 }
 
@@ -101,28 +101,29 @@ pub struct Count {
 pub async fn reset_factors(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
     let (_, _) = authorised_user(state, admin, user).await?;
     let before: Factors = state.store.enrolled(user).await?.into();
-    let n = state.store.reset_factors(user).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::UserResetFactors,
         user,
-        json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}))
-    .await?;
+        json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}),
+    );
+    let n = state.store.reset_factors(user, &[event]).await?;
     Ok(Count { count: n })
 }
 
 pub async fn end_sessions(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
     authorised_user(state, admin, user).await?;
-    let n = state.store.end_user_sessions(user).await?;
-    audit(
-        state,
-        admin,
-        Action::UserEndSessions,
-        user,
-        json!({"sessions": n}),
-    )
-    .await?;
+    let (actor, target) = (admin.actor_id().to_owned(), user.to_owned());
+    let n = state
+        .store
+        .end_user_sessions(user, move |n| {
+            vec![Event::new(
+                actor,
+                Action::UserEndSessions,
+                target,
+                json!({"sessions": n}),
+            )]
+        })
+        .await?;
     Ok(Count { count: n })
 }
 
@@ -139,15 +140,12 @@ pub async fn set_system_admin(
             "you cannot remove your own system administration".into(),
         ));
     }
-    state.store.set_system_admin(user, on).await?;
-    audit(
-        state,
-        admin,
+    let event = admin.event(
         Action::UserSystemAdmin,
         user,
         json!({"before": info.system_admin, "after": on}),
-    )
-    .await?;
+    );
+    state.store.set_system_admin(user, on, &[event]).await?;
     get_user(state, admin, user).await
 }
 
@@ -162,7 +160,11 @@ pub async fn export_user(state: &AppState, admin: &Admin, user: &str) -> R<serde
         .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
     let rights = state.store.admin_rights(user).await?.unwrap_or_default();
     v["administration"] = json!({"system": info.system_admin, "labs": rights.labs});
-    audit(state, admin, Action::UserExported, user, json!({})).await?;
+    // A read records no change of its own: a standalone entry.
+    state
+        .store
+        .audit(admin.event(Action::UserExported, user, json!({})))
+        .await?;
     Ok(v)
 }
 

@@ -1,0 +1,195 @@
+//! An administrative change and its audit entry commit together or not at all: with a failure
+//! injected into the audit append (a trigger that aborts every insert into `audit_events`),
+//! every mutating admin API call answers an error and leaves the database exactly as it was,
+//! and the chain still verifies. Both databases.
+
+use crate::admin_api::{call, client_token};
+use crate::audit::tamper;
+use crate::both;
+use crate::common::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const SQLITE_FAIL: &str = "CREATE TRIGGER lk_injected BEFORE INSERT ON audit_events \
+     BEGIN SELECT RAISE(ABORT, 'injected'); END;";
+const SQLITE_HEAL: &str = "DROP TRIGGER lk_injected;";
+const PG_FAIL: &str = "CREATE FUNCTION lk_injected() RETURNS trigger LANGUAGE plpgsql AS \
+     $$ BEGIN RAISE EXCEPTION 'injected'; END $$; \
+     CREATE TRIGGER lk_injected BEFORE INSERT ON audit_events \
+     FOR EACH ROW EXECUTE FUNCTION lk_injected();";
+const PG_HEAL: &str = "DROP TRIGGER lk_injected ON audit_events; DROP FUNCTION lk_injected();";
+
+fn is_pg(app: &TestApp) -> bool {
+    app.state.config.database_url().starts_with("postgres")
+}
+
+/// Everything the calls below could change, as the API reads it, plus the audit chain's length.
+async fn snapshot(app: &TestApp, token: &str) -> Value {
+    let lab = &app.lab_id;
+    let user = &app.user_id;
+    let mut out = serde_json::Map::new();
+    for path in [
+        "/api/v1/labs".to_owned(),
+        format!("/api/v1/labs/{lab}/members"),
+        format!("/api/v1/labs/{lab}/roles"),
+        format!("/api/v1/labs/{lab}/policy"),
+        format!("/api/v1/labs/{lab}/invitations"),
+        "/api/v1/users".to_owned(),
+        format!("/api/v1/users/{user}"),
+        "/api/v1/clients".to_owned(),
+    ] {
+        let (status, body) = call(app, Some(token), Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        out.insert(path, body);
+    }
+    let (chain, _) = app.state.store.audit_chain().await.unwrap();
+    out.insert("audit entries".into(), json!(chain.len()));
+    Value::Object(out)
+}
+
+both!(
+    admin_change_and_its_audit_entry_commit_together,
+    async |app: &TestApp| {
+        let token = client_token(app, "*").await;
+        let (lab, user) = (app.lab_id.clone(), app.user_id.clone());
+        // Something to delete and to assign.
+        let (s, b) = call(
+            app,
+            Some(&token),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/roles/reader"),
+            Some(json!({"features": ["orders:read"]})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let (s, inv) = call(
+            app,
+            Some(&token),
+            Method::POST,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            Some(json!({"email": "invitee@lab.example"})),
+        )
+        .await;
+        assert!(s == 200 || s == 201, "{inv}");
+        let inv_id = inv["id"].as_str().unwrap().to_owned();
+
+        let before = snapshot(app, &token).await;
+        tamper(app, if is_pg(app) { PG_FAIL } else { SQLITE_FAIL }).await;
+
+        let calls: Vec<(Method, String, Option<Value>)> = vec![
+            (
+                Method::POST,
+                "/api/v1/labs".into(),
+                Some(json!({"name": "Lab 43"})),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/labs/{lab}/members"),
+                Some(json!({"email": "newcomer@lab.example", "roles": ["reader"]})),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/roles/writer"),
+                Some(json!({"features": ["orders:write"], "min_acr": "mfa"})),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/roles/reader"),
+                None,
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/policy"),
+                Some(json!({"min_acr": "mfa", "grace_days": 7})),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/members/{user}/roles"),
+                Some(json!({"roles": ["reader"]})),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/members/{user}/admin"),
+                Some(json!({"admin": true})),
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/members/{user}/features/orders:write"),
+                Some(json!({"allow": true})),
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/labs/{lab}/invitations"),
+                Some(json!({"email": "second@lab.example"})),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/invitations/{inv_id}"),
+                None,
+            ),
+            (Method::POST, format!("/api/v1/users/{user}/disable"), None),
+            (
+                Method::POST,
+                format!("/api/v1/users/{user}/end-sessions"),
+                None,
+            ),
+            (
+                Method::POST,
+                format!("/api/v1/users/{user}/reset-factors"),
+                None,
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/users/{user}/system-admin"),
+                Some(json!({"admin": true})),
+            ),
+            (
+                Method::POST,
+                "/api/v1/clients".into(),
+                Some(json!({"name": "bot", "grant_types": ["client_credentials"]})),
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/members/{user}"),
+                None,
+            ),
+            (Method::DELETE, format!("/api/v1/users/{user}"), None),
+        ];
+        for (method, path, body) in calls {
+            let (status, answer) = call(app, Some(&token), method.clone(), &path, body).await;
+            assert!(
+                status >= 500,
+                "{method} {path} must fail when its audit entry cannot be written: {status} {answer}"
+            );
+            assert_eq!(
+                snapshot(app, &token).await,
+                before,
+                "{method} {path} left a change without its audit entry"
+            );
+        }
+
+        tamper(app, if is_pg(app) { PG_HEAL } else { SQLITE_HEAL }).await;
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        assert!(latchkey_server::audit::chain::verify(&chain).is_none());
+        // Healed, the same change goes through with its entry.
+        let (s, b) = call(
+            app,
+            Some(&token),
+            Method::PUT,
+            &format!("/api/v1/labs/{lab}/policy"),
+            Some(json!({"min_acr": "mfa"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{b}");
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        assert_eq!(
+            chain.len(),
+            before["audit entries"].as_u64().unwrap() as usize + 1
+        );
+        assert_eq!(
+            chain.last().unwrap().entry.action,
+            latchkey_server::audit::Action::PolicyLab.as_str()
+        );
+        assert!(latchkey_server::audit::chain::verify(&chain).is_none());
+    }
+);
