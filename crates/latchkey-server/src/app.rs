@@ -5,110 +5,13 @@ use crate::crypto::Kek;
 use crate::crypto::kek::KekSource;
 use crate::keys::Keys;
 use crate::password::PasswordHasher;
+pub use crate::state::AppState;
+use crate::state::ClientCache;
 use crate::store::Store;
-use crate::store::clients::Client;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
-/// Everything a request handler needs; shared by all workers.
-pub struct AppState {
-    pub config: Config,
-    pub issuer: String,
-    pub store: Store,
-    pub keys: Keys,
-    pub kek: Arc<Kek>,
-    pub hasher: PasswordHasher,
-    pub csrf_key: ring::hmac::Key,
-    pub insecure_cookies: bool,
-    /// The WebAuthn relying party (passkeys and security keys); `None` when the issuer's host
-    /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
-    pub webauthn: Option<webauthn_rs::Webauthn>,
-    clients: ClientCache,
-    /// Verifies the admin API's bearer tokens (audience `latchkey:admin`) with
-    /// `latchkey-client`, from this node's own published keys.
-    admin_verifier: latchkey_client::Verifier,
-    /// Whether a lab has any MFA policy (lab minimum or role minimums), cached like clients:
-    /// refreshes of labs without policy then cost no extra query.
-    lab_policies: RwLock<HashMap<String, (bool, Instant)>>,
-}
-
-/// Clients change rarely and are read on every token request; a short-lived cache keeps the
-/// token endpoint off the database. A change made on another node applies within `CLIENT_TTL`.
-struct ClientCache {
-    map: RwLock<HashMap<String, (Arc<Client>, Instant)>>,
-}
-
-const CLIENT_TTL: Duration = Duration::from_secs(5);
-
-impl AppState {
-    pub fn admin_verifier(&self) -> &latchkey_client::Verifier {
-        &self.admin_verifier
-    }
-
-    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, crate::store::StoreError> {
-        if id == crate::admin::ADMIN_CLIENT_ID {
-            return Ok(Some(Arc::new(crate::http::admin::console_client(
-                &self.issuer,
-            ))));
-        }
-        if let Ok(map) = self.clients.map.read()
-            && let Some((c, at)) = map.get(id)
-            && at.elapsed() < CLIENT_TTL
-        {
-            return Ok(Some(c.clone()));
-        }
-        let Some(c) = self.store.get_client(id).await? else {
-            return Ok(None);
-        };
-        let c = Arc::new(c);
-        if let Ok(mut map) = self.clients.map.write() {
-            if map.len() > 10_000 {
-                map.clear();
-            }
-            map.insert(id.to_owned(), (c.clone(), Instant::now()));
-        }
-        Ok(Some(c))
-    }
-
-    /// Whether a lab has any MFA policy (cached for `CLIENT_TTL`: a change applies within it
-    /// on every node).
-    pub async fn lab_has_policy(&self, lab: &str) -> Result<bool, crate::store::StoreError> {
-        let cached = self.lab_policies.read().ok().and_then(|m| {
-            m.get(lab)
-                .filter(|(_, at)| at.elapsed() < CLIENT_TTL)
-                .map(|e| e.0)
-        });
-        if let Some(h) = cached {
-            return Ok(h);
-        }
-        let h = self.store.lab_has_policy(lab).await?;
-        if let Ok(mut m) = self.lab_policies.write() {
-            if m.len() > 10_000 {
-                m.clear();
-            }
-            m.insert(lab.to_owned(), (h, Instant::now()));
-        }
-        Ok(h)
-    }
-
-    /// The level MFA policy demands of a member's tokens now (`None`: no demand, or the
-    /// member's enrolment grace is open). A change applies within `CLIENT_TTL` on every node.
-    pub async fn policy_floor(
-        &self,
-        user_id: &str,
-        lab: &str,
-    ) -> Result<Option<latchkey_core::Acr>, crate::store::StoreError> {
-        let has_policy = self.lab_has_policy(lab).await?;
-        if !has_policy {
-            return Ok(None);
-        }
-        self.store
-            .policy_floor(user_id, lab, crate::store::now())
-            .await
-    }
-}
+use std::time::Duration;
 
 /// A loaded service, ready to serve.
 pub struct App {

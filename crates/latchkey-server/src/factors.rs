@@ -17,20 +17,16 @@ const TOTP_DIGITS: u8 = 6;
 const TOTP_STEP: u64 = 30;
 const TOTP_SKEW: u16 = 1;
 
-pub(crate) fn totp_aad(user_id: &str) -> Vec<u8> {
-    format!("latchkey totp v1 {user_id}").into_bytes()
-}
-
 pub fn new_totp_secret() -> Vec<u8> {
     random_bytes(20)
 }
 
 pub fn seal_totp(kek: &Kek, user_id: &str, secret: &[u8]) -> Vec<u8> {
-    kek.seal(&totp_aad(user_id), secret)
+    kek.seal(&crate::crypto::kek::totp_aad(user_id), secret)
 }
 
 pub fn open_totp(kek: &Kek, user_id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
-    kek.open(&totp_aad(user_id), sealed)
+    kek.open(&crate::crypto::kek::totp_aad(user_id), sealed)
         .map_err(|e| format!("cannot open TOTP secret: {e}"))
 }
 

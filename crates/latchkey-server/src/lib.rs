@@ -19,6 +19,7 @@ pub mod protocol;
 pub mod provision;
 pub mod secret;
 pub mod signin;
+pub mod state;
 pub mod store;
 pub mod token;
 

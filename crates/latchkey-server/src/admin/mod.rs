@@ -11,14 +11,13 @@
 
 pub mod ops;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
 use latchkey_core::names::{FeatureName, RoleName};
 use std::collections::BTreeSet;
 
-/// The admin console's client id (a built-in public client that signs in like any other).
-pub const ADMIN_CLIENT_ID: &str = "latchkey:admin";
+pub use crate::store::clients::ADMIN_CLIENT_ID;
 /// The scope an automation client asks for to call the admin API.
 pub const ADMIN_SCOPE: &str = "latchkey:admin";
 /// The `aud` of every token the admin API accepts.

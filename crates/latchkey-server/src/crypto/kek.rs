@@ -139,6 +139,12 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// The associated data a user's sealed TOTP secret is bound to: a secret copied onto another
+/// user's row does not open.
+pub(crate) fn totp_aad(user_id: &str) -> Vec<u8> {
+    format!("latchkey totp v1 {user_id}").into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,8 @@
 //! CSRF tokens are HMAC(key derived from the KEK, browser id, purpose): every node computes the
 //! same token, nothing is stored, and a token from one browser is useless in another.
 
-use crate::app::AppState;
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, ct_eq};
+use crate::state::AppState;
 use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite, time::Duration};
 use base64::Engine;

@@ -38,7 +38,7 @@ fn gone() -> PageError {
 }
 
 async fn open(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     token: &str,
 ) -> Result<(crate::store::invitations::Invitation, String), PageError> {
     let inv = state

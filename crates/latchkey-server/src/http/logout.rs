@@ -6,7 +6,7 @@ use super::authorize::current_session;
 use super::errors::PageError;
 use super::pages::{LogoutPage, message, render_posting_to};
 use super::{Params, State, cookies};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::token::jwt::verify_id_token_hint;
 use actix_web::http::StatusCode;

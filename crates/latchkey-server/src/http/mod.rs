@@ -25,7 +25,7 @@ pub mod webauthn;
 
 use actix_web::web;
 
-pub type State = web::Data<crate::app::AppState>;
+pub type State = web::Data<crate::state::AppState>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -153,7 +153,7 @@ pub fn page_form(body: &[u8]) -> Result<Params, errors::PageError> {
 
 /// Refuses (400 page) a form whose `csrf` field is not this browser's token for `purpose`.
 pub fn require_csrf(
-    state: &crate::app::AppState,
+    state: &crate::state::AppState,
     browser: &str,
     purpose: &str,
     form: &Params,

@@ -6,12 +6,12 @@
 //! its own transaction.
 
 use super::{Next, Origin, SignInError, flow, session};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
 use crate::protocol::strength::{self, Enrolled, Method, offer};
 use crate::secret::OpaqueToken;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
 use crate::store::factors::{RecoveryStatus, TotpRow, WebauthnRow};

@@ -3,10 +3,10 @@
 //! flow reached and the lab it decided.
 
 use super::ClientAnswer;
-use crate::app::AppState;
 use crate::protocol::authorize::AuthRequest;
 use crate::protocol::strength::Strength;
 use crate::secret::{OpaqueToken, TokenKind, random_id};
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::codes::AuthCode;
 use crate::store::sessions::Session;

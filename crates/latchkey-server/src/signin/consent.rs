@@ -2,9 +2,9 @@
 //! the requested scopes. Consent is remembered per user and client.
 
 use super::{ClientAnswer, Next, SignInError, flow};
-use crate::app::AppState;
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::Transition;
+use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;

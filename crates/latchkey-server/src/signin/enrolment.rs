@@ -4,9 +4,9 @@
 //! grace of the flow's lab.
 
 use super::{Next, SignInError, flow};
-use crate::app::AppState;
 use crate::protocol::authorize::{self, Standing, Transition, next_step};
 use crate::protocol::strength::Grace;
+use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;

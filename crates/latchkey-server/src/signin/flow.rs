@@ -4,7 +4,6 @@
 //! page, a refusal, or a code); [`transition`] is the only way a stored flow changes.
 
 use super::{ClientAnswer, Next, SignInError, code};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::{
@@ -13,6 +12,7 @@ use crate::protocol::authorize::{
 };
 use crate::protocol::strength::{Demands, Enrolled, Grace};
 use crate::secret::{TokenHash, random_id};
+use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;

@@ -4,8 +4,8 @@
 //! Only the user's own labs are offered or accepted.
 
 use super::{Next, SignInError, flow};
-use crate::app::AppState;
 use crate::protocol::authorize::Transition;
+use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::labs::Lab;
 use crate::store::sessions::Session;

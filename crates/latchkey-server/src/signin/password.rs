@@ -3,11 +3,11 @@
 //! not even checked (passkeys still work).
 
 use super::{SignInError, SignedIn, flow, session, throttle};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::password::Verified;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
+use crate::state::AppState;
 use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;

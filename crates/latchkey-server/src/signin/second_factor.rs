@@ -6,11 +6,11 @@
 //! per user in [`throttle`](super::throttle).
 
 use super::{SignInError, SignedIn, flow, session, throttle};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::{Method, Offer, offer};
+use crate::state::AppState;
 use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;

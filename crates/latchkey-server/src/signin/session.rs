@@ -3,10 +3,10 @@
 //! transaction as the session).
 
 use super::SignInError;
-use crate::app::AppState;
 use crate::audit::Event;
 use crate::protocol::strength::{self, Method};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::sessions::Session;
 use crate::store::users::User;

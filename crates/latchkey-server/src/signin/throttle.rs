@@ -3,8 +3,8 @@
 //! are refused unchecked for a while that doubles (the rule is [`Attempt::lock`]). Passkey
 //! sign-in is never locked, so a lock cannot shut a passkey user out.
 
-use crate::app::AppState;
 use crate::audit::{Action, Event};
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::factors::Attempt;
 

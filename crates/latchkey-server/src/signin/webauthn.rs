@@ -5,11 +5,11 @@
 //! browser binding) are in `http/webauthn.rs`.
 
 use super::{Next, SignInError, SignedIn, flow, session};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
+use crate::state::AppState;
 use crate::store::factors::WebauthnRow;
 use crate::store::sessions::Session;
 use crate::store::users::User;

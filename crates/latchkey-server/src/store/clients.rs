@@ -195,3 +195,33 @@ impl Store {
         .await
     }
 }
+
+/// The admin console's client id (a built-in public client that signs in like any other).
+pub const ADMIN_CLIENT_ID: &str = "latchkey:admin";
+
+/// Access tokens the console holds live this long; after that it signs in again (silently,
+/// while the Latchkey session lasts).
+pub const CONSOLE_TOKEN_TTL: i64 = 900;
+
+/// The console as a client: public (PKCE), code flow only, first-party (no consent).
+pub fn console_client(issuer: &str) -> Client {
+    Client {
+        id: ADMIN_CLIENT_ID.into(),
+        name: "the Latchkey admin console".into(),
+        secret_hash: None,
+        redirect_uris: vec![console_callback_uri(issuer)],
+        post_logout_redirect_uris: vec![],
+        grant_types: vec!["authorization_code".into()],
+        access_token_ttl_secs: Some(CONSOLE_TOKEN_TTL),
+        id_token_alg: latchkey_core::SigningAlg::ES256,
+        skip_consent: true,
+        created_at: 0,
+        min_acr: None,
+        admin_of: None,
+    }
+}
+
+/// Where the console receives its authorization code.
+pub fn console_callback_uri(issuer: &str) -> String {
+    format!("{issuer}/admin/callback")
+}

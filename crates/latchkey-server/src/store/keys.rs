@@ -339,7 +339,7 @@ impl Store {
                     .load(conn)
                     .await?;
                 for (user, sealed) in &secrets {
-                    let aad = crate::factors::totp_aad(user);
+                    let aad = crate::crypto::kek::totp_aad(user);
                     let secret = old
                         .open(&aad, sealed)
                         .map_err(|e| StoreError::Corrupt(format!("TOTP secret of {user}: {e}")))?;

@@ -5,11 +5,11 @@
 
 use super::jwt::{self, AccessTokenInput, UserContext};
 use super::{TokenResponse, access_token_ttl, member_grants};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::protocol::code::{self, CodeRefusal, IssuedCode, Presented};
 use crate::protocol::{OAuthError, id_token, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
+use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::codes::CodeUse;
 use crate::store::grants::Grant;

@@ -2,9 +2,9 @@
 //! section 2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
 //! Exactly one method per request; reading it from the request is the HTTP layer's.
 
-use crate::app::AppState;
 use crate::protocol::OAuthError;
 use crate::secret::TokenHash;
+use crate::state::AppState;
 use crate::store::clients::Client;
 use std::sync::Arc;
 

@@ -5,8 +5,8 @@
 use super::jwt::{self, AccessTokenInput};
 use super::{TokenResponse, access_token_ttl};
 use crate::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
-use crate::app::AppState;
 use crate::protocol::OAuthError;
+use crate::state::AppState;
 use crate::store::clients::Client;
 use latchkey_core::ErrorCode;
 

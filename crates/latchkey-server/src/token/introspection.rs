@@ -3,9 +3,9 @@
 //! revoked token, is simply inactive (section 2.2).
 
 use super::userinfo::check_access_token;
-use crate::app::AppState;
 use crate::protocol::OAuthError;
 use crate::secret::{TokenHash, TokenKind};
+use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::grants::Grant;
 use latchkey_core::{AccessTokenClaims, ErrorCode};

@@ -17,8 +17,8 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod userinfo;
 
-use crate::app::AppState;
 use crate::protocol::OAuthError;
+use crate::state::AppState;
 use crate::store::clients::Client;
 use latchkey_core::ErrorCode;
 use serde::Serialize;

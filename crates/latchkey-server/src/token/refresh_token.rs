@@ -6,10 +6,10 @@
 
 use super::jwt::{self, AccessTokenInput, UserContext};
 use super::{TokenResponse, access_token_ttl, member_grants};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
+use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::grants::RefreshUse;
 

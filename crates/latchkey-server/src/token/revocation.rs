@@ -4,11 +4,11 @@
 //! tokens are no error (section 2.2).
 
 use super::jwt::ACCESS_TOKEN_TYP;
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::crypto::jwt;
 use crate::protocol::OAuthError;
 use crate::secret::{TokenHash, TokenKind};
+use crate::state::AppState;
 use crate::store::clients::Client;
 use latchkey_core::{AccessTokenClaims, ErrorCode};
 

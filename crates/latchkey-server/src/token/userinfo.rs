@@ -3,8 +3,8 @@
 //! live grant of an enabled user, and carry `openid`.
 
 use super::jwt::verify_access_token;
-use crate::app::AppState;
 use crate::protocol::{OAuthError, scope};
+use crate::state::AppState;
 use latchkey_core::{AccessTokenClaims, ErrorCode};
 use serde::Serialize;
 

@@ -24,10 +24,10 @@ pub use roles::*;
 pub use users::*;
 
 use super::{Admin, AdminError, check_feature, check_role};
-use crate::app::AppState;
 use crate::audit::{Action, Event};
 use crate::protocol::strength::Enrolled;
 use crate::secret::{OpaqueToken, TokenKind};
+use crate::state::AppState;
 use crate::store::admin::{AuditQuery, AuditRecord, Joiner, Member, Role, UserInfo};
 use crate::store::invitations::Invitation;
 use crate::store::now;

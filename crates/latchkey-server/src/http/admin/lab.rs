@@ -7,9 +7,9 @@ use super::pages::{
 use super::{CSRF_PURPOSE, Console, console, error_page, html};
 use crate::admin::AdminError;
 use crate::admin::ops::{self, AuditFilter, NewInvitation, NewMember, PolicyView, RoleBody};
-use crate::app::AppState;
 use crate::http::authorize::see_other;
 use crate::http::{State, cookies, decode_pairs};
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 fn query(req: &HttpRequest, key: &str) -> Option<String> {

@@ -16,10 +16,10 @@ use super::cookies;
 use super::errors::PageError;
 use super::{State, decode_pairs};
 use crate::admin::{self, ADMIN_CLIENT_ID, Actor, Admin, AdminError};
-use crate::app::AppState;
 use crate::protocol::pkce;
 use crate::secret::random_b64;
-use crate::store::clients::Client;
+use crate::state::AppState;
+use crate::store::clients::console_callback_uri;
 use actix_web::cookie::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -27,31 +27,9 @@ use askama::Template;
 
 /// Access tokens the console holds live this long; after that it signs in again (silently,
 /// while the Latchkey session lasts).
-pub const CONSOLE_TOKEN_TTL: i64 = 900;
+pub use crate::store::clients::CONSOLE_TOKEN_TTL;
 /// The CSRF purpose of every console form.
 pub const CSRF_PURPOSE: &str = "admin";
-
-/// The console as a client: public (PKCE), code flow only, first-party (no consent).
-pub fn console_client(issuer: &str) -> Client {
-    Client {
-        id: ADMIN_CLIENT_ID.into(),
-        name: "the Latchkey admin console".into(),
-        secret_hash: None,
-        redirect_uris: vec![callback_uri(issuer)],
-        post_logout_redirect_uris: vec![],
-        grant_types: vec!["authorization_code".into()],
-        access_token_ttl_secs: Some(CONSOLE_TOKEN_TTL),
-        id_token_alg: latchkey_core::SigningAlg::ES256,
-        skip_consent: true,
-        created_at: 0,
-        min_acr: None,
-        admin_of: None,
-    }
-}
-
-fn callback_uri(issuer: &str) -> String {
-    format!("{issuer}/admin/callback")
-}
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(index))
@@ -215,7 +193,7 @@ async fn login(state: State, req: HttpRequest) -> HttpResponse {
     let params: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", ADMIN_CLIENT_ID)
-        .append_pair("redirect_uri", &callback_uri(&state.issuer))
+        .append_pair("redirect_uri", &console_callback_uri(&state.issuer))
         .append_pair("scope", "openid")
         .append_pair("state", &ls.state)
         .append_pair("code_challenge", &challenge)
@@ -265,10 +243,10 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
     }
     let request = crate::token::authorization_code::CodeRequest {
         code: Some(get("code").unwrap_or("").to_owned()),
-        redirect_uri: Some(callback_uri(&state.issuer)),
+        redirect_uri: Some(console_callback_uri(&state.issuer)),
         code_verifier: Some(ls.verifier.clone()),
     };
-    let client = console_client(&state.issuer);
+    let client = crate::store::clients::console_client(&state.issuer);
     let tokens =
         crate::token::authorization_code::exchange(&state, &client, &request, crate::store::now())
             .await

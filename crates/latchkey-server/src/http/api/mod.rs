@@ -16,8 +16,8 @@ pub mod system;
 pub mod users;
 
 use crate::admin::{self, Admin, AdminError};
-use crate::app::AppState;
 use crate::http::decode_pairs;
+use crate::state::AppState;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
