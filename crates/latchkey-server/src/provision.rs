@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::password::{PasswordHasher, check_new_password};
 use crate::protocol::redirect_uri::validate_for_registration;
 use crate::secret::{OpaqueToken, TokenKind, random_b64};
-use crate::store::clients::Client;
+use crate::store::clients::{AdminOf, Client};
 use crate::store::labs::Lab;
 use crate::store::users::{NewUser, UserSummary};
 use crate::store::{Store, StoreError, now};
@@ -252,6 +252,7 @@ pub async fn create_client_recorded(
         );
     }
     let mut c = c;
+    let mut admin_of = None;
     if let Some(scope) = c.admin_of.take() {
         if !c.grant_types.iter().any(|g| g == "client_credentials") {
             return invalid(
@@ -259,11 +260,11 @@ pub async fn create_client_recorded(
                 "--admin-of needs the client_credentials grant",
             );
         }
-        c.admin_of = Some(if scope == "*" {
-            scope
+        admin_of = Some(if scope == "*" {
+            AdminOf::AllLabs
         } else {
             match store.find_lab(&scope).await? {
-                Some(lab) => lab.id,
+                Some(lab) => AdminOf::Lab(lab.id),
                 None => {
                     return invalid(
                         Field::AdminOf,
@@ -289,7 +290,7 @@ pub async fn create_client_recorded(
         skip_consent: c.skip_consent,
         created_at: now(),
         min_acr: c.min_acr,
-        admin_of: c.admin_of,
+        admin_of,
     };
     let recorded = events(&client);
     store.create_client(&client, &recorded).await?;
@@ -306,6 +307,6 @@ pub async fn create_client_recorded(
             "client_secret_basic"
         },
         id_token_signed_response_alg: client.id_token_alg,
-        admin_of: client.admin_of,
+        admin_of: client.admin_of.map(|a| a.as_stored().to_owned()),
     })
 }

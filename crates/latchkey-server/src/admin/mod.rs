@@ -18,6 +18,7 @@ use latchkey_core::names::{FeatureName, RoleName};
 use std::collections::BTreeSet;
 
 pub use crate::store::clients::ADMIN_CLIENT_ID;
+use crate::store::clients::AdminOf;
 /// The scope an automation client asks for to call the admin API.
 pub const ADMIN_SCOPE: &str = "latchkey:admin";
 /// The `aud` of every token the admin API accepts.
@@ -222,9 +223,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
             .get_client(&client)
             .await?
             .ok_or_else(|| AdminError::Unauthenticated("the client no longer exists".into()))?;
-        let (system, labs) = match c.admin_of.as_deref() {
-            Some("*") => (true, BTreeSet::new()),
-            Some(lab) => (false, BTreeSet::from([lab.to_owned()])),
+        let (system, labs) = match c.admin_of.as_ref() {
+            Some(AdminOf::AllLabs) => (true, BTreeSet::new()),
+            Some(AdminOf::Lab(lab)) => (false, BTreeSet::from([lab.clone()])),
             None => (false, BTreeSet::new()),
         };
         return Ok(Admin {

@@ -25,8 +25,44 @@ pub struct Client {
     /// The weakest authentication this client accepts (its MFA policy).
     pub min_acr: Option<latchkey_core::Acr>,
     /// What the client may administer through the admin API with `client_credentials` and
-    /// scope `latchkey:admin`: `*` everything, or one lab id; `None` nothing.
-    pub admin_of: Option<String>,
+    /// scope `latchkey:admin`; `None` nothing.
+    pub admin_of: Option<AdminOf>,
+}
+
+/// What an automation client administers. Stored as text: `*` for every lab, else the lab's id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminOf {
+    /// Every lab, every user, clients and keys: a system administrator.
+    AllLabs,
+    /// One lab (its id): a lab administrator.
+    Lab(String),
+}
+
+impl AdminOf {
+    const ALL: &'static str = "*";
+
+    /// Reads the stored form (`*` or a lab id).
+    pub fn from_stored(s: &str) -> AdminOf {
+        if s == Self::ALL {
+            AdminOf::AllLabs
+        } else {
+            AdminOf::Lab(s.to_owned())
+        }
+    }
+
+    /// The stored form, which is also how the API and the command line show it.
+    pub fn as_stored(&self) -> &str {
+        match self {
+            AdminOf::AllLabs => Self::ALL,
+            AdminOf::Lab(id) => id,
+        }
+    }
+}
+
+impl serde::Serialize for AdminOf {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_stored())
+    }
 }
 
 impl Client {
@@ -74,7 +110,7 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .map(|a| a.parse())
             .transpose()
             .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
-        admin_of: r.11,
+        admin_of: r.11.as_deref().map(AdminOf::from_stored),
     })
 }
 
@@ -100,7 +136,7 @@ impl Store {
                         clients::skip_consent.eq(c.skip_consent),
                         clients::created_at.eq(c.created_at),
                         clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
-                        clients::admin_of.eq(&c.admin_of),
+                        clients::admin_of.eq(c.admin_of.as_ref().map(AdminOf::as_stored)),
                     ))
                     .execute(conn)
                     .await

@@ -23,7 +23,7 @@ impl From<crate::store::clients::Client> for ClientView {
             redirect_uris: c.redirect_uris,
             grant_types: c.grant_types,
             min_acr: c.min_acr.map(|a| a.as_str().to_owned()),
-            admin_of: c.admin_of,
+            admin_of: c.admin_of.map(|a| a.as_stored().to_owned()),
             created_at: c.created_at,
         }
     }
