@@ -84,6 +84,16 @@ pub fn flag(field: &str) -> String {
     )
 }
 
+/// A message in the API's words (`` `redirect_uris` ``) in the command line's
+/// (`--redirect-uri`).
+fn cli_words(message: &str) -> String {
+    latchkey_server::provision::Field::ALL
+        .iter()
+        .fold(message.to_owned(), |m, f| {
+            m.replace(&format!("`{}`", f.api_name()), f.cli_flag())
+        })
+}
+
 /// A refused operation as a message that says what to fix, naming the flag rather than the
 /// API's field. Nothing was changed: operations check everything before they write.
 pub fn refused(e: AdminError) -> anyhow::Error {
@@ -97,6 +107,7 @@ pub fn refused_as(
 ) -> impl Fn(AdminError) -> anyhow::Error {
     move |e| match e {
         AdminError::Invalid { field, message } => {
+            let message = cli_words(&message);
             let flag = renames
                 .iter()
                 .find(|(f, _)| *f == field)

@@ -39,7 +39,7 @@ pub enum Field {
 
 impl Field {
     /// Longest flag first, so that no flag is replaced inside a longer one.
-    const ALL: [Field; 10] = [
+    pub const ALL: [Field; 10] = [
         Field::PostLogoutRedirectUris,
         Field::AccessTokenTtl,
         Field::RedirectUris,
