@@ -427,7 +427,7 @@ both!(
             .await
             .unwrap();
         let c = app.client(|c| c.skip_consent = true).await;
-        let t = crate::client::user_tokens_for(
+        let t = user_tokens_for(
             app,
             &c.client_id,
             c.client_secret.as_deref().unwrap(),
@@ -521,14 +521,14 @@ both!(
         assert_eq!(s, 200);
         assert_eq!(m["features"], json!(["invoices:approve"]), "deny wins");
         let c = app.client(|c| c.skip_consent = true).await;
-        let t = crate::client::user_tokens(
+        let t = user_tokens(
             app,
             &c.client_id,
             c.client_secret.as_deref().unwrap(),
             "openid",
         )
         .await;
-        let claims = crate::mfa::jwt_claims(t["access_token"].as_str().unwrap());
+        let claims = jwt_claims(t["access_token"].as_str().unwrap());
         assert_eq!(claims["roles"], json!(["accountant"]));
         assert_eq!(claims["features"], json!(["invoices:approve"]));
 

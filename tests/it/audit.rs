@@ -4,8 +4,6 @@
 
 use crate::both;
 use crate::common::*;
-use crate::mfa::{account_csrf, account_sign_in, enrol_totp};
-use crate::refusals::authorize_url;
 use latchkey_core::Acr;
 use latchkey_server::audit::chain;
 

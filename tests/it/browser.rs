@@ -85,7 +85,7 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     let created = app.client(|c| c.skip_consent = true).await;
     let client = (created.client_id.clone(), created.client_secret.unwrap());
     let authorize = |extra: &[(&str, &str)]| {
-        crate::refusals::authorize_url(&app, &client.0, extra).replacen(&app.base, &base, 1)
+        authorize_url(&app, &client.0, extra).replacen(&app.base, &base, 1)
     };
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -180,8 +180,8 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
         let back = url::Url::parse(result[key].as_str().unwrap()).unwrap();
         assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
         assert_eq!(query_param(&back, "iss").as_deref(), Some(base.as_str()));
-        let t = crate::mfa::tokens(&app, &client, &back).await;
-        let id = crate::mfa::jwt_claims(t["id_token"].as_str().unwrap());
+        let t = tokens(&app, &client, &back).await;
+        let id = jwt_claims(t["id_token"].as_str().unwrap());
         assert_eq!(id["nonce"], "n0nce");
         id
     };
@@ -246,8 +246,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         .unwrap();
     let created = app.client(|c| c.skip_consent = true).await;
     let client = (created.client_id.clone(), created.client_secret.unwrap());
-    let authorize =
-        crate::refusals::authorize_url(&app, &client.0, &[]).replacen(&app.base, &base, 1);
+    let authorize = authorize_url(&app, &client.0, &[]).replacen(&app.base, &base, 1);
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
     std::fs::create_dir_all(&out_dir).unwrap();
     let shots = [
@@ -394,12 +393,12 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     );
     let back = url::Url::parse(r["callback"].as_str().unwrap()).unwrap();
     assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
-    let t = crate::mfa::tokens(&app, &client, &back).await;
-    let id = crate::mfa::jwt_claims(t["id_token"].as_str().unwrap());
+    let t = tokens(&app, &client, &back).await;
+    let id = jwt_claims(t["id_token"].as_str().unwrap());
     assert_eq!(id["sub"], app.user_id.as_str());
     assert_eq!(id["acr"], "pwd", "enrolment put off");
     assert_eq!(id["features"], serde_json::json!([feature, direct]));
-    let access = crate::mfa::jwt_claims(t["access_token"].as_str().unwrap());
+    let access = jwt_claims(t["access_token"].as_str().unwrap());
     assert_eq!(access["features"], serde_json::json!([feature, direct]));
     assert_eq!(access["roles"], serde_json::json!([role]));
     app.stop().await;

@@ -17,64 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[allow(dead_code)]
 mod lab_service;
 
-pub async fn cc_token(app: &TestApp, client_id: &str, secret: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let v: Value = r.json().await.unwrap();
-    v["access_token"].as_str().unwrap().to_owned()
-}
-
-/// A user's tokens from a full browser login with PKCE.
-pub async fn user_tokens(app: &TestApp, client_id: &str, secret: &str, scope: &str) -> Value {
-    user_tokens_for(app, client_id, secret, scope, EMAIL).await
-}
-
-/// Like [`user_tokens`], for another user (password [`PASSWORD`]).
-pub async fn user_tokens_for(
-    app: &TestApp,
-    client_id: &str,
-    secret: &str,
-    scope: &str,
-    email: &str,
-) -> Value {
-    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
-    u.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", CALLBACK)
-        .append_pair("scope", scope)
-        .append_pair("nonce", "n-1")
-        .append_pair(
-            "code_challenge",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        )
-        .append_pair("code_challenge_method", "S256");
-    let back = Browser::new(app).login(u.as_str(), email, PASSWORD).await;
-    let code = query_param(&back, "code").unwrap();
-    reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(client_id, Some(secret))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", verifier),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 /// Counts fetches of the real JWKS endpoint.
 struct Counting {
     inner: latchkey_client::HttpKeySource,

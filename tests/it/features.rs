@@ -3,7 +3,6 @@
 //! a changed grant applies to the next token (a refresh). Both databases.
 
 use crate::both;
-use crate::client::user_tokens;
 use crate::common::*;
 use latchkey_client::{Verifier, VerifierOptions};
 use serde_json::Value;
@@ -70,7 +69,7 @@ both!(
             !g.allows("invoices:approve"),
             "denied to the member despite the role"
         );
-        let id = crate::mfa::jwt_claims(t["id_token"].as_str().unwrap());
+        let id = jwt_claims(t["id_token"].as_str().unwrap());
         assert_eq!(
             id["features"],
             serde_json::json!(["orders:read", "reports:export"])

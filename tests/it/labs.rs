@@ -5,8 +5,6 @@
 
 use crate::both;
 use crate::common::*;
-use crate::mfa::{account_sign_in, enrol_totp, jwt_claims, select_text, tokens, totp_code};
-use crate::refusals::authorize_url;
 use latchkey_core::Acr;
 use serde_json::Value;
 

@@ -6,8 +6,6 @@
 
 use crate::both_with;
 use crate::common::*;
-use crate::mfa::{account_csrf, account_sign_in, jwt_claims, tokens};
-use crate::refusals::authorize_url;
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
@@ -321,7 +319,7 @@ both_with!(
     async |app: &TestApp| {
         let b = Browser::new(app);
         account_sign_in(&b).await;
-        crate::mfa::enrol_totp(&b).await;
+        enrol_totp(&b).await;
         // The session is at mfa (password + app). A new passkey registered from it must be
         // used before the session counts as phishing-resistant.
         let mut sp = SoftPasskey::new(true);

@@ -5,8 +5,6 @@
 
 use crate::both;
 use crate::common::*;
-use crate::mfa::{account_csrf, account_sign_in, enrol_totp, tokens};
-use crate::refusals::authorize_url;
 use latchkey_server::audit::chain;
 
 const NAME: &str = "Ada Lovelace";

@@ -12,30 +12,6 @@ use latchkey_server::token::jwt::{self as tokens, AccessTokenInput, UserContext}
 use serde_json::Value;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// A raw authorization URL; `extra` overrides or (with an empty value) removes parameters.
-pub fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> String {
-    let mut params: Vec<(String, String)> = vec![
-        ("response_type".into(), "code".into()),
-        ("client_id".into(), client_id.into()),
-        ("redirect_uri".into(), CALLBACK.into()),
-        ("scope".into(), "openid email".into()),
-        ("state".into(), "st4te".into()),
-        ("nonce".into(), "n0nce".into()),
-        ("code_challenge".into(), CHALLENGE.into()),
-        ("code_challenge_method".into(), "S256".into()),
-    ];
-    for (k, v) in extra {
-        params.retain(|(pk, _)| pk != k);
-        if !v.is_empty() {
-            params.push(((*k).into(), (*v).into()));
-        }
-    }
-    let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
-    u.query_pairs_mut().extend_pairs(params);
-    u.to_string()
-}
 
 struct Issued {
     client_id: String,

@@ -3,7 +3,6 @@
 //! the revoked key's tokens fail once verifiers refetch; two server processes on one PostgreSQL
 //! database agree on the keys; the `latchkey keys` commands.
 
-use crate::client::cc_token;
 use crate::common::*;
 use latchkey_client::{Verifier, VerifierOptions, VerifyError};
 use latchkey_server::config::{Config, KeysConfig};

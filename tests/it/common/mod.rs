@@ -9,6 +9,9 @@ use latchkey_server::provision::{self, CreatedClient, NewClient};
 use latchkey_server::{App, Server};
 use std::sync::Arc;
 
+mod flows;
+pub use flows::*;
+
 pub const PASSWORD: &str = "violet tractor sings at dawn";
 pub const EMAIL: &str = "ada@lab.example";
 pub const CALLBACK: &str = "http://127.0.0.1:9/cb";

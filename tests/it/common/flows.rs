@@ -1,0 +1,183 @@
+//! Steps many tests share: an authorization URL, a whole login for tokens, the account page
+//! and TOTP enrolment, client-credentials tokens, reading JWT claims and page text.
+
+use super::*;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+
+/// The PKCE pair every test flow uses (RFC 7636 appendix B).
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+/// A raw authorization URL; `extra` overrides or (with an empty value) removes parameters.
+pub fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut params: Vec<(String, String)> = vec![
+        ("response_type".into(), "code".into()),
+        ("client_id".into(), client_id.into()),
+        ("redirect_uri".into(), CALLBACK.into()),
+        ("scope".into(), "openid email".into()),
+        ("state".into(), "st4te".into()),
+        ("nonce".into(), "n0nce".into()),
+        ("code_challenge".into(), CHALLENGE.into()),
+        ("code_challenge_method".into(), "S256".into()),
+    ];
+    for (k, v) in extra {
+        params.retain(|(pk, _)| pk != k);
+        if !v.is_empty() {
+            params.push(((*k).into(), (*v).into()));
+        }
+    }
+    let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut().extend_pairs(params);
+    u.to_string()
+}
+
+pub fn select_text(html: &str, css: &str) -> Option<String> {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(css).ok()?;
+    doc.select(&sel)
+        .next()
+        .map(|e| e.text().collect::<String>().trim().to_owned())
+}
+
+/// The TOTP code for `key` (base32, spaces allowed) at `now + offset` seconds.
+pub fn totp_code(key: &str, offset: i64) -> String {
+    let secret = totp_rs::Secret::try_from_base32(key.replace(' ', "")).expect("base32 key");
+    let t = totp_rs::Builder::new()
+        .with_secret(secret)
+        .build()
+        .expect("totp");
+    let now = latchkey_server::store::now() + offset;
+    t.generate(now as u64).to_string()
+}
+
+/// The claims of a JWT (not verified: the OIDC tests verify signatures).
+pub fn jwt_claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("jwt payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
+}
+
+/// Signs the browser in to the account page with the test user's password.
+pub async fn account_sign_in(b: &Browser) {
+    let r = b.get("/account").await;
+    assert_eq!(r.status(), 303);
+    let loc = location(&r);
+    assert!(loc.starts_with("/login?flow="), "{loc}");
+    let html = b.get(&loc).await.text().await.unwrap();
+    let flow = html_input(&html, "flow").unwrap();
+    let csrf = html_input(&html, "csrf").unwrap();
+    let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+    assert_eq!(location(&r), "/account");
+}
+
+pub async fn account_csrf(b: &Browser) -> String {
+    let r = b.get("/account").await;
+    assert_eq!(r.status(), 200);
+    html_input(&r.text().await.unwrap(), "csrf").expect("account csrf")
+}
+
+/// Sets up an authenticator app from the account page; returns its key.
+pub async fn enrol_totp(b: &Browser) -> String {
+    let csrf = account_csrf(b).await;
+    let r = b.post_form("/account/totp/setup", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("data:image/svg+xml;base64,"), "QR code shown");
+    let key = select_text(&html, "#totp-key").expect("key as text");
+    let wrong = b
+        .post_form(
+            "/account/totp/confirm",
+            &[("csrf", &csrf), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status(), 400, "a wrong code does not activate it");
+    let r = b
+        .post_form(
+            "/account/totp/confirm",
+            &[("csrf", &csrf), ("code", &totp_code(&key, 0))],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account");
+    key
+}
+
+/// Exchanges a code; returns the token response.
+pub async fn tokens(app: &TestApp, client: &(String, String), back: &url::Url) -> Value {
+    let code = query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CALLBACK),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            ),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+pub async fn cc_token(app: &TestApp, client_id: &str, secret: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A user's tokens from a full browser login with PKCE.
+pub async fn user_tokens(app: &TestApp, client_id: &str, secret: &str, scope: &str) -> Value {
+    user_tokens_for(app, client_id, secret, scope, EMAIL).await
+}
+
+/// Like [`user_tokens`], for another user (password [`PASSWORD`]).
+pub async fn user_tokens_for(
+    app: &TestApp,
+    client_id: &str,
+    secret: &str,
+    scope: &str,
+    email: &str,
+) -> Value {
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scope", scope)
+        .append_pair("nonce", "n-1")
+        .append_pair(
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        )
+        .append_pair("code_challenge_method", "S256");
+    let back = Browser::new(app).login(u.as_str(), email, PASSWORD).await;
+    let code = query_param(&back, "code").unwrap();
+    reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(client_id, Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
