@@ -44,7 +44,13 @@ impl AuthRequest {
                 }
             }
             Transition::EnrolmentDeferred => self.deferred_enrolment = true,
-            Transition::LabDecided(lab) => self.lab = lab,
+            Transition::LabDecided(lab) => {
+                // "Not now" was said to one lab's policy and grace: another lab asks again.
+                if lab != self.lab {
+                    self.deferred_enrolment = false;
+                }
+                self.lab = lab;
+            }
             Transition::Consented => self.prompt.consent = false,
         }
         Progress::Continue
@@ -112,5 +118,15 @@ mod tests {
         assert!(!r.prompt.consent);
         let (r, _) = r.after(Transition::LabDecided(None));
         assert_eq!(r.lab, None);
+    }
+
+    #[test]
+    fn enrolment_deferral_does_not_carry_over_to_another_lab() {
+        let (r, _) = request().after(Transition::LabDecided(Some("lab-a".into())));
+        let (r, _) = r.after(Transition::EnrolmentDeferred);
+        let (r, _) = r.after(Transition::LabDecided(Some("lab-a".into())));
+        assert!(r.deferred_enrolment, "the same lab decided again keeps it");
+        let (r, _) = r.after(Transition::LabDecided(Some("lab-b".into())));
+        assert!(!r.deferred_enrolment, "lab B's policy asks for itself");
     }
 }
