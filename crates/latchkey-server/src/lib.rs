@@ -1,10 +1,11 @@
 //! The Latchkey account service as a library: configuration, storage, the OpenID Connect and
 //! OAuth 2.0 endpoints, the hosted login, and the signing keys.
 //!
-//! Three layers, each readable and testable alone:
+//! Layers, each readable and testable alone (`docs/architecture.md` draws the map):
 //! - [`protocol`]: pure request validation and decisions, no I/O;
 //! - [`store`]: the database behind one `Store`, SQLite or PostgreSQL;
-//! - [`http`]: thin actix-web handlers that parse, call the other two, and render.
+//! - services, one function per user-visible operation: [`signin`], [`token`], [`admin`];
+//! - [`http`]: thin actix-web handlers that parse, call one service, and render.
 
 pub mod admin;
 pub mod app;
