@@ -49,52 +49,6 @@ pub async fn console_token(app: &TestApp, b: &Browser, email: &str) -> String {
         .expect("the console keeps its access token in a cookie")
 }
 
-/// An automation client's admin token (client_credentials, scope `latchkey:admin`).
-pub async fn client_token(app: &TestApp, admin_of: &str) -> String {
-    let admin_of = admin_of.to_owned();
-    let c = app
-        .client(move |c| {
-            c.grant_types = vec!["client_credentials".into()];
-            c.redirect_uris = vec![];
-            c.admin_of = Some(admin_of);
-        })
-        .await;
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&c.client_id, c.client_secret.as_deref())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "latchkey:admin"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
-    assert_eq!(t["scope"], "latchkey:admin");
-    t["access_token"].as_str().unwrap().to_owned()
-}
-
-pub async fn call(
-    app: &TestApp,
-    token: Option<&str>,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = reqwest::Client::new().request(method, app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// A valid body for each request schema: a new schema without one fails the matrix test, so
 /// a new endpoint cannot skip it.
 fn sample_body(schema: &str) -> Value {

@@ -8,7 +8,6 @@
 //! (correctly), and both are tested in `rotation`. PostgreSQL found here that text with NUL
 //! characters gave 500s; the API now refuses it with a 422 naming the field.
 
-use crate::admin_api::client_token;
 use crate::both;
 use crate::common::*;
 

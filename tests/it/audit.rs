@@ -7,32 +7,6 @@ use crate::common::*;
 use latchkey_core::Acr;
 use latchkey_server::audit::chain;
 
-/// Runs SQL straight against the app's database, behind Latchkey's back.
-pub(crate) async fn tamper(app: &TestApp, sql: &str) {
-    let url = app.state.config.database_url();
-    if url.starts_with("postgres") {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let task = tokio::spawn(conn);
-        client.batch_execute(sql).await.unwrap();
-        drop(client);
-        let _ = task.await;
-    } else {
-        use diesel::Connection;
-        use diesel::connection::SimpleConnection;
-        let path = url.trim_start_matches("sqlite://").to_owned();
-        let sql = sql.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
-            c.batch_execute("PRAGMA busy_timeout = 5000;").unwrap();
-            c.batch_execute(&sql).unwrap();
-        })
-        .await
-        .unwrap();
-    }
-}
-
 async fn first_break(app: &TestApp) -> Option<chain::Break> {
     let (chain, _) = app.state.store.audit_chain().await.unwrap();
     chain::verify(&chain)

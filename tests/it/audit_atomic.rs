@@ -3,8 +3,6 @@
 //! every mutating admin API call answers an error and leaves the database exactly as it was,
 //! and the chain still verifies. Both databases.
 
-use crate::admin_api::{call, client_token};
-use crate::audit::tamper;
 use crate::both;
 use crate::common::*;
 use reqwest::Method;

@@ -25,26 +25,7 @@ async fn cli(app: &TestApp, args: &[&str], stdin: Option<&str>) -> Output {
 
 /// A system-wide automation client's admin API token.
 async fn api_token(app: &TestApp) -> String {
-    let c = app
-        .client(|c| {
-            c.grant_types = vec!["client_credentials".into()];
-            c.redirect_uris = vec![];
-            c.admin_of = Some("*".into());
-        })
-        .await;
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&c.client_id, c.client_secret.as_deref())
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("scope", "latchkey:admin"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let t: Value = r.json().await.unwrap();
-    t["access_token"].as_str().unwrap().to_owned()
+    client_token(app, "*").await
 }
 
 async fn api(app: &TestApp, token: &str, method: Method, path: &str, body: Value) -> (u16, Value) {

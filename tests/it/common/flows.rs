@@ -181,3 +181,77 @@ pub async fn user_tokens_for(
         .await
         .unwrap()
 }
+
+/// An automation client's admin token (client_credentials, scope `latchkey:admin`).
+pub async fn client_token(app: &TestApp, admin_of: &str) -> String {
+    let admin_of = admin_of.to_owned();
+    let c = app
+        .client(move |c| {
+            c.grant_types = vec!["client_credentials".into()];
+            c.redirect_uris = vec![];
+            c.admin_of = Some(admin_of);
+        })
+        .await;
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&c.client_id, c.client_secret.as_deref())
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("scope", "latchkey:admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().await.unwrap();
+    assert_eq!(t["scope"], "latchkey:admin");
+    t["access_token"].as_str().unwrap().to_owned()
+}
+
+/// An admin API request with an optional bearer token; returns the status and the JSON body
+/// (`null` when the body is not JSON).
+pub async fn call(
+    app: &TestApp,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new().request(method, app.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Runs SQL straight against the app's database, behind Latchkey's back.
+pub async fn tamper(app: &TestApp, sql: &str) {
+    let url = app.state.config.database_url();
+    if url.starts_with("postgres") {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(conn);
+        client.batch_execute(sql).await.unwrap();
+        drop(client);
+        let _ = task.await;
+    } else {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        let path = url.trim_start_matches("sqlite://").to_owned();
+        let sql = sql.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut c = diesel::SqliteConnection::establish(&path).unwrap();
+            c.batch_execute("PRAGMA busy_timeout = 5000;").unwrap();
+            c.batch_execute(&sql).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+}
