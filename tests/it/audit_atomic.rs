@@ -191,3 +191,95 @@ both!(
         assert!(latchkey_server::audit::chain::verify(&chain).is_none());
     }
 );
+
+// Sign-in's writes that change state carry their entry in the same transaction too: a spent
+// recovery code and the lock that follows too many failures. With the append failing, neither
+// change stands; healed, each commits with its entry.
+both!(
+    signin_change_and_its_audit_entry_commit_together,
+    async |app: &TestApp| {
+        use latchkey_server::audit::{Action, Event};
+        use latchkey_server::protocol::throttle::Attempt;
+        use latchkey_server::signin::throttle;
+        let store = &app.state.store;
+        let user = app.user_id.clone();
+        let seeded = Event::new("test", Action::RecoveryCodesGenerated, &user, json!({}));
+        let code = latchkey_server::factors::recovery_code_hash(&user, "abcd-efgh-ijkl");
+        store
+            .replace_recovery_codes(&user, vec![code.clone()], &seeded)
+            .await
+            .unwrap();
+        let now = 1_900_000_000;
+        for _ in 1..10 {
+            assert_eq!(
+                throttle::fail(&app.state, &user, Attempt::Password, now)
+                    .await
+                    .unwrap(),
+                None
+            );
+        }
+        let entries = store.audit_chain().await.unwrap().0.len();
+
+        tamper(app, if is_pg(app) { PG_FAIL } else { SQLITE_FAIL }).await;
+        let recovery_event = {
+            let user = user.clone();
+            move |left| {
+                Event::new(
+                    &user,
+                    Action::LoginRecoveryCode,
+                    &user,
+                    json!({"unused_left": left}),
+                )
+            }
+        };
+        assert!(
+            store
+                .use_recovery_code(&user, code.clone(), recovery_event.clone())
+                .await
+                .is_err(),
+            "a recovery code cannot be spent without its entry"
+        );
+        assert_eq!(store.recovery_status(&user).await.unwrap().unused, 1);
+        assert!(
+            throttle::fail(&app.state, &user, Attempt::Password, now)
+                .await
+                .is_err(),
+            "a lock cannot start without its entry"
+        );
+        assert_eq!(
+            store.failures(&user, Attempt::Password).await.unwrap(),
+            Some((9, 0)),
+            "the failed lock left the count and the lock as they were"
+        );
+
+        tamper(app, if is_pg(app) { PG_HEAL } else { SQLITE_HEAL }).await;
+        assert!(
+            store
+                .use_recovery_code(&user, code, recovery_event)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.recovery_status(&user).await.unwrap().unused, 0);
+        assert_eq!(
+            throttle::fail(&app.state, &user, Attempt::Password, now)
+                .await
+                .unwrap(),
+            Some(30)
+        );
+        let (chain, _) = store.audit_chain().await.unwrap();
+        let actions: Vec<&str> = chain[entries..]
+            .iter()
+            .map(|e| e.entry.action.as_str())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                Action::LoginRecoveryCode.as_str(),
+                Action::LoginLocked.as_str()
+            ]
+        );
+        let details: Value = serde_json::from_str(&chain[entries].entry.details).unwrap();
+        assert_eq!(details["unused_left"], 0);
+        assert!(latchkey_server::audit::chain::verify(&chain).is_none());
+    }
+);

@@ -610,6 +610,14 @@ both!(
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["error"], "invalid_grant");
         assert!(v["error_description"].as_str().unwrap().contains("mfa"));
+        // The grant ended, with its entry.
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        let last = &chain.last().unwrap().entry;
+        assert_eq!(
+            last.action,
+            latchkey_server::audit::Action::GrantEnded.as_str()
+        );
+        assert!(last.details.contains("acr `mfa`"), "{}", last.details);
     }
 );
 

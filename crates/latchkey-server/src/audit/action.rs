@@ -63,7 +63,7 @@ actions! {
     LoginPasskey = "login.passkey",
     /// A second factor was proven (TOTP or security key).
     LoginStepUp = "login.step_up",
-    /// A recovery code was used; `remaining` says how many are left.
+    /// A recovery code was used; `unused_left` says how many are left.
     LoginRecoveryCode = "login.recovery_code",
     /// A password sign-in failed: `reason` is `wrong password`, `account disabled` or `unknown
     /// email` (then the target is `unknown`: the e-mail is not recorded).
@@ -90,6 +90,9 @@ actions! {
     CodeReplayed = "code.replayed",
     /// A rotated refresh token was used again: its whole family is revoked.
     RefreshReuseDetected = "refresh.reuse_detected",
+    /// A refresh was refused and its grant ended: the user is disabled, or the sign-in it
+    /// carries no longer meets the client's or the lab's minimum (`client`, `reason`).
+    GrantEnded = "grant.ended",
     /// A client revoked a token (RFC 7009).
     TokenRevoked = "token.revoked",
     /// A user signed out.

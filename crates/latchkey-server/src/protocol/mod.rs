@@ -12,5 +12,6 @@ pub mod refresh;
 pub mod rotation;
 pub mod scope;
 pub mod strength;
+pub mod throttle;
 
 pub use error::OAuthError;

@@ -7,8 +7,8 @@ use crate::audit::{Action, Event};
 use crate::password::Verified;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
+use crate::signin::throttle::Attempt;
 use crate::state::AppState;
-use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -49,7 +49,7 @@ pub async fn submit(
     };
     if let Some(secs) = standing.and_then(|s| s.locked_for) {
         // Not even checked: the lock is what stops guessing.
-        return retry(throttle::message(Attempt::Password, secs));
+        return retry(Attempt::Password.message(secs));
     }
     let verified = state
         .hasher
@@ -111,7 +111,7 @@ async fn refused(
         && reason == "wrong password"
         && let Some(secs) = throttle::fail(state, &u.id, Attempt::Password, now).await?
     {
-        message = throttle::message(Attempt::Password, secs);
+        message = Attempt::Password.message(secs);
     }
     state
         .store

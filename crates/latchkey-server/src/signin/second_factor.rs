@@ -10,8 +10,8 @@ use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::{Method, Offer, offer};
+use crate::signin::throttle::Attempt;
 use crate::state::AppState;
-use crate::store::factors::Attempt;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -76,7 +76,7 @@ pub async fn submit(
     if let Some(secs) = standing.locked_for {
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
-            message: throttle::message(Attempt::Code, secs),
+            message: Attempt::Code.message(secs),
         });
     }
     let o = ask(state, &flow, &user).await?.offer;
@@ -90,7 +90,7 @@ pub async fn submit(
         Err(mut message) => {
             // Wrong codes count per user, whatever flow or node they come from.
             if let Some(secs) = throttle::fail(state, &user.id, Attempt::Code, now).await? {
-                message = throttle::message(Attempt::Code, secs);
+                message = Attempt::Code.message(secs);
             }
             let request = flow::transition(state, &flow, Transition::CodeRefused).await?;
             tracing::info!(user = %user.id, flow = %flow.id, "second factor refused");
@@ -170,24 +170,26 @@ async fn check_recovery(
     user: &User,
     code: &str,
 ) -> Result<Result<Method, String>, SignInError> {
-    if !state
+    let target = user.id.clone();
+    let used = state
         .store
-        .use_recovery_code(&user.id, factors::recovery_code_hash(&user.id, code))
-        .await?
-    {
+        .use_recovery_code(
+            &user.id,
+            factors::recovery_code_hash(&user.id, code),
+            move |left| {
+                Event::new(
+                    &target,
+                    Action::LoginRecoveryCode,
+                    &target,
+                    serde_json::json!({"unused_left": left}),
+                )
+            },
+        )
+        .await?;
+    if !used {
         return Ok(Err(
             "That recovery code is not valid or was already used.".to_owned()
         ));
     }
-    let left = state.store.recovery_status(&user.id).await?.unused;
-    state
-        .store
-        .audit(Event::new(
-            &user.id,
-            Action::LoginRecoveryCode,
-            &user.id,
-            serde_json::json!({"unused_left": left}),
-        ))
-        .await?;
     Ok(Ok(Method::RecoveryCode))
 }

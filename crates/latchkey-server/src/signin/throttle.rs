@@ -1,12 +1,13 @@
 //! The one lockout component for wrong passwords and wrong second-factor codes. Failures count
 //! per user, across flows and nodes (in the store); from a threshold on, attempts of that kind
-//! are refused unchecked for a while that doubles (the rule is [`Attempt::lock`]). Passkey
-//! sign-in is never locked, so a lock cannot shut a passkey user out.
+//! are refused unchecked for a while that doubles (the rule, pure, is
+//! [`crate::protocol::throttle::Attempt::lock`]). Passkey sign-in is never locked, so a lock
+//! cannot shut a passkey user out. A lock and its audit entry commit together.
 
 use crate::audit::{Action, Event};
+pub use crate::protocol::throttle::Attempt;
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::factors::Attempt;
 
 /// A user's standing for one kind of attempt, read before checking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,24 +39,22 @@ pub async fn fail(
     kind: Attempt,
     now: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let (failures, until) = state.store.record_failure(user_id, kind, now).await?;
-    if until <= 0 {
-        return Ok(None);
-    }
     let action = match kind {
         Attempt::Password => Action::LoginLocked,
         Attempt::Code => Action::FactorLocked,
     };
+    let user = user_id.to_owned();
     state
         .store
-        .audit(Event::new(
-            user_id,
-            action,
-            user_id,
-            serde_json::json!({"failures": failures, "locked_for_secs": until - now}),
-        ))
-        .await?;
-    Ok(Some(until - now))
+        .record_failure(user_id, kind, now, move |failures, secs| {
+            Event::new(
+                &user,
+                action,
+                &user,
+                serde_json::json!({"failures": failures, "locked_for_secs": secs}),
+            )
+        })
+        .await
 }
 
 /// Clears the count after a success (only when there is one: no write on the common path).
@@ -69,44 +68,4 @@ pub async fn succeed(
         state.store.reset_failures(user_id, kind).await?;
     }
     Ok(())
-}
-
-/// What the user reads while locked for `secs` more seconds.
-pub fn message(kind: Attempt, secs: i64) -> String {
-    let wait = if secs < 90 {
-        format!("{} seconds", secs.max(1))
-    } else {
-        format!("{} minutes", (secs + 59) / 60)
-    };
-    match kind {
-        Attempt::Code => format!("Too many wrong codes. Wait {wait} before trying again."),
-        Attempt::Password => format!(
-            "Too many failed sign-ins. Wait {wait} before trying again. Or sign in with a passkey."
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lock_message_rounds_up_to_minutes_from_90_seconds() {
-        assert_eq!(
-            message(Attempt::Code, 0),
-            "Too many wrong codes. Wait 1 seconds before trying again."
-        );
-        assert_eq!(
-            message(Attempt::Code, 89),
-            "Too many wrong codes. Wait 89 seconds before trying again."
-        );
-        assert_eq!(
-            message(Attempt::Code, 90),
-            "Too many wrong codes. Wait 2 minutes before trying again."
-        );
-        assert_eq!(
-            message(Attempt::Password, 900),
-            "Too many failed sign-ins. Wait 15 minutes before trying again. Or sign in with a passkey."
-        );
-    }
 }

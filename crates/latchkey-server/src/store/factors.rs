@@ -9,6 +9,7 @@ use super::schema::{
 use super::{Store, StoreError, conflict, now};
 use crate::audit::Event;
 use crate::protocol::strength::Enrolled;
+use crate::protocol::throttle::Attempt;
 use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 
@@ -89,38 +90,6 @@ pub struct RecoveryStatus {
     pub unused: i64,
     pub total: i64,
     pub last_used_at: Option<i64>,
-}
-
-/// What kind of attempt failed: counted and locked separately.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
-    /// A second-factor code (TOTP or recovery code): locked from the 5th failure in a row,
-    /// 30 s doubling up to an hour.
-    Code,
-    /// A password: locked from the 10th failure in a row, 30 s doubling up to 15 minutes.
-    /// Passkey sign-in stays open, so a lock cannot shut a passkey user out.
-    Password,
-}
-
-impl Attempt {
-    fn as_str(self) -> &'static str {
-        match self {
-            Attempt::Code => "code",
-            Attempt::Password => "password",
-        }
-    }
-
-    /// How long `failures` consecutive failures lock further attempts, if at all.
-    pub fn lock(self, failures: i64) -> Option<i64> {
-        let (threshold, max) = match self {
-            Attempt::Code => (5, 3600),
-            Attempt::Password => (10, 900),
-        };
-        (failures >= threshold).then(|| {
-            let exp = u32::try_from((failures - threshold).min(7)).unwrap_or(7);
-            (30_i64 << exp).min(max)
-        })
-    }
 }
 
 /// A WebAuthn ceremony's server-side state.
@@ -453,11 +422,14 @@ impl Store {
         .await
     }
 
-    /// Marks a recovery code used; false when it is unknown or already used.
+    /// Marks a recovery code used and appends the event `on_use` makes of the number of codes
+    /// left, in one transaction; false (and nothing written) when the code is unknown or
+    /// already used.
     pub async fn use_recovery_code(
         &self,
         user_id: &str,
         hash: Vec<u8>,
+        on_use: impl FnOnce(i64) -> Event + Send + 'static,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
@@ -471,9 +443,19 @@ impl Store {
                         .filter(recovery_codes::used_at.is_null()),
                 )
                 .set(recovery_codes::used_at.eq(Some(t)))
-                .execute(conn)
+                .execute(&mut *conn)
                 .await?;
-                Ok(n == 1)
+                if n != 1 {
+                    return Ok(false);
+                }
+                let left: i64 = recovery_codes::table
+                    .filter(recovery_codes::user_id.eq(&id))
+                    .filter(recovery_codes::used_at.is_null())
+                    .count()
+                    .get_result(&mut *conn)
+                    .await?;
+                crate::store::audit::append(&mut *conn, t, &on_use(left)).await?;
+                Ok(true)
             })
         })
         .await
@@ -534,14 +516,16 @@ impl Store {
     }
 
     /// Counts a failed attempt (atomically, whichever node or flow it came from); from the
-    /// kind's threshold on, locks further attempts out for 30 s, doubling up to the kind's
-    /// maximum. Returns the number of consecutive failures and the lock's end (0: none).
+    /// kind's threshold on ([`Attempt::lock`]), locks further attempts out and appends the
+    /// event `on_lock` makes of the failure count and the lock's length, in the same
+    /// transaction. Returns the lock's length in seconds, if one started.
     pub async fn record_failure(
         &self,
         user_id: &str,
         kind: Attempt,
         now: i64,
-    ) -> Result<(i64, i64), StoreError> {
+        on_lock: impl FnOnce(i64, i64) -> Event + Send + 'static,
+    ) -> Result<Option<i64>, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
         self.run(async move {
@@ -549,7 +533,7 @@ impl Store {
                 let key = (&id, kind.as_str());
                 let n = diesel::update(auth_failures::table.find(key))
                     .set(auth_failures::failures.eq(auth_failures::failures + 1))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await?;
                 if n == 0 {
                     diesel::insert_into(auth_failures::table)
@@ -559,22 +543,23 @@ impl Store {
                             auth_failures::failures.eq(1),
                             auth_failures::locked_until.eq(0),
                         ))
-                        .execute(conn)
+                        .execute(&mut *conn)
                         .await?;
                 }
                 let failures: i64 = auth_failures::table
                     .find(key)
                     .select(auth_failures::failures)
-                    .first(conn)
+                    .first(&mut *conn)
                     .await?;
-                let until = kind.lock(failures).map_or(0, |secs| now + secs);
-                if until > 0 {
-                    diesel::update(auth_failures::table.find(key))
-                        .set(auth_failures::locked_until.eq(until))
-                        .execute(conn)
-                        .await?;
-                }
-                Ok((failures, until))
+                let Some(secs) = kind.lock(failures) else {
+                    return Ok(None);
+                };
+                diesel::update(auth_failures::table.find(key))
+                    .set(auth_failures::locked_until.eq(now + secs))
+                    .execute(&mut *conn)
+                    .await?;
+                crate::store::audit::append(&mut *conn, now, &on_lock(failures, secs)).await?;
+                Ok(Some(secs))
             })
         })
         .await
@@ -664,21 +649,5 @@ impl Store {
             state: r.4,
             expires_at: r.5,
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Attempt;
-
-    #[test]
-    fn locks_start_at_the_threshold_and_double_up_to_the_cap() {
-        assert_eq!(Attempt::Code.lock(4), None);
-        assert_eq!(Attempt::Code.lock(5), Some(30));
-        assert_eq!(Attempt::Code.lock(6), Some(60));
-        assert_eq!(Attempt::Code.lock(50), Some(3600));
-        assert_eq!(Attempt::Password.lock(9), None);
-        assert_eq!(Attempt::Password.lock(10), Some(30));
-        assert_eq!(Attempt::Password.lock(50), Some(900));
     }
 }

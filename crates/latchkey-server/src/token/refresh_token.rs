@@ -11,7 +11,7 @@ use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::state::AppState;
 use crate::store::clients::Client;
-use crate::store::grants::RefreshUse;
+use crate::store::grants::{Grant, RefreshUse};
 
 /// The parameters of section 6. `refresh_token` is optional here so that a missing one is
 /// reported after the client's right to the grant is checked.
@@ -62,7 +62,8 @@ pub async fn exchange(
         RefreshUse::Rotated(g, disabled) => {
             if disabled {
                 // A disabled user's grants die with the attempt.
-                state.store.revoke_grant(&g.id, None).await?;
+                let ended = grant_ended(&g, &client.id, "the user's account is disabled");
+                state.store.revoke_grant(&g.id, Some(&ended)).await?;
                 return Err(OAuthError::invalid_grant("the user's account is disabled"));
             }
             g
@@ -85,7 +86,9 @@ pub async fn exchange(
         _ => None,
     };
     if let Err(need) = refresh::strong_enough(acr, client.min_acr, lab_floor) {
-        state.store.revoke_grant(&grant.id, None).await?;
+        let reason = format!("the sign-in no longer meets acr `{need}`");
+        let ended = grant_ended(&grant, &client.id, &reason);
+        state.store.revoke_grant(&grant.id, Some(&ended)).await?;
         return Err(refresh::too_weak(need));
     }
     let scope = requested.unwrap_or_else(|| grant.scope.clone());
@@ -121,4 +124,14 @@ pub async fn exchange(
         id_token: None,
         scope,
     })
+}
+
+/// The audit entry of a grant ended at refresh; it commits with the revocation.
+fn grant_ended(grant: &Grant, client_id: &str, reason: &str) -> Event {
+    Event::new(
+        client_id,
+        Action::GrantEnded,
+        &grant.user_id,
+        serde_json::json!({"grant": grant.id, "client": client_id, "reason": reason}),
+    )
 }
