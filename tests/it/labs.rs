@@ -291,7 +291,7 @@ both!(picked_lab_policy_applies, async |app: &TestApp| {
 });
 
 both!(
-    prompt_none_with_several_labs_needs_interaction,
+    prompt_none_with_several_labs_needs_interaction_and_cannot_list_them,
     async |app: &TestApp| {
         let b_lab = second_lab(app).await;
         let client = new_client(app).await;
@@ -321,13 +321,21 @@ both!(
             query_param(&back, "error").as_deref(),
             Some("interaction_required")
         );
+        // A lab the user is in but never chose for this client answers exactly like the
+        // foreign one: silent requests cannot list the user's labs (issue 11 item 6).
+        let silent_b = || authorize_url(app, &client.0, &[("prompt", "none"), ("lab", "Lab 7")]);
+        let r = b.get(&silent_b()).await;
+        let back = to_client(&location(&r));
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("interaction_required")
+        );
+        // Once the user has signed in to the client in that lab, the hint answers silently.
         let r = b
-            .get(&authorize_url(
-                app,
-                &client.0,
-                &[("prompt", "none"), ("lab", "Lab 7")],
-            ))
+            .get(&authorize_url(app, &client.0, &[("lab", "Lab 7")]))
             .await;
+        tokens(app, &client, &to_client(&location(&r))).await;
+        let r = b.get(&silent_b()).await;
         let t = tokens(app, &client, &to_client(&location(&r))).await;
         assert_eq!(jwt_claims(t["id_token"].as_str().unwrap())["lab"], b_lab);
     }

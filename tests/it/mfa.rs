@@ -701,3 +701,26 @@ fn seeded(user_id: &str) -> latchkey_server::audit::Event {
         serde_json::json!({"seeded": true}),
     )
 }
+
+both!(
+    oidc_core_5_5_1_1_essential_acr_of_unknown_values_is_refused_not_weakened,
+    async |app: &TestApp| {
+        let client = new_client(app, None).await;
+        let claims = r#"{"id_token":{"acr":{"essential":true,"values":["PHR"]}}}"#;
+        let b = Browser::new(app);
+        let r = b
+            .get(&authorize_url(app, &client.0, &[("claims", claims)]))
+            .await;
+        let back = url::Url::parse(&location(&r)).unwrap();
+        assert!(back.as_str().starts_with(CALLBACK), "{back}");
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("unmet_authentication_requirements")
+        );
+        assert!(
+            query_param(&back, "error_description")
+                .unwrap()
+                .contains("pwd, mfa, phr")
+        );
+    }
+);

@@ -196,13 +196,26 @@ pub fn requested_level<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<
     values.into_iter().filter_map(|v| v.parse().ok()).min()
 }
 
+/// Why a `claims` request parameter cannot be honoured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimsError {
+    /// Not a JSON object: `invalid_request`.
+    Malformed(String),
+    /// An essential `acr` names only values this provider does not know (they are
+    /// case-sensitive: `PHR` is not `phr`). OIDC Core 5.5.1.1: the requirement cannot be met,
+    /// which is a failed authentication, not a reason to issue another level.
+    UnknownEssentialAcr(Vec<String>),
+}
+
 /// The essential `acr` of an OIDC `claims` request parameter (OIDC Core 5.5.1.1), from its
-/// `id_token` or `userinfo` member. `Err` when the parameter is not a JSON object.
-pub fn essential_acr(claims: &str) -> Result<Option<Acr>, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(claims).map_err(|e| format!("`claims` is not valid JSON: {e}"))?;
+/// `id_token` or `userinfo` member.
+pub fn essential_acr(claims: &str) -> Result<Option<Acr>, ClaimsError> {
+    let v: serde_json::Value = serde_json::from_str(claims)
+        .map_err(|e| ClaimsError::Malformed(format!("`claims` is not valid JSON: {e}")))?;
     if !v.is_object() {
-        return Err("`claims` must be a JSON object".into());
+        return Err(ClaimsError::Malformed(
+            "`claims` must be a JSON object".into(),
+        ));
     }
     let mut level = None;
     for member in ["id_token", "userinfo"] {
@@ -219,8 +232,15 @@ pub fn essential_acr(claims: &str) -> Result<Option<Acr>, String> {
         if let Some(a) = acr.get("values").and_then(|a| a.as_array()) {
             values.extend(a.iter().filter_map(|s| s.as_str()));
         }
-        if let Some(l) = requested_level(values) {
-            level = level.max(Some(l));
+        match requested_level(values.iter().copied()) {
+            Some(l) => level = level.max(Some(l)),
+            None if !values.is_empty() => {
+                return Err(ClaimsError::UnknownEssentialAcr(
+                    values.into_iter().map(str::to_owned).collect(),
+                ));
+            }
+            // Essential without values: any level satisfies it.
+            None => {}
         }
     }
     Ok(level)

@@ -262,11 +262,19 @@ async fn decide_lab(
         return Ok(None);
     }
     let labs = state.store.member_labs(&s.user_id).await?;
+    // Only `prompt=none` with a hint among several labs needs to know which labs the user
+    // chose for this client before.
+    let chosen = if request.prompt.none && labs.len() > 1 && request.lab_hint.is_some() {
+        state.store.labs_chosen_for(&s.user_id, &client.id).await?
+    } else {
+        Vec::new()
+    };
     let refs: Vec<LabRef<'_>> = labs
         .iter()
         .map(|l| LabRef {
             id: &l.id,
             name: &l.name,
+            chosen_before: chosen.contains(&l.id),
         })
         .collect();
     let lab = match choose_lab(request, &refs) {

@@ -1,6 +1,7 @@
-//! Remembered consent, per user and client: the scopes the user has allowed.
+//! Remembered consent, per user and client: the scopes the user has allowed, and the labs the
+//! user has signed in to the client in (read from the client's grants).
 
-use super::schema::consents;
+use super::schema::{consents, grants};
 use super::{Store, StoreError, now};
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -75,5 +76,29 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// The labs the user has signed in to this client in (any grant of the client naming
+    /// the lab, live or not): the labs a `prompt=none` request may choose by hint.
+    pub async fn labs_chosen_for(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        let (u, c) = (user_id.to_owned(), client_id.to_owned());
+        let labs: Vec<Option<String>> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => grants::table
+                    .filter(grants::user_id.eq(&u))
+                    .filter(grants::client_id.eq(&c))
+                    .filter(grants::lab_id.is_not_null())
+                    .select(grants::lab_id)
+                    .distinct()
+                    .load(conn)
+                    .await?))
+            })
+            .await?;
+        Ok(labs.into_iter().flatten().collect())
     }
 }

@@ -10,6 +10,9 @@ use latchkey_core::ErrorCode;
 pub struct LabRef<'a> {
     pub id: &'a str,
     pub name: &'a str,
+    /// The user has signed in to this client in this lab before (a grant of the client names
+    /// it). Only such a lab can be chosen by a hint without the user seeing the request.
+    pub chosen_before: bool,
 }
 
 /// Which lab a flow is for.
@@ -33,6 +36,11 @@ pub enum LabChoice {
 /// Under `prompt=none` the picker becomes `interaction_required` (OIDC Core 3.1.2.6: "the
 /// Authorization Server requires End-User interaction of some form to proceed"), not
 /// `account_selection_required`, which is about choosing between accounts, not a tenant.
+/// And under `prompt=none` a hint chooses only a lab the user has already chosen for this
+/// client: otherwise a client could send `lab=` for every lab in turn, with no page ever
+/// shown, and learn from tokens versus errors which labs the user belongs to (and collect a
+/// token for each). A lab the user is in but never chose for this client answers exactly as a
+/// lab they are not in.
 pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
     match labs {
         [] => return LabChoice::NoLab,
@@ -47,6 +55,7 @@ pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
     if let Some(hint) = &req.lab_hint
         && let Some(l) = labs
             .iter()
+            .filter(|l| l.chosen_before || !req.prompt.none)
             .find(|l| l.id == hint.as_str() || l.name == hint.as_str())
     {
         return LabChoice::Lab(l.id.to_owned());

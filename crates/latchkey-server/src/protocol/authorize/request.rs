@@ -2,7 +2,7 @@
 //! section 3.1.2.1-3.1.2.2): parameters as they arrive, the checks that decide whether an
 //! error goes to Latchkey's own page or back to the client (OIDC Core 3.1.2.6).
 
-use super::super::strength::{essential_acr, requested_level};
+use super::super::strength::{ClaimsError, essential_acr, requested_level};
 use super::super::{OAuthError, pkce, redirect_uri, scope};
 use latchkey_core::{Acr, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -334,7 +334,17 @@ pub fn validate(
     };
     let essential = match p.claims.as_deref().map(essential_acr).transpose() {
         Ok(level) => level.flatten(),
-        Err(d) => return Err(fail(ErrorCode::InvalidRequest, d)),
+        Err(ClaimsError::Malformed(d)) => return Err(fail(ErrorCode::InvalidRequest, d)),
+        Err(ClaimsError::UnknownEssentialAcr(values)) => {
+            return Err(fail(
+                ErrorCode::UnmetAuthenticationRequirements,
+                format!(
+                    "none of the essential acr values ({}) is supported: this provider knows {}",
+                    values.join(", "),
+                    Acr::ALL.map(Acr::as_str).join(", ")
+                ),
+            ));
+        }
     };
     let acr_values: Vec<String> = p
         .acr_values

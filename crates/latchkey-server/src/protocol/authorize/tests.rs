@@ -218,6 +218,34 @@ fn acr_values_and_essential_claims_set_the_requested_level() {
 }
 
 #[test]
+fn oidc_core_5_5_1_1_essential_acr_with_only_unknown_values_is_refused() {
+    // acr values are case-sensitive: `PHR` is none of ours, and issuing `pwd` instead would
+    // silently weaken what the client said it must have.
+    for claims in [
+        r#"{"id_token":{"acr":{"essential":true,"values":["PHR"]}}}"#,
+        r#"{"userinfo":{"acr":{"essential":true,"value":"urn:x:loa:4"}}}"#,
+    ] {
+        let p = params(&[("claims", claims)]);
+        assert_eq!(
+            redirect_code(run(p, false)),
+            ErrorCode::UnmetAuthenticationRequirements,
+            "{claims}"
+        );
+    }
+    // One known value among unknown ones is enough; no values, or not essential: no demand.
+    let known = r#"{"id_token":{"acr":{"essential":true,"values":["PHR","mfa"]}}}"#;
+    let r = run(params(&[("claims", known)]), false).unwrap();
+    assert_eq!(r.requested_acr, Some(Acr::Mfa));
+    for claims in [
+        r#"{"id_token":{"acr":{"essential":true}}}"#,
+        r#"{"id_token":{"acr":{"essential":false,"values":["PHR"]}}}"#,
+    ] {
+        let r = run(params(&[("claims", claims)]), false).unwrap();
+        assert_eq!(r.requested_acr, None, "{claims}");
+    }
+}
+
+#[test]
 fn oidc_core_5_5_malformed_claims_parameter_is_invalid_request() {
     let p = params(&[("claims", "{not json")]);
     assert_eq!(redirect_code(run(p, false)), ErrorCode::InvalidRequest);
@@ -301,10 +329,12 @@ const LABS: [LabRef<'static>; 2] = [
     LabRef {
         id: "lab-a",
         name: "Alpha",
+        chosen_before: false,
     },
     LabRef {
         id: "lab-b",
         name: "Beta",
+        chosen_before: false,
     },
 ];
 
@@ -352,8 +382,25 @@ fn oidc_core_3_1_2_6_prompt_none_with_several_labs_is_interaction_required() {
         choose_lab(&r, &LABS),
         LabChoice::Refuse(ErrorCode::InteractionRequired)
     );
+    // A hint for a lab the user never chose for this client is refused like a foreign one,
+    // so `prompt=none` cannot list the user's labs; a lab chosen before is taken silently.
+    for hint in ["Beta", "lab-b", "lab-z"] {
+        let r = run(params(&[("prompt", "none"), ("lab", hint)]), false).unwrap();
+        assert_eq!(
+            choose_lab(&r, &LABS),
+            LabChoice::Refuse(ErrorCode::InteractionRequired),
+            "{hint}"
+        );
+    }
+    let mut labs = LABS;
+    labs[1].chosen_before = true;
     let r = run(params(&[("prompt", "none"), ("lab", "Beta")]), false).unwrap();
-    assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
+    assert_eq!(choose_lab(&r, &labs), LabChoice::Lab("lab-b".into()));
+    let r = run(params(&[("prompt", "none"), ("lab", "Alpha")]), false).unwrap();
+    assert_eq!(
+        choose_lab(&r, &labs),
+        LabChoice::Refuse(ErrorCode::InteractionRequired)
+    );
 }
 
 #[test]
