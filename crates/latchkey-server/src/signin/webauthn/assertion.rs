@@ -2,35 +2,19 @@
 //! as the first factor (passwordless), a passkey or security key as the missing factor of a
 //! step-up. An assertion whose signature counter did not move forward (section 6.1.1, a
 //! cloned authenticator) is refused and audited. The ceremonies themselves (challenges,
-//! browser binding) are in `http/webauthn.rs`.
+//! browser binding) are in [`ceremony`](super::ceremony).
 
-use super::{Next, SignInError, SignedIn, flow, session};
+use super::Refusal;
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
+use crate::signin::{Next, SignInError, SignedIn, flow, session};
 use crate::state::AppState;
 use crate::store::factors::WebauthnRow;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 use webauthn_rs::prelude::{AuthenticationResult, Credential, WebauthnError};
-
-/// Why an assertion was not accepted (the page shows a message for each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    /// The signature counter went backwards: probably a copied authenticator.
-    CounterRegression,
-    /// The assertion did not verify.
-    NotVerified,
-    /// The account is disabled or gone.
-    AccountCannotSignIn,
-    /// The browser's session ended during the ceremony.
-    SessionEnded,
-    /// The browser's session is now another user's than the ceremony's.
-    SessionChanged,
-    /// The credential is not registered to the signed-in user.
-    NotYours,
-}
 
 /// An assertion's outcome: signed in (go to `next`), or refused.
 pub type Asserted = Result<SignedIn, Refusal>;
