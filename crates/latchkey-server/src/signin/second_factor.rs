@@ -1,7 +1,7 @@
 //! The step-up of a login flow: a signed-in user proves **only the missing factor**, an
 //! authenticator-app code (RFC 6238, each time step accepted once, section 5.2) or a recovery
 //! code, whichever reach the level the request needs (passkeys and security keys are in
-//! `http/webauthn.rs`). Wrong codes end the flow after a few
+//! `signin/webauthn/`). Wrong codes end the flow after a few
 //! ([`FLOW_MAX_FAILED_CODES`](crate::protocol::authorize::FLOW_MAX_FAILED_CODES)) and count
 //! per user in [`throttle`](super::throttle).
 
