@@ -610,6 +610,45 @@ both!(
         )
         .await;
         assert_eq!((s, e["field"].as_str()), (422, Some("features")));
+        // Names read from the path are typed there: refused naming the field, nothing written.
+        let user = &app.user_id;
+        for (method, path, body, field) in [
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/roles/no%20spaces"),
+                Some(json!({"features": []})),
+                "name",
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/roles/no%20spaces"),
+                None,
+                "name",
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/members/{user}/features/Orders"),
+                Some(json!({"allow": true})),
+                "feature",
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/members/{user}/features/Orders"),
+                None,
+                "feature",
+            ),
+        ] {
+            let (s, e) = call(app, Some(&sys), method.clone(), &path, body).await;
+            assert_eq!(
+                (s, e["field"].as_str()),
+                (422, Some(field)),
+                "{method} {path}: {e}"
+            );
+        }
+        assert_eq!(
+            app.state.store.lab_members(&app.lab()).await.unwrap(),
+            before
+        );
         let (s, e) = call(
             app,
             Some(&sys),

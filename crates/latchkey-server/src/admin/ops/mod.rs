@@ -4,6 +4,11 @@
 //!
 //! The admin API (`http::api`), the admin console (`http::admin`) and the command line
 //! (`latchkey …`) all call these. One file per concept.
+//!
+//! Ids arrive typed (`LabId`, `UserId`, `ClientId`), and so do the role and feature names an
+//! operation is about (`RoleName`, `FeatureName`): each caller builds them once where it reads
+//! them (a path segment, a form field, a flag). A malformed name is refused there, with
+//! [`role_name`] or [`feature_name`] naming the field, before the operation's authorisation.
 
 mod audit_log;
 mod clients;
