@@ -4,6 +4,7 @@
 use crate::operator::{Operator, refused};
 use crate::{Output, print};
 use clap::Subcommand;
+use latchkey_core::names::LabId;
 use latchkey_server::Config;
 use latchkey_server::admin::ops;
 
@@ -46,7 +47,7 @@ pub async fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result
         }
         Some(lab) => {
             let lab = op.lab(lab).await?;
-            let id = lab.id;
+            let id = LabId::new(lab.id);
             if !op.is_member(&id, &user.id).await? {
                 anyhow::bail!(
                     "{} is not a member of lab `{}`; add them first with `latchkey user add` or the console",

@@ -77,7 +77,11 @@ pub async fn role_feature(config: &Config, cmd: RoleFeatureCommand) -> anyhow::R
         } => (lab, role, feature, out, false),
     };
     let op = Operator::open(config).await?;
-    let id = op.lab(&lab).await?.id;
+    let id = op.lab_id(&lab).await?;
+    let (role, feature) = (
+        ops::role_name("name", &role).map_err(refused_as(ROLE_FLAGS))?,
+        ops::feature_name("features", &feature).map_err(refused)?,
+    );
     ops::set_role_feature(&op.state, &op.admin, &id, &role, &feature, add)
         .await
         .map_err(refused_as(ROLE_FLAGS))?;
@@ -98,9 +102,10 @@ pub async fn member_feature(config: &Config, cmd: MemberFeatureCommand) -> anyho
         MemberFeatureCommand::Clear(m) => (m, None, "left to their roles"),
     };
     let op = Operator::open(config).await?;
-    let id = op.lab(&m.lab).await?.id;
+    let id = op.lab_id(&m.lab).await?;
     let user = op.user(&m.email).await?;
-    ops::set_member_feature(&op.state, &op.admin, &id, &user.id, &m.feature, allow)
+    let feature = ops::feature_name("feature", &m.feature).map_err(refused)?;
+    ops::set_member_feature(&op.state, &op.admin, &id, &user.id, &feature, allow)
         .await
         .map_err(refused)?;
     print(

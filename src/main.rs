@@ -358,7 +358,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = password.strip_suffix('\n').unwrap_or(&password);
             let password = password.strip_suffix('\r').unwrap_or(password);
             let op = Operator::open(&config).await?;
-            let lab = op.lab(&lab).await?.id;
+            let lab = op.lab_id(&lab).await?;
             // `add_member` would add an existing account to the lab; this command only creates.
             if op.state.store.find_user_by_email(&email).await?.is_some() {
                 anyhow::bail!(

@@ -5,13 +5,20 @@
 //! refusals are therefore the API's; this module only translates a refusal's API field name into
 //! the command-line flag that carries it.
 
+use latchkey_core::names::{LabId, UserId};
 use latchkey_server::App;
 use latchkey_server::Config;
 use latchkey_server::admin::{Admin, AdminError};
 use latchkey_server::app::AppState;
 use latchkey_server::store::labs::Lab;
-use latchkey_server::store::users::User;
 use std::sync::Arc;
+
+/// An account the operator named by e-mail: its id, typed for the operations, and the
+/// address to print.
+pub struct Account {
+    pub id: UserId,
+    pub email: String,
+}
 
 /// The state the operations need, and the command line's rights.
 pub struct Operator {
@@ -37,17 +44,27 @@ impl Operator {
         })
     }
 
+    /// A lab's id, from its id or name: what the operations take.
+    pub async fn lab_id(&self, lab: &str) -> anyhow::Result<LabId> {
+        Ok(LabId::new(self.lab(lab).await?.id))
+    }
+
     /// The account with this e-mail address.
-    pub async fn user(&self, email: &str) -> anyhow::Result<User> {
-        self.state
+    pub async fn user(&self, email: &str) -> anyhow::Result<Account> {
+        let u = self
+            .state
             .store
             .find_user_by_email(email)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))
+            .ok_or_else(|| anyhow::anyhow!("no user with email `{email}`"))?;
+        Ok(Account {
+            id: UserId::new(u.id),
+            email: u.email,
+        })
     }
 
     /// Whether the user belongs to the lab (read through the same operation the API uses).
-    pub async fn is_member(&self, lab: &str, user: &str) -> anyhow::Result<bool> {
+    pub async fn is_member(&self, lab: &LabId, user: &UserId) -> anyhow::Result<bool> {
         match latchkey_server::admin::ops::get_member(&self.state, &self.admin, lab, user).await {
             Ok(_) => Ok(true),
             Err(AdminError::NotFound(_)) => Ok(false),

@@ -5,6 +5,7 @@ use crate::operator::{Operator, ROLE_FLAGS, refused, refused_as};
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_core::Acr;
+use latchkey_core::names::ClientId;
 use latchkey_server::Config;
 use latchkey_server::admin::{AdminError, ops};
 
@@ -96,7 +97,7 @@ pub struct AddMember {
 /// member again changes nothing and succeeds.
 pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
     let op = Operator::open(config).await?;
-    let id = op.lab(&m.lab).await?.id;
+    let id = op.lab_id(&m.lab).await?;
     let user = op.user(&m.email).await?;
     if !op.is_member(&id, &user.id).await? {
         ops::add_member(
@@ -124,7 +125,7 @@ pub async fn add_member(config: &Config, m: AddMember) -> anyhow::Result<()> {
 /// and their sessions end.
 pub async fn remove_member(config: &Config, m: RemoveMember) -> anyhow::Result<()> {
     let op = Operator::open(config).await?;
-    let id = op.lab(&m.lab).await?.id;
+    let id = op.lab_id(&m.lab).await?;
     let user = op.user(&m.email).await?;
     if !op.is_member(&id, &user.id).await? {
         anyhow::bail!("{} is not a member of lab `{}`", user.email, m.lab);
@@ -170,7 +171,7 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
     let store = &op.state.store;
     match cmd {
         PolicyCommand::Show { lab, out } => {
-            let id = op.lab(&lab).await?.id;
+            let id = op.lab_id(&lab).await?;
             let policy = store.lab_policy(&id).await?;
             let roles = store.role_policies(&id).await?;
             let mut text = match &policy {
@@ -206,6 +207,7 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
             out,
         } => {
             if let Some(client) = client {
+                let client = ClientId::new(client);
                 let after =
                     ops::set_client_min_acr(&op.state, &op.admin, &client, min.map(Acr::as_str))
                         .await
@@ -220,8 +222,9 @@ pub async fn policy_command(config: &Config, cmd: PolicyCommand) -> anyhow::Resu
                 );
             }
             let lab = lab.ok_or_else(|| anyhow::anyhow!("--lab or --client is required"))?;
-            let id = op.lab(&lab).await?.id;
+            let id = op.lab_id(&lab).await?;
             if let Some(role) = role {
+                let role = ops::role_name("name", &role).map_err(refused_as(ROLE_FLAGS))?;
                 let after =
                     ops::set_role_min_acr(&op.state, &op.admin, &id, &role, min.map(Acr::as_str))
                         .await
@@ -265,7 +268,7 @@ pub async fn role_command(config: &Config, cmd: RoleCommand) -> anyhow::Result<(
             out,
         } => {
             let op = Operator::open(config).await?;
-            let id = op.lab(&lab).await?.id;
+            let id = op.lab_id(&lab).await?;
             let user = op.user(&email).await?;
             let member = match ops::get_member(&op.state, &op.admin, &id, &user.id).await {
                 Ok(m) => m,

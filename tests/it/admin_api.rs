@@ -5,6 +5,7 @@
 
 use crate::both;
 use crate::common::*;
+use latchkey_core::names::{LabId, UserId};
 use latchkey_server::provision;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -151,14 +152,20 @@ async fn fixture(app: &TestApp) -> Fixture {
     let a = app.lab_id.clone();
     let b = store.create_lab("Lab B", |_| Vec::new()).await.unwrap().id;
     let sys_id = make_user(app, &a, "root@lab.example").await;
-    store.set_system_admin(&sys_id, true, &[]).await.unwrap();
+    store
+        .set_system_admin(&UserId::new(&sys_id), true, &[])
+        .await
+        .unwrap();
     let la_id = make_user(app, &a, "boss-a@lab.example").await;
-    store.set_lab_admin(&la_id, &a, true, &[]).await.unwrap();
+    store
+        .set_lab_admin(&UserId::new(&la_id), &LabId::new(&a), true, &[])
+        .await
+        .unwrap();
     let user_b = make_user(app, &b, "bob@lab.example").await;
     let user_a = make_user(app, &a, "amy@lab.example").await;
     for (lab, role) in [(&b, "viewer"), (&a, "viewer")] {
         store
-            .put_role(lab, role, &["orders:read".into()], None, &[])
+            .put_role(&LabId::new(lab), role, &["orders:read".into()], None, &[])
             .await
             .unwrap();
     }
@@ -377,7 +384,7 @@ both!(
         let sys = make_user(app, &app.lab_id, "root@lab.example").await;
         app.state
             .store
-            .set_system_admin(&sys, true, &[])
+            .set_system_admin(&UserId::new(&sys), true, &[])
             .await
             .unwrap();
         let c = app.client(|c| c.skip_consent = true).await;
@@ -408,7 +415,7 @@ both!(revoked_admin_rights_apply_at_once, async |app: &TestApp| {
     let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
     app.state
         .store
-        .set_lab_admin(&la, &app.lab_id, true, &[])
+        .set_lab_admin(&UserId::new(&la), &app.lab(), true, &[])
         .await
         .unwrap();
     let b = Browser::new(app);
@@ -420,7 +427,7 @@ both!(revoked_admin_rights_apply_at_once, async |app: &TestApp| {
     );
     app.state
         .store
-        .set_lab_admin(&la, &app.lab_id, false, &[])
+        .set_lab_admin(&UserId::new(&la), &app.lab(), false, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -544,7 +551,7 @@ both!(
     async |app: &TestApp| {
         let sys = client_token(app, "*").await;
         let lab = &app.lab_id;
-        let before = app.state.store.lab_members(lab).await.unwrap();
+        let before = app.state.store.lab_members(&app.lab()).await.unwrap();
         // Missing field, unknown field, wrong type: 422 naming it.
         for (body, field) in [
             (json!({}), "email"),
@@ -572,7 +579,10 @@ both!(
             assert_eq!(e["error"], "invalid");
             assert_eq!(e["field"], field, "{body}: {e}");
         }
-        assert_eq!(app.state.store.lab_members(lab).await.unwrap(), before);
+        assert_eq!(
+            app.state.store.lab_members(&app.lab()).await.unwrap(),
+            before
+        );
         assert!(
             app.state
                 .store
@@ -600,6 +610,45 @@ both!(
         )
         .await;
         assert_eq!((s, e["field"].as_str()), (422, Some("features")));
+        // Names read from the path are typed there: refused naming the field, nothing written.
+        let user = &app.user_id;
+        for (method, path, body, field) in [
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/roles/no%20spaces"),
+                Some(json!({"features": []})),
+                "name",
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/roles/no%20spaces"),
+                None,
+                "name",
+            ),
+            (
+                Method::PUT,
+                format!("/api/v1/labs/{lab}/members/{user}/features/Orders"),
+                Some(json!({"allow": true})),
+                "feature",
+            ),
+            (
+                Method::DELETE,
+                format!("/api/v1/labs/{lab}/members/{user}/features/Orders"),
+                None,
+                "feature",
+            ),
+        ] {
+            let (s, e) = call(app, Some(&sys), method.clone(), &path, body).await;
+            assert_eq!(
+                (s, e["field"].as_str()),
+                (422, Some(field)),
+                "{method} {path}: {e}"
+            );
+        }
+        assert_eq!(
+            app.state.store.lab_members(&app.lab()).await.unwrap(),
+            before
+        );
         let (s, e) = call(
             app,
             Some(&sys),
@@ -755,7 +804,7 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true, &[])
+            .set_lab_admin(&UserId::new(&la), &app.lab(), true, &[])
             .await
             .unwrap();
         let b = Browser::new(app);
@@ -836,13 +885,13 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true, &[])
+            .set_lab_admin(&UserId::new(&la), &app.lab(), true, &[])
             .await
             .unwrap();
         let root = make_user(app, &app.lab_id, "root@lab.example").await;
         app.state
             .store
-            .set_system_admin(&root, true, &[])
+            .set_system_admin(&UserId::new(&root), true, &[])
             .await
             .unwrap();
         let t = console_token(app, &Browser::new(app), "boss-a@lab.example").await;
@@ -857,7 +906,13 @@ both!(
             let (s, _) = call(app, Some(&t), m.clone(), &p, None).await;
             assert_eq!(s, 403, "{m} {p}");
         }
-        let u = app.state.store.user_info(&root).await.unwrap().unwrap();
+        let u = app
+            .state
+            .store
+            .user_info(&UserId::new(&root))
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!u.disabled && u.system_admin);
     }
 );
@@ -868,7 +923,7 @@ both!(
         let la = make_user(app, &app.lab_id, "boss-a@lab.example").await;
         app.state
             .store
-            .set_lab_admin(&la, &app.lab_id, true, &[])
+            .set_lab_admin(&UserId::new(&la), &app.lab(), true, &[])
             .await
             .unwrap();
         let other = app
@@ -931,7 +986,7 @@ both!(
             .unwrap();
         app.state
             .store
-            .set_lab_admin(&both_id, &other, true, &[])
+            .set_lab_admin(&UserId::new(&both_id), &LabId::new(&other), true, &[])
             .await
             .unwrap();
         let dual = console_token(app, &Browser::new(app), "dual@lab.example").await;

@@ -38,7 +38,7 @@ async fn activity(app: &TestApp) -> (String, Vec<String>) {
     let sel = scraper::Selector::parse("#recovery-codes code").unwrap();
     let codes: Vec<String> = doc.select(&sel).map(|e| e.text().collect()).collect();
     store
-        .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
+        .set_lab_policy(&app.lab(), Some(Acr::Mfa), None, None, &[])
         .await
         .unwrap();
     let c = app.client(|c| c.skip_consent = true).await;

@@ -115,7 +115,7 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     app.state
         .store
         .set_lab_policy(
-            &strict.id,
+            &latchkey_core::names::LabId::new(&strict.id),
             Some(latchkey_core::Acr::Mfa),
             Some(14),
             None,
@@ -241,7 +241,12 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     .unwrap();
     app.state
         .store
-        .set_lab_admin(&admin.id, &app.lab_id, true, &[])
+        .set_lab_admin(
+            &latchkey_core::names::UserId::new(&admin.id),
+            &app.lab(),
+            true,
+            &[],
+        )
         .await
         .unwrap();
     let created = app.client(|c| c.skip_consent = true).await;
@@ -371,7 +376,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     assert_eq!(r["adoptionRows"]["Do not meet it yet"], 2);
     assert_eq!(r["adoptionRows"]["Password only"], 2);
     assert_eq!(r["chartBars"], 5);
-    let policy = app.state.store.lab_policy(&app.lab_id).await.unwrap();
+    let policy = app.state.store.lab_policy(&app.lab()).await.unwrap();
     assert!(policy.is_some(), "the policy is stored");
     // The audit log: everything done above, filtered by action.
     assert!(r["auditAll"].as_u64().unwrap() >= 4, "{r}");

@@ -29,7 +29,7 @@ both!(
     async |app: &TestApp| {
         app.state
             .store
-            .set_lab_admin(&app.user_id, &app.lab_id, true, &[])
+            .set_lab_admin(&app.user(), &app.lab(), true, &[])
             .await
             .unwrap();
         let b = Browser::new(app);

@@ -23,7 +23,7 @@ both!(
     role_features_and_member_overrides_make_the_features_claim,
     async |app: &TestApp| {
         let store = &app.state.store;
-        let lab = &app.lab_id;
+        let lab = &app.lab();
         for f in ["orders:read", "invoices:approve"] {
             store
                 .set_role_feature(lab, "accountant", f, true)
@@ -35,19 +35,16 @@ both!(
             .await
             .unwrap();
         store
-            .assign_role(&app.user_id, lab, "accountant")
+            .assign_role(&app.user(), lab, "accountant")
+            .await
+            .unwrap();
+        store.assign_role(&app.user(), lab, "viewer").await.unwrap();
+        store
+            .set_member_feature(&app.user(), lab, "reports:export", Some(true), &[])
             .await
             .unwrap();
         store
-            .assign_role(&app.user_id, lab, "viewer")
-            .await
-            .unwrap();
-        store
-            .set_member_feature(&app.user_id, lab, "reports:export", Some(true), &[])
-            .await
-            .unwrap();
-        store
-            .set_member_feature(&app.user_id, lab, "invoices:approve", Some(false), &[])
+            .set_member_feature(&app.user(), lab, "invoices:approve", Some(false), &[])
             .await
             .unwrap();
         let c = app.client(|_| {}).await;
@@ -77,7 +74,7 @@ both!(
 
         // A changed grant applies to the next token.
         store
-            .set_member_feature(&app.user_id, lab, "invoices:approve", None, &[])
+            .set_member_feature(&app.user(), lab, "invoices:approve", None, &[])
             .await
             .unwrap();
         store
@@ -108,11 +105,11 @@ both!(
     async |app: &TestApp| {
         let store = &app.state.store;
         store
-            .set_role_feature(&app.lab_id, "viewer", "orders:read", true)
+            .set_role_feature(&app.lab(), "viewer", "orders:read", true)
             .await
             .unwrap();
         store
-            .assign_role(&app.user_id, &app.lab_id, "viewer")
+            .assign_role(&app.user(), &app.lab(), "viewer")
             .await
             .unwrap();
         let c = app.client(|_| {}).await;
@@ -120,13 +117,13 @@ both!(
         let t = user_tokens(app, &c.client_id, &secret, "openid offline_access").await;
         assert!(
             store
-                .remove_membership(&app.user_id, &app.lab_id, &[])
+                .remove_membership(&app.user(), &app.lab(), &[])
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .remove_membership(&app.user_id, &app.lab_id, &[])
+                .remove_membership(&app.user(), &app.lab(), &[])
                 .await
                 .unwrap()
         );
@@ -146,9 +143,9 @@ both!(
         assert!(store.user_labs(&app.user_id).await.unwrap().is_empty());
         // Grants for a lab the user is not in are refused, and write nothing.
         for r in [
-            store.assign_role(&app.user_id, &app.lab_id, "viewer").await,
+            store.assign_role(&app.user(), &app.lab(), "viewer").await,
             store
-                .set_member_feature(&app.user_id, &app.lab_id, "orders:read", Some(true), &[])
+                .set_member_feature(&app.user(), &app.lab(), "orders:read", Some(true), &[])
                 .await,
         ] {
             let e = r.unwrap_err().to_string();

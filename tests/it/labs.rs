@@ -6,6 +6,7 @@
 use crate::both;
 use crate::common::*;
 use latchkey_core::Acr;
+use latchkey_core::names::LabId;
 use serde_json::Value;
 
 /// The test user's second lab, "Lab 7" (the first is the test app's "Lab 42").
@@ -124,7 +125,7 @@ both!(several_labs_show_the_picker, async |app: &TestApp| {
     assert!(
         app.state
             .store
-            .remove_membership(&app.user_id, &app.lab_id, &[])
+            .remove_membership(&app.user(), &app.lab(), &[])
             .await
             .unwrap()
     );
@@ -191,23 +192,29 @@ both!(
         let store = &app.state.store;
         let b_lab = second_lab(app).await;
         store
-            .set_role_feature(&app.lab_id, "viewer", "orders:read", true)
+            .set_role_feature(&app.lab(), "viewer", "orders:read", true)
             .await
             .unwrap();
         store
-            .assign_role(&app.user_id, &app.lab_id, "viewer")
+            .assign_role(&app.user(), &app.lab(), "viewer")
             .await
             .unwrap();
         store
-            .set_role_feature(&b_lab, "reviewer", "papers:review", true)
+            .set_role_feature(&LabId::new(&b_lab), "reviewer", "papers:review", true)
             .await
             .unwrap();
         store
-            .assign_role(&app.user_id, &b_lab, "reviewer")
+            .assign_role(&app.user(), &LabId::new(&b_lab), "reviewer")
             .await
             .unwrap();
         store
-            .set_member_feature(&app.user_id, &b_lab, "papers:publish", Some(true), &[])
+            .set_member_feature(
+                &app.user(),
+                &LabId::new(&b_lab),
+                "papers:publish",
+                Some(true),
+                &[],
+            )
             .await
             .unwrap();
         let client = new_client(app).await;
@@ -229,7 +236,13 @@ both!(
         }
         // Refresh keeps the grant's lab, and a changed grant applies to the next token.
         store
-            .set_member_feature(&app.user_id, &b_lab, "papers:publish", None, &[])
+            .set_member_feature(
+                &app.user(),
+                &LabId::new(&b_lab),
+                "papers:publish",
+                None,
+                &[],
+            )
             .await
             .unwrap();
         let r = refresh(app, &client, t["refresh_token"].as_str().unwrap()).await;
@@ -245,7 +258,7 @@ both!(picked_lab_policy_applies, async |app: &TestApp| {
     let store = &app.state.store;
     let b_lab = second_lab(app).await;
     store
-        .set_lab_policy(&b_lab, Some(Acr::Mfa), None, None, &[])
+        .set_lab_policy(&LabId::new(&b_lab), Some(Acr::Mfa), None, None, &[])
         .await
         .unwrap();
     let account = Browser::new(app);
@@ -405,7 +418,7 @@ both!(
 
         assert!(
             store
-                .remove_membership(&app.user_id, &b_lab, &[])
+                .remove_membership(&app.user(), &LabId::new(&b_lab), &[])
                 .await
                 .unwrap()
         );

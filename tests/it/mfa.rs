@@ -5,6 +5,7 @@
 use crate::common::*;
 use crate::{both, both_with};
 use latchkey_core::Acr;
+use latchkey_core::names::{LabId, UserId};
 use serde_json::Value;
 
 async fn new_client(app: &TestApp, min: Option<Acr>) -> (String, String) {
@@ -332,16 +333,26 @@ both_with!(
                             .await
                             .unwrap();
                             store
-                                .set_lab_policy(&lab_row.id, lab, grace.then_some(7), None, &[])
+                                .set_lab_policy(
+                                    &LabId::new(&lab_row.id),
+                                    lab,
+                                    grace.then_some(7),
+                                    None,
+                                    &[],
+                                )
                                 .await
                                 .unwrap();
                             if role.is_some() {
                                 store
-                                    .set_role_policy(&lab_row.id, "admin", role)
+                                    .set_role_policy(&LabId::new(&lab_row.id), "admin", role)
                                     .await
                                     .unwrap();
                                 store
-                                    .assign_role(&user.id, &lab_row.id, "admin")
+                                    .assign_role(
+                                        &UserId::new(&user.id),
+                                        &LabId::new(&lab_row.id),
+                                        "admin",
+                                    )
                                     .await
                                     .unwrap();
                             }
@@ -399,7 +410,7 @@ both!(
     async |app: &TestApp| {
         let store = &app.state.store;
         store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, Some(1), &[])
+            .set_lab_policy(&app.lab(), Some(Acr::Mfa), None, Some(1), &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;
@@ -440,7 +451,7 @@ both!(
     async |app: &TestApp| {
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None, &[])
+            .set_lab_policy(&app.lab(), Some(Acr::Mfa), Some(14), None, &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;
@@ -491,7 +502,7 @@ both!(
         enrol_totp(&b).await;
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
+            .set_lab_policy(&app.lab(), Some(Acr::Mfa), None, None, &[])
             .await
             .unwrap();
         let csrf = account_csrf(&b).await;
@@ -507,7 +518,7 @@ both!(
         // Without the policy it may go.
         app.state
             .store
-            .set_lab_policy(&app.lab_id, None, None, None, &[])
+            .set_lab_policy(&app.lab(), None, None, None, &[])
             .await
             .unwrap();
         let r = b
@@ -594,7 +605,7 @@ both!(
         let rt = t["refresh_token"].as_str().unwrap().to_owned();
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), None, None, &[])
+            .set_lab_policy(&app.lab(), Some(Acr::Mfa), None, None, &[])
             .await
             .unwrap();
         // Nodes cache whether a lab has a policy for five seconds.
@@ -629,7 +640,7 @@ both!(
         enrol_totp(&b).await;
         app.state
             .store
-            .set_lab_policy(&app.lab_id, Some(Acr::Mfa), Some(14), None, &[])
+            .set_lab_policy(&app.lab(), Some(Acr::Mfa), Some(14), None, &[])
             .await
             .unwrap();
         let client = new_client(app, None).await;

@@ -14,17 +14,11 @@ const NAME: &str = "Ada Lovelace";
 async fn give_the_user_everything(app: &TestApp) -> Vec<String> {
     let store = &app.state.store;
     store
-        .assign_role(&app.user_id, &app.lab_id, "approver")
+        .assign_role(&app.user(), &app.lab(), "approver")
         .await
         .unwrap();
     store
-        .set_member_feature(
-            &app.user_id,
-            &app.lab_id,
-            "invoices:approve",
-            Some(true),
-            &[],
-        )
+        .set_member_feature(&app.user(), &app.lab(), "invoices:approve", Some(true), &[])
         .await
         .unwrap();
     let c = app.client(|_| {}).await;
@@ -75,7 +69,7 @@ both!(
         let x = app
             .state
             .store
-            .export_user(&app.user_id)
+            .export_user(&app.user())
             .await
             .unwrap()
             .unwrap();
@@ -117,7 +111,10 @@ both!(
         ] {
             assert!(!text.contains(marker), "the export contains {marker}");
         }
-        assert_eq!(app.state.store.export_user("nobody").await.unwrap(), None);
+        assert_eq!(
+            app.state.store.export_user(&"nobody".into()).await.unwrap(),
+            None
+        );
     }
 );
 
@@ -127,10 +124,10 @@ both!(
         give_the_user_everything(app).await;
         let store = &app.state.store;
         assert_eq!(chain_break(app).await, None);
-        assert!(store.erase_user(&app.user_id, "cli").await.unwrap());
-        assert!(!store.erase_user("nobody", "cli").await.unwrap());
+        assert!(store.erase_user(&app.user(), "cli").await.unwrap());
+        assert!(!store.erase_user(&"nobody".into(), "cli").await.unwrap());
 
-        let x = store.export_user(&app.user_id).await.unwrap().unwrap();
+        let x = store.export_user(&app.user()).await.unwrap().unwrap();
         let email = x["user"]["email"].as_str().unwrap();
         assert!(
             email.starts_with("erased-") && email.ends_with("@invalid"),
@@ -177,7 +174,7 @@ both!(erased_user_cannot_sign_in, async |app: &TestApp| {
     assert!(
         app.state
             .store
-            .erase_user(&app.user_id, "cli")
+            .erase_user(&app.user(), "cli")
             .await
             .unwrap()
     );

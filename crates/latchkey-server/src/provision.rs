@@ -264,7 +264,7 @@ pub async fn create_client_recorded(
             AdminOf::AllLabs
         } else {
             match store.find_lab(&scope).await? {
-                Some(lab) => AdminOf::Lab(lab.id),
+                Some(lab) => AdminOf::Lab(latchkey_core::names::LabId::new(lab.id)),
                 None => {
                     return invalid(
                         Field::AdminOf,

@@ -60,7 +60,8 @@ impl AppState {
         {
             return Ok(Some(c.clone()));
         }
-        let Some(c) = self.store.get_client(id).await? else {
+        let client_id = latchkey_core::names::ClientId::new(id);
+        let Some(c) = self.store.get_client(&client_id).await? else {
             return Ok(None);
         };
         let c = Arc::new(c);

@@ -3,6 +3,7 @@
 //! browser without JavaScript does (cookies, forms, no automatic redirects).
 
 use latchkey_core::SigningAlg;
+use latchkey_core::names::{LabId, UserId};
 use latchkey_server::app::AppState;
 use latchkey_server::config::{Argon2Config, Config};
 use latchkey_server::provision::{self, CreatedClient, NewClient};
@@ -125,6 +126,16 @@ impl TestApp {
         provision::create_client(&self.state.store, c)
             .await
             .expect("client")
+    }
+
+    /// The test lab's id, typed as the store and the admin operations take it.
+    pub fn lab(&self) -> LabId {
+        LabId::new(&self.lab_id)
+    }
+
+    /// The test user's id, typed as the store and the admin operations take it.
+    pub fn user(&self) -> UserId {
+        UserId::new(&self.user_id)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -14,7 +14,7 @@ pub mod ops;
 use crate::state::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
-use latchkey_core::names::{FeatureName, RoleName};
+use latchkey_core::names::{ClientId, FeatureName, LabId, RoleName, UserId};
 use std::collections::BTreeSet;
 
 pub use crate::store::clients::ADMIN_CLIENT_ID;
@@ -28,9 +28,9 @@ pub const ADMIN_AUDIENCE: &str = "latchkey:admin";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
     /// A person signed in to the console, or calling the API with the console's token.
-    User(String),
+    User(UserId),
     /// An automation client (`client_credentials` with the admin scope).
-    Client(String),
+    Client(ClientId),
     /// The operator at the server's command line (`latchkey …`): a system administrator,
     /// recorded in the audit log as `cli`.
     Cli,
@@ -41,7 +41,7 @@ pub enum Actor {
 pub struct Admin {
     pub actor: Actor,
     pub system: bool,
-    pub labs: BTreeSet<String>,
+    pub labs: BTreeSet<LabId>,
 }
 
 /// Why a request was refused or failed. Each kind maps to one HTTP status and a stable code.
@@ -106,7 +106,8 @@ impl Admin {
     /// The id written to the audit log as the actor.
     pub fn actor_id(&self) -> &str {
         match &self.actor {
-            Actor::User(id) | Actor::Client(id) => id,
+            Actor::User(id) => id.as_str(),
+            Actor::Client(id) => id.as_str(),
             Actor::Cli => "cli",
         }
     }
@@ -154,11 +155,11 @@ impl Admin {
         }
     }
 
-    pub fn may_lab(&self, lab: &str) -> bool {
+    pub fn may_lab(&self, lab: &LabId) -> bool {
         self.system || self.labs.contains(lab)
     }
 
-    pub fn require_lab(&self, lab: &str) -> Result<(), AdminError> {
+    pub fn require_lab(&self, lab: &LabId) -> Result<(), AdminError> {
         if self.may_lab(lab) {
             Ok(())
         } else {
@@ -168,7 +169,7 @@ impl Admin {
 
     /// Actions on a user as a whole (disable, reset factors, end sessions, export, erase)
     /// touch every lab they belong to: a lab administrator must administer all of them.
-    pub fn require_user(&self, user_labs: &[String]) -> Result<(), AdminError> {
+    pub fn require_user(&self, user_labs: &[LabId]) -> Result<(), AdminError> {
         if self.system || (!user_labs.is_empty() && user_labs.iter().all(|l| self.may_lab(l))) {
             Ok(())
         } else {
@@ -210,8 +211,8 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
         .verify_access_token(token)
         .await
         .map_err(|e: VerifyError| AdminError::Unauthenticated(format!("invalid token: {e}")))?;
-    let client = grants.client_id.clone().unwrap_or_default();
-    if grants.subject == client {
+    let client = ClientId::new(grants.client_id.clone().unwrap_or_default());
+    if grants.subject == client.as_str() {
         // A client acting for itself: it must have asked for the admin scope.
         if !grants.has_scope(ADMIN_SCOPE) {
             return Err(AdminError::Unauthenticated(
@@ -234,19 +235,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
             labs,
         });
     }
-    if client != ADMIN_CLIENT_ID {
+    if client.as_str() != ADMIN_CLIENT_ID {
         return Err(AdminError::Unauthenticated(
             "only tokens issued to the admin console or to admin clients are accepted".into(),
         ));
     }
+    let user = UserId::new(grants.subject);
     let rights = state
         .store
-        .admin_rights(&grants.subject)
+        .admin_rights(&user)
         .await?
         .filter(|r| !r.disabled)
         .ok_or_else(|| AdminError::Unauthenticated("the account is disabled or gone".into()))?;
     Ok(Admin {
-        actor: Actor::User(grants.subject),
+        actor: Actor::User(user),
         system: rights.system,
         labs: rights.labs.into_iter().collect(),
     })
@@ -254,14 +256,21 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
 
 /// Validates a feature name (`orders:read`): the rule of `latchkey_core::names::FeatureName`.
 pub fn check_feature(field: &str, f: &str) -> Result<(), AdminError> {
-    FeatureName::parse(f)
-        .map(drop)
-        .map_err(|e| AdminError::invalid(field, e.to_string()))
+    feature_name(field, f).map(drop)
 }
 
 /// Validates a role name: the rule of `latchkey_core::names::RoleName`.
 pub fn check_role(field: &str, r: &str) -> Result<(), AdminError> {
-    RoleName::parse(r)
-        .map(drop)
-        .map_err(|e| AdminError::invalid(field, e.to_string()))
+    role_name(field, r).map(drop)
+}
+
+/// A role name typed at an edge (a path segment, a form field, a flag), or `invalid` naming
+/// `field`.
+pub fn role_name(field: &str, r: &str) -> Result<RoleName, AdminError> {
+    RoleName::parse(r).map_err(|e| AdminError::invalid(field, e.to_string()))
+}
+
+/// A feature name typed at an edge, or `invalid` naming `field`.
+pub fn feature_name(field: &str, f: &str) -> Result<FeatureName, AdminError> {
+    FeatureName::parse(f).map_err(|e| AdminError::invalid(field, e.to_string()))
 }

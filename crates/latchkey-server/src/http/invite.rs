@@ -48,7 +48,7 @@ async fn open(
         .ok_or_else(gone)?;
     let lab = state
         .store
-        .get_lab(&inv.lab)
+        .get_lab(&latchkey_core::names::LabId::new(inv.lab.as_str()))
         .await?
         .map_or_else(|| inv.lab.clone(), |l| l.name);
     Ok((inv, lab))

@@ -14,13 +14,14 @@ use diesel::{
 };
 use diesel_async::RunQueryDsl;
 use latchkey_core::Acr;
+use latchkey_core::names::{LabId, UserId};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Who [`Store::add_member`] adds: an existing account (by user id) or a new one.
 #[derive(Debug, Clone)]
 pub enum Joiner {
-    Existing(String),
+    Existing(UserId),
     New {
         email: String,
         name: Option<String>,
@@ -72,13 +73,13 @@ pub struct AdminRights {
     pub disabled: bool,
     pub system: bool,
     /// Labs the user administers.
-    pub labs: Vec<String>,
+    pub labs: Vec<LabId>,
 }
 
 /// One member of a lab, as administrators see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Member {
-    pub user_id: String,
+    pub user_id: UserId,
     pub email: String,
     pub name: Option<String>,
     pub disabled: bool,
@@ -89,7 +90,8 @@ pub struct Member {
 /// A user row without secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserInfo {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: UserId,
     pub email: String,
     pub name: Option<String>,
     pub disabled: bool,
@@ -133,7 +135,7 @@ type UserRow = (String, String, Option<String>, bool, bool, bool, i64);
 
 fn user_info(r: UserRow) -> UserInfo {
     UserInfo {
-        id: r.0,
+        id: UserId::new(r.0),
         email: r.1,
         name: r.2,
         disabled: r.3,
@@ -177,9 +179,9 @@ macro_rules! end_sessions_and_grants {
 
 impl Store {
     /// What `user_id` administers; `None` when no such user.
-    pub async fn admin_rights(&self, user_id: &str) -> Result<Option<AdminRights>, StoreError> {
+    pub async fn admin_rights(&self, user_id: &UserId) -> Result<Option<AdminRights>, StoreError> {
         let db = self.db.clone();
-        let id = user_id.to_owned();
+        let id = user_id.as_str().to_owned();
         self.run(async move {
             crate::with_conn!(&db, conn => {
                 let Some((disabled, system)) = users::table
@@ -198,6 +200,7 @@ impl Store {
                     .select(memberships::lab_id)
                     .load::<String>(conn)
                     .await?;
+                let labs = labs.into_iter().map(LabId::from).collect();
                 Ok(Some(AdminRights { disabled, system, labs }))
             })
         })
@@ -208,12 +211,12 @@ impl Store {
     /// when no such user (then nothing is recorded).
     pub async fn set_system_admin(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         on: bool,
         events: &[Event],
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
-        let id = user_id.to_owned();
+        let id = user_id.as_str().to_owned();
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -234,13 +237,13 @@ impl Store {
     /// Makes a member a lab administrator or not; not-found when they are not a member.
     pub async fn set_lab_admin(
         &self,
-        user_id: &str,
-        lab: &str,
+        user_id: &UserId,
+        lab: &LabId,
         on: bool,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (id, lab) = (user_id.to_owned(), lab.to_owned());
+        let (id, lab) = (user_id.as_str().to_owned(), lab.as_str().to_owned());
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -282,14 +285,17 @@ impl Store {
         .await
     }
 
-    pub async fn get_lab(&self, id: &str) -> Result<Option<super::labs::Lab>, StoreError> {
-        Ok(self.find_lab(id).await?.filter(|l| l.id == id))
+    pub async fn get_lab(&self, id: &LabId) -> Result<Option<super::labs::Lab>, StoreError> {
+        Ok(self
+            .find_lab(id.as_str())
+            .await?
+            .filter(|l| *id == *l.id.as_str()))
     }
 
     /// A lab's members, by email.
-    pub async fn lab_members(&self, lab: &str) -> Result<Vec<Member>, StoreError> {
+    pub async fn lab_members(&self, lab: &LabId) -> Result<Vec<Member>, StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         let rows: Vec<(String, String, Option<String>, bool, bool, i64)> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => memberships::table
@@ -311,7 +317,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| Member {
-                user_id: r.0,
+                user_id: UserId::new(r.0),
                 email: r.1,
                 name: r.2,
                 disabled: r.3,
@@ -344,9 +350,9 @@ impl Store {
         Ok(rows.into_iter().map(user_info).collect())
     }
 
-    pub async fn user_info(&self, id: &str) -> Result<Option<UserInfo>, StoreError> {
+    pub async fn user_info(&self, id: &UserId) -> Result<Option<UserInfo>, StoreError> {
         let db = self.db.clone();
-        let id = id.to_owned();
+        let id = id.as_str().to_owned();
         let row: Option<UserRow> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => users::table
@@ -374,19 +380,20 @@ impl Store {
     /// behind. Returns the member's user id.
     pub async fn add_member(
         &self,
-        lab: &str,
+        lab: &LabId,
         who: Joiner,
         roles: &[String],
-        events: impl FnOnce(&str) -> Vec<Event> + Send + 'static,
-    ) -> Result<String, StoreError> {
+        events: impl FnOnce(&UserId) -> Vec<Event> + Send + 'static,
+    ) -> Result<UserId, StoreError> {
         let db = self.db.clone();
-        let (lab, roles) = (lab.to_owned(), roles.to_vec());
+        let (lab, roles) = (lab.as_str().to_owned(), roles.to_vec());
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 crate::require_lab!(conn, &lab);
                 let uid = match who {
                     Joiner::Existing(uid) => {
+                        let uid = uid.into_string();
                         let n: i64 = memberships::table
                             .filter(memberships::user_id.eq(&uid))
                             .filter(memberships::lab_id.eq(&lab))
@@ -426,6 +433,7 @@ impl Store {
                     .execute(conn)
                     .await?;
                 set_roles!(&mut *conn, &uid, &lab, &roles, t);
+                let uid = UserId::new(uid);
                 crate::store::audit::append_all(&mut *conn, t, &events(&uid)).await?;
                 Ok(uid)
             })
@@ -434,9 +442,9 @@ impl Store {
     }
 
     /// A lab's roles with their features, by name.
-    pub async fn lab_roles(&self, lab: &str) -> Result<Vec<Role>, StoreError> {
+    pub async fn lab_roles(&self, lab: &LabId) -> Result<Vec<Role>, StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         type Fetched = (Vec<(String, Option<String>)>, Vec<(String, String)>);
         let (rows, feats): Fetched = self
             .run(async move {
@@ -475,14 +483,14 @@ impl Store {
     /// Creates or replaces a role: exactly `features`, and `min_acr`.
     pub async fn put_role(
         &self,
-        lab: &str,
+        lab: &LabId,
         name: &str,
         features: &[String],
         min_acr: Option<Acr>,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (lab, name, features) = (lab.to_owned(), name.to_owned(), features.to_vec());
+        let (lab, name, features) = (lab.as_str().to_owned(), name.to_owned(), features.to_vec());
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -521,12 +529,12 @@ impl Store {
     /// Deletes a role: its features go and its holders lose it. False when no such role.
     pub async fn delete_role(
         &self,
-        lab: &str,
+        lab: &LabId,
         name: &str,
         events: &[Event],
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
-        let (lab, name) = (lab.to_owned(), name.to_owned());
+        let (lab, name) = (lab.as_str().to_owned(), name.to_owned());
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -560,13 +568,17 @@ impl Store {
     /// Sets a member's roles in a lab to exactly `roles` (each must exist).
     pub async fn set_member_roles(
         &self,
-        user_id: &str,
-        lab: &str,
+        user_id: &UserId,
+        lab: &LabId,
         wanted: &[String],
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (user, lab, wanted) = (user_id.to_owned(), lab.to_owned(), wanted.to_vec());
+        let (user, lab, wanted) = (
+            user_id.as_str().to_owned(),
+            lab.as_str().to_owned(),
+            wanted.to_vec(),
+        );
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -584,11 +596,11 @@ impl Store {
     /// returns how many sessions ended. `events` gets that number and gives the audit entries.
     pub async fn end_user_sessions(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         events: impl FnOnce(usize) -> Vec<Event> + Send + 'static,
     ) -> Result<usize, StoreError> {
         let db = self.db.clone();
-        let id = user_id.to_owned();
+        let id = user_id.as_str().to_owned();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -605,11 +617,11 @@ impl Store {
     /// Returns how many factors went.
     pub async fn reset_factors(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         events: &[Event],
     ) -> Result<usize, StoreError> {
         let db = self.db.clone();
-        let id = user_id.to_owned();
+        let id = user_id.as_str().to_owned();
         let events = events.to_vec();
         let t = now();
         self.run(async move {

@@ -7,6 +7,7 @@ use crate::audit::Event;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::SigningAlg;
+use latchkey_core::names::{ClientId, LabId};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,7 +36,7 @@ pub enum AdminOf {
     /// Every lab, every user, clients and keys: a system administrator.
     AllLabs,
     /// One lab (its id): a lab administrator.
-    Lab(String),
+    Lab(LabId),
 }
 
 impl AdminOf {
@@ -46,7 +47,7 @@ impl AdminOf {
         if s == Self::ALL {
             AdminOf::AllLabs
         } else {
-            AdminOf::Lab(s.to_owned())
+            AdminOf::Lab(LabId::new(s))
         }
     }
 
@@ -54,7 +55,7 @@ impl AdminOf {
     pub fn as_stored(&self) -> &str {
         match self {
             AdminOf::AllLabs => Self::ALL,
-            AdminOf::Lab(id) => id,
+            AdminOf::Lab(id) => id.as_str(),
         }
     }
 }
@@ -148,9 +149,9 @@ impl Store {
         .await
     }
 
-    pub async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+    pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         let db = self.db.clone();
-        let id = id.to_owned();
+        let id = id.as_str().to_owned();
         let row: Option<Row> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => clients::table
@@ -208,12 +209,12 @@ impl Store {
     /// Sets (or clears) a client's minimum acr; false when no such client.
     pub async fn set_client_min_acr(
         &self,
-        id: &str,
+        id: &ClientId,
         min: Option<latchkey_core::Acr>,
         events: &[crate::audit::Event],
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
-        let id = id.to_owned();
+        let id = id.as_str().to_owned();
         let events = events.to_vec();
         let t = super::now();
         self.run(async move {

@@ -8,6 +8,7 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl,
 };
 use diesel_async::RunQueryDsl;
+use latchkey_core::names::{LabId, UserId};
 use std::collections::BTreeSet;
 
 /// What a member holds in one lab.
@@ -25,13 +26,13 @@ impl Store {
     /// Adds (`add`) or removes a feature of a role, creating the role if missing.
     pub async fn set_role_feature(
         &self,
-        lab: &str,
+        lab: &LabId,
         role: &str,
         feature: &str,
         add: bool,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (lab, role, feature) = (lab.to_owned(), role.to_owned(), feature.to_owned());
+        let (lab, role, feature) = (lab.as_str().to_owned(), role.to_owned(), feature.to_owned());
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -65,14 +66,18 @@ impl Store {
     /// member of a lab.
     pub async fn set_member_feature(
         &self,
-        user_id: &str,
-        lab: &str,
+        user_id: &UserId,
+        lab: &LabId,
         feature: &str,
         allow: Option<bool>,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (user, lab, feature) = (user_id.to_owned(), lab.to_owned(), feature.to_owned());
+        let (user, lab, feature) = (
+            user_id.as_str().to_owned(),
+            lab.as_str().to_owned(),
+            feature.to_owned(),
+        );
         let events = events.to_vec();
         let t = now();
         self.run(async move {

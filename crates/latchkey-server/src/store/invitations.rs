@@ -8,6 +8,7 @@ use crate::audit::Event;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
+use latchkey_core::names::LabId;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,9 +120,9 @@ impl Store {
     }
 
     /// A lab's open (not accepted) invitations, newest first.
-    pub async fn lab_invitations(&self, lab: &str) -> Result<Vec<Invitation>, StoreError> {
+    pub async fn lab_invitations(&self, lab: &LabId) -> Result<Vec<Invitation>, StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         let rows: Vec<Row> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => invitations::table

@@ -15,6 +15,7 @@ use super::schema::{
 use super::{Store, StoreError, now};
 use diesel::{BoolExpressionMethods, ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
+use latchkey_core::names::UserId;
 use serde_json::{Value, json};
 
 /// TOTP time step (RFC 6238, as `factors` uses): `last_step * 30` is when a code was last used.
@@ -126,9 +127,9 @@ impl Store {
     /// creation and last use; never TOTP secrets, credential keys or recovery-code hashes),
     /// sessions and grants (never token hashes), consents, sign-in failure counters, and the
     /// audit entries where the user is the actor or the target. `None` for an unknown id.
-    pub async fn export_user(&self, user_id: &str) -> Result<Option<Value>, StoreError> {
+    pub async fn export_user(&self, user_id: &UserId) -> Result<Option<Value>, StoreError> {
         let db = self.db.clone();
-        let id = user_id.to_owned();
+        let id = user_id.as_str().to_owned();
         let raw: Option<Raw> = self
             .run(async move {
                 crate::with_conn!(&db, conn => {
@@ -301,9 +302,9 @@ impl Store {
     /// `erased-<random uuid>@invalid`, clears name and password hash, disables the account
     /// and sets `erased_at`; appends `user.erased` (by `actor`) to the audit log. Audit
     /// entries stay as they are: they name the user only by id. False for an unknown id.
-    pub async fn erase_user(&self, user_id: &str, actor: &str) -> Result<bool, StoreError> {
+    pub async fn erase_user(&self, user_id: &UserId, actor: &str) -> Result<bool, StoreError> {
         let db = self.db.clone();
-        let (id, actor) = (user_id.to_owned(), actor.to_owned());
+        let (id, actor) = (user_id.as_str().to_owned(), actor.to_owned());
         let t = now();
         let placeholder = format!("erased-{}@invalid", uuid::Uuid::new_v4());
         self.run(async move {

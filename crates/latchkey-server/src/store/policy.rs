@@ -7,6 +7,7 @@ use crate::audit::Event;
 use diesel::{BoolExpressionMethods, ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::Acr;
+use latchkey_core::names::{LabId, UserId};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -103,14 +104,14 @@ impl Store {
     /// Sets a lab's policy; `None` removes it.
     pub async fn set_lab_policy(
         &self,
-        lab: &str,
+        lab: &LabId,
         min_acr: Option<Acr>,
         grace_days: Option<i64>,
         grace_logins: Option<i64>,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         let events = events.to_vec();
         let t = now();
         self.run(async move {
@@ -141,9 +142,9 @@ impl Store {
         .await
     }
 
-    pub async fn lab_policy(&self, lab: &str) -> Result<Option<LabPolicy>, StoreError> {
+    pub async fn lab_policy(&self, lab: &LabId) -> Result<Option<LabPolicy>, StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         type R = (String, String, Option<i64>, Option<i64>, i64);
         let row: Option<R> = self
             .run(async move {
@@ -176,12 +177,12 @@ impl Store {
     /// Sets a role's minimum acr, creating the role if the lab has none of that name.
     pub async fn set_role_policy(
         &self,
-        lab: &str,
+        lab: &LabId,
         role: &str,
         min_acr: Option<Acr>,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (lab, role) = (lab.to_owned(), role.to_owned());
+        let (lab, role) = (lab.as_str().to_owned(), role.to_owned());
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -207,9 +208,9 @@ impl Store {
         .await
     }
 
-    pub async fn role_policies(&self, lab: &str) -> Result<Vec<RolePolicy>, StoreError> {
+    pub async fn role_policies(&self, lab: &LabId) -> Result<Vec<RolePolicy>, StoreError> {
         let db = self.db.clone();
-        let lab = lab.to_owned();
+        let lab = lab.as_str().to_owned();
         let rows: Vec<(String, String, Option<String>)> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => roles::table
@@ -234,12 +235,16 @@ impl Store {
     /// Gives a member of `lab` a role of that lab (created without a policy if missing).
     pub async fn assign_role(
         &self,
-        user_id: &str,
-        lab: &str,
+        user_id: &UserId,
+        lab: &LabId,
         role: &str,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let (user, lab, role) = (user_id.to_owned(), lab.to_owned(), role.to_owned());
+        let (user, lab, role) = (
+            user_id.as_str().to_owned(),
+            lab.as_str().to_owned(),
+            role.to_owned(),
+        );
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -267,7 +272,7 @@ impl Store {
         user_id: &str,
         lab: &str,
     ) -> Result<MemberPolicy, StoreError> {
-        let lab_policy = self.lab_policy(lab).await?;
+        let lab_policy = self.lab_policy(&LabId::new(lab)).await?;
         let db = self.db.clone();
         let (user, lab_id) = (user_id.to_owned(), lab.to_owned());
         type Fetched = (Vec<Option<String>>, Option<(i64, i64)>, Option<i64>);

@@ -8,6 +8,7 @@ use diesel::{
     ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::RunQueryDsl;
+use latchkey_core::names::{LabId, UserId};
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -206,13 +207,13 @@ impl Store {
     /// member (then nothing changes).
     pub async fn remove_membership(
         &self,
-        user_id: &str,
-        lab: &str,
+        user_id: &UserId,
+        lab: &LabId,
         events: &[Event],
     ) -> Result<bool, StoreError> {
         use super::schema::{member_features, user_roles};
         let db = self.db.clone();
-        let (user, lab) = (user_id.to_owned(), lab.to_owned());
+        let (user, lab) = (user_id.as_str().to_owned(), lab.as_str().to_owned());
         let events = events.to_vec();
         let t = now();
         self.run(async move {

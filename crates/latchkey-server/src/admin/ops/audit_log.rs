@@ -79,7 +79,7 @@ pub async fn audit_log(state: &AppState, admin: &Admin, f: AuditFilter) -> R<Vec
 pub async fn lab_audit_log(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
+    lab: &LabId,
     f: AuditFilter,
 ) -> R<Vec<AuditEntryView>> {
     admin.require_lab(lab)?;
@@ -90,9 +90,9 @@ pub async fn lab_audit_log(
         .lab_members(lab)
         .await?
         .into_iter()
-        .map(|m| m.user_id)
+        .map(|m| m.user_id.into_string())
         .collect();
-    within.push(lab.to_owned());
+    within.push(lab.as_str().to_owned());
     within.extend(
         state
             .store
@@ -121,8 +121,8 @@ pub async fn lab_audit_log(
         .await?
         .into_iter()
         .filter(|e| match e.details.get("lab").and_then(|l| l.as_str()) {
-            Some(l) => l == lab,
-            None => e.target == lab || PERSONAL.iter().any(|p| e.action.starts_with(p)),
+            Some(l) => *lab == *l,
+            None => *lab == *e.target.as_str() || PERSONAL.iter().any(|p| e.action.starts_with(p)),
         })
         .map(AuditEntryView::from)
         .collect())

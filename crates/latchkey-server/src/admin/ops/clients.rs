@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientView {
-    pub client_id: String,
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
     pub name: String,
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
@@ -18,7 +19,7 @@ impl From<crate::store::clients::Client> for ClientView {
     fn from(c: crate::store::clients::Client) -> ClientView {
         ClientView {
             public: c.is_public(),
-            client_id: c.id,
+            client_id: ClientId::new(c.id),
             name: c.name,
             redirect_uris: c.redirect_uris,
             grant_types: c.grant_types,
@@ -66,7 +67,7 @@ pub async fn list_clients(state: &AppState, admin: &Admin) -> R<Vec<ClientView>>
         .collect())
 }
 
-pub async fn get_client(state: &AppState, admin: &Admin, id: &str) -> R<ClientView> {
+pub async fn get_client(state: &AppState, admin: &Admin, id: &ClientId) -> R<ClientView> {
     admin.require_system()?;
     Ok(state
         .store
@@ -143,7 +144,7 @@ pub async fn create_client_with(
         ),
         crate::provision::ProvisionError::Store(e) => e.into(),
     })?;
-    let client = get_client(state, admin, &created.client_id).await?;
+    let client = get_client(state, admin, &ClientId::new(created.client_id)).await?;
     Ok(CreatedClientView {
         client,
         client_secret: created.client_secret,
@@ -215,7 +216,7 @@ pub async fn revoke_key(state: &AppState, admin: &Admin, kid: &str) -> R<Vec<Key
 pub async fn set_client_min_acr(
     state: &AppState,
     admin: &Admin,
-    client: &str,
+    client: &ClientId,
     min_acr: Option<&str>,
 ) -> R<ClientView> {
     admin.require_system()?;
@@ -227,7 +228,7 @@ pub async fn set_client_min_acr(
         .ok_or_else(|| AdminError::NotFound(format!("no client `{client}`")))?;
     let event = admin.event(
         Action::PolicyClient,
-        client,
+        client.as_str(),
         json!({
             "before": {"min_acr": before.min_acr.map(|a| a.as_str())},
             "after": {"min_acr": min.map(|a| a.as_str())},

@@ -15,7 +15,8 @@ pub struct NewInvitation {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InvitationView {
     pub id: String,
-    pub lab: String,
+    #[schema(value_type = String)]
+    pub lab: LabId,
     pub email: String,
     pub roles: Vec<String>,
     pub created_by: String,
@@ -30,7 +31,7 @@ impl From<Invitation> for InvitationView {
     fn from(i: Invitation) -> InvitationView {
         InvitationView {
             id: i.id,
-            lab: i.lab,
+            lab: LabId::new(i.lab),
             email: i.email,
             roles: i.roles,
             created_by: i.created_by,
@@ -44,7 +45,7 @@ impl From<Invitation> for InvitationView {
 pub async fn list_invitations(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
+    lab: &LabId,
 ) -> R<Vec<InvitationView>> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
@@ -60,7 +61,7 @@ pub async fn list_invitations(
 pub async fn create_invitation(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
+    lab: &LabId,
     new: NewInvitation,
 ) -> R<InvitationView> {
     admin.require_lab(lab)?;
@@ -75,7 +76,7 @@ pub async fn create_invitation(
     let t = now();
     let inv = Invitation {
         id: uuid::Uuid::now_v7().to_string(),
-        lab: lab.to_owned(),
+        lab: lab.as_str().to_owned(),
         email,
         roles: new.roles,
         created_by: admin.actor_id().to_owned(),
@@ -104,13 +105,13 @@ pub async fn create_invitation(
     Ok(view)
 }
 
-pub async fn delete_invitation(state: &AppState, admin: &Admin, lab: &str, id: &str) -> R<()> {
+pub async fn delete_invitation(state: &AppState, admin: &Admin, lab: &LabId, id: &str) -> R<()> {
     admin.require_lab(lab)?;
     let inv = state
         .store
         .get_invitation(id)
         .await?
-        .filter(|i| i.lab == lab && i.accepted_at.is_none())
+        .filter(|i| *lab == *i.lab && i.accepted_at.is_none())
         .ok_or_else(|| {
             AdminError::NotFound("no open invitation with this id in this lab".into())
         })?;

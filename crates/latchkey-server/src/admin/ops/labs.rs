@@ -4,7 +4,8 @@ use super::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LabView {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: LabId,
     pub name: String,
     pub created_at: i64,
 }
@@ -12,7 +13,7 @@ pub struct LabView {
 impl From<crate::store::labs::Lab> for LabView {
     fn from(l: crate::store::labs::Lab) -> LabView {
         LabView {
-            id: l.id,
+            id: LabId::new(l.id),
             name: l.name,
             created_at: l.created_at,
         }
@@ -34,12 +35,12 @@ pub async fn list_labs(state: &AppState, admin: &Admin) -> R<Vec<LabView>> {
         .list_labs()
         .await?
         .into_iter()
-        .filter(|l| admin.may_lab(&l.id))
         .map(LabView::from)
+        .filter(|l| admin.may_lab(&l.id))
         .collect())
 }
 
-pub async fn get_lab(state: &AppState, admin: &Admin, lab: &str) -> R<LabView> {
+pub async fn get_lab(state: &AppState, admin: &Admin, lab: &LabId) -> R<LabView> {
     admin.require_lab(lab)?;
     Ok(lab_exists(state, lab).await?.into())
 }

@@ -39,7 +39,8 @@ pub fn best_acr(e: &Enrolled) -> Acr {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MemberView {
-    pub user_id: String,
+    #[schema(value_type = String)]
+    pub user_id: UserId,
     pub email: String,
     pub name: Option<String>,
     pub disabled: bool,
@@ -54,9 +55,13 @@ pub struct MemberView {
     pub factors: Factors,
 }
 
-async fn member_view(state: &AppState, lab: &str, m: Member) -> R<MemberView> {
-    let grants = state.store.member_grants(&m.user_id, lab).await?;
-    let factors = state.store.enrolled(&m.user_id).await?.into();
+async fn member_view(state: &AppState, lab: &LabId, m: Member) -> R<MemberView> {
+    // Sign-in reads grants and factors by `&str` ids too: converted here, at the store's edge.
+    let grants = state
+        .store
+        .member_grants(m.user_id.as_str(), lab.as_str())
+        .await?;
+    let factors = state.store.enrolled(m.user_id.as_str()).await?.into();
     Ok(MemberView {
         roles: grants.roles,
         features: grants.features.into_iter().collect(),
@@ -71,7 +76,7 @@ async fn member_view(state: &AppState, lab: &str, m: Member) -> R<MemberView> {
     })
 }
 
-pub async fn list_members(state: &AppState, admin: &Admin, lab: &str) -> R<Vec<MemberView>> {
+pub async fn list_members(state: &AppState, admin: &Admin, lab: &LabId) -> R<Vec<MemberView>> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     let mut out = vec![];
@@ -81,7 +86,12 @@ pub async fn list_members(state: &AppState, admin: &Admin, lab: &str) -> R<Vec<M
     Ok(out)
 }
 
-pub async fn get_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<MemberView> {
+pub async fn get_member(
+    state: &AppState,
+    admin: &Admin,
+    lab: &LabId,
+    user: &UserId,
+) -> R<MemberView> {
     admin.require_lab(lab)?;
     let m = member_of(state, lab, user).await?;
     member_view(state, lab, m).await
@@ -103,7 +113,7 @@ pub struct NewMember {
 pub async fn add_member(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
+    lab: &LabId,
     new: NewMember,
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
@@ -154,7 +164,7 @@ pub async fn add_member(
                     "this email already has an account: give only email and roles to add it",
                 ));
             }
-            (Joiner::Existing(u.id), false)
+            (Joiner::Existing(UserId::new(u.id)), false)
         }
         None => {
             let hash = match new.password.as_deref() {
@@ -193,11 +203,7 @@ pub async fn add_member(
     };
     // One transaction: the account, the membership, the roles and the audit entry commit
     // together or not at all.
-    let (actor, lab_id, roles) = (
-        admin.actor_id().to_owned(),
-        lab.to_owned(),
-        new.roles.clone(),
-    );
+    let (actor, lab_id, roles) = (admin.actor_id().to_owned(), lab.clone(), new.roles.clone());
     let user_id = state
         .store
         .add_member(lab, who, &new.roles, move |user_id| {
@@ -208,7 +214,7 @@ pub async fn add_member(
                 } else {
                     Action::MemberAdd
                 },
-                user_id,
+                user_id.as_str(),
                 json!({"lab": lab_id, "after": {"roles": roles}}),
             )]
         })
@@ -227,12 +233,12 @@ pub(super) fn check_roles(roles: &[String]) -> R<()> {
     roles.iter().try_for_each(|r| check_role("roles", r))
 }
 
-pub async fn remove_member(state: &AppState, admin: &Admin, lab: &str, user: &str) -> R<()> {
+pub async fn remove_member(state: &AppState, admin: &Admin, lab: &LabId, user: &UserId) -> R<()> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
     let event = admin.event(
         Action::MemberRemove,
-        user,
+        user.as_str(),
         json!({"lab": lab, "before": {"roles": before.roles, "admin": before.admin}}),
     );
     state.store.remove_membership(user, lab, &[event]).await?;
@@ -242,15 +248,15 @@ pub async fn remove_member(state: &AppState, admin: &Admin, lab: &str, user: &st
 pub async fn set_member_admin(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    user: &str,
+    lab: &LabId,
+    user: &UserId,
     on: bool,
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     let before = member_of(state, lab, user).await?;
     let event = admin.event(
         Action::MemberAdmin,
-        user,
+        user.as_str(),
         json!({"lab": lab, "before": before.admin, "after": on}),
     );
     state.store.set_lab_admin(user, lab, on, &[event]).await?;
@@ -260,8 +266,8 @@ pub async fn set_member_admin(
 pub async fn set_member_roles(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    user: &str,
+    lab: &LabId,
+    user: &UserId,
     roles: Vec<String>,
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
@@ -269,7 +275,7 @@ pub async fn set_member_roles(
     check_roles(&roles)?;
     let event = admin.event(
         Action::MemberRoles,
-        user,
+        user.as_str(),
         json!({"lab": lab, "before": before.roles, "after": roles}),
     );
     state
@@ -283,27 +289,26 @@ pub async fn set_member_roles(
 pub async fn set_member_feature(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    user: &str,
-    feature: &str,
+    lab: &LabId,
+    user: &UserId,
+    feature: &FeatureName,
     allow: Option<bool>,
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
-    check_feature("feature", feature)?;
     let before = get_member(state, admin, lab, user).await?;
     let event = admin.event(
         Action::MemberFeature,
-        user,
+        user.as_str(),
         json!({
             "lab": lab,
             "feature": feature,
-            "before": before.overrides.get(feature),
+            "before": before.overrides.get(feature.as_str()),
             "after": allow,
         }),
     );
     state
         .store
-        .set_member_feature(user, lab, feature, allow, &[event])
+        .set_member_feature(user, lab, feature.as_str(), allow, &[event])
         .await?;
     get_member(state, admin, lab, user).await
 }

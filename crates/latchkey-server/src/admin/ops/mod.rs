@@ -4,6 +4,11 @@
 //!
 //! The admin API (`http::api`), the admin console (`http::admin`) and the command line
 //! (`latchkey …`) all call these. One file per concept.
+//!
+//! Ids arrive typed (`LabId`, `UserId`, `ClientId`), and so do the role and feature names an
+//! operation is about (`RoleName`, `FeatureName`): each caller builds them once where it reads
+//! them (a path segment, a form field, a flag). A malformed name is refused there, with
+//! [`role_name`] or [`feature_name`] naming the field, before the operation's authorisation.
 
 mod audit_log;
 mod clients;
@@ -24,6 +29,7 @@ pub use roles::*;
 pub use users::*;
 
 use super::{Admin, AdminError, check_feature, check_role};
+pub use super::{feature_name, role_name};
 use crate::audit::{Action, Event};
 use crate::protocol::strength::Enrolled;
 use crate::secret::{OpaqueToken, TokenKind};
@@ -32,6 +38,7 @@ use crate::store::admin::{AuditQuery, AuditRecord, Joiner, Member, Role, UserInf
 use crate::store::invitations::Invitation;
 use crate::store::now;
 use latchkey_core::Acr;
+use latchkey_core::names::{ClientId, FeatureName, LabId, RoleName, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -50,7 +57,7 @@ fn acr_opt(field: &str, v: Option<&str>) -> R<Option<Acr>> {
         .transpose()
 }
 
-async fn lab_exists(state: &AppState, lab: &str) -> R<crate::store::labs::Lab> {
+async fn lab_exists(state: &AppState, lab: &LabId) -> R<crate::store::labs::Lab> {
     state
         .store
         .get_lab(lab)
@@ -58,12 +65,12 @@ async fn lab_exists(state: &AppState, lab: &str) -> R<crate::store::labs::Lab> {
         .ok_or_else(|| AdminError::NotFound(format!("no lab `{lab}`")))
 }
 
-async fn member_of(state: &AppState, lab: &str, user: &str) -> R<Member> {
+async fn member_of(state: &AppState, lab: &LabId, user: &UserId) -> R<Member> {
     state
         .store
         .lab_members(lab)
         .await?
         .into_iter()
-        .find(|m| m.user_id == user)
+        .find(|m| m.user_id == *user)
         .ok_or_else(|| AdminError::NotFound("no such member of this lab".into()))
 }

@@ -13,7 +13,7 @@ pub struct PolicyView {
     pub grace_logins: Option<i64>,
 }
 
-pub async fn get_policy(state: &AppState, admin: &Admin, lab: &str) -> R<PolicyView> {
+pub async fn get_policy(state: &AppState, admin: &Admin, lab: &LabId) -> R<PolicyView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     let p = state.store.lab_policy(lab).await?;
@@ -27,7 +27,7 @@ pub async fn get_policy(state: &AppState, admin: &Admin, lab: &str) -> R<PolicyV
 pub async fn put_policy(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
+    lab: &LabId,
     body: PolicyView,
 ) -> R<PolicyView> {
     admin.require_lab(lab)?;
@@ -66,7 +66,7 @@ pub async fn put_policy(
     };
     let event = admin.event(
         Action::PolicyLab,
-        lab,
+        lab.as_str(),
         json!({"lab": lab, "before": before, "after": after}),
     );
     state
@@ -90,7 +90,7 @@ pub struct Adoption {
     pub min_acr: Option<String>,
 }
 
-pub async fn adoption(state: &AppState, admin: &Admin, lab: &str) -> R<Adoption> {
+pub async fn adoption(state: &AppState, admin: &Admin, lab: &LabId) -> R<Adoption> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     let mut a = Adoption {
@@ -102,8 +102,11 @@ pub async fn adoption(state: &AppState, admin: &Admin, lab: &str) -> R<Adoption>
         min_acr: None,
     };
     for m in state.store.lab_members(lab).await? {
-        let best = best_acr(&state.store.enrolled(&m.user_id).await?);
-        let p = state.store.member_policy(&m.user_id, lab).await?;
+        let best = best_acr(&state.store.enrolled(m.user_id.as_str()).await?);
+        let p = state
+            .store
+            .member_policy(m.user_id.as_str(), lab.as_str())
+            .await?;
         if a.min_acr.is_none() {
             a.min_acr = p.lab.as_ref().map(|l| l.min_acr.as_str().to_owned());
         }

@@ -27,7 +27,7 @@ pub struct RoleBody {
     pub min_acr: Option<String>,
 }
 
-pub async fn list_roles(state: &AppState, admin: &Admin, lab: &str) -> R<Vec<RoleView>> {
+pub async fn list_roles(state: &AppState, admin: &Admin, lab: &LabId) -> R<Vec<RoleView>> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     Ok(state
@@ -42,13 +42,12 @@ pub async fn list_roles(state: &AppState, admin: &Admin, lab: &str) -> R<Vec<Rol
 pub async fn put_role(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    name: &str,
+    lab: &LabId,
+    name: &RoleName,
     body: RoleBody,
 ) -> R<RoleView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
-    check_role("name", name)?;
     let mut features = body.features;
     for f in &features {
         check_feature("features", f)?;
@@ -58,44 +57,47 @@ pub async fn put_role(
     let min = acr_opt("min_acr", body.min_acr.as_deref())?;
     let before = role_view(state, lab, name).await?;
     let after = RoleView {
-        name: name.to_owned(),
+        name: name.as_str().to_owned(),
         min_acr: min.map(|a| a.as_str().to_owned()),
         features,
     };
     let event = admin.event(
         Action::RolePut,
-        lab,
+        lab.as_str(),
         json!({"lab": lab, "role": name, "before": before, "after": after}),
     );
     state
         .store
-        .put_role(lab, name, &after.features, min, &[event])
+        .put_role(lab, name.as_str(), &after.features, min, &[event])
         .await?;
     Ok(after)
 }
 
-pub async fn delete_role(state: &AppState, admin: &Admin, lab: &str, name: &str) -> R<()> {
+pub async fn delete_role(state: &AppState, admin: &Admin, lab: &LabId, name: &RoleName) -> R<()> {
     admin.require_lab(lab)?;
     let before = role_view(state, lab, name)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no role `{name}` in this lab")))?;
     let event = admin.event(
         Action::RoleDelete,
-        lab,
+        lab.as_str(),
         json!({"lab": lab, "role": name, "before": before}),
     );
-    state.store.delete_role(lab, name, &[event]).await?;
+    state
+        .store
+        .delete_role(lab, name.as_str(), &[event])
+        .await?;
     Ok(())
 }
 
 /// One role of a lab as the API shows it, if it exists.
-async fn role_view(state: &AppState, lab: &str, name: &str) -> R<Option<RoleView>> {
+async fn role_view(state: &AppState, lab: &LabId, name: &RoleName) -> R<Option<RoleView>> {
     Ok(state
         .store
         .lab_roles(lab)
         .await?
         .into_iter()
-        .find(|r| r.name == name)
+        .find(|r| *name == *r.name)
         .map(RoleView::from))
 }
 
@@ -105,15 +107,13 @@ async fn role_view(state: &AppState, lab: &str, name: &str) -> R<Option<RoleView
 pub async fn set_role_feature(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    name: &str,
-    feature: &str,
+    lab: &LabId,
+    name: &RoleName,
+    feature: &FeatureName,
     add: bool,
 ) -> R<RoleView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
-    check_role("name", name)?;
-    check_feature("features", feature)?;
     let before = role_view(state, lab, name).await?;
     let (mut features, min_acr) = match &before {
         Some(r) => (r.features.clone(), r.min_acr.clone()),
@@ -125,9 +125,9 @@ pub async fn set_role_feature(
         }
     };
     if add {
-        features.push(feature.to_owned());
+        features.push(feature.as_str().to_owned());
     } else {
-        features.retain(|f| f != feature);
+        features.retain(|f| *feature != *f.as_str());
     }
     features.sort();
     features.dedup();
@@ -140,13 +140,12 @@ pub async fn set_role_feature(
 pub async fn set_role_min_acr(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    name: &str,
+    lab: &LabId,
+    name: &RoleName,
     min_acr: Option<&str>,
 ) -> R<RoleView> {
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
-    check_role("name", name)?;
     let min = acr_opt("min_acr", min_acr)?;
     let before = role_view(state, lab, name).await?;
     let features = before
@@ -161,26 +160,26 @@ pub async fn set_role_min_acr(
 async fn write_role(
     state: &AppState,
     admin: &Admin,
-    lab: &str,
-    name: &str,
+    lab: &LabId,
+    name: &RoleName,
     before: Option<RoleView>,
     features: Vec<String>,
     min_acr: Option<String>,
 ) -> R<RoleView> {
     let min = acr_opt("min_acr", min_acr.as_deref())?;
     let after = RoleView {
-        name: name.to_owned(),
+        name: name.as_str().to_owned(),
         min_acr,
         features,
     };
     let event = admin.event(
         Action::RolePut,
-        lab,
+        lab.as_str(),
         json!({"lab": lab, "role": name, "before": before, "after": after}),
     );
     state
         .store
-        .put_role(lab, name, &after.features, min, &[event])
+        .put_role(lab, name.as_str(), &after.features, min, &[event])
         .await?;
     Ok(after)
 }

@@ -4,24 +4,33 @@ use super::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UserView {
-    pub id: String,
+    #[schema(value_type = String)]
+    pub id: UserId,
     pub email: String,
     pub name: Option<String>,
     pub disabled: bool,
     pub system_admin: bool,
     pub has_password: bool,
     pub created_at: i64,
-    pub labs: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub labs: Vec<LabId>,
     pub factors: Factors,
 }
 
-async fn user_labs(state: &AppState, user: &str) -> R<(UserInfo, Vec<String>)> {
+async fn user_labs(state: &AppState, user: &UserId) -> R<(UserInfo, Vec<LabId>)> {
     let info = state
         .store
         .user_info(user)
         .await?
         .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
-    let labs = state.store.user_labs(user).await?;
+    // `user_labs` is sign-in's too, by `&str`: converted here.
+    let labs = state
+        .store
+        .user_labs(user.as_str())
+        .await?
+        .into_iter()
+        .map(LabId::from)
+        .collect();
     Ok((info, labs))
 }
 
@@ -31,8 +40,8 @@ async fn user_labs(state: &AppState, user: &str) -> R<(UserInfo, Vec<String>)> {
 async fn authorised_user(
     state: &AppState,
     admin: &Admin,
-    user: &str,
-) -> R<(UserInfo, Vec<String>)> {
+    user: &UserId,
+) -> R<(UserInfo, Vec<LabId>)> {
     admin.require_any()?;
     let (info, labs) = user_labs(state, user).await?;
     admin.require_user(&labs)?;
@@ -49,9 +58,9 @@ pub async fn list_users(state: &AppState, admin: &Admin) -> R<Vec<UserInfo>> {
     Ok(state.store.list_users().await?)
 }
 
-pub async fn get_user(state: &AppState, admin: &Admin, user: &str) -> R<UserView> {
+pub async fn get_user(state: &AppState, admin: &Admin, user: &UserId) -> R<UserView> {
     let (info, labs) = authorised_user(state, admin, user).await?;
-    let factors = state.store.enrolled(user).await?.into();
+    let factors = state.store.enrolled(user.as_str()).await?.into();
     Ok(UserView {
         id: info.id,
         email: info.email,
@@ -68,7 +77,7 @@ pub async fn get_user(state: &AppState, admin: &Admin, user: &str) -> R<UserView
 pub async fn set_disabled(
     state: &AppState,
     admin: &Admin,
-    user: &str,
+    user: &UserId,
     disabled: bool,
 ) -> R<UserView> {
     let (info, _) = authorised_user(state, admin, user).await?;
@@ -83,12 +92,12 @@ pub async fn set_disabled(
         } else {
             Action::UserEnable
         },
-        user,
+        user.as_str(),
         json!({"before": {"disabled": info.disabled}, "after": {"disabled": disabled}}),
     );
     state
         .store
-        .set_user_disabled(user, disabled, &[event])
+        .set_user_disabled(user.as_str(), disabled, &[event])
         .await?;
     get_user(state, admin, user).await
 }
@@ -98,21 +107,21 @@ pub struct Count {
     pub count: usize,
 }
 
-pub async fn reset_factors(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
+pub async fn reset_factors(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
     let (_, _) = authorised_user(state, admin, user).await?;
-    let before: Factors = state.store.enrolled(user).await?.into();
+    let before: Factors = state.store.enrolled(user.as_str()).await?.into();
     let event = admin.event(
         Action::UserResetFactors,
-        user,
+        user.as_str(),
         json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}),
     );
     let n = state.store.reset_factors(user, &[event]).await?;
     Ok(Count { count: n })
 }
 
-pub async fn end_sessions(state: &AppState, admin: &Admin, user: &str) -> R<Count> {
+pub async fn end_sessions(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
     authorised_user(state, admin, user).await?;
-    let (actor, target) = (admin.actor_id().to_owned(), user.to_owned());
+    let (actor, target) = (admin.actor_id().to_owned(), user.as_str().to_owned());
     let n = state
         .store
         .end_user_sessions(user, move |n| {
@@ -130,7 +139,7 @@ pub async fn end_sessions(state: &AppState, admin: &Admin, user: &str) -> R<Coun
 pub async fn set_system_admin(
     state: &AppState,
     admin: &Admin,
-    user: &str,
+    user: &UserId,
     on: bool,
 ) -> R<UserView> {
     admin.require_system()?;
@@ -142,7 +151,7 @@ pub async fn set_system_admin(
     }
     let event = admin.event(
         Action::UserSystemAdmin,
-        user,
+        user.as_str(),
         json!({"before": info.system_admin, "after": on}),
     );
     state.store.set_system_admin(user, on, &[event]).await?;
@@ -151,7 +160,7 @@ pub async fn set_system_admin(
 
 /// Everything Latchkey holds about a person (GDPR articles 15 and 20), plus what they
 /// administer.
-pub async fn export_user(state: &AppState, admin: &Admin, user: &str) -> R<serde_json::Value> {
+pub async fn export_user(state: &AppState, admin: &Admin, user: &UserId) -> R<serde_json::Value> {
     let (info, _) = authorised_user(state, admin, user).await?;
     let mut v = state
         .store
@@ -163,14 +172,14 @@ pub async fn export_user(state: &AppState, admin: &Admin, user: &str) -> R<serde
     // A read records no change of its own: a standalone entry.
     state
         .store
-        .audit(admin.event(Action::UserExported, user, json!({})))
+        .audit(admin.event(Action::UserExported, user.as_str(), json!({})))
         .await?;
     Ok(v)
 }
 
 /// Erases a person's personal data (GDPR article 17); the audit log stays verifiable and
 /// names them only by their id from now on.
-pub async fn erase_user(state: &AppState, admin: &Admin, user: &str) -> R<()> {
+pub async fn erase_user(state: &AppState, admin: &Admin, user: &UserId) -> R<()> {
     authorised_user(state, admin, user).await?;
     if matches!(&admin.actor, crate::admin::Actor::User(me) if me == user) {
         return Err(AdminError::Conflict(

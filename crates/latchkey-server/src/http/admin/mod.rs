@@ -77,12 +77,12 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
     let who = match &admin.actor {
         Actor::User(id) => state
             .store
-            .get_user(id)
+            .get_user(id.as_str())
             .await
             .ok()
             .flatten()
-            .map_or_else(|| id.clone(), |u| u.email),
-        Actor::Client(id) => id.clone(),
+            .map_or_else(|| id.to_string(), |u| u.email),
+        Actor::Client(id) => id.to_string(),
         Actor::Cli => "cli".to_owned(),
     };
     let Some(browser) = cookies::existing_browser_id(state, req) else {

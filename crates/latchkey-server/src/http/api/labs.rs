@@ -4,6 +4,7 @@ use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{self, AuditEntryView, AuditFilter, LabView, NewLab};
 use crate::http::State;
 use actix_web::{get, post, web};
+use latchkey_core::names::LabId;
 
 /// The labs the caller administers (every lab for a system administrator).
 #[utoipa::path(
@@ -45,11 +46,7 @@ pub async fn create_lab(state: State, Caller(a): Caller, body: Body<NewLab>) -> 
     ),
 )]
 #[get("/api/v1/labs/{lab}")]
-pub async fn get_lab(
-    state: State,
-    Caller(a): Caller,
-    lab: web::Path<String>,
-) -> ApiResult<LabView> {
+pub async fn get_lab(state: State, Caller(a): Caller, lab: web::Path<LabId>) -> ApiResult<LabView> {
     Ok(web::Json(ops::get_lab(&state, &a, &lab).await?))
 }
 
@@ -68,7 +65,7 @@ pub async fn get_lab(
 pub async fn lab_audit(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
     filter: web::Query<AuditFilter>,
 ) -> ApiResult<Vec<AuditEntryView>> {
     Ok(web::Json(

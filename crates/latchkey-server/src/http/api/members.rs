@@ -5,6 +5,7 @@ use super::{ApiError, ApiResult, Body, Caller, ErrorBody, no_content};
 use crate::admin::ops::{self, InvitationView, MemberView, NewInvitation, NewMember};
 use crate::http::State;
 use actix_web::{HttpResponse, delete, get, post, put, web};
+use latchkey_core::names::{LabId, UserId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -22,7 +23,7 @@ use utoipa::ToSchema;
 pub async fn list_members(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
 ) -> ApiResult<Vec<MemberView>> {
     Ok(web::Json(ops::list_members(&state, &a, &lab).await?))
 }
@@ -43,7 +44,7 @@ pub async fn list_members(
 pub async fn add_member(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
     body: Body<NewMember>,
 ) -> ApiResult<MemberView> {
     Ok(web::Json(ops::add_member(&state, &a, &lab, body.0).await?))
@@ -63,7 +64,7 @@ pub async fn add_member(
 pub async fn get_member(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, UserId)>,
 ) -> ApiResult<MemberView> {
     let (lab, user) = path.into_inner();
     Ok(web::Json(ops::get_member(&state, &a, &lab, &user).await?))
@@ -84,7 +85,7 @@ pub async fn get_member(
 pub async fn remove_member(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, UserId)>,
 ) -> Result<HttpResponse, ApiError> {
     let (lab, user) = path.into_inner();
     ops::remove_member(&state, &a, &lab, &user).await?;
@@ -113,7 +114,7 @@ pub struct RolesBody {
 pub async fn set_member_roles(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, UserId)>,
     body: Body<RolesBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user) = path.into_inner();
@@ -143,7 +144,7 @@ pub struct AdminBody {
 pub async fn set_member_admin(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, UserId)>,
     body: Body<AdminBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user) = path.into_inner();
@@ -179,10 +180,11 @@ pub struct AllowBody {
 pub async fn allow_or_deny_feature(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(LabId, UserId, String)>,
     body: Body<AllowBody>,
 ) -> ApiResult<MemberView> {
     let (lab, user, feature) = path.into_inner();
+    let feature = ops::feature_name("feature", &feature)?;
     Ok(web::Json(
         ops::set_member_feature(&state, &a, &lab, &user, &feature, Some(body.0.allow)).await?,
     ))
@@ -206,9 +208,10 @@ pub async fn allow_or_deny_feature(
 pub async fn clear_feature(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<(LabId, UserId, String)>,
 ) -> ApiResult<MemberView> {
     let (lab, user, feature) = path.into_inner();
+    let feature = ops::feature_name("feature", &feature)?;
     Ok(web::Json(
         ops::set_member_feature(&state, &a, &lab, &user, &feature, None).await?,
     ))
@@ -228,7 +231,7 @@ pub async fn clear_feature(
 pub async fn list_invitations(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
 ) -> ApiResult<Vec<InvitationView>> {
     Ok(web::Json(ops::list_invitations(&state, &a, &lab).await?))
 }
@@ -249,7 +252,7 @@ pub async fn list_invitations(
 pub async fn create_invitation(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
     body: Body<NewInvitation>,
 ) -> ApiResult<InvitationView> {
     Ok(web::Json(
@@ -271,7 +274,7 @@ pub async fn create_invitation(
 pub async fn delete_invitation(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (lab, id) = path.into_inner();
     ops::delete_invitation(&state, &a, &lab, &id).await?;

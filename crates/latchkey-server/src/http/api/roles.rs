@@ -5,6 +5,7 @@ use super::{ApiError, ApiResult, Body, Caller, ErrorBody, no_content};
 use crate::admin::ops::{self, Adoption, PolicyView, RoleBody, RoleView};
 use crate::http::State;
 use actix_web::{HttpResponse, delete, get, put, web};
+use latchkey_core::names::LabId;
 
 /// The lab's roles with their features and minimum levels.
 #[utoipa::path(
@@ -20,7 +21,7 @@ use actix_web::{HttpResponse, delete, get, put, web};
 pub async fn list_roles(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
 ) -> ApiResult<Vec<RoleView>> {
     Ok(web::Json(ops::list_roles(&state, &a, &lab).await?))
 }
@@ -40,10 +41,11 @@ pub async fn list_roles(
 pub async fn put_role(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, String)>,
     body: Body<RoleBody>,
 ) -> ApiResult<RoleView> {
     let (lab, role) = path.into_inner();
+    let role = ops::role_name("name", &role)?;
     Ok(web::Json(
         ops::put_role(&state, &a, &lab, &role, body.0).await?,
     ))
@@ -63,9 +65,10 @@ pub async fn put_role(
 pub async fn delete_role(
     state: State,
     Caller(a): Caller,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (lab, role) = path.into_inner();
+    let role = ops::role_name("name", &role)?;
     ops::delete_role(&state, &a, &lab, &role).await?;
     Ok(no_content())
 }
@@ -84,7 +87,7 @@ pub async fn delete_role(
 pub async fn get_policy(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
 ) -> ApiResult<PolicyView> {
     Ok(web::Json(ops::get_policy(&state, &a, &lab).await?))
 }
@@ -105,7 +108,7 @@ pub async fn get_policy(
 pub async fn put_policy(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
     body: Body<PolicyView>,
 ) -> ApiResult<PolicyView> {
     Ok(web::Json(ops::put_policy(&state, &a, &lab, body.0).await?))
@@ -125,7 +128,7 @@ pub async fn put_policy(
 pub async fn get_adoption(
     state: State,
     Caller(a): Caller,
-    lab: web::Path<String>,
+    lab: web::Path<LabId>,
 ) -> ApiResult<Adoption> {
     Ok(web::Json(ops::adoption(&state, &a, &lab).await?))
 }

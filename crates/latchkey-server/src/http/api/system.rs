@@ -6,6 +6,7 @@ use crate::admin::ops::{
 };
 use crate::http::State;
 use actix_web::{get, post, web};
+use latchkey_core::names::ClientId;
 
 /// Every registered client.
 #[utoipa::path(
@@ -54,7 +55,7 @@ pub async fn create_client(
 pub async fn get_client(
     state: State,
     Caller(a): Caller,
-    client: web::Path<String>,
+    client: web::Path<ClientId>,
 ) -> ApiResult<ClientView> {
     Ok(web::Json(ops::get_client(&state, &a, &client).await?))
 }

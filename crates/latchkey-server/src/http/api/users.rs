@@ -7,6 +7,7 @@ use crate::admin::ops::{self, Count, UserView};
 use crate::http::State;
 use crate::store::admin::UserInfo;
 use actix_web::{HttpResponse, delete, get, post, put, web};
+use latchkey_core::names::UserId;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -38,7 +39,7 @@ pub async fn list_users(state: State, Caller(a): Caller) -> ApiResult<Vec<UserIn
 pub async fn get_user(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<UserView> {
     Ok(web::Json(ops::get_user(&state, &a, &user).await?))
 }
@@ -57,7 +58,7 @@ pub async fn get_user(
 pub async fn disable_user(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<UserView> {
     Ok(web::Json(ops::set_disabled(&state, &a, &user, true).await?))
 }
@@ -76,7 +77,7 @@ pub async fn disable_user(
 pub async fn enable_user(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<UserView> {
     Ok(web::Json(
         ops::set_disabled(&state, &a, &user, false).await?,
@@ -98,7 +99,7 @@ pub async fn enable_user(
 pub async fn reset_factors(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<Count> {
     Ok(web::Json(ops::reset_factors(&state, &a, &user).await?))
 }
@@ -117,7 +118,7 @@ pub async fn reset_factors(
 pub async fn end_sessions(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<Count> {
     Ok(web::Json(ops::end_sessions(&state, &a, &user).await?))
 }
@@ -143,7 +144,7 @@ pub struct SystemAdminBody {
 pub async fn set_system_admin(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
     body: Body<SystemAdminBody>,
 ) -> ApiResult<UserView> {
     Ok(web::Json(
@@ -165,7 +166,7 @@ pub async fn set_system_admin(
 pub async fn export_user(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> ApiResult<serde_json::Value> {
     Ok(web::Json(ops::export_user(&state, &a, &user).await?))
 }
@@ -185,7 +186,7 @@ pub async fn export_user(
 pub async fn erase_user(
     state: State,
     Caller(a): Caller,
-    user: web::Path<String>,
+    user: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     ops::erase_user(&state, &a, &user).await?;
     Ok(no_content())

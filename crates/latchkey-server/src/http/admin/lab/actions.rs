@@ -10,6 +10,7 @@ use crate::admin::{Admin, AdminError};
 use crate::http::{State, cookies, decode_pairs};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::names::{LabId, UserId};
 
 /// What a lab page's form asks for, read from the path after `/admin/labs/{lab}/`. Member
 /// actions carry the member's user id, deletions the id or name they delete.
@@ -157,7 +158,7 @@ impl Form {
 pub async fn action(
     state: State,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
     let c = match console(&state, &req).await {
@@ -223,7 +224,7 @@ fn notice_on_lab(notice: impl Into<String>) -> Done {
 async fn run(
     state: &AppState,
     c: &Console,
-    lab: &str,
+    lab: &LabId,
     action: Action<'_>,
     form: &Form,
 ) -> Result<Done, AdminError> {
@@ -237,49 +238,50 @@ async fn run(
         }
         Action::PutRole => put_role(state, a, lab, form).await?,
         Action::DeleteRole(role) => {
-            ops::delete_role(state, a, lab, role).await?;
+            let role = ops::role_name("name", role)?;
+            ops::delete_role(state, a, lab, &role).await?;
             notice(format!("Role {role} deleted."))
         }
         Action::Policy => put_policy(state, a, lab, form).await?,
         Action::MemberRoles(user) => {
-            ops::set_member_roles(state, a, lab, user, form.all("roles")).await?;
+            ops::set_member_roles(state, a, lab, &UserId::from(user), form.all("roles")).await?;
             notice("Roles saved. They apply to the next token.")
         }
         Action::MemberFeature(user) => {
-            let feature = form.get("feature").unwrap_or("").trim().to_owned();
+            let feature = ops::feature_name("feature", form.get("feature").unwrap_or("").trim())?;
             let allow = match form.get("effect") {
                 Some("allow") => Some(true),
                 Some("deny") => Some(false),
                 _ => None,
             };
-            ops::set_member_feature(state, a, lab, user, &feature, allow).await?;
+            ops::set_member_feature(state, a, lab, &UserId::from(user), &feature, allow).await?;
             notice(format!(
                 "Feature {feature} saved. It applies to the next token."
             ))
         }
         Action::MemberAdmin(user) => {
             let on = form.get("admin") == Some("yes");
-            ops::set_member_admin(state, a, lab, user, on).await?;
+            ops::set_member_admin(state, a, lab, &UserId::from(user), on).await?;
             notice("Saved.")
         }
         Action::RemoveMember(user) => {
-            ops::remove_member(state, a, lab, user).await?;
+            ops::remove_member(state, a, lab, &UserId::from(user)).await?;
             notice_on_lab("Member removed.")
         }
         Action::ResetFactors(user) => {
-            let n = ops::reset_factors(state, a, user).await?;
+            let n = ops::reset_factors(state, a, &UserId::from(user)).await?;
             notice(format!("{} factors removed.", n.count))
         }
         Action::EndSessions(user) => {
-            let n = ops::end_sessions(state, a, user).await?;
+            let n = ops::end_sessions(state, a, &UserId::from(user)).await?;
             notice(format!("{} sessions ended.", n.count))
         }
         Action::Disable(user) => {
-            ops::set_disabled(state, a, user, true).await?;
+            ops::set_disabled(state, a, &UserId::from(user), true).await?;
             notice("Account disabled.")
         }
         Action::Enable(user) => {
-            ops::set_disabled(state, a, user, false).await?;
+            ops::set_disabled(state, a, &UserId::from(user), false).await?;
             notice("Account enabled.")
         }
     })
@@ -288,7 +290,7 @@ async fn run(
 async fn add_member(
     state: &AppState,
     a: &Admin,
-    lab: &str,
+    lab: &LabId,
     form: &Form,
 ) -> Result<Done, AdminError> {
     let new = NewMember {
@@ -302,7 +304,12 @@ async fn add_member(
 }
 
 /// Creates an invitation and shows its link, once.
-async fn invite(state: &AppState, c: &Console, lab: &str, form: &Form) -> Result<Done, AdminError> {
+async fn invite(
+    state: &AppState,
+    c: &Console,
+    lab: &LabId,
+    form: &Form,
+) -> Result<Done, AdminError> {
     let new = NewInvitation {
         email: form.get("email").unwrap_or("").to_owned(),
         roles: form.all("roles"),
@@ -321,7 +328,12 @@ async fn invite(state: &AppState, c: &Console, lab: &str, form: &Form) -> Result
     })))
 }
 
-async fn put_role(state: &AppState, a: &Admin, lab: &str, form: &Form) -> Result<Done, AdminError> {
+async fn put_role(
+    state: &AppState,
+    a: &Admin,
+    lab: &LabId,
+    form: &Form,
+) -> Result<Done, AdminError> {
     let name = form.get("name").unwrap_or("").trim().to_owned();
     let features = form
         .get("features")
@@ -338,6 +350,7 @@ async fn put_role(state: &AppState, a: &Admin, lab: &str, form: &Form) -> Result
     if name.is_empty() {
         return Err(AdminError::invalid("name", "give the role a name"));
     }
+    let name = ops::role_name("name", &name)?;
     ops::put_role(state, a, lab, &name, body).await?;
     Ok(notice(format!("Role {name} saved.")))
 }
@@ -345,7 +358,7 @@ async fn put_role(state: &AppState, a: &Admin, lab: &str, form: &Form) -> Result
 async fn put_policy(
     state: &AppState,
     a: &Admin,
-    lab: &str,
+    lab: &LabId,
     form: &Form,
 ) -> Result<Done, AdminError> {
     let num = |k: &str| -> Result<Option<i64>, AdminError> {

@@ -13,6 +13,7 @@ use crate::http::authorize::see_other;
 use crate::http::{State, decode_pairs};
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, web};
+use latchkey_core::names::{LabId, UserId};
 
 fn query(req: &HttpRequest, key: &str) -> Option<String> {
     decode_pairs(req.query_string().as_bytes())
@@ -48,7 +49,7 @@ macro_rules! or_page {
 }
 
 /// `GET /admin/labs/{lab}`.
-pub async fn page(state: State, req: HttpRequest, lab: web::Path<String>) -> HttpResponse {
+pub async fn page(state: State, req: HttpRequest, lab: web::Path<LabId>) -> HttpResponse {
     let c = signed_in!(state, req);
     let a = &c.admin;
     let lab_view = or_page!(ops::get_lab(&state, a, &lab).await);
@@ -108,7 +109,7 @@ fn chart(a: &ops::Adoption) -> (Vec<Bar>, usize) {
 pub async fn member_page(
     state: State,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    path: web::Path<(LabId, UserId)>,
 ) -> HttpResponse {
     let c = signed_in!(state, req);
     let (lab, user) = path.into_inner();
@@ -139,7 +140,7 @@ pub async fn member_page(
 }
 
 /// `GET /admin/labs/{lab}/audit?action=&actor=&since=&until=` (dates as YYYY-MM-DD).
-pub async fn audit(state: State, req: HttpRequest, lab: web::Path<String>) -> HttpResponse {
+pub async fn audit(state: State, req: HttpRequest, lab: web::Path<LabId>) -> HttpResponse {
     let c = signed_in!(state, req);
     let lab_view = or_page!(ops::get_lab(&state, &c.admin, &lab).await);
     let action = query(&req, "action").unwrap_or_default();
