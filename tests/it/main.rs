@@ -29,3 +29,4 @@ mod personal;
 mod refusals;
 mod rotation;
 mod schema;
+mod throttle;

@@ -361,3 +361,34 @@ both_with!(
         assert!(renamed[0].details.contains("Laptop"));
     }
 );
+
+both_with!(
+    webauthn_ceremony_is_finished_only_by_the_browser_that_began_it,
+    on_localhost,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let mut sp = SoftPasskey::new(true);
+        let cred_id = register(app, &b, &mut sp, "passkey").await;
+        let c = client(app).await;
+        let owner = Browser::new(app);
+        let (flow, csrf) = login_page(app, &owner, &c.0, &[]).await;
+        let (ceremony, options) = begin(
+            &owner,
+            "/webauthn/login/begin",
+            &[("flow", &flow), ("csrf", &csrf), ("mode", "modal")],
+        )
+        .await;
+        let pkc = sign_discoverable(&mut sp, options, &cred_id, &app.user_id, &origin(app));
+        // Another browser that learned the ceremony id is refused, and the ceremony stays
+        // for its owner: it cannot be used up by someone else.
+        let other = Browser::new(app);
+        login_page(app, &other, &c.0, &[]).await;
+        let (status, v) = finish(&other, app, &ceremony, &pkc).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(v.to_string().contains("another browser"), "{v}");
+        let (status, v) = finish(&owner, app, &ceremony, &pkc).await;
+        assert_eq!(status, 200, "{v}");
+        assert!(follow(app, &owner, &c, &v["next"]).await["id_token"].is_string());
+    }
+);

@@ -225,12 +225,31 @@ pub fn essential_acr(claims: &str) -> Result<Option<Acr>, ClaimsError> {
         if acr.get("essential").and_then(|e| e.as_bool()) != Some(true) {
             continue;
         }
+        // OIDC Core 5.5.1: `value` is a string, `values` an array of strings. A member of
+        // another shape is malformed, not absent: reading it as "no values" would issue any
+        // level for a client that demanded one.
+        let malformed = |m: &str| {
+            ClaimsError::Malformed(format!(
+                "`claims`: the essential acr's `{m}` must be {}",
+                if m == "value" {
+                    "a string"
+                } else {
+                    "a non-empty array of strings"
+                }
+            ))
+        };
         let mut values: Vec<&str> = Vec::new();
-        if let Some(s) = acr.get("value").and_then(|s| s.as_str()) {
-            values.push(s);
+        if let Some(v) = acr.get("value") {
+            values.push(v.as_str().ok_or_else(|| malformed("value"))?);
         }
-        if let Some(a) = acr.get("values").and_then(|a| a.as_array()) {
-            values.extend(a.iter().filter_map(|s| s.as_str()));
+        if let Some(a) = acr.get("values") {
+            let a = a
+                .as_array()
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| malformed("values"))?;
+            for v in a {
+                values.push(v.as_str().ok_or_else(|| malformed("values"))?);
+            }
         }
         match requested_level(values.iter().copied()) {
             Some(l) => level = level.max(Some(l)),

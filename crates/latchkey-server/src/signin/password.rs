@@ -67,8 +67,8 @@ pub async fn submit(
         }
         (known, v) => return refused(state, flow, known, v, now).await,
     };
-    if let Some(s) = standing {
-        throttle::succeed(state, &user.id, Attempt::Password, s).await?;
+    if let Err(secs) = throttle::settle(state, &user.id, Attempt::Password, now).await? {
+        return retry(Attempt::Password.message(secs));
     }
     let event = Event::new(
         &user.id,

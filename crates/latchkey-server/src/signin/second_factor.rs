@@ -100,7 +100,12 @@ pub async fn submit(
             });
         }
     };
-    throttle::succeed(state, &user.id, Attempt::Code, standing).await?;
+    if let Err(secs) = throttle::settle(state, &user.id, Attempt::Code, now).await? {
+        return Ok(Outcome::Retry {
+            flow: Box::new(flow),
+            message: Attempt::Code.message(secs),
+        });
+    }
     // A step-up renews the live session, whose id is known before the write.
     let event = (method == Method::Totp).then(|| {
         Event::new(

@@ -57,15 +57,23 @@ pub async fn fail(
         .await
 }
 
-/// Clears the count after a success (only when there is one: no write on the common path).
-pub async fn succeed(
+/// Settles an attempt that checked out. The standing is read again: a lock may have started
+/// while this attempt was being checked (parallel guesses, each past the first read). Then the
+/// right answer is refused like a wrong one, so racing requests learn nothing once the
+/// threshold is reached: `Err(secs)` is the lock's remaining length. Otherwise the count of
+/// failures is cleared (only when there is one: no write on the common path).
+pub async fn settle(
     state: &AppState,
     user_id: &str,
     kind: Attempt,
-    before: Standing,
-) -> Result<(), StoreError> {
-    if before.failures {
+    now: i64,
+) -> Result<Result<(), i64>, StoreError> {
+    let after = standing(state, user_id, kind, now).await?;
+    if let Some(secs) = after.locked_for {
+        return Ok(Err(secs));
+    }
+    if after.failures {
         state.store.reset_failures(user_id, kind).await?;
     }
-    Ok(())
+    Ok(Ok(()))
 }

@@ -92,6 +92,17 @@ pub struct RecoveryStatus {
     pub last_used_at: Option<i64>,
 }
 
+/// What [`Store::take_ceremony`] found.
+#[derive(Debug, Clone)]
+pub enum Taken {
+    /// The ceremony, now deleted: it can be finished once.
+    Ceremony(Ceremony),
+    /// Unknown, expired or already taken.
+    Gone,
+    /// Live, but begun in another browser: left in place.
+    OtherBrowser,
+}
+
 /// A WebAuthn ceremony's server-side state.
 #[derive(Debug, Clone)]
 pub struct Ceremony {
@@ -516,9 +527,9 @@ impl Store {
     }
 
     /// Counts a failed attempt (atomically, whichever node or flow it came from); from the
-    /// kind's threshold on ([`Attempt::lock`]), locks further attempts out and appends the
-    /// event `on_lock` makes of the failure count and the lock's length, in the same
-    /// transaction. Returns the lock's length in seconds, if one started.
+    /// kind's threshold on ([`Attempt::lock`]), locks further attempts out and, when no lock
+    /// was running, appends the event `on_lock` makes of the failure count and the lock's
+    /// length, in the same transaction. Returns the lock's length in seconds, if one is set.
     pub async fn record_failure(
         &self,
         user_id: &str,
@@ -531,24 +542,23 @@ impl Store {
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let key = (&id, kind.as_str());
-                let n = diesel::update(auth_failures::table.find(key))
+                // One statement takes the row's lock (two first failures racing cannot both
+                // insert); what is read after it is what the attempts before this one left.
+                diesel::insert_into(auth_failures::table)
+                    .values((
+                        auth_failures::user_id.eq(&id),
+                        auth_failures::kind.eq(kind.as_str()),
+                        auth_failures::failures.eq(1),
+                        auth_failures::locked_until.eq(0),
+                    ))
+                    .on_conflict((auth_failures::user_id, auth_failures::kind))
+                    .do_update()
                     .set(auth_failures::failures.eq(auth_failures::failures + 1))
                     .execute(&mut *conn)
                     .await?;
-                if n == 0 {
-                    diesel::insert_into(auth_failures::table)
-                        .values((
-                            auth_failures::user_id.eq(&id),
-                            auth_failures::kind.eq(kind.as_str()),
-                            auth_failures::failures.eq(1),
-                            auth_failures::locked_until.eq(0),
-                        ))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                let failures: i64 = auth_failures::table
+                let (failures, locked_before): (i64, i64) = auth_failures::table
                     .find(key)
-                    .select(auth_failures::failures)
+                    .select((auth_failures::failures, auth_failures::locked_until))
                     .first(&mut *conn)
                     .await?;
                 let Some(secs) = kind.lock(failures) else {
@@ -558,7 +568,11 @@ impl Store {
                     .set(auth_failures::locked_until.eq(now + secs))
                     .execute(&mut *conn)
                     .await?;
-                crate::store::audit::append(&mut *conn, now, &on_lock(failures, secs)).await?;
+                // One entry per lock: failures of guesses that were already being checked
+                // when it started extend it silently.
+                if locked_before <= now {
+                    crate::store::audit::append(&mut *conn, now, &on_lock(failures, secs)).await?;
+                }
                 Ok(Some(secs))
             })
         })
@@ -611,43 +625,57 @@ impl Store {
     }
 
     /// Removes and returns a live ceremony (each challenge is answered at most once).
-    pub async fn take_ceremony(&self, id: &str) -> Result<Option<Ceremony>, StoreError> {
+    /// Takes (deletes and returns) a live ceremony, only for the browser that began it
+    /// (`is_browser` tells whether a stored browser hash is the caller's): another browser's
+    /// attempt leaves the ceremony for its owner.
+    pub async fn take_ceremony(
+        &self,
+        id: &str,
+        is_browser: impl FnOnce(&[u8]) -> bool + Send + 'static,
+    ) -> Result<Taken, StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
         let t = now();
         type R = (String, Vec<u8>, Option<String>, String, String, i64);
-        let row: Option<R> = self
-            .run(async move {
-                crate::with_tx!(&db, conn => {
-                    let row: Option<R> = webauthn_ceremonies::table
-                        .find(&id)
-                        .select((
-                            webauthn_ceremonies::id,
-                            webauthn_ceremonies::browser_hash,
-                            webauthn_ceremonies::user_id,
-                            webauthn_ceremonies::purpose,
-                            webauthn_ceremonies::state,
-                            webauthn_ceremonies::expires_at,
-                        ))
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    // Only the request that deletes the row may use it (two racing finishes of
-                    // one ceremony: one wins).
-                    let n = diesel::delete(webauthn_ceremonies::table.find(&id))
-                        .execute(conn)
-                        .await?;
-                    Ok(row.filter(|r| n == 1 && r.5 > t))
-                })
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let row: Option<R> = webauthn_ceremonies::table
+                    .find(&id)
+                    .select((
+                        webauthn_ceremonies::id,
+                        webauthn_ceremonies::browser_hash,
+                        webauthn_ceremonies::user_id,
+                        webauthn_ceremonies::purpose,
+                        webauthn_ceremonies::state,
+                        webauthn_ceremonies::expires_at,
+                    ))
+                    .first(&mut *conn)
+                    .await
+                    .optional()?;
+                let Some(r) = row.filter(|r| r.5 > t) else {
+                    return Ok(Taken::Gone);
+                };
+                if !is_browser(&r.1) {
+                    return Ok(Taken::OtherBrowser);
+                }
+                // Only the request that deletes the row may use it (two racing finishes of
+                // one ceremony: one wins).
+                let n = diesel::delete(webauthn_ceremonies::table.find(&id))
+                    .execute(&mut *conn)
+                    .await?;
+                if n != 1 {
+                    return Ok(Taken::Gone);
+                }
+                Ok(Taken::Ceremony(Ceremony {
+                    id: r.0,
+                    browser_hash: r.1,
+                    user_id: r.2,
+                    purpose: r.3,
+                    state: r.4,
+                    expires_at: r.5,
+                }))
             })
-            .await?;
-        Ok(row.map(|r| Ceremony {
-            id: r.0,
-            browser_hash: r.1,
-            user_id: r.2,
-            purpose: r.3,
-            state: r.4,
-            expires_at: r.5,
-        }))
+        })
+        .await
     }
 }

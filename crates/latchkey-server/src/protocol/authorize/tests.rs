@@ -246,6 +246,26 @@ fn oidc_core_5_5_1_1_essential_acr_with_only_unknown_values_is_refused() {
 }
 
 #[test]
+fn oidc_core_5_5_1_essential_acr_values_of_the_wrong_shape_are_invalid_request() {
+    for acr in [
+        r#"{"essential":true,"value":["phr"]}"#,
+        r#"{"essential":true,"values":"phr"}"#,
+        r#"{"essential":true,"values":[["phr"]]}"#,
+        r#"{"essential":true,"values":[1]}"#,
+        r#"{"essential":true,"values":[]}"#,
+        r#"{"essential":true,"values":["phr",2]}"#,
+    ] {
+        let claims = format!(r#"{{"id_token":{{"acr":{acr}}}}}"#);
+        let p = params(&[("claims", claims.as_str())]);
+        assert_eq!(
+            redirect_code(run(p, false)),
+            ErrorCode::InvalidRequest,
+            "{claims}"
+        );
+    }
+}
+
+#[test]
 fn oidc_core_5_5_malformed_claims_parameter_is_invalid_request() {
     let p = params(&[("claims", "{not json")]);
     assert_eq!(redirect_code(run(p, false)), ErrorCode::InvalidRequest);

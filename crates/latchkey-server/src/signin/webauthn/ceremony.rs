@@ -10,7 +10,7 @@ use crate::secret::{TokenHash, random_id};
 use crate::signin::{Next, SignInError, SignedIn, account};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::factors::Ceremony;
+use crate::store::factors::{Ceremony, Taken};
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -140,14 +140,16 @@ async fn take(
     browser: &str,
     id: &str,
 ) -> Result<(Pending, Option<String>), Stop> {
-    let c = state
+    let mine = TokenHash::of(browser);
+    let c = match state
         .store
-        .take_ceremony(id)
+        .take_ceremony(id, move |stored| mine.matches(stored))
         .await?
-        .ok_or(Refusal::Expired)?;
-    if !TokenHash::of(browser).matches(&c.browser_hash) {
-        return Err(Refusal::OtherBrowser.into());
-    }
+    {
+        Taken::Ceremony(c) => c,
+        Taken::Gone => return Err(Refusal::Expired.into()),
+        Taken::OtherBrowser => return Err(Refusal::OtherBrowser.into()),
+    };
     let pending = serde_json::from_str(&c.state).map_err(SignInError::internal)?;
     Ok((pending, c.user_id))
 }
