@@ -137,7 +137,7 @@ both!(several_labs_show_the_picker, async |app: &TestApp| {
 });
 
 both!(
-    lab_hint_skips_the_picker_when_member,
+    lab_hint_skips_the_picker_at_sign_in_and_for_a_lab_chosen_before,
     async |app: &TestApp| {
         let b_lab = second_lab(app).await;
         let client = new_client(app).await;
@@ -152,12 +152,24 @@ both!(
             );
             assert_eq!(jwt_claims(t["id_token"].as_str().unwrap())["lab"], b_lab);
         }
-        // A signed-in browser asking for the other lab gets a code for it at once.
+        // A signed-in browser asking for a lab the user never chose for this client is not
+        // answered silently (the client would learn the user's labs one request at a time):
+        // the picker, with that lab preselected. Once chosen, the hint answers at once.
         let b = Browser::new(app);
         after_password(&b, &authorize_url(app, &client.0, &[("lab", "Lab 7")])).await;
-        let r = b
-            .get(&authorize_url(app, &client.0, &[("lab", &app.lab_id)]))
-            .await;
+        let other = || authorize_url(app, &client.0, &[("lab", &app.lab_id)]);
+        let loc = location(&b.get(&other()).await);
+        let (_, _, _, html) = open_picker(&b, &loc).await;
+        let doc = scraper::Html::parse_document(&html);
+        let checked = scraper::Selector::parse("input[name=lab][checked]").unwrap();
+        let preselected: Vec<_> = doc
+            .select(&checked)
+            .filter_map(|e| e.value().attr("value"))
+            .collect();
+        assert_eq!(preselected, [app.lab_id.as_str()]);
+        let r = pick(&b, &loc, &app.lab_id).await;
+        tokens(app, &client, &to_client(&location(&r))).await;
+        let r = b.get(&other()).await;
         let t = tokens(app, &client, &to_client(&location(&r))).await;
         assert_eq!(
             jwt_claims(t["id_token"].as_str().unwrap())["lab"],
@@ -343,10 +355,12 @@ both!(
             query_param(&back, "error").as_deref(),
             Some("interaction_required")
         );
-        // Once the user has signed in to the client in that lab, the hint answers silently.
-        let r = b
-            .get(&authorize_url(app, &client.0, &[("lab", "Lab 7")]))
-            .await;
+        // Once the user has chosen that lab for the client, the hint answers silently.
+        let loc = location(
+            &b.get(&authorize_url(app, &client.0, &[("lab", "Lab 7")]))
+                .await,
+        );
+        let r = pick(&b, &loc, &b_lab).await;
         tokens(app, &client, &to_client(&location(&r))).await;
         let r = b.get(&silent_b()).await;
         let t = tokens(app, &client, &to_client(&location(&r))).await;
@@ -406,9 +420,12 @@ both!(
         )
         .await;
         let for_a = tokens(app, &client, &to_client(&loc)).await;
-        let r = b
-            .get(&authorize_url(app, &client.0, &[scope, ("lab", "Lab 7")]))
-            .await;
+        // Lab 7 is new for this client: the picker, once.
+        let loc = location(
+            &b.get(&authorize_url(app, &client.0, &[scope, ("lab", "Lab 7")]))
+                .await,
+        );
+        let r = pick(&b, &loc, &b_lab).await;
         let for_b = tokens(app, &client, &to_client(&location(&r))).await;
         // A code for lab 7 issued but not yet exchanged when the user leaves it.
         let r = b

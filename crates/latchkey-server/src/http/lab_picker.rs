@@ -55,7 +55,17 @@ async fn picker(
             flow: flow.id.clone(),
             csrf: cookies::csrf_token(state, browser, &csrf_purpose(&flow.id)),
             email: user.email.clone(),
-            labs: labs.into_iter().map(|l| (l.id, l.name)).collect(),
+            labs: labs
+                .into_iter()
+                .map(|l| {
+                    let hinted = flow
+                        .request
+                        .lab_hint
+                        .as_deref()
+                        .is_some_and(|h| h == l.id || h == l.name);
+                    (l.id, l.name, hinted)
+                })
+                .collect(),
             error,
         },
         Some(&flow.request.redirect_uri),

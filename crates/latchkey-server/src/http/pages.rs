@@ -23,8 +23,9 @@ pub struct LabPickerPage {
     pub flow: String,
     pub csrf: String,
     pub email: String,
-    /// The user's labs as (id, name), oldest membership first.
-    pub labs: Vec<(String, String)>,
+    /// The user's labs as (id, name, preselected), oldest membership first; the request's
+    /// `lab` hint, when it names one of them, is preselected.
+    pub labs: Vec<(String, String, bool)>,
     pub error: Option<String>,
 }
 

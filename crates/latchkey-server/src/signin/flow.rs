@@ -262,9 +262,9 @@ async fn decide_lab(
         return Ok(None);
     }
     let labs = state.store.member_labs(&s.user_id).await?;
-    // Only `prompt=none` with a hint among several labs needs to know which labs the user
-    // chose for this client before.
-    let chosen = if request.prompt.none && labs.len() > 1 && request.lab_hint.is_some() {
+    // Only a hint among several labs, in a flow the user did not sign in within, needs to
+    // know which labs the user chose for this client before.
+    let chosen = if labs.len() > 1 && request.lab_hint.is_some() && !request.authenticated {
         state.store.labs_chosen_for(&s.user_id, &client.id).await?
     } else {
         Vec::new()

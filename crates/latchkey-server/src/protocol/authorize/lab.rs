@@ -36,11 +36,13 @@ pub enum LabChoice {
 /// Under `prompt=none` the picker becomes `interaction_required` (OIDC Core 3.1.2.6: "the
 /// Authorization Server requires End-User interaction of some form to proceed"), not
 /// `account_selection_required`, which is about choosing between accounts, not a tenant.
-/// And under `prompt=none` a hint chooses only a lab the user has already chosen for this
-/// client: otherwise a client could send `lab=` for every lab in turn, with no page ever
-/// shown, and learn from tokens versus errors which labs the user belongs to (and collect a
-/// token for each). A lab the user is in but never chose for this client answers exactly as a
-/// lab they are not in.
+/// A hint chooses a lab without asking only when the user sees this request anyway (they
+/// signed in within this flow) or has already chosen that lab for this client. Otherwise a
+/// client could send `lab=` for every lab in turn through a signed-in browser, with no page
+/// ever shown, and learn from codes versus pages (or errors, under `prompt=none`) which labs
+/// the user belongs to, collecting a token for each: such a hint only preselects the lab in
+/// the picker, and under `prompt=none` a lab the user is in but never chose for this client
+/// answers exactly as a lab they are not in.
 pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
     match labs {
         [] => return LabChoice::NoLab,
@@ -55,7 +57,7 @@ pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
     if let Some(hint) = &req.lab_hint
         && let Some(l) = labs
             .iter()
-            .filter(|l| l.chosen_before || !req.prompt.none)
+            .filter(|l| l.chosen_before || req.authenticated)
             .find(|l| l.id == hint.as_str() || l.name == hint.as_str())
     {
         return LabChoice::Lab(l.id.to_owned());

@@ -374,8 +374,15 @@ fn several_labs_take_a_member_hint_by_id_or_name_else_pick() {
     let r = run(params(&[]), false).unwrap();
     assert_eq!(choose_lab(&r, &LABS), LabChoice::Pick);
     for hint in ["lab-b", "Beta"] {
-        let r = run(params(&[("lab", hint)]), false).unwrap();
+        let mut r = run(params(&[("lab", hint)]), false).unwrap();
         assert_eq!(r.lab_hint.as_deref(), Some(hint));
+        // A browser already signed in, a lab never chosen for this client: ask.
+        assert_eq!(choose_lab(&r, &LABS), LabChoice::Pick);
+        let mut labs = LABS;
+        labs[1].chosen_before = true;
+        assert_eq!(choose_lab(&r, &labs), LabChoice::Lab("lab-b".into()));
+        // The user signed in within this flow: they see the request anyway.
+        r.authenticated = true;
         assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
     }
     let r = run(params(&[("lab", "lab-z")]), false).unwrap();
@@ -389,6 +396,7 @@ fn several_labs_take_a_member_hint_by_id_or_name_else_pick() {
 #[test]
 fn a_chosen_lab_holds_only_while_the_user_is_a_member() {
     let mut r = run(params(&[("lab", "Alpha")]), false).unwrap();
+    r.authenticated = true;
     r.lab = Some("lab-b".into());
     assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
     r.lab = Some("lab-z".into());
