@@ -14,6 +14,7 @@ use std::io::Read;
 mod admin_cli;
 mod audit;
 mod grants_cli;
+mod invitation_cli;
 mod operator;
 mod personal;
 mod policy;
@@ -63,6 +64,10 @@ enum Command {
     /// Administrators: system administrators and lab administrators.
     #[command(subcommand)]
     Admin(admin_cli::AdminCommand),
+    /// Invitations: list a lab's, invite someone, issue the link of a lab administrator's
+    /// invitation to send to the invited address.
+    #[command(subcommand)]
+    Invitation(invitation_cli::InvitationCommand),
 }
 
 #[derive(Subcommand)]
@@ -315,6 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
         Command::Admin(cmd) => admin_cli::admin_command(&config, cmd).await,
+        Command::Invitation(cmd) => invitation_cli::invitation_command(&config, cmd).await,
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,
         Command::User(UserCommand::Feature(cmd)) => grants_cli::member_feature(&config, cmd).await,
         Command::User(UserCommand::Add(m)) => policy::add_member(&config, m).await,

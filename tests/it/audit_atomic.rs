@@ -283,3 +283,83 @@ both!(
         assert!(latchkey_server::audit::chain::verify(&chain).is_none());
     }
 );
+
+// Accepting an invitation creates an account, a membership and roles with its
+// `invitation.accept` entry in one transaction: with the append failing, the acceptance
+// fails, no account exists and the link still works; healed, it goes through with its entry.
+both!(
+    invitation_acceptance_and_its_audit_entry_commit_together,
+    async |app: &TestApp| {
+        let token = client_token(app, "*").await;
+        let lab = &app.lab_id;
+        let (s, inv) = call(
+            app,
+            Some(&token),
+            Method::POST,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            Some(json!({"email": "invitee@lab.example"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{inv}");
+        let path = inv["link"]
+            .as_str()
+            .unwrap()
+            .strip_prefix(&app.base)
+            .unwrap()
+            .to_owned();
+        let b = Browser::new(app);
+        let html = b.get(&path).await.text().await.unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let entries = app.state.store.audit_chain().await.unwrap().0.len();
+
+        tamper(app, if is_pg(app) { PG_FAIL } else { SQLITE_FAIL }).await;
+        let r = b
+            .post_form(&path, &[("csrf", &csrf), ("password", PASSWORD)])
+            .await;
+        assert!(r.status().is_server_error(), "{}", r.status());
+        assert!(
+            app.state
+                .store
+                .find_user_by_email("invitee@lab.example")
+                .await
+                .unwrap()
+                .is_none(),
+            "no account without its entry"
+        );
+        let (_, open) = call(
+            app,
+            Some(&token),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/invitations"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            open.as_array().unwrap().len(),
+            1,
+            "the invitation is still open"
+        );
+
+        tamper(app, if is_pg(app) { PG_HEAL } else { SQLITE_HEAL }).await;
+        assert_eq!(b.get(&path).await.status(), 200, "the link still works");
+        let r = b
+            .post_form(&path, &[("csrf", &csrf), ("password", PASSWORD)])
+            .await;
+        assert_eq!(r.status(), 200);
+        let u = app
+            .state
+            .store
+            .find_user_by_email("invitee@lab.example")
+            .await
+            .unwrap()
+            .unwrap();
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        assert_eq!(chain.len(), entries + 1);
+        let last = &chain.last().unwrap().entry;
+        assert_eq!(
+            (last.actor.as_str(), last.action.as_str()),
+            (u.id.as_str(), "invitation.accept")
+        );
+        assert!(latchkey_server::audit::chain::verify(&chain).is_none());
+    }
+);

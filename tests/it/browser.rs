@@ -268,6 +268,21 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         let _ = std::fs::remove_file(out_dir.join(shot));
     }
     let (role, feature, direct) = ("approver", "invoices:approve", "reports:export");
+    // An invitation a system administrator made: its link is what the invited person opens.
+    let invite_link = latchkey_server::admin::ops::create_invitation(
+        &app.state,
+        &latchkey_server::admin::Admin::cli(),
+        &app.lab(),
+        latchkey_server::admin::ops::NewInvitation {
+            email: "hal@lab.example".into(),
+            roles: vec![],
+            valid_days: None,
+        },
+    )
+    .await
+    .unwrap()
+    .link
+    .unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/admin.mjs");
     let output = tokio::process::Command::new("node")
         .arg(script)
@@ -277,6 +292,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         .env("ADMIN_EMAIL", admin_email)
         .env("MEMBER_EMAIL", EMAIL)
         .env("INVITE_EMAIL", "grace@lab.example")
+        .env("INVITE_LINK", invite_link.replace("127.0.0.1", "localhost"))
         .env("LOGIN_PASSWORD", PASSWORD)
         .env("AUTHORIZE_URL", &authorize)
         .env("CALLBACK_PREFIX", CALLBACK)
@@ -318,15 +334,22 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         r["adoptionBefore"],
         "2 of 2 members (100%) already meet the policy."
     );
-    // The invitation: its link, shown once, opens the page to join the lab.
-    let link = r["inviteLink"].as_str().unwrap();
-    assert!(link.starts_with(&format!("{base}/invite/")), "{link}");
+    // The invitation: recorded without a link for the lab administrator, who is told who
+    // sends it; the link a system administrator issued opens the page to join the lab.
+    assert_eq!(r["inviteLinksShown"], 0, "{r}");
+    assert!(
+        r["inviteNote"]
+            .as_str()
+            .unwrap()
+            .contains("latchkey invitation link"),
+        "{r}"
+    );
     assert_eq!(r["invitePageHeading"], "Join Lab 42");
+    let open = r["openInvitations"].as_array().unwrap();
+    assert_eq!(open.len(), 2, "{r}");
     assert_eq!(
-        r["openInvitations"],
-        serde_json::json!([
-            "grace@lab.example as approver Withdraw the invitation for grace@lab.example"
-        ])
+        open[0],
+        "grace@lab.example as approver Withdraw the invitation for grace@lab.example"
     );
     // The role, given to the member, and the direct grant.
     assert_eq!(r["roleNotice"], "Role approver saved.");

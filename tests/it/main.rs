@@ -21,6 +21,7 @@ mod config_reference;
 mod console;
 mod documents;
 mod features;
+mod lab_admin_rules;
 mod labs;
 mod mfa;
 mod oidc_flow;

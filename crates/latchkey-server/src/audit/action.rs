@@ -123,6 +123,9 @@ actions! {
     InvitationCreate = "invitation.create",
     /// An invitation was withdrawn.
     InvitationDelete = "invitation.delete",
+    /// An invitation's link was issued to a system administrator or the operator, to send to
+    /// the invited address; any link issued before stopped working.
+    InvitationLink = "invitation.link",
     /// An invitation was accepted and its account created.
     InvitationAccept = "invitation.accept",
     /// An account was created.

@@ -41,6 +41,7 @@ pub mod code;
 pub mod consent;
 pub mod enrolment;
 pub mod flow;
+pub mod invitation;
 pub mod lab;
 pub mod password;
 pub mod second_factor;

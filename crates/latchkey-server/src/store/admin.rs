@@ -116,8 +116,11 @@ pub struct AuditQuery {
     pub target: Option<String>,
     pub since: Option<i64>,
     pub until: Option<i64>,
-    /// Only entries whose actor or target is one of these (a lab's scope).
-    pub within: Option<Vec<String>>,
+    /// Only the candidates for this lab's view (a lab id): entries whose details name the lab,
+    /// entries about the lab itself, and entries about one of its current members that are the
+    /// member's own security events (actor = target) or account actions (`user.*`). The exact
+    /// rule is applied by `admin::ops::lab_audit_log`; this narrows the read in SQL.
+    pub lab: Option<String>,
     pub limit: i64,
 }
 
@@ -665,11 +668,25 @@ impl Store {
                     if let Some(u) = q.until {
                         query = query.filter(audit_events::at.lt(u));
                     }
-                    if let Some(w) = &q.within {
+                    if let Some(lab) = &q.lab {
+                        // `"lab":"<id>"` as serde_json writes it (compact), anywhere in details.
+                        let named = format!(
+                            "%{}%",
+                            escape_like(&format!("\"lab\":{}", serde_json::Value::from(lab.as_str())))
+                        );
+                        let members = memberships::table
+                            .filter(memberships::lab_id.eq(lab.clone()))
+                            .select(memberships::user_id);
                         query = query.filter(
-                            audit_events::actor
-                                .eq_any(w.clone())
-                                .or(audit_events::target.eq_any(w.clone())),
+                            audit_events::details
+                                .like(named)
+                                .escape('\\')
+                                .or(audit_events::target.eq(lab.clone()))
+                                .or(audit_events::target.eq_any(members).and(
+                                    audit_events::actor
+                                        .eq(audit_events::target)
+                                        .or(audit_events::action.like("user.%")),
+                                )),
                         );
                     }
                     Ok::<_, StoreError>(query

@@ -63,11 +63,15 @@ macro_rules! columns {
 }
 
 impl Store {
-    /// Records an invitation (roles must exist in the lab; the email must not have an account).
+    /// Records an invitation (roles must exist in the lab). With `refuse_existing`, an email
+    /// that has an account is a conflict; without it (a lab administrator's invitation, whose
+    /// answer must not tell whether the address has an account) it is recorded all the same,
+    /// and accepting it is refused.
     pub async fn create_invitation(
         &self,
         inv: &Invitation,
         token: TokenHash,
+        refuse_existing: bool,
         events: &[Event],
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
@@ -93,7 +97,7 @@ impl Store {
                     .count()
                     .get_result(conn)
                     .await?;
-                if taken > 0 {
+                if refuse_existing && taken > 0 {
                     return Err(StoreError::Conflict(
                         "this email already has an account: add it as a member instead".into(),
                     ));
@@ -199,29 +203,64 @@ impl Store {
         .await
     }
 
-    /// Accepts an invitation: creates the user with `password_hash`, makes them a member with
-    /// the invitation's roles, and closes the invitation, all at once. Returns the user id;
-    /// not-found when the invitation is no longer open.
+    /// Replaces the token of an open, unexpired invitation (a link issued again: the previous
+    /// one stops working); false when there is no such invitation.
+    pub async fn reissue_invitation(
+        &self,
+        id: &str,
+        token: TokenHash,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let events = events.to_vec();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(
+                    invitations::table
+                        .filter(invitations::id.eq(&id))
+                        .filter(invitations::accepted_at.is_null())
+                        .filter(invitations::expires_at.gt(t)),
+                )
+                .set(invitations::token_hash.eq(token.0.to_vec()))
+                .execute(conn)
+                .await?;
+                if n == 1 {
+                    crate::store::audit::append_all(&mut *conn, t, &events).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// Accepts the open, unexpired invitation `inv` through the link whose token hashes to
+    /// `token`: creates the user `user_id` with `password_hash`, makes them a member with the
+    /// invitation's roles (a role deleted since is skipped), closes the invitation and appends
+    /// `events`, all in one transaction. Not-found when the link is no longer valid (used,
+    /// withdrawn, replaced or expired); a conflict when the email has an account by now.
     pub async fn accept_invitation(
         &self,
+        inv: &Invitation,
         token: TokenHash,
+        user_id: &str,
         name: Option<&str>,
         password_hash: String,
-    ) -> Result<(String, Invitation), StoreError> {
-        let inv = self
-            .invitation_by_token(token)
-            .await?
-            .ok_or_else(|| StoreError::NotFound("this invitation is no longer valid".into()))?;
+        events: &[Event],
+    ) -> Result<(), StoreError> {
         let db = self.db.clone();
-        let uid = uuid::Uuid::now_v7().to_string();
-        let (id, i, name) = (uid.clone(), inv.clone(), name.map(str::to_owned));
+        let (id, i, name) = (user_id.to_owned(), inv.clone(), name.map(str::to_owned));
+        let events = events.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(
                     invitations::table
                         .filter(invitations::id.eq(&i.id))
-                        .filter(invitations::accepted_at.is_null()),
+                        .filter(invitations::token_hash.eq(token.0.to_vec()))
+                        .filter(invitations::accepted_at.is_null())
+                        .filter(invitations::expires_at.gt(t)),
                 )
                 .set((invitations::accepted_at.eq(Some(t)), invitations::accepted_by.eq(Some(&id))))
                 .execute(conn)
@@ -250,7 +289,6 @@ impl Store {
                     .execute(conn)
                     .await?;
                 for r in &i.roles {
-                    // A role deleted since the invitation was made is skipped.
                     let exists: i64 = roles::table
                         .filter(roles::lab_id.eq(&i.lab))
                         .filter(roles::name.eq(r))
@@ -271,10 +309,10 @@ impl Store {
                         .execute(conn)
                         .await?;
                 }
+                crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
         })
-        .await?;
-        Ok((uid, inv))
+        .await
     }
 }

@@ -56,7 +56,7 @@ fn audit_query(f: AuditFilter) -> R<AuditQuery> {
         target: f.target.filter(|s| !s.is_empty()),
         since: f.since,
         until: f.until,
-        within: None,
+        lab: None,
         limit: f.limit.unwrap_or(100),
     })
 }
@@ -74,8 +74,52 @@ pub async fn audit_log(state: &AppState, admin: &Admin, f: AuditFilter) -> R<Vec
         .collect())
 }
 
-/// A lab's part of the log: entries about the lab itself and entries whose actor or target
-/// is one of its current members (their sign-ins, factor changes, and what was done to them).
+/// A member's own security events, recorded with the member as both actor and target: their
+/// sign-ins (and failed ones), factor changes, recovery codes, locks, sign-outs.
+const OWN_EVENTS: &[&str] = &[
+    "login.",
+    "factor.",
+    "session.",
+    "recovery_codes.",
+    "totp.",
+    "webauthn.",
+];
+
+/// Whether an entry belongs to `lab`'s view (see [`lab_audit_log`]); `members` are the lab's
+/// current members.
+pub fn belongs_to_lab(
+    e: &AuditRecord,
+    lab: &LabId,
+    members: &std::collections::BTreeSet<String>,
+) -> bool {
+    match e.details.get("lab") {
+        // A change made in a lab names it: shown in that lab only.
+        Some(l) => l.as_str() == Some(lab.as_str()),
+        None => {
+            *lab == *e.target.as_str()
+                || (members.contains(&e.target)
+                    && ((e.actor == e.target
+                        && OWN_EVENTS.iter().any(|p| e.action.starts_with(p)))
+                        || e.action.starts_with("user.")))
+        }
+    }
+}
+
+/// A lab's part of the log. An entry belongs to lab L when, and only when:
+///
+/// 1. its details name L (`"lab": L`): a change made in L (members, roles, policy,
+///    invitations and their acceptance), whoever made it;
+/// 2. its target is L itself (`lab.create`);
+/// 3. it is a current member's own security event (actor and target are that member: sign-ins,
+///    failed sign-ins, factors, recovery codes, locks, sign-outs), naming no lab;
+/// 4. it is an account action on a current member (`user.*`: disabled, enabled, factors reset,
+///    sessions ended, exported), naming no lab.
+///
+/// Nothing else: not what a member did elsewhere or to someone else (an entry a member wrote
+/// as a system administrator about a person outside L fails 3 and 4, whose subject is the
+/// target), and not an entry that names another lab. So the people an entry shows are L's
+/// members (present, or past for changes made in L), the people L invited, and the
+/// administrator who acted on L or on a member.
 pub async fn lab_audit_log(
     state: &AppState,
     admin: &Admin,
@@ -85,45 +129,20 @@ pub async fn lab_audit_log(
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     let mut q = audit_query(f)?;
-    let mut within: Vec<String> = state
+    q.lab = Some(lab.as_str().to_owned());
+    let members: std::collections::BTreeSet<String> = state
         .store
         .lab_members(lab)
         .await?
         .into_iter()
         .map(|m| m.user_id.into_string())
         .collect();
-    within.push(lab.as_str().to_owned());
-    within.extend(
-        state
-            .store
-            .lab_invitations(lab)
-            .await?
-            .into_iter()
-            .map(|i| i.id),
-    );
-    q.within = Some(within);
-    // Entries about the lab, and members' own security events; not what a member did in
-    // another lab or to the system (those carry another lab, or are system actions).
-    const PERSONAL: &[&str] = &[
-        "login.",
-        "factor.",
-        "session.",
-        "recovery_codes.",
-        "totp.",
-        "webauthn.",
-        "user.",
-        "member.",
-        "invitation.",
-    ];
     Ok(state
         .store
         .query_audit(q)
         .await?
         .into_iter()
-        .filter(|e| match e.details.get("lab").and_then(|l| l.as_str()) {
-            Some(l) => *lab == *l,
-            None => *lab == *e.target.as_str() || PERSONAL.iter().any(|p| e.action.starts_with(p)),
-        })
+        .filter(|e| belongs_to_lab(e, lab, &members))
         .map(AuditEntryView::from)
         .collect())
 }

@@ -1,4 +1,12 @@
 //! Invitations: a link that lets a person choose a password and join a lab with roles.
+//!
+//! The link is a bearer secret that creates an account for its e-mail address with a password
+//! of the holder's choosing, so it must reach only the mailbox it names. A lab administrator
+//! must not hold it (else they could accept their own invitation and own an account for any
+//! address): their invitation is recorded, and its link is handed out only at system level —
+//! to a system administrator or the operator (`latchkey invitation link`), who sends it to the
+//! address. Only a system administrator's own invitation returns its link at once. Issuing a
+//! link again replaces the previous one.
 
 use super::*;
 
@@ -22,7 +30,9 @@ pub struct InvitationView {
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,
-    /// The link to send the person; only in the response that created the invitation.
+    /// The link to send the person: only to a system administrator (or the operator), in the
+    /// response that created the invitation or issued its link. A lab administrator's
+    /// invitation is delivered by a system administrator (`latchkey invitation link`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
 }
@@ -72,6 +82,24 @@ pub async fn create_invitation(
     if !(1..=30).contains(&days) {
         return Err(AdminError::invalid("valid_days", "give 1 to 30 days"));
     }
+    // A lab administrator learns nothing about accounts outside their lab: the invitation is
+    // recorded whether or not the address has an account (whoever delivers the link at system
+    // level sees the truth; accepting it for an existing account is refused). Their own
+    // members they know already.
+    if !admin.system
+        && state
+            .store
+            .lab_members(lab)
+            .await?
+            .iter()
+            .any(|m| m.email == email)
+    {
+        return Err(AdminError::Conflict(
+            "this person is already a member of the lab".into(),
+        ));
+    }
+    // The token of a lab administrator's invitation is never shown: nobody holds a working
+    // link until one is issued at system level.
     let token = OpaqueToken::generate(TokenKind::Invitation);
     let t = now();
     let inv = Invitation {
@@ -89,6 +117,7 @@ pub async fn create_invitation(
         .create_invitation(
             &inv,
             token.hash(),
+            admin.system,
             &[admin.event(
                 Action::InvitationCreate,
                 &inv.id,
@@ -101,20 +130,69 @@ pub async fn create_invitation(
             e => e,
         })?;
     let mut view = InvitationView::from(inv);
-    view.link = Some(format!("{}/invite/{}", state.issuer, token.expose()));
+    if admin.system {
+        view.link = Some(link(state, &token));
+    }
     Ok(view)
 }
 
-pub async fn delete_invitation(state: &AppState, admin: &Admin, lab: &LabId, id: &str) -> R<()> {
-    admin.require_lab(lab)?;
-    let inv = state
+fn link(state: &AppState, token: &OpaqueToken) -> String {
+    format!("{}/invite/{}", state.issuer, token.expose())
+}
+
+/// Issues the link of an open invitation (system administrators and the operator only), to be
+/// sent to the invited address; any link issued before stops working. Refused when the address
+/// has an account by now: add the account as a member instead.
+pub async fn issue_invitation_link(
+    state: &AppState,
+    admin: &Admin,
+    lab: &LabId,
+    id: &str,
+) -> R<InvitationView> {
+    admin.require_system()?;
+    let inv = open_invitation(state, lab, id).await?;
+    if inv.expires_at <= now() {
+        return Err(AdminError::invalid(
+            "id",
+            "this invitation has expired: withdraw it and invite again",
+        ));
+    }
+    if state.store.find_user_by_email(&inv.email).await?.is_some() {
+        return Err(AdminError::Conflict(
+            "this email already has an account: add it as a member instead".into(),
+        ));
+    }
+    let token = OpaqueToken::generate(TokenKind::Invitation);
+    let replaced = state
+        .store
+        .reissue_invitation(
+            &inv.id,
+            token.hash(),
+            &[admin.event(Action::InvitationLink, &inv.id, json!({"lab": lab}))],
+        )
+        .await?;
+    if !replaced {
+        return Err(AdminError::NotFound(
+            "no open invitation with this id in this lab".into(),
+        ));
+    }
+    let mut view = InvitationView::from(inv);
+    view.link = Some(link(state, &token));
+    Ok(view)
+}
+
+async fn open_invitation(state: &AppState, lab: &LabId, id: &str) -> R<Invitation> {
+    state
         .store
         .get_invitation(id)
         .await?
         .filter(|i| *lab == *i.lab && i.accepted_at.is_none())
-        .ok_or_else(|| {
-            AdminError::NotFound("no open invitation with this id in this lab".into())
-        })?;
+        .ok_or_else(|| AdminError::NotFound("no open invitation with this id in this lab".into()))
+}
+
+pub async fn delete_invitation(state: &AppState, admin: &Admin, lab: &LabId, id: &str) -> R<()> {
+    admin.require_lab(lab)?;
+    let inv = open_invitation(state, lab, id).await?;
     state
         .store
         .delete_invitation(

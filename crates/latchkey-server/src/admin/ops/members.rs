@@ -140,22 +140,27 @@ pub async fn add_member(
             format!("no role `{r}` in this lab"),
         ));
     }
-    let existing = state.store.find_user_by_email(&email).await?;
     // Lab administrators neither pull other people's existing accounts into their lab nor
-    // create accounts with passwords they know: new people come through invitations, which
-    // they accept themselves. System administrators may do both.
+    // create accounts with passwords they know: new people come through invitations, which a
+    // system-level channel delivers (see `create_invitation`). They get one answer whether or
+    // not an account has this address, so the form cannot tell them who has an account; only
+    // their own members (whom they can list anyway) are answered as such. System
+    // administrators may do both, and see the truth.
     if !admin.system {
-        if existing.is_some() {
+        if state
+            .store
+            .lab_members(lab)
+            .await?
+            .iter()
+            .any(|m| m.email == email)
+        {
             return Err(AdminError::Conflict(
-                "this email already has an account: a system administrator can add it to the lab"
-                    .into(),
+                "this person is already a member of the lab".into(),
             ));
         }
-        return Err(AdminError::invalid(
-            "email",
-            "no account has this email: send an invitation, so that the person chooses their own password",
-        ));
+        return Err(lab_admin_adds_by_invitation());
     }
+    let existing = state.store.find_user_by_email(&email).await?;
     let (who, created) = match existing {
         Some(u) => {
             if new.password.is_some() || new.name.is_some() {
@@ -220,6 +225,16 @@ pub async fn add_member(
         })
         .await?;
     get_member(state, admin, lab, &user_id).await
+}
+
+/// What a lab administrator hears when adding anyone who is not yet a member, whether or not
+/// the address has an account.
+fn lab_admin_adds_by_invitation() -> AdminError {
+    AdminError::invalid(
+        "email",
+        "lab administrators add people by invitation: send one, and the person chooses their \
+         own password (a system administrator can add an existing account directly)",
+    )
 }
 
 /// The normalised address, or `invalid` naming `email`.

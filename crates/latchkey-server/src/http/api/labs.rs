@@ -50,8 +50,9 @@ pub async fn get_lab(state: State, Caller(a): Caller, lab: web::Path<LabId>) -> 
     Ok(web::Json(ops::get_lab(&state, &a, &lab).await?))
 }
 
-/// The lab's part of the audit log, newest first: entries about the lab and entries whose
-/// actor or target is one of its members or invitations.
+/// The lab's part of the audit log, newest first: changes made in the lab, the lab's
+/// creation, its current members' own security events and account actions on them; nothing
+/// naming another lab or a person outside it (docs/administration.md states the rule).
 #[utoipa::path(
     security(("bearer" = ["lab"])),
     tag = "audit",

@@ -236,8 +236,11 @@ pub async fn list_invitations(
     Ok(web::Json(ops::list_invitations(&state, &a, &lab).await?))
 }
 
-/// Invite an email address into the lab with some roles. The response carries the link to
-/// send (shown only here); the person chooses a password there.
+/// Invite an email address into the lab with some roles; the person chooses a password at the
+/// link. Only a system administrator's response carries the link (shown only here), to send
+/// to that address; a lab administrator's invitation is recorded without one, and its link is
+/// issued at system level (`latchkey invitation link`). A lab administrator gets the same
+/// answer whether or not the address has an account.
 #[utoipa::path(
     security(("bearer" = ["lab"])),
     tag = "invitations",
