@@ -529,3 +529,43 @@ both!(
         assert_eq!(open.as_array().unwrap().len(), 1);
     }
 );
+
+both!(
+    lab_admin_cannot_remove_a_system_administrator_and_so_end_their_sessions,
+    async |app: &TestApp| {
+        let (la, _) = two_labs(app).await;
+        let root = make_user(app, &app.lab_id, "root@lab.example").await;
+        app.state
+            .store
+            .set_system_admin(&UserId::new(&root), true, &[])
+            .await
+            .unwrap();
+        let lab_admin = Admin {
+            actor: Actor::User(UserId::new(&la)),
+            system: false,
+            labs: BTreeSet::from([app.lab()]),
+        };
+        let r = ops::remove_member(&app.state, &lab_admin, &app.lab(), &UserId::new(&root)).await;
+        assert!(matches!(r, Err(AdminError::Forbidden(_))), "{r:?}");
+        assert!(
+            ops::get_member(
+                &app.state,
+                &system_admin(&root),
+                &app.lab(),
+                &UserId::new(&root)
+            )
+            .await
+            .is_ok(),
+            "still a member"
+        );
+        // A system administrator may.
+        ops::remove_member(
+            &app.state,
+            &system_admin(&root),
+            &app.lab(),
+            &UserId::new(&root),
+        )
+        .await
+        .unwrap();
+    }
+);

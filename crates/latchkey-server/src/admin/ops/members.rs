@@ -251,6 +251,19 @@ pub(super) fn check_roles(roles: &[String]) -> R<()> {
 pub async fn remove_member(state: &AppState, admin: &Admin, lab: &LabId, user: &UserId) -> R<()> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
+    // Removal ends the person's sessions everywhere: on a system administrator, that is an
+    // action on them as a whole, which is for system administrators only.
+    if !admin.system
+        && state
+            .store
+            .admin_rights(user)
+            .await?
+            .is_some_and(|r| r.system)
+    {
+        return Err(AdminError::Forbidden(
+            "only system administrators may act on a system administrator".into(),
+        ));
+    }
     let event = admin.event(
         Action::MemberRemove,
         user.as_str(),
