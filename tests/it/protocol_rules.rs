@@ -1,0 +1,256 @@
+//! The protocol rules an independent review found missing (issue 15, part 1), each named after
+//! the rule it enforces and run on both databases.
+
+use crate::both;
+use crate::common::*;
+use serde_json::Value;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// The built-in public client (the admin console): anyone may name it at the token endpoint
+/// without credentials.
+const CONSOLE: &str = "latchkey:admin";
+
+struct Issued {
+    client_id: String,
+    secret: String,
+    code: String,
+}
+
+async fn code_for(app: &TestApp, extra: &[(&str, &str)]) -> Issued {
+    let c = app.client(|_| {}).await;
+    let back = Browser::new(app)
+        .login(&authorize_url(app, &c.client_id, extra), EMAIL, PASSWORD)
+        .await;
+    Issued {
+        client_id: c.client_id,
+        secret: c.client_secret.unwrap(),
+        code: query_param(&back, "code").expect("code"),
+    }
+}
+
+/// A token request; `client` is (id, Some(secret)) for HTTP Basic or (id, None) for a public
+/// client naming itself in the body.
+async fn token(app: &TestApp, client: (&str, Option<&str>), form: &[(&str, &str)]) -> (u16, Value) {
+    let mut form = form.to_vec();
+    let mut req = reqwest::Client::new().post(app.url("/token"));
+    match client.1 {
+        Some(secret) => req = req.basic_auth(client.0, Some(secret)),
+        None => form.push(("client_id", client.0)),
+    }
+    let r = req.form(&form).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn exchange(app: &TestApp, i: &Issued, redirect_uri: &str, verifier: &str) -> (u16, Value) {
+    token(
+        app,
+        (&i.client_id, Some(&i.secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &i.code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// The code presented by the console client, as anyone holding a leaked code could.
+async fn exchange_as_console(app: &TestApp, code: &str) -> (u16, Value) {
+    token(
+        app,
+        (CONSOLE, None),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+async fn refresh(
+    app: &TestApp,
+    client: (&str, Option<&str>),
+    refresh_token: &str,
+    scope: Option<&str>,
+) -> (u16, Value) {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    token(app, client, &form).await
+}
+
+async fn userinfo_status(app: &TestApp, access_token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(app.url("/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn error_of(v: &Value) -> &str {
+    v["error"].as_str().unwrap_or("")
+}
+
+fn str_of<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}"))
+}
+
+// Item 2: a code is tied to its client (and redirect URI, and verifier) before it is consumed
+// or a replay is acted on.
+
+both!(
+    rfc6749_4_1_3_code_of_another_client_is_not_consumed,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        // Another registered client, and the credential-less console client, present it.
+        let other = app.client(|_| {}).await;
+        let (s, body) = token(
+            app,
+            (&other.client_id, other.client_secret.as_deref()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &i.code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        let (s, body) = exchange_as_console(app, &i.code).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        // The code's own client still gets its tokens.
+        let (s, body) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        assert_eq!(s, 200, "the code was burnt by another client: {body}");
+    }
+);
+
+both!(
+    rfc9700_4_5_2_replay_by_another_client_revokes_nothing,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let (s, first) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        assert_eq!(s, 200, "{first}");
+        let at = str_of(&first, "access_token").to_owned();
+        let rt = str_of(&first, "refresh_token").to_owned();
+        // A replay without the client's credentials is refused and changes nothing.
+        let (s, body) = exchange_as_console(app, &i.code).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        assert_eq!(
+            userinfo_status(app, &at).await,
+            200,
+            "the victim's tokens were revoked"
+        );
+        let (s, body) = refresh(app, (&i.client_id, Some(&i.secret)), &rt, None).await;
+        assert_eq!(s, 200, "{body}");
+        let (chain, _) = app.state.store.audit_chain().await.unwrap();
+        assert!(
+            !chain.iter().any(|s| s.entry.action == "code.replayed"),
+            "no replay was recorded"
+        );
+        // The client's own replay still revokes (RFC 6749 4.1.2).
+        let (s, body) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        assert_eq!(userinfo_status(app, &at).await, 401);
+    }
+);
+
+both!(
+    rfc7636_4_6_wrong_verifier_or_redirect_uri_does_not_consume_the_code,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let wrong = "x".repeat(43);
+        let (s, body) = exchange(app, &i, CALLBACK, &wrong).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        let (s, body) = exchange(app, &i, "http://127.0.0.1:9/other", VERIFIER).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        let (s, body) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        assert_eq!(s, 200, "{body}");
+    }
+);
+
+// Item 3: one path for every refresh.
+
+both!(
+    rfc9700_4_14_2_reuse_is_detected_with_a_scope_parameter,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let me = (i.client_id.as_str(), Some(i.secret.as_str()));
+        let (_, first) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        let rt1 = str_of(&first, "refresh_token").to_owned();
+        let (s, second) = refresh(app, me, &rt1, None).await;
+        assert_eq!(s, 200, "{second}");
+        let rt2 = str_of(&second, "refresh_token").to_owned();
+        let at2 = str_of(&second, "access_token").to_owned();
+        // The used token again, narrowing the scope: reuse, and the family dies.
+        let (s, body) = refresh(app, me, &rt1, Some("openid")).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        let (s, body) = refresh(app, me, &rt2, None).await;
+        assert_eq!(
+            (s, error_of(&body)),
+            (400, "invalid_grant"),
+            "the family outlived a reuse: {body}"
+        );
+        assert_eq!(userinfo_status(app, &at2).await, 401);
+    }
+);
+
+both!(
+    rfc6749_5_2_refresh_refusals_reveal_nothing_about_the_token,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let me = (i.client_id.as_str(), Some(i.secret.as_str()));
+        let (_, first) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        let rt1 = str_of(&first, "refresh_token").to_owned();
+        let other = app.client(|_| {}).await;
+        let them = (other.client_id.as_str(), other.client_secret.as_deref());
+        // Another client presenting a current token: refused, not consumed, nothing revoked.
+        let unknown = refresh(app, them, "lk_rt_nosuchtoken", Some("openid profile")).await;
+        assert_eq!((unknown.0, error_of(&unknown.1)), (400, "invalid_grant"));
+        for scope in [None, Some("openid"), Some("openid profile")] {
+            let foreign = refresh(app, them, &rt1, scope).await;
+            assert_eq!(foreign, unknown, "another client's token, scope {scope:?}");
+        }
+        let (s, second) = refresh(app, me, &rt1, None).await;
+        assert_eq!(s, 200, "{second}");
+        let rt2 = str_of(&second, "refresh_token").to_owned();
+        // Another client presenting a used token: the same answer, and no revocation.
+        for scope in [None, Some("openid"), Some("openid profile")] {
+            let foreign = refresh(app, them, &rt1, scope).await;
+            assert_eq!(
+                foreign, unknown,
+                "another client's used token, scope {scope:?}"
+            );
+        }
+        let (s, third) = refresh(app, me, &rt2, None).await;
+        assert_eq!(s, 200, "another client revoked the family: {third}");
+        // The client's own used token, with a scope it never had: the same answer again.
+        let used = refresh(app, me, &rt1, Some("openid profile")).await;
+        assert_eq!(used, unknown, "a used token answers like an unknown one");
+    }
+);
+
+both!(
+    rfc6749_6_a_wider_scope_does_not_burn_the_refresh_token,
+    async |app: &TestApp| {
+        let i = code_for(app, &[]).await;
+        let me = (i.client_id.as_str(), Some(i.secret.as_str()));
+        let (_, first) = exchange(app, &i, CALLBACK, VERIFIER).await;
+        let rt1 = str_of(&first, "refresh_token").to_owned();
+        let (s, body) = refresh(app, me, &rt1, Some("openid profile")).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_scope"), "{body}");
+        let (s, body) = refresh(app, me, &rt1, Some("openid")).await;
+        assert_eq!(s, 200, "{body}");
+        assert_eq!(str_of(&body, "scope"), "openid");
+    }
+);
