@@ -254,3 +254,85 @@ both!(
         assert_eq!(str_of(&body, "scope"), "openid");
     }
 );
+
+// Item 4: error_description is restricted to RFC 6749's character set wherever it is sent.
+
+/// Input that must not come back as it is: quotes, markup, CR/LF, NUL, a backslash, a bidi
+/// override, non-ASCII.
+const HOSTILE: &str = "x\"<script>\\\r\nSet-Cookie: a=b\0\u{202e}gnp.exe caf\u{e9} \u{1F600}";
+
+fn in_rfc6749_set(d: &str) -> bool {
+    !d.is_empty()
+        && d.chars()
+            .all(|c| matches!(c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+both!(
+    rfc6749_5_2_error_description_is_limited_to_its_character_set,
+    async |app: &TestApp| {
+        let c = app
+            .client(|c| c.grant_types.push("client_credentials".into()))
+            .await;
+        let me = (c.client_id.as_str(), c.client_secret.as_deref());
+        // Echoed by the grant type, and by a parameter repeated.
+        let (s, body) = token(app, me, &[("grant_type", HOSTILE)]).await;
+        assert_eq!((s, error_of(&body)), (400, "unsupported_grant_type"));
+        let d = str_of(&body, "error_description");
+        assert!(in_rfc6749_set(d), "{d:?}");
+        assert!(d.contains("x'<script>/??Set-Cookie"), "{d:?}");
+        let (s, body) = token(
+            app,
+            me,
+            &[
+                ("grant_type", "client_credentials"),
+                (HOSTILE, "1"),
+                (HOSTILE, "2"),
+            ],
+        )
+        .await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_request"));
+        let d = str_of(&body, "error_description");
+        assert!(in_rfc6749_set(d), "{d:?}");
+    }
+);
+
+both!(
+    rfc6749_4_1_2_1_error_description_in_a_redirect_is_limited_to_its_character_set,
+    async |app: &TestApp| {
+        let c = app.client(|_| {}).await;
+        let b = Browser::new(app);
+        // By query: an unsupported response_mode is echoed.
+        let r = b
+            .get(&authorize_url(
+                app,
+                &c.client_id,
+                &[("response_mode", HOSTILE)],
+            ))
+            .await;
+        assert_eq!(r.status(), 303);
+        let back = url::Url::parse(&location(&r)).unwrap();
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_request")
+        );
+        let d = query_param(&back, "error_description").unwrap();
+        assert!(in_rfc6749_set(&d), "{d:?}");
+        // By form_post: an unknown prompt value is echoed.
+        let r = b
+            .get(&authorize_url(
+                app,
+                &c.client_id,
+                &[("response_mode", "form_post"), ("prompt", HOSTILE)],
+            ))
+            .await;
+        assert_eq!(r.status(), 200);
+        let html = r.text().await.unwrap();
+        assert_eq!(
+            html_input(&html, "error").as_deref(),
+            Some("invalid_request")
+        );
+        let d = html_input(&html, "error_description").unwrap();
+        assert!(in_rfc6749_set(&d), "{d:?}");
+        assert!(d.contains("x'<script>/"), "{d:?}");
+    }
+);
