@@ -336,3 +336,259 @@ both!(
         assert!(d.contains("x'<script>/"), "{d:?}");
     }
 );
+
+// Item 6 (a): loopback redirect URIs of native apps (RFC 8252 section 7.3).
+
+both!(
+    rfc8252_7_3_loopback_ip_redirect_uri_accepts_any_port,
+    async |app: &TestApp| {
+        // Registered as http://127.0.0.1:9/cb; the app listens on another port today.
+        let c = app.client(|_| {}).await;
+        let client = (c.client_id.clone(), c.client_secret.clone().unwrap());
+        let native = "http://127.0.0.1:54321/cb";
+        let back = Browser::new(app)
+            .login(
+                &authorize_url(app, &c.client_id, &[("redirect_uri", native)]),
+                EMAIL,
+                PASSWORD,
+            )
+            .await;
+        assert!(back.as_str().starts_with(native), "{back}");
+        let code = query_param(&back, "code").unwrap();
+        let me = (client.0.as_str(), Some(client.1.as_str()));
+        let form = |uri: &'static str| {
+            [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", uri),
+                ("code_verifier", VERIFIER),
+            ]
+        };
+        // The token request repeats the authorization request's URI, port included.
+        let (s, body) = token(app, me, &form(CALLBACK)).await;
+        assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        let (s, body) = token(app, me, &form(native)).await;
+        assert_eq!(s, 200, "{body}");
+    }
+);
+
+both!(
+    rfc8252_8_3_localhost_redirect_uri_keeps_its_port,
+    async |app: &TestApp| {
+        let c = app
+            .client(|c| c.redirect_uris = vec!["http://localhost:9/cb".into()])
+            .await;
+        let b = Browser::new(app);
+        for (uri, status) in [
+            ("http://localhost:9/cb", 303),
+            ("http://localhost:54321/cb", 400),
+            ("http://127.0.0.1:9/cb", 400),
+        ] {
+            let r = b
+                .get(&authorize_url(app, &c.client_id, &[("redirect_uri", uri)]))
+                .await;
+            assert_eq!(r.status(), status, "{uri}");
+            if status == 400 {
+                assert!(r.headers().get("location").is_none(), "{uri}");
+            }
+        }
+    }
+);
+
+// Item 6 (b): HTTP Basic credentials are form-urlencoded (RFC 6749 section 2.3.1).
+
+/// Gives the client a secret of our choosing (secrets are generated; this one is not).
+async fn set_secret(app: &TestApp, client_id: &str, secret: &str) {
+    let hash = latchkey_server::secret::TokenHash::of(secret).to_vec();
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let literal = if app.state.config.database_url().starts_with("postgres") {
+        format!("decode('{hex}', 'hex')")
+    } else {
+        format!("X'{hex}'")
+    };
+    tamper(
+        app,
+        &format!("UPDATE clients SET secret_hash = {literal} WHERE id = '{client_id}'"),
+    )
+    .await;
+}
+
+async fn basic_cc(app: &TestApp, user: &str, password: &str) -> (u16, Value) {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .header("authorization", format!("Basic {header}"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+both!(
+    rfc6749_2_3_1_basic_credentials_are_form_urlencoding_decoded,
+    async |app: &TestApp| {
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let cc = |c: &mut latchkey_server::provision::NewClient| {
+            c.grant_types = vec!["client_credentials".into()];
+            c.redirect_uris = vec![];
+        };
+        let secret = "s&e%c:r+t =x/%41";
+        let c = app.client(cc).await;
+        set_secret(app, &c.client_id, secret).await;
+        let (s, body) = basic_cc(app, &enc(&c.client_id), &enc(secret)).await;
+        assert_eq!(s, 200, "{body}");
+        // Sent as is, the same secret is not the same secret.
+        let (s, _) = basic_cc(app, &c.client_id, secret).await;
+        assert_eq!(s, 401);
+        // A `&` is decoded as part of the value, not as the end of a query parameter: a client
+        // that leaves it unencoded (nothing else is ambiguous in this secret) gets in too.
+        let plain = "abc&def";
+        let d = app.client(cc).await;
+        set_secret(app, &d.client_id, plain).await;
+        let (s, body) = basic_cc(app, &d.client_id, plain).await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = basic_cc(app, &d.client_id, &enc(plain)).await;
+        assert_eq!(s, 200, "{body}");
+    }
+);
+
+// Item 6 (c): the CSP of pages that lead to a custom-scheme redirect URI.
+
+both!(
+    csp3_form_action_allows_a_private_use_scheme_redirect_uri,
+    async |app: &TestApp| {
+        let native = "com.example.app:/cb";
+        let c = app.client(|c| c.redirect_uris = vec![native.into()]).await;
+        let b = Browser::new(app);
+        let (flow, csrf) = b
+            .open_login(&authorize_url(
+                app,
+                &c.client_id,
+                &[("redirect_uri", native)],
+            ))
+            .await;
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        let consent = location(&r);
+        assert!(consent.starts_with("/consent?flow="), "{consent}");
+        let page = b.get(&consent).await;
+        assert_eq!(page.status(), 200);
+        let csp = page
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        assert!(
+            csp.contains("form-action 'self' com.example.app:;"),
+            "{csp}"
+        );
+        assert!(!csp.contains("null"), "{csp}");
+        // And the consent leads there.
+        let html = page.text().await.unwrap();
+        let r = b
+            .post_form(
+                "/consent",
+                &[
+                    ("flow", &html_input(&html, "flow").unwrap()),
+                    ("csrf", &html_input(&html, "csrf").unwrap()),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        assert!(
+            location(&r).starts_with("com.example.app:/cb?code="),
+            "{}",
+            location(&r)
+        );
+    }
+);
+
+// Item 6 (d): offline_access needs consent (OIDC Core section 11).
+
+both!(
+    oidc_core_11_offline_access_is_not_granted_silently_to_a_skip_consent_client,
+    async |app: &TestApp| {
+        let c = app.client(|c| c.skip_consent = true).await;
+        let client = (c.client_id.clone(), c.client_secret.clone().unwrap());
+        let scope = ("scope", "openid offline_access");
+        let b = Browser::new(app);
+        // No consent page, so no offline_access: the other scopes are granted.
+        let back = b
+            .login(&authorize_url(app, &client.0, &[scope]), EMAIL, PASSWORD)
+            .await;
+        let t = tokens(app, &client, &back).await;
+        assert_eq!(t["scope"], "openid", "{t}");
+        // prompt=consent asks, even a skip-consent client.
+        let r = b
+            .get(&authorize_url(
+                app,
+                &client.0,
+                &[scope, ("prompt", "consent")],
+            ))
+            .await;
+        assert!(
+            location(&r).starts_with("/consent?flow="),
+            "{}",
+            location(&r)
+        );
+        let back = url::Url::parse(&b.consent_if_asked(r, "allow").await).unwrap();
+        let t = tokens(app, &client, &back).await;
+        assert_eq!(t["scope"], "openid offline_access", "{t}");
+        // Once allowed, it is remembered.
+        let r = b.get(&authorize_url(app, &client.0, &[scope])).await;
+        let back = url::Url::parse(&location(&r)).unwrap();
+        let t = tokens(app, &client, &back).await;
+        assert_eq!(t["scope"], "openid offline_access", "{t}");
+    }
+);
+
+// Item 6 (e): browser sessions end after an idle time.
+
+fn idle_hour(c: &mut latchkey_server::Config) {
+    c.tokens.session_idle_timeout_secs = 3600;
+}
+
+/// A silent authorization: a code when the browser's session is live.
+async fn silent(app: &TestApp, b: &Browser, client_id: &str) -> Option<String> {
+    let r = b
+        .get(&authorize_url(app, client_id, &[("prompt", "none")]))
+        .await;
+    assert_eq!(r.status(), 303);
+    let back = url::Url::parse(&location(&r)).unwrap();
+    query_param(&back, "code")
+}
+
+crate::both_with!(
+    session_idle_timeout_ends_an_unused_session,
+    idle_hour,
+    async |app: &TestApp| {
+        let c = app.client(|c| c.skip_consent = true).await;
+        let b = Browser::new(app);
+        b.login(&authorize_url(app, &c.client_id, &[]), EMAIL, PASSWORD)
+            .await;
+        assert!(silent(app, &b, &c.client_id).await.is_some());
+        // Used 59 minutes ago: still live, and this use counts.
+        tamper(
+            app,
+            "UPDATE sessions SET last_seen_at = last_seen_at - 3540",
+        )
+        .await;
+        assert!(silent(app, &b, &c.client_id).await.is_some());
+        tamper(app, "UPDATE sessions SET last_seen_at = last_seen_at - 120").await;
+        assert!(
+            silent(app, &b, &c.client_id).await.is_some(),
+            "the use before was recorded"
+        );
+        // Unused for an hour: over, although its absolute lifetime is not.
+        tamper(
+            app,
+            "UPDATE sessions SET last_seen_at = last_seen_at - 3601",
+        )
+        .await;
+        assert_eq!(silent(app, &b, &c.client_id).await, None);
+        let r = b.get(&authorize_url(app, &c.client_id, &[])).await;
+        assert!(location(&r).starts_with("/login?flow="), "{}", location(&r));
+    }
+);
