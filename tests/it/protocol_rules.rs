@@ -592,3 +592,73 @@ crate::both_with!(
         assert!(location(&r).starts_with("/login?flow="), "{}", location(&r));
     }
 );
+
+// Item 5: PKCE for every client, with an opt-out for legacy confidential clients.
+
+both!(
+    rfc9700_2_1_1_pkce_is_required_unless_a_legacy_client_opted_out,
+    async |app: &TestApp| {
+        let no_pkce = [("code_challenge", ""), ("code_challenge_method", "")];
+        let b = Browser::new(app);
+        // A confidential client, registered as usual.
+        let c = app.client(|_| {}).await;
+        let r = b.get(&authorize_url(app, &c.client_id, &no_pkce)).await;
+        assert_eq!(r.status(), 303);
+        let back = url::Url::parse(&location(&r)).unwrap();
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_request"),
+            "{back}"
+        );
+        assert!(
+            query_param(&back, "error_description")
+                .unwrap()
+                .contains("PKCE is required")
+        );
+        // A legacy client registered through the API with the opt-out: no PKCE needed, and
+        // the attribute is visible in the client list.
+        let sys = client_token(app, "*").await;
+        let (s, created) = call(
+            app,
+            Some(&sys),
+            reqwest::Method::POST,
+            "/api/v1/clients",
+            Some(serde_json::json!({
+                "name": "legacy", "redirect_uris": [CALLBACK], "pkce_optional": true
+            })),
+        )
+        .await;
+        assert_eq!(s, 200, "{created}");
+        let legacy = str_of(&created["client"], "client_id").to_owned();
+        assert_eq!(created["client"]["pkce_optional"], true);
+        let (_, list) = call(
+            app,
+            Some(&sys),
+            reqwest::Method::GET,
+            "/api/v1/clients",
+            None,
+        )
+        .await;
+        let listed = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["client_id"] == legacy.as_str())
+            .unwrap();
+        assert_eq!(listed["pkce_optional"], true);
+        let r = b.get(&authorize_url(app, &legacy, &no_pkce)).await;
+        assert!(location(&r).starts_with("/login?flow="), "{}", location(&r));
+        // A public client cannot opt out.
+        let (s, e) = call(
+            app,
+            Some(&sys),
+            reqwest::Method::POST,
+            "/api/v1/clients",
+            Some(serde_json::json!({
+                "name": "spa", "redirect_uris": [CALLBACK], "public": true, "pkce_optional": true
+            })),
+        )
+        .await;
+        assert_eq!((s, e["field"].as_str()), (422, Some("public")), "{e}");
+    }
+);

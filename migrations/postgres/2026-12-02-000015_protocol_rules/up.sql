@@ -7,6 +7,6 @@ UPDATE sessions SET last_seen_at = CAST(EXTRACT(EPOCH FROM now()) AS BIGINT);
 
 -- PKCE is required of every client (RFC 9700 section 2.1.1) unless it is registered as a
 -- legacy client that cannot send it. Confidential clients registered before this version were
--- allowed to skip it: they keep that, visibly (console, API, `latchkey client list`).
+-- allowed to skip it: they keep that, visibly (`pkce_optional` in the admin API's client list).
 ALTER TABLE clients ADD COLUMN pkce_optional BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE clients SET pkce_optional = TRUE WHERE secret_hash IS NOT NULL;

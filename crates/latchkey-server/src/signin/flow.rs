@@ -59,6 +59,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             created_at: 0,
             min_acr: None,
             admin_of: None,
+            pkce_optional: false,
         }));
     }
     state.client(client_id).await?.ok_or(SignInError::FlowGone)
@@ -119,6 +120,7 @@ pub async fn start(
     let view = client.as_ref().map(|c| ClientView {
         redirect_uris: &c.redirect_uris,
         public: c.is_public(),
+        pkce_optional: c.pkce_optional,
         allows_authorization_code: c.allows_grant("authorization_code"),
     });
     let request = match authorize::validate(params, view, now) {
