@@ -246,6 +246,10 @@ enum ClientCommand {
         /// First-party client: users are not asked for consent.
         #[arg(long)]
         skip_consent: bool,
+        /// A legacy confidential client that cannot send PKCE: let it leave code_challenge
+        /// out (PKCE is required of every other client).
+        #[arg(long)]
+        pkce_optional: bool,
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
@@ -399,6 +403,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             access_token_ttl,
             id_token_alg,
             skip_consent,
+            pkce_optional,
             min_acr,
             admin_of,
             out,
@@ -416,6 +421,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     min_acr: min_acr.map(|a| a.as_str().to_owned()),
                     admin_of,
                     skip_consent,
+                    pkce_optional,
                 },
                 ops::ClientOptions {
                     access_token_ttl_secs: access_token_ttl,

@@ -27,6 +27,7 @@ mod mfa;
 mod oidc_flow;
 mod passkeys;
 mod personal;
+mod protocol_rules;
 mod refusals;
 mod rotation;
 mod schema;

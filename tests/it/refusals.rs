@@ -285,10 +285,10 @@ both!(
         let b = Browser::new(app);
         for uri in [
             "http://evil.example/cb",      // other host
-            "http://127.0.0.1:10/cb",      // other port
+            "http://[::1]:9/cb", // other host (any port is fine on 127.0.0.1, RFC 8252 7.3)
             "http://127.0.0.1:9/cb/extra", // path suffix
-            "http://127.0.0.1:9/cb?x=1",   // extra query
-            "http://127.0.0.1:9/CB",       // case
+            "http://127.0.0.1:9/cb?x=1", // extra query
+            "http://127.0.0.1:9/CB", // case
         ] {
             let r = b
                 .get(&authorize_url(app, &c.client_id, &[("redirect_uri", uri)]))

@@ -134,6 +134,9 @@ pub struct TokenConfig {
     pub authorization_code_ttl_secs: i64,
     /// Lifetime of a browser login session, in seconds.
     pub session_ttl_secs: i64,
+    /// A browser session unused for this long is over, in seconds (within a minute: use is
+    /// recorded at most once a minute); 0: no idle timeout, only `session_ttl_secs`.
+    pub session_idle_timeout_secs: i64,
     /// How long a user may take to finish a login page, in seconds.
     pub login_flow_ttl_secs: i64,
 }
@@ -199,6 +202,7 @@ impl Default for TokenConfig {
             refresh_token_ttl_secs: 30 * 24 * 3600,
             authorization_code_ttl_secs: 60,
             session_ttl_secs: 12 * 3600,
+            session_idle_timeout_secs: 8 * 3600,
             login_flow_ttl_secs: 1800,
         }
     }
@@ -264,6 +268,12 @@ impl Config {
             if v <= 0 {
                 return Err(ConfigError(format!("{name} must be positive, got {v}")));
             }
+        }
+        if t.session_idle_timeout_secs < 0 {
+            return Err(ConfigError(format!(
+                "tokens.session_idle_timeout_secs must not be negative (0 turns it off), got {}",
+                t.session_idle_timeout_secs
+            )));
         }
         let k = &self.keys;
         // Every verifier must have a key before any node signs with it: the cache lifetime plus

@@ -167,6 +167,8 @@ pub struct NewClient {
     pub min_acr: Option<latchkey_core::Acr>,
     /// Admin API access with client_credentials: `*` (everything) or a lab id.
     pub admin_of: Option<String>,
+    /// A legacy confidential client that cannot send PKCE (public clients always must).
+    pub pkce_optional: bool,
 }
 
 /// What `latchkey client create` prints. The secret appears here once and is never stored.
@@ -231,6 +233,12 @@ pub async fn create_client_recorded(
             "a --public client cannot use client_credentials (it has no secret)",
         );
     }
+    if c.public && c.pkce_optional {
+        return invalid(
+            Field::Public,
+            "a --public client always uses PKCE; only a confidential client may make it optional",
+        );
+    }
     if c.grant_types.iter().any(|g| g == "refresh_token") && !code {
         return invalid(
             Field::GrantTypes,
@@ -291,6 +299,7 @@ pub async fn create_client_recorded(
         created_at: now(),
         min_acr: c.min_acr,
         admin_of,
+        pkce_optional: c.pkce_optional,
     };
     let recorded = events(&client);
     store.create_client(&client, &recorded).await?;

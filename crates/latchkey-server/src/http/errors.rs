@@ -18,14 +18,17 @@ impl ResponseError for OAuthError {
         let mut r = HttpResponse::build(self.status_code());
         r.insert_header(("Cache-Control", "no-store"))
             .insert_header(("Pragma", "no-cache"));
+        // The one place an `OAuthError` becomes a response body or challenge: the
+        // description is restricted to RFC 6749's character set here (no quote or backslash
+        // is left to break the challenge's quoted string either).
+        let description = self.public_description();
         match self.code {
             ErrorCode::InvalidToken | ErrorCode::InsufficientScope => {
                 r.insert_header((
                     "WWW-Authenticate",
                     format!(
-                        "Bearer error=\"{}\", error_description=\"{}\"",
+                        "Bearer error=\"{}\", error_description=\"{description}\"",
                         self.code,
-                        self.description.replace(['"', '\\'], "'")
                     ),
                 ));
             }
@@ -36,7 +39,7 @@ impl ResponseError for OAuthError {
         }
         r.json(serde_json::json!({
             "error": self.code.as_str(),
-            "error_description": self.description,
+            "error_description": description,
         }))
     }
 }

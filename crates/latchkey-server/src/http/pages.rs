@@ -163,9 +163,7 @@ pub fn render_posting_to(
     target: Option<&str>,
 ) -> HttpResponse {
     let mut resp = render(status, t);
-    if let Some(target) = target.and_then(|t| url::Url::parse(t).ok()) {
-        // Source expressions carry no query: the redirect URI's origin and path.
-        let source = format!("{}{}", target.origin().ascii_serialization(), target.path());
+    if let Some(source) = target.and_then(form_action_source) {
         let csp = super::CSP_SELF.replace(
             "form-action 'self'",
             &format!("form-action 'self' {source}"),
@@ -176,6 +174,28 @@ pub fn render_posting_to(
         }
     }
     resp
+}
+
+/// The CSP source expression (CSP Level 3 section 2.3.1) that allows a form, or the redirect
+/// that follows it, to reach `redirect_uri`. For `http`/`https`: its origin and path (a source
+/// carries no query). A private-use scheme (RFC 8252 section 7.1, `com.example.app:/cb`) has no
+/// host a source could name, so it is the scheme-source `com.example.app:`. `None` when the
+/// URI cannot be parsed.
+pub fn form_action_source(redirect_uri: &str) -> Option<String> {
+    let target = url::Url::parse(redirect_uri).ok()?;
+    match target.scheme() {
+        "http" | "https" => {
+            if !target.has_host() {
+                return None;
+            }
+            // `;` and `,` would end the directive or the policy: percent-encode them, as the
+            // source grammar wants.
+            let path = target.path().replace(';', "%3B").replace(',', "%2C");
+            Some(format!("{}{path}", target.origin().ascii_serialization()))
+        }
+        // A scheme is ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), nothing a policy parses.
+        scheme => Some(format!("{scheme}:")),
+    }
 }
 
 pub fn message(
@@ -204,5 +224,36 @@ pub fn describe_scope(scope: &str) -> &'static str {
         "email" => "See your email address",
         "offline_access" => "Stay signed in to it when you are away",
         _ => "Access part of your account",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_action_source;
+
+    #[test]
+    fn csp_form_action_source_of_a_redirect_uri() {
+        let src = |u: &str| form_action_source(u);
+        assert_eq!(
+            src("https://app.example/cb?x=1").as_deref(),
+            Some("https://app.example/cb")
+        );
+        assert_eq!(
+            src("http://127.0.0.1:9/cb").as_deref(),
+            Some("http://127.0.0.1:9/cb")
+        );
+        assert_eq!(
+            src("https://app.example/a;b,c").as_deref(),
+            Some("https://app.example/a%3Bb%2Cc")
+        );
+        assert_eq!(
+            src("com.example.app:/cb").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(
+            src("com.example.app://callback/x").as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(src("not a uri"), None);
     }
 }

@@ -1,7 +1,11 @@
 //! The checks an authorization code passes at the token endpoint (RFC 6749 section 4.1.3,
-//! RFC 7636 section 4.6, RFC 9700 section 4.8.2), in the order they are made. Whether the
-//! code was used before is decided atomically by the store, which consumes it; what is left
-//! here is pure and takes `now`.
+//! RFC 7636 section 4.6, RFC 9700 section 4.8.2), in the order they are made.
+//!
+//! [`check_binding`] comes first: only a request from the code's own client, with its
+//! `redirect_uri` and PKCE verifier, may consume the code or, when it was used before, have
+//! what it issued revoked (RFC 9700 section 4.5.2). Anyone else who learnt the code can neither
+//! burn it nor revoke the victim's tokens. The store runs it inside the transaction that
+//! consumes the code; [`check_fresh`] (expiry) follows once the code is consumed.
 
 use super::{OAuthError, pkce};
 
@@ -59,13 +63,26 @@ impl From<CodeRefusal> for OAuthError {
     }
 }
 
-/// Checks a consumed code against the request presenting it.
+/// Checks a code and the request presenting it, in order: binding first, then expiry.
 pub fn check(code: &IssuedCode<'_>, p: &Presented<'_>, now: i64) -> Result<(), CodeRefusal> {
-    if code.client_id != p.client_id {
-        return Err(CodeRefusal::OtherClient);
-    }
+    check_binding(code, p)?;
+    check_fresh(code, now)
+}
+
+/// Whether the code has expired (RFC 6749 section 4.1.2).
+pub fn check_fresh(code: &IssuedCode<'_>, now: i64) -> Result<(), CodeRefusal> {
     if code.expires_at <= now {
         return Err(CodeRefusal::Expired);
+    }
+    Ok(())
+}
+
+/// Whether the request comes from the code's client, with the code's `redirect_uri` and the
+/// verifier of its `code_challenge` (RFC 6749 section 4.1.3, RFC 7636 section 4.6). Decided
+/// before the code is consumed or a replay is acted on.
+pub fn check_binding(code: &IssuedCode<'_>, p: &Presented<'_>) -> Result<(), CodeRefusal> {
+    if code.client_id != p.client_id {
+        return Err(CodeRefusal::OtherClient);
     }
     // Section 4.1.3: required, and identical, when the authorization request had one;
     // Latchkey always requires it there.
@@ -122,6 +139,20 @@ mod tests {
         let mut p = presented(CB, None);
         p.client_id = "other";
         assert_eq!(check(&code(None), &p, 999), Err(CodeRefusal::OtherClient));
+    }
+
+    #[test]
+    fn rfc9700_4_5_2_binding_is_decided_without_the_clock() {
+        let mut p = presented(CB, Some(VERIFIER));
+        assert_eq!(check_binding(&code(Some(CHALLENGE)), &p), Ok(()));
+        p.client_id = "other";
+        assert_eq!(
+            check_binding(&code(Some(CHALLENGE)), &p),
+            Err(CodeRefusal::OtherClient)
+        );
+        // An expired code still passes the binding check: a replay of it by its own client
+        // is still acted on.
+        assert_eq!(check_fresh(&code(None), 1_000), Err(CodeRefusal::Expired));
     }
 
     #[test]

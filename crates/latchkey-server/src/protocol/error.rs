@@ -7,7 +7,8 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct OAuthError {
     pub code: ErrorCode,
-    /// Sent to the client as `error_description`: says what to fix, never a secret.
+    /// Sent to the client as `error_description`: says what to fix, never a secret. It may
+    /// quote the request; [`OAuthError::public_description`] is what is sent.
     pub description: String,
     /// Logged only.
     pub debug: Option<String>,
@@ -47,6 +48,12 @@ impl OAuthError {
         .with_debug(debug)
     }
 
+    /// The `error_description` as sent, wherever the error goes (the token endpoint's JSON, a
+    /// `WWW-Authenticate` challenge, the redirect to the client): see [`public_text`].
+    pub fn public_description(&self) -> String {
+        public_text(&self.description)
+    }
+
     /// HTTP status per RFC 6749 section 5.2 and RFC 6750 section 3.1.
     pub fn status(&self) -> u16 {
         match self.code {
@@ -77,3 +84,48 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+/// Restricts a text to the characters RFC 6749 allows in `error_description` (sections
+/// 4.1.2.1 and 5.2: %x20-21 / %x23-5B / %x5D-7E), so that no echoed input can carry a quote,
+/// a backslash, a control character (CR, LF, NUL), a bidirectional override or any other
+/// non-ASCII character to the client: `"` becomes `'`, `\` becomes `/`, anything else outside
+/// the set `?`.
+pub fn public_text(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn allowed(c: char) -> bool {
+        matches!(c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)
+    }
+
+    #[test]
+    fn rfc6749_5_2_error_description_is_limited_to_its_character_set() {
+        let e = OAuthError::invalid_request(
+            "scope `\"<x>\\` line\r\nbreak\0 \u{202e}evil caf\u{e9} \u{1F600}",
+        );
+        assert_eq!(
+            e.public_description(),
+            "scope `'<x>/` line??break? ?evil caf? ?"
+        );
+        assert_eq!(public_text("plain text, kept."), "plain text, kept.");
+    }
+
+    proptest! {
+        #[test]
+        fn rfc6749_4_1_2_1_public_text_never_leaves_the_set(s in "\\PC*|[\\x00-\\x7f]*") {
+            prop_assert!(public_text(&s).chars().all(allowed));
+        }
+    }
+}

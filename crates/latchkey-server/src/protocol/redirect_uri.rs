@@ -1,5 +1,11 @@
 //! Redirect URIs: registration rules and exact matching (RFC 6749 section 3.1.2, OAuth 2.0
 //! Security BCP (RFC 9700) section 4.1: exact string comparison, no wildcards, no normalising).
+//!
+//! The one exception is RFC 8252 section 7.3: for a registered loopback IP literal
+//! (`http://127.0.0.1/…` or `http://[::1]/…`) a native app picks a free port when it starts,
+//! so any port is accepted at request time; everything else about the URI still compares
+//! exactly. `http://localhost` gets no such latitude (section 8.3: the name may resolve to
+//! something else than the loopback interface, and a firewall may treat it differently).
 
 /// Checks a redirect URI at client registration: absolute, no fragment (RFC 6749 3.1.2),
 /// `https`, or `http` only on a loopback host (RFC 8252 7.3), or a private-use scheme for
@@ -36,9 +42,33 @@ pub fn validate_for_registration(uri: &str) -> Result<(), String> {
     }
 }
 
-/// Exact, case-sensitive string comparison against the registered URIs.
+/// Exact, case-sensitive string comparison against the registered URIs, except for the port
+/// of a loopback IP literal (RFC 8252 section 7.3).
 pub fn is_registered(registered: &[String], presented: &str) -> bool {
-    registered.iter().any(|r| r == presented)
+    let loopback = loopback_without_port(presented);
+    registered
+        .iter()
+        .any(|r| r == presented || (loopback.is_some() && loopback_without_port(r) == loopback))
+}
+
+/// For `http://127.0.0.1[:port]<rest>` or `http://[::1][:port]<rest>`: the URI with the port
+/// left out, as (scheme and host, rest). The comparison stays textual: nothing is normalised.
+fn loopback_without_port(uri: &str) -> Option<(&'static str, &str)> {
+    const HOSTS: [&str; 2] = ["http://127.0.0.1", "http://[::1]"];
+    let (host, rest) = HOSTS
+        .iter()
+        .find_map(|h| uri.strip_prefix(h).map(|rest| (*h, rest)))?;
+    let rest = match rest.strip_prefix(':') {
+        Some(p) => {
+            let end = p.find(|c: char| !c.is_ascii_digit()).unwrap_or(p.len());
+            match p[..end].parse::<u16>() {
+                Ok(port) if port > 0 && end <= 5 => &p[end..],
+                _ => return None,
+            }
+        }
+        None => rest,
+    };
+    (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((host, rest))
 }
 
 #[cfg(test)]
@@ -59,6 +89,48 @@ mod tests {
         ] {
             assert!(!is_registered(&reg, other), "{other}");
         }
+    }
+
+    #[test]
+    fn rfc8252_7_3_loopback_ip_redirect_accepts_any_port() {
+        let reg = vec![
+            "http://127.0.0.1/cb".to_owned(),
+            "http://[::1]:8000/native?x=1".to_owned(),
+        ];
+        for ok in [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:1/cb",
+            "http://127.0.0.1:65535/cb",
+            "http://[::1]/native?x=1",
+            "http://[::1]:51004/native?x=1",
+        ] {
+            assert!(is_registered(&reg, ok), "{ok}");
+        }
+        for other in [
+            "http://127.0.0.1:0/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:80a/cb",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:5000/cb/",
+            "http://127.0.0.1:5000/CB",
+            "http://127.0.0.1:5000",
+            "http://127.0.0.1.evil.example/cb",
+            "http://127.0.0.1@evil.example/cb",
+            "http://127.0.0.2:5000/cb",
+            "https://127.0.0.1:5000/cb",
+            "http://[::1]:5000/native",
+            "http://127.0.0.1:5000/native?x=1",
+        ] {
+            assert!(!is_registered(&reg, other), "{other}");
+        }
+    }
+
+    #[test]
+    fn rfc8252_8_3_localhost_keeps_its_registered_port() {
+        let reg = vec!["http://localhost:8000/cb".to_owned()];
+        assert!(is_registered(&reg, "http://localhost:8000/cb"));
+        assert!(!is_registered(&reg, "http://localhost:8001/cb"));
+        assert!(!is_registered(&reg, "http://localhost/cb"));
     }
 
     #[test]

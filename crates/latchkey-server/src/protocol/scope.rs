@@ -44,6 +44,21 @@ pub fn contains(scope: &str, wanted: &str) -> bool {
     scope.split(' ').any(|s| s == wanted)
 }
 
+/// The scope that lets a grant outlive the browser session (OIDC Core section 11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// OIDC Core section 11: `offline_access` needs the user's consent to it, asked with
+/// `prompt=consent` or given before and remembered; a client that skips the consent page does
+/// not get it silently. "Unless one or both of these conditions are fulfilled, then it MUST
+/// ignore the offline_access request": the other scopes are granted without it. Call it for a
+/// flow that issues without showing the consent page; `consented`: the user's remembered
+/// consent to this client covers `offline_access`.
+pub fn without_unconsented_offline_access(scope: &mut Vec<String>, consented: bool) {
+    if !consented {
+        scope.retain(|s| s != OFFLINE_ACCESS);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,5 +72,14 @@ mod tests {
         assert!(parse("openid \"x\"").is_err());
         assert!(parse("openid admin").is_err());
         assert!(parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn oidc_core_11_offline_access_is_ignored_without_consent() {
+        let mut s = parse("openid offline_access email").unwrap();
+        without_unconsented_offline_access(&mut s, true);
+        assert_eq!(s, vec!["openid", "offline_access", "email"]);
+        without_unconsented_offline_access(&mut s, false);
+        assert_eq!(s, vec!["openid", "email"]);
     }
 }

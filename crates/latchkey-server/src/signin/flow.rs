@@ -5,12 +5,12 @@
 
 use super::{ClientAnswer, Next, SignInError, code};
 use crate::audit::{Action, Event};
-use crate::protocol::OAuthError;
 use crate::protocol::authorize::{
     self, AuthRequest, AuthorizeError, ClientView, LabChoice, LabRef, Progress, RawParams,
     Standing, Transition, choose_lab, next_step, signed_in,
 };
 use crate::protocol::strength::{Demands, Enrolled, Grace};
+use crate::protocol::{OAuthError, scope};
 use crate::secret::{TokenHash, random_id};
 use crate::state::AppState;
 use crate::store::clients::Client;
@@ -59,6 +59,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             created_at: 0,
             min_acr: None,
             admin_of: None,
+            pkce_optional: false,
         }));
     }
     state.client(client_id).await?.ok_or(SignInError::FlowGone)
@@ -119,6 +120,7 @@ pub async fn start(
     let view = client.as_ref().map(|c| ClientView {
         redirect_uris: &c.redirect_uris,
         public: c.is_public(),
+        pkce_optional: c.pkce_optional,
         allows_authorization_code: c.allows_grant("authorization_code"),
     });
     let request = match authorize::validate(params, view, now) {
@@ -327,12 +329,23 @@ pub async fn proceed(
         return Ok(next);
     }
     let consent = match &session {
-        Some((s, _)) if !request.prompt.consent => {
-            client.skip_consent
-                || state
+        Some((s, _)) if !request.prompt.consent && client.skip_consent => {
+            // No consent page: offline_access only with consent remembered for it.
+            if request.scope.iter().any(|s| s == scope::OFFLINE_ACCESS) {
+                let offline = [scope::OFFLINE_ACCESS.to_owned()];
+                let consented = state
                     .store
-                    .consent_covers(&s.user_id, &client.id, &request.scope)
-                    .await?
+                    .consent_covers(&s.user_id, &client.id, &offline)
+                    .await?;
+                scope::without_unconsented_offline_access(&mut request.scope, consented);
+            }
+            true
+        }
+        Some((s, _)) if !request.prompt.consent => {
+            state
+                .store
+                .consent_covers(&s.user_id, &client.id, &request.scope)
+                .await?
         }
         _ => false,
     };

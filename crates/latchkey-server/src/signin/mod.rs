@@ -81,7 +81,9 @@ pub struct ClientAnswer {
 }
 
 impl ClientAnswer {
-    /// An error for the client, with `state` and RFC 9207 `iss`.
+    /// An error for the client, with `state` and RFC 9207 `iss`. Every error that goes to a
+    /// redirect URI is built here; its `error_description` is restricted to RFC 6749's
+    /// character set (section 4.1.2.1) by [`OAuthError::public_description`].
     pub fn error(
         issuer: &str,
         redirect_uri: &str,
@@ -91,7 +93,7 @@ impl ClientAnswer {
     ) -> ClientAnswer {
         let mut params = vec![
             ("error".to_owned(), e.code.as_str().to_owned()),
-            ("error_description".to_owned(), e.description.clone()),
+            ("error_description".to_owned(), e.public_description()),
         ];
         if let Some(s) = state {
             params.push(("state".into(), s.to_owned()));

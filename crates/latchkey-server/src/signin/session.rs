@@ -1,5 +1,6 @@
-//! The browser's session: finding it from its cookie token, and establishing or renewing it
-//! when a factor is proven (the audit entry of the sign-in is written in the same
+//! The browser's session: finding it from its cookie token (it ends after
+//! `tokens.session_ttl_secs`, or sooner when unused for `tokens.session_idle_timeout_secs`),
+//! and establishing or renewing it when a factor is proven (the audit entry of the sign-in is written in the same
 //! transaction as the session).
 
 use super::SignInError;
@@ -11,7 +12,13 @@ use crate::store::StoreError;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
-/// The live session a cookie token names and its (enabled) user.
+/// A session's use is recorded at most this often: reading a session on every page costs no
+/// write, and the idle timeout is exact to within this.
+pub const TOUCH_EVERY_SECS: i64 = 60;
+
+/// The live session a cookie token names and its (enabled) user. A session unused for
+/// `tokens.session_idle_timeout_secs` is over (on top of its absolute `session_ttl_secs`); a
+/// live one is marked as used when the last mark is older than [`TOUCH_EVERY_SECS`].
 pub async fn current(
     state: &AppState,
     token: Option<TokenHash>,
@@ -19,13 +26,20 @@ pub async fn current(
     let Some(token) = token else {
         return Ok(None);
     };
-    let Some(session) = state.store.find_session(token).await? else {
+    let now = crate::store::now();
+    let idle = state.config.tokens.session_idle_timeout_secs;
+    let idle_since = (idle > 0).then(|| now - idle);
+    let Some((session, last_seen_at)) = state.store.find_session(token, idle_since).await? else {
         return Ok(None);
     };
-    match state.store.get_user(&session.user_id).await? {
-        Some(user) if !user.disabled => Ok(Some((session, user))),
-        _ => Ok(None),
+    let user = match state.store.get_user(&session.user_id).await? {
+        Some(user) if !user.disabled => user,
+        _ => return Ok(None),
+    };
+    if now - last_seen_at >= TOUCH_EVERY_SECS {
+        state.store.touch_session(&session.id, now).await?;
     }
+    Ok(Some((session, user)))
 }
 
 /// Records a factor the browser's user just proved: a first factor starts (or, for the same

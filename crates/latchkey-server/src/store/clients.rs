@@ -28,6 +28,9 @@ pub struct Client {
     /// What the client may administer through the admin API with `client_credentials` and
     /// scope `latchkey:admin`; `None` nothing.
     pub admin_of: Option<AdminOf>,
+    /// A legacy confidential client that may leave PKCE out; every other client must send a
+    /// `code_challenge` (RFC 9700 section 2.1.1).
+    pub pkce_optional: bool,
 }
 
 /// What an automation client administers. Stored as text: `*` for every lab, else the lab's id.
@@ -89,6 +92,7 @@ type Row = (
     i64,
     Option<String>,
     Option<String>,
+    bool,
 );
 
 fn from_row(r: Row) -> Result<Client, StoreError> {
@@ -112,6 +116,7 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .transpose()
             .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
         admin_of: r.11.as_deref().map(AdminOf::from_stored),
+        pkce_optional: r.12,
     })
 }
 
@@ -138,6 +143,7 @@ impl Store {
                         clients::created_at.eq(c.created_at),
                         clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
                         clients::admin_of.eq(c.admin_of.as_ref().map(AdminOf::as_stored)),
+                        clients::pkce_optional.eq(c.pkce_optional),
                     ))
                     .execute(conn)
                     .await
@@ -169,6 +175,7 @@ impl Store {
                         clients::created_at,
                         clients::min_acr,
                         clients::admin_of,
+                        clients::pkce_optional,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -198,6 +205,7 @@ impl Store {
                         clients::created_at,
                         clients::min_acr,
                         clients::admin_of,
+                        clients::pkce_optional,
                     ))
                     .load::<Row>(conn)
                     .await?))
@@ -255,6 +263,7 @@ pub fn console_client(issuer: &str) -> Client {
         created_at: 0,
         min_acr: None,
         admin_of: None,
+        pkce_optional: false,
     }
 }
 

@@ -1,11 +1,13 @@
 //! Authorization codes (RFC 6749 section 4.1.2): stored hashed, single use, short-lived.
-//! Consuming one is atomic; a second use revokes the grant the first use created
+//! Consuming one is atomic, and happens only for a request the code is bound to (its client,
+//! redirect URI and PKCE verifier); a second such use revokes the grant the first use created
 //! (RFC 6749 section 4.1.2: "SHOULD revoke ... all tokens previously issued based on that
 //! authorization code").
 
 use super::schema::{authorization_codes as ac, grants};
 use super::{Store, StoreError, from_json_text, now, to_json_text};
 use crate::audit::Event;
+use crate::protocol::code::CodeRefusal;
 use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -33,6 +35,9 @@ pub enum CodeUse {
     First(Box<AuthCode>),
     /// The code was used before; the grant it produced has been revoked.
     Replayed,
+    /// The binding check refused the request: nothing was changed (the code is not consumed,
+    /// a replay is not acted on).
+    Refused(CodeRefusal),
     Unknown,
 }
 
@@ -86,102 +91,108 @@ impl Store {
         .await
     }
 
-    /// Consumes a code atomically. Expiry is the caller's check (it knows `now`); an expired
-    /// code is still consumed so it can never be tried again. A replay revokes what the first
-    /// use issued and appends `on_replay` in the same transaction.
+    /// Consumes a code atomically, once `binding` (the caller's check that the request comes
+    /// from the code's client with its redirect URI and verifier) accepts it: a refused
+    /// request changes nothing. Expiry is the caller's check (it knows `now`); an expired code
+    /// is still consumed so it can never be tried again. A replay that passes `binding`
+    /// revokes what the first use issued and appends `on_replay` in the same transaction.
     pub async fn consume_code(
         &self,
         hash: TokenHash,
+        binding: impl FnOnce(&AuthCode) -> Result<(), CodeRefusal> + Send + 'static,
         on_replay: &Event,
     ) -> Result<CodeUse, StoreError> {
         let db = self.db.clone();
         let t = now();
         let on_replay = on_replay.clone();
-        let out: Option<(Row, bool)> = self
-            .run(async move {
-                crate::with_tx!(&db, conn => {
-                    let row: Option<Row> = ac::table
-                        .find(hash.to_vec())
-                        .select((
-                            ac::grant_id,
-                            ac::client_id,
-                            ac::user_id,
-                            ac::session_id,
-                            ac::redirect_uri,
-                            ac::scope,
-                            ac::nonce,
-                            ac::code_challenge,
-                            ac::auth_time,
-                            ac::acr,
-                            ac::amr,
-                            ac::lab_id,
-                            ac::expires_at,
-                            ac::consumed_at,
-                        ))
-                        .first::<Row>(conn)
-                        .await
-                        .optional()?;
-                    let Some(row) = row else { return Ok(None) };
-                    // Only the request that flips consumed_at is the first use; a concurrent
-                    // use of the same code (PostgreSQL runs these in parallel) is a replay too.
-                    let first = row.13.is_none()
-                        && diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))
-                            .set(ac::consumed_at.eq(Some(t)))
-                            .execute(conn)
-                            .await?
-                            == 1;
-                    if !first {
-                        // Revoke what the first use issued. When its exchange has not stored
-                        // the grant yet, store it revoked, so that exchange fails instead of
-                        // issuing live tokens; when it is storing it right now (PostgreSQL),
-                        // the insert waits for it and the update that follows sees it.
-                        diesel::insert_into(grants::table)
-                            .values((
-                                grants::id.eq(&row.0),
-                                grants::client_id.eq(&row.1),
-                                grants::user_id.eq(&row.2),
-                                grants::session_id.eq(&row.3),
-                                grants::scope.eq(&row.5),
-                                grants::auth_time.eq(row.8),
-                                grants::acr.eq(&row.9),
-                                grants::amr.eq(&row.10),
-                                grants::lab_id.eq(&row.11),
-                                grants::created_at.eq(t),
-                                grants::expires_at.eq(t),
-                                grants::revoked_at.eq(Some(t)),
-                            ))
-                            .on_conflict_do_nothing()
-                            .execute(conn)
-                            .await?;
-                        diesel::update(grants::table.find(&row.0))
-                            .set(grants::revoked_at.eq(Some(t)))
-                            .execute(conn)
-                            .await?;
-                        super::audit::append(conn, t, &on_replay).await?;
-                        return Ok(Some((row, true)));
-                    }
-                    Ok(Some((row, false)))
-                })
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let row: Option<Row> = ac::table
+                    .find(hash.to_vec())
+                    .select((
+                        ac::grant_id,
+                        ac::client_id,
+                        ac::user_id,
+                        ac::session_id,
+                        ac::redirect_uri,
+                        ac::scope,
+                        ac::nonce,
+                        ac::code_challenge,
+                        ac::auth_time,
+                        ac::acr,
+                        ac::amr,
+                        ac::lab_id,
+                        ac::expires_at,
+                        ac::consumed_at,
+                    ))
+                    .first::<Row>(conn)
+                    .await
+                    .optional()?;
+                let Some(row) = row else { return Ok(CodeUse::Unknown) };
+                let consumed = row.13.is_some();
+                let code = from_row(row)?;
+                if let Err(refusal) = binding(&code) {
+                    return Ok(CodeUse::Refused(refusal));
+                }
+                // Only the request that flips consumed_at is the first use; a concurrent use of
+                // the same code (PostgreSQL runs these in parallel) is a replay too.
+                let first = !consumed
+                    && diesel::update(ac::table.find(hash.to_vec()).filter(ac::consumed_at.is_null()))
+                        .set(ac::consumed_at.eq(Some(t)))
+                        .execute(conn)
+                        .await?
+                        == 1;
+                if first {
+                    return Ok(CodeUse::First(Box::new(code)));
+                }
+                // Revoke what the first use issued. When its exchange has not stored the grant
+                // yet, store it revoked, so that exchange fails instead of issuing live tokens;
+                // when it is storing it right now (PostgreSQL), the insert waits for it and the
+                // update that follows sees it.
+                diesel::insert_into(grants::table)
+                    .values((
+                        grants::id.eq(&code.grant_id),
+                        grants::client_id.eq(&code.client_id),
+                        grants::user_id.eq(&code.user_id),
+                        grants::session_id.eq(&code.session_id),
+                        grants::scope.eq(&code.scope),
+                        grants::auth_time.eq(code.auth_time),
+                        grants::acr.eq(&code.acr),
+                        grants::amr.eq(to_json_text(&code.amr)),
+                        grants::lab_id.eq(&code.lab_id),
+                        grants::created_at.eq(t),
+                        grants::expires_at.eq(t),
+                        grants::revoked_at.eq(Some(t)),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)
+                    .await?;
+                diesel::update(grants::table.find(&code.grant_id))
+                    .set(grants::revoked_at.eq(Some(t)))
+                    .execute(conn)
+                    .await?;
+                super::audit::append(conn, t, &on_replay).await?;
+                Ok(CodeUse::Replayed)
             })
-            .await?;
-        Ok(match out {
-            None => CodeUse::Unknown,
-            Some((_, true)) => CodeUse::Replayed,
-            Some((r, false)) => CodeUse::First(Box::new(AuthCode {
-                grant_id: r.0,
-                client_id: r.1,
-                user_id: r.2,
-                session_id: r.3,
-                redirect_uri: r.4,
-                scope: r.5,
-                nonce: r.6,
-                code_challenge: r.7,
-                auth_time: r.8,
-                acr: r.9,
-                amr: from_json_text(&r.10)?,
-                lab_id: r.11,
-                expires_at: r.12,
-            })),
         })
+        .await
     }
+}
+
+fn from_row(r: Row) -> Result<AuthCode, StoreError> {
+    Ok(AuthCode {
+        grant_id: r.0,
+        client_id: r.1,
+        user_id: r.2,
+        session_id: r.3,
+        redirect_uri: r.4,
+        scope: r.5,
+        nonce: r.6,
+        code_challenge: r.7,
+        auth_time: r.8,
+        acr: r.9,
+        amr: from_json_text(&r.10)?,
+        lab_id: r.11,
+        expires_at: r.12,
+    })
 }

@@ -39,7 +39,7 @@ pub enum RefreshUse {
     Rotated(Box<Grant>, bool),
     /// The token had been used before: the family is revoked, and the event recorded.
     Reused,
-    /// Unknown token, or its grant is revoked or expired.
+    /// Unknown token, another client's token, or its grant is revoked or expired.
     Invalid,
 }
 
@@ -154,7 +154,8 @@ impl Store {
     }
 
     /// Rotates a refresh token: consumes `old` and stores `new` in the same family, or, when
-    /// `old` was already used, revokes the family and appends `on_reuse`. Also reports whether
+    /// `old` was already used, revokes the family and appends `on_reuse`. A token of another
+    /// client than `client_id` is `Invalid`, used or not, and changes nothing. Also reports whether
     /// the grant's user is disabled, so the hot path needs no second query.
     ///
     /// This is the busiest write path, so on SQLite the whole transaction runs in one blocking
@@ -299,19 +300,23 @@ macro_rules! rotate_body {
             .first($c) $($aw)*
             .optional()?;
         let Some((grant_id, consumed)) = tok else { return Ok(Rotation::Invalid) };
-        if consumed.is_some() {
-            return Ok(Rotation::Reused(grant_id));
-        }
         let grant: Option<Row> = grants::table
             .find(&grant_id)
-            .filter(grants::revoked_at.is_null())
-            .filter(grants::expires_at.gt($t))
             .select(grant_columns!())
             .first($c) $($aw)*
             .optional()?;
         let Some(grant) = grant else { return Ok(Rotation::Invalid) };
-        // Another client's token: refuse without consuming it.
+        // Another client's token, used or not: refuse without consuming it or revoking its
+        // family (RFC 6749 section 10.4 binds the token to its client; anyone else who learnt
+        // it must not be able to end the victim's grant).
         if grant.1 != *$client_id {
+            return Ok(Rotation::Invalid);
+        }
+        if consumed.is_some() {
+            return Ok(Rotation::Reused(grant_id));
+        }
+        // Revoked or expired.
+        if grant.11.is_some() || grant.10 <= $t {
             return Ok(Rotation::Invalid);
         }
         // Only the request that flips consumed_at wins; a concurrent use of the same token

@@ -44,6 +44,7 @@ diesel::table! {
         created_at -> BigInt,
         min_acr -> Nullable<Text>,
         admin_of -> Nullable<Text>,
+        pkce_optional -> Bool,
     }
 }
 
@@ -59,6 +60,7 @@ diesel::table! {
         expires_at -> BigInt,
         ended_at -> Nullable<BigInt>,
         factors -> Text,
+        last_seen_at -> BigInt,
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Session {
     pub factors: Vec<Factor>,
 }
 
-type Row = (String, String, i64, String, String, i64, i64, String);
+type Row = (String, String, i64, String, String, i64, i64, String, i64);
 
 impl Store {
     /// Starts a session; `event` (the sign-in) is audited in the same transaction.
@@ -50,6 +50,7 @@ impl Store {
                         sessions::created_at.eq(s.created_at),
                         sessions::expires_at.eq(s.expires_at),
                         sessions::factors.eq(to_json_text(&s.factors)),
+                        sessions::last_seen_at.eq(t),
                     ))
                     .execute(&mut *conn)
                     .await?;
@@ -62,16 +63,24 @@ impl Store {
         .await
     }
 
-    /// The live session a cookie token names: not ended, not expired.
-    pub async fn find_session(&self, token: TokenHash) -> Result<Option<Session>, StoreError> {
+    /// The live session a cookie token names: not ended, not expired, and used after
+    /// `idle_since` (the idle timeout's cut-off; `None`: no idle timeout); with when it was
+    /// last used (see [`Store::touch_session`]). Creating or renewing a session uses it.
+    pub async fn find_session(
+        &self,
+        token: TokenHash,
+        idle_since: Option<i64>,
+    ) -> Result<Option<(Session, i64)>, StoreError> {
         let db = self.db.clone();
         let t = now();
+        let idle_since = idle_since.unwrap_or(i64::MIN);
         let row: Option<Row> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => sessions::table
                     .filter(sessions::token_hash.eq(token.to_vec()))
                     .filter(sessions::ended_at.is_null())
                     .filter(sessions::expires_at.gt(t))
+                    .filter(sessions::last_seen_at.gt(idle_since))
                     .select((
                         sessions::id,
                         sessions::user_id,
@@ -81,6 +90,7 @@ impl Store {
                         sessions::created_at,
                         sessions::expires_at,
                         sessions::factors,
+                        sessions::last_seen_at,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -88,7 +98,7 @@ impl Store {
             })
             .await?;
         row.map(|r| {
-            Ok(Session {
+            let session = Session {
                 id: r.0,
                 user_id: r.1,
                 auth_time: r.2,
@@ -97,9 +107,32 @@ impl Store {
                 created_at: r.5,
                 expires_at: r.6,
                 factors: from_json_text(&r.7)?,
-            })
+            };
+            Ok((session, r.8))
         })
         .transpose()
+    }
+
+    /// Records that a session was used at `at` (the idle timeout counts from it). Callers
+    /// touch at most once a minute, so reading a session rarely writes.
+    pub async fn touch_session(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(
+                    sessions::table
+                        .find(&id)
+                        .filter(sessions::ended_at.is_null())
+                        .filter(sessions::last_seen_at.lt(at)),
+                )
+                .set(sessions::last_seen_at.eq(at))
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// A fresh authentication of the same user in the same browser: the session keeps its id
@@ -127,6 +160,7 @@ impl Store {
                         sessions::acr.eq(&s.acr),
                         sessions::expires_at.eq(s.expires_at),
                         sessions::factors.eq(to_json_text(&s.factors)),
+                        sessions::last_seen_at.eq(t),
                     ))
                     .execute(&mut *conn)
                     .await?;

@@ -1,7 +1,9 @@
 //! `grant_type=authorization_code` (RFC 6749 section 4.1.3, RFC 7636 section 4.5, OIDC Core
 //! section 3.1.3): exchange a single-use code for tokens. The store consumes the code
-//! atomically (a replay revokes what the first use issued, with its audit entry, in one
-//! transaction); [`crate::protocol::code`] checks it; the grant is stored; tokens are signed.
+//! atomically, once [`crate::protocol::code::check_binding`] has accepted the request (its
+//! client, redirect URI and verifier); a replay by that same binding revokes what the first
+//! use issued, with its audit entry, in one transaction. Then expiry is checked, the grant is
+//! stored, and tokens are signed.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
 use super::{TokenResponse, access_token_ttl, member_grants};
@@ -11,7 +13,7 @@ use crate::protocol::{OAuthError, id_token, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::state::AppState;
 use crate::store::clients::Client;
-use crate::store::codes::CodeUse;
+use crate::store::codes::{AuthCode, CodeUse};
 use crate::store::grants::Grant;
 
 /// The parameters of section 4.1.3. `code` is optional here so that a missing one is
@@ -21,6 +23,32 @@ pub struct CodeRequest {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+}
+
+/// What the request presents, owned so the store's transaction can check it.
+struct Bound {
+    client_id: String,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+}
+
+impl Bound {
+    fn as_presented(&self) -> Presented<'_> {
+        Presented {
+            client_id: &self.client_id,
+            redirect_uri: self.redirect_uri.as_deref(),
+            code_verifier: self.code_verifier.as_deref(),
+        }
+    }
+}
+
+fn issued(c: &AuthCode) -> IssuedCode<'_> {
+    IssuedCode {
+        client_id: &c.client_id,
+        redirect_uri: &c.redirect_uri,
+        code_challenge: c.code_challenge.as_deref(),
+        expires_at: c.expires_at,
+    }
 }
 
 pub async fn exchange(
@@ -39,9 +67,17 @@ pub async fn exchange(
         &client.id,
         serde_json::json!({"revoked": "the code's grant"}),
     );
+    // The binding (client, redirect_uri, PKCE) is checked inside the transaction that
+    // consumes the code, before it is consumed or a replay is acted on (RFC 9700 4.5.2).
+    let presented_by = Bound {
+        client_id: client.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        code_verifier: req.code_verifier.clone(),
+    };
+    let binding = move |c: &AuthCode| code::check_binding(&issued(c), &presented_by.as_presented());
     let code = match state
         .store
-        .consume_code(TokenHash::of(presented), &on_replay)
+        .consume_code(TokenHash::of(presented), binding, &on_replay)
         .await?
     {
         CodeUse::First(c) => c,
@@ -49,22 +85,10 @@ pub async fn exchange(
             tracing::warn!(client = %client.id, "authorization code replayed; its grant is revoked");
             return Err(CodeRefusal::Replayed.into());
         }
+        CodeUse::Refused(r) => return Err(r.into()),
         CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
     };
-    code::check(
-        &IssuedCode {
-            client_id: &code.client_id,
-            redirect_uri: &code.redirect_uri,
-            code_challenge: code.code_challenge.as_deref(),
-            expires_at: code.expires_at,
-        },
-        &Presented {
-            client_id: &client.id,
-            redirect_uri: req.redirect_uri.as_deref(),
-            code_verifier: req.code_verifier.as_deref(),
-        },
-        now,
-    )?;
+    code::check_fresh(&issued(&code), now)?;
     let user = state
         .store
         .get_user(&code.user_id)

@@ -1,5 +1,7 @@
 //! `grant_type=refresh_token` (RFC 6749 section 6): rotate the refresh token and issue a new
-//! access token. A reused refresh token revokes its whole family (RFC 9700 section 4.14.2).
+//! access token. A reused refresh token revokes its whole family (RFC 9700 section 4.14.2),
+//! with or without a `scope` parameter; only the token's own client can use it or trigger that
+//! revocation, and every refused token gets the same `invalid_grant` answer.
 //! The response carries no new ID token (OIDC Core section 12.2 makes it optional): refresh
 //! stays cheap, and the user's authentication has not changed. Whether the grant is still
 //! strong enough is [`crate::protocol::refresh`]'s decision.
@@ -31,22 +33,20 @@ pub async fn exchange(
         .refresh_token
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is missing"))?;
-    // Validate a narrower scope before rotating, so a refused request does not burn the token.
-    let requested = match req.scope.as_deref() {
-        None => None,
-        Some(s) => {
-            let wanted = scope::parse(s)?;
-            let granted = match state
-                .store
-                .grant_by_refresh_token(TokenHash::of(presented))
-                .await?
-            {
-                Some((g, _)) if g.client_id == client.id => g.scope,
-                _ => return Err(OAuthError::invalid_grant("the refresh token is not valid")),
-            };
-            Some(refresh::narrowed_scope(&wanted, &granted)?)
-        }
-    };
+    // A narrower scope is checked before rotating, so a refused scope does not burn the
+    // token, but only for a token that rotation would accept: every other token (unknown,
+    // another client's, used, ended) takes the one path below, where reuse is detected and
+    // the answer is the same whatever the token was.
+    if let Some(s) = req.scope.as_deref()
+        && let Some((g, true)) = state
+            .store
+            .grant_by_refresh_token(TokenHash::of(presented))
+            .await?
+        && g.client_id == client.id
+        && g.is_live(now)
+    {
+        refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
+    }
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
     let on_reuse = Event::new(
         &client.id,
@@ -70,13 +70,9 @@ pub async fn exchange(
         }
         RefreshUse::Reused => {
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was already used; all tokens of this grant are revoked",
-            ));
+            return Err(not_valid());
         }
-        RefreshUse::Invalid => {
-            return Err(OAuthError::invalid_grant("the refresh token is not valid"));
-        }
+        RefreshUse::Invalid => return Err(not_valid()),
     };
     let acr = refresh::stored_acr(&grant.acr);
     let lab_floor = match grant.lab_id.as_deref() {
@@ -91,7 +87,10 @@ pub async fn exchange(
         state.store.revoke_grant(&grant.id, Some(&ended)).await?;
         return Err(refresh::too_weak(need));
     }
-    let scope = requested.unwrap_or_else(|| grant.scope.clone());
+    let scope = match req.scope.as_deref() {
+        Some(s) => refresh::narrowed_scope(&scope::parse(s)?, &grant.scope)?,
+        None => grant.scope.clone(),
+    };
     let ttl = access_token_ttl(state, client);
     let (roles, features) = member_grants(state, &grant.user_id, grant.lab_id.as_deref()).await?;
     let access_token = jwt::access_token(
@@ -124,6 +123,12 @@ pub async fn exchange(
         id_token: None,
         scope,
     })
+}
+
+/// The one answer for a token that cannot be refreshed (unknown, another client's, used,
+/// revoked or expired): it reveals nothing about which (RFC 6749 section 5.2).
+fn not_valid() -> OAuthError {
+    OAuthError::invalid_grant("the refresh token is not valid")
 }
 
 /// The audit entry of a grant ended at refresh; it commits with the revocation.

@@ -12,6 +12,9 @@ pub struct ClientView {
     pub public: bool,
     pub min_acr: Option<String>,
     pub admin_of: Option<String>,
+    /// A legacy client allowed to leave PKCE out (every other client must send it).
+    #[serde(default)]
+    pub pkce_optional: bool,
     pub created_at: i64,
 }
 
@@ -25,6 +28,7 @@ impl From<crate::store::clients::Client> for ClientView {
             grant_types: c.grant_types,
             min_acr: c.min_acr.map(|a| a.as_str().to_owned()),
             admin_of: c.admin_of.map(|a| a.as_stored().to_owned()),
+            pkce_optional: c.pkce_optional,
             created_at: c.created_at,
         }
     }
@@ -47,6 +51,11 @@ pub struct NewClientBody {
     pub admin_of: Option<String>,
     #[serde(default)]
     pub skip_consent: bool,
+    /// For a legacy confidential client that cannot send PKCE: let it leave `code_challenge`
+    /// out (default false: PKCE is required, RFC 9700 section 2.1.1). Refused for public
+    /// clients.
+    #[serde(default)]
+    pub pkce_optional: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -127,6 +136,7 @@ pub async fn create_client_with(
             skip_consent: body.skip_consent,
             min_acr,
             admin_of: body.admin_of,
+            pkce_optional: body.pkce_optional,
         },
         |c| {
             vec![admin.event(

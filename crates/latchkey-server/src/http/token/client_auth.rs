@@ -38,13 +38,7 @@ pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OA
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
         // RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
-        let dec = |s: &str| {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let id = dec(id);
+        let id = form_decode(id);
         if params.get("client_id").is_some_and(|b| b != id) {
             return Err(OAuthError::invalid_request(
                 "client_id in the body differs from the one in the Authorization header",
@@ -52,7 +46,7 @@ pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OA
         }
         return Ok(Credentials {
             id,
-            secret: Some(dec(secret)),
+            secret: Some(form_decode(secret)),
             basic: true,
         });
     }
@@ -64,4 +58,43 @@ pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OA
         secret: params.get("client_secret").map(str::to_owned),
         basic: false,
     })
+}
+
+/// Decodes one `application/x-www-form-urlencoded` value (RFC 6749 section 2.3.1, appendix B):
+/// `+` is a space and `%XX` a byte; a `%` not followed by two hex digits stays as it is. The
+/// value is decoded whole: unlike a query string it is not cut at `&` or `=`.
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = || {
+            let pair = b.get(i + 1..i + 3)?;
+            u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()
+        };
+        match (b[i], hex()) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (other, _) => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_decode;
+
+    #[test]
+    fn rfc6749_2_3_1_credentials_are_form_urlencoding_decoded() {
+        assert_eq!(form_decode("s%26e%25c%3Ar%2Bt+x"), "s&e%c:r+t x");
+        assert_eq!(form_decode("a&b=c"), "a&b=c");
+        assert_eq!(form_decode("50%"), "50%");
+        assert_eq!(form_decode("%zz%4"), "%zz%4");
+        assert_eq!(form_decode("caf%C3%A9"), "caf\u{e9}");
+    }
 }

@@ -86,6 +86,7 @@ mod tests {
         let client = ClientView {
             redirect_uris: &uris,
             public: true,
+            pkce_optional: false,
             allows_authorization_code: true,
         };
         match validate(p, Some(client), 1_000) {

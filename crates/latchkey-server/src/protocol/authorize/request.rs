@@ -127,6 +127,9 @@ pub struct AuthRequest {
 pub struct ClientView<'a> {
     pub redirect_uris: &'a [String],
     pub public: bool,
+    /// A legacy confidential client registered to leave PKCE out; every other client must
+    /// send a `code_challenge` (RFC 9700 section 2.1.1).
+    pub pkce_optional: bool,
     pub allows_authorization_code: bool,
 }
 
@@ -258,11 +261,10 @@ pub fn validate(
         p.code_challenge.as_deref(),
         p.code_challenge_method.as_deref(),
     ) {
-        (None, None) if client.public => {
+        (None, None) if client.public || !client.pkce_optional => {
             return Err(fail(
                 ErrorCode::InvalidRequest,
-                "public clients must use PKCE (code_challenge with code_challenge_method=S256)"
-                    .into(),
+                "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
             ));
         }
         (None, None) => None,

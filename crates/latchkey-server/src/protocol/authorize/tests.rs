@@ -30,12 +30,17 @@ fn params(extra: &[(&str, &str)]) -> RawParams {
 }
 
 fn run(p: RawParams, public: bool) -> Result<AuthRequest, AuthorizeError> {
+    run_for(p, public, false)
+}
+
+fn run_for(p: RawParams, public: bool, pkce_optional: bool) -> Result<AuthRequest, AuthorizeError> {
     let u = uris();
     validate(
         p,
         Some(ClientView {
             redirect_uris: &u,
             public,
+            pkce_optional,
             allows_authorization_code: true,
         }),
         1000,
@@ -81,13 +86,23 @@ fn rfc6749_4_1_2_1_unregistered_redirect_uri_never_redirects() {
 }
 
 #[test]
-fn rfc7636_public_client_without_pkce_is_invalid_request() {
+fn rfc9700_2_1_1_client_without_pkce_is_invalid_request_unless_it_opted_out() {
     let p = params(&[("code_challenge", ""), ("code_challenge_method", "")]);
     assert_eq!(
         redirect_code(run(p.clone(), true)),
         ErrorCode::InvalidRequest
     );
-    assert!(run(p, false).is_ok());
+    assert_eq!(
+        redirect_code(run(p.clone(), false)),
+        ErrorCode::InvalidRequest,
+        "confidential clients need PKCE too"
+    );
+    assert!(run_for(p.clone(), false, true).is_ok(), "a legacy client");
+    // A public client can never opt out.
+    assert_eq!(
+        redirect_code(run_for(p, true, true)),
+        ErrorCode::InvalidRequest
+    );
 }
 
 #[test]
