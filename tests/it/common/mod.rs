@@ -121,6 +121,7 @@ impl TestApp {
             skip_consent: false,
             min_acr: None,
             admin_of: None,
+            expires_at: None,
         };
         f(&mut c);
         provision::create_client(&self.state.store, c)

@@ -59,6 +59,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             created_at: 0,
             min_acr: None,
             admin_of: None,
+            lifecycle: Default::default(),
         }));
     }
     state.client(client_id).await?.ok_or(SignInError::FlowGone)
