@@ -790,3 +790,98 @@ both!(
         assert!(o.status.success(), "{}", stderr(&o));
     }
 );
+
+both!(
+    console_clients_page_confirms_before_deleting_and_shows_a_rotated_secret_once,
+    async |app: &TestApp| {
+        app.state
+            .store
+            .set_system_admin(&app.user(), true, &[])
+            .await
+            .unwrap();
+        let b = Browser::new(app);
+        crate::admin_api::console_token(app, &b, EMAIL).await;
+        let (id, old) = service(app).await;
+        let r = b.get("/admin").await;
+        assert!(r.text().await.unwrap().contains("/admin/clients"));
+        let r = b.get("/admin/clients").await;
+        assert_eq!(r.status(), 200);
+        let html = r.text().await.unwrap();
+        assert!(html.contains(&id), "listed");
+        let page = b.get(&format!("/admin/clients/{id}")).await;
+        assert_eq!(page.status(), 200);
+        let csrf = html_input(&page.text().await.unwrap(), "csrf").unwrap();
+        // Without the CSRF token: refused, nothing changes.
+        let before = audit_len(app).await;
+        let r = b
+            .post_form(
+                &format!("/admin/clients/{id}/delete"),
+                &[("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 422);
+        // Rotation asks first, then shows the new secret once.
+        let r = b
+            .post_form(
+                &format!("/admin/clients/{id}/rotate-secret"),
+                &[("csrf", &csrf), ("overlap", "1h")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("Rotate this client"));
+        assert_eq!(audit_len(app).await, before, "asking changes nothing");
+        let r = b
+            .post_form(
+                &format!("/admin/clients/{id}/rotate-secret"),
+                &[("csrf", &csrf), ("overlap", "1h"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let html = r.text().await.unwrap();
+        let new = select_text(&html, "#client-secret").unwrap();
+        assert!(new.starts_with("lk_cs_"), "{html}");
+        let http = reqwest::Client::new();
+        assert_eq!(cc(app, &http, &id, &new).await.0, 200);
+        assert_eq!(cc(app, &http, &id, &old).await.0, 200);
+        // Delete: a confirmation page, then the client is gone.
+        let r = b
+            .post_form(&format!("/admin/clients/{id}/delete"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("Delete this client?"));
+        assert!(
+            app.state
+                .store
+                .client_record(&ClientId::new(&id))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let r = b
+            .post_form(
+                &format!("/admin/clients/{id}/delete"),
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/admin/clients?notice="));
+        assert!(
+            app.state
+                .store
+                .client_record(&ClientId::new(&id))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(last_action(app).await.1, "client.delete");
+        // The console client itself: a readable refusal.
+        let r = b
+            .post_form(
+                "/admin/clients/latchkey:admin/delete",
+                &[("csrf", &csrf), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(r.status(), 409);
+        assert!(r.text().await.unwrap().contains("built in"));
+    }
+);
