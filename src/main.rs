@@ -13,6 +13,7 @@ use std::io::Read;
 
 mod admin_cli;
 mod audit;
+mod clients_cli;
 mod grants_cli;
 mod invitation_cli;
 mod operator;
@@ -257,9 +258,15 @@ enum ClientCommand {
         /// `*` for everything, or one lab (id or name).
         #[arg(long)]
         admin_of: Option<String>,
+        /// The client stops authenticating after this long: 90d, 12h, 30m (1 minute to 400
+        /// days). Clients with --admin-of default to 90d; others never expire.
+        #[arg(long)]
+        expires_in: Option<String>,
         #[command(flatten)]
         out: Output,
     },
+    #[command(flatten)]
+    Lifecycle(clients_cli::LifecycleCommand),
 }
 
 #[derive(Args)]
@@ -322,6 +329,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server.wait().await
         }
         Command::Policy(cmd) => policy::policy_command(&config, cmd).await,
+        Command::Client(ClientCommand::Lifecycle(cmd)) => {
+            clients_cli::lifecycle(&config, cmd).await
+        }
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
         Command::Admin(cmd) => admin_cli::admin_command(&config, cmd).await,
         Command::Invitation(cmd) => invitation_cli::invitation_command(&config, cmd).await,
@@ -406,6 +416,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pkce_optional,
             min_acr,
             admin_of,
+            expires_in,
             out,
         }) => {
             let op = Operator::open(&config).await?;
@@ -422,6 +433,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin_of,
                     skip_consent,
                     pkce_optional,
+                    expires_in,
                 },
                 ops::ClientOptions {
                     access_token_ttl_secs: access_token_ttl,
@@ -451,6 +463,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(a) = &c.admin_of {
                 json["admin_of"] = a.as_str().into();
+            }
+            if let Some(t) = c.expires_at {
+                json["expires_at"] = t.into();
+                text.push_str(&format!(
+                    "\nexpires_at: {t} (Unix time; rotate or re-register before then)"
+                ));
             }
             print(&out, &json, &text)
         }

@@ -63,6 +63,8 @@ fn sample_body(schema: &str) -> Value {
         "RoleBody" => json!({"features": ["orders:read"]}),
         "PolicyView" => json!({"min_acr": null}),
         "NewClientBody" => json!({"name": "bot", "grant_types": ["client_credentials"]}),
+        "ClientUpdateBody" => json!({"name": "Renamed app"}),
+        "RotateSecretBody" => json!({"overlap": "1h"}),
         other => panic!("no sample body for request schema {other}: add one to sample_body"),
     }
 }

@@ -16,6 +16,7 @@ mod audit_atomic;
 mod browser;
 mod cli;
 mod client;
+mod clients_lifecycle;
 mod common;
 mod config_reference;
 mod console;

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::password::{PasswordHasher, check_new_password};
 use crate::protocol::redirect_uri::validate_for_registration;
 use crate::secret::{OpaqueToken, TokenKind, random_b64};
-use crate::store::clients::{AdminOf, Client};
+use crate::store::clients::{ADMIN_CLIENT_DEFAULT_LIFETIME, AdminOf, Client, Lifecycle};
 use crate::store::labs::Lab;
 use crate::store::users::{NewUser, UserSummary};
 use crate::store::{Store, StoreError, now};
@@ -169,6 +169,9 @@ pub struct NewClient {
     pub admin_of: Option<String>,
     /// A legacy confidential client that cannot send PKCE (public clients always must).
     pub pkce_optional: bool,
+    /// When the client stops authenticating; `None`: never, except that a client with
+    /// `admin_of` gets [`ADMIN_CLIENT_DEFAULT_LIFETIME`].
+    pub expires_at: Option<i64>,
 }
 
 /// What `latchkey client create` prints. The secret appears here once and is never stored.
@@ -192,6 +195,25 @@ pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
 
 pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
+/// A client's display name: 1 to 200 characters, no control characters.
+pub fn check_client_name(name: &str) -> Result<(), ProvisionError> {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return invalid(
+            Field::Name,
+            "--name must be 1 to 200 characters, without control characters",
+        );
+    }
+    Ok(())
+}
+
+/// Redirect URIs (or post-logout ones, by `field`) as registration accepts them.
+pub fn check_client_uris(field: Field, uris: &[String]) -> Result<(), ProvisionError> {
+    for uri in uris {
+        validate_for_registration(uri).or_else(|m| invalid(field, m))?;
+    }
+    Ok(())
+}
+
 /// [`create_client_recorded`] without audit entries (the command line records its own).
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
     create_client_recorded(store, c, |_| Vec::new()).await
@@ -203,12 +225,7 @@ pub async fn create_client_recorded(
     c: NewClient,
     events: impl FnOnce(&Client) -> Vec<crate::audit::Event>,
 ) -> Result<CreatedClient, ProvisionError> {
-    if c.name.trim().is_empty() || c.name.len() > 200 || c.name.chars().any(char::is_control) {
-        return invalid(
-            Field::Name,
-            "--name must be 1 to 200 characters, without control characters",
-        );
-    }
+    check_client_name(&c.name)?;
     for g in &c.grant_types {
         if !GRANT_TYPES.contains(&g.as_str()) {
             return invalid(
@@ -245,12 +262,8 @@ pub async fn create_client_recorded(
             "refresh_token needs authorization_code as well",
         );
     }
-    for uri in &c.redirect_uris {
-        validate_for_registration(uri).or_else(|m| invalid(Field::RedirectUris, m))?;
-    }
-    for uri in &c.post_logout_redirect_uris {
-        validate_for_registration(uri).or_else(|m| invalid(Field::PostLogoutRedirectUris, m))?;
-    }
+    check_client_uris(Field::RedirectUris, &c.redirect_uris)?;
+    check_client_uris(Field::PostLogoutRedirectUris, &c.post_logout_redirect_uris)?;
     if let Some(ttl) = c.access_token_ttl_secs
         && !(30..=86_400).contains(&ttl)
     {
@@ -298,6 +311,14 @@ pub async fn create_client_recorded(
         skip_consent: c.skip_consent,
         created_at: now(),
         min_acr: c.min_acr,
+        lifecycle: Lifecycle {
+            expires_at: c.expires_at.or_else(|| {
+                admin_of
+                    .is_some()
+                    .then(|| now() + ADMIN_CLIENT_DEFAULT_LIFETIME)
+            }),
+            ..Lifecycle::default()
+        },
         admin_of,
         pkce_optional: c.pkce_optional,
     };

@@ -122,6 +122,7 @@ impl TestApp {
             min_acr: None,
             admin_of: None,
             pkce_optional: false,
+            expires_at: None,
         };
         f(&mut c);
         provision::create_client(&self.state.store, c)

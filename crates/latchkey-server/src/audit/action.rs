@@ -146,6 +146,18 @@ actions! {
     UserErased = "user.erased",
     /// A client was registered.
     ClientCreate = "client.create",
+    /// A client's name or redirect URIs changed (`before`, `after`).
+    ClientUpdate = "client.update",
+    /// A client was disabled: it cannot authenticate and its tokens are inactive.
+    ClientDisable = "client.disable",
+    /// A disabled client was enabled again.
+    ClientEnable = "client.enable",
+    /// A client was deleted with its grants, refresh tokens and consents (`grants`,
+    /// `consents`: how many ended).
+    ClientDelete = "client.delete",
+    /// A client's secret was replaced; the old one works until `old_secret_until` (`null`:
+    /// it stopped at once).
+    ClientSecretRotate = "client.secret_rotate",
 }
 
 impl Action {

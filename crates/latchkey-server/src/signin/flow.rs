@@ -60,6 +60,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             min_acr: None,
             admin_of: None,
             pkce_optional: false,
+            lifecycle: Default::default(),
         }));
     }
     state.client(client_id).await?.ok_or(SignInError::FlowGone)

@@ -1,9 +1,16 @@
 //! OAuth clients (relying services). Secrets are stored as SHA-256 hashes: they are
 //! server-generated with 256 bits of entropy, so a slow hash would add nothing but latency.
+//!
+//! A client's life cycle: it is registered, edited, disabled and enabled again, has its secret
+//! rotated (the old secret keeps working beside the new one until its overlap ends), and is
+//! deleted (its grants, refresh tokens, codes and consents with it). An automation client with
+//! administration rights expires. [`Store::get_client`] is the client as the protocol sees it
+//! (active only); [`Store::client_record`] is the registration as administration sees it.
 
 use super::schema::clients;
 use super::{Store, StoreError, conflict, from_json_text, to_json_text};
 use crate::audit::Event;
+use crate::secret::TokenHash;
 use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::SigningAlg;
@@ -31,7 +38,48 @@ pub struct Client {
     /// A legacy confidential client that may leave PKCE out; every other client must send a
     /// `code_challenge` (RFC 9700 section 2.1.1).
     pub pkce_optional: bool,
+    /// Disabled, expiry, the secret being replaced.
+    #[serde(flatten)]
+    pub lifecycle: Lifecycle,
 }
+
+/// What changes over a client's life, beside its registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Lifecycle {
+    /// When it was disabled (`None`: enabled). A disabled client cannot authenticate, and its
+    /// tokens are inactive at introspection and userinfo until it is enabled again.
+    pub disabled_at: Option<i64>,
+    /// After this time the client cannot authenticate (set for administration clients).
+    pub expires_at: Option<i64>,
+    /// The secret a rotation replaced, still accepted until its `until`.
+    #[serde(skip)]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A replaced secret's SHA-256 hash and the end of its overlap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: Vec<u8>,
+    pub until: i64,
+}
+
+/// How strongly a client proves who it is at the token endpoint, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ClientAuthStrength {
+    /// A public client: `none`.
+    None,
+    /// A shared secret: `client_secret_basic` or `client_secret_post`.
+    Secret,
+    // `private_key_jwt` (RFC 7523) goes here when it is supported; raising
+    // [`ADMIN_CLIENT_MIN_AUTH`] to it then requires it of every administration client.
+}
+
+/// The weakest client authentication an administration client (`admin_of`) may use: its
+/// minimum, in place of the `acr` a person's sign-in carries.
+pub const ADMIN_CLIENT_MIN_AUTH: ClientAuthStrength = ClientAuthStrength::Secret;
+
+/// How long an administration client lives when no expiry is given (90 days).
+pub const ADMIN_CLIENT_DEFAULT_LIFETIME: i64 = 90 * 86_400;
 
 /// What an automation client administers. Stored as text: `*` for every lab, else the lab's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +125,43 @@ impl Client {
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
     }
+
+    /// Neither disabled nor past its expiry.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.lifecycle.disabled_at.is_none() && self.lifecycle.expires_at.is_none_or(|t| now < t)
+    }
+
+    /// Whether `secret` is this client's secret, or the one a rotation replaced while its
+    /// overlap lasts. Compared in constant time.
+    pub fn accepts_secret(&self, secret: &str, now: i64) -> bool {
+        let presented = TokenHash::of(secret);
+        let current = self
+            .secret_hash
+            .as_deref()
+            .is_some_and(|h| presented.matches(h));
+        let previous = self
+            .lifecycle
+            .previous_secret
+            .as_ref()
+            .is_some_and(|p| now < p.until && presented.matches(&p.hash));
+        current | previous
+    }
+
+    /// The weakest client authentication this client must use: [`ADMIN_CLIENT_MIN_AUTH`] for
+    /// a client with administration rights, anything its registration allows otherwise.
+    pub fn min_auth(&self) -> ClientAuthStrength {
+        if self.admin_of.is_some() {
+            ADMIN_CLIENT_MIN_AUTH
+        } else {
+            ClientAuthStrength::None
+        }
+    }
+
+    /// The built-in clients (the admin console, the account pages) cannot be edited,
+    /// disabled, deleted or given a secret.
+    pub fn is_builtin(id: &str) -> bool {
+        id == ADMIN_CLIENT_ID || id == ACCOUNT_CLIENT_ID
+    }
 }
 
 type Row = (
@@ -92,8 +177,37 @@ type Row = (
     i64,
     Option<String>,
     Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<Vec<u8>>,
+    Option<i64>,
     bool,
 );
+
+/// Every column of `clients`, in [`Row`]'s order.
+macro_rules! columns {
+    () => {
+        (
+            clients::id,
+            clients::name,
+            clients::secret_hash,
+            clients::redirect_uris,
+            clients::post_logout_redirect_uris,
+            clients::grant_types,
+            clients::access_token_ttl_secs,
+            clients::id_token_alg,
+            clients::skip_consent,
+            clients::created_at,
+            clients::min_acr,
+            clients::admin_of,
+            clients::disabled_at,
+            clients::expires_at,
+            clients::previous_secret_hash,
+            clients::previous_secret_expires_at,
+            clients::pkce_optional,
+        )
+    };
+}
 
 fn from_row(r: Row) -> Result<Client, StoreError> {
     Ok(Client {
@@ -116,7 +230,15 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .transpose()
             .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
         admin_of: r.11.as_deref().map(AdminOf::from_stored),
-        pkce_optional: r.12,
+        pkce_optional: r.16,
+        lifecycle: Lifecycle {
+            disabled_at: r.12,
+            expires_at: r.13,
+            previous_secret: r
+                .14
+                .zip(r.15)
+                .map(|(hash, until)| PreviousSecret { hash, until }),
+        },
     })
 }
 
@@ -144,6 +266,8 @@ impl Store {
                         clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
                         clients::admin_of.eq(c.admin_of.as_ref().map(AdminOf::as_stored)),
                         clients::pkce_optional.eq(c.pkce_optional),
+                        clients::disabled_at.eq(c.lifecycle.disabled_at),
+                        clients::expires_at.eq(c.lifecycle.expires_at),
                     ))
                     .execute(conn)
                     .await
@@ -155,28 +279,22 @@ impl Store {
         .await
     }
 
+    /// The client as the protocol endpoints and the admin API's authentication see it:
+    /// `None` when unknown, disabled or past its expiry.
     pub async fn get_client(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
+        let now = super::now();
+        Ok(self.client_record(id).await?.filter(|c| c.is_active(now)))
+    }
+
+    /// A client's registration, whatever its state (for administration).
+    pub async fn client_record(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         let db = self.db.clone();
         let id = id.as_str().to_owned();
         let row: Option<Row> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => clients::table
                     .find(&id)
-                    .select((
-                        clients::id,
-                        clients::name,
-                        clients::secret_hash,
-                        clients::redirect_uris,
-                        clients::post_logout_redirect_uris,
-                        clients::grant_types,
-                        clients::access_token_ttl_secs,
-                        clients::id_token_alg,
-                        clients::skip_consent,
-                        clients::created_at,
-                        clients::min_acr,
-                        clients::admin_of,
-                        clients::pkce_optional,
-                    ))
+                    .select(columns!())
                     .first::<Row>(conn)
                     .await
                     .optional()?))
@@ -192,21 +310,7 @@ impl Store {
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => clients::table
                     .order((clients::name.asc(), clients::id.asc()))
-                    .select((
-                        clients::id,
-                        clients::name,
-                        clients::secret_hash,
-                        clients::redirect_uris,
-                        clients::post_logout_redirect_uris,
-                        clients::grant_types,
-                        clients::access_token_ttl_secs,
-                        clients::id_token_alg,
-                        clients::skip_consent,
-                        clients::created_at,
-                        clients::min_acr,
-                        clients::admin_of,
-                        clients::pkce_optional,
-                    ))
+                    .select(columns!())
                     .load::<Row>(conn)
                     .await?))
             })
@@ -241,8 +345,198 @@ impl Store {
     }
 }
 
+/// The parts of a registration an administrator may edit; `None` leaves one as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ClientEdit {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+}
+
+impl Store {
+    /// Edits a client's name and redirect URIs, with `events`, in one transaction; false when
+    /// there is no such client.
+    pub async fn update_client(
+        &self,
+        id: &ClientId,
+        edit: &ClientEdit,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.as_str().to_owned();
+        let edit = edit.clone();
+        let events = events.to_vec();
+        let t = super::now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let exists = clients::table
+                    .find(&id)
+                    .select(clients::id)
+                    .first::<String>(&mut *conn)
+                    .await
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Ok(false);
+                }
+                if let Some(name) = &edit.name {
+                    diesel::update(clients::table.find(&id))
+                        .set(clients::name.eq(name))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                if let Some(uris) = &edit.redirect_uris {
+                    diesel::update(clients::table.find(&id))
+                        .set(clients::redirect_uris.eq(to_json_text(uris)))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                if let Some(uris) = &edit.post_logout_redirect_uris {
+                    diesel::update(clients::table.find(&id))
+                        .set(clients::post_logout_redirect_uris.eq(to_json_text(uris)))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                super::audit::append_all(&mut *conn, t, &events).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Disables (`Some(time)`) or enables (`None`) a client, with `events`; false when there
+    /// is no such client.
+    pub async fn set_client_disabled(
+        &self,
+        id: &ClientId,
+        disabled_at: Option<i64>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.as_str().to_owned();
+        let events = events.to_vec();
+        let t = super::now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(clients::table.find(&id))
+                    .set(clients::disabled_at.eq(disabled_at))
+                    .execute(&mut *conn)
+                    .await?;
+                if n == 1 {
+                    super::audit::append_all(&mut *conn, t, &events).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// Replaces a client's secret: the current hash becomes the previous one, accepted until
+    /// `previous_until` (`None`: the old secret stops at once). A secret an earlier rotation
+    /// replaced stops now. With `events`; false when there is no such client.
+    pub async fn rotate_client_secret(
+        &self,
+        id: &ClientId,
+        new_hash: TokenHash,
+        previous_until: Option<i64>,
+        events: &[Event],
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.as_str().to_owned();
+        let events = events.to_vec();
+        let t = super::now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let current = clients::table
+                    .find(&id)
+                    .select(clients::secret_hash)
+                    .first::<Option<Vec<u8>>>(&mut *conn)
+                    .await
+                    .optional()?;
+                let Some(current) = current else {
+                    return Ok(false);
+                };
+                let previous = previous_until.and(current);
+                diesel::update(clients::table.find(&id))
+                    .set((
+                        clients::secret_hash.eq(Some(new_hash.to_vec())),
+                        clients::previous_secret_expires_at
+                            .eq(previous.as_ref().and(previous_until)),
+                        clients::previous_secret_hash.eq(previous),
+                    ))
+                    .execute(&mut *conn)
+                    .await?;
+                super::audit::append_all(&mut *conn, t, &events).await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    /// Deletes a client with its grants (and their refresh tokens), authorization codes and
+    /// consents, and records `events` (their details gain `grants` and `consents`: how many
+    /// ended), in one transaction. Returns those counts, or `None` when there is no such
+    /// client.
+    pub async fn delete_client(
+        &self,
+        id: &ClientId,
+        events: &[Event],
+    ) -> Result<Option<(usize, usize)>, StoreError> {
+        use super::schema::{authorization_codes, consents, grants, refresh_tokens};
+        let db = self.db.clone();
+        let id = id.as_str().to_owned();
+        let events = events.to_vec();
+        let t = super::now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let grant_ids: Vec<String> = grants::table
+                    .filter(grants::client_id.eq(&id))
+                    .select(grants::id)
+                    .load(&mut *conn)
+                    .await?;
+                diesel::delete(
+                    refresh_tokens::table.filter(refresh_tokens::grant_id.eq_any(&grant_ids)),
+                )
+                .execute(&mut *conn)
+                .await?;
+                let g = diesel::delete(grants::table.filter(grants::client_id.eq(&id)))
+                    .execute(&mut *conn)
+                    .await?;
+                diesel::delete(
+                    authorization_codes::table.filter(authorization_codes::client_id.eq(&id)),
+                )
+                .execute(&mut *conn)
+                .await?;
+                let c = diesel::delete(consents::table.filter(consents::client_id.eq(&id)))
+                    .execute(&mut *conn)
+                    .await?;
+                let n = diesel::delete(clients::table.find(&id))
+                    .execute(&mut *conn)
+                    .await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let mut events = events;
+                for e in &mut events {
+                    if let Some(d) = e.details.as_object_mut() {
+                        d.insert("grants".into(), g.into());
+                        d.insert("consents".into(), c.into());
+                    }
+                }
+                super::audit::append_all(&mut *conn, t, &events).await?;
+                Ok(Some((g, c)))
+            })
+        })
+        .await
+    }
+}
+
 /// The admin console's client id (a built-in public client that signs in like any other).
 pub const ADMIN_CLIENT_ID: &str = "latchkey:admin";
+
+/// The account pages' client id (built in; `signin::ACCOUNT_CLIENT_ID` is the same value, and a
+/// test keeps them equal).
+pub const ACCOUNT_CLIENT_ID: &str = "latchkey:account";
 
 /// Access tokens the console holds live this long; after that it signs in again (silently,
 /// while the Latchkey session lasts).
@@ -264,6 +558,7 @@ pub fn console_client(issuer: &str) -> Client {
         min_acr: None,
         admin_of: None,
         pkce_optional: false,
+        lifecycle: Lifecycle::default(),
     }
 }
 

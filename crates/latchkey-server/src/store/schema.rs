@@ -44,6 +44,10 @@ diesel::table! {
         created_at -> BigInt,
         min_acr -> Nullable<Text>,
         admin_of -> Nullable<Text>,
+        disabled_at -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        previous_secret_hash -> Nullable<Binary>,
+        previous_secret_expires_at -> Nullable<BigInt>,
         pkce_optional -> Bool,
     }
 }

@@ -3,9 +3,9 @@
 //! Exactly one method per request; reading it from the request is the HTTP layer's.
 
 use crate::protocol::OAuthError;
-use crate::secret::TokenHash;
 use crate::state::AppState;
-use crate::store::clients::Client;
+use crate::store::clients::{Client, ClientAuthStrength, Lifecycle};
+use latchkey_core::names::ClientId;
 use std::sync::Arc;
 
 /// The credentials a request presents.
@@ -27,20 +27,97 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Authenticates the calling client.
+/// Authenticates the calling client. A disabled or expired client fails (it is told why only
+/// once it has proven its secret), and a client must meet its minimum authentication
+/// ([`Client::min_auth`]: a secret for administration clients).
 pub async fn authenticate(state: &AppState, p: &Credentials) -> Result<Arc<Client>, OAuthError> {
     let fail = |d: &str| {
         let mut e = OAuthError::invalid_client(d);
         e.basic_challenge = p.basic;
         e
     };
+    let now = crate::store::now();
     let Some(client) = state.client(&p.id).await? else {
-        return Err(fail("client authentication failed"));
+        return Err(fail(&inactive(state, p, now).await?));
     };
-    match (&client.secret_hash, p.secret.as_deref()) {
-        (Some(hash), Some(secret)) if TokenHash::of(secret).matches(hash) => Ok(client),
-        (None, None) => Ok(client),
-        (None, Some(_)) => Err(fail("this is a public client: send no client secret")),
-        _ => Err(fail("client authentication failed")),
+    let client = match (&client.secret_hash, p.secret.as_deref()) {
+        (Some(_), Some(secret)) => match secret_matches(state, client, secret, now).await? {
+            Some(c) => c,
+            None => return Err(fail("client authentication failed")),
+        },
+        (None, None) => client,
+        (None, Some(_)) => return Err(fail("this is a public client: send no client secret")),
+        _ => return Err(fail("client authentication failed")),
+    };
+    if !client.is_active(now) {
+        return Err(fail(&inactive(state, p, now).await?));
     }
+    let used = if p.secret.is_some() {
+        ClientAuthStrength::Secret
+    } else {
+        ClientAuthStrength::None
+    };
+    if used < client.min_auth() {
+        return Err(fail(
+            "this client administers Latchkey and must authenticate with its secret",
+        ));
+    }
+    Ok(client)
+}
+
+/// Checks a presented secret against the client's current secret and, during a rotation's
+/// overlap, the previous one. A client cached before a rotation (here, or on another node)
+/// is read again before the secret is refused, so the new secret works from the moment the
+/// rotation commits.
+async fn secret_matches(
+    state: &AppState,
+    client: Arc<Client>,
+    secret: &str,
+    now: i64,
+) -> Result<Option<Arc<Client>>, OAuthError> {
+    if client.accepts_secret(secret, now) {
+        return Ok(Some(client));
+    }
+    let id = ClientId::new(&client.id);
+    let Some(fresh) = state.store.get_client(&id).await? else {
+        return Ok(None);
+    };
+    if !fresh.accepts_secret(secret, now) {
+        return Ok(None);
+    }
+    let fresh = Arc::new(fresh);
+    if let Ok(mut map) = state.clients.map.write() {
+        map.insert(
+            client.id.clone(),
+            (fresh.clone(), std::time::Instant::now()),
+        );
+    }
+    Ok(Some(fresh))
+}
+
+/// Why an unknown, disabled or expired client is refused: plainly to a caller who proved the
+/// client's secret, "client authentication failed" to anyone else.
+async fn inactive(state: &AppState, p: &Credentials, now: i64) -> Result<String, OAuthError> {
+    let failed = "client authentication failed".to_owned();
+    let Some(secret) = p.secret.as_deref() else {
+        return Ok(failed);
+    };
+    let record = state.store.client_record(&ClientId::new(&p.id)).await?;
+    Ok(match record {
+        Some(c) if c.accepts_secret(secret, now) => match c.lifecycle {
+            Lifecycle {
+                disabled_at: Some(_),
+                ..
+            } => "this client is disabled; an administrator can enable it again".into(),
+            Lifecycle {
+                expires_at: Some(t),
+                ..
+            } if now >= t => format!(
+                "this client expired at {t} (Unix time); register a new one \
+                 (`latchkey client create`)"
+            ),
+            _ => failed,
+        },
+        _ => failed,
+    })
 }

@@ -21,6 +21,14 @@ pub async fn check_access_token(
 ) -> Result<AccessTokenClaims, OAuthError> {
     let claims = verify_access_token(&state.keys.current(), &state.issuer, token, now)
         .map_err(|e| invalid_token(&e.to_string()))?;
+    // A deleted, disabled or expired client's tokens are inactive at once.
+    let client_active = state
+        .client(&claims.client_id)
+        .await?
+        .is_some_and(|c| c.is_active(now));
+    if !client_active {
+        return Err(invalid_token("the client is deleted, disabled or expired"));
+    }
     if let Some(gid) = &claims.gid {
         let live = state
             .store

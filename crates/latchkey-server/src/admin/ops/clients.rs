@@ -1,6 +1,14 @@
-//! OAuth clients and signing keys (system administrators).
+//! OAuth clients and signing keys (system administrators): registering a client, and its
+//! life cycle — editing its name and redirect URIs, disabling and enabling it, rotating its
+//! secret with an overlap in which both secrets work, deleting it with its grants. The
+//! built-in clients (the console, the account pages) cannot be changed. Each change evicts
+//! the client from this node's cache at once; other nodes see it within the cache's 5 s.
 
 use super::*;
+use crate::store::clients::Client;
+
+mod lifecycle;
+pub use lifecycle::*;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClientView {
@@ -16,11 +24,29 @@ pub struct ClientView {
     #[serde(default)]
     pub pkce_optional: bool,
     pub created_at: i64,
+    /// Built in (the admin console, the account pages): cannot be edited, disabled or deleted.
+    pub builtin: bool,
+    /// Disabled: it cannot authenticate and its tokens are inactive.
+    pub disabled: bool,
+    /// When it stops authenticating (Unix seconds); administration clients always have one.
+    pub expires_at: Option<i64>,
+    /// After a secret rotation: until when the old secret still works.
+    pub old_secret_until: Option<i64>,
 }
 
 impl From<crate::store::clients::Client> for ClientView {
     fn from(c: crate::store::clients::Client) -> ClientView {
+        let now = now();
         ClientView {
+            builtin: Client::is_builtin(&c.id),
+            disabled: c.lifecycle.disabled_at.is_some(),
+            expires_at: c.lifecycle.expires_at,
+            old_secret_until: c
+                .lifecycle
+                .previous_secret
+                .as_ref()
+                .map(|p| p.until)
+                .filter(|t| *t > now),
             public: c.is_public(),
             client_id: ClientId::new(c.id),
             name: c.name,
@@ -56,6 +82,9 @@ pub struct NewClientBody {
     /// clients.
     #[serde(default)]
     pub pkce_optional: bool,
+    /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
+    /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
+    pub expires_in: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -78,12 +107,16 @@ pub async fn list_clients(state: &AppState, admin: &Admin) -> R<Vec<ClientView>>
 
 pub async fn get_client(state: &AppState, admin: &Admin, id: &ClientId) -> R<ClientView> {
     admin.require_system()?;
-    Ok(state
+    Ok(client_record(state, id).await?.into())
+}
+
+/// A client's registration, in whatever state, or `not_found`.
+async fn client_record(state: &AppState, id: &ClientId) -> R<Client> {
+    state
         .store
-        .get_client(id)
+        .client_record(id)
         .await?
-        .ok_or_else(|| AdminError::NotFound("no such client".into()))?
-        .into())
+        .ok_or_else(|| AdminError::NotFound(format!("no client `{id}`")))
 }
 
 pub async fn create_client(
@@ -121,6 +154,12 @@ pub async fn create_client_with(
 ) -> R<CreatedClientView> {
     admin.require_system()?;
     let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
+    let expires_at = body
+        .expires_in
+        .as_deref()
+        .map(|d| duration("expires_in", d, 60, MAX_CLIENT_LIFETIME))
+        .transpose()?
+        .map(|d| now() + d);
     let created = crate::provision::create_client_recorded(
         &state.store,
         crate::provision::NewClient {
@@ -137,6 +176,7 @@ pub async fn create_client_with(
             min_acr,
             admin_of: body.admin_of,
             pkce_optional: body.pkce_optional,
+            expires_at,
         },
         |c| {
             vec![admin.event(
@@ -147,18 +187,23 @@ pub async fn create_client_with(
         },
     )
     .await
-    .map_err(|e| match e {
-        crate::provision::ProvisionError::Invalid { field, message } => AdminError::invalid(
-            field.api_name(),
-            crate::provision::Field::api_message(&message),
-        ),
-        crate::provision::ProvisionError::Store(e) => e.into(),
-    })?;
+    .map_err(provision_error)?;
     let client = get_client(state, admin, &ClientId::new(created.client_id)).await?;
     Ok(CreatedClientView {
         client,
         client_secret: created.client_secret,
     })
+}
+
+/// A provisioning rule's refusal in the API's words.
+fn provision_error(e: crate::provision::ProvisionError) -> AdminError {
+    match e {
+        crate::provision::ProvisionError::Invalid { field, message } => AdminError::invalid(
+            field.api_name(),
+            crate::provision::Field::api_message(&message),
+        ),
+        crate::provision::ProvisionError::Store(e) => e.into(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -231,11 +276,7 @@ pub async fn set_client_min_acr(
 ) -> R<ClientView> {
     admin.require_system()?;
     let min = acr_opt("min_acr", min_acr)?;
-    let before = state
-        .store
-        .get_client(client)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no client `{client}`")))?;
+    let before = client_record(state, client).await?;
     let event = admin.event(
         Action::PolicyClient,
         client.as_str(),
@@ -251,5 +292,6 @@ pub async fn set_client_min_acr(
     {
         return Err(AdminError::NotFound(format!("no client `{client}`")));
     }
+    forget(state, client);
     get_client(state, admin, client).await
 }

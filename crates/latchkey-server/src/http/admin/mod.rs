@@ -9,6 +9,7 @@
 //!
 //! Forms carry a CSRF token; destructive actions show a confirmation page first.
 
+pub mod clients;
 pub mod lab;
 pub mod pages;
 
@@ -42,7 +43,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/admin/labs/{lab}/members/{user}",
             web::get().to(lab::member_page),
         )
-        .route("/admin/labs/{lab}/{action:.*}", web::post().to(lab::action));
+        .route("/admin/labs/{lab}/{action:.*}", web::post().to(lab::action))
+        .route("/admin/clients", web::get().to(clients::list))
+        .route("/admin/clients/{client}", web::get().to(clients::page))
+        .route(
+            "/admin/clients/{client}/{action}",
+            web::post().to(clients::action),
+        );
 }
 
 /// A signed-in administrator on a console page.

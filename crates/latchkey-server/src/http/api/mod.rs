@@ -9,6 +9,7 @@
 //! Every handler takes a [`Caller`] (a verified bearer token, see `crate::admin`) and calls one
 //! operation in `crate::admin::ops`, which checks the caller's rights first.
 
+pub mod clients;
 pub mod labs;
 pub mod members;
 pub mod roles;
@@ -349,6 +350,11 @@ routes!(
     system::list_clients,
     system::create_client,
     system::get_client,
+    clients::update_client,
+    clients::delete_client,
+    clients::disable_client,
+    clients::enable_client,
+    clients::rotate_secret,
     system::list_keys,
     system::rotate_keys,
     system::revoke_key,

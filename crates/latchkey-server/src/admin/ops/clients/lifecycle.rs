@@ -1,0 +1,276 @@
+//! A client's life cycle after registration: edit, disable and enable, rotate the secret,
+//! delete. Each checks the caller (system administrators), refuses the built-in clients, runs
+//! one store transaction with its audit entry, and evicts the client from this node's cache.
+
+use super::super::*;
+use super::{client_record, provision_error};
+use crate::secret::{OpaqueToken, TokenKind};
+use crate::store::clients::{Client, ClientEdit};
+
+/// Longest lifetime a client may be given (`expires_in`): 400 days.
+pub const MAX_CLIENT_LIFETIME: i64 = 400 * 86_400;
+/// Longest overlap of a secret rotation: 30 days.
+pub const MAX_SECRET_OVERLAP: i64 = 30 * 86_400;
+/// The overlap when none is given: one hour.
+pub const DEFAULT_SECRET_OVERLAP: i64 = 3_600;
+
+/// A duration as `90d`, `12h`, `30m`, `45s` or plain seconds, between `min` and `max` seconds.
+pub fn duration(field: &str, v: &str, min: i64, max: i64) -> R<i64> {
+    let v = v.trim();
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
+        _ => (v, 's'),
+    };
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => 0,
+    };
+    let secs = digits
+        .parse::<i64>()
+        .ok()
+        .filter(|_| scale > 0 && !digits.starts_with('+'))
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| {
+            AdminError::invalid(
+                field,
+                format!("`{v}` is not a duration: give a number with s, m, h or d (`1h`, `90d`)"),
+            )
+        })?;
+    if !(min..=max).contains(&secs) {
+        return Err(AdminError::invalid(
+            field,
+            format!("give between {min} and {max} seconds (`{v}` is {secs})"),
+        ));
+    }
+    Ok(secs)
+}
+
+/// Drops a client from this node's cache, so that a change applies here at once.
+pub(super) fn forget(state: &AppState, client: &ClientId) {
+    if let Ok(mut map) = state.clients.map.write() {
+        map.remove(client.as_str());
+    }
+}
+
+/// Refuses to change a built-in client, naming it.
+fn not_builtin(client: &ClientId, what: &str) -> R<()> {
+    if Client::is_builtin(client.as_str()) {
+        return Err(AdminError::Conflict(format!(
+            "`{client}` is built in (the admin console or the account pages) and cannot be {what}"
+        )));
+    }
+    Ok(())
+}
+
+/// What may be edited; fields left out stay as they are.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdateBody {
+    pub name: Option<String>,
+    /// Replaces the whole list.
+    pub redirect_uris: Option<Vec<String>>,
+    /// Replaces the whole list.
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+}
+
+/// Edits a client's name and redirect URIs (`PATCH /clients/{client}`, `latchkey client
+/// update`).
+pub async fn update_client(
+    state: &AppState,
+    admin: &Admin,
+    client: &ClientId,
+    body: ClientUpdateBody,
+) -> R<ClientView> {
+    admin.require_system()?;
+    not_builtin(client, "edited")?;
+    let before = client_record(state, client).await?;
+    if body.name.is_none()
+        && body.redirect_uris.is_none()
+        && body.post_logout_redirect_uris.is_none()
+    {
+        return Err(AdminError::invalid(
+            "body",
+            "nothing to change: give name, redirect_uris or post_logout_redirect_uris",
+        ));
+    }
+    let name = body.name.map(|n| n.trim().to_owned());
+    if let Some(n) = &name {
+        crate::provision::check_client_name(n).map_err(provision_error)?;
+    }
+    if let Some(uris) = &body.redirect_uris {
+        crate::provision::check_client_uris(crate::provision::Field::RedirectUris, uris)
+            .map_err(provision_error)?;
+        if uris.is_empty() && before.allows_grant("authorization_code") {
+            return Err(AdminError::invalid(
+                "redirect_uris",
+                "the authorization_code grant needs at least one redirect URI",
+            ));
+        }
+    }
+    if let Some(uris) = &body.post_logout_redirect_uris {
+        crate::provision::check_client_uris(crate::provision::Field::PostLogoutRedirectUris, uris)
+            .map_err(provision_error)?;
+    }
+    let edit = ClientEdit {
+        name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+    };
+    let event = admin.event(
+        Action::ClientUpdate,
+        client.as_str(),
+        json!({
+            "before": {
+                "name": before.name,
+                "redirect_uris": before.redirect_uris,
+                "post_logout_redirect_uris": before.post_logout_redirect_uris,
+            },
+            "after": {
+                "name": edit.name.as_ref().unwrap_or(&before.name),
+                "redirect_uris": edit.redirect_uris.as_ref().unwrap_or(&before.redirect_uris),
+                "post_logout_redirect_uris": edit
+                    .post_logout_redirect_uris
+                    .as_ref()
+                    .unwrap_or(&before.post_logout_redirect_uris),
+            },
+        }),
+    );
+    if !state.store.update_client(client, &edit, &[event]).await? {
+        return Err(AdminError::NotFound(format!("no client `{client}`")));
+    }
+    forget(state, client);
+    super::get_client(state, admin, client).await
+}
+
+/// Disables a client (`disabled`) or enables it again: a disabled client cannot
+/// authenticate, and its tokens are inactive at introspection and userinfo.
+pub async fn set_client_disabled(
+    state: &AppState,
+    admin: &Admin,
+    client: &ClientId,
+    disabled: bool,
+) -> R<ClientView> {
+    admin.require_system()?;
+    not_builtin(client, if disabled { "disabled" } else { "enabled" })?;
+    let before = client_record(state, client).await?;
+    let event = admin.event(
+        if disabled {
+            Action::ClientDisable
+        } else {
+            Action::ClientEnable
+        },
+        client.as_str(),
+        json!({
+            "before": {"disabled": before.lifecycle.disabled_at.is_some()},
+            "after": {"disabled": disabled},
+        }),
+    );
+    let at = disabled.then(|| before.lifecycle.disabled_at.unwrap_or_else(now));
+    if !state
+        .store
+        .set_client_disabled(client, at, &[event])
+        .await?
+    {
+        return Err(AdminError::NotFound(format!("no client `{client}`")));
+    }
+    forget(state, client);
+    super::get_client(state, admin, client).await
+}
+
+/// How long the old secret keeps working.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecretBody {
+    /// `1h` (the default), `30m`, `7d`, … up to 30 days; `0` stops the old secret at once
+    /// (a leaked secret).
+    pub overlap: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RotatedSecretView {
+    pub client: ClientView,
+    /// The new secret: shown only in this response.
+    pub client_secret: String,
+    /// Until when the old secret still works (Unix seconds); `null`: it stopped at once.
+    pub old_secret_until: Option<i64>,
+}
+
+/// Gives a confidential client a new secret; the old one keeps working for the overlap.
+pub async fn rotate_client_secret(
+    state: &AppState,
+    admin: &Admin,
+    client: &ClientId,
+    body: RotateSecretBody,
+) -> R<RotatedSecretView> {
+    admin.require_system()?;
+    not_builtin(client, "given a secret")?;
+    let overlap = match body.overlap.as_deref() {
+        None => DEFAULT_SECRET_OVERLAP,
+        Some(v) => duration("overlap", v, 0, MAX_SECRET_OVERLAP)?,
+    };
+    let before = client_record(state, client).await?;
+    if before.is_public() {
+        return Err(AdminError::Conflict(format!(
+            "`{client}` is a public client: it has no secret to rotate"
+        )));
+    }
+    let secret = OpaqueToken::generate(TokenKind::ClientSecret);
+    let until = (overlap > 0).then(|| now() + overlap);
+    let event = admin.event(
+        Action::ClientSecretRotate,
+        client.as_str(),
+        json!({"overlap_secs": overlap, "old_secret_until": until}),
+    );
+    if !state
+        .store
+        .rotate_client_secret(client, secret.hash(), until, &[event])
+        .await?
+    {
+        return Err(AdminError::NotFound(format!("no client `{client}`")));
+    }
+    forget(state, client);
+    Ok(RotatedSecretView {
+        client: super::get_client(state, admin, client).await?,
+        client_secret: secret.expose().to_owned(),
+        old_secret_until: until,
+    })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeletedClientView {
+    #[schema(value_type = String)]
+    pub client_id: ClientId,
+    /// Grants (with their refresh tokens) that ended.
+    pub grants: usize,
+    /// Consents that ended.
+    pub consents: usize,
+}
+
+/// Deletes a client: its grants, refresh tokens, codes and consents end at once, and its
+/// access tokens are inactive at introspection and userinfo.
+pub async fn delete_client(
+    state: &AppState,
+    admin: &Admin,
+    client: &ClientId,
+) -> R<DeletedClientView> {
+    admin.require_system()?;
+    not_builtin(client, "deleted")?;
+    let before = client_record(state, client).await?;
+    let event = admin.event(
+        Action::ClientDelete,
+        client.as_str(),
+        json!({"before": ClientView::from(before)}),
+    );
+    let Some((grants, consents)) = state.store.delete_client(client, &[event]).await? else {
+        return Err(AdminError::NotFound(format!("no client `{client}`")));
+    };
+    forget(state, client);
+    Ok(DeletedClientView {
+        client_id: client.clone(),
+        grants,
+        consents,
+    })
+}

@@ -1,0 +1,250 @@
+//! The console's clients page, for system administrators: every client, and one client's
+//! page with its edit form, disable or enable, secret rotation (the new secret shown once)
+//! and deletion. Rotation, disabling and deletion are confirmed on a page first; every form
+//! carries the CSRF token, and each action is one `admin::ops` operation.
+
+use super::pages::{ConfirmPage, when};
+use super::{CSRF_PURPOSE, Console, console, error_page, html};
+use crate::admin::AdminError;
+use crate::admin::ops::{self, ClientUpdateBody, ClientView, RotateSecretBody};
+use crate::http::authorize::see_other;
+use crate::http::{State, cookies, decode_pairs};
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use latchkey_core::names::ClientId;
+
+/// A client in the list, with its expiry as text.
+pub struct ClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub public: bool,
+    pub builtin: bool,
+    pub disabled: bool,
+    pub admin_of: Option<String>,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/clients.html")]
+pub struct ClientsPage {
+    pub who: String,
+    pub csrf: String,
+    pub notice: Option<String>,
+    pub clients: Vec<ClientRow>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/client.html")]
+pub struct ClientPage {
+    pub who: String,
+    pub csrf: String,
+    pub notice: Option<String>,
+    pub client: ClientView,
+    pub expires: String,
+    /// A new secret, right after a rotation (shown once).
+    pub secret: Option<String>,
+    pub old_secret: String,
+}
+
+fn expires(t: Option<i64>) -> String {
+    t.map_or_else(|| "never".to_owned(), when)
+}
+
+fn query(req: &HttpRequest, key: &str) -> Option<String> {
+    decode_pairs(req.query_string().as_bytes())
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+fn with_notice(path: &str, notice: &str) -> HttpResponse {
+    see_other(&format!(
+        "{path}?notice={}",
+        url::form_urlencoded::byte_serialize(notice.as_bytes()).collect::<String>()
+    ))
+}
+
+/// `GET /admin/clients`.
+pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
+    let c = match console(&state, &req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let clients = match ops::list_clients(&state, &c.admin).await {
+        Ok(v) => v,
+        Err(e) => return error_page(&e),
+    };
+    html(&ClientsPage {
+        who: c.who,
+        csrf: c.csrf,
+        notice: query(&req, "notice"),
+        clients: clients
+            .into_iter()
+            .map(|v| ClientRow {
+                expires: expires(v.expires_at),
+                client_id: v.client_id.to_string(),
+                name: v.name,
+                public: v.public,
+                builtin: v.builtin,
+                disabled: v.disabled,
+                admin_of: v.admin_of,
+            })
+            .collect(),
+    })
+}
+
+fn client_page(c: Console, client: ClientView, notice: Option<String>) -> ClientPage {
+    ClientPage {
+        who: c.who,
+        csrf: c.csrf,
+        notice,
+        expires: expires(client.expires_at),
+        client,
+        secret: None,
+        old_secret: String::new(),
+    }
+}
+
+/// `GET /admin/clients/{client}`.
+pub async fn page(state: State, req: HttpRequest, client: web::Path<ClientId>) -> HttpResponse {
+    let c = match console(&state, &req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match ops::get_client(&state, &c.admin, &client).await {
+        Ok(v) => html(&client_page(c, v, query(&req, "notice"))),
+        Err(e) => error_page(&e),
+    }
+}
+
+/// `POST /admin/clients/{client}/{update|disable|enable|rotate-secret|delete}`.
+pub async fn action(
+    state: State,
+    req: HttpRequest,
+    path: web::Path<(ClientId, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let c = match console(&state, &req).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let (client, action) = path.into_inner();
+    let form = decode_pairs(&body);
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if !cookies::csrf_ok(&state, &c.browser, CSRF_PURPOSE, get("csrf").unwrap_or("")) {
+        return error_page(&AdminError::invalid(
+            "csrf",
+            "this form has expired: reload the page and try again",
+        ));
+    }
+    let back = format!("/admin/clients/{client}");
+    let question = match action.as_str() {
+        "delete" => Some((
+            "Delete this client?",
+            "Its grants, refresh tokens and consents end at once and its access tokens stop \
+             passing introspection. This cannot be undone.",
+            "Delete client",
+        )),
+        "rotate-secret" => Some((
+            "Rotate this client's secret?",
+            "A new secret is shown once; the old one keeps working for the overlap you chose, \
+             then stops.",
+            "Rotate secret",
+        )),
+        "disable" => Some((
+            "Disable this client?",
+            "It cannot authenticate and its tokens are inactive until it is enabled again.",
+            "Disable client",
+        )),
+        _ => None,
+    };
+    if let Some((q, consequence, button)) = question
+        && get("confirm") != Some("yes")
+    {
+        return html(&ConfirmPage {
+            who: c.who,
+            csrf: c.csrf,
+            question: q.to_owned(),
+            consequence: consequence.to_owned(),
+            button: button.to_owned(),
+            action: req.path().to_owned(),
+            cancel: back,
+            fields: form
+                .iter()
+                .filter(|(k, _)| k != "csrf" && k != "confirm")
+                .cloned()
+                .collect(),
+        });
+    }
+    let a = &c.admin;
+    let done = match action.as_str() {
+        "update" => {
+            let body = ClientUpdateBody {
+                name: get("name").map(str::to_owned),
+                redirect_uris: Some(
+                    get("redirect_uris")
+                        .unwrap_or("")
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                post_logout_redirect_uris: None,
+            };
+            ops::update_client(&state, a, &client, body)
+                .await
+                .map(|_| with_notice(&back, "Saved."))
+        }
+        "disable" | "enable" => {
+            let off = action == "disable";
+            ops::set_client_disabled(&state, a, &client, off)
+                .await
+                .map(|_| {
+                    with_notice(
+                        &back,
+                        if off {
+                            "Client disabled."
+                        } else {
+                            "Client enabled."
+                        },
+                    )
+                })
+        }
+        "delete" => ops::delete_client(&state, a, &client).await.map(|d| {
+            with_notice(
+                "/admin/clients",
+                &format!(
+                    "Client {} deleted: {} grant(s) and {} consent(s) ended.",
+                    d.client_id, d.grants, d.consents
+                ),
+            )
+        }),
+        "rotate-secret" => {
+            let body = RotateSecretBody {
+                overlap: get("overlap").map(str::to_owned),
+            };
+            match ops::rotate_client_secret(&state, a, &client, body).await {
+                Ok(r) => {
+                    let old = match r.old_secret_until {
+                        Some(t) => format!("The old secret works until {}, then stops.", when(t)),
+                        None => "The old secret stopped working.".to_owned(),
+                    };
+                    let mut page = client_page(c, r.client, None);
+                    page.secret = Some(r.client_secret);
+                    page.old_secret = old;
+                    return html(&page);
+                }
+                Err(e) => Err(e),
+            }
+        }
+        _ => Err(AdminError::NotFound("no such action".into())),
+    };
+    done.unwrap_or_else(|e| error_page(&e))
+}

@@ -1,0 +1,167 @@
+//! `latchkey client update|disable|enable|delete|rotate-secret`: a client's life cycle, through
+//! the same operations as `PATCH`, `DELETE` and `POST /api/v1/clients/{client}/…` (audited as
+//! `cli`). Flags carry the API's field names (`--name`, `--redirect-uri`, `--overlap`).
+
+use crate::operator::{Operator, refused};
+use crate::{Output, print};
+use clap::Subcommand;
+use latchkey_core::names::ClientId;
+use latchkey_server::Config;
+use latchkey_server::admin::ops;
+
+#[derive(Subcommand)]
+pub enum LifecycleCommand {
+    /// Change a client's name or redirect URIs (a list given replaces the whole list).
+    Update {
+        /// The client id (`lk_…`).
+        #[arg(long)]
+        client: String,
+        /// New display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Allowed redirect URI; repeat for several. Replaces the current list.
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// Allowed post-logout redirect URI; repeat for several. Replaces the current list.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Remove every post-logout redirect URI.
+        #[arg(long, conflicts_with = "post_logout_redirect_uris")]
+        no_post_logout_redirect_uris: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Disable a client: it cannot authenticate and its tokens are inactive until enabled.
+    Disable {
+        /// The client id.
+        #[arg(long)]
+        client: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Enable a disabled client again.
+    Enable {
+        /// The client id.
+        #[arg(long)]
+        client: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete a client: its grants, refresh tokens and consents end at once.
+    Delete {
+        /// The client id.
+        #[arg(long)]
+        client: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Give a client a new secret (printed once); the old one keeps working for --overlap.
+    RotateSecret {
+        /// The client id.
+        #[arg(long)]
+        client: String,
+        /// How long the old secret keeps working: 1h (default), 30m, 7d, up to 30d; 0 stops
+        /// it at once (a leaked secret).
+        #[arg(long)]
+        overlap: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result<()> {
+    let op = Operator::open(config).await?;
+    let (s, a) = (&op.state, &op.admin);
+    match cmd {
+        LifecycleCommand::Update {
+            client,
+            name,
+            redirect_uris,
+            post_logout_redirect_uris,
+            no_post_logout_redirect_uris,
+            out,
+        } => {
+            let body = ops::ClientUpdateBody {
+                name,
+                redirect_uris: (!redirect_uris.is_empty()).then_some(redirect_uris),
+                post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()
+                    || no_post_logout_redirect_uris)
+                    .then_some(post_logout_redirect_uris),
+            };
+            if body.name.is_none()
+                && body.redirect_uris.is_none()
+                && body.post_logout_redirect_uris.is_none()
+            {
+                anyhow::bail!(
+                    "nothing to change: give --name, --redirect-uri or --post-logout-redirect-uri"
+                );
+            }
+            let c = ops::update_client(s, a, &ClientId::new(client), body)
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &c,
+                &format!("updated client {} ({})", c.client_id, c.name),
+            )
+        }
+        LifecycleCommand::Disable { client, out } => {
+            let c = ops::set_client_disabled(s, a, &ClientId::new(client), true)
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &c,
+                &format!(
+                    "disabled client {}: it cannot authenticate and its tokens are inactive",
+                    c.client_id
+                ),
+            )
+        }
+        LifecycleCommand::Enable { client, out } => {
+            let c = ops::set_client_disabled(s, a, &ClientId::new(client), false)
+                .await
+                .map_err(refused)?;
+            print(&out, &c, &format!("enabled client {}", c.client_id))
+        }
+        LifecycleCommand::Delete { client, out } => {
+            let d = ops::delete_client(s, a, &ClientId::new(client))
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &d,
+                &format!(
+                    "deleted client {} ({} grant(s) and {} consent(s) ended)",
+                    d.client_id, d.grants, d.consents
+                ),
+            )
+        }
+        LifecycleCommand::RotateSecret {
+            client,
+            overlap,
+            out,
+        } => {
+            let r = ops::rotate_client_secret(
+                s,
+                a,
+                &ClientId::new(client),
+                ops::RotateSecretBody { overlap },
+            )
+            .await
+            .map_err(refused)?;
+            let until = match r.old_secret_until {
+                Some(t) => format!("the old secret works until {t} (Unix time), then stops"),
+                None => "the old secret stopped working".to_owned(),
+            };
+            print(
+                &out,
+                &r,
+                &format!(
+                    "client_id: {}\nclient_secret: {}\n(the secret is shown only now; store it safely)\n{until}",
+                    r.client.client_id, r.client_secret
+                ),
+            )
+        }
+    }
+}
