@@ -1,5 +1,7 @@
 // Drives the admin console in Debian's headless Chromium with playwright-core, as a lab
-// administrator would: signs in to /admin through the hosted login, creates a role carrying a
+// administrator would: signs in to /admin through the hosted login (a password alone is not
+// enough: the console's enrolment page leads to setting up an authenticator app, whose code is
+// computed here, then the console opens), creates a role carrying a
 // feature and gives it to a member, grants that member a second feature directly, walks a
 // destructive action to its confirmation page and cancels it, requires `mfa` with a grace
 // period and reads the adoption chart before and after, filters the lab's audit log. Then it
@@ -15,6 +17,7 @@ import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { totp } from './totp.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -116,7 +119,19 @@ try {
   await page.getByLabel('Email').fill(env('ADMIN_EMAIL'));
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  // Administration needs a second factor, which this administrator has not set up yet.
+  await page.waitForURL((u) => u.pathname === '/admin/callback');
+  const adminEnrolHeading = (await page.getByRole('heading', { level: 1 }).textContent()).trim();
+  await page.screenshot({ path: join(shots, 'admin-enrol.png'), fullPage: true });
+  await page.locator('#setup-totp').click();
+  await page.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor();
+  const key = (await page.locator('#totp-key').textContent()).trim();
+  await page.getByLabel('6-digit code').fill(totp(key));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.waitForURL((u) => u.pathname === '/account');
+  await page.goto(`${base}/admin`);
   await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}`);
+  const adminLevel = (await page.locator('#admin-level').textContent()).trim();
   const labHeading = (await page.getByRole('heading', { level: 1 }).textContent()).trim();
   const signedInAs = (await page.locator('nav.console strong').textContent()).trim();
   const adoptionBefore = await adoptionSummary();
@@ -256,7 +271,7 @@ try {
   await page.waitForLoadState('load').catch(() => {});
 
   console.log(JSON.stringify({
-    loginHeading, labHeading, signedInAs, adoptionBefore, roleNotice, roleRow, rolesNotice,
+    loginHeading, adminEnrolHeading, adminLevel, labHeading, signedInAs, adoptionBefore, roleNotice, roleRow, rolesNotice,
     grantNotice, memberFeatures, overrides, confirmPath, confirmQuestion, confirmButton,
     noticeAfterCancel, policyNotice, policyText, adoptionAfter, adoptionRows, chartBars,
     memberRow, auditAll, auditRole, auditMember, badDate, consoleAfterSignOut, enrolHeading,
