@@ -50,6 +50,12 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 context.setDefaultTimeout(WAIT);
 context.setDefaultNavigationTimeout(WAIT);
 const page = await context.newPage();
+// The relying party's callback is not served: as in mfa.mjs, the browser's request for it
+// (cross-site, to a port Chromium refuses) is what counts.
+const callbacks = [];
+page.on('request', (r) => {
+  if (r.isNavigationRequest() && r.url().startsWith(prefix)) callbacks.push(r.url());
+});
 try {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -62,12 +68,6 @@ try {
   const cdp = await context.newCDPSession(page);
   await cdp.send('Accessibility.enable');
 
-  // The relying party's callback is not served: as in mfa.mjs, the browser's request for it
-  // (cross-site, to a port Chromium refuses) is what counts.
-  const callbacks = [];
-  page.on('request', (r) => {
-    if (r.isNavigationRequest() && r.url().startsWith(prefix)) callbacks.push(r.url());
-  });
 
   // Keyboard and screen-reader basics of the page shown now. Every focusable control of
   // Chromium's accessibility tree must have a name; Tab from the top must reach each of
@@ -279,7 +279,7 @@ try {
     inviteLink, invitePageHeading, openInvitations, pageErrors, cspViolations,
   }));
 } catch (e) {
-  console.error(`[admin.mjs] failed at ${page.url()}`);
+  console.error(`[admin.mjs] failed at ${page.url()} (relying-party callbacks: ${callbacks.join(" ") || "none"})`);
   await page.screenshot({ path: join(shots, 'admin-failure.png'), fullPage: true })
     .catch(() => {});
   throw e;

@@ -383,11 +383,11 @@ async fn person_sign_in(
             ),
         });
     }
+    // Read from the database, not the sign-in's five-second cache of which labs have a
+    // policy: a stricter policy binds administrators at once (and a console request must not
+    // leave a stale entry for sign-ins on this node).
     let mut lab_needs = BTreeMap::new();
     for lab in state.store.user_labs(user.as_str()).await? {
-        if !state.lab_has_policy(&lab).await? {
-            continue;
-        }
         let p = state.store.member_policy(user.as_str(), &lab).await?;
         if let Some(need) = p.lab.map(|l| l.min_acr).max(p.role_min)
             && need > cfg.min_acr
