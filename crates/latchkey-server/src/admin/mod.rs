@@ -77,9 +77,7 @@ impl SignIn {
     pub fn need_in(&self, lab: &LabId) -> Acr {
         self.lab_needs
             .get(lab)
-            .copied()
-            .unwrap_or(self.floor)
-            .max(self.floor)
+            .map_or(self.floor, |a| (*a).max(self.floor))
     }
 
     /// The level a system-wide operation needs: it reaches every lab, so the strictest of the
@@ -425,4 +423,73 @@ pub fn role_name(field: &str, r: &str) -> Result<RoleName, AdminError> {
 /// A feature name typed at an edge, or `invalid` naming `field`.
 pub fn feature_name(field: &str, f: &str) -> Result<FeatureName, AdminError> {
     FeatureName::parse(f).map_err(|e| AdminError::invalid(field, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(acr: Acr, lab_needs: &[(&str, Acr)]) -> Admin {
+        Admin {
+            actor: Actor::User(UserId::new("u")),
+            system: false,
+            labs: BTreeSet::from([LabId::new("a"), LabId::new("b")]),
+            sign_in: Some(SignIn {
+                acr,
+                auth_time: 0,
+                floor: Acr::Mfa,
+                lab_needs: lab_needs
+                    .iter()
+                    .map(|(l, a)| (LabId::new(*l), *a))
+                    .collect(),
+                max_age: 43_200,
+            }),
+        }
+    }
+
+    #[test]
+    fn an_administrator_needs_the_floor_and_their_own_policy_in_the_lab_concerned() {
+        let a = admin(Acr::Mfa, &[("a", Acr::Phr)]);
+        assert!(a.require_lab(&LabId::new("b")).is_ok());
+        let e = a.require_lab(&LabId::new("a")).unwrap_err();
+        assert!(matches!(
+            e,
+            AdminError::InsufficientAuthentication {
+                need: Acr::Phr,
+                too_old: false,
+                ..
+            }
+        ));
+        assert_eq!(e.code(), "insufficient_user_authentication");
+        // Listing what they administer needs only the floor; a lab they do not administer
+        // is forbidden before any level is asked.
+        assert!(a.require_any().is_ok());
+        assert_eq!(
+            a.require_lab(&LabId::new("c")).unwrap_err().code(),
+            "forbidden"
+        );
+        // Acting on a person in both labs needs the stricter.
+        assert!(a.require_user(&[LabId::new("a"), LabId::new("b")]).is_err());
+        assert!(
+            admin(Acr::Phr, &[("a", Acr::Phr)])
+                .require_lab(&LabId::new("a"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn system_wide_operations_need_the_strictest_of_the_administrators_policies() {
+        let mut a = admin(Acr::Mfa, &[("a", Acr::Phr)]);
+        a.system = true;
+        assert!(
+            a.require_lab(&LabId::new("z")).is_ok(),
+            "a lab they are not in"
+        );
+        assert!(a.require_system().is_err());
+        let mut a = admin(Acr::Mfa, &[]);
+        a.system = true;
+        assert!(a.require_system().is_ok());
+        // The command line and automation clients prove no person's sign-in.
+        assert!(Admin::cli().require_system().is_ok());
+    }
 }
