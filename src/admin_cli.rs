@@ -4,12 +4,10 @@
 
 use crate::operator::{Operator, refused};
 use crate::{Output, print};
-use anyhow::Context;
 use clap::Subcommand;
 use latchkey_core::names::LabId;
 use latchkey_server::Config;
 use latchkey_server::admin::ops;
-use std::io::Read;
 
 #[derive(Subcommand)]
 pub enum AdminCommand {
@@ -45,12 +43,7 @@ pub struct Bootstrap {
 
 /// `latchkey admin bootstrap`.
 async fn bootstrap(config: &Config, b: Bootstrap) -> anyhow::Result<()> {
-    let mut password = String::new();
-    std::io::stdin()
-        .read_to_string(&mut password)
-        .context("reading the password from standard input")?;
-    let password = password.strip_suffix('\n').unwrap_or(&password);
-    let password = password.strip_suffix('\r').unwrap_or(password);
+    let password = crate::password_from_stdin()?;
     let op = Operator::open(config).await?;
     let user = ops::bootstrap_system_admin(
         &op.state,
@@ -58,7 +51,7 @@ async fn bootstrap(config: &Config, b: Bootstrap) -> anyhow::Result<()> {
         ops::NewSystemAdmin {
             email: b.email,
             name: b.name,
-            password: password.to_owned(),
+            password,
             force: b.force,
         },
     )
