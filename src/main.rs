@@ -371,12 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             password_stdin: _,
             out,
         }) => {
-            let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("reading the password from standard input")?;
-            let password = password.strip_suffix('\n').unwrap_or(&password);
-            let password = password.strip_suffix('\r').unwrap_or(password);
+            let password = password_from_stdin()?;
             let op = Operator::open(&config).await?;
             let lab = op.lab_id(&lab).await?;
             // `add_member` would add an existing account to the lab; this command only creates.
@@ -392,7 +387,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ops::NewMember {
                     email,
                     name,
-                    password: Some(password.to_owned()),
+                    password: Some(password),
                     roles: vec![],
                 },
             )
@@ -563,6 +558,16 @@ async fn keys_command(config: Config, cmd: KeysCommand) -> anyhow::Result<()> {
             )
         }
     }
+}
+
+/// The password of `--password-stdin`: one line of standard input, without its line end.
+pub(crate) fn password_from_stdin() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("reading the password from standard input")?;
+    let password = password.strip_suffix('\n').unwrap_or(&password);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
 }
 
 pub(crate) fn print<T: serde::Serialize>(

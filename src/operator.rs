@@ -137,7 +137,8 @@ pub fn refused_as(
             }
         }
         AdminError::Internal(m) => anyhow::anyhow!("internal error: {m}"),
-        AdminError::Unauthenticated(m)
+        AdminError::InsufficientAuthentication { message: m, .. }
+        | AdminError::Unauthenticated(m)
         | AdminError::Forbidden(m)
         | AdminError::NotFound(m)
         | AdminError::Conflict(m) => anyhow::anyhow!("{m}"),

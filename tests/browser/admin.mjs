@@ -1,5 +1,7 @@
 // Drives the admin console in Debian's headless Chromium with playwright-core, as a lab
-// administrator would: signs in to /admin through the hosted login, creates a role carrying a
+// administrator would: signs in to /admin through the hosted login (a password alone is not
+// enough: the console's enrolment page leads to setting up an authenticator app, whose code is
+// computed here, then the console opens), creates a role carrying a
 // feature and gives it to a member, grants that member a second feature directly, walks a
 // destructive action to its confirmation page and cancels it, requires `mfa` with a grace
 // period and reads the adoption chart before and after, filters the lab's audit log. Then it
@@ -15,6 +17,7 @@ import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { totp } from './totp.mjs';
 
 const env = (k) => {
   const v = process.env[k];
@@ -47,6 +50,12 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 context.setDefaultTimeout(WAIT);
 context.setDefaultNavigationTimeout(WAIT);
 const page = await context.newPage();
+// The relying party's callback is not served: as in mfa.mjs, the browser's request for it
+// (cross-site, to a port Chromium refuses) is what counts.
+const callbacks = [];
+page.on('request', (r) => {
+  if (r.isNavigationRequest() && r.url().startsWith(prefix)) callbacks.push(r.url());
+});
 try {
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(String(e)));
@@ -59,12 +68,6 @@ try {
   const cdp = await context.newCDPSession(page);
   await cdp.send('Accessibility.enable');
 
-  // The relying party's callback is not served: as in mfa.mjs, the browser's request for it
-  // (cross-site, to a port Chromium refuses) is what counts.
-  const callbacks = [];
-  page.on('request', (r) => {
-    if (r.isNavigationRequest() && r.url().startsWith(prefix)) callbacks.push(r.url());
-  });
 
   // Keyboard and screen-reader basics of the page shown now. Every focusable control of
   // Chromium's accessibility tree must have a name; Tab from the top must reach each of
@@ -116,7 +119,19 @@ try {
   await page.getByLabel('Email').fill(env('ADMIN_EMAIL'));
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  // Administration needs a second factor, which this administrator has not set up yet.
+  await page.waitForURL((u) => u.pathname === '/admin/callback');
+  const adminEnrolHeading = (await page.getByRole('heading', { level: 1 }).textContent()).trim();
+  await page.screenshot({ path: join(shots, 'admin-enrol.png'), fullPage: true });
+  await page.locator('#setup-totp').click();
+  await page.getByRole('heading', { name: 'Set up an authenticator app' }).waitFor();
+  const key = (await page.locator('#totp-key').textContent()).trim();
+  await page.getByLabel('6-digit code').fill(totp(key));
+  await page.getByRole('button', { name: 'Turn on' }).click();
+  await page.waitForURL((u) => u.pathname === '/account');
+  await page.goto(`${base}/admin`);
   await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}`);
+  const adminLevel = (await page.locator('#admin-level').textContent()).trim();
   const labHeading = (await page.getByRole('heading', { level: 1 }).textContent()).trim();
   const signedInAs = (await page.locator('nav.console strong').textContent()).trim();
   const adoptionBefore = await adoptionSummary();
@@ -259,7 +274,7 @@ try {
   await page.waitForLoadState('load').catch(() => {});
 
   console.log(JSON.stringify({
-    loginHeading, labHeading, signedInAs, adoptionBefore, roleNotice, roleRow, rolesNotice,
+    loginHeading, adminEnrolHeading, adminLevel, labHeading, signedInAs, adoptionBefore, roleNotice, roleRow, rolesNotice,
     grantNotice, memberFeatures, overrides, confirmPath, confirmQuestion, confirmButton,
     noticeAfterCancel, policyNotice, policyText, adoptionAfter, adoptionRows, chartBars,
     memberRow, auditAll, auditRole, auditMember, badDate, consoleAfterSignOut, enrolHeading,
@@ -267,7 +282,7 @@ try {
     inviteLinksShown, inviteNote, invitePageHeading, openInvitations, pageErrors, cspViolations,
   }));
 } catch (e) {
-  console.error(`[admin.mjs] failed at ${page.url()}`);
+  console.error(`[admin.mjs] failed at ${page.url()} (relying-party callbacks: ${callbacks.join(" ") || "none"})`);
   await page.screenshot({ path: join(shots, 'admin-failure.png'), fullPage: true })
     .catch(() => {});
   throw e;

@@ -214,7 +214,9 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
 }
 
 /// The admin console in Chromium (`tests/browser/admin.mjs`), as the issue asks: a lab
-/// administrator signs in to `/admin` through the hosted login, creates a role carrying
+/// administrator signs in to `/admin` through the hosted login (their password alone is
+/// refused: the console's enrolment page leads them to set up an authenticator app first),
+/// creates a role carrying
 /// `invoices:approve` and gives it to a member, grants them `reports:export` directly, opens
 /// a destructive action's confirmation page and cancels it, requires `mfa` with a 7-day grace
 /// (the adoption chart drops to 0 of 2), and filters the lab's audit log. After signing out,
@@ -255,6 +257,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
     std::fs::create_dir_all(&out_dir).unwrap();
     let shots = [
+        "admin-enrol.png",
         "admin-lab.png",
         "admin-member.png",
         "admin-confirm.png",
@@ -327,7 +330,13 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     assert!(r["controlsChecked"].as_u64().unwrap() > 40, "{r}");
     assert!(r["tabStops"].as_u64().unwrap() > 40, "{r}");
 
-    // Signed in through Latchkey, straight to the one lab administered.
+    // Signed in through Latchkey after setting up a second factor, straight to the one lab
+    // administered; the header says how.
+    assert_eq!(
+        r["adminEnrolHeading"],
+        "Set up a second factor to administer"
+    );
+    assert_eq!(r["adminLevel"], "with a password and a second factor (mfa)");
     assert_eq!(r["labHeading"], "Lab 42");
     assert_eq!(r["signedInAs"], admin_email);
     assert_eq!(
@@ -391,13 +400,15 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         r["policyText"],
         "Members must sign in with at least mfa, with 7 days to enrol."
     );
+    // The administrator's authenticator app meets it; the member has none yet.
     assert_eq!(
         r["adoptionAfter"],
-        "0 of 2 members (0%) already meet the policy."
+        "1 of 2 members (50%) already meet the policy."
     );
-    assert_eq!(r["adoptionRows"]["Meet the policy"], 0);
-    assert_eq!(r["adoptionRows"]["Do not meet it yet"], 2);
-    assert_eq!(r["adoptionRows"]["Password only"], 2);
+    assert_eq!(r["adoptionRows"]["Meet the policy"], 1);
+    assert_eq!(r["adoptionRows"]["Do not meet it yet"], 1);
+    assert_eq!(r["adoptionRows"]["Password only"], 1);
+    assert_eq!(r["adoptionRows"]["Second factor (mfa)"], 1);
     assert_eq!(r["chartBars"], 5);
     let policy = app.state.store.lab_policy(&app.lab()).await.unwrap();
     assert!(policy.is_some(), "the policy is stored");

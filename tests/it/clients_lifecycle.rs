@@ -800,7 +800,7 @@ both!(
             .await
             .unwrap();
         let b = Browser::new(app);
-        crate::admin_api::console_token(app, &b, EMAIL).await;
+        console_token(app, &b, EMAIL).await;
         let (id, old) = service(app).await;
         let r = b.get("/admin").await;
         assert!(r.text().await.unwrap().contains("/admin/clients"));

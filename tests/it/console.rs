@@ -1,28 +1,9 @@
 //! The admin console over plain HTTP (the browser test, `browser.rs`, walks it in Chromium):
 //! signing in to `/admin` through the hosted login on both backends, and where an expired
-//! console sign-in leads.
+//! console sign-in leads. `admin_strength.rs` has the rules on how strongly and how recently.
 
 use crate::both;
 use crate::common::*;
-
-/// `/admin` → `/admin/login` → `/authorize` → the hosted login → `/admin/callback` → the lab.
-async fn console_sign_in(app: &TestApp, b: &Browser) {
-    let r = b.get("/admin").await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(location(&r), "/admin/login?back=%2Fadmin");
-    let r = b.get(&location(&r)).await;
-    assert_eq!(r.status(), 303);
-    let authorize = location(&r);
-    assert!(authorize.starts_with("/authorize?"), "{authorize}");
-    let back = b.login(&authorize, EMAIL, PASSWORD).await;
-    assert_eq!(back.path(), "/admin/callback", "{back}");
-    let r = b.get(back.as_str()).await;
-    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
-    assert_eq!(location(&r), "/admin");
-    let r = b.get("/admin").await;
-    assert_eq!(r.status(), 303);
-    assert_eq!(location(&r), format!("/admin/labs/{}", app.lab_id));
-}
 
 both!(
     a_lab_administrator_signs_in_to_the_console,
@@ -33,10 +14,24 @@ both!(
             .await
             .unwrap();
         let b = Browser::new(app);
-        console_sign_in(app, &b).await;
+        // `/admin` → `/admin/login` → `/authorize` → the hosted login.
+        let r = b.get("/admin").await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(location(&r), "/admin/login?back=%2Fadmin");
+        console_token(app, &b, EMAIL).await;
+        let r = b.get("/admin").await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(location(&r), format!("/admin/labs/{}", app.lab_id));
         let r = b.get(&format!("/admin/labs/{}", app.lab_id)).await;
         assert_eq!(r.status(), 200);
-        assert!(r.text().await.unwrap().contains("<h1>Lab 42</h1>"));
+        let html = r.text().await.unwrap();
+        assert!(html.contains("<h1>Lab 42</h1>"));
+        assert_eq!(
+            select_text(&html, "#admin-level").as_deref(),
+            Some("with a password and a second factor (mfa)"),
+            "the header shows the level"
+        );
+        assert!(!html.contains("id=\"step-up\""), "nothing needs more");
     }
 );
 

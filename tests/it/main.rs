@@ -9,6 +9,7 @@
 )]
 
 mod admin_api;
+mod admin_strength;
 mod api_fuzz;
 mod architecture;
 mod audit;

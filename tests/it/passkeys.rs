@@ -9,68 +9,8 @@ use crate::common::*;
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 use webauthn_authenticator_rs::softpasskey::SoftPasskey;
-use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
+use webauthn_rs::prelude::{RequestChallengeResponse, Url};
 use webauthn_rs_proto::{AllowCredentials, PublicKeyCredential};
-
-fn origin(app: &TestApp) -> Url {
-    Url::parse(&app.base.replace("127.0.0.1", "localhost")).unwrap()
-}
-
-async fn post_json(b: &Browser, app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
-    let r = b.http.post(app.url(path)).json(body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-/// Answers a ceremony at `/webauthn/finish`, as `webauthn.js` does.
-async fn finish(
-    b: &Browser,
-    app: &TestApp,
-    ceremony: &str,
-    credential: &impl serde::Serialize,
-) -> (u16, Value) {
-    post_json(
-        b,
-        app,
-        "/webauthn/finish",
-        &json!({"ceremony": ceremony, "credential": credential}),
-    )
-    .await
-}
-
-async fn begin(b: &Browser, path: &str, form: &[(&str, &str)]) -> (String, Value) {
-    let r = b.post_form(path, form).await;
-    assert_eq!(r.status(), 200, "{path}");
-    let v: Value = r.json().await.unwrap();
-    (
-        v["ceremony"].as_str().unwrap().to_owned(),
-        v["options"].clone(),
-    )
-}
-
-/// Registers a credential of `kind` for the signed-in browser; returns its id (base64url).
-async fn register(app: &TestApp, b: &Browser, sp: &mut SoftPasskey, kind: &str) -> String {
-    let csrf = account_csrf(b).await;
-    let (ceremony, options) = begin(
-        b,
-        "/webauthn/register/begin",
-        &[("csrf", &csrf), ("kind", kind)],
-    )
-    .await;
-    let ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
-    let cred = sp.do_registration(origin(app), ccr).expect("registration");
-    let id = cred.id.clone();
-    let (status, v) = post_json(
-        b,
-        app,
-        "/webauthn/finish",
-        &json!({"ceremony": ceremony, "credential": cred, "name": format!("My {kind}")}),
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["next"], "/account");
-    id
-}
 
 /// SoftPasskey keeps no resident keys: give it the credential to use, and put the user handle
 /// a discoverable credential would return into its answer (neither is signed).

@@ -42,6 +42,34 @@ pub struct Config {
     pub keys: KeysConfig,
     pub authentication: AuthenticationConfig,
     pub audit: AuditConfig,
+    pub admin: AdminConfig,
+}
+
+/// How strongly, and how recently, administrators must have signed in: checked on every
+/// console page and every admin API call made with a person's token (automation clients
+/// authenticate as clients and are not concerned).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// The weakest sign-in any administrator (system or lab) may administer with: `mfa` or
+    /// `phr`. `pwd` is refused. Lab and role policy can ask more of a lab's administrators.
+    pub min_acr: latchkey_core::Acr,
+    /// A console left unused this long, in seconds, asks for a new sign-in (factors from the
+    /// last `idle_timeout_secs`) instead of signing in again silently.
+    pub idle_timeout_secs: i64,
+    /// The longest an administrator's sign-in counts, in seconds from the token's
+    /// `auth_time`, however active they are.
+    pub max_age_secs: i64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            min_acr: latchkey_core::Acr::Mfa,
+            idle_timeout_secs: 900,
+            max_age_secs: 12 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -180,6 +208,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             authentication: AuthenticationConfig::default(),
             audit: AuditConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -309,6 +338,7 @@ impl Config {
                     .into(),
             ));
         }
+        self.admin.validate()?;
         if self.password.min_length < 8 {
             return Err(ConfigError(
                 "password.min_length must be at least 8 (NIST SP 800-63B)".into(),
@@ -372,6 +402,28 @@ impl Config {
     }
 }
 
+impl AdminConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.min_acr == latchkey_core::Acr::Pwd {
+            return Err(ConfigError(
+                "admin.min_acr = \"pwd\" is refused: a password alone must not administer Latchkey; use \"mfa\" (a second factor) or \"phr\" (a passkey)".into(),
+            ));
+        }
+        if self.idle_timeout_secs <= 0 || self.max_age_secs <= 0 {
+            return Err(ConfigError(
+                "admin.idle_timeout_secs and admin.max_age_secs must be positive".into(),
+            ));
+        }
+        if self.idle_timeout_secs > self.max_age_secs {
+            return Err(ConfigError(format!(
+                "admin.idle_timeout_secs ({}) must not exceed admin.max_age_secs ({})",
+                self.idle_timeout_secs, self.max_age_secs
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The environment overlay: `LATCHKEY_*` (nested keys joined by `__`) and `DATABASE_URL`.
 fn with_env(figment: Figment) -> Figment {
     figment
@@ -420,6 +472,37 @@ mod tests {
             assert!(typo.is_err(), "a misspelt key is an error");
             Ok(())
         });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail API")]
+    fn admin_minimum_is_mfa_by_default_and_pwd_is_refused() {
+        assert_eq!(Config::default().admin.min_acr, latchkey_core::Acr::Mfa);
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_ADMIN__MIN_ACR", "phr");
+            let c: Config =
+                with_env(Figment::from(Serialized::defaults(Config::default()))).extract()?;
+            assert_eq!(c.admin.min_acr, latchkey_core::Acr::Phr);
+            c.validate().map_err(|e| e.to_string())?;
+            jail.set_env("LATCHKEY_ADMIN__MIN_ACR", "pwd");
+            let c: Config =
+                with_env(Figment::from(Serialized::defaults(Config::default()))).extract()?;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("admin.min_acr"), "{e}");
+            Ok(())
+        });
+        let c = Config {
+            admin: AdminConfig {
+                idle_timeout_secs: 7200,
+                max_age_secs: 3600,
+                ..AdminConfig::default()
+            },
+            ..Config::default()
+        };
+        assert!(
+            c.validate().is_err(),
+            "idle longer than the absolute maximum"
+        );
     }
 
     #[test]

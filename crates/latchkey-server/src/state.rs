@@ -52,6 +52,7 @@ impl AppState {
         if id == crate::store::clients::ADMIN_CLIENT_ID {
             return Ok(Some(Arc::new(crate::store::clients::console_client(
                 &self.issuer,
+                self.config.admin.min_acr,
             ))));
         }
         if let Ok(map) = self.clients.map.read()

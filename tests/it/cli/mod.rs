@@ -4,6 +4,7 @@
 //! line and the admin API writing the same audit actions for the same change and refusing the
 //! same bad input by the same rule (both call `admin::ops`).
 
+mod bootstrap;
 mod grants;
 mod parity;
 

@@ -42,13 +42,136 @@ pub fn select_text(html: &str, css: &str) -> Option<String> {
 
 /// The TOTP code for `key` (base32, spaces allowed) at `now + offset` seconds.
 pub fn totp_code(key: &str, offset: i64) -> String {
+    totp_at(key, latchkey_server::store::now() + offset)
+}
+
+fn totp_at(key: &str, at: i64) -> String {
     let secret = totp_rs::Secret::try_from_base32(key.replace(' ', "")).expect("base32 key");
     let t = totp_rs::Builder::new()
         .with_secret(secret)
         .build()
         .expect("totp");
-    let now = latchkey_server::store::now() + offset;
-    t.generate(now as u64).to_string()
+    t.generate(at as u64).to_string()
+}
+
+/// Remembers the authenticator app `email` just set up (its first code used the current
+/// time step).
+pub fn remember_totp(app: &TestApp, email: &str, key: &str) {
+    let step = latchkey_server::store::now() / 30;
+    app.totp
+        .lock()
+        .unwrap()
+        .insert(email.to_owned(), (key.to_owned(), step));
+}
+
+/// A code of `email`'s authenticator app (set up through [`console_token`] or
+/// [`remember_totp`]) from a time step not used yet: Latchkey accepts one step of skew either
+/// way and each step once, so this waits for the next step only when the last three are spent.
+pub async fn next_totp_code(app: &TestApp, email: &str) -> String {
+    let (key, last) = app
+        .totp
+        .lock()
+        .unwrap()
+        .get(email)
+        .cloned()
+        .unwrap_or_else(|| panic!("{email} has no authenticator app in this test"));
+    let now_step = latchkey_server::store::now() / 30;
+    let step = (last + 1).max(now_step - 1);
+    if step > now_step + 1 {
+        let wait = (step - 1) * 30 - latchkey_server::store::now();
+        tokio::time::sleep(std::time::Duration::from_secs(wait.max(0) as u64 + 1)).await;
+    }
+    app.totp
+        .lock()
+        .unwrap()
+        .insert(email.to_owned(), (key.clone(), step));
+    totp_at(&key, step * 30)
+}
+
+/// Signs `email` (password [`PASSWORD`]) in to the admin console in `b`, a browser without a
+/// Latchkey session, and returns the console's access token (its cookie). The console demands
+/// `admin.min_acr`, a second factor by default: someone without one is shown the enrolment
+/// page, sets up an authenticator app from it and opens the console again, as a first
+/// administrator does; someone with one steps up with a code.
+pub async fn console_token(app: &TestApp, b: &Browser, email: &str) -> String {
+    let r = b.get("/admin/login").await;
+    assert_eq!(r.status(), 303);
+    let authorize = location(&r);
+    assert!(authorize.starts_with("/authorize?"), "{authorize}");
+    let (flow, csrf) = b.open_login(&authorize).await;
+    let r = b.submit_login(&flow, &csrf, email, PASSWORD).await;
+    assert_eq!(r.status(), 303, "the password is right");
+    let mut loc = location(&r);
+    if loc.starts_with("/login/verify?") {
+        let html = b.get(&loc).await.text().await.unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let code = next_totp_code(app, email).await;
+        let r = b
+            .post_form(
+                "/login/verify",
+                &[
+                    ("flow", &flow),
+                    ("csrf", &csrf),
+                    ("method", "totp"),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 303, "the code is right");
+        loc = location(&r);
+    }
+    // The issuer may be `localhost` (`on_localhost`) where the browser's cookies are for
+    // 127.0.0.1: follow the path.
+    let loc = loc
+        .strip_prefix(&app.state.issuer)
+        .unwrap_or_else(|| panic!("back to the console: {loc}"))
+        .to_owned();
+    assert!(loc.starts_with("/admin/callback?"), "{loc}");
+    let mut r = b.get(&loc).await;
+    if loc.contains("error=unmet_authentication_requirements") {
+        assert_eq!(r.status(), 403);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Set up a second factor to administer"),
+            "{html}"
+        );
+        let key = enrol_totp(b).await;
+        remember_totp(app, email, &key);
+        let again = link_href(&html, "console-again");
+        let r2 = b.get(&again).await;
+        let r3 = b.get(&location(&r2)).await;
+        let loc = location(&r3);
+        let loc = loc.strip_prefix(&app.state.issuer).unwrap_or(&loc);
+        assert!(
+            loc.starts_with("/admin/callback?code="),
+            "the session now has a second factor: {loc}"
+        );
+        r = b.get(loc).await;
+    }
+    assert_eq!(r.status(), 303, "callback signs in");
+    admin_cookie(&r).expect("the console keeps its access token in a cookie")
+}
+
+/// The console's token set by a response (`latchkey_admin` cookie), if any.
+pub fn admin_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("latchkey_admin="))
+        .map(|c| c.split(';').next().unwrap_or("").to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// The `href` of the link with this id.
+pub fn link_href(html: &str, id: &str) -> String {
+    let doc = scraper::Html::parse_document(html);
+    let sel = scraper::Selector::parse(&format!("a#{id}")).unwrap();
+    doc.select(&sel)
+        .next()
+        .and_then(|e| e.value().attr("href"))
+        .unwrap_or_else(|| panic!("no link #{id}"))
+        .to_owned()
 }
 
 /// The claims of a JWT (not verified: the OIDC tests verify signatures).

@@ -11,7 +11,9 @@ use latchkey_server::{App, Server};
 use std::sync::Arc;
 
 mod flows;
+mod webauthn;
 pub use flows::*;
+pub use webauthn::*;
 
 pub const PASSWORD: &str = "violet tractor sings at dawn";
 pub const EMAIL: &str = "ada@lab.example";
@@ -29,6 +31,9 @@ pub struct TestApp {
     pub state: Arc<AppState>,
     pub lab_id: String,
     pub user_id: String,
+    /// The authenticator apps tests set up, by email: the key and the last TOTP time step
+    /// used (Latchkey accepts each step once). See [`next_totp_code`].
+    pub totp: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
     server: Option<Server>,
     pg_db: Option<String>,
     _dir: tempfile::TempDir,
@@ -103,6 +108,7 @@ impl TestApp {
             state,
             lab_id: lab.id,
             user_id: user.id,
+            totp: Default::default(),
             server: Some(server),
             pg_db,
             _dir: dir,

@@ -8,14 +8,24 @@
 //! (`client_credentials` with scope [`ADMIN_SCOPE`], for a client registered with
 //! `--admin-of`). Tokens are verified with `latchkey-client`; rights are read from the
 //! database on every request, so revoking them applies at once.
+//!
+//! **A person administers only with a strong, recent sign-in.** A console token's `acr` must
+//! reach `[admin] min_acr` (`mfa` unless configured `phr`) and its `auth_time` must be within
+//! `[admin] max_age_secs`; on top of that, an operation on a lab needs the level the
+//! administrator's own lab and role policy ask of them in that lab (no enrolment grace), and
+//! a system-wide operation, which reaches every lab, the strictest of those. A refusal is
+//! [`AdminError::InsufficientAuthentication`]: the API answers it as RFC 9470's
+//! `insufficient_user_authentication`, the console as a step-up. Automation clients and the
+//! command line prove no person's sign-in and are not concerned.
 
 pub mod ops;
 
 use crate::state::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
+use latchkey_core::Acr;
 use latchkey_core::names::{ClientId, FeatureName, LabId, RoleName, UserId};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use crate::store::clients::ADMIN_CLIENT_ID;
 use crate::store::clients::AdminOf;
@@ -42,6 +52,70 @@ pub struct Admin {
     pub actor: Actor,
     pub system: bool,
     pub labs: BTreeSet<LabId>,
+    /// For a person (a console token): how they signed in and what their administration asks
+    /// of it. `None` for automation clients and the command line.
+    pub sign_in: Option<SignIn>,
+}
+
+/// What a person proved when they signed in, and the levels their administration needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignIn {
+    /// The token's `acr` and `auth_time`.
+    pub acr: Acr,
+    pub auth_time: i64,
+    /// `[admin] min_acr`: what every administrator needs.
+    pub floor: Acr,
+    /// The labs the person belongs to whose lab or role policy asks more of them than
+    /// `floor`, and that level (grace periods never defer it).
+    pub lab_needs: BTreeMap<LabId, Acr>,
+    /// `[admin] max_age_secs`, named in refusals (RFC 9470 `max_age`).
+    pub max_age: i64,
+}
+
+impl SignIn {
+    /// The level an operation on `lab` needs of this administrator.
+    pub fn need_in(&self, lab: &LabId) -> Acr {
+        self.lab_needs
+            .get(lab)
+            .map_or(self.floor, |a| (*a).max(self.floor))
+    }
+
+    /// The level a system-wide operation needs: it reaches every lab, so the strictest of the
+    /// administrator's own policies.
+    pub fn need_everywhere(&self) -> Acr {
+        self.lab_needs.values().copied().fold(self.floor, Acr::max)
+    }
+
+    /// `need`, if this sign-in does not reach it (what a step-up would ask for).
+    pub fn short_of(&self, need: Acr) -> Option<Acr> {
+        (need > self.acr).then_some(need)
+    }
+
+    /// Refuses unless this sign-in reaches `need`.
+    pub fn require(&self, need: Acr) -> Result<(), AdminError> {
+        if self.short_of(need).is_none() {
+            return Ok(());
+        }
+        Err(AdminError::InsufficientAuthentication {
+            need,
+            max_age: self.max_age,
+            too_old: false,
+            message: format!(
+                "this needs a sign-in at `{need}` ({}); this one is at `{}`: sign in again with acr_values={need}",
+                describe(need),
+                self.acr
+            ),
+        })
+    }
+}
+
+/// How a level is reached, in a few words for messages and pages.
+pub fn describe(acr: Acr) -> &'static str {
+    match acr {
+        Acr::Pwd => "a password only",
+        Acr::Mfa => "a password and a second factor",
+        Acr::Phr => "a passkey",
+    }
 }
 
 /// Why a request was refused or failed. Each kind maps to one HTTP status and a stable code.
@@ -50,6 +124,15 @@ pub enum AdminError {
     /// 401: no token, or one that does not verify.
     #[error("{0}")]
     Unauthenticated(String),
+    /// 401: a person's sign-in is weaker than `need`, or (`too_old`) older than `max_age`
+    /// seconds: sign in again (RFC 9470 `insufficient_user_authentication`).
+    #[error("{message}")]
+    InsufficientAuthentication {
+        need: Acr,
+        max_age: i64,
+        too_old: bool,
+        message: String,
+    },
     /// 403: verified, but not allowed to do this.
     #[error("{0}")]
     Forbidden(String),
@@ -74,6 +157,7 @@ impl AdminError {
     pub fn code(&self) -> &'static str {
         match self {
             AdminError::Unauthenticated(_) => "unauthenticated",
+            AdminError::InsufficientAuthentication { .. } => "insufficient_user_authentication",
             AdminError::Forbidden(_) => "forbidden",
             AdminError::NotFound(_) => "not_found",
             AdminError::Invalid { .. } => "invalid",
@@ -129,6 +213,16 @@ impl Admin {
             actor: Actor::Cli,
             system: true,
             labs: BTreeSet::new(),
+            sign_in: None,
+        }
+    }
+
+    /// Refuses a person whose sign-in does not reach what `need` computes; clients and the
+    /// command line pass.
+    fn strong_enough(&self, need: impl FnOnce(&SignIn) -> Acr) -> Result<(), AdminError> {
+        match &self.sign_in {
+            Some(s) => s.require(need(s)),
+            None => Ok(()),
         }
     }
 
@@ -138,43 +232,49 @@ impl Admin {
 
     /// Any administrator (lists are then narrowed to what they administer).
     pub fn require_any(&self) -> Result<(), AdminError> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(forbidden())
+        if !self.is_admin() {
+            return Err(forbidden());
         }
+        self.strong_enough(|s| s.floor)
     }
 
+    /// A system-wide operation: system administrators, signed in at the strictest level any
+    /// of their labs asks of them.
     pub fn require_system(&self) -> Result<(), AdminError> {
-        if self.system {
-            Ok(())
-        } else {
-            Err(AdminError::Forbidden(
+        if !self.system {
+            return Err(AdminError::Forbidden(
                 "only system administrators may do this".into(),
-            ))
+            ));
         }
+        self.strong_enough(SignIn::need_everywhere)
     }
 
     pub fn may_lab(&self, lab: &LabId) -> bool {
         self.system || self.labs.contains(lab)
     }
 
+    /// An operation on `lab`: its administrators (and system administrators), signed in at
+    /// the level their own lab and role policy there asks (at least `[admin] min_acr`).
     pub fn require_lab(&self, lab: &LabId) -> Result<(), AdminError> {
-        if self.may_lab(lab) {
-            Ok(())
-        } else {
-            Err(forbidden())
+        if !self.may_lab(lab) {
+            return Err(forbidden());
         }
+        self.strong_enough(|s| s.need_in(lab))
     }
 
     /// Actions on a user as a whole (disable, reset factors, end sessions, export, erase)
-    /// touch every lab they belong to: a lab administrator must administer all of them.
+    /// touch every lab they belong to: a lab administrator must administer all of them, signed
+    /// in at the strictest level those labs ask of them.
     pub fn require_user(&self, user_labs: &[LabId]) -> Result<(), AdminError> {
-        if self.system || (!user_labs.is_empty() && user_labs.iter().all(|l| self.may_lab(l))) {
-            Ok(())
-        } else {
-            Err(forbidden())
+        if !(self.system || (!user_labs.is_empty() && user_labs.iter().all(|l| self.may_lab(l)))) {
+            return Err(forbidden());
         }
+        self.strong_enough(|s| {
+            user_labs
+                .iter()
+                .map(|l| s.need_in(l))
+                .fold(s.floor, Acr::max)
+        })
     }
 }
 
@@ -233,6 +333,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
             actor: Actor::Client(client),
             system,
             labs,
+            sign_in: None,
         });
     }
     if client.as_str() != ADMIN_CLIENT_ID {
@@ -247,11 +348,60 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
         .await?
         .filter(|r| !r.disabled)
         .ok_or_else(|| AdminError::Unauthenticated("the account is disabled or gone".into()))?;
+    let sign_in = person_sign_in(state, &user, grants.acr, grants.auth_time).await?;
     Ok(Admin {
         actor: Actor::User(user),
         system: rights.system,
         labs: rights.labs.into_iter().collect(),
+        sign_in: Some(sign_in),
     })
+}
+
+/// Checks a person's token against `[admin]` (the floor, the maximum age) and reads what
+/// their own lab and role policies ask of them in each lab they belong to.
+async fn person_sign_in(
+    state: &AppState,
+    user: &UserId,
+    acr: Option<Acr>,
+    auth_time: Option<i64>,
+) -> Result<SignIn, AdminError> {
+    let cfg = &state.config.admin;
+    let now = crate::store::now();
+    let acr = acr.unwrap_or(Acr::Pwd);
+    // A token without `auth_time` proves no age: as old as can be.
+    let auth_time = auth_time.unwrap_or(i64::MIN / 2);
+    if now.saturating_sub(auth_time) > cfg.max_age_secs {
+        return Err(AdminError::InsufficientAuthentication {
+            need: acr.max(cfg.min_acr),
+            max_age: cfg.max_age_secs,
+            too_old: true,
+            message: format!(
+                "this sign-in is older than {} seconds (admin.max_age_secs): sign in again",
+                cfg.max_age_secs
+            ),
+        });
+    }
+    // Read from the database, not the sign-in's five-second cache of which labs have a
+    // policy: a stricter policy binds administrators at once (and a console request must not
+    // leave a stale entry for sign-ins on this node).
+    let mut lab_needs = BTreeMap::new();
+    for lab in state.store.user_labs(user.as_str()).await? {
+        let p = state.store.member_policy(user.as_str(), &lab).await?;
+        if let Some(need) = p.lab.map(|l| l.min_acr).max(p.role_min)
+            && need > cfg.min_acr
+        {
+            lab_needs.insert(LabId::new(lab), need);
+        }
+    }
+    let sign_in = SignIn {
+        acr,
+        auth_time,
+        floor: cfg.min_acr,
+        lab_needs,
+        max_age: cfg.max_age_secs,
+    };
+    sign_in.require(sign_in.floor)?;
+    Ok(sign_in)
 }
 
 /// Validates a feature name (`orders:read`): the rule of `latchkey_core::names::FeatureName`.
@@ -273,4 +423,73 @@ pub fn role_name(field: &str, r: &str) -> Result<RoleName, AdminError> {
 /// A feature name typed at an edge, or `invalid` naming `field`.
 pub fn feature_name(field: &str, f: &str) -> Result<FeatureName, AdminError> {
     FeatureName::parse(f).map_err(|e| AdminError::invalid(field, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(acr: Acr, lab_needs: &[(&str, Acr)]) -> Admin {
+        Admin {
+            actor: Actor::User(UserId::new("u")),
+            system: false,
+            labs: BTreeSet::from([LabId::new("a"), LabId::new("b")]),
+            sign_in: Some(SignIn {
+                acr,
+                auth_time: 0,
+                floor: Acr::Mfa,
+                lab_needs: lab_needs
+                    .iter()
+                    .map(|(l, a)| (LabId::new(*l), *a))
+                    .collect(),
+                max_age: 43_200,
+            }),
+        }
+    }
+
+    #[test]
+    fn an_administrator_needs_the_floor_and_their_own_policy_in_the_lab_concerned() {
+        let a = admin(Acr::Mfa, &[("a", Acr::Phr)]);
+        assert!(a.require_lab(&LabId::new("b")).is_ok());
+        let e = a.require_lab(&LabId::new("a")).unwrap_err();
+        assert!(matches!(
+            e,
+            AdminError::InsufficientAuthentication {
+                need: Acr::Phr,
+                too_old: false,
+                ..
+            }
+        ));
+        assert_eq!(e.code(), "insufficient_user_authentication");
+        // Listing what they administer needs only the floor; a lab they do not administer
+        // is forbidden before any level is asked.
+        assert!(a.require_any().is_ok());
+        assert_eq!(
+            a.require_lab(&LabId::new("c")).unwrap_err().code(),
+            "forbidden"
+        );
+        // Acting on a person in both labs needs the stricter.
+        assert!(a.require_user(&[LabId::new("a"), LabId::new("b")]).is_err());
+        assert!(
+            admin(Acr::Phr, &[("a", Acr::Phr)])
+                .require_lab(&LabId::new("a"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn system_wide_operations_need_the_strictest_of_the_administrators_policies() {
+        let mut a = admin(Acr::Mfa, &[("a", Acr::Phr)]);
+        a.system = true;
+        assert!(
+            a.require_lab(&LabId::new("z")).is_ok(),
+            "a lab they are not in"
+        );
+        assert!(a.require_system().is_err());
+        let mut a = admin(Acr::Mfa, &[]);
+        a.system = true;
+        assert!(a.require_system().is_ok());
+        // The command line and automation clients prove no person's sign-in.
+        assert!(Admin::cli().require_system().is_ok());
+    }
 }

@@ -9,6 +9,7 @@ pub mod consent;
 pub mod cookies;
 pub mod discovery;
 pub mod errors;
+pub mod home;
 pub mod introspect;
 pub mod invite;
 pub mod jwks;
@@ -31,6 +32,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(security_headers())
+            .route("/", web::get().to(home::page))
             .route(
                 "/.well-known/openid-configuration",
                 web::get().to(discovery::openid_configuration),

@@ -210,6 +210,61 @@ impl Store {
         .await
     }
 
+    /// Whether any account, enabled or not, is a system administrator (the landing page and
+    /// `latchkey admin bootstrap` ask).
+    pub async fn has_system_admin(&self) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        self.run(async move {
+            crate::with_conn!(&db, conn => {
+                let n: i64 = users::table
+                    .filter(users::system_admin.eq(true))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
+    /// Creates an account that belongs to no lab and is a system administrator, and records
+    /// the audit entries `events` gives for its id: one transaction (`latchkey admin
+    /// bootstrap`). A conflict when the email has an account.
+    pub async fn create_system_admin(
+        &self,
+        email: &str,
+        name: Option<&str>,
+        password_hash: &str,
+        events: impl FnOnce(&UserId) -> Vec<Event> + Send + 'static,
+    ) -> Result<UserId, StoreError> {
+        let db = self.db.clone();
+        let email = super::users::normalize_email(email);
+        let (name, hash) = (name.map(str::to_owned), password_hash.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let uid = uuid::Uuid::now_v7().to_string();
+                diesel::insert_into(users::table)
+                    .values((
+                        users::id.eq(&uid),
+                        users::email.eq(&email),
+                        users::name.eq(&name),
+                        users::password_hash.eq(Some(&hash)),
+                        users::disabled.eq(false),
+                        users::system_admin.eq(true),
+                        users::created_at.eq(t),
+                    ))
+                    .execute(conn)
+                    .await
+                    .map_err(|e| conflict(e, "a user with this email already exists"))?;
+                let uid = UserId::new(uid);
+                crate::store::audit::append_all(&mut *conn, t, &events(&uid)).await?;
+                Ok(uid)
+            })
+        })
+        .await
+    }
+
     /// Makes a user a system administrator or not, recording `events` with the change; false
     /// when no such user (then nothing is recorded).
     pub async fn set_system_admin(

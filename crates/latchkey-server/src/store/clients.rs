@@ -542,8 +542,10 @@ pub const ACCOUNT_CLIENT_ID: &str = "latchkey:account";
 /// while the Latchkey session lasts).
 pub const CONSOLE_TOKEN_TTL: i64 = 900;
 
-/// The console as a client: public (PKCE), code flow only, first-party (no consent).
-pub fn console_client(issuer: &str) -> Client {
+/// The console as a client: public (PKCE), code flow only, first-party (no consent), and
+/// accepting no sign-in weaker than `min_acr` (`[admin] min_acr`): a person without a factor
+/// that reaches it is refused (`unmet_authentication_requirements`), never given a grace.
+pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
     Client {
         id: ADMIN_CLIENT_ID.into(),
         name: "the Latchkey admin console".into(),
@@ -555,7 +557,7 @@ pub fn console_client(issuer: &str) -> Client {
         id_token_alg: latchkey_core::SigningAlg::ES256,
         skip_consent: true,
         created_at: 0,
-        min_acr: None,
+        min_acr: Some(min_acr),
         admin_of: None,
         pkce_optional: false,
         lifecycle: Lifecycle::default(),

@@ -11,6 +11,7 @@
 //! [`role_name`] or [`feature_name`] naming the field, before the operation's authorisation.
 
 mod audit_log;
+mod bootstrap;
 mod clients;
 mod invitations;
 mod labs;
@@ -20,6 +21,7 @@ mod roles;
 mod users;
 
 pub use audit_log::*;
+pub use bootstrap::*;
 pub use clients::*;
 pub use invitations::*;
 pub use labs::*;

@@ -3,7 +3,7 @@
 //! and deletion. Rotation, disabling and deletion are confirmed on a page first; every form
 //! carries the CSRF token, and each action is one `admin::ops` operation.
 
-use super::pages::{ConfirmPage, when};
+use super::pages::{ConfirmPage, Head, when};
 use super::{CSRF_PURPOSE, Console, console, error_page, html};
 use crate::admin::AdminError;
 use crate::admin::ops::{self, ClientUpdateBody, ClientView, RotateSecretBody};
@@ -27,8 +27,7 @@ pub struct ClientRow {
 #[derive(Template)]
 #[template(path = "admin/clients.html")]
 pub struct ClientsPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub notice: Option<String>,
     pub clients: Vec<ClientRow>,
 }
@@ -36,8 +35,7 @@ pub struct ClientsPage {
 #[derive(Template)]
 #[template(path = "admin/client.html")]
 pub struct ClientPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub notice: Option<String>,
     pub client: ClientView,
     pub expires: String,
@@ -76,8 +74,7 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
         Err(e) => return error_page(&e),
     };
     html(&ClientsPage {
-        who: c.who,
-        csrf: c.csrf,
+        head: c.head(&req),
         notice: query(&req, "notice"),
         clients: clients
             .into_iter()
@@ -94,10 +91,14 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
     })
 }
 
-fn client_page(c: Console, client: ClientView, notice: Option<String>) -> ClientPage {
+fn client_page(
+    c: Console,
+    req: &HttpRequest,
+    client: ClientView,
+    notice: Option<String>,
+) -> ClientPage {
     ClientPage {
-        who: c.who,
-        csrf: c.csrf,
+        head: c.head(req),
         notice,
         expires: expires(client.expires_at),
         client,
@@ -113,7 +114,7 @@ pub async fn page(state: State, req: HttpRequest, client: web::Path<ClientId>) -
         Err(r) => return r,
     };
     match ops::get_client(&state, &c.admin, &client).await {
-        Ok(v) => html(&client_page(c, v, query(&req, "notice"))),
+        Ok(v) => html(&client_page(c, &req, v, query(&req, "notice"))),
         Err(e) => error_page(&e),
     }
 }
@@ -168,8 +169,7 @@ pub async fn action(
         && get("confirm") != Some("yes")
     {
         return html(&ConfirmPage {
-            who: c.who,
-            csrf: c.csrf,
+            head: c.head(&req),
             question: q.to_owned(),
             consequence: consequence.to_owned(),
             button: button.to_owned(),
@@ -236,7 +236,7 @@ pub async fn action(
                         Some(t) => format!("The old secret works until {}, then stops.", when(t)),
                         None => "The old secret stopped working.".to_owned(),
                     };
-                    let mut page = client_page(c, r.client, None);
+                    let mut page = client_page(c, &req, r.client, None);
                     page.secret = Some(r.client_secret);
                     page.old_secret = old;
                     return html(&page);

@@ -2,14 +2,72 @@
 
 use crate::admin::ops::{Adoption, InvitationView, LabView, MemberView, PolicyView, RoleView};
 use askama::Template;
+use latchkey_core::Acr;
+
+/// Every console page's header: who is signed in, how strongly, and a step-up where a lab
+/// they administer needs more than this sign-in.
+pub struct Head {
+    pub who: String,
+    /// The CSRF token of every console form on the page.
+    pub csrf: String,
+    /// "a password and a second factor (mfa)"; `None` for a caller who is not a person.
+    pub level: Option<String>,
+    pub step_up: Option<StepUp>,
+}
+
+/// A link to sign in again at `need` and come back.
+pub struct StepUp {
+    pub href: String,
+    /// "Confirm with a passkey"
+    pub label: String,
+    pub need: String,
+}
+
+impl StepUp {
+    pub fn to(back: &str, need: Acr) -> StepUp {
+        StepUp {
+            href: super::login_url(
+                back,
+                super::Ask {
+                    acr: Some(need),
+                    max_age: None,
+                },
+            ),
+            label: match need {
+                Acr::Phr => "Confirm with a passkey",
+                _ => "Confirm with a second factor",
+            }
+            .into(),
+            need: need.as_str().into(),
+        }
+    }
+}
 
 #[derive(Template)]
 #[template(path = "admin/index.html")]
 pub struct IndexPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub system: bool,
-    pub labs: Vec<LabView>,
+    pub labs: Vec<LabRow>,
+}
+
+/// A lab on the console's index, with the step-up its pages need, if any.
+pub struct LabRow {
+    pub lab: LabView,
+    pub step_up: Option<StepUp>,
+}
+
+/// After signing in: administration needs a level the person's factors cannot reach yet.
+#[derive(Template)]
+#[template(path = "admin/enrol.html")]
+pub struct EnrolPage {
+    pub need: String,
+    pub describe: &'static str,
+    /// The account page's CSRF token, to start setting up an authenticator app from here
+    /// (for `mfa`; a passkey is registered on the account page itself).
+    pub account_csrf: Option<String>,
+    /// Signing in to the console again.
+    pub again: String,
 }
 
 /// One bar of the adoption chart (SVG drawn on the server: no script, no inline style).
@@ -25,8 +83,7 @@ pub struct Bar {
 #[derive(Template)]
 #[template(path = "admin/lab.html")]
 pub struct LabPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     /// A system administrator (may add existing accounts to the lab).
     pub system: bool,
     pub lab: LabView,
@@ -45,8 +102,7 @@ pub struct LabPage {
 #[derive(Template)]
 #[template(path = "admin/member.html")]
 pub struct MemberPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub lab: LabView,
     pub member: MemberView,
     pub roles: Vec<RoleChoice>,
@@ -65,8 +121,7 @@ pub struct RoleChoice {
 #[derive(Template)]
 #[template(path = "admin/audit.html")]
 pub struct AuditPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub lab: LabView,
     pub entries: Vec<AuditRow>,
     pub action: String,
@@ -86,8 +141,7 @@ pub struct AuditRow {
 #[derive(Template)]
 #[template(path = "admin/confirm.html")]
 pub struct ConfirmPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub question: String,
     pub consequence: String,
     pub button: String,
@@ -99,8 +153,7 @@ pub struct ConfirmPage {
 #[derive(Template)]
 #[template(path = "admin/invited.html")]
 pub struct InvitedPage {
-    pub who: String,
-    pub csrf: String,
+    pub head: Head,
     pub lab: LabView,
     pub invitation: InvitationView,
     pub link: String,

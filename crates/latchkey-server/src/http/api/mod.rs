@@ -56,18 +56,28 @@ impl std::fmt::Display for ApiError {
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// Stable: unauthenticated, forbidden, not_found, invalid, conflict, internal.
+    /// Stable: unauthenticated, insufficient_user_authentication, forbidden, not_found,
+    /// invalid, conflict, internal.
     pub error: &'static str,
     pub message: String,
     /// For `invalid`: the field at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For `insufficient_user_authentication`: the level to sign in at (as the
+    /// `WWW-Authenticate` header's `acr_values`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr_values: Option<String>,
+    /// For `insufficient_user_authentication`: the oldest sign-in accepted, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<i64>,
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.0 {
-            AdminError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            AdminError::Unauthenticated(_) | AdminError::InsufficientAuthentication { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,17 +92,33 @@ impl ResponseError for ApiError {
             e => (e.to_string(), None),
         };
         let mut r = HttpResponse::build(self.status_code());
-        if matches!(self.0, AdminError::Unauthenticated(_)) {
-            r.insert_header((
-                "WWW-Authenticate",
-                r#"Bearer realm="latchkey-admin", error="invalid_token""#,
-            ));
+        let mut step_up = (None, None);
+        match &self.0 {
+            AdminError::Unauthenticated(_) => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    r#"Bearer realm="latchkey-admin", error="invalid_token""#,
+                ));
+            }
+            // RFC 9470 section 3: the level and the age a new sign-in must have.
+            AdminError::InsufficientAuthentication { need, max_age, .. } => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        r#"Bearer realm="latchkey-admin", error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required", acr_values="{need}", max_age={max_age}"#
+                    ),
+                ));
+                step_up = (Some(need.as_str().to_owned()), Some(*max_age));
+            }
+            _ => {}
         }
         r.insert_header(("Cache-Control", "no-store"))
             .json(ErrorBody {
                 error: self.0.code(),
                 message,
                 field,
+                acr_values: step_up.0,
+                max_age: step_up.1,
             })
     }
 }
@@ -268,8 +294,14 @@ impl utoipa::Modify for BearerAuth {
                     .description(Some(
                         "An access token Latchkey issued for the audience `latchkey:admin`: \
                          to the admin console, or with client_credentials and scope \
-                         `latchkey:admin` to a client registered with `--admin-of`. Each \
-                         operation's requirement names who may call it: `system` (system \
+                         `latchkey:admin` to a client registered with `--admin-of`. A \
+                         console token must carry an `acr` of at least the server's \
+                         `admin.min_acr` (default `mfa`), the level the administrator's own \
+                         lab and role policy asks in the lab concerned (system-wide \
+                         operations: the strictest of those), and an `auth_time` within \
+                         `admin.max_age_secs`; otherwise `401` with `WWW-Authenticate: Bearer \
+                         error=\"insufficient_user_authentication\", acr_values=…, max_age=…` \
+                         (RFC 9470). Each operation's requirement names who may call it: `system` (system \
                          administrators), `lab` (administrators of the lab in the path), \
                          `user` (administrators of every lab the user belongs to), `admin` \
                          (any administrator; results narrowed to what they administer). \

@@ -3,7 +3,7 @@
 //! (the same form posted again with `confirm=yes`), and each runs one admin operation.
 
 use super::super::pages::{ConfirmPage, InvitedPage, when};
-use super::super::{CSRF_PURPOSE, Console, console, error_page, html};
+use super::super::{CSRF_PURPOSE, Console, console, error_page, html, refusal};
 use super::with_notice;
 use crate::admin::ops::{self, NewInvitation, NewMember, PolicyView, RoleBody};
 use crate::admin::{Admin, AdminError};
@@ -191,12 +191,12 @@ pub async fn action(
     {
         return confirm(&c, &req, &form, q, back);
     }
-    match run(&state, &c, &lab, action, &form).await {
+    match run(&state, &c, &req, &lab, action, &form).await {
         Ok(Done::Notice { on_lab, notice }) => {
             with_notice(if on_lab { &lab_path } else { &back }, &notice)
         }
         Ok(Done::Page(page)) => page,
-        Err(e) => error_page(&e),
+        Err(e) => refusal(&req, &e),
     }
 }
 
@@ -224,6 +224,7 @@ fn notice_on_lab(notice: impl Into<String>) -> Done {
 async fn run(
     state: &AppState,
     c: &Console,
+    req: &HttpRequest,
     lab: &LabId,
     action: Action<'_>,
     form: &Form,
@@ -231,7 +232,7 @@ async fn run(
     let a = &c.admin;
     Ok(match action {
         Action::AddMember => add_member(state, a, lab, form).await?,
-        Action::Invite => invite(state, c, lab, form).await?,
+        Action::Invite => invite(state, c, req, lab, form).await?,
         Action::WithdrawInvitation(id) => {
             ops::delete_invitation(state, a, lab, id).await?;
             notice("Invitation withdrawn.")
@@ -307,6 +308,7 @@ async fn add_member(
 async fn invite(
     state: &AppState,
     c: &Console,
+    req: &HttpRequest,
     lab: &LabId,
     form: &Form,
 ) -> Result<Done, AdminError> {
@@ -320,8 +322,7 @@ async fn invite(
     let link = inv.link.clone().unwrap_or_default();
     Ok(Done::Page(html(&InvitedPage {
         expires: when(inv.expires_at),
-        who: c.who.clone(),
-        csrf: c.csrf.clone(),
+        head: c.head(req),
         lab: lab_view,
         invitation: inv,
         link,
@@ -393,8 +394,7 @@ fn confirm(
     cancel: String,
 ) -> HttpResponse {
     html(&ConfirmPage {
-        who: c.who.clone(),
-        csrf: c.csrf.clone(),
+        head: c.head(req),
         question: q.question,
         consequence: q.consequence.to_owned(),
         button: q.button.to_owned(),

@@ -6,7 +6,7 @@ mod actions;
 pub use actions::action;
 
 use super::pages::{AuditPage, AuditRow, Bar, LabPage, MemberPage, RoleChoice, when};
-use super::{console, error_page, html};
+use super::{console, html, refusal};
 use crate::admin::AdminError;
 use crate::admin::ops::{self, AuditFilter};
 use crate::http::authorize::see_other;
@@ -39,11 +39,12 @@ macro_rules! signed_in {
     };
 }
 
+/// The value, or the refusal's page (a step-up when a stronger sign-in clears it).
 macro_rules! or_page {
-    ($e:expr) => {
+    ($req:expr, $e:expr) => {
         match $e {
             Ok(v) => v,
-            Err(e) => return error_page(&e),
+            Err(e) => return refusal(&$req, &e),
         }
     };
 }
@@ -52,20 +53,19 @@ macro_rules! or_page {
 pub async fn page(state: State, req: HttpRequest, lab: web::Path<LabId>) -> HttpResponse {
     let c = signed_in!(state, req);
     let a = &c.admin;
-    let lab_view = or_page!(ops::get_lab(&state, a, &lab).await);
-    let members = or_page!(ops::list_members(&state, a, &lab).await);
-    let invitations = or_page!(ops::list_invitations(&state, a, &lab).await);
-    let roles = or_page!(ops::list_roles(&state, a, &lab).await);
-    let policy = or_page!(ops::get_policy(&state, a, &lab).await);
-    let adoption = or_page!(ops::adoption(&state, a, &lab).await);
+    let lab_view = or_page!(req, ops::get_lab(&state, a, &lab).await);
+    let members = or_page!(req, ops::list_members(&state, a, &lab).await);
+    let invitations = or_page!(req, ops::list_invitations(&state, a, &lab).await);
+    let roles = or_page!(req, ops::list_roles(&state, a, &lab).await);
+    let policy = or_page!(req, ops::get_policy(&state, a, &lab).await);
+    let adoption = or_page!(req, ops::adoption(&state, a, &lab).await);
     let (bars, chart_height) = chart(&adoption);
     let meeting_percent = (adoption.meeting * 100)
         .checked_div(adoption.members)
         .unwrap_or(100);
     html(&LabPage {
         system: c.admin.system,
-        who: c.who,
-        csrf: c.csrf,
+        head: c.head(&req),
         lab: lab_view,
         notice: query(&req, "notice"),
         members,
@@ -113,9 +113,9 @@ pub async fn member_page(
 ) -> HttpResponse {
     let c = signed_in!(state, req);
     let (lab, user) = path.into_inner();
-    let lab_view = or_page!(ops::get_lab(&state, &c.admin, &lab).await);
-    let member = or_page!(ops::get_member(&state, &c.admin, &lab, &user).await);
-    let roles = or_page!(ops::list_roles(&state, &c.admin, &lab).await)
+    let lab_view = or_page!(req, ops::get_lab(&state, &c.admin, &lab).await);
+    let member = or_page!(req, ops::get_member(&state, &c.admin, &lab, &user).await);
+    let roles = or_page!(req, ops::list_roles(&state, &c.admin, &lab).await)
         .into_iter()
         .map(|r| RoleChoice {
             held: member.roles.contains(&r.name),
@@ -129,8 +129,7 @@ pub async fn member_page(
         .map(|(f, allow)| (f.clone(), if *allow { "allowed" } else { "denied" }))
         .collect();
     html(&MemberPage {
-        who: c.who,
-        csrf: c.csrf,
+        head: c.head(&req),
         lab: lab_view,
         member,
         roles,
@@ -142,7 +141,7 @@ pub async fn member_page(
 /// `GET /admin/labs/{lab}/audit?action=&actor=&since=&until=` (dates as YYYY-MM-DD).
 pub async fn audit(state: State, req: HttpRequest, lab: web::Path<LabId>) -> HttpResponse {
     let c = signed_in!(state, req);
-    let lab_view = or_page!(ops::get_lab(&state, &c.admin, &lab).await);
+    let lab_view = or_page!(req, ops::get_lab(&state, &c.admin, &lab).await);
     let action = query(&req, "action").unwrap_or_default();
     let actor_q = query(&req, "actor").unwrap_or_default();
     let since = query(&req, "since").unwrap_or_default();
@@ -155,19 +154,20 @@ pub async fn audit(state: State, req: HttpRequest, lab: web::Path<LabId>) -> Htt
             AdminError::invalid(field, format!("`{v}` is not a date: use YYYY-MM-DD"))
         })
     };
-    let since_t = or_page!(date("since", &since));
-    let until_t = or_page!(date("until", &until)).map(|t| t + 86_400);
+    let since_t = or_page!(req, date("since", &since));
+    let until_t = or_page!(req, date("until", &until)).map(|t| t + 86_400);
     // The actor filter takes an email (people) or an id (clients, `cli`, `system`).
     let actor = if actor_q.contains('@') {
         match state.store.find_user_by_email(&actor_q).await {
             Ok(Some(u)) => Some(u.id),
             Ok(None) => Some(String::from("-")),
-            Err(e) => return error_page(&e.into()),
+            Err(e) => return refusal(&req, &e.into()),
         }
     } else {
         Some(actor_q.clone()).filter(|s| !s.is_empty())
     };
     let entries = or_page!(
+        req,
         ops::lab_audit_log(
             &state,
             &c.admin,
@@ -197,8 +197,7 @@ pub async fn audit(state: State, req: HttpRequest, lab: web::Path<LabId>) -> Htt
         });
     }
     html(&AuditPage {
-        who: c.who,
-        csrf: c.csrf,
+        head: c.head(&req),
         lab: lab_view,
         entries: rows,
         action,
