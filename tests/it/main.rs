@@ -17,6 +17,7 @@ mod audit_atomic;
 mod browser;
 mod cli;
 mod client;
+mod client_labs;
 mod clients_lifecycle;
 mod common;
 mod config_reference;

@@ -624,7 +624,7 @@ both!(
             reqwest::Method::POST,
             "/api/v1/clients",
             Some(serde_json::json!({
-                "name": "legacy", "redirect_uris": [CALLBACK], "pkce_optional": true
+                "name": "legacy", "redirect_uris": [CALLBACK], "pkce_optional": true, "labs": ["*"]
             })),
         )
         .await;
@@ -655,7 +655,8 @@ both!(
             reqwest::Method::POST,
             "/api/v1/clients",
             Some(serde_json::json!({
-                "name": "spa", "redirect_uris": [CALLBACK], "public": true, "pkce_optional": true
+                "name": "spa", "redirect_uris": [CALLBACK], "public": true, "pkce_optional": true,
+                "labs": ["*"]
             })),
         )
         .await;

@@ -299,7 +299,7 @@ pub async fn verifier(
     issuer: &str,
     keys: &crate::keys::Keys,
 ) -> Result<latchkey_client::Verifier, latchkey_client::FetchError> {
-    let mut opts = latchkey_client::VerifierOptions::new(issuer, ADMIN_AUDIENCE);
+    let mut opts = latchkey_client::VerifierOptions::new(issuer, ADMIN_AUDIENCE).any_lab();
     opts.min_refetch_interval = std::time::Duration::from_secs(1);
     latchkey_client::Verifier::with_source(opts, LocalKeys(keys.clone())).await
 }

@@ -42,6 +42,21 @@ pub async fn current(
     Ok(Some((session, user)))
 }
 
+/// Whether session `id` is still live (not ended, expired or idle), marking it as used like
+/// [`current`] does: a relying party refreshing a grant bound to the session (one without
+/// `offline_access`) is the user's activity too.
+pub async fn still_live(state: &AppState, id: &str, now: i64) -> Result<bool, StoreError> {
+    let idle = state.config.tokens.session_idle_timeout_secs;
+    let idle_since = (idle > 0).then(|| now - idle);
+    let Some(last_seen_at) = state.store.live_session_seen(id, idle_since).await? else {
+        return Ok(false);
+    };
+    if now - last_seen_at >= TOUCH_EVERY_SECS {
+        state.store.touch_session(id, now).await?;
+    }
+    Ok(true)
+}
+
 /// Records a factor the browser's user just proved: a first factor starts (or, for the same
 /// user, renews) the session; a second factor needs the user's live session (`current`). The
 /// cookie token changes every time (session fixation defence); the session keeps its id

@@ -324,6 +324,9 @@ pub async fn set_member_feature(
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
+    if allow == Some(true) {
+        declared_in_lab(state, lab, "feature", [feature.as_str()]).await?;
+    }
     let event = admin.event(
         Action::MemberFeature,
         user.as_str(),

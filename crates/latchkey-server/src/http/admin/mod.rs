@@ -194,6 +194,7 @@ fn back_path(req: &HttpRequest) -> String {
             format!("/admin/labs/{lab}/members/{user}")
         }
         ["", "admin", "labs", lab, ..] => format!("/admin/labs/{lab}"),
+        ["", "admin", "clients", client, ..] => format!("/admin/clients/{client}"),
         _ => "/admin".to_owned(),
     }
 }
