@@ -786,3 +786,41 @@ both!(
         assert!(r.text().await.unwrap().contains("Lab 42"));
     }
 );
+
+both!(
+    concurrent_bootstraps_make_exactly_one_system_administrator,
+    async |app: &TestApp| {
+        let new = |email: &str| ops::NewSystemAdmin {
+            email: email.into(),
+            name: None,
+            password: PASSWORD.into(),
+            force: false,
+        };
+        let cli = Admin::cli();
+        // Both pass the early check (neither has written yet); the store's check and insert
+        // are one step, so only one of them makes an administrator.
+        let (one, two) = tokio::join!(
+            ops::bootstrap_system_admin(&app.state, &cli, new("one@lab.example")),
+            ops::bootstrap_system_admin(&app.state, &cli, new("two@lab.example")),
+        );
+        let made: Vec<bool> = [&one, &two].iter().map(|r| r.is_ok()).collect();
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{one:?} / {two:?}");
+        let e = one.and(two).unwrap_err();
+        assert_eq!(e.code(), "conflict");
+        assert!(
+            e.to_string()
+                .starts_with("a system administrator already exists"),
+            "{e}"
+        );
+        // The refused one left no account behind.
+        let mut accounts = 0;
+        for email in ["one@lab.example", "two@lab.example"] {
+            if let Some(u) = app.state.store.find_user_by_email(email).await.unwrap() {
+                let rights = app.state.store.admin_rights(&UserId::new(u.id)).await;
+                assert!(rights.unwrap().unwrap().system, "{email}");
+                accounts += 1;
+            }
+        }
+        assert_eq!(accounts, 1);
+    }
+);
