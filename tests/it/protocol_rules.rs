@@ -127,8 +127,23 @@ both!(
         )
         .await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        // Answered as an unknown code (RFC 6749 section 5.2): nothing tells whoever holds the
+        // code that it is valid.
+        let (_, unknown) = token(
+            app,
+            (&other.client_id, other.client_secret.as_deref()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "no-such-code"),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!(body, unknown);
         let (s, body) = exchange_as_console(app, &i.code).await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        assert_eq!(body, unknown);
         // The code's own client still gets its tokens.
         let (s, body) = exchange(app, &i, CALLBACK, VERIFIER).await;
         assert_eq!(s, 200, "the code was burnt by another client: {body}");
