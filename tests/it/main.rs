@@ -10,6 +10,7 @@
 
 mod admin_api;
 mod admin_strength;
+mod admin_tokens;
 mod api_fuzz;
 mod architecture;
 mod audit;

@@ -131,6 +131,9 @@ pub struct Claims {
     pub amr: Vec<String>,
     #[serde(default)]
     pub sid: Option<String>,
+    /// The grant an access token belongs to (Latchkey's `gid`; users' tokens only).
+    #[serde(default)]
+    pub gid: Option<String>,
     #[serde(default)]
     pub lab: Option<String>,
     #[serde(default)]

@@ -555,6 +555,8 @@ async fn logout(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespons
             None,
         );
     }
+    // Leaving is not activity: `renew_activity` must not set the cookie this response clears.
+    req.extensions_mut().remove::<Active>();
     to_logout(&state)
 }
 
