@@ -75,7 +75,10 @@ pub async fn load(
     id: Option<&str>,
     browser: Option<&str>,
 ) -> Result<LoginFlow, SignInError> {
-    let id = id.ok_or(SignInError::FlowGone)?;
+    // No flow id holds a NUL (and PostgreSQL could not look one up).
+    let id = id
+        .filter(|id| !id.contains('\0'))
+        .ok_or(SignInError::FlowGone)?;
     let flow = state
         .store
         .get_flow(id)
