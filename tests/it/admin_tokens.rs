@@ -54,11 +54,14 @@ both!(
     async |app: &TestApp| {
         let b = Browser::new(app);
         let token = lab_admin_console(app, &b).await;
-        // Sign out from the console's header, then confirm at `/logout`.
+        // Sign out from the console's header: the token ends there, before `/logout` asks
+        // whether to end the Latchkey session too.
         let page = b.get(&format!("/admin/labs/{}", app.lab_id)).await;
         let csrf = html_input(&page.text().await.unwrap(), "csrf").unwrap();
         let r = b.post_form("/admin/logout", &[("csrf", &csrf)]).await;
         assert_eq!(location(&r), "/logout");
+        let refused = call(app, Some(&token), Method::GET, LABS, None).await;
+        assert_unauthenticated("after signing out of the console", &refused);
         let page = b.get("/logout").await.text().await.unwrap();
         let csrf = html_input(&page, "csrf").unwrap();
         let r = b

@@ -466,6 +466,39 @@ both!(
         let (s, v) = refresh(app, &client, &rt).await;
         assert_eq!(s, 400, "{v}");
         assert_eq!(v["error"], "invalid_grant");
+        // A refresh does not keep the session alive: an idle session ends its grants though
+        // the relying party refreshed within the idle timeout.
+        let b = Browser::new(app);
+        let back = b.login(&url, EMAIL, PASSWORD).await;
+        let t = tokens(app, &client, &back).await;
+        let sid = jwt_claims(t["access_token"].as_str().unwrap())["sid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let idle = app.state.config.tokens.session_idle_timeout_secs;
+        let seen = latchkey_server::store::now() - idle + 120;
+        tamper(
+            app,
+            &format!("UPDATE sessions SET last_seen_at = {seen} WHERE id = '{sid}'"),
+        )
+        .await;
+        let (s, t) = refresh(app, &client, t["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(s, 200, "{t}");
+        assert_eq!(
+            app.state.store.live_session_seen(&sid, None).await.unwrap(),
+            Some(seen),
+            "the refresh did not mark the session as used"
+        );
+        tamper(
+            app,
+            &format!(
+                "UPDATE sessions SET last_seen_at = {} WHERE id = '{sid}'",
+                seen - 240
+            ),
+        )
+        .await;
+        let (s, v) = refresh(app, &client, t["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(s, 400, "idle: {v}");
         // With offline_access (consented: a client that asks) the grant outlives the session.
         let lab = app.lab_id.clone();
         let asks = app.client(move |c| c.labs = vec![lab]).await;
@@ -598,5 +631,52 @@ both!(
             .unwrap()
             .unwrap();
         assert_eq!(c.labs, latchkey_server::store::clients::ClientLabs::All);
+    }
+);
+
+both!(
+    no_lab_name_can_pose_as_every_lab_or_another_labs_id,
+    async |app: &TestApp| {
+        let admin = client_token(app, "*").await;
+        for name in ["*", app.lab_id.as_str()] {
+            let (s, v) = call(
+                app,
+                Some(&admin),
+                Method::POST,
+                "/api/v1/labs",
+                Some(json!({ "name": name })),
+            )
+            .await;
+            assert_eq!((s, v["field"].as_str()), (422, Some("name")), "{name}: {v}");
+        }
+        // A NUL byte in a lab named through the console is an unknown lab, not a server error.
+        app.state
+            .store
+            .set_system_admin(&app.user(), true, &[])
+            .await
+            .unwrap();
+        let client = client_for(app, &[&app.lab_id]).await;
+        let b = Browser::new(app);
+        console_token(app, &b, EMAIL).await;
+        let html = b
+            .get(&format!("/admin/clients/{}", client.0))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let bad = format!("{}\0", app.lab_id);
+        let r = b
+            .post_form(
+                &format!("/admin/clients/{}/update", client.0),
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Invoice app"),
+                    ("redirect_uris", CALLBACK),
+                    ("labs", &bad),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 422);
     }
 );

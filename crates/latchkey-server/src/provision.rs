@@ -112,12 +112,24 @@ fn invalid<T>(field: Field, message: impl Into<String>) -> Result<T, ProvisionEr
     })
 }
 
+/// Labs are chosen by id or name wherever one is named (`--lab`, `labs`, `--admin-of`), and
+/// `*` means every lab there: a new lab's name must not be mistaken for either.
+pub async fn lab_name_is_reserved(store: &Store, name: &str) -> Result<bool, StoreError> {
+    Ok(name == "*" || store.find_lab(name).await?.is_some_and(|l| l.id == name))
+}
+
 pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return invalid(
             Field::Name,
             "--name must be 1 to 100 characters, without control characters",
+        );
+    }
+    if lab_name_is_reserved(store, name).await? {
+        return invalid(
+            Field::Name,
+            "--name cannot be `*` or another lab's id (labs are chosen by id or name)",
         );
     }
     Ok(store.create_lab(name, |_| Vec::new()).await?)

@@ -372,6 +372,26 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
     })
 }
 
+/// Ends the grant behind a console token (the console's "Sign out"): the token stops working
+/// at once in the API and the console, whatever the Latchkey session then does. A token that
+/// no longer verifies has nothing left to end.
+pub async fn sign_out(state: &AppState, token: &str) -> Result<(), AdminError> {
+    let Ok(grants) = state.admin_verifier().verify_access_token(token).await else {
+        return Ok(());
+    };
+    let (Some(gid), Some(ADMIN_CLIENT_ID)) = (grants.grant_id, grants.client_id.as_deref()) else {
+        return Ok(());
+    };
+    let event = crate::audit::Event::new(
+        &grants.subject,
+        crate::audit::Action::GrantEnded,
+        &grants.subject,
+        serde_json::json!({"grant": gid, "client": ADMIN_CLIENT_ID, "reason": "signed out of the console"}),
+    );
+    state.store.revoke_grant(&gid, Some(&event)).await?;
+    Ok(())
+}
+
 /// Checks a person's token against `[admin]` (the floor, the maximum age) and reads what
 /// their own lab and role policies ask of them in each lab they belong to.
 async fn person_sign_in(

@@ -557,6 +557,12 @@ async fn logout(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespons
     }
     // Leaving is not activity: `renew_activity` must not set the cookie this response clears.
     req.extensions_mut().remove::<Active>();
+    // The console's token ends here, whether or not the Latchkey session ends at `/logout`.
+    if let Some(token) = req.cookie(cookies::admin_cookie_name(&state))
+        && let Err(e) = admin::sign_out(&state, token.value()).await
+    {
+        return error_page(&e);
+    }
     to_logout(&state)
 }
 
