@@ -2,7 +2,7 @@
 //! the same operations as `PATCH`, `DELETE` and `POST /api/v1/clients/{client}/…` (audited as
 //! `cli`). Flags carry the API's field names (`--name`, `--redirect-uri`, `--overlap`).
 
-use crate::operator::{Operator, refused};
+use crate::operator::{CLIENT_FLAGS, Operator, refused, refused_as};
 use crate::{Output, print};
 use clap::Subcommand;
 use latchkey_core::names::ClientId;
@@ -11,7 +11,8 @@ use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum LifecycleCommand {
-    /// Change a client's name or redirect URIs (a list given replaces the whole list).
+    /// Change a client's name, redirect URIs, labs or features (a list given replaces the whole
+    /// list).
     Update {
         /// The client id (`lk_…`).
         #[arg(long)]
@@ -28,6 +29,16 @@ pub enum LifecycleCommand {
         /// Remove every post-logout redirect URI.
         #[arg(long, conflicts_with = "post_logout_redirect_uris")]
         no_post_logout_redirect_uris: bool,
+        /// A lab whose members may sign in to it (id or name), or `*` for every lab; repeat
+        /// for several. Replaces the current labs; its grants for a lab left out end at once.
+        #[arg(long = "lab")]
+        labs: Vec<String>,
+        /// A feature its service checks; repeat for several. Replaces the current list.
+        #[arg(long = "feature")]
+        features: Vec<String>,
+        /// Declare no features.
+        #[arg(long, conflicts_with = "features")]
+        no_features: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -79,6 +90,9 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             redirect_uris,
             post_logout_redirect_uris,
             no_post_logout_redirect_uris,
+            labs,
+            features,
+            no_features,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -87,18 +101,22 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 post_logout_redirect_uris: (!post_logout_redirect_uris.is_empty()
                     || no_post_logout_redirect_uris)
                     .then_some(post_logout_redirect_uris),
+                labs: (!labs.is_empty()).then_some(labs),
+                features: (!features.is_empty() || no_features).then_some(features),
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
                 && body.post_logout_redirect_uris.is_none()
+                && body.labs.is_none()
+                && body.features.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri or --post-logout-redirect-uri"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab or --feature"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)
                 .await
-                .map_err(refused)?;
+                .map_err(refused_as(CLIENT_FLAGS))?;
             print(
                 &out,
                 &c,

@@ -262,6 +262,14 @@ enum ClientCommand {
         /// days). Clients with --admin-of default to 90d; others never expire.
         #[arg(long)]
         expires_in: Option<String>,
+        /// A lab whose members may sign in to it (id or name); repeat for several, or `*` for
+        /// every lab. Required with the authorization_code grant.
+        #[arg(long = "lab")]
+        labs: Vec<String>,
+        /// A feature its service checks (`orders:read`); repeat for several. Administrators
+        /// then pick from these when they grant features in its labs.
+        #[arg(long = "feature")]
+        features: Vec<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -412,6 +420,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             min_acr,
             admin_of,
             expires_in,
+            labs,
+            features,
             out,
         }) => {
             let op = Operator::open(&config).await?;
@@ -429,6 +439,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     skip_consent,
                     pkce_optional,
                     expires_in,
+                    labs,
+                    features,
                 },
                 ops::ClientOptions {
                     access_token_ttl_secs: access_token_ttl,
@@ -436,7 +448,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )
             .await
-            .map_err(refused)?;
+            .map_err(operator::refused_as(operator::CLIENT_FLAGS))?;
             let c = &created.client;
             let mut text = format!("client_id: {}", c.client_id);
             if let Some(s) = &created.client_secret {
@@ -452,6 +464,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "grant_types": c.grant_types,
                 "token_endpoint_auth_method": if c.public { "none" } else { "client_secret_basic" },
                 "id_token_signed_response_alg": id_token_alg,
+                "labs": c.labs,
+                "features": c.features,
             });
             if let Some(s) = &created.client_secret {
                 json["client_secret"] = s.as_str().into();

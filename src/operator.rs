@@ -88,7 +88,11 @@ const FLAGS: &[(&str, &str)] = &[
     ("post_logout_redirect_uris", "--post-logout-redirect-uri"),
     ("grant_types", "--grant-types"),
     ("admin_of", "--admin-of"),
+    ("labs", "--lab"),
 ];
+
+/// In the client commands `--feature` carries a declared feature (`features`).
+pub const CLIENT_FLAGS: &[(&str, &str)] = &[("features", "--feature")];
 
 /// In the role commands `--role` carries what the API calls the role's `name`.
 pub const ROLE_FLAGS: &[(&str, &str)] = &[("name", "--role")];

@@ -472,6 +472,8 @@ fn provision(inst: &Instance) -> Result<Target> {
             "--grant-types",
             "authorization_code,refresh_token,client_credentials",
             "--skip-consent",
+            "--lab",
+            "Bench",
         ],
         None,
     )?;

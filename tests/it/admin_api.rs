@@ -1138,6 +1138,16 @@ both!(
                 json!({"name": "web", "redirect_uris": ["https://x.example/cb"], "admin_of": "*"}),
                 "admin_of",
             ),
+            // A client that signs people in names its labs.
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"]}),
+                "labs",
+            ),
+            (
+                json!({"name": "web", "redirect_uris": ["https://x.example/cb"], "labs": ["*"],
+                       "features": ["Not A Feature"]}),
+                "features",
+            ),
             (
                 json!({"name": "", "grant_types": ["client_credentials"]}),
                 "name",

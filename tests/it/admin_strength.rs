@@ -9,14 +9,50 @@ use crate::{both, both_with};
 use latchkey_core::Acr;
 use latchkey_core::names::{LabId, UserId};
 use latchkey_server::admin::{Admin, ops};
+use latchkey_server::secret::TokenHash;
+use latchkey_server::store::grants::Grant;
+use latchkey_server::store::sessions::Session;
 use latchkey_server::token::jwt::{AccessTokenInput, UserContext, access_token};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 /// A console token as Latchkey signs them, with the `acr` and `auth_time` a test needs: the
 /// password-only token the console issued before it had a minimum, or one signed in long ago
-/// (without waiting twelve hours).
-fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) -> String {
+/// (without waiting twelve hours). Like a real console sign-in, it belongs to a live session
+/// and grant of the console: the admin API refuses a token whose grant is gone.
+async fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) -> String {
+    let t = now();
+    let session = Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.to_owned(),
+        auth_time,
+        amr: vec![],
+        acr: acr.to_owned(),
+        created_at: t,
+        expires_at: t + 3600,
+        factors: vec![],
+    };
+    let cookie = TokenHash::of(&uuid::Uuid::new_v4().to_string());
+    app.state
+        .store
+        .create_session(cookie, &session, None)
+        .await
+        .unwrap();
+    let grant = Grant {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: "latchkey:admin".into(),
+        user_id: user.to_owned(),
+        session_id: session.id.clone(),
+        scope: "openid".into(),
+        auth_time,
+        acr: acr.to_owned(),
+        amr: vec![],
+        lab_id: None,
+        created_at: t,
+        expires_at: t + 3600,
+        revoked_at: None,
+    };
+    assert!(app.state.store.create_grant(&grant, None).await.unwrap());
     let keys = app.state.keys.current();
     access_token(
         &keys,
@@ -27,13 +63,13 @@ fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) -> Str
             audience: None,
             scope: "openid",
             ttl: 900,
-            now: latchkey_server::store::now(),
+            now: t,
             user: Some(UserContext {
                 auth_time,
                 acr,
                 amr: &[],
-                sid: "s",
-                grant_id: "g",
+                sid: &session.id,
+                grant_id: &grant.id,
                 lab: None,
                 roles: &[],
                 features: &[],
@@ -153,7 +189,7 @@ both!(
             .set_system_admin(&root, true, &[])
             .await
             .unwrap();
-        let weak = console_token_at(app, root.as_str(), "pwd", now());
+        let weak = console_token_at(app, root.as_str(), "pwd", now()).await;
         let lab = &app.lab_id;
         let clients = app.state.store.list_clients().await.unwrap().len();
         app.state
@@ -195,7 +231,7 @@ both!(
             "no client created"
         );
         // The same administrator at `mfa` may.
-        let strong = console_token_at(app, root.as_str(), "mfa", now());
+        let strong = console_token_at(app, root.as_str(), "mfa", now()).await;
         let (s, _, _) = api(app, &strong, Method::GET, "/api/v1/labs", None).await;
         assert_eq!(s, 200);
         // Automation clients prove no person's sign-in: their tokens carry no acr and still work.
@@ -300,13 +336,13 @@ both_with!(
         let html = r.text().await.unwrap();
         assert!(html.contains("Set up a passkey to administer"), "{html}");
         assert!(!html.contains("setup-totp"), "an app cannot reach phr");
-        let mfa = console_token_at(app, boss.as_str(), "mfa", now());
+        let mfa = console_token_at(app, boss.as_str(), "mfa", now()).await;
         assert_step_up(
             "GET /api/v1/labs at mfa",
             &api(app, &mfa, Method::GET, "/api/v1/labs", None).await,
             "phr",
         );
-        let phr = console_token_at(app, boss.as_str(), "phr", now());
+        let phr = console_token_at(app, boss.as_str(), "phr", now()).await;
         let (s, _, _) = api(app, &phr, Method::GET, "/api/v1/labs", None).await;
         assert_eq!(s, 200);
     }
@@ -317,7 +353,7 @@ both!(
     async |app: &TestApp| {
         let boss = lab_admin(app, "boss@lab.example").await;
         let members = format!("/api/v1/labs/{}/members", app.lab_id);
-        let old = console_token_at(app, boss.as_str(), "phr", now() - 43_200 - 60);
+        let old = console_token_at(app, boss.as_str(), "phr", now() - 43_200 - 60).await;
         let (status, www, body) = api(app, &old, Method::GET, &members, None).await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"], "insufficient_user_authentication");
@@ -330,7 +366,7 @@ both!(
                 .contains("admin.max_age_secs"),
             "{body}"
         );
-        let recent = console_token_at(app, boss.as_str(), "mfa", now() - 43_200 + 60);
+        let recent = console_token_at(app, boss.as_str(), "mfa", now() - 43_200 + 60).await;
         let (s, _, _) = api(app, &recent, Method::GET, &members, None).await;
         assert_eq!(s, 200, "within twelve hours of signing in");
     }
@@ -425,7 +461,7 @@ both!(
             .set_system_admin(&root, true, &[])
             .await
             .unwrap();
-        let rt = console_token_at(app, root.as_str(), "mfa", now());
+        let rt = console_token_at(app, root.as_str(), "mfa", now()).await;
         let (s, _, _) = api(
             app,
             &rt,
@@ -733,7 +769,7 @@ both!(
         assert!(actions.contains(&"user.create"), "{actions:?}");
         assert!(actions.contains(&"user.system_admin"), "{actions:?}");
         // Only the command line bootstraps: an administrator's token names others instead.
-        let t = console_token_at(app, root.id.as_str(), "mfa", now());
+        let t = console_token_at(app, root.id.as_str(), "mfa", now()).await;
         let caller = latchkey_server::admin::authenticate(&app.state, &t)
             .await
             .unwrap();
@@ -748,5 +784,43 @@ both!(
         let r = b.get("/admin").await;
         assert_eq!(r.status(), 200, "a system administrator sees every lab");
         assert!(r.text().await.unwrap().contains("Lab 42"));
+    }
+);
+
+both!(
+    concurrent_bootstraps_make_exactly_one_system_administrator,
+    async |app: &TestApp| {
+        let new = |email: &str| ops::NewSystemAdmin {
+            email: email.into(),
+            name: None,
+            password: PASSWORD.into(),
+            force: false,
+        };
+        let cli = Admin::cli();
+        // Both pass the early check (neither has written yet); the store's check and insert
+        // are one step, so only one of them makes an administrator.
+        let (one, two) = tokio::join!(
+            ops::bootstrap_system_admin(&app.state, &cli, new("one@lab.example")),
+            ops::bootstrap_system_admin(&app.state, &cli, new("two@lab.example")),
+        );
+        let made: Vec<bool> = [&one, &two].iter().map(|r| r.is_ok()).collect();
+        assert_eq!(made.iter().filter(|m| **m).count(), 1, "{one:?} / {two:?}");
+        let e = one.and(two).unwrap_err();
+        assert_eq!(e.code(), "conflict");
+        assert!(
+            e.to_string()
+                .starts_with("a system administrator already exists"),
+            "{e}"
+        );
+        // The refused one left no account behind.
+        let mut accounts = 0;
+        for email in ["one@lab.example", "two@lab.example"] {
+            if let Some(u) = app.state.store.find_user_by_email(email).await.unwrap() {
+                let rights = app.state.store.admin_rights(&UserId::new(u.id)).await;
+                assert!(rights.unwrap().unwrap().system, "{email}");
+                accounts += 1;
+            }
+        }
+        assert_eq!(accounts, 1);
     }
 );

@@ -442,3 +442,74 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     assert_eq!(access["roles"], serde_json::json!([role]));
     app.stop().await;
 }
+
+/// A member of another lab signs in at a client registered for the test lab only
+/// (`tests/browser/refused.mjs`): Chromium lands on Latchkey's "Not available for your labs"
+/// page (403), and the relying party's callback is never requested.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_a_non_member_the_lab_refusal() {
+    let app = TestApp::new(Backend::Sqlite).await;
+    let other = latchkey_server::provision::create_lab(&app.state.store, "Lab 7")
+        .await
+        .unwrap();
+    latchkey_server::provision::create_user(
+        &app.state.store,
+        &app.state.config,
+        &app.state.hasher,
+        &other.id,
+        "bea@lab.example",
+        None,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    let lab = app.lab_id.clone();
+    let created = app
+        .client(move |c| {
+            c.labs = vec![lab];
+            c.skip_consent = true;
+        })
+        .await;
+    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/refused.mjs");
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .env(
+            "AUTHORIZE_URL",
+            authorize_url(&app, &created.client_id, &[]),
+        )
+        .env("CALLBACK_PREFIX", CALLBACK)
+        .env("LOGIN_EMAIL", "bea@lab.example")
+        .env("LOGIN_PASSWORD", PASSWORD)
+        .env("SCREENSHOT_DIR", &out_dir)
+        .output()
+        .await
+        .expect("node runs (scripts/test installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    assert_eq!(result["heading"], "Not available for your labs", "{result}");
+    assert_eq!(result["status"], 403, "{result}");
+    assert!(
+        result["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invoice app is only for members of the labs it serves"),
+        "{result}"
+    );
+    assert!(
+        result["callback"].is_null(),
+        "the relying party was reached: {result}"
+    );
+    assert!(
+        out_dir.join("not-a-member.png").exists(),
+        "screenshot saved"
+    );
+    app.stop().await;
+}

@@ -38,7 +38,7 @@ async fn counting_verifier(app: &TestApp, audience: &str) -> (Verifier, Arc<Atom
             .unwrap(),
         fetches: fetches.clone(),
     };
-    let mut opts = VerifierOptions::new(app.base.clone(), audience);
+    let mut opts = VerifierOptions::new(app.base.clone(), audience).any_lab();
     opts.min_refetch_interval = std::time::Duration::from_secs(5);
     (Verifier::with_source(opts, source).await.unwrap(), fetches)
 }
@@ -68,10 +68,12 @@ async fn verifies_access_tokens_and_maps_grants() {
         "openid email",
     )
     .await;
-    let verifier = Verifier::discover(VerifierOptions::new(app.base.clone(), c.client_id.clone()))
-        .await
-        .unwrap()
-        .with_feature_map(lab_service::feature_map());
+    let verifier = Verifier::discover(
+        VerifierOptions::new(app.base.clone(), c.client_id.clone()).lab(app.lab_id.clone()),
+    )
+    .await
+    .unwrap()
+    .with_feature_map(lab_service::feature_map());
     let g = verifier
         .verify_access_token(tokens["access_token"].as_str().unwrap())
         .await
@@ -122,6 +124,16 @@ async fn refusals_of_forged_and_misdirected_tokens() {
     let good = cc_token(&app, &svc.client_id, &secret).await;
     let (verifier, _) = counting_verifier(&app, &svc.client_id).await;
     verifier.verify_access_token(&good).await.unwrap();
+    // A client's own token is for no lab: a service that serves named labs refuses it.
+    let for_a_lab = Verifier::discover(
+        VerifierOptions::new(app.base.clone(), svc.client_id.clone()).lab(app.lab_id.clone()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        for_a_lab.verify_access_token(&good).await.unwrap_err(),
+        VerifyError::WrongLab
+    );
     let keys = app.state.keys.current();
     let es = keys.signer(SigningAlg::ES256).unwrap();
     let rs = keys.signer(SigningAlg::RS256).unwrap();
@@ -278,11 +290,11 @@ async fn offline_verifier_and_last_good_keys_when_the_issuer_is_down() {
         .await
         .unwrap();
     let offline = Verifier::from_jwks(
-        VerifierOptions::new(app.base.clone(), svc.client_id.clone()),
+        VerifierOptions::new(app.base.clone(), svc.client_id.clone()).any_lab(),
         &jwks,
     )
     .unwrap();
-    let mut opts = VerifierOptions::new(app.base.clone(), svc.client_id.clone());
+    let mut opts = VerifierOptions::new(app.base.clone(), svc.client_id.clone()).any_lab();
     opts.default_max_age = std::time::Duration::from_millis(200);
     opts.min_refetch_interval = std::time::Duration::from_millis(100);
     opts.max_stale = std::time::Duration::from_secs(2);
@@ -339,10 +351,12 @@ async fn example_lab_service_enforces_features_and_rfc9470_step_up() {
         "openid",
     )
     .await;
-    let verifier = Verifier::discover(VerifierOptions::new(app.base.clone(), c.client_id.clone()))
-        .await
-        .unwrap()
-        .with_feature_map(lab_service::feature_map());
+    let verifier = Verifier::discover(
+        VerifierOptions::new(app.base.clone(), c.client_id.clone()).lab(app.lab_id.clone()),
+    )
+    .await
+    .unwrap()
+    .with_feature_map(lab_service::feature_map());
     let svc = test::init_service(
         actix_web::App::new()
             .app_data(actix_web::web::Data::new(verifier))

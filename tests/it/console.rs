@@ -73,3 +73,49 @@ both!(
         assert_eq!(location(&r), "/logout");
     }
 );
+
+both!(
+    console_sign_out_only_expires_the_console_cookies,
+    async |app: &TestApp| {
+        app.state
+            .store
+            .set_lab_admin(&app.user(), &app.lab(), true, &[])
+            .await
+            .unwrap();
+        let b = Browser::new(app);
+        console_token(app, &b, EMAIL).await;
+        let page = b.get(&format!("/admin/labs/{}", app.lab_id)).await;
+        assert_eq!(page.status(), 200);
+        let csrf = html_input(&page.text().await.unwrap(), "csrf").unwrap();
+        let r = b.post_form("/admin/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(r.status(), 303);
+        assert_eq!(location(&r), "/logout");
+        // The token and the activity cookie are expired, and nothing sets either again (the
+        // activity cookie is renewed on every other console response).
+        let set: Vec<&str> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        let mut names: Vec<&str> = set
+            .iter()
+            .map(|c| {
+                let (name, rest) = c.split_once('=').unwrap();
+                assert!(rest.starts_with(';'), "{name} is emptied: {c}");
+                assert!(rest.contains("Max-Age=0"), "{name} is expired: {c}");
+                name
+            })
+            .collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["latchkey_admin", "latchkey_admin_active"],
+            "{set:?}"
+        );
+        // The console is signed out: the next page signs in again.
+        let r = b.get("/admin").await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/admin/login"), "{}", location(&r));
+    }
+);

@@ -50,10 +50,11 @@ both!(
         let c = app.client(|_| {}).await;
         let secret = c.client_secret.clone().unwrap();
         let t = user_tokens(app, &c.client_id, &secret, "openid offline_access").await;
-        let verifier =
-            Verifier::discover(VerifierOptions::new(app.base.clone(), c.client_id.clone()))
-                .await
-                .unwrap();
+        let verifier = Verifier::discover(
+            VerifierOptions::new(app.base.clone(), c.client_id.clone()).lab(app.lab_id.clone()),
+        )
+        .await
+        .unwrap();
         let g = verifier
             .verify_access_token(t["access_token"].as_str().unwrap())
             .await

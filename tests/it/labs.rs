@@ -412,6 +412,12 @@ both!(
         let store = &app.state.store;
         let b_lab = second_lab(app).await;
         let client = new_client(app).await;
+        // The user allowed offline access to this client before (a skip-consent client gets
+        // it only so): its grants outlive the browser session this test ends.
+        store
+            .save_consent(&app.user_id, &client.0, &["offline_access".to_owned()])
+            .await
+            .unwrap();
         let b = Browser::new(app);
         let scope = ("scope", "openid offline_access");
         let loc = after_password(

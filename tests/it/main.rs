@@ -10,6 +10,7 @@
 
 mod admin_api;
 mod admin_strength;
+mod admin_tokens;
 mod api_fuzz;
 mod architecture;
 mod audit;
@@ -17,6 +18,7 @@ mod audit_atomic;
 mod browser;
 mod cli;
 mod client;
+mod client_labs;
 mod clients_lifecycle;
 mod common;
 mod config_reference;

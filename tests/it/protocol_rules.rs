@@ -127,8 +127,23 @@ both!(
         )
         .await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        // Answered as an unknown code (RFC 6749 section 5.2): nothing tells whoever holds the
+        // code that it is valid.
+        let (_, unknown) = token(
+            app,
+            (&other.client_id, other.client_secret.as_deref()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", "no-such-code"),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+        assert_eq!(body, unknown);
         let (s, body) = exchange_as_console(app, &i.code).await;
         assert_eq!((s, error_of(&body)), (400, "invalid_grant"), "{body}");
+        assert_eq!(body, unknown);
         // The code's own client still gets its tokens.
         let (s, body) = exchange(app, &i, CALLBACK, VERIFIER).await;
         assert_eq!(s, 200, "the code was burnt by another client: {body}");
@@ -624,7 +639,7 @@ both!(
             reqwest::Method::POST,
             "/api/v1/clients",
             Some(serde_json::json!({
-                "name": "legacy", "redirect_uris": [CALLBACK], "pkce_optional": true
+                "name": "legacy", "redirect_uris": [CALLBACK], "pkce_optional": true, "labs": ["*"]
             })),
         )
         .await;
@@ -655,10 +670,60 @@ both!(
             reqwest::Method::POST,
             "/api/v1/clients",
             Some(serde_json::json!({
-                "name": "spa", "redirect_uris": [CALLBACK], "public": true, "pkce_optional": true
+                "name": "spa", "redirect_uris": [CALLBACK], "public": true, "pkce_optional": true,
+                "labs": ["*"]
             })),
         )
         .await;
         assert_eq!((s, e["field"].as_str()), (422, Some("public")), "{e}");
+    }
+);
+
+// A client_id with a NUL byte names no client: PostgreSQL cannot hold one in text, so it must
+// be refused before any query, like any unknown client, not fail as a server error.
+
+both!(
+    client_id_with_a_nul_byte_is_refused_not_a_server_error,
+    async |app: &TestApp| {
+        let c = app.client(|_| {}).await;
+        let secret = c.client_secret.clone().unwrap();
+        let nul = format!("{}\0", c.client_id);
+        let http = reqwest::Client::new();
+        // The authorization endpoint: its error page, not a redirect (the client is unknown).
+        let r = Browser::new(app).get(&authorize_url(app, &nul, &[])).await;
+        assert_eq!(r.status(), 400, "/authorize");
+        // RP-initiated logout names a client too.
+        let mut u = url::Url::parse(&app.url("/logout")).unwrap();
+        u.query_pairs_mut().append_pair("client_id", &nul);
+        let r = http.get(u).send().await.unwrap();
+        assert_eq!(r.status(), 400, "/logout");
+        for path in ["/token", "/introspect", "/revoke"] {
+            let form: &[(&str, &str)] = match path {
+                "/token" => &[("grant_type", "client_credentials")],
+                _ => &[("token", "lk_at_whatever")],
+            };
+            // In the form, with and without a secret; and with HTTP Basic, where the id is
+            // form-urlencoded (RFC 6749 section 2.3.1): `%00`.
+            let mut with_secret = form.to_vec();
+            with_secret.extend([("client_id", nul.as_str()), ("client_secret", &secret)]);
+            let mut public = form.to_vec();
+            public.push(("client_id", nul.as_str()));
+            for (how, req) in [
+                ("form", http.post(app.url(path)).form(&with_secret)),
+                ("public", http.post(app.url(path)).form(&public)),
+                (
+                    "basic",
+                    http.post(app.url(path))
+                        .basic_auth(format!("{}%00", c.client_id), Some(&secret))
+                        .form(form),
+                ),
+            ] {
+                let r = req.send().await.unwrap();
+                let s = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                assert!(s == 400 || s == 401, "{path} {how}: {s} {v}");
+                assert_eq!(v["error"], "invalid_client", "{path} {how}: {v}");
+            }
+        }
     }
 );

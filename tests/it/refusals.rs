@@ -1060,3 +1060,43 @@ both!(
         );
     }
 );
+
+both!(
+    hosted_pages_refuse_a_nul_byte_without_a_server_error,
+    async |app: &TestApp| {
+        let c = app.client(|_| {}).await;
+        let b = Browser::new(app);
+        let (flow, csrf) = b.open_login(&authorize_url(app, &c.client_id, &[])).await;
+        for path in [
+            "/login?flow=a%00b",
+            "/consent?flow=a%00b",
+            "/login/lab?flow=a%00b",
+            "/login/verify?flow=a%00b",
+            "/login/continue?flow=a%00b",
+        ] {
+            let r = b.get(path).await;
+            assert_eq!(r.status(), 400, "{path}");
+        }
+        let nul_email = format!("{EMAIL}\0");
+        for form in [
+            vec![
+                ("flow", "a\0b"),
+                ("csrf", csrf.as_str()),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+            ],
+            vec![
+                ("flow", flow.as_str()),
+                ("csrf", csrf.as_str()),
+                ("email", nul_email.as_str()),
+                ("password", PASSWORD),
+            ],
+        ] {
+            let r = b.post_form("/login", &form).await;
+            assert_eq!(r.status(), 400, "{form:?}");
+        }
+        // The flow is untouched: the right password still signs in.
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 303);
+    }
+);

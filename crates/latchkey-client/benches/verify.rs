@@ -29,9 +29,11 @@ fn bench(c: &mut Criterion) {
     for alg in [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::EdDSA] {
         let (key, _) = SigningKey::generate(alg).expect("key");
         let jwks = serde_json::json!({ "keys": [key.jwk] }).to_string();
-        let verifier =
-            Verifier::from_jwks(VerifierOptions::new(ISSUER, "lk_invoices"), jwks.as_bytes())
-                .expect("verifier");
+        let verifier = Verifier::from_jwks(
+            VerifierOptions::new(ISSUER, "lk_invoices").lab("01a22021-5b82-7013-a306-cc8ce1f2a21d"),
+            jwks.as_bytes(),
+        )
+        .expect("verifier");
         let t = token(&key, now);
         assert!(
             verifier

@@ -3,8 +3,12 @@
 //!
 //! ```sh
 //! LATCHKEY_ISSUER=http://localhost:8080 LAB_SERVICE_AUDIENCE=<client_id> \
+//!   LAB_SERVICE_LABS=<lab id>[,<lab id>…] \
 //!   cargo run -p latchkey-client --features actix --example lab_service
 //! ```
+//!
+//! Only tokens for the labs in `LAB_SERVICE_LABS` (the labs the client is registered for;
+//! `*` for a service of every lab) pass: a feature granted in another lab opens nothing here.
 //!
 //! - `GET /whoami`: any valid access token; returns its grants.
 //! - `GET /orders`: needs the feature `orders:read` (this service grants it to tokens with the
@@ -80,8 +84,19 @@ async fn main() -> std::io::Result<()> {
     let audience = std::env::var("LAB_SERVICE_AUDIENCE").map_err(|_| {
         std::io::Error::other("set LAB_SERVICE_AUDIENCE to the client id this service accepts")
     })?;
+    let labs = std::env::var("LAB_SERVICE_LABS").map_err(|_| {
+        std::io::Error::other(
+            "set LAB_SERVICE_LABS to the lab ids this service serves (comma-separated), or `*`",
+        )
+    })?;
     let bind = std::env::var("LAB_SERVICE_BIND").unwrap_or_else(|_| "127.0.0.1:8090".into());
-    let verifier = Verifier::discover(VerifierOptions::new(issuer, audience))
+    let opts = VerifierOptions::new(issuer, audience);
+    let opts = if labs.trim() == "*" {
+        opts.any_lab()
+    } else {
+        opts.labs(labs.split(',').map(str::trim).filter(|l| !l.is_empty()))
+    };
+    let verifier = Verifier::discover(opts)
         .await
         .map_err(std::io::Error::other)?
         .with_feature_map(feature_map());

@@ -23,7 +23,8 @@ fn main() {
     let (key, _) = SigningKey::generate(alg).unwrap();
     let jwks = serde_json::json!({ "keys": [key.jwk] }).to_string();
     let v = Verifier::from_jwks(
-        VerifierOptions::new("https://id.lab.example", "lk_invoices"),
+        VerifierOptions::new("https://id.lab.example", "lk_invoices")
+            .lab("01a22021-5b82-7013-a306-cc8ce1f2a21d"),
         jwks.as_bytes(),
     )
     .unwrap();

@@ -31,8 +31,17 @@ pub enum AuthError {
     NotConfigured,
 }
 
+/// `s` in RFC 6750's `error_description` character set (printable ASCII without `"` and `\\`):
+/// a message that quotes a token's content cannot break the challenge or smuggle control
+/// characters into it.
 fn quote(s: &str) -> String {
-    s.replace(['"', '\\'], "'")
+    s.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
 }
 
 impl ResponseError for AuthError {
@@ -128,7 +137,9 @@ macro_rules! feature {
     };
 }
 
-/// Extracts the principal only when its token grants `F` (else 403 `insufficient_scope`).
+/// Extracts the principal only when its token grants `F` (else 403 `insufficient_scope`) and is
+/// for one of the labs the registered [`Verifier`] serves (else 401 `invalid_token`): a
+/// feature granted in another lab never passes.
 pub struct Require<F: Feature>(pub Grants, PhantomData<F>);
 
 impl<F: Feature + 'static> FromRequest for Require<F> {
@@ -178,5 +189,27 @@ impl<L: Level + 'static> FromRequest for RequireAcr<L> {
             g.require_acr(L::ACR).map_err(AuthError::StepUp)?;
             Ok(RequireAcr(g, PhantomData))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc6750_error_description_keeps_to_its_character_set() {
+        assert_eq!(quote("a\"b\\c\u{7}\né~"), "a'b'c???~");
+        let e = AuthError::Invalid(VerifyError::Malformed(
+            "claims: \"x\"\r\nSet-Cookie: y".into(),
+        ));
+        let r = e.error_response();
+        let www = r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(!www.contains('\r') && !www.contains('\n'), "{www}");
+        assert_eq!(www.matches('"').count(), 4, "{www}");
     }
 }

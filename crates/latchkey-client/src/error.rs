@@ -25,6 +25,8 @@ pub enum VerifyError {
     NotYetValid,
     #[error("the token's nonce does not match")]
     NonceMismatch,
+    #[error("the token is for a lab this service does not serve")]
+    WrongLab,
 }
 
 /// The user authenticated too weakly for this request: RFC 9470 section 3 says how to ask the

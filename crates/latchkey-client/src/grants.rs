@@ -21,6 +21,9 @@ pub struct Grants {
     pub amr: Vec<String>,
     pub auth_time: Option<i64>,
     pub session_id: Option<String>,
+    /// The grant the token belongs to (its `gid`): an issuer that can read its grants checks
+    /// it is still live, as Latchkey's admin API does. `None` for client_credentials tokens.
+    pub grant_id: Option<String>,
 }
 
 impl Grants {
@@ -43,6 +46,7 @@ impl Grants {
             amr: c.amr,
             auth_time: c.auth_time,
             session_id: c.sid,
+            grant_id: c.gid,
         }
     }
 
@@ -162,6 +166,7 @@ mod tests {
             amr: vec!["pwd".into()],
             auth_time: Some(1000),
             session_id: Some("s".into()),
+            grant_id: Some("g".into()),
         }
     }
 

@@ -31,4 +31,4 @@ pub use grants::{FeatureMap, Grants};
 pub use keys::HttpKeySource;
 pub use keys::{FetchError, FetchFuture, JwkSet, Jwks, KeySource, StaticKeys};
 pub use latchkey_core::{Acr, SigningAlg};
-pub use verifier::{Claims, Verifier, VerifierOptions};
+pub use verifier::{Claims, Labs, Verifier, VerifierOptions};

@@ -2,7 +2,7 @@
 //! (refetching once, rate-limited, when it does not); the header `alg` equals the key's `alg`
 //! (so `none`, HMAC with a public key, or RS/ES confusion cannot work); the signature, with
 //! ring; `typ` (`at+jwt` for access tokens per RFC 9068, never for ID tokens); `iss`; `aud`;
-//! `exp`, `nbf` and `iat` within the leeway.
+//! `exp`, `nbf` and `iat` within the leeway; `lab` is one of the labs the service serves.
 
 use crate::cache::{KeyCache, KeyStatus};
 use crate::error::VerifyError;
@@ -10,6 +10,7 @@ use crate::grants::{FeatureMap, Grants};
 use crate::jws;
 use crate::keys::{FetchError, JwkSet, KeySource, VerificationKey};
 use serde::{Deserialize, Deserializer};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,23 @@ pub struct VerifierOptions {
     /// How long past their lifetime cached keys may still be used while the issuer cannot be
     /// reached. After that every token is refused until a fetch succeeds (fail closed).
     pub max_stale: Duration,
+    /// The labs whose tokens this service accepts. It must be chosen ([`VerifierOptions::lab`],
+    /// [`VerifierOptions::labs`] or [`VerifierOptions::any_lab`]): a verifier left at
+    /// [`Labs::Unset`] refuses to start, so that no service accepts another lab's grants by
+    /// omission.
+    pub labs: Labs,
+}
+
+/// Which labs' tokens a service accepts (the token's `lab` claim).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Labs {
+    /// Not chosen: the verifier refuses to start.
+    Unset,
+    /// Any lab, and tokens for none: a service of every lab (registered for every lab in
+    /// Latchkey), or one that checks `Grants::lab` itself.
+    Any,
+    /// Only tokens whose `lab` is one of these lab ids.
+    Only(BTreeSet<String>),
 }
 
 impl VerifierOptions {
@@ -40,6 +58,49 @@ impl VerifierOptions {
             default_max_age: Duration::from_secs(300),
             min_refetch_interval: Duration::from_secs(10),
             max_stale: Duration::from_secs(24 * 3600),
+            labs: Labs::Unset,
+        }
+    }
+
+    /// Accept tokens of this lab (its id, as in the token's `lab` claim and `latchkey lab
+    /// list`); call again to add more labs.
+    pub fn lab(mut self, id: impl Into<String>) -> VerifierOptions {
+        let id = id.into();
+        match &mut self.labs {
+            Labs::Only(set) => {
+                set.insert(id);
+            }
+            _ => self.labs = Labs::Only(BTreeSet::from([id])),
+        }
+        self
+    }
+
+    /// Accept tokens of these labs (ids) only.
+    pub fn labs<I, S>(mut self, ids: I) -> VerifierOptions
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.labs = Labs::Only(ids.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accept tokens of every lab (and of none): for a service registered for every lab.
+    pub fn any_lab(mut self) -> VerifierOptions {
+        self.labs = Labs::Any;
+        self
+    }
+
+    /// Refuses options that would let a verifier start without knowing its labs.
+    fn checked(self) -> Result<VerifierOptions, FetchError> {
+        match &self.labs {
+            Labs::Unset => Err(FetchError::new(
+                "VerifierOptions: say which labs this service serves (`.lab(\"<lab id>\")`, `.labs([..])`), or `.any_lab()` for a service of every lab",
+            )),
+            Labs::Only(set) if set.is_empty() => Err(FetchError::new(
+                "VerifierOptions: `.labs([])` names no lab; give at least one lab id",
+            )),
+            _ => Ok(self),
         }
     }
 }
@@ -70,6 +131,9 @@ pub struct Claims {
     pub amr: Vec<String>,
     #[serde(default)]
     pub sid: Option<String>,
+    /// The grant an access token belongs to (Latchkey's `gid`; users' tokens only).
+    #[serde(default)]
+    pub gid: Option<String>,
     #[serde(default)]
     pub lab: Option<String>,
     #[serde(default)]
@@ -123,6 +187,7 @@ impl Verifier {
         opts: VerifierOptions,
         source: impl KeySource,
     ) -> Result<Verifier, FetchError> {
+        let opts = opts.checked()?;
         let cache = Arc::new(KeyCache::new(
             Box::new(source),
             opts.default_max_age,
@@ -140,12 +205,14 @@ impl Verifier {
     /// Discovery and JWKS from the issuer over HTTP.
     #[cfg(feature = "http")]
     pub async fn discover(opts: VerifierOptions) -> Result<Verifier, FetchError> {
+        let opts = opts.checked()?;
         let source = crate::keys::HttpKeySource::discover(&opts.issuer).await?;
         Verifier::with_source(opts, source).await
     }
 
     /// A fixed JWKS document, for offline use: no network, ever.
     pub fn from_jwks(opts: VerifierOptions, jwks_json: &[u8]) -> Result<Verifier, FetchError> {
+        let opts = opts.checked()?;
         let keys = JwkSet::from_json(jwks_json)?;
         let cache = Arc::new(KeyCache::new(
             Box::new(crate::keys::StaticKeys(keys.clone())),
@@ -288,6 +355,13 @@ impl Verifier {
         {
             return Err(VerifyError::NotYetValid);
         }
+        // One lab's grants never open another lab's service: the token must be for one of the
+        // labs this service serves (a token for no lab only passes `Labs::Any`).
+        if let Labs::Only(labs) = &self.opts.labs
+            && !claims.lab.as_ref().is_some_and(|l| labs.contains(l))
+        {
+            return Err(VerifyError::WrongLab);
+        }
         if kind == Kind::Id {
             // OIDC Core 3.1.3.7: iat is required; azp, when present, must be this client.
             if claims.iat.is_none() {
@@ -310,5 +384,44 @@ impl Verifier {
             }
         }
         Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_KEYS: &[u8] = br#"{"keys":[]}"#;
+
+    #[test]
+    fn a_verifier_must_be_told_which_labs_it_serves() {
+        let unset = Verifier::from_jwks(VerifierOptions::new("https://id.example", "svc"), NO_KEYS);
+        let e = unset.err().expect("refused without labs").0;
+        assert!(e.contains(".lab(") && e.contains(".any_lab()"), "{e}");
+        let empty = VerifierOptions::new("https://id.example", "svc").labs(Vec::<String>::new());
+        assert!(Verifier::from_jwks(empty, NO_KEYS).is_err());
+        for ok in [
+            VerifierOptions::new("https://id.example", "svc").lab("a"),
+            VerifierOptions::new("https://id.example", "svc").any_lab(),
+        ] {
+            assert!(Verifier::from_jwks(ok, NO_KEYS).is_ok());
+        }
+    }
+
+    #[test]
+    fn lab_adds_to_the_labs_already_named() {
+        let o = VerifierOptions::new("https://id.example", "svc")
+            .lab("a")
+            .lab("b");
+        assert_eq!(
+            o.labs,
+            Labs::Only(BTreeSet::from(["a".to_owned(), "b".to_owned()]))
+        );
+        // `any_lab` after `lab` wins, and `lab` after `any_lab` narrows again.
+        assert_eq!(o.clone().any_lab().labs, Labs::Any);
+        assert_eq!(
+            o.any_lab().lab("c").labs,
+            Labs::Only(BTreeSet::from(["c".to_owned()]))
+        );
     }
 }

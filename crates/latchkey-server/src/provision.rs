@@ -5,7 +5,9 @@ use crate::config::Config;
 use crate::password::{PasswordHasher, check_new_password};
 use crate::protocol::redirect_uri::validate_for_registration;
 use crate::secret::{OpaqueToken, TokenKind, random_b64};
-use crate::store::clients::{ADMIN_CLIENT_DEFAULT_LIFETIME, AdminOf, Client, Lifecycle};
+use crate::store::clients::{
+    ADMIN_CLIENT_DEFAULT_LIFETIME, AdminOf, Client, ClientLabs, Lifecycle,
+};
 use crate::store::labs::Lab;
 use crate::store::users::{NewUser, UserSummary};
 use crate::store::{Store, StoreError, now};
@@ -35,11 +37,14 @@ pub enum Field {
     Public,
     AccessTokenTtl,
     AdminOf,
+    /// The labs a client serves (`labs` in the API, `--lab` repeated on the command line).
+    ClientLabs,
+    Features,
 }
 
 impl Field {
     /// Longest flag first, so that no flag is replaced inside a longer one.
-    pub const ALL: [Field; 10] = [
+    pub const ALL: [Field; 12] = [
         Field::PostLogoutRedirectUris,
         Field::AccessTokenTtl,
         Field::RedirectUris,
@@ -48,8 +53,10 @@ impl Field {
         Field::AdminOf,
         Field::Public,
         Field::Email,
+        Field::Features,
         Field::Name,
         Field::Lab,
+        Field::ClientLabs,
     ];
 
     /// The field of the admin API's request body (`NewClientBody`, …).
@@ -65,6 +72,8 @@ impl Field {
             Field::Public => "public",
             Field::AccessTokenTtl => "access_token_ttl_secs",
             Field::AdminOf => "admin_of",
+            Field::ClientLabs => "labs",
+            Field::Features => "features",
         }
     }
 
@@ -81,12 +90,16 @@ impl Field {
             Field::Public => "--public",
             Field::AccessTokenTtl => "--access-token-ttl",
             Field::AdminOf => "--admin-of",
+            Field::ClientLabs => "--lab",
+            Field::Features => "--feature",
         }
     }
 
-    /// `message` in the API's words: each command-line flag becomes its body field.
-    pub fn api_message(message: &str) -> String {
-        Field::ALL.iter().fold(message.to_owned(), |m, f| {
+    /// `message` (about `field`) in the API's words: each command-line flag becomes its body
+    /// field, `field`'s own first (`--lab` is `labs` for a client, `lab` for a user).
+    pub fn api_message(field: Field, message: &str) -> String {
+        let m = message.replace(field.cli_flag(), &format!("`{}`", field.api_name()));
+        Field::ALL.iter().fold(m, |m, f| {
             m.replace(f.cli_flag(), &format!("`{}`", f.api_name()))
         })
     }
@@ -99,12 +112,24 @@ fn invalid<T>(field: Field, message: impl Into<String>) -> Result<T, ProvisionEr
     })
 }
 
+/// Labs are chosen by id or name wherever one is named (`--lab`, `labs`, `--admin-of`), and
+/// `*` means every lab there: a new lab's name must not be mistaken for either.
+pub async fn lab_name_is_reserved(store: &Store, name: &str) -> Result<bool, StoreError> {
+    Ok(name == "*" || store.find_lab(name).await?.is_some_and(|l| l.id == name))
+}
+
 pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return invalid(
             Field::Name,
             "--name must be 1 to 100 characters, without control characters",
+        );
+    }
+    if lab_name_is_reserved(store, name).await? {
+        return invalid(
+            Field::Name,
+            "--name cannot be `*` or another lab's id (labs are chosen by id or name)",
         );
     }
     Ok(store.create_lab(name, |_| Vec::new()).await?)
@@ -172,6 +197,11 @@ pub struct NewClient {
     /// When the client stops authenticating; `None`: never, except that a client with
     /// `admin_of` gets [`ADMIN_CLIENT_DEFAULT_LIFETIME`].
     pub expires_at: Option<i64>,
+    /// The labs whose members may sign in to it (ids or names), or `["*"]` for every lab.
+    /// Required with the authorization_code grant.
+    pub labs: Vec<String>,
+    /// The features its service checks (administrators pick from these in its labs).
+    pub features: Vec<String>,
 }
 
 /// What `latchkey client create` prints. The secret appears here once and is never stored.
@@ -212,6 +242,59 @@ pub fn check_client_uris(field: Field, uris: &[String]) -> Result<(), ProvisionE
         validate_for_registration(uri).or_else(|m| invalid(field, m))?;
     }
     Ok(())
+}
+
+/// The labs a client serves, from ids or names (`*` alone: every lab). A client that signs
+/// people in (`code`: the authorization_code grant) must name at least one.
+pub async fn resolve_client_labs(
+    store: &Store,
+    given: &[String],
+    code: bool,
+) -> Result<ClientLabs, ProvisionError> {
+    if given.iter().any(|l| l.trim() == "*") {
+        if given.len() > 1 {
+            return invalid(
+                Field::ClientLabs,
+                "`*` (every lab) cannot be combined with named labs",
+            );
+        }
+        return Ok(ClientLabs::All);
+    }
+    if given.is_empty() && code {
+        return invalid(
+            Field::ClientLabs,
+            "name the labs whose members may sign in to this client (lab ids or names), or `*` for every lab",
+        );
+    }
+    let mut labs = std::collections::BTreeSet::new();
+    for l in given {
+        match store.find_lab(l.trim()).await? {
+            Some(lab) => {
+                labs.insert(latchkey_core::names::LabId::new(lab.id));
+            }
+            None => {
+                return invalid(
+                    Field::ClientLabs,
+                    format!("no lab `{l}` (give a lab id or name, or `*` for every lab)"),
+                );
+            }
+        }
+    }
+    Ok(ClientLabs::Only(labs))
+}
+
+/// Feature names a client declares: each well-formed (`orders:read`), sorted, without repeats.
+pub fn check_features(given: &[String]) -> Result<Vec<String>, ProvisionError> {
+    if given.len() > 200 {
+        return invalid(Field::Features, "at most 200 features per client");
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for f in given {
+        let name = latchkey_core::names::FeatureName::parse(f.trim())
+            .or_else(|e| invalid(Field::Features, format!("`{f}`: {e}")))?;
+        out.insert(name.as_str().to_owned());
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// [`create_client_recorded`] without audit entries (the command line records its own).
@@ -297,6 +380,8 @@ pub async fn create_client_recorded(
             }
         });
     }
+    let labs = resolve_client_labs(store, &c.labs, code).await?;
+    let features = check_features(&c.features)?;
     let id = format!("lk_{}", random_b64(12));
     let secret = (!c.public).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
     let client = Client {
@@ -321,6 +406,8 @@ pub async fn create_client_recorded(
         },
         admin_of,
         pkce_optional: c.pkce_optional,
+        labs,
+        features,
     };
     let recorded = events(&client);
     store.create_client(&client, &recorded).await?;

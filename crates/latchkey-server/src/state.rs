@@ -43,12 +43,23 @@ pub(crate) struct ClientCache {
 
 const CLIENT_TTL: Duration = Duration::from_secs(5);
 
+/// Whether a presented `client_id` could name a client at all. One with a NUL byte cannot
+/// (PostgreSQL text cannot hold one, so no client has it): it is unknown without a query,
+/// which PostgreSQL would fail, turning a refusal into a server error.
+pub fn could_be_client_id(id: &str) -> bool {
+    !id.contains('\0')
+}
+
 impl AppState {
     pub fn admin_verifier(&self) -> &latchkey_client::Verifier {
         &self.admin_verifier
     }
 
+    /// The active client `id` names, if any: every protocol endpoint looks clients up here.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, crate::store::StoreError> {
+        if !could_be_client_id(id) {
+            return Ok(None);
+        }
         if id == crate::store::clients::ADMIN_CLIENT_ID {
             return Ok(Some(Arc::new(crate::store::clients::console_client(
                 &self.issuer,

@@ -89,6 +89,8 @@ fn policy_commands_set_show_and_refuse_bad_input() {
             "Invoices",
             "--redirect-uri",
             "https://invoices.lab.example/cb",
+            "--lab",
+            "*",
             "--min-acr",
             "mfa",
             "--json",

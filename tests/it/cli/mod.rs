@@ -105,11 +105,21 @@ fn provisioning_with_json_output() {
             "authorization_code,refresh_token,client_credentials",
             "--access-token-ttl",
             "600",
+            "--lab",
+            "Lab 42",
+            "--feature",
+            "orders:read",
             "--json",
         ],
         None,
     ));
     assert!(client["client_id"].as_str().unwrap().starts_with("lk_"));
+    assert_eq!(
+        client["labs"],
+        serde_json::json!([lab["id"]]),
+        "by name, shown by id"
+    );
+    assert_eq!(client["features"], serde_json::json!(["orders:read"]));
     let secret = client["client_secret"].as_str().unwrap();
     assert!(
         secret.starts_with("lk_cs_") && secret.len() >= 6 + 43,
@@ -125,6 +135,8 @@ fn provisioning_with_json_output() {
             "--public",
             "--redirect-uri",
             "http://localhost:5173/cb",
+            "--lab",
+            "*",
             "--json",
         ],
         None,
@@ -262,6 +274,45 @@ fn refusals_say_what_to_fix_and_change_nothing() {
         (
             vec!["client", "create", "--name", "X"],
             "needs at least one --redirect-uri",
+        ),
+        (
+            vec![
+                "client",
+                "create",
+                "--name",
+                "X",
+                "--redirect-uri",
+                "https://app.example/cb",
+            ],
+            "--lab: name the labs whose members may sign in to this client",
+        ),
+        (
+            vec![
+                "client",
+                "create",
+                "--name",
+                "X",
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--lab",
+                "Nowhere",
+            ],
+            "--lab: no lab `Nowhere`",
+        ),
+        (
+            vec![
+                "client",
+                "create",
+                "--name",
+                "X",
+                "--redirect-uri",
+                "https://app.example/cb",
+                "--lab",
+                "*",
+                "--feature",
+                "Bad Name",
+            ],
+            "--feature: `Bad Name`",
         ),
         (
             vec![

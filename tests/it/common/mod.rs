@@ -129,6 +129,8 @@ impl TestApp {
             admin_of: None,
             pkce_optional: false,
             expires_at: None,
+            labs: vec!["*".into()],
+            features: vec![],
         };
         f(&mut c);
         provision::create_client(&self.state.store, c)

@@ -6,8 +6,9 @@
 //! admin API with access tokens Latchkey issued for the audience [`ADMIN_AUDIENCE`] — to the
 //! admin console (client [`ADMIN_CLIENT_ID`], a user signs in) or to an automation client
 //! (`client_credentials` with scope [`ADMIN_SCOPE`], for a client registered with
-//! `--admin-of`). Tokens are verified with `latchkey-client`; rights are read from the
-//! database on every request, so revoking them applies at once.
+//! `--admin-of`). Tokens are verified with `latchkey-client`; rights, a console token's grant
+//! and an automation client's registration are read from the database on every request, so
+//! revoking any of them applies at once.
 //!
 //! **A person administers only with a strong, recent sign-in.** A console token's `acr` must
 //! reach `[admin] min_acr` (`mfa` unless configured `phr`) and its `auth_time` must be within
@@ -299,7 +300,7 @@ pub async fn verifier(
     issuer: &str,
     keys: &crate::keys::Keys,
 ) -> Result<latchkey_client::Verifier, latchkey_client::FetchError> {
-    let mut opts = latchkey_client::VerifierOptions::new(issuer, ADMIN_AUDIENCE);
+    let mut opts = latchkey_client::VerifierOptions::new(issuer, ADMIN_AUDIENCE).any_lab();
     opts.min_refetch_interval = std::time::Duration::from_secs(1);
     latchkey_client::Verifier::with_source(opts, LocalKeys(keys.clone())).await
 }
@@ -342,6 +343,20 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
         ));
     }
     let user = UserId::new(grants.subject);
+    // The signature proves the token was issued, not that it still stands: a console logout,
+    // `end sessions` or a revocation ends its grant, and the token with it.
+    let now = crate::store::now();
+    let live = match grants.grant_id.as_deref() {
+        Some(gid) => state.store.get_grant(gid).await?.is_some_and(|g| {
+            g.is_live(now) && g.user_id == user.as_str() && g.client_id == ADMIN_CLIENT_ID
+        }),
+        None => false,
+    };
+    if !live {
+        return Err(AdminError::Unauthenticated(
+            "the token has been revoked: sign in again".into(),
+        ));
+    }
     let rights = state
         .store
         .admin_rights(&user)
@@ -355,6 +370,26 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminE
         labs: rights.labs.into_iter().collect(),
         sign_in: Some(sign_in),
     })
+}
+
+/// Ends the grant behind a console token (the console's "Sign out"): the token stops working
+/// at once in the API and the console, whatever the Latchkey session then does. A token that
+/// no longer verifies has nothing left to end.
+pub async fn sign_out(state: &AppState, token: &str) -> Result<(), AdminError> {
+    let Ok(grants) = state.admin_verifier().verify_access_token(token).await else {
+        return Ok(());
+    };
+    let (Some(gid), Some(ADMIN_CLIENT_ID)) = (grants.grant_id, grants.client_id.as_deref()) else {
+        return Ok(());
+    };
+    let event = crate::audit::Event::new(
+        &grants.subject,
+        crate::audit::Action::GrantEnded,
+        &grants.subject,
+        serde_json::json!({"grant": gid, "client": ADMIN_CLIENT_ID, "reason": "signed out of the console"}),
+    );
+    state.store.revoke_grant(&gid, Some(&event)).await?;
+    Ok(())
 }
 
 /// Checks a person's token against `[admin]` (the floor, the maximum age) and reads what

@@ -79,6 +79,9 @@ pub fn respond(
         }
         Next::Local(location) => see_other(&location),
         Next::Client(answer) => to_client(answer),
+        Next::NotAMember { client, .. } => actix_web::ResponseError::error_response(
+            &PageError::from(signin::SignInError::NotAMember { client }),
+        ),
     };
     if let Some(token) = session {
         resp.add_cookie(&cookies::session_cookie(state, token))

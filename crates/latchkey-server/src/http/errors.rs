@@ -186,6 +186,15 @@ impl From<crate::signin::SignInError> for PageError {
                 "This lab is not available",
                 "You can only continue with one of the labs offered. Return to the application and start again.",
             ),
+            E::NotAMember { client } => PageError {
+                status: StatusCode::FORBIDDEN,
+                title: "Not available for your labs".into(),
+                message: format!(
+                    "You are signed in, but {client} is only for members of the labs it serves, and you are not a member of any of them. Ask your lab's administrator to add you, or sign out and use another account."
+                ),
+                code: Some(ErrorCode::AccessDenied),
+                debug: None,
+            },
             E::TotpAlreadySetUp => PageError::bad_request(
                 "Authenticator app already set up",
                 "Remove the current authenticator app first, then set up the new one.",

@@ -27,7 +27,7 @@ pub async fn page(
     let Some((_, user)) = current_session(&state, &req).await? else {
         return Ok(see_other(&format!("/login?flow={}", flow.id)));
     };
-    let Some(labs) = lab::choices(&state, &user).await? else {
+    let Some(labs) = lab::choices(&state, &flow, &user).await? else {
         // Nothing to choose (any more): let the flow decide where to go.
         return Ok(see_other(&format!("/login/continue?flow={}", flow.id)));
     };

@@ -146,11 +146,20 @@ pub fn decode_pairs(raw: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A hosted page's form body: single-valued fields; a repeated one is a 400 page naming it.
+/// A hosted page's form body: single-valued fields; a repeated one, or one holding a NUL
+/// character (no name, address or id has one, and PostgreSQL cannot store it), is a 400 page
+/// naming it.
 pub fn page_form(body: &[u8]) -> Result<Params, errors::PageError> {
-    Params::parse(body).map_err(|k| {
+    let form = Params::parse(body).map_err(|k| {
         errors::PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
-    })
+    })?;
+    if let Some((k, _)) = form.0.iter().find(|(_, v)| v.contains('\0')) {
+        return Err(errors::PageError::bad_request(
+            "Invalid form",
+            format!("The field `{k}` holds a character that is not allowed."),
+        ));
+    }
+    Ok(form)
 }
 
 /// Refuses (400 page) a form whose `csrf` field is not this browser's token for `purpose`.

@@ -33,6 +33,7 @@ pub enum CodeRefusal {
     Unknown,
     /// Used before: what it issued has been revoked (section 4.1.2).
     Replayed,
+    /// Issued to another client: answered as `Unknown`.
     OtherClient,
     Expired,
     RedirectUriMismatch,
@@ -44,12 +45,15 @@ pub enum CodeRefusal {
 
 impl From<CodeRefusal> for OAuthError {
     fn from(r: CodeRefusal) -> OAuthError {
-        OAuthError::invalid_grant(match r {
-            CodeRefusal::Unknown => "the authorization code is not valid",
+        let e = OAuthError::invalid_grant(match r {
+            // Another client's code is answered as an unknown one (RFC 6749 section 5.2):
+            // telling it apart would confirm to whoever holds the code that it is valid.
+            CodeRefusal::Unknown | CodeRefusal::OtherClient => {
+                "the authorization code is not valid"
+            }
             CodeRefusal::Replayed => {
                 "the authorization code was already used; tokens issued for it are revoked"
             }
-            CodeRefusal::OtherClient => "the authorization code was issued to another client",
             CodeRefusal::Expired => "the authorization code has expired",
             CodeRefusal::RedirectUriMismatch => {
                 "redirect_uri does not match the one in the authorization request"
@@ -59,7 +63,12 @@ impl From<CodeRefusal> for OAuthError {
             CodeRefusal::UnexpectedVerifier => {
                 "code_verifier sent, but the authorization request had no code_challenge"
             }
-        })
+        });
+        match r {
+            // Logged only.
+            CodeRefusal::OtherClient => e.with_debug("the code was issued to another client"),
+            _ => e,
+        }
     }
 }
 
@@ -197,6 +206,14 @@ mod tests {
             check(&code(None), &presented(CB, Some(VERIFIER)), 999),
             Err(CodeRefusal::UnexpectedVerifier)
         );
+    }
+
+    #[test]
+    fn rfc6749_5_2_another_clients_code_is_answered_as_an_unknown_one() {
+        let other: OAuthError = CodeRefusal::OtherClient.into();
+        let unknown: OAuthError = CodeRefusal::Unknown.into();
+        assert_eq!(other.code, unknown.code);
+        assert_eq!(other.description, unknown.description);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::protocol::strength::{Demands, Enrolled, Grace};
 use crate::protocol::{OAuthError, scope};
 use crate::secret::{TokenHash, random_id};
 use crate::state::AppState;
-use crate::store::clients::Client;
+use crate::store::clients::{Client, ClientLabs};
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -60,6 +60,8 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             min_acr: None,
             admin_of: None,
             pkce_optional: false,
+            labs: crate::store::clients::ClientLabs::All,
+            features: Vec::new(),
             lifecycle: Default::default(),
         }));
     }
@@ -73,7 +75,10 @@ pub async fn load(
     id: Option<&str>,
     browser: Option<&str>,
 ) -> Result<LoginFlow, SignInError> {
-    let id = id.ok_or(SignInError::FlowGone)?;
+    // No flow id holds a NUL (and PostgreSQL could not look one up).
+    let id = id
+        .filter(|id| !id.contains('\0'))
+        .ok_or(SignInError::FlowGone)?;
     let flow = state
         .store
         .get_flow(id)
@@ -264,7 +269,30 @@ async fn decide_lab(
     {
         return Ok(None);
     }
-    let labs = state.store.member_labs(&s.user_id).await?;
+    let labs = super::lab::served(state, &s.user_id, client).await?;
+    if labs.is_empty() && client.labs != ClientLabs::All {
+        // Signed in, but in none of the labs this client serves: no token can be issued.
+        if request.prompt.none {
+            if let Some(id) = origin.flow_id() {
+                state.store.finish_flow(id).await?;
+            }
+            let e = OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the user is not a member of a lab this client serves",
+            );
+            return Ok(Some(Next::Client(ClientAnswer::error(
+                &state.issuer,
+                &request.redirect_uri,
+                request.response_mode,
+                request.state.as_deref(),
+                &e,
+            ))));
+        }
+        return Ok(Some(Next::NotAMember {
+            client: client.name.clone(),
+            flow: origin.flow_id().map(str::to_owned),
+        }));
+    }
     // Only a hint among several labs, in a flow the user did not sign in within, needs to
     // know which labs the user chose for this client before.
     let chosen = if labs.len() > 1 && request.lab_hint.is_some() && !request.authenticated {

@@ -70,6 +70,13 @@ pub enum Next {
     Local(String),
     /// An answer for the client at its verified redirect URI: a code or an error.
     Client(ClientAnswer),
+    /// Signed in (the session stands), but not a member of any lab the client (its name)
+    /// serves: Latchkey's own refusal page, nothing for the client. `flow`: the stored flow,
+    /// which shows the page again at `/login/continue` (until it expires).
+    NotAMember {
+        client: String,
+        flow: Option<String>,
+    },
 }
 
 /// Parameters for the client's redirect URI, sent by query or form_post.
@@ -138,6 +145,9 @@ pub enum SignInError {
     /// A lab the user is not a member of (a tampered form).
     #[error("not one of the user's labs")]
     LabNotAvailable,
+    /// Signed in, but not a member of any lab the client (its name) serves.
+    #[error("not a member of a lab the client serves")]
+    NotAMember { client: String },
     /// An authenticator app is already set up (remove it first).
     #[error("an authenticator app is already set up")]
     TotpAlreadySetUp,

@@ -42,6 +42,19 @@ pub async fn current(
     Ok(Some((session, user)))
 }
 
+/// Whether session `id` is still live (not ended, expired or idle). It does not mark the
+/// session as used: only the browser's own requests do, so a relying party (or whoever holds
+/// its refresh token) cannot keep an unattended browser signed in past the idle timeout.
+pub async fn still_live(state: &AppState, id: &str, now: i64) -> Result<bool, StoreError> {
+    let idle = state.config.tokens.session_idle_timeout_secs;
+    let idle_since = (idle > 0).then(|| now - idle);
+    Ok(state
+        .store
+        .live_session_seen(id, idle_since)
+        .await?
+        .is_some())
+}
+
 /// Records a factor the browser's user just proved: a first factor starts (or, for the same
 /// user, renews) the session; a second factor needs the user's live session (`current`). The
 /// cookie token changes every time (session fixation defence); the session keeps its id

@@ -229,20 +229,37 @@ impl Store {
 
     /// Creates an account that belongs to no lab and is a system administrator, and records
     /// the audit entries `events` gives for its id: one transaction (`latchkey admin
-    /// bootstrap`). A conflict when the email has an account.
+    /// bootstrap`). A conflict when the email has an account. With `first_only`, `None` (and
+    /// nothing written) when a system administrator exists: the check and the insert run
+    /// under one lock (PostgreSQL advisory lock; SQLite's `BEGIN IMMEDIATE`), so of two
+    /// bootstraps at once only one makes an administrator.
     pub async fn create_system_admin(
         &self,
         email: &str,
         name: Option<&str>,
         password_hash: &str,
+        first_only: bool,
         events: impl FnOnce(&UserId) -> Vec<Event> + Send + 'static,
-    ) -> Result<UserId, StoreError> {
+    ) -> Result<Option<UserId>, StoreError> {
         let db = self.db.clone();
         let email = super::users::normalize_email(email);
         let (name, hash) = (name.map(str::to_owned), password_hash.to_owned());
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
+                if first_only {
+                    diesel::sql_query(super::bootstrap_lock_sql(&*conn))
+                        .execute(&mut *conn)
+                        .await?;
+                    let admins: i64 = users::table
+                        .filter(users::system_admin.eq(true))
+                        .count()
+                        .get_result(&mut *conn)
+                        .await?;
+                    if admins > 0 {
+                        return Ok(None);
+                    }
+                }
                 let uid = uuid::Uuid::now_v7().to_string();
                 diesel::insert_into(users::table)
                     .values((
@@ -259,7 +276,7 @@ impl Store {
                     .map_err(|e| conflict(e, "a user with this email already exists"))?;
                 let uid = UserId::new(uid);
                 crate::store::audit::append_all(&mut *conn, t, &events(&uid)).await?;
-                Ok(uid)
+                Ok(Some(uid))
             })
         })
         .await

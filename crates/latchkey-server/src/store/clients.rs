@@ -7,15 +7,16 @@
 //! administration rights expires. [`Store::get_client`] is the client as the protocol sees it
 //! (active only); [`Store::client_record`] is the registration as administration sees it.
 
-use super::schema::clients;
+use super::schema::{client_labs, clients};
 use super::{Store, StoreError, conflict, from_json_text, to_json_text};
 use crate::audit::Event;
 use crate::secret::TokenHash;
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::SigningAlg;
 use latchkey_core::names::{ClientId, LabId};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Client {
@@ -38,9 +39,52 @@ pub struct Client {
     /// A legacy confidential client that may leave PKCE out; every other client must send a
     /// `code_challenge` (RFC 9700 section 2.1.1).
     pub pkce_optional: bool,
+    /// The labs whose members may sign in to it.
+    pub labs: ClientLabs,
+    /// The features its service checks: what administrators pick from when they grant
+    /// features in the labs it serves.
+    pub features: Vec<String>,
     /// Disabled, expiry, the secret being replaced.
     #[serde(flatten)]
     pub lifecycle: Lifecycle,
+}
+
+/// The labs a client serves: only their members can sign in to it, and its tokens carry one
+/// of them as `lab`, so one lab's grants never open another lab's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientLabs {
+    /// Every lab, and users in none (only a system administrator registers such a client).
+    All,
+    /// These labs; none for a client that signs no one in (`client_credentials` only).
+    Only(BTreeSet<LabId>),
+}
+
+impl ClientLabs {
+    /// Whether a token for `lab` (`None`: a user in no lab) may be issued to this client.
+    pub fn serves(&self, lab: Option<&str>) -> bool {
+        match self {
+            ClientLabs::All => true,
+            ClientLabs::Only(labs) => lab.is_some_and(|l| labs.contains(&LabId::new(l))),
+        }
+    }
+
+    /// The listed labs (empty for [`ClientLabs::All`]).
+    pub fn listed(&self) -> Vec<LabId> {
+        match self {
+            ClientLabs::All => Vec::new(),
+            ClientLabs::Only(labs) => labs.iter().cloned().collect(),
+        }
+    }
+}
+
+impl Serialize for ClientLabs {
+    /// `"*"` for every lab, else the list of lab ids.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ClientLabs::All => s.serialize_str("*"),
+            ClientLabs::Only(labs) => s.collect_seq(labs.iter().map(LabId::as_str)),
+        }
+    }
 }
 
 /// What changes over a client's life, beside its registration.
@@ -182,6 +226,8 @@ type Row = (
     Option<Vec<u8>>,
     Option<i64>,
     bool,
+    bool,
+    String,
 );
 
 /// Every column of `clients`, in [`Row`]'s order.
@@ -205,11 +251,14 @@ macro_rules! columns {
             clients::previous_secret_hash,
             clients::previous_secret_expires_at,
             clients::pkce_optional,
+            clients::all_labs,
+            clients::features,
         )
     };
 }
 
-fn from_row(r: Row) -> Result<Client, StoreError> {
+/// A client from its row and the ids of the labs listed for it in `client_labs`.
+fn from_row(r: Row, labs: Vec<String>) -> Result<Client, StoreError> {
     Ok(Client {
         id: r.0,
         name: r.1,
@@ -231,6 +280,12 @@ fn from_row(r: Row) -> Result<Client, StoreError> {
             .map_err(|e: latchkey_core::acr::UnknownAcr| StoreError::Corrupt(e.to_string()))?,
         admin_of: r.11.as_deref().map(AdminOf::from_stored),
         pkce_optional: r.16,
+        labs: if r.17 {
+            ClientLabs::All
+        } else {
+            ClientLabs::Only(labs.into_iter().map(LabId::new).collect())
+        },
+        features: from_json_text(&r.18)?,
         lifecycle: Lifecycle {
             disabled_at: r.12,
             expires_at: r.13,
@@ -268,10 +323,21 @@ impl Store {
                         clients::pkce_optional.eq(c.pkce_optional),
                         clients::disabled_at.eq(c.lifecycle.disabled_at),
                         clients::expires_at.eq(c.lifecycle.expires_at),
+                        clients::all_labs.eq(c.labs == ClientLabs::All),
+                        clients::features.eq(to_json_text(&c.features)),
                     ))
-                    .execute(conn)
+                    .execute(&mut *conn)
                     .await
                     .map_err(|e| conflict(e, "a client with this id already exists"))?;
+                for lab in c.labs.listed() {
+                    diesel::insert_into(client_labs::table)
+                        .values((
+                            client_labs::client_id.eq(&c.id),
+                            client_labs::lab_id.eq(lab.as_str()),
+                        ))
+                        .execute(&mut *conn)
+                        .await?;
+                }
                 crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 Ok(())
             })
@@ -290,32 +356,88 @@ impl Store {
     pub async fn client_record(&self, id: &ClientId) -> Result<Option<Client>, StoreError> {
         let db = self.db.clone();
         let id = id.as_str().to_owned();
-        let row: Option<Row> = self
+        let found: Option<(Row, Vec<String>)> = self
             .run(async move {
-                Ok(crate::with_conn!(&db, conn => clients::table
-                    .find(&id)
-                    .select(columns!())
-                    .first::<Row>(conn)
-                    .await
-                    .optional()?))
+                Ok(crate::with_conn!(&db, conn => {
+                    let row = clients::table
+                        .find(&id)
+                        .select(columns!())
+                        .first::<Row>(&mut *conn)
+                        .await
+                        .optional()?;
+                    match row {
+                        None => None,
+                        Some(row) => {
+                            let labs = client_labs::table
+                                .filter(client_labs::client_id.eq(&id))
+                                .select(client_labs::lab_id)
+                                .load::<String>(&mut *conn)
+                                .await?;
+                            Some((row, labs))
+                        }
+                    }
+                }))
             })
             .await?;
-        row.map(from_row).transpose()
+        found.map(|(row, labs)| from_row(row, labs)).transpose()
     }
 
     /// Every registered client, by name.
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let db = self.db.clone();
-        let rows: Vec<Row> = self
+        let (rows, listed): (Vec<Row>, Vec<(String, String)>) = self
             .run(async move {
-                Ok(crate::with_conn!(&db, conn => clients::table
-                    .order((clients::name.asc(), clients::id.asc()))
-                    .select(columns!())
-                    .load::<Row>(conn)
-                    .await?))
+                Ok(crate::with_conn!(&db, conn => {
+                    let rows = clients::table
+                        .order((clients::name.asc(), clients::id.asc()))
+                        .select(columns!())
+                        .load::<Row>(&mut *conn)
+                        .await?;
+                    let listed = client_labs::table
+                        .select((client_labs::client_id, client_labs::lab_id))
+                        .load::<(String, String)>(&mut *conn)
+                        .await?;
+                    (rows, listed)
+                }))
             })
             .await?;
-        rows.into_iter().map(from_row).collect()
+        let mut by_client: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for (client, lab) in listed {
+            by_client.entry(client).or_default().push(lab);
+        }
+        rows.into_iter()
+            .map(|r| {
+                let labs = by_client.remove(&r.0).unwrap_or_default();
+                from_row(r, labs)
+            })
+            .collect()
+    }
+
+    /// The features declared by the clients that serve `lab` (those serving every lab
+    /// included), sorted: what may be granted in it. Empty when none declares any.
+    pub async fn declared_features(&self, lab: &LabId) -> Result<BTreeSet<String>, StoreError> {
+        let db = self.db.clone();
+        let lab = lab.as_str().to_owned();
+        let lists: Vec<String> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => {
+                    let listed = client_labs::table
+                        .filter(client_labs::lab_id.eq(&lab))
+                        .select(client_labs::client_id);
+                    clients::table
+                        .filter(clients::all_labs.eq(true).or(clients::id.eq_any(listed)))
+                        .filter(clients::features.ne("[]"))
+                        .select(clients::features)
+                        .load::<String>(&mut *conn)
+                        .await?
+                }))
+            })
+            .await?;
+        let mut all = BTreeSet::new();
+        for l in lists {
+            all.extend(from_json_text::<Vec<String>>(&l)?);
+        }
+        Ok(all)
     }
 
     /// Sets (or clears) a client's minimum acr; false when no such client.
@@ -351,21 +473,26 @@ pub struct ClientEdit {
     pub name: Option<String>,
     pub redirect_uris: Option<Vec<String>>,
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// The labs it serves. Its grants for a lab it no longer serves end with the change.
+    pub labs: Option<ClientLabs>,
+    pub features: Option<Vec<String>>,
 }
 
 impl Store {
-    /// Edits a client's name and redirect URIs, with `events`, in one transaction; false when
-    /// there is no such client.
+    /// Edits a client's name, redirect URIs, labs and features, with `events`, in one
+    /// transaction. Returns how many grants ended (those for labs it no longer serves), or
+    /// `None` when there is no such client; the events' details gain `grants_ended`.
     pub async fn update_client(
         &self,
         id: &ClientId,
         edit: &ClientEdit,
         events: &[Event],
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<usize>, StoreError> {
+        use super::schema::{grants, refresh_tokens};
         let db = self.db.clone();
         let id = id.as_str().to_owned();
         let edit = edit.clone();
-        let events = events.to_vec();
+        let mut events = events.to_vec();
         let t = super::now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
@@ -377,7 +504,48 @@ impl Store {
                     .optional()?
                     .is_some();
                 if !exists {
-                    return Ok(false);
+                    return Ok(None);
+                }
+                let mut ended = 0;
+                if let Some(labs) = &edit.labs {
+                    diesel::update(clients::table.find(&id))
+                        .set(clients::all_labs.eq(*labs == ClientLabs::All))
+                        .execute(&mut *conn)
+                        .await?;
+                    diesel::delete(client_labs::table.filter(client_labs::client_id.eq(&id)))
+                        .execute(&mut *conn)
+                        .await?;
+                    if let ClientLabs::Only(set) = labs {
+                        let listed: Vec<String> = set.iter().map(|l| l.as_str().to_owned()).collect();
+                        for lab in &listed {
+                            diesel::insert_into(client_labs::table)
+                                .values((
+                                    client_labs::client_id.eq(&id),
+                                    client_labs::lab_id.eq(lab),
+                                ))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        // Its grants for labs it no longer serves (or for no lab) end now.
+                        let gone: Vec<String> = grants::table
+                            .filter(grants::client_id.eq(&id))
+                            .filter(grants::lab_id.is_null().or(grants::lab_id.ne_all(&listed)))
+                            .select(grants::id)
+                            .load(&mut *conn)
+                            .await?;
+                        diesel::delete(refresh_tokens::table.filter(refresh_tokens::grant_id.eq_any(&gone)))
+                            .execute(&mut *conn)
+                            .await?;
+                        ended = diesel::delete(grants::table.filter(grants::id.eq_any(&gone)))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                if let Some(features) = &edit.features {
+                    diesel::update(clients::table.find(&id))
+                        .set(clients::features.eq(to_json_text(features)))
+                        .execute(&mut *conn)
+                        .await?;
                 }
                 if let Some(name) = &edit.name {
                     diesel::update(clients::table.find(&id))
@@ -397,8 +565,15 @@ impl Store {
                         .execute(&mut *conn)
                         .await?;
                 }
+                if edit.labs.is_some() {
+                    for e in &mut events {
+                        if let Some(d) = e.details.as_object_mut() {
+                            d.insert("grants_ended".into(), ended.into());
+                        }
+                    }
+                }
                 super::audit::append_all(&mut *conn, t, &events).await?;
-                Ok(true)
+                Ok(Some(ended))
             })
         })
         .await
@@ -560,6 +735,8 @@ pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
         min_acr: Some(min_acr),
         admin_of: None,
         pkce_optional: false,
+        labs: ClientLabs::All,
+        features: Vec::new(),
         lifecycle: Lifecycle::default(),
     }
 }

@@ -4,8 +4,7 @@ use super::schema::labs;
 use super::{Store, StoreError, conflict, now};
 use crate::audit::Event;
 use diesel::{
-    BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable,
-    SelectableHelper,
+    ExpressionMethods, OptionalExtension, QueryDsl, Queryable, Selectable, SelectableHelper,
 };
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
@@ -49,17 +48,32 @@ impl Store {
         Ok(lab)
     }
 
-    /// Finds a lab by id or by name.
+    /// Finds a lab by id, else by name (an id wins over another lab's name equal to it). No
+    /// lab's id or name holds a NUL, which PostgreSQL could not even compare.
     pub async fn find_lab(&self, id_or_name: &str) -> Result<Option<Lab>, StoreError> {
+        if id_or_name.contains('\0') {
+            return Ok(None);
+        }
         let db = self.db.clone();
         let key = id_or_name.to_owned();
         self.run(async move {
-            Ok(crate::with_conn!(&db, conn => labs::table
-                .filter(labs::id.eq(&key).or(labs::name.eq(&key)))
-                .select(Lab::as_select())
-                .first(conn)
-                .await
-                .optional()?))
+            Ok(crate::with_conn!(&db, conn => {
+                let by_id = labs::table
+                    .filter(labs::id.eq(&key))
+                    .select(Lab::as_select())
+                    .first(&mut *conn)
+                    .await
+                    .optional()?;
+                match by_id {
+                    Some(lab) => Some(lab),
+                    None => labs::table
+                        .filter(labs::name.eq(&key))
+                        .select(Lab::as_select())
+                        .first(&mut *conn)
+                        .await
+                        .optional()?,
+                }
+            }))
         })
         .await
     }

@@ -60,21 +60,29 @@ pub trait Dialect {
     const KEY_LOCK: &'static str;
     /// Serialises appends to the audit chain.
     const AUDIT_LOCK: &'static str;
+    /// Serialises making the first system administrator (check, then insert).
+    const BOOTSTRAP_LOCK: &'static str;
 }
 impl Dialect for PgConn {
     const KEY_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431002)";
     const AUDIT_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431003)";
+    const BOOTSTRAP_LOCK: &'static str = "SELECT pg_advisory_xact_lock(7431004)";
 }
 impl Dialect for SqliteConn {
     const KEY_LOCK: &'static str = "SELECT 1";
     const AUDIT_LOCK: &'static str = "SELECT 1";
+    const BOOTSTRAP_LOCK: &'static str = "SELECT 1";
 }
 impl Dialect for SqliteWriteConn {
     const KEY_LOCK: &'static str = "SELECT 1";
     const AUDIT_LOCK: &'static str = "SELECT 1";
+    const BOOTSTRAP_LOCK: &'static str = "SELECT 1";
 }
 pub(crate) fn key_lock_sql<C: Dialect>(_: &C) -> &'static str {
     C::KEY_LOCK
+}
+pub(crate) fn bootstrap_lock_sql<C: Dialect>(_: &C) -> &'static str {
+    C::BOOTSTRAP_LOCK
 }
 pub(crate) fn audit_lock_sql<C: Dialect>(_: &C) -> &'static str {
     C::AUDIT_LOCK

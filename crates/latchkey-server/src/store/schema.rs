@@ -49,6 +49,15 @@ diesel::table! {
         previous_secret_hash -> Nullable<Binary>,
         previous_secret_expires_at -> Nullable<BigInt>,
         pkce_optional -> Bool,
+        all_labs -> Bool,
+        features -> Text,
+    }
+}
+
+diesel::table! {
+    client_labs (client_id, lab_id) {
+        client_id -> Text,
+        lab_id -> Text,
     }
 }
 
@@ -290,11 +299,14 @@ diesel::table! {
 diesel::joinable!(memberships -> users (user_id));
 diesel::joinable!(memberships -> labs (lab_id));
 diesel::joinable!(refresh_tokens -> grants (grant_id));
+diesel::joinable!(client_labs -> clients (client_id));
+diesel::joinable!(client_labs -> labs (lab_id));
 diesel::allow_tables_to_appear_in_same_query!(
     labs,
     users,
     memberships,
     clients,
+    client_labs,
     sessions,
     login_flows,
     consents,

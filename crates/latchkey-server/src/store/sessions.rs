@@ -113,6 +113,31 @@ impl Store {
         .transpose()
     }
 
+    /// When session `id` was last used, if it is live: not ended, not expired, and used after
+    /// `idle_since` (`None`: no idle timeout).
+    pub async fn live_session_seen(
+        &self,
+        id: &str,
+        idle_since: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let t = now();
+        let idle_since = idle_since.unwrap_or(i64::MIN);
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => sessions::table
+                .find(&id)
+                .filter(sessions::ended_at.is_null())
+                .filter(sessions::expires_at.gt(t))
+                .filter(sessions::last_seen_at.gt(idle_since))
+                .select(sessions::last_seen_at)
+                .first::<i64>(conn)
+                .await
+                .optional()?))
+        })
+        .await
+    }
+
     /// Records that a session was used at `at` (the idle timeout counts from it). Callers
     /// touch at most once a minute, so reading a session rarely writes.
     pub async fn touch_session(&self, id: &str, at: i64) -> Result<(), StoreError> {

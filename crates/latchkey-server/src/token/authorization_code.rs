@@ -95,6 +95,12 @@ pub async fn exchange(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| OAuthError::invalid_grant("the user's account is disabled"))?;
+    // A code for a lab the client stopped serving since it was issued starts no grant.
+    if !client.labs.serves(code.lab_id.as_deref()) {
+        return Err(OAuthError::invalid_grant(
+            "the client does not serve the lab of this code",
+        ));
+    }
     // Read before the grant is stored: a code issued just before the user left its lab must
     // not start a grant for that lab (`member_grants` refuses non-members).
     let (roles, features) = member_grants(state, &user.id, code.lab_id.as_deref()).await?;

@@ -3,7 +3,7 @@
 //! Exactly one method per request; reading it from the request is the HTTP layer's.
 
 use crate::protocol::OAuthError;
-use crate::state::AppState;
+use crate::state::{AppState, could_be_client_id};
 use crate::store::clients::{Client, ClientAuthStrength, Lifecycle};
 use latchkey_core::names::ClientId;
 use std::sync::Arc;
@@ -99,7 +99,7 @@ async fn secret_matches(
 /// client's secret, "client authentication failed" to anyone else.
 async fn inactive(state: &AppState, p: &Credentials, now: i64) -> Result<String, OAuthError> {
     let failed = "client authentication failed".to_owned();
-    let Some(secret) = p.secret.as_deref() else {
+    let Some(secret) = p.secret.as_deref().filter(|_| could_be_client_id(&p.id)) else {
         return Ok(failed);
     };
     let record = state.store.client_record(&ClientId::new(&p.id)).await?;

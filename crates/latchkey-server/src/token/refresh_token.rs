@@ -74,6 +74,24 @@ pub async fn exchange(
         }
         RefreshUse::Invalid => return Err(not_valid()),
     };
+    // A client serves only its labs: a grant for another lab (the client's labs changed on
+    // another node within its cache's lifetime) ends here.
+    if !client.labs.serves(grant.lab_id.as_deref()) {
+        let reason = "the client does not serve the grant's lab";
+        let ended = grant_ended(&grant, &client.id, reason);
+        state.store.revoke_grant(&grant.id, Some(&ended)).await?;
+        return Err(OAuthError::invalid_grant(reason));
+    }
+    // Without offline_access, a grant lives only as long as the sign-in session it came from
+    // (OIDC Core section 11): logout, the session's lifetime and its idle timeout end it.
+    if !grant.scope.split(' ').any(|s| s == scope::OFFLINE_ACCESS)
+        && !crate::signin::session::still_live(state, &grant.session_id, now).await?
+    {
+        let reason = "the sign-in session has ended (no offline_access)";
+        let ended = grant_ended(&grant, &client.id, reason);
+        state.store.revoke_grant(&grant.id, Some(&ended)).await?;
+        return Err(OAuthError::invalid_grant(reason));
+    }
     let acr = refresh::stored_acr(&grant.acr);
     let lab_floor = match grant.lab_id.as_deref() {
         Some(lab) if refresh::needs_lab_floor(acr, Some(lab)) => {

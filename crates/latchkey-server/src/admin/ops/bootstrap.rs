@@ -29,40 +29,23 @@ pub async fn bootstrap_system_admin(
             "the first system administrator is made on the server's command line; administrators name others as system administrators".into(),
         ));
     }
+    // Checked here first to spare the password hashing, and again, atomically, where the
+    // account is created: of two bootstraps at once, only one makes an administrator.
     if !new.force && state.store.has_system_admin().await? {
-        return Err(AdminError::Conflict(
-            "a system administrator already exists: they can name you one in the console or the API (or run `latchkey admin grant --system --email …` for an existing account); --force makes another one anyway".into(),
-        ));
+        return Err(admin_exists());
     }
     let email = members::checked_email(&new.email)?;
-    let name = new.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if let Some(n) = name
-        && (n.len() > 200 || n.chars().any(char::is_control))
-    {
-        return Err(AdminError::invalid(
-            "name",
-            "give a name of at most 200 characters, without control characters",
-        ));
-    }
+    let name = members::checked_name(new.name.as_deref())?;
     if state.store.find_user_by_email(&email).await?.is_some() {
         return Err(AdminError::Conflict(format!(
             "{email} already has an account: `latchkey admin grant --system --email {email}` makes it a system administrator"
         )));
     }
-    let mut context = vec![email.as_str()];
-    context.extend(email.split('@'));
-    context.extend(name);
-    crate::password::check_new_password(&state.config.password, &new.password, &context)
-        .map_err(|e| AdminError::invalid("password", format!("password refused: {e}")))?;
-    let hash = state
-        .hasher
-        .hash(&new.password)
-        .await
-        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    let hash = members::new_password_hash(state, &email, name, &new.password).await?;
     let (actor, force) = (admin.actor_id().to_owned(), new.force);
     let id = state
         .store
-        .create_system_admin(&email, name, &hash, move |id| {
+        .create_system_admin(&email, name, &hash, !force, move |id| {
             vec![
                 Event::new(
                     actor.clone(),
@@ -78,6 +61,13 @@ pub async fn bootstrap_system_admin(
                 ),
             ]
         })
-        .await?;
+        .await?
+        .ok_or_else(admin_exists)?;
     get_user(state, admin, &id).await
+}
+
+fn admin_exists() -> AdminError {
+    AdminError::Conflict(
+        "a system administrator already exists: they can name you one in the console or the API (or run `latchkey admin grant --system --email …` for an existing account); --force makes another one anyway".into(),
+    )
 }

@@ -23,6 +23,12 @@ pub struct ClientView {
     /// A legacy client allowed to leave PKCE out (every other client must send it).
     #[serde(default)]
     pub pkce_optional: bool,
+    /// The labs whose members may sign in to it (ids), or `["*"]`: every lab.
+    #[serde(default)]
+    pub labs: Vec<String>,
+    /// The features its service checks: what may be granted in its labs.
+    #[serde(default)]
+    pub features: Vec<String>,
     pub created_at: i64,
     /// Built in (the admin console, the account pages): cannot be edited, disabled or deleted.
     pub builtin: bool,
@@ -55,6 +61,15 @@ impl From<crate::store::clients::Client> for ClientView {
             min_acr: c.min_acr.map(|a| a.as_str().to_owned()),
             admin_of: c.admin_of.map(|a| a.as_stored().to_owned()),
             pkce_optional: c.pkce_optional,
+            labs: match &c.labs {
+                crate::store::clients::ClientLabs::All => vec!["*".to_owned()],
+                l => l
+                    .listed()
+                    .into_iter()
+                    .map(|l| l.as_str().to_owned())
+                    .collect(),
+            },
+            features: c.features,
             created_at: c.created_at,
         }
     }
@@ -85,6 +100,15 @@ pub struct NewClientBody {
     /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
     /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
     pub expires_in: Option<String>,
+    /// The labs whose members may sign in to it: lab ids or names, or `["*"]` for every lab.
+    /// Required with the authorization_code grant.
+    #[serde(default)]
+    pub labs: Vec<String>,
+    /// The features its service checks (`orders:read`): administrators then pick from these
+    /// when they grant features in its labs, and a feature no service of a lab declares
+    /// cannot be granted there.
+    #[serde(default)]
+    pub features: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -177,6 +201,8 @@ pub async fn create_client_with(
             admin_of: body.admin_of,
             pkce_optional: body.pkce_optional,
             expires_at,
+            labs: body.labs,
+            features: body.features,
         },
         |c| {
             vec![admin.event(
@@ -200,7 +226,7 @@ fn provision_error(e: crate::provision::ProvisionError) -> AdminError {
     match e {
         crate::provision::ProvisionError::Invalid { field, message } => AdminError::invalid(
             field.api_name(),
-            crate::provision::Field::api_message(&message),
+            crate::provision::Field::api_message(field, &message),
         ),
         crate::provision::ProvisionError::Store(e) => e.into(),
     }

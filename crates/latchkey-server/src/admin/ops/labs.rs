@@ -54,6 +54,12 @@ pub async fn create_lab(state: &AppState, admin: &Admin, new: NewLab) -> R<LabVi
             "give a name of 1 to 100 characters, without control characters",
         ));
     }
+    if crate::provision::lab_name_is_reserved(&state.store, name).await? {
+        return Err(AdminError::invalid(
+            "name",
+            "a lab's name cannot be `*` or another lab's id (labs are chosen by id or name)",
+        ));
+    }
     let lab = state
         .store
         .create_lab(name, |lab| {

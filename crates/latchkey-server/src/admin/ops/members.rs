@@ -119,14 +119,7 @@ pub async fn add_member(
     admin.require_lab(lab)?;
     lab_exists(state, lab).await?;
     let email = checked_email(&new.email)?;
-    if let Some(n) = &new.name
-        && (n.len() > 200 || n.chars().any(char::is_control))
-    {
-        return Err(AdminError::invalid(
-            "name",
-            "give a name of at most 200 characters, without control characters",
-        ));
-    }
+    let name = checked_name(new.name.as_deref())?;
     check_roles(&new.roles)?;
     // Everything is checked before anything is written.
     let defined = state.store.lab_roles(lab).await?;
@@ -173,29 +166,9 @@ pub async fn add_member(
         }
         None => {
             let hash = match new.password.as_deref() {
-                Some(p) => {
-                    let mut context = vec![email.as_str()];
-                    context.extend(email.split('@'));
-                    context.extend(new.name.as_deref());
-                    if let Err(e) =
-                        crate::password::check_new_password(&state.config.password, p, &context)
-                    {
-                        return Err(AdminError::invalid(
-                            "password",
-                            format!("password refused: {e}"),
-                        ));
-                    }
-                    Some(
-                        state
-                            .hasher
-                            .hash(p)
-                            .await
-                            .map_err(|e| AdminError::Internal(e.to_string()))?,
-                    )
-                }
+                Some(p) => Some(new_password_hash(state, &email, name, p).await?),
                 None => None,
             };
-            let name = new.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
             (
                 Joiner::New {
                     email,
@@ -235,6 +208,39 @@ fn lab_admin_adds_by_invitation() -> AdminError {
         "lab administrators add people by invitation: send one, and the person chooses their \
          own password (a system administrator can add an existing account directly)",
     )
+}
+
+/// A new account's name, trimmed (`None` when blank), or `invalid` naming `name`.
+pub(super) fn checked_name(raw: Option<&str>) -> R<Option<&str>> {
+    if let Some(n) = raw
+        && (n.len() > 200 || n.chars().any(char::is_control))
+    {
+        return Err(AdminError::invalid(
+            "name",
+            "give a name of at most 200 characters, without control characters",
+        ));
+    }
+    Ok(raw.map(str::trim).filter(|n| !n.is_empty()))
+}
+
+/// The hash of a new account's password once the password policy accepts it (which refuses
+/// one made of the account's own address or name), or `invalid` naming `password`.
+pub(super) async fn new_password_hash(
+    state: &AppState,
+    email: &str,
+    name: Option<&str>,
+    password: &str,
+) -> R<String> {
+    let mut context = vec![email];
+    context.extend(email.split('@'));
+    context.extend(name);
+    crate::password::check_new_password(&state.config.password, password, &context)
+        .map_err(|e| AdminError::invalid("password", format!("password refused: {e}")))?;
+    state
+        .hasher
+        .hash(password)
+        .await
+        .map_err(|e| AdminError::Internal(e.to_string()))
 }
 
 /// The normalised address, or `invalid` naming `email`.
@@ -324,6 +330,9 @@ pub async fn set_member_feature(
 ) -> R<MemberView> {
     admin.require_lab(lab)?;
     let before = get_member(state, admin, lab, user).await?;
+    if allow == Some(true) {
+        declared_in_lab(state, lab, "feature", [feature.as_str()]).await?;
+    }
     let event = admin.event(
         Action::MemberFeature,
         user.as_str(),

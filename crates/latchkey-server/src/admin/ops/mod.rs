@@ -59,6 +59,44 @@ fn acr_opt(field: &str, v: Option<&str>) -> R<Option<Acr>> {
         .transpose()
 }
 
+/// Refuses to grant a feature that no service of `lab` declares, once any of them declares
+/// its features (`latchkey client create --feature`): administrators pick from that list, and
+/// a typo or another lab's feature name is an error, not a silent grant.
+async fn declared_in_lab<'a>(
+    state: &AppState,
+    lab: &LabId,
+    field: &str,
+    granted: impl IntoIterator<Item = &'a str>,
+) -> R<()> {
+    let known = state.store.declared_features(lab).await?;
+    if known.is_empty() {
+        return Ok(());
+    }
+    let unknown: Vec<&str> = granted
+        .into_iter()
+        .filter(|f| !known.contains(*f))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(AdminError::invalid(
+        field,
+        format!(
+            "no service of this lab declares {}: choose from {}",
+            unknown
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            known
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
+}
+
 async fn lab_exists(state: &AppState, lab: &LabId) -> R<crate::store::labs::Lab> {
     state
         .store

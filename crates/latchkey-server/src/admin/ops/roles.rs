@@ -54,23 +54,8 @@ pub async fn put_role(
     }
     features.sort();
     features.dedup();
-    let min = acr_opt("min_acr", body.min_acr.as_deref())?;
     let before = role_view(state, lab, name).await?;
-    let after = RoleView {
-        name: name.as_str().to_owned(),
-        min_acr: min.map(|a| a.as_str().to_owned()),
-        features,
-    };
-    let event = admin.event(
-        Action::RolePut,
-        lab.as_str(),
-        json!({"lab": lab, "role": name, "before": before, "after": after}),
-    );
-    state
-        .store
-        .put_role(lab, name.as_str(), &after.features, min, &[event])
-        .await?;
-    Ok(after)
+    write_role(state, admin, lab, name, before, features, body.min_acr).await
 }
 
 pub async fn delete_role(state: &AppState, admin: &Admin, lab: &LabId, name: &RoleName) -> R<()> {
@@ -167,9 +152,23 @@ async fn write_role(
     min_acr: Option<String>,
 ) -> R<RoleView> {
     let min = acr_opt("min_acr", min_acr.as_deref())?;
+    let had = before
+        .as_ref()
+        .map(|r| r.features.as_slice())
+        .unwrap_or(&[]);
+    declared_in_lab(
+        state,
+        lab,
+        "features",
+        features
+            .iter()
+            .filter(|f| !had.contains(f))
+            .map(String::as_str),
+    )
+    .await?;
     let after = RoleView {
         name: name.as_str().to_owned(),
-        min_acr,
+        min_acr: min.map(|a| a.as_str().to_owned()),
         features,
     };
     let event = admin.event(
@@ -182,4 +181,17 @@ async fn write_role(
         .put_role(lab, name.as_str(), &after.features, min, &[event])
         .await?;
     Ok(after)
+}
+
+/// The features the services of a lab declare (`GET /labs/{lab}/features`): what may be
+/// granted in it, sorted. Empty when none declares any: then any well-formed name may be.
+pub async fn lab_features(state: &AppState, admin: &Admin, lab: &LabId) -> R<Vec<String>> {
+    admin.require_lab(lab)?;
+    lab_exists(state, lab).await?;
+    Ok(state
+        .store
+        .declared_features(lab)
+        .await?
+        .into_iter()
+        .collect())
 }

@@ -4,7 +4,7 @@
 //! carries the CSRF token, and each action is one `admin::ops` operation.
 
 use super::pages::{ConfirmPage, Head, when};
-use super::{CSRF_PURPOSE, Console, console, error_page, html};
+use super::{CSRF_PURPOSE, Console, console, html, refusal};
 use crate::admin::AdminError;
 use crate::admin::ops::{self, ClientUpdateBody, ClientView, RotateSecretBody};
 use crate::http::authorize::see_other;
@@ -22,6 +22,8 @@ pub struct ClientRow {
     pub disabled: bool,
     pub admin_of: Option<String>,
     pub expires: String,
+    /// Which labs it serves, in words.
+    pub labs: String,
 }
 
 #[derive(Template)]
@@ -42,6 +44,10 @@ pub struct ClientPage {
     /// A new secret, right after a rotation (shown once).
     pub secret: Option<String>,
     pub old_secret: String,
+    /// Every lab as (id, name, served by this client).
+    pub labs: Vec<(String, String, bool)>,
+    /// The client serves every lab.
+    pub all_labs: bool,
 }
 
 fn expires(t: Option<i64>) -> String {
@@ -71,7 +77,7 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
     };
     let clients = match ops::list_clients(&state, &c.admin).await {
         Ok(v) => v,
-        Err(e) => return error_page(&e),
+        Err(e) => return refusal(&req, &e),
     };
     html(&ClientsPage {
         head: c.head(&req),
@@ -86,25 +92,44 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
                 builtin: v.builtin,
                 disabled: v.disabled,
                 admin_of: v.admin_of,
+                labs: if v.labs.iter().any(|l| l == "*") {
+                    "every lab".to_owned()
+                } else if v.labs.is_empty() {
+                    "none".to_owned()
+                } else {
+                    format!("{} lab(s)", v.labs.len())
+                },
             })
             .collect(),
     })
 }
 
-fn client_page(
+async fn client_page(
+    state: &State,
     c: Console,
     req: &HttpRequest,
     client: ClientView,
     notice: Option<String>,
-) -> ClientPage {
-    ClientPage {
+) -> Result<ClientPage, AdminError> {
+    let all_labs = client.labs.iter().any(|l| l == "*");
+    let labs = ops::list_labs(state, &c.admin)
+        .await?
+        .into_iter()
+        .map(|l| {
+            let served = client.labs.iter().any(|s| *s == *l.id.as_str());
+            (l.id.to_string(), l.name, served)
+        })
+        .collect();
+    Ok(ClientPage {
         head: c.head(req),
         notice,
         expires: expires(client.expires_at),
         client,
         secret: None,
         old_secret: String::new(),
-    }
+        labs,
+        all_labs,
+    })
 }
 
 /// `GET /admin/clients/{client}`.
@@ -113,9 +138,14 @@ pub async fn page(state: State, req: HttpRequest, client: web::Path<ClientId>) -
         Ok(c) => c,
         Err(r) => return r,
     };
-    match ops::get_client(&state, &c.admin, &client).await {
-        Ok(v) => html(&client_page(c, &req, v, query(&req, "notice"))),
-        Err(e) => error_page(&e),
+    let notice = query(&req, "notice");
+    let page = match ops::get_client(&state, &c.admin, &client).await {
+        Ok(v) => client_page(&state, c, &req, v, notice).await,
+        Err(e) => Err(e),
+    };
+    match page {
+        Ok(p) => html(&p),
+        Err(e) => refusal(&req, &e),
     }
 }
 
@@ -139,10 +169,13 @@ pub async fn action(
             .filter(|v| !v.is_empty())
     };
     if !cookies::csrf_ok(&state, &c.browser, CSRF_PURPOSE, get("csrf").unwrap_or("")) {
-        return error_page(&AdminError::invalid(
-            "csrf",
-            "this form has expired: reload the page and try again",
-        ));
+        return refusal(
+            &req,
+            &AdminError::invalid(
+                "csrf",
+                "this form has expired: reload the page and try again",
+            ),
+        );
     }
     let back = format!("/admin/clients/{client}");
     let question = match action.as_str() {
@@ -197,6 +230,22 @@ pub async fn action(
                         .collect(),
                 ),
                 post_logout_redirect_uris: None,
+                labs: Some(if get("all_labs").is_some() {
+                    vec!["*".to_owned()]
+                } else {
+                    form.iter()
+                        .filter(|(k, v)| k == "labs" && !v.is_empty())
+                        .map(|(_, v)| v.clone())
+                        .collect()
+                }),
+                features: Some(
+                    get("features")
+                        .unwrap_or("")
+                        .split(|c: char| c.is_whitespace() || c == ',')
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                ),
             };
             ops::update_client(&state, a, &client, body)
                 .await
@@ -236,15 +285,19 @@ pub async fn action(
                         Some(t) => format!("The old secret works until {}, then stops.", when(t)),
                         None => "The old secret stopped working.".to_owned(),
                     };
-                    let mut page = client_page(c, &req, r.client, None);
-                    page.secret = Some(r.client_secret);
-                    page.old_secret = old;
-                    return html(&page);
+                    return match client_page(&state, c, &req, r.client, None).await {
+                        Ok(mut page) => {
+                            page.secret = Some(r.client_secret);
+                            page.old_secret = old;
+                            html(&page)
+                        }
+                        Err(e) => refusal(&req, &e),
+                    };
                 }
                 Err(e) => Err(e),
             }
         }
         _ => Err(AdminError::NotFound("no such action".into())),
     };
-    done.unwrap_or_else(|e| error_page(&e))
+    done.unwrap_or_else(|e| refusal(&req, &e))
 }

@@ -194,6 +194,7 @@ fn back_path(req: &HttpRequest) -> String {
             format!("/admin/labs/{lab}/members/{user}")
         }
         ["", "admin", "labs", lab, ..] => format!("/admin/labs/{lab}"),
+        ["", "admin", "clients", client, ..] => format!("/admin/clients/{client}"),
         _ => "/admin".to_owned(),
     }
 }
@@ -553,6 +554,14 @@ async fn logout(state: State, req: HttpRequest, body: web::Bytes) -> HttpRespons
             None,
             None,
         );
+    }
+    // Leaving is not activity: `renew_activity` must not set the cookie this response clears.
+    req.extensions_mut().remove::<Active>();
+    // The console's token ends here, whether or not the Latchkey session ends at `/logout`.
+    if let Some(token) = req.cookie(cookies::admin_cookie_name(&state))
+        && let Err(e) = admin::sign_out(&state, token.value()).await
+    {
+        return error_page(&e);
     }
     to_logout(&state)
 }

@@ -91,6 +91,8 @@ pub struct LabPage {
     pub members: Vec<MemberView>,
     pub invitations: Vec<InvitationView>,
     pub roles: Vec<RoleView>,
+    /// The features the lab's services declare (what roles and grants pick from).
+    pub declared: Vec<String>,
     pub policy: PolicyView,
     pub adoption: Adoption,
     pub bars: Vec<Bar>,
@@ -108,6 +110,8 @@ pub struct MemberPage {
     pub roles: Vec<RoleChoice>,
     /// (feature, "allowed" or "denied")
     pub overrides: Vec<(String, &'static str)>,
+    /// The features the lab's services declare (the grant form's choices).
+    pub declared: Vec<String>,
     pub notice: Option<String>,
 }
 

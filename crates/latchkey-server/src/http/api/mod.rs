@@ -364,6 +364,7 @@ routes!(
     members::create_invitation,
     members::delete_invitation,
     roles::list_roles,
+    roles::list_features,
     roles::put_role,
     roles::delete_role,
     roles::get_policy,

@@ -26,6 +26,26 @@ pub async fn list_roles(
     Ok(web::Json(ops::list_roles(&state, &a, &lab).await?))
 }
 
+/// The features the lab's services declare: what may be granted in the lab. Empty when none
+/// declares any (then any well-formed feature name may be granted).
+#[utoipa::path(
+    security(("bearer" = ["lab"])),
+    tag = "roles",
+    params(("lab" = String, Path, description = "Lab id")),
+    responses(
+        (status = 200, body = Vec<String>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/labs/{lab}/features")]
+pub async fn list_features(
+    state: State,
+    Caller(a): Caller,
+    lab: web::Path<LabId>,
+) -> ApiResult<Vec<String>> {
+    Ok(web::Json(ops::lab_features(&state, &a, &lab).await?))
+}
+
 /// Create or replace a role: exactly these features, and this minimum level.
 #[utoipa::path(
     security(("bearer" = ["lab"])),

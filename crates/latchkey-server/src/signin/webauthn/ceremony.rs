@@ -335,7 +335,11 @@ fn located(s: SignedIn) -> Result<Finished, SignInError> {
     let next = match s.next {
         Next::Local(l) => l,
         Next::Page { path, flow, .. } => format!("{path}?flow={flow}"),
-        Next::Client(_) => {
+        // The page shows the refusal where the flow continues.
+        Next::NotAMember {
+            flow: Some(flow), ..
+        } => format!("/login/continue?flow={flow}"),
+        Next::Client(_) | Next::NotAMember { flow: None, .. } => {
             return Err(SignInError::internal(
                 "a ceremony answered the client directly",
             ));

@@ -74,6 +74,11 @@ pub struct ClientUpdateBody {
     pub redirect_uris: Option<Vec<String>>,
     /// Replaces the whole list.
     pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Replaces the labs it serves (ids or names, or `["*"]` for every lab). Its grants for a
+    /// lab it no longer serves end at once.
+    pub labs: Option<Vec<String>>,
+    /// Replaces the features it declares.
+    pub features: Option<Vec<String>>,
 }
 
 /// Edits a client's name and redirect URIs (`PATCH /clients/{client}`, `latchkey client
@@ -90,10 +95,12 @@ pub async fn update_client(
     if body.name.is_none()
         && body.redirect_uris.is_none()
         && body.post_logout_redirect_uris.is_none()
+        && body.labs.is_none()
+        && body.features.is_none()
     {
         return Err(AdminError::invalid(
             "body",
-            "nothing to change: give name, redirect_uris or post_logout_redirect_uris",
+            "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs or features",
         ));
     }
     let name = body.name.map(|n| n.trim().to_owned());
@@ -114,10 +121,30 @@ pub async fn update_client(
         crate::provision::check_client_uris(crate::provision::Field::PostLogoutRedirectUris, uris)
             .map_err(provision_error)?;
     }
+    let labs = match &body.labs {
+        Some(l) => Some(
+            crate::provision::resolve_client_labs(
+                &state.store,
+                l,
+                before.allows_grant("authorization_code"),
+            )
+            .await
+            .map_err(provision_error)?,
+        ),
+        None => None,
+    };
+    let features = body
+        .features
+        .as_deref()
+        .map(crate::provision::check_features)
+        .transpose()
+        .map_err(provision_error)?;
     let edit = ClientEdit {
         name,
         redirect_uris: body.redirect_uris,
         post_logout_redirect_uris: body.post_logout_redirect_uris,
+        labs,
+        features,
     };
     let event = admin.event(
         Action::ClientUpdate,
@@ -127,6 +154,8 @@ pub async fn update_client(
                 "name": before.name,
                 "redirect_uris": before.redirect_uris,
                 "post_logout_redirect_uris": before.post_logout_redirect_uris,
+                "labs": before.labs,
+                "features": before.features,
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -135,10 +164,17 @@ pub async fn update_client(
                     .post_logout_redirect_uris
                     .as_ref()
                     .unwrap_or(&before.post_logout_redirect_uris),
+                "labs": edit.labs.as_ref().unwrap_or(&before.labs),
+                "features": edit.features.as_ref().unwrap_or(&before.features),
             },
         }),
     );
-    if !state.store.update_client(client, &edit, &[event]).await? {
+    if state
+        .store
+        .update_client(client, &edit, &[event])
+        .await?
+        .is_none()
+    {
         return Err(AdminError::NotFound(format!("no client `{client}`")));
     }
     forget(state, client);

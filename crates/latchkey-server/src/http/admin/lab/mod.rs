@@ -57,6 +57,7 @@ pub async fn page(state: State, req: HttpRequest, lab: web::Path<LabId>) -> Http
     let members = or_page!(req, ops::list_members(&state, a, &lab).await);
     let invitations = or_page!(req, ops::list_invitations(&state, a, &lab).await);
     let roles = or_page!(req, ops::list_roles(&state, a, &lab).await);
+    let declared = or_page!(req, ops::lab_features(&state, a, &lab).await);
     let policy = or_page!(req, ops::get_policy(&state, a, &lab).await);
     let adoption = or_page!(req, ops::adoption(&state, a, &lab).await);
     let (bars, chart_height) = chart(&adoption);
@@ -71,6 +72,7 @@ pub async fn page(state: State, req: HttpRequest, lab: web::Path<LabId>) -> Http
         members,
         invitations,
         roles,
+        declared,
         policy,
         adoption,
         bars,
@@ -123,6 +125,7 @@ pub async fn member_page(
             features: r.features,
         })
         .collect();
+    let declared = or_page!(req, ops::lab_features(&state, &c.admin, &lab).await);
     let overrides = member
         .overrides
         .iter()
@@ -134,6 +137,7 @@ pub async fn member_page(
         member,
         roles,
         overrides,
+        declared,
         notice: query(&req, "notice"),
     })
 }
