@@ -560,6 +560,19 @@ both!(
                 ],
             )
             .await;
+        assert_eq!(r.status(), 200, "unticking every lab asks first");
+        assert!(r.text().await.unwrap().contains("Stop serving some labs?"));
+        let r = b
+            .post_form(
+                &update,
+                &[
+                    ("csrf", &csrf),
+                    ("name", "Invoice app"),
+                    ("redirect_uris", CALLBACK),
+                    ("confirm", "yes"),
+                ],
+            )
+            .await;
         assert_eq!(r.status(), 422);
         assert!(r.text().await.unwrap().contains("name the labs"));
         let r = b
@@ -674,6 +687,7 @@ both!(
                     ("name", "Invoice app"),
                     ("redirect_uris", CALLBACK),
                     ("labs", &bad),
+                    ("confirm", "yes"),
                 ],
             )
             .await;

@@ -273,20 +273,11 @@ async fn decide_lab(
     if labs.is_empty() && client.labs != ClientLabs::All {
         // Signed in, but in none of the labs this client serves: no token can be issued.
         if request.prompt.none {
-            if let Some(id) = origin.flow_id() {
-                state.store.finish_flow(id).await?;
-            }
             let e = OAuthError::new(
                 ErrorCode::AccessDenied,
                 "the user is not a member of a lab this client serves",
             );
-            return Ok(Some(Next::Client(ClientAnswer::error(
-                &state.issuer,
-                &request.redirect_uri,
-                request.response_mode,
-                request.state.as_deref(),
-                &e,
-            ))));
+            return Ok(Some(refuse(state, request, origin, &e).await?));
         }
         return Ok(Some(Next::NotAMember {
             client: client.name.clone(),
@@ -318,20 +309,11 @@ async fn decide_lab(
             ));
         }
         LabChoice::Refuse(code) => {
-            if let Some(id) = origin.flow_id() {
-                state.store.finish_flow(id).await?;
-            }
             let e = OAuthError::new(
                 code,
                 "the user belongs to several labs and must choose one; send `lab` with the request or let the user interact",
             );
-            return Ok(Some(Next::Client(ClientAnswer::error(
-                &state.issuer,
-                &request.redirect_uri,
-                request.response_mode,
-                request.state.as_deref(),
-                &e,
-            ))));
+            return Ok(Some(refuse(state, request, origin, &e).await?));
         }
     };
     if request.lab != lab {
@@ -341,6 +323,25 @@ async fn decide_lab(
         }
     }
     Ok(None)
+}
+
+/// Ends the flow (when one is stored) and answers the client with `e` at its redirect URI.
+async fn refuse(
+    state: &AppState,
+    request: &AuthRequest,
+    origin: Origin<'_>,
+    e: &OAuthError,
+) -> Result<Next, SignInError> {
+    if let Some(id) = origin.flow_id() {
+        state.store.finish_flow(id).await?;
+    }
+    Ok(Next::Client(ClientAnswer::error(
+        &state.issuer,
+        &request.redirect_uri,
+        request.response_mode,
+        request.state.as_deref(),
+        e,
+    )))
 }
 
 /// Decides and performs the next step for a validated request: show a page (through a login

@@ -196,6 +196,28 @@ pub async fn action(
             "It cannot authenticate and its tokens are inactive until it is enabled again.",
             "Disable client",
         )),
+        // Saving with a lab unticked ends the client's grants there: ask first.
+        "update" => {
+            let serves = match ops::get_client(&state, &c.admin, &client).await {
+                Ok(v) => v.labs,
+                Err(e) => return refusal(&req, &e),
+            };
+            let ticked: Vec<&str> = form
+                .iter()
+                .filter(|(k, _)| k == "labs")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            let narrows = get("all_labs").is_none()
+                && serves
+                    .iter()
+                    .any(|l| l == "*" || !ticked.contains(&l.as_str()));
+            narrows.then_some((
+                "Stop serving some labs?",
+                "This client's grants for the labs you unticked end at once, and their members \
+                 can no longer sign in to it.",
+                "Save",
+            ))
+        }
         _ => None,
     };
     if let Some((q, consequence, button)) = question
