@@ -590,11 +590,20 @@ pub(crate) fn print<T: serde::Serialize>(
     text: &str,
 ) -> anyhow::Result<()> {
     if out.json {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        stdout_line(&serde_json::to_string_pretty(value)?)
     } else {
-        println!("{text}");
+        stdout_line(text)
     }
-    Ok(())
+}
+
+/// Writes one line to standard output. A reader that went away (`latchkey … | head -1`) is
+/// not an error: the command has done its work, and `println!` would panic.
+pub(crate) fn stdout_line(line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 async fn shutdown_signal() {

@@ -34,7 +34,7 @@ pub async fn export(config: &Config, a: ExportUser) -> anyhow::Result<()> {
     let data = ops::export_user(&op.state, &op.admin, &user.id)
         .await
         .map_err(refused)?;
-    println!("{}", serde_json::to_string_pretty(&data)?);
+    crate::stdout_line(&serde_json::to_string_pretty(&data)?)?;
     Ok(())
 }
 

@@ -428,6 +428,25 @@ both!(
         )
         .await;
         assert_eq!(s, 200, "{v}");
+        // A disabled client's features are not offered (its service is suspended).
+        let (s, v) = call(
+            app,
+            Some(&admin),
+            Method::POST,
+            &format!("/api/v1/clients/{}/disable", client.0),
+            None,
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let (_, v) = call(
+            app,
+            Some(&admin),
+            Method::GET,
+            &format!("/api/v1/labs/{lab}/features"),
+            None,
+        )
+        .await;
+        assert_eq!(v, json!([]));
         // Another lab's services do not count here.
         let (lab7, _) = other_lab(app).await;
         let (_, v) = call(

@@ -631,3 +631,30 @@ fn administrative_commands_generate_no_keys() {
     let report = json(&run(d, &["audit", "verify", "--json"], None));
     assert_eq!(report["intact"], true);
 }
+
+/// `latchkey … | head -1`: a reader that closes the pipe early is no error (no panic, exit 0),
+/// the command's work done.
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["lab", "create", "--name", "Lab 42", "--json"])
+        .env_remove("DATABASE_URL")
+        .env("LATCHKEY_DATA_DIR", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the command writes its answer.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+    let again = run(dir.path(), &["lab", "create", "--name", "Lab 42"], None);
+    assert!(
+        !again.status.success(),
+        "the lab was created the first time"
+    );
+}

@@ -413,7 +413,7 @@ impl Store {
             .collect()
     }
 
-    /// The features declared by the clients that serve `lab` (those serving every lab
+    /// The features declared by the enabled clients that serve `lab` (those serving every lab
     /// included), sorted: what may be granted in it. Empty when none declares any.
     pub async fn declared_features(&self, lab: &LabId) -> Result<BTreeSet<String>, StoreError> {
         let db = self.db.clone();
@@ -424,8 +424,10 @@ impl Store {
                     let listed = client_labs::table
                         .filter(client_labs::lab_id.eq(&lab))
                         .select(client_labs::client_id);
+                    // A disabled client's service is suspended: its features are not offered.
                     clients::table
                         .filter(clients::all_labs.eq(true).or(clients::id.eq_any(listed)))
+                        .filter(clients::disabled_at.is_null())
                         .filter(clients::features.ne("[]"))
                         .select(clients::features)
                         .load::<String>(&mut *conn)
