@@ -469,6 +469,17 @@ impl Store {
     }
 }
 
+/// The `clients` columns an edit sets; `None` leaves a column as it is.
+#[derive(Debug, Default, PartialEq, diesel::AsChangeset)]
+#[diesel(table_name = clients)]
+struct ClientColumns<'a> {
+    name: Option<&'a str>,
+    redirect_uris: Option<String>,
+    post_logout_redirect_uris: Option<String>,
+    features: Option<String>,
+    all_labs: Option<bool>,
+}
+
 /// The parts of a registration an administrator may edit; `None` leaves one as it is.
 #[derive(Debug, Clone, Default)]
 pub struct ClientEdit {
@@ -508,12 +519,24 @@ impl Store {
                 if !exists {
                     return Ok(None);
                 }
-                let mut ended = 0;
-                if let Some(labs) = &edit.labs {
+                let columns = ClientColumns {
+                    name: edit.name.as_deref(),
+                    redirect_uris: edit.redirect_uris.as_deref().map(to_json_text),
+                    post_logout_redirect_uris: edit
+                        .post_logout_redirect_uris
+                        .as_deref()
+                        .map(to_json_text),
+                    features: edit.features.as_deref().map(to_json_text),
+                    all_labs: edit.labs.as_ref().map(|l| *l == ClientLabs::All),
+                };
+                if columns != ClientColumns::default() {
                     diesel::update(clients::table.find(&id))
-                        .set(clients::all_labs.eq(*labs == ClientLabs::All))
+                        .set(&columns)
                         .execute(&mut *conn)
                         .await?;
+                }
+                let mut ended = 0;
+                if let Some(labs) = &edit.labs {
                     diesel::delete(client_labs::table.filter(client_labs::client_id.eq(&id)))
                         .execute(&mut *conn)
                         .await?;
@@ -542,30 +565,6 @@ impl Store {
                             .execute(&mut *conn)
                             .await?;
                     }
-                }
-                if let Some(features) = &edit.features {
-                    diesel::update(clients::table.find(&id))
-                        .set(clients::features.eq(to_json_text(features)))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                if let Some(name) = &edit.name {
-                    diesel::update(clients::table.find(&id))
-                        .set(clients::name.eq(name))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                if let Some(uris) = &edit.redirect_uris {
-                    diesel::update(clients::table.find(&id))
-                        .set(clients::redirect_uris.eq(to_json_text(uris)))
-                        .execute(&mut *conn)
-                        .await?;
-                }
-                if let Some(uris) = &edit.post_logout_redirect_uris {
-                    diesel::update(clients::table.find(&id))
-                        .set(clients::post_logout_redirect_uris.eq(to_json_text(uris)))
-                        .execute(&mut *conn)
-                        .await?;
                 }
                 if edit.labs.is_some() {
                     for e in &mut events {

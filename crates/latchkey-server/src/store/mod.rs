@@ -366,7 +366,7 @@ pub fn now() -> i64 {
 }
 
 /// Encodes a list as JSON text for a TEXT column.
-pub(crate) fn to_json_text<T: serde::Serialize>(v: &T) -> String {
+pub(crate) fn to_json_text<T: serde::Serialize + ?Sized>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
