@@ -88,6 +88,28 @@ async fn audit(app: &TestApp) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// `GET /labs/{lab}/features`: what the lab's services declare.
+async fn declared(app: &TestApp, admin: &str, lab: &str) -> Value {
+    let path = format!("/api/v1/labs/{lab}/features");
+    call(app, Some(admin), Method::GET, &path, None).await.1
+}
+
+/// Allows (`true`) or denies a feature to the test user in `lab` through the API.
+async fn grant(app: &TestApp, admin: &str, lab: &str, feature: &str, allow: bool) -> (u16, Value) {
+    let path = format!(
+        "/api/v1/labs/{lab}/members/{}/features/{feature}",
+        app.user_id
+    );
+    call(
+        app,
+        Some(admin),
+        Method::PUT,
+        &path,
+        Some(json!({ "allow": allow })),
+    )
+    .await
+}
+
 async fn refresh(app: &TestApp, client: &(String, String), rt: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(app.url("/token"))
@@ -345,15 +367,7 @@ both!(
         )
         .await;
         assert_eq!(s, 200, "{v}");
-        let (_, v) = call(
-            app,
-            Some(&admin),
-            Method::GET,
-            &format!("/api/v1/labs/{lab}/features"),
-            None,
-        )
-        .await;
-        assert_eq!(v, json!([]));
+        assert_eq!(declared(app, &admin, lab).await, json!([]));
         // A service of the lab declares its features.
         let client = client_for(app, &[lab]).await;
         let (s, v) = call(
@@ -366,15 +380,10 @@ both!(
         .await;
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["features"], json!(["invoices:approve", "orders:read"]));
-        let (_, v) = call(
-            app,
-            Some(&admin),
-            Method::GET,
-            &format!("/api/v1/labs/{lab}/features"),
-            None,
-        )
-        .await;
-        assert_eq!(v, json!(["invoices:approve", "orders:read"]));
+        assert_eq!(
+            declared(app, &admin, lab).await,
+            json!(["invoices:approve", "orders:read"])
+        );
         let before = audit(app).await.len();
         let (s, v) = call(
             app,
@@ -390,43 +399,13 @@ both!(
             d.contains("`orders:reed`") && d.contains("`invoices:approve`"),
             "{d}"
         );
-        let (s, v) = call(
-            app,
-            Some(&admin),
-            Method::PUT,
-            &format!(
-                "/api/v1/labs/{lab}/members/{}/features/reports:export",
-                app.user_id
-            ),
-            Some(json!({"allow": true})),
-        )
-        .await;
+        let (s, v) = grant(app, &admin, lab, "reports:export", true).await;
         assert_eq!(s, 422, "{v}");
         assert_eq!(audit(app).await.len(), before, "nothing was written");
         // A declared feature may be granted; a deny is always possible.
-        let (s, v) = call(
-            app,
-            Some(&admin),
-            Method::PUT,
-            &format!(
-                "/api/v1/labs/{lab}/members/{}/features/invoices:approve",
-                app.user_id
-            ),
-            Some(json!({"allow": true})),
-        )
-        .await;
+        let (s, v) = grant(app, &admin, lab, "invoices:approve", true).await;
         assert_eq!(s, 200, "{v}");
-        let (s, v) = call(
-            app,
-            Some(&admin),
-            Method::PUT,
-            &format!(
-                "/api/v1/labs/{lab}/members/{}/features/reports:export",
-                app.user_id
-            ),
-            Some(json!({"allow": false})),
-        )
-        .await;
+        let (s, v) = grant(app, &admin, lab, "reports:export", false).await;
         assert_eq!(s, 200, "{v}");
         // A disabled client's features are not offered (its service is suspended).
         let (s, v) = call(
@@ -438,26 +417,10 @@ both!(
         )
         .await;
         assert_eq!(s, 200, "{v}");
-        let (_, v) = call(
-            app,
-            Some(&admin),
-            Method::GET,
-            &format!("/api/v1/labs/{lab}/features"),
-            None,
-        )
-        .await;
-        assert_eq!(v, json!([]));
+        assert_eq!(declared(app, &admin, lab).await, json!([]));
         // Another lab's services do not count here.
         let (lab7, _) = other_lab(app).await;
-        let (_, v) = call(
-            app,
-            Some(&admin),
-            Method::GET,
-            &format!("/api/v1/labs/{lab7}/features"),
-            None,
-        )
-        .await;
-        assert_eq!(v, json!([]));
+        assert_eq!(declared(app, &admin, &lab7).await, json!([]));
     }
 );
 
