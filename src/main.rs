@@ -179,6 +179,15 @@ enum UserCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Clear a user's sign-in attempts: their account's password budgets (every source and
+    /// browser) and their count of wrong second-factor codes, so they can try again at once.
+    ResetAttempts {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Manage a user's roles in a lab.
     #[command(subcommand)]
     Role(policy::RoleCommand),
@@ -371,6 +380,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Enable { email, out }) => {
             set_disabled(&config, &email, false, &out).await
+        }
+        Command::User(UserCommand::ResetAttempts { email, out }) => {
+            let op = Operator::open(&config).await?;
+            let user = op.user(&email).await?;
+            let n = ops::reset_attempts(&op.state, &op.admin, &user.id)
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &serde_json::json!({"id": user.id, "email": email, "cleared": n.count}),
+                &format!(
+                    "{email}: sign-in attempts reset ({} counters cleared)",
+                    n.count
+                ),
+            )
         }
         Command::User(UserCommand::Create {
             lab,

@@ -174,7 +174,8 @@ try {
   await page.locator(`#members a[href$="/members/${memberId}"]`).click();
   await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}/members/${memberId}`);
   await checkAccessibility('member page',
-    ['save-roles', 'save-grant', 'end-sessions', 'reset-factors', 'disable', 'remove-member']);
+    ['save-roles', 'save-grant', 'end-sessions', 'reset-attempts', 'reset-factors', 'disable',
+      'remove-member']);
   await page.getByRole('checkbox', { name: role }).check();
   await page.getByRole('button', { name: 'Save roles' }).click();
   await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}/members/${memberId}`);
@@ -202,6 +203,10 @@ try {
   await page.locator('#cancel').click();
   await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}/members/${memberId}`);
   const noticeAfterCancel = await page.locator('#notice').count();
+  // Resetting sign-in attempts only gives back: it runs at once.
+  await page.locator('#reset-attempts').click();
+  await page.waitForURL((u) => u.pathname === `/admin/labs/${lab}/members/${memberId}`);
+  const attemptsNotice = await notice();
 
   // 5. The lab's policy: mfa with a grace period; the adoption chart follows.
   step('5. require mfa with 7 days of grace');
@@ -276,7 +281,7 @@ try {
   console.log(JSON.stringify({
     loginHeading, adminEnrolHeading, adminLevel, labHeading, signedInAs, adoptionBefore, roleNotice, roleRow, rolesNotice,
     grantNotice, memberFeatures, overrides, confirmPath, confirmQuestion, confirmButton,
-    noticeAfterCancel, policyNotice, policyText, adoptionAfter, adoptionRows, chartBars,
+    noticeAfterCancel, attemptsNotice, policyNotice, policyText, adoptionAfter, adoptionRows, chartBars,
     memberRow, auditAll, auditRole, auditMember, badDate, consoleAfterSignOut, enrolHeading,
     enrolText, callback: callbacks[0], unnamed, unreached, controlsChecked, tabStops,
     inviteLinksShown, inviteNote, invitePageHeading, openInvitations, pageErrors, cspViolations,

@@ -22,6 +22,20 @@ function base32Decode(text) {
   return Buffer.from(out);
 }
 
+// The current RFC 6238 time step.
+export function totpStep() {
+  return Math.floor(Date.now() / 1000 / 30);
+}
+
+// A code for a step after `usedStep` (Latchkey accepts each step once and never a future
+// one): waits for the next step to begin when `usedStep` is the current one.
+export async function totpAfter(key, usedStep) {
+  while (totpStep() <= usedStep) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  return totp(key);
+}
+
 // RFC 6238 TOTP: HMAC-SHA1, 30-second steps, 6 digits, at now + offsetSecs.
 export function totp(key, offsetSecs = 0) {
   const counter = Math.floor((Date.now() / 1000 + offsetSecs) / 30);

@@ -193,14 +193,15 @@ both!(
 );
 
 // Sign-in's writes that change state carry their entry in the same transaction too: a spent
-// recovery code and the lock that follows too many failures. With the append failing, neither
+// recovery code and the code lock that follows too many wrong codes. With the append failing, neither
 // change stands; healed, each commits with its entry.
 both!(
     signin_change_and_its_audit_entry_commit_together,
     async |app: &TestApp| {
         use latchkey_server::audit::{Action, Event};
-        use latchkey_server::protocol::throttle::Attempt;
+        use latchkey_server::protocol::throttle::{Attempt, CodeLock};
         use latchkey_server::signin::throttle;
+        let who = requester("192.0.2.1");
         let store = &app.state.store;
         let user = app.user_id.clone();
         let seeded = Event::new("test", Action::RecoveryCodesGenerated, &user, json!({}));
@@ -210,9 +211,9 @@ both!(
             .await
             .unwrap();
         let now = 1_900_000_000;
-        for _ in 1..10 {
+        for _ in 1..5 {
             assert_eq!(
-                throttle::fail(&app.state, &user, Attempt::Password, now)
+                throttle::code_fail(&app.state, &user, &who, now)
                     .await
                     .unwrap(),
                 None
@@ -241,14 +242,14 @@ both!(
         );
         assert_eq!(store.recovery_status(&user).await.unwrap().unused, 1);
         assert!(
-            throttle::fail(&app.state, &user, Attempt::Password, now)
+            throttle::code_fail(&app.state, &user, &who, now)
                 .await
                 .is_err(),
             "a lock cannot start without its entry"
         );
         assert_eq!(
-            store.failures(&user, Attempt::Password).await.unwrap(),
-            Some((9, 0)),
+            store.failures(&user, Attempt::Code).await.unwrap(),
+            Some((4, 0)),
             "the failed lock left the count and the lock as they were"
         );
 
@@ -261,10 +262,10 @@ both!(
         );
         assert_eq!(store.recovery_status(&user).await.unwrap().unused, 0);
         assert_eq!(
-            throttle::fail(&app.state, &user, Attempt::Password, now)
+            throttle::code_fail(&app.state, &user, &who, now)
                 .await
                 .unwrap(),
-            Some(30)
+            Some(CodeLock::For(30))
         );
         let (chain, _) = store.audit_chain().await.unwrap();
         let actions: Vec<&str> = chain[entries..]
@@ -275,7 +276,7 @@ both!(
             actions,
             [
                 Action::LoginRecoveryCode.as_str(),
-                Action::LoginLocked.as_str()
+                Action::FactorLocked.as_str()
             ]
         );
         let details: Value = serde_json::from_str(&chain[entries].entry.details).unwrap();

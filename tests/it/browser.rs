@@ -391,6 +391,10 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     assert_eq!(r["confirmQuestion"], "Reset this person's second factors?");
     assert_eq!(r["confirmButton"], "Reset factors");
     assert_eq!(r["noticeAfterCancel"], 0);
+    assert_eq!(
+        r["attemptsNotice"],
+        "Sign-in attempts reset: they can try their password and codes again at once."
+    );
     // The policy and the adoption chart.
     assert_eq!(
         r["policyNotice"],

@@ -75,7 +75,7 @@ both!(
             !page.contains("name=\"password\""),
             "no password asked again"
         );
-        let r = submit_code(&b2, &loc, "totp", &totp_code(&key, 30)).await;
+        let r = submit_code(&b2, &loc, "totp", &totp_code(&key, 0)).await;
         let back = url::Url::parse(&location(&r)).unwrap();
         let t = tokens(app, &client, &back).await;
         let access = jwt_claims(t["access_token"].as_str().unwrap());
@@ -90,6 +90,28 @@ both!(
 );
 
 both!(
+    rfc6238_5_2_a_code_of_a_future_time_step_is_refused,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let key = enrol_totp(&b).await;
+        let client = new_client(app, Some(Acr::Mfa)).await;
+        let url = authorize_url(app, &client.0, &[]);
+        let b1 = Browser::new(app);
+        let loc = after_password(&b1, &url).await;
+        // The next step's code: an attacker's head start, or a clock running fast.
+        let r = submit_code(&b1, &loc, "totp", &totp_code(&key, 30)).await;
+        assert_eq!(r.status(), 401);
+        assert!(r.text().await.unwrap().contains("not correct"));
+        let r = submit_code(&b1, &loc, "totp", &totp_code(&key, 0)).await;
+        assert!(
+            location(&r).starts_with(CALLBACK),
+            "the current one is accepted"
+        );
+    }
+);
+
+both!(
     rfc6238_5_2_a_totp_code_is_accepted_once,
     async |app: &TestApp| {
         let b = Browser::new(app);
@@ -97,7 +119,7 @@ both!(
         let key = enrol_totp(&b).await;
         let client = new_client(app, Some(Acr::Mfa)).await;
         let url = authorize_url(app, &client.0, &[]);
-        let code = totp_code(&key, 30);
+        let code = totp_code(&key, 0);
         let b1 = Browser::new(app);
         let loc = after_password(&b1, &url).await;
         let r = submit_code(&b1, &loc, "totp", &code).await;
@@ -574,7 +596,7 @@ both!(
             0
         );
         // With the code, the sign-in completes; the change can then be made.
-        let r = submit_code(&thief, &loc, "totp", &totp_code(&key, 30)).await;
+        let r = submit_code(&thief, &loc, "totp", &totp_code(&key, 0)).await;
         assert_eq!(location(&r), "/account");
         let r = thief
             .post_form("/account/recovery-codes", &[("csrf", &csrf)])
@@ -695,7 +717,7 @@ both!(
         assert_eq!(r.status(), 401);
         assert!(r.text().await.unwrap().contains("Too many wrong codes"));
         // Even the right code is refused (unchecked) while the lock lasts.
-        let r = submit_code(&b2, &loc2, "totp", &totp_code(&key, 30)).await;
+        let r = submit_code(&b2, &loc2, "totp", &totp_code(&key, 0)).await;
         assert_eq!(r.status(), 401);
         assert!(r.text().await.unwrap().contains("Too many wrong codes"));
         let events = app.state.store.audit_for(&app.user_id).await.unwrap();

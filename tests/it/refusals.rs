@@ -1022,46 +1022,6 @@ both!(
 );
 
 both!(
-    repeated_wrong_passwords_lock_password_sign_in_for_the_account,
-    async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
-        let b = Browser::new(app);
-        let (flow, csrf) = b.open_login(&url).await;
-        for _ in 0..9 {
-            let r = b
-                .submit_login(&flow, &csrf, EMAIL, "wrong password here")
-                .await;
-            assert_eq!(r.status(), 401);
-        }
-        let r = b
-            .submit_login(&flow, &csrf, EMAIL, "wrong password here")
-            .await;
-        assert!(r.text().await.unwrap().contains("Too many failed sign-ins"));
-        // Another browser, the right password: refused unchecked while the lock lasts.
-        let other = Browser::new(app);
-        let (flow, csrf) = other.open_login(&url).await;
-        let r = other.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
-        assert_eq!(r.status(), 401);
-        let body = r.text().await.unwrap();
-        assert!(body.contains("Too many failed sign-ins"), "{body}");
-        assert!(body.contains("passkey"));
-        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
-        assert!(events.iter().any(|e| e.action == "login.locked"));
-        // An unknown email is never locked (nothing to count against).
-        let r = other
-            .submit_login(&flow, &csrf, "nobody@lab.example", PASSWORD)
-            .await;
-        assert!(
-            r.text()
-                .await
-                .unwrap()
-                .contains("The email or password is not correct.")
-        );
-    }
-);
-
-both!(
     hosted_pages_refuse_a_nul_byte_without_a_server_error,
     async |app: &TestApp| {
         let c = app.client(|_| {}).await;

@@ -38,6 +38,10 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let throttle_key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &kek.derive(b"latchkey throttle v1"),
+        );
         let issuer = config.issuer();
         let webauthn = crate::factors::relying_party(
             &issuer,
@@ -60,6 +64,7 @@ impl App {
             kek,
             hasher,
             csrf_key,
+            throttle_key,
             clients: ClientCache {
                 map: RwLock::new(HashMap::new()),
             },
@@ -93,6 +98,10 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let throttle_key = ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &kek.derive(b"latchkey throttle v1"),
+        );
         let issuer = config.issuer();
         // Accepts no token: the command line's caller is `Admin::cli()`, not a bearer.
         let admin_verifier = latchkey_client::Verifier::from_jwks(
@@ -111,6 +120,7 @@ impl App {
             kek: Arc::new(kek),
             hasher,
             csrf_key,
+            throttle_key,
             clients: ClientCache {
                 map: RwLock::new(HashMap::new()),
             },

@@ -43,6 +43,59 @@ pub struct Config {
     pub authentication: AuthenticationConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub proxy: ProxyConfig,
+    pub throttle: ThrottleConfig,
+}
+
+/// Which peers are reverse proxies whose `Forwarded` / `X-Forwarded-For` header names the
+/// client (see `http::client_addr`). Empty: every header is ignored and the client is the
+/// TCP peer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyConfig {
+    /// Networks (CIDR, or one address) of the proxies in front of Latchkey.
+    pub trusted: Vec<ipnet::IpNet>,
+}
+
+/// Password-guessing budgets (`signin::throttle`): attempts count per fixed window in the
+/// database, so every node shares them. A browser that signed in to an account before (its
+/// "known device" cookie) has its own budget for that account and is never held back by
+/// anyone else's guesses.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Length of a budget's window, in seconds.
+    pub window_secs: i64,
+    /// Password attempts one source address (IPv6: one /64) may spend per window.
+    pub per_source: i64,
+    /// Attempts on one account from browsers not known to it, all sources together.
+    pub per_account: i64,
+    /// Attempts on one account from one source address, browsers not known to it.
+    pub per_account_source: i64,
+    /// Attempts from one known browser on the account it is known for.
+    pub per_device: i64,
+    /// Attempts from browsers not known to the account, all accounts and sources together.
+    pub global: i64,
+    /// How long a browser stays known to an account after signing in to it, in days.
+    pub device_days: i64,
+    /// Login flows (sign-in pages: each is stored until it expires) one source address may
+    /// start per window.
+    pub flows_per_source: i64,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            window_secs: 900,
+            per_source: 100,
+            per_account: 30,
+            per_account_source: 10,
+            per_device: 10,
+            global: 3000,
+            device_days: 365,
+            flows_per_source: 300,
+        }
+    }
 }
 
 /// How strongly, and how recently, administrators must have signed in: checked on every
@@ -89,6 +142,12 @@ pub struct AuthenticationConfig {
     pub webauthn_rp_id: Option<String>,
     /// How long a WebAuthn challenge may be answered, in seconds.
     pub webauthn_timeout_secs: i64,
+    /// TOTP time steps before the current one still accepted (clock drift, typing time).
+    /// Codes from future steps are never accepted.
+    pub totp_steps_back: u8,
+    /// Consecutive wrong second-factor codes after which a user's codes are refused until an
+    /// administrator resets their sign-in attempts (NIST SP 800-63B 5.2.2: at most 100).
+    pub max_code_failures: i64,
 }
 
 impl Default for AuthenticationConfig {
@@ -97,6 +156,8 @@ impl Default for AuthenticationConfig {
             reauth_window_secs: 300,
             webauthn_rp_id: None,
             webauthn_timeout_secs: 300,
+            totp_steps_back: 1,
+            max_code_failures: 100,
         }
     }
 }
@@ -180,6 +241,10 @@ pub struct Argon2Config {
     pub parallelism: u32,
     /// Password hashes computed at once; 0 means one per CPU core. Bounds memory use.
     pub max_concurrent: usize,
+    /// Password checks from browsers not known to the account that may wait or run at once;
+    /// more are answered `503` with `Retry-After` at once, so known browsers are served
+    /// first under load. 0 means four per hashing thread.
+    pub anonymous_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -203,6 +268,8 @@ impl Default for Config {
             kek_file: None,
             database: DatabaseConfig::default(),
             tokens: TokenConfig::default(),
+            proxy: ProxyConfig::default(),
+            throttle: ThrottleConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -244,6 +311,7 @@ impl Default for Argon2Config {
             iterations: 2,
             parallelism: 1,
             max_concurrent: 0,
+            anonymous_queue: 0,
         }
     }
 }
@@ -293,10 +361,43 @@ impl Config {
             ),
             ("tokens.session_ttl_secs", t.session_ttl_secs),
             ("tokens.login_flow_ttl_secs", t.login_flow_ttl_secs),
+            ("throttle.window_secs", self.throttle.window_secs),
+            ("throttle.per_source", self.throttle.per_source),
+            ("throttle.per_account", self.throttle.per_account),
+            (
+                "throttle.per_account_source",
+                self.throttle.per_account_source,
+            ),
+            ("throttle.per_device", self.throttle.per_device),
+            ("throttle.global", self.throttle.global),
+            ("throttle.device_days", self.throttle.device_days),
+            ("throttle.flows_per_source", self.throttle.flows_per_source),
+            (
+                "authentication.max_code_failures",
+                self.authentication.max_code_failures,
+            ),
         ] {
             if v <= 0 {
                 return Err(ConfigError(format!("{name} must be positive, got {v}")));
             }
+        }
+        if self.throttle.window_secs > 86_400 {
+            return Err(ConfigError(format!(
+                "throttle.window_secs must be at most 86400 (a day), got {}",
+                self.throttle.window_secs
+            )));
+        }
+        if self.authentication.max_code_failures > 100 {
+            return Err(ConfigError(format!(
+                "authentication.max_code_failures must be at most 100 (NIST SP 800-63B 5.2.2), got {}",
+                self.authentication.max_code_failures
+            )));
+        }
+        if self.authentication.totp_steps_back > 2 {
+            return Err(ConfigError(format!(
+                "authentication.totp_steps_back must be 0, 1 or 2 (each step is 30 s a guesser also gets), got {}",
+                self.authentication.totp_steps_back
+            )));
         }
         if t.session_idle_timeout_secs < 0 {
             return Err(ConfigError(format!(

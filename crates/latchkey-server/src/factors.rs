@@ -43,15 +43,26 @@ fn totp(secret: &[u8], issuer: &str, account: &str) -> Result<Totp, String> {
         .map_err(|e| format!("TOTP setup failed: {e}"))
 }
 
-/// The time step a code matches (within the skew window), if any.
-pub fn check_totp(secret: &[u8], code: &str, now: i64) -> Option<i64> {
+/// The time step a code matches, if any: the current step or one of the `steps_back` before
+/// it (`authentication.totp_steps_back`), never a future one. Every candidate is compared in
+/// constant time.
+pub fn check_totp(secret: &[u8], code: &str, now: i64, steps_back: u8) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != TOTP_DIGITS as usize || !code.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
     let t = totp(secret, "x", "x").ok()?;
-    t.check(&code, u64::try_from(now).ok()?)
-        .and_then(|step| i64::try_from(step).ok())
+    let step = i64::try_from(TOTP_STEP).ok()?;
+    let current = now.div_euclid(step);
+    let mut matched = None;
+    for back in 0..=i64::from(steps_back) {
+        let candidate = current - back;
+        let at = u64::try_from(candidate * step).ok()?;
+        if crate::secret::ct_eq(&t.generate(at).to_string(), &code) && matched.is_none() {
+            matched = Some(candidate);
+        }
+    }
+    matched
 }
 
 /// What an enrolment page shows: the key as text and the `otpauth://` URI as a QR code.
@@ -174,16 +185,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn totp_accepts_the_current_code_within_one_step_of_skew() {
+    fn rfc_6238_totp_accepts_the_current_step_and_the_configured_steps_back_never_ahead() {
         let secret = new_totp_secret();
         let t = totp(&secret, "Latchkey", "a@example.com").unwrap();
-        let now = 1_700_000_000_i64;
+        let now = 1_700_000_010_i64;
         let code = t.generate(now as u64).to_string();
-        assert_eq!(check_totp(&secret, &code, now), Some(now / 30));
-        assert_eq!(check_totp(&secret, &code, now + 30), Some(now / 30));
-        assert_eq!(check_totp(&secret, &code, now + 90), None);
-        assert_eq!(check_totp(&secret, "12345", now), None);
-        assert_eq!(check_totp(&secret, "abcdef", now), None);
+        assert_eq!(check_totp(&secret, &code, now, 1), Some(now / 30));
+        assert_eq!(check_totp(&secret, &code, now + 30, 1), Some(now / 30));
+        assert_eq!(
+            check_totp(&secret, &code, now + 30, 0),
+            None,
+            "no step back"
+        );
+        assert_eq!(check_totp(&secret, &code, now + 60, 1), None);
+        assert_eq!(check_totp(&secret, &code, now + 60, 2), Some(now / 30));
+        assert_eq!(
+            check_totp(&secret, &code, now - 30, 2),
+            None,
+            "a future code"
+        );
+        assert_eq!(check_totp(&secret, "12345", now, 1), None);
+        assert_eq!(check_totp(&secret, "abcdef", now, 1), None);
     }
 
     #[test]

@@ -60,6 +60,19 @@ pub enum HashError {
     Hash(String),
     #[error("password hashing pool is shut down")]
     Pool,
+    /// The queue for anonymous checks is full ([`Priority::Anonymous`]).
+    #[error("too many password checks are waiting")]
+    Busy,
+}
+
+/// Who a password check is for: under load, anonymous work is shed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// A browser the account knows, or an operation that is not a guess: always queued.
+    Known,
+    /// Anyone else: refused with [`HashError::Busy`] when `argon2.anonymous_queue` checks
+    /// are already waiting or running.
+    Anonymous,
 }
 
 /// The outcome of checking a password against a stored hash.
@@ -81,6 +94,10 @@ pub struct PasswordHasher {
     params: Params,
     jobs: tokio::sync::mpsc::Sender<Job>,
     dummy: Arc<OnceCell<String>>,
+    /// Hashes queued or running, of any priority.
+    depth: Arc<std::sync::atomic::AtomicUsize>,
+    /// The depth from which anonymous checks are refused.
+    anonymous_limit: usize,
 }
 
 fn argon2id(params: Params) -> Argon2<'static> {
@@ -219,24 +236,50 @@ impl PasswordHasher {
                 })
                 .map_err(|e| HashError::Params(format!("cannot start hashing threads: {e}")))?;
         }
+        let anonymous_limit = if cfg.anonymous_queue == 0 {
+            4 * n
+        } else {
+            cfg.anonymous_queue
+        };
         Ok(PasswordHasher {
             params,
             jobs: tx,
             dummy: Arc::new(OnceCell::new()),
+            depth: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            anonymous_limit,
         })
+    }
+
+    /// Hashes queued or running now (a gauge for monitoring and tests).
+    pub fn depth(&self) -> usize {
+        self.depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        priority: Priority,
         f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, HashError> {
+        use std::sync::atomic::Ordering;
+        let before = self.depth.fetch_add(1, Ordering::AcqRel);
+        if priority == Priority::Anonymous && before >= self.anonymous_limit {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashError::Busy);
+        }
+        // The job itself counts down when it is done, even if the caller gave up waiting.
+        let depth = self.depth.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
+        let sent = self
+            .jobs
             .send(Box::new(move |mem| {
                 let _ = tx.send(f(mem));
+                depth.fetch_sub(1, Ordering::AcqRel);
             }))
-            .await
-            .map_err(|_| HashError::Pool)?;
+            .await;
+        if sent.is_err() {
+            self.depth.fetch_sub(1, Ordering::AcqRel);
+            return Err(HashError::Pool);
+        }
         rx.await.map_err(|_| HashError::Pool)
     }
 
@@ -244,16 +287,21 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let pw = normalize(password);
         let params = self.params.clone();
-        self.run(move |mem| hash_with(&params, mem, pw.as_bytes()))
-            .await?
+        self.run(Priority::Known, move |mem| {
+            hash_with(&params, mem, pw.as_bytes())
+        })
+        .await?
     }
 
     /// Verifies `password` against `stored`; with `stored = None` (unknown user) it burns the
     /// same time on a dummy hash so response timing does not reveal which accounts exist.
+    /// An [`Priority::Anonymous`] check is refused ([`HashError::Busy`]) while the anonymous
+    /// queue is full.
     pub async fn verify(
         &self,
         password: &str,
         stored: Option<&str>,
+        priority: Priority,
     ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored = match stored {
@@ -267,7 +315,9 @@ impl PasswordHasher {
         let pw = normalize(password);
         let params = self.params.clone();
         let ok = self
-            .run(move |mem| verify_with(&params, mem, pw.as_bytes(), &stored))
+            .run(priority, move |mem| {
+                verify_with(&params, mem, pw.as_bytes(), &stored)
+            })
             .await??;
         Ok(match ok {
             _ if !known => Verified::No,
@@ -346,11 +396,23 @@ mod tests {
         let h = PasswordHasher::new(&small).unwrap();
         let phc = h.hash("correct horse battery").await.unwrap();
         assert_eq!(
-            h.verify("correct horse battery", Some(&phc)).await.unwrap(),
+            h.verify("correct horse battery", Some(&phc), Priority::Known)
+                .await
+                .unwrap(),
             Verified::Yes
         );
-        assert_eq!(h.verify("wrong", Some(&phc)).await.unwrap(), Verified::No);
-        assert_eq!(h.verify("anything", None).await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify("wrong", Some(&phc), Priority::Known)
+                .await
+                .unwrap(),
+            Verified::No
+        );
+        assert_eq!(
+            h.verify("anything", None, Priority::Anonymous)
+                .await
+                .unwrap(),
+            Verified::No
+        );
         let bigger = PasswordHasher::new(&Argon2Config {
             memory_kib: 2048,
             ..small
@@ -358,7 +420,7 @@ mod tests {
         .unwrap();
         assert!(matches!(
             bigger
-                .verify("correct horse battery", Some(&phc))
+                .verify("correct horse battery", Some(&phc), Priority::Known)
                 .await
                 .unwrap(),
             Verified::YesRehash(_)

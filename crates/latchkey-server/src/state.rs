@@ -22,6 +22,8 @@ pub struct AppState {
     pub kek: Arc<Kek>,
     pub hasher: PasswordHasher,
     pub csrf_key: ring::hmac::Key,
+    /// Keys the account names in throttle counters and the known-device cookies.
+    pub throttle_key: ring::hmac::Key,
     pub insecure_cookies: bool,
     /// The WebAuthn relying party (passkeys and security keys); `None` when the issuer's host
     /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
@@ -88,6 +90,16 @@ impl AppState {
 
     /// Whether a lab has any MFA policy (cached for `CLIENT_TTL`: a change applies within it
     /// on every node).
+    /// The account an e-mail names in throttle counters and known-device cookies:
+    /// HMAC(throttle key, normalised e-mail), 16 bytes in hex. The same for every e-mail,
+    /// account or not, and no e-mail is stored in clear.
+    pub fn throttle_account(&self, email: &str) -> String {
+        let mut msg = b"account\0".to_vec();
+        msg.extend_from_slice(crate::store::users::normalize_email(email).as_bytes());
+        let tag = ring::hmac::sign(&self.throttle_key, &msg);
+        hex::encode(&tag.as_ref()[..16])
+    }
+
     pub async fn lab_has_policy(&self, lab: &str) -> Result<bool, crate::store::StoreError> {
         let cached = self.lab_policies.read().ok().and_then(|m| {
             m.get(lab)

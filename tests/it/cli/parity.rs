@@ -304,6 +304,19 @@ both!(
         );
         pairs.push(
             pair(
+                "reset a user's sign-in attempts",
+                (
+                    Method::POST,
+                    format!("/api/v1/users/{bob}/reset-attempts"),
+                    json!({}),
+                ),
+                vec!["user", "reset-attempts", "--email", "cy@lab.example"],
+                None,
+            )
+            .await,
+        );
+        pairs.push(
+            pair(
                 "disable a user",
                 (
                     Method::POST,
@@ -369,6 +382,7 @@ both!(
                 "user.system_admin",
                 "policy.lab",
                 "user.exported",
+                "user.reset_attempts",
                 "user.disable",
                 "member.remove",
                 "client.create",

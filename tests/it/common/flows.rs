@@ -54,10 +54,10 @@ fn totp_at(key: &str, at: i64) -> String {
     t.generate(at as u64).to_string()
 }
 
-/// Remembers the authenticator app `email` just set up (its first code used the current
-/// time step).
+/// Remembers the authenticator app `email` just set up with [`enrol_totp`] (its first code
+/// used the step before the current one).
 pub fn remember_totp(app: &TestApp, email: &str, key: &str) {
-    let step = latchkey_server::store::now() / 30;
+    let step = latchkey_server::store::now() / 30 - 1;
     app.totp
         .lock()
         .unwrap()
@@ -65,8 +65,8 @@ pub fn remember_totp(app: &TestApp, email: &str, key: &str) {
 }
 
 /// A code of `email`'s authenticator app (set up through [`console_token`] or
-/// [`remember_totp`]) from a time step not used yet: Latchkey accepts one step of skew either
-/// way and each step once, so this waits for the next step only when the last three are spent.
+/// [`remember_totp`]) from a time step not used yet: Latchkey accepts the current step and the
+/// one before, each once, so this waits for the next step only when both are spent.
 pub async fn next_totp_code(app: &TestApp, email: &str) -> String {
     let (key, last) = app
         .totp
@@ -75,10 +75,12 @@ pub async fn next_totp_code(app: &TestApp, email: &str) -> String {
         .get(email)
         .cloned()
         .unwrap_or_else(|| panic!("{email} has no authenticator app in this test"));
+    // Latchkey accepts the current step and the one before (`totp_steps_back`), each once,
+    // never a future one: the oldest unused of those, or wait for the next step to begin.
     let now_step = latchkey_server::store::now() / 30;
     let step = (last + 1).max(now_step - 1);
-    if step > now_step + 1 {
-        let wait = (step - 1) * 30 - latchkey_server::store::now();
+    if step > now_step {
+        let wait = step * 30 - latchkey_server::store::now();
         tokio::time::sleep(std::time::Duration::from_secs(wait.max(0) as u64 + 1)).await;
     }
     app.totp
@@ -217,7 +219,9 @@ pub async fn enrol_totp(b: &Browser) -> String {
     let r = b
         .post_form(
             "/account/totp/confirm",
-            &[("csrf", &csrf), ("code", &totp_code(&key, 0))],
+            // The step before the current one (accepted, `totp_steps_back`), so the current
+            // step's code is still unused for the test's next sign-in.
+            &[("csrf", &csrf), ("code", &totp_code(&key, -30))],
         )
         .await;
     assert_eq!(r.status(), 303);
@@ -376,5 +380,14 @@ pub async fn tamper(app: &TestApp, sql: &str) {
         })
         .await
         .unwrap();
+    }
+}
+
+/// A sign-in request's sender from `ip`, without a known-device cookie.
+pub fn requester(ip: &str) -> latchkey_server::signin::Requester {
+    latchkey_server::signin::Requester {
+        ip: ip.parse().expect("an IP address"),
+        user_agent: "latchkey tests".into(),
+        device: None,
     }
 }

@@ -68,15 +68,23 @@ actions! {
     /// A password sign-in failed: `reason` is `wrong password`, `account disabled` or `unknown
     /// email` (then the target is `unknown`: the e-mail is not recorded).
     LoginFailed = "login.failed",
-    /// Too many wrong passwords: password sign-in is paused for a while.
+    /// Entries of earlier versions only: too many wrong passwords paused the account's
+    /// password sign-in. Budgets replaced the lock (`login.throttled`).
     LoginLocked = "login.locked",
+    /// A password budget was used up for the rest of its window (one entry per budget and
+    /// window; further attempts are refused unchecked): `budget` (`global`, `source`, `account`, `account_source`, `device`),
+    /// `limit`, `window_secs`, `source`, `user_agent`. The target is the account's user, or
+    /// `unknown` (an e-mail that is not an account, or the global and source budgets).
+    LoginThrottled = "login.throttled",
     /// A sign-in could not reach the required level.
     LoginUnmetRequirements = "login.unmet_requirements",
     /// A TOTP code was used a second time in its step and refused.
     TotpReplayRefused = "totp.replay_refused",
     /// An authenticator's signature counter went backwards (a cloned key) and was refused.
     WebauthnCounterRegression = "webauthn.counter_regression",
-    /// Too many wrong second-factor codes: codes are refused for a while.
+    /// Too many wrong second-factor codes: codes are refused for a while (`locked_for_secs`),
+    /// or, at `authentication.max_code_failures`, until an administrator resets the user's
+    /// attempts (`blocked: true`).
     FactorLocked = "factor.locked",
     /// The user enrolled a factor (TOTP, passkey, security key).
     FactorEnrolled = "factor.enrolled",
@@ -138,6 +146,9 @@ actions! {
     UserResetFactors = "user.reset_factors",
     /// An account's sessions and refresh tokens were ended.
     UserEndSessions = "user.end_sessions",
+    /// An administrator reset an account's sign-in attempts: its password budgets (every
+    /// source and browser) and its count of wrong codes (`cleared`).
+    UserResetAttempts = "user.reset_attempts",
     /// System administration was granted or revoked.
     UserSystemAdmin = "user.system_admin",
     /// An account's personal data was exported.

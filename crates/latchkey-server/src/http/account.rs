@@ -4,11 +4,13 @@
 //! module parses and renders.
 
 use super::authorize::{current_session, respond, see_other};
+use super::client_addr;
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
 use super::{Params, State};
 use crate::factors;
+use crate::signin::BrowserAt;
 use crate::signin::account::{self as ops, Guard, Removal, TotpConfirm};
 use crate::state::AppState;
 use crate::store::now;
@@ -79,6 +81,11 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "totp.replay_refused" => "A reused authenticator code was refused",
         "factor.locked" => "Too many wrong codes: codes were refused for a while",
         "login.locked" => "Too many wrong passwords: password sign-in was paused",
+        "login.throttled" => {
+            "Many wrong passwords were tried: password attempts from browsers \
+                              you have not signed in with were paused for a while"
+        }
+        "user.reset_attempts" => "An administrator reset your sign-in attempts",
         _ => return None,
     })
 }
@@ -88,7 +95,11 @@ pub async fn page(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
     let current = current_session(&state, &req).await?;
     let (browser, cookie) = cookies::browser_id(&state, &req);
     let Some((session, user)) = current else {
-        let next = ops::sign_in_first(&state, None, &browser, None, false, None, now()).await?;
+        let at = BrowserAt {
+            id: &browser,
+            source: client_addr::requester(&state, &req).ip,
+        };
+        let next = ops::sign_in_first(&state, None, at, None, false, None, now()).await?;
         return respond(&state, next, cookie, None);
     };
     render_account(&state, &req, &session, &user, None).await
@@ -160,7 +171,11 @@ async fn check(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Check
     super::require_csrf(state, &existing, CSRF_PURPOSE, &form)?;
     let current = current_session(state, req).await?;
     let (browser, cookie) = cookies::browser_id(state, req);
-    Ok(match ops::guard(state, current, &browser, now()).await? {
+    let at = BrowserAt {
+        id: &browser,
+        source: client_addr::requester(state, req).ip,
+    };
+    Ok(match ops::guard(state, current, at, now()).await? {
         Guard::Allowed(session, user) => Checked::Allowed(form, session, user),
         Guard::SignInFirst(next) => Checked::Elsewhere(respond(state, next, cookie, None)?),
     })

@@ -41,14 +41,12 @@ async fn handle(
 ) -> Result<HttpResponse, PageError> {
     let session = current_session(&state, &req).await?;
     let (browser, cookie) = cookies::browser_id(&state, &req);
-    let next = signin::flow::start(
-        &state,
-        RawParams::from_pairs(pairs),
-        session,
-        &browser,
-        now(),
-    )
-    .await?;
+    let at = signin::BrowserAt {
+        id: &browser,
+        source: super::client_addr::requester(&state, &req).ip,
+    };
+    let next =
+        signin::flow::start(&state, RawParams::from_pairs(pairs), session, at, now()).await?;
     respond(&state, next, cookie, None)
 }
 

@@ -3,7 +3,9 @@
 //! Two cookies, both `HttpOnly`, `SameSite=Lax`, `Path=/`, and `Secure` with the `__Host-`
 //! prefix unless the issuer is plain-HTTP localhost (development):
 //! - the session cookie holds a random token whose hash names the login session;
-//! - the browser cookie holds a random id that login flows are bound to.
+//! - the browser cookie holds a random id that login flows are bound to;
+//! - the device cookie, set at sign-in, marks the browser as known to that account
+//!   ([`crate::signin::device`]): its password attempts have their own budget.
 //!
 //! CSRF tokens are HMAC(key derived from the KEK, browser id, purpose): every node computes the
 //! same token, nothing is stored, and a token from one browser is useless in another.
@@ -28,6 +30,16 @@ pub fn browser_cookie_name(state: &AppState) -> &'static str {
         "latchkey_browser"
     } else {
         "__Host-latchkey_browser"
+    }
+}
+
+/// The known-device cookie: a browser that signed in to an account before (see
+/// [`crate::signin::device`]).
+pub fn device_cookie_name(state: &AppState) -> &'static str {
+    if state.insecure_cookies {
+        "latchkey_device"
+    } else {
+        "__Host-latchkey_device"
     }
 }
 

@@ -52,6 +52,8 @@ pub struct PageError {
     pub message: String,
     pub code: Option<ErrorCode>,
     pub debug: Option<String>,
+    /// Seconds for `Retry-After` (a 429 or 503).
+    pub retry_after: Option<i64>,
 }
 
 impl PageError {
@@ -62,6 +64,7 @@ impl PageError {
             message: message.into(),
             code: None,
             debug: None,
+            retry_after: None,
         }
     }
 
@@ -75,6 +78,7 @@ impl PageError {
             ),
             code: Some(e.code),
             debug: e.debug,
+            retry_after: None,
         }
     }
 
@@ -86,6 +90,7 @@ impl PageError {
                 .into(),
             code: Some(ErrorCode::ServerError),
             debug: Some(debug.to_string()),
+            retry_after: None,
         }
     }
 }
@@ -123,13 +128,20 @@ impl ResponseError for PageError {
                 tracing::info!(debug = %d, "{}", self.title);
             }
         }
-        super::pages::message(
+        let mut r = super::pages::message(
             self.status,
             &self.title,
             &self.message,
             None,
             self.code.map(|c| c.as_str().to_owned()),
-        )
+        );
+        if let Some(secs) = self.retry_after {
+            r.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from(secs.max(1)),
+            );
+        }
+        r
     }
 }
 
@@ -182,6 +194,14 @@ impl From<crate::signin::SignInError> for PageError {
                 "Too many wrong codes",
                 "This sign-in was stopped after too many wrong codes. Return to the application and start again.",
             ),
+            E::TooManyFlows { retry_after } => PageError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                title: "Too many sign-ins started".into(),
+                message: "Too many sign-ins were started from your network address lately. Wait a few minutes, then return to the application and start again.".into(),
+                code: None,
+                debug: None,
+                retry_after: Some(retry_after),
+            },
             E::LabNotAvailable => PageError::bad_request(
                 "This lab is not available",
                 "You can only continue with one of the labs offered. Return to the application and start again.",
@@ -194,6 +214,7 @@ impl From<crate::signin::SignInError> for PageError {
                 ),
                 code: Some(ErrorCode::AccessDenied),
                 debug: None,
+                retry_after: None,
             },
             E::TotpAlreadySetUp => PageError::bad_request(
                 "Authenticator app already set up",

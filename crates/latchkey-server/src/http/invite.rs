@@ -32,6 +32,7 @@ fn gone() -> PageError {
             .into(),
         code: None,
         debug: None,
+        retry_after: None,
     }
 }
 

@@ -4,6 +4,7 @@
 
 use super::State;
 use super::authorize::{current_session, respond};
+use super::client_addr;
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{LoginPage, render_posting_to};
@@ -11,7 +12,7 @@ use crate::signin::{self, SignInError, flow, password};
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::now;
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 /// Loads a flow and checks it belongs to this browser; returns it with the browser's id.
@@ -57,6 +58,7 @@ pub async fn page(
         &browser,
         flow.request.login_hint.clone().unwrap_or_default(),
         None,
+        StatusCode::OK,
     )
     .await
 }
@@ -67,12 +69,8 @@ async fn login_form(
     browser: &str,
     email: String,
     error: Option<String>,
+    status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
     Ok(render_posting_to(
         status,
         &LoginPage {
@@ -98,11 +96,47 @@ pub async fn submit(
     let email = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
     let current = current_session(&state, &req).await?;
-    match password::submit(&state, &flow, current, &email, password, now()).await? {
+    let who = client_addr::requester(&state, &req);
+    match password::submit(&state, &flow, current, &who, &email, password, now()).await? {
         password::Outcome::Retry { message } => {
-            login_form(&state, &flow, &browser, email, Some(message)).await
+            let status = StatusCode::UNAUTHORIZED;
+            login_form(&state, &flow, &browser, email, Some(message), status).await
         }
-        password::Outcome::SignedIn(s) => respond(&state, s.next, None, Some(&s.token)),
+        password::Outcome::Throttled {
+            message,
+            retry_after,
+        } => {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut r = login_form(&state, &flow, &browser, email, Some(message), status).await?;
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after.max(1)),
+            );
+            Ok(r)
+        }
+        password::Outcome::Busy { retry_after } => {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let message = "Many people are signing in right now. Try again in a moment.";
+            let mut r =
+                login_form(&state, &flow, &browser, email, Some(message.into()), status).await?;
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(retry_after.max(1)),
+            );
+            Ok(r)
+        }
+        password::Outcome::SignedIn { signed_in, device } => {
+            let mut r = respond(&state, signed_in.next, None, Some(&signed_in.token))?;
+            let days = state.config.throttle.device_days;
+            let cookie = cookies::build(
+                &state,
+                cookies::device_cookie_name(&state),
+                device,
+                actix_web::cookie::time::Duration::days(days),
+            );
+            r.add_cookie(&cookie).map_err(PageError::internal)?;
+            Ok(r)
+        }
     }
 }
 

@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod api;
 pub mod authorize;
+pub mod client_addr;
 pub mod consent;
 pub mod cookies;
 pub mod discovery;

@@ -90,7 +90,8 @@ pub async fn submit(
     };
     let code = form.get("code").unwrap_or("");
     let user = current.1.clone();
-    match second_factor::submit(&state, flow, current, kind, code, now()).await? {
+    let who = super::client_addr::requester(&state, &req);
+    match second_factor::submit(&state, flow, current, &who, kind, code, now()).await? {
         second_factor::Outcome::Retry { flow, message } => {
             verify_page(&state, &flow, &browser, &user, Some(message)).await
         }

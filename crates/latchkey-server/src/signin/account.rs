@@ -5,7 +5,7 @@
 //! removed if it is the last one that reaches the required level. Every change is audited in
 //! its own transaction.
 
-use super::{Next, Origin, SignInError, flow, session};
+use super::{BrowserAt, Next, Origin, SignInError, flow, session};
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
@@ -61,7 +61,7 @@ pub fn clean_name(name: Option<&str>) -> Option<String> {
 pub async fn sign_in_first(
     state: &AppState,
     current: Option<(Session, User)>,
-    browser: &str,
+    browser: BrowserAt<'_>,
     hint: Option<String>,
     fresh: bool,
     level: Option<Acr>,
@@ -114,7 +114,7 @@ pub enum Guard {
 pub async fn guard(
     state: &AppState,
     current: Option<(Session, User)>,
-    browser: &str,
+    browser: BrowserAt<'_>,
     now: i64,
 ) -> Result<Guard, SignInError> {
     let Some((session, user)) = current else {
@@ -233,7 +233,12 @@ pub async fn confirm_totp(
         &user.id,
         serde_json::json!({"factor": "totp"}),
     );
-    let accepted = match factors::check_totp(&secret, code, now) {
+    let accepted = match factors::check_totp(
+        &secret,
+        code,
+        now,
+        state.config.authentication.totp_steps_back,
+    ) {
         Some(step) => {
             state
                 .store

@@ -24,12 +24,20 @@ use std::sync::Arc;
 /// client but receive no code (generated client ids start with `lk_`).
 pub const ACCOUNT_CLIENT_ID: &str = "latchkey:account";
 
+/// The browser a new flow would be bound to, and the address it connects from (new flows
+/// are counted per address: `throttle.flows_per_source`).
+#[derive(Debug, Clone, Copy)]
+pub struct BrowserAt<'a> {
+    pub id: &'a str,
+    pub source: std::net::IpAddr,
+}
+
 /// Where a flow comes from when [`proceed`] decides its next step.
 #[derive(Debug, Clone, Copy)]
 pub enum Origin<'a> {
-    /// A request not stored yet; a flow bound to this browser id is created if a page is
+    /// A request not stored yet; a flow bound to this browser is created if a page is
     /// needed.
-    New { browser: &'a str },
+    New { browser: BrowserAt<'a> },
     /// The stored flow with this id.
     Stored(&'a str),
 }
@@ -116,7 +124,7 @@ pub async fn start(
     state: &AppState,
     params: RawParams,
     session: Option<(Session, User)>,
-    browser: &str,
+    browser: BrowserAt<'_>,
     now: i64,
 ) -> Result<Next, SignInError> {
     let client = match &params.client_id {
@@ -476,9 +484,16 @@ async fn to_page(
             new: false,
         }),
         Origin::New { browser } => {
+            // Each stored flow takes room until it expires: anonymous requests may not fill
+            // the database (issue 12); a spent budget is a 429 page, nothing stored.
+            if let Some(retry_after) =
+                super::throttle::flow_gate(state, browser.source, now).await?
+            {
+                return Err(SignInError::TooManyFlows { retry_after });
+            }
             let flow = LoginFlow {
                 id: random_id(),
-                browser_hash: TokenHash::of(browser).to_vec(),
+                browser_hash: TokenHash::of(browser.id).to_vec(),
                 request,
                 expires_at: now + state.config.tokens.login_flow_ttl_secs,
             };

@@ -31,7 +31,9 @@
 //!     Refuse --> [*]: error to redirect_uri
 //! ```
 //!
-//! Wrong passwords and wrong codes are counted per user by one component, [`throttle`].
+//! Password attempts spend budgets and wrong codes are counted per user by one component,
+//! [`throttle`]; who sent them ([`Requester`]: address, user agent, known device) is what the
+//! budgets and the audit entries of sign-in are keyed on.
 //! Every change a step records (a session established, a factor enrolled, removed or renamed,
 //! recovery codes generated) is audited inside the store transaction of that change; events
 //! that change nothing (a failed sign-in, a refused replay) are appended on their own.
@@ -39,6 +41,7 @@
 pub mod account;
 pub mod code;
 pub mod consent;
+pub mod device;
 pub mod enrolment;
 pub mod flow;
 pub mod invitation;
@@ -54,7 +57,25 @@ use crate::protocol::authorize::ResponseMode;
 use crate::secret::OpaqueToken;
 use crate::store::StoreError;
 
-pub use flow::{ACCOUNT_CLIENT_ID, Origin};
+pub use flow::{ACCOUNT_CLIENT_ID, BrowserAt, Origin};
+
+/// Who sent a sign-in request (`http::client_addr::requester` builds it).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    /// The client's address (through trusted proxies only).
+    pub ip: std::net::IpAddr,
+    /// The `User-Agent`, without control characters, at most 256 characters.
+    pub user_agent: String,
+    /// The known-device cookie's value, if the browser sent one (checked per account).
+    pub device: Option<String>,
+}
+
+impl Requester {
+    /// `{"source", "user_agent"}`, for audit entries of sign-in.
+    pub fn details(&self) -> serde_json::Value {
+        serde_json::json!({"source": self.ip.to_string(), "user_agent": self.user_agent})
+    }
+}
 
 /// Where the browser goes after a step.
 #[derive(Debug)]
@@ -142,6 +163,9 @@ pub enum SignInError {
     /// The flow ended after too many wrong codes.
     #[error("too many wrong codes in the flow")]
     TooManyCodes,
+    /// This address started too many sign-ins lately (`throttle.flows_per_source`).
+    #[error("too many sign-ins started from this address")]
+    TooManyFlows { retry_after: i64 },
     /// A lab the user is not a member of (a tampered form).
     #[error("not one of the user's labs")]
     LabNotAvailable,

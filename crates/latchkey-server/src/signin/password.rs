@@ -1,13 +1,15 @@
-//! Signing in with an e-mail and password, the first factor of a login flow. A wrong password
-//! issues nothing and is counted by [`throttle`](super::throttle); while locked, passwords are
-//! not even checked (passkeys still work).
+//! Signing in with an e-mail and password, the first factor of a login flow. Every attempt
+//! spends password budgets ([`throttle`](super::throttle)) before the password is checked;
+//! with a budget spent, passwords are not even checked (passkeys still work). A wrong password
+//! issues nothing; a right one gives its attempt back and makes the browser a known device of
+//! the account.
 
-use super::{SignInError, SignedIn, flow, session, throttle};
+use super::{Requester, SignInError, SignedIn, device, flow, session, throttle};
 use crate::audit::{Action, Event};
-use crate::password::Verified;
+use crate::password::{HashError, Priority, Verified};
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
-use crate::signin::throttle::Attempt;
+use crate::protocol::throttle::throttled_message;
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
@@ -17,10 +19,15 @@ use crate::store::users::User;
 #[derive(Debug)]
 pub enum Outcome {
     /// Show the form again with this message (nothing was issued).
-    Retry {
-        message: String,
-    },
-    SignedIn(SignedIn),
+    Retry { message: String },
+    /// A budget is spent: nothing was checked; the form again, answered `429` with
+    /// `Retry-After: retry_after`.
+    Throttled { message: String, retry_after: i64 },
+    /// Too many password checks are waiting: nothing was checked; the form again, answered
+    /// `503` with `Retry-After: retry_after`.
+    Busy { retry_after: i64 },
+    /// Signed in; `device` is the known-device cookie's new value.
+    SignedIn { signed_in: SignedIn, device: String },
 }
 
 fn retry(message: impl Into<String>) -> Result<Outcome, SignInError> {
@@ -29,12 +36,13 @@ fn retry(message: impl Into<String>) -> Result<Outcome, SignInError> {
     })
 }
 
-/// Checks `email` and `password` for the flow; on success starts (or renews) the browser's
-/// session (`current`) and moves the flow on.
+/// Checks `email` and `password` for the flow, sent by `who`; on success starts (or renews)
+/// the browser's session (`current`) and moves the flow on.
 pub async fn submit(
     state: &AppState,
     flow: &LoginFlow,
     current: Option<(Session, User)>,
+    who: &Requester,
     email: &str,
     password: &str,
     now: i64,
@@ -43,39 +51,55 @@ pub async fn submit(
         return retry("Enter your email and password.");
     }
     let user = state.store.find_user_by_email(email).await?;
-    let standing = match &user {
-        Some(u) => Some(throttle::standing(state, &u.id, Attempt::Password, now).await?),
-        None => None,
+    // The same budgets and the same answers for an e-mail that is no account.
+    let pass =
+        match throttle::password_gate(state, who, email, user.as_ref().map(|u| u.id.as_str()), now)
+            .await?
+        {
+            throttle::Gate::Open(pass) => pass,
+            throttle::Gate::Closed { retry_after } => {
+                return Ok(Outcome::Throttled {
+                    message: throttled_message(retry_after),
+                    retry_after,
+                });
+            }
+        };
+    let priority = if pass.known_device {
+        Priority::Known
+    } else {
+        Priority::Anonymous
     };
-    if let Some(secs) = standing.and_then(|s| s.locked_for) {
-        // Not even checked: the lock is what stops guessing.
-        return retry(Attempt::Password.message(secs));
-    }
-    let verified = state
+    let verified = match state
         .hasher
         .verify(
             password,
             user.as_ref().and_then(|u| u.password_hash.as_deref()),
+            priority,
         )
         .await
-        .map_err(SignInError::internal)?;
+    {
+        Ok(v) => v,
+        Err(HashError::Busy) => {
+            // Not checked: the account's budgets get the attempt back.
+            pass.settle(state).await?;
+            tracing::info!(source = %who.ip, "password check shed: anonymous queue full");
+            return Ok(Outcome::Busy { retry_after: 1 });
+        }
+        Err(e) => return Err(SignInError::internal(e)),
+    };
     let user = match (user, verified) {
         (Some(u), Verified::Yes) if !u.disabled => u,
         (Some(u), Verified::YesRehash(h)) if !u.disabled => {
             state.store.set_password_hash(&u.id, &h).await?;
             u
         }
-        (known, v) => return refused(state, flow, known, v, now).await,
+        (known, v) => return refused(state, flow, who, known, v).await,
     };
-    if let Err(secs) = throttle::settle(state, &user.id, Attempt::Password, now).await? {
-        return retry(Attempt::Password.message(secs));
-    }
-    let event = Event::new(
-        &user.id,
-        Action::LoginPassword,
-        &user.id,
-        serde_json::json!({}),
-    );
+    let account = pass.account.clone();
+    pass.settle(state).await?;
+    let mut details = who.details();
+    details["client"] = flow.request.client_id.clone().into();
+    let event = Event::new(&user.id, Action::LoginPassword, &user.id, details);
     let (session, token) =
         session::establish(state, current, &user, Method::Password, Some(&event), now).await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
@@ -87,18 +111,21 @@ pub async fn submit(
         now,
     )
     .await?;
-    Ok(Outcome::SignedIn(SignedIn { next, token }))
+    Ok(Outcome::SignedIn {
+        signed_in: SignedIn { next, token },
+        device: device::cookie_value(state, &account, who.device.as_deref()),
+    })
 }
 
-/// A refused password: counted when it was a known user's wrong password, and audited.
+/// A refused password: audited with who sent it (it already spent its budgets).
 async fn refused(
     state: &AppState,
     flow: &LoginFlow,
+    who: &Requester,
     known: Option<User>,
     v: Verified,
-    now: i64,
 ) -> Result<Outcome, SignInError> {
-    tracing::info!(flow = %flow.id, "login failed: wrong email or password");
+    tracing::info!(flow = %flow.id, source = %who.ip, "login failed: wrong email or password");
     // Who and why, for the audit log; an unknown email is not recorded (personal data of
     // someone who may not be a user).
     let (target, reason) = match &known {
@@ -106,21 +133,12 @@ async fn refused(
         Some(u) if u.disabled && !matches!(v, Verified::No) => (u.id.clone(), "account disabled"),
         Some(u) => (u.id.clone(), "wrong password"),
     };
-    let mut message = "The email or password is not correct.".to_owned();
-    if let Some(u) = &known
-        && reason == "wrong password"
-        && let Some(secs) = throttle::fail(state, &u.id, Attempt::Password, now).await?
-    {
-        message = Attempt::Password.message(secs);
-    }
+    let mut details = who.details();
+    details["reason"] = reason.into();
+    details["client"] = flow.request.client_id.clone().into();
     state
         .store
-        .audit(Event::new(
-            &target,
-            Action::LoginFailed,
-            &target,
-            serde_json::json!({"reason": reason, "client": flow.request.client_id}),
-        ))
+        .audit(Event::new(&target, Action::LoginFailed, &target, details))
         .await?;
-    retry(message)
+    retry("The email or password is not correct.")
 }

@@ -5,12 +5,11 @@
 //! ([`FLOW_MAX_FAILED_CODES`](crate::protocol::authorize::FLOW_MAX_FAILED_CODES)) and count
 //! per user in [`throttle`](super::throttle).
 
-use super::{SignInError, SignedIn, flow, session, throttle};
+use super::{Requester, SignInError, SignedIn, flow, session, throttle};
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::{Method, Offer, offer};
-use crate::signin::throttle::Attempt;
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
@@ -67,16 +66,16 @@ pub async fn submit(
     state: &AppState,
     flow: LoginFlow,
     current: (Session, User),
+    who: &Requester,
     kind: CodeKind,
     code: &str,
     now: i64,
 ) -> Result<Outcome, SignInError> {
     let user = current.1.clone();
-    let standing = throttle::standing(state, &user.id, Attempt::Code, now).await?;
-    if let Some(secs) = standing.locked_for {
+    if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
-            message: Attempt::Code.message(secs),
+            message: lock.message(),
         });
     }
     let o = ask(state, &flow, &user).await?.offer;
@@ -89,8 +88,8 @@ pub async fn submit(
         Ok(m) => m,
         Err(mut message) => {
             // Wrong codes count per user, whatever flow or node they come from.
-            if let Some(secs) = throttle::fail(state, &user.id, Attempt::Code, now).await? {
-                message = Attempt::Code.message(secs);
+            if let Some(lock) = throttle::code_fail(state, &user.id, who, now).await? {
+                message = lock.message();
             }
             let request = flow::transition(state, &flow, Transition::CodeRefused).await?;
             tracing::info!(user = %user.id, flow = %flow.id, "second factor refused");
@@ -100,10 +99,10 @@ pub async fn submit(
             });
         }
     };
-    if let Err(secs) = throttle::settle(state, &user.id, Attempt::Code, now).await? {
+    if let Err(lock) = throttle::code_settle(state, &user.id, now).await? {
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
-            message: Attempt::Code.message(secs),
+            message: lock.message(),
         });
     }
     // A step-up renews the live session, whose id is known before the write.
@@ -145,7 +144,12 @@ async fn check_totp(
     };
     let secret = factors::open_totp(&state.kek, &user.id, &row.sealed_secret)
         .map_err(SignInError::internal)?;
-    let Some(step) = factors::check_totp(&secret, code, now) else {
+    let Some(step) = factors::check_totp(
+        &secret,
+        code,
+        now,
+        state.config.authentication.totp_steps_back,
+    ) else {
         return Ok(Err("That code is not correct.".into()));
     };
     if state

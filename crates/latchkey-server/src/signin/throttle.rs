@@ -1,79 +1,236 @@
-//! The one lockout component for wrong passwords and wrong second-factor codes. Failures count
-//! per user, across flows and nodes (in the store); from a threshold on, attempts of that kind
-//! are refused unchecked for a while that doubles (the rule, pure, is
-//! [`crate::protocol::throttle::Attempt::lock`]). Passkey sign-in is never locked, so a lock
-//! cannot shut a passkey user out. A lock and its audit entry commit together.
+//! The one component that slows guessing down (the rules, pure, are
+//! [`crate::protocol::throttle`]):
+//! - password attempts spend budgets in the store ([`password_gate`]) before the password is
+//!   checked, so a spent budget costs one read and no Argon2 work, and a right password gives
+//!   its attempt back ([`Pass::settle`]). Budgets never depend on whether the e-mail is an
+//!   account, and a known device ([`super::device`]) has its own;
+//! - wrong second-factor codes count per user ([`code_standing`], [`code_fail`],
+//!   [`code_settle`]): the password is already proven there.
+//!
+//! Passkey sign-in is never throttled. A budget spent and a code lock are audited with the
+//! change that caused them.
 
+use super::Requester;
+use super::device;
 use crate::audit::{Action, Event};
-pub use crate::protocol::throttle::Attempt;
+use crate::protocol::throttle::{Attempt, Budget, CodeLock, code_lock, password_keys, source_of};
 use crate::state::AppState;
 use crate::store::StoreError;
+use crate::store::throttle::Counter;
 
-/// A user's standing for one kind of attempt, read before checking it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Standing {
-    /// Failures are on record (a success clears them).
-    pub failures: bool,
-    /// Seconds until attempts are checked again, when locked now.
-    pub locked_for: Option<i64>,
+/// Whether a password may be checked now.
+#[derive(Debug)]
+pub enum Gate {
+    /// Checked: the attempt is counted; settle it when the password was right.
+    Open(Pass),
+    /// Refused unchecked: a budget is spent for `retry_after` more seconds.
+    Closed { retry_after: i64 },
 }
 
-/// Reads the user's standing for `kind` at `now`.
-pub async fn standing(
-    state: &AppState,
-    user_id: &str,
-    kind: Attempt,
-    now: i64,
-) -> Result<Standing, StoreError> {
-    let f = state.store.failures(user_id, kind).await?;
-    Ok(Standing {
-        failures: f.is_some(),
-        locked_for: f.and_then(|(_, until)| (until > now).then_some(until - now)),
-    })
+/// A counted password attempt.
+#[derive(Debug)]
+pub struct Pass {
+    /// The counters spent that a right password gives back.
+    refundable: Vec<Counter>,
+    /// The account's keyed hash (the device cookie to set names it).
+    pub account: String,
+    /// The browser is a known device of the account.
+    pub known_device: bool,
 }
 
-/// Counts a failure; when it starts (or extends) a lock, audits it and returns its length.
-pub async fn fail(
+impl Pass {
+    /// The password was right: the attempt is given back to the account's budgets.
+    pub async fn settle(self, state: &AppState) -> Result<(), StoreError> {
+        state.store.throttle_refund(self.refundable).await
+    }
+}
+
+fn limit(state: &AppState, b: Budget) -> i64 {
+    let c = &state.config.throttle;
+    match b {
+        Budget::Global => c.global,
+        Budget::Source => c.per_source,
+        Budget::Account => c.per_account,
+        Budget::AccountSource => c.per_account_source,
+        Budget::Device => c.per_device,
+    }
+}
+
+/// Seconds until the longest-spent of `counters` has room again: a counter is spent when its
+/// count reached (`at_limit`) or passed its limit.
+fn spent(
+    counters: &[Counter],
+    limits: &[(String, i64)],
+    at_limit: bool,
+    now: i64,
+    window: i64,
+) -> Option<i64> {
+    counters
+        .iter()
+        .filter(|c| {
+            limits
+                .iter()
+                .any(|(k, l)| k == &c.key && (c.count > *l || (at_limit && c.count == *l)))
+        })
+        .map(|c| (c.window_start + window - now).max(1))
+        .max()
+}
+
+/// Counts a password attempt on `email` from `who`, or refuses it unchecked. `user`: the
+/// account's user id when the e-mail is one (for the audit entry only; the budgets are the
+/// same either way).
+pub async fn password_gate(
+    state: &AppState,
+    who: &Requester,
+    email: &str,
+    user: Option<&str>,
+    now: i64,
+) -> Result<Gate, StoreError> {
+    let window = state.config.throttle.window_secs;
+    let account = device::account(state, email);
+    let known = who
+        .device
+        .as_deref()
+        .and_then(|c| device::check(state, c, &account));
+    let budgets = password_keys(&account, &source_of(who.ip), known.as_deref());
+    let limits: Vec<(String, i64)> = budgets
+        .iter()
+        .map(|(b, k)| (k.clone(), limit(state, *b)))
+        .collect();
+    // A spent budget is refused with one read and no write.
+    let live = state
+        .store
+        .throttle_counters(limits.iter().map(|(k, _)| k.clone()).collect(), now, window)
+        .await?;
+    if let Some(retry_after) = spent(&live, &limits, true, now, window) {
+        return Ok(Gate::Closed { retry_after });
+    }
+    let target = user.unwrap_or("unknown").to_owned();
+    let details = who.details();
+    let (kinds, cfg_limits) = (budgets.clone(), limits.clone());
+    let taken = state
+        .store
+        .throttle_take(limits.clone(), now, window, move |over| {
+            over.iter()
+                .filter_map(|c| {
+                    let (b, _) = kinds.iter().find(|(_, k)| k == &c.key)?;
+                    let (_, l) = cfg_limits.iter().find(|(k, _)| k == &c.key)?;
+                    let t = match b {
+                        Budget::Global | Budget::Source => "unknown",
+                        _ => target.as_str(),
+                    };
+                    let mut d = details.clone();
+                    d["budget"] = b.as_str().into();
+                    d["limit"] = (*l).into();
+                    d["window_secs"] = window.into();
+                    Some(Event::new(t, Action::LoginThrottled, t, d))
+                })
+                .collect()
+        })
+        .await?;
+    // Attempts racing this one may have spent the budget between the read and the count.
+    if let Some(retry_after) = spent(&taken, &limits, false, now, window) {
+        tracing::info!(source = %who.ip, "password attempt throttled");
+        return Ok(Gate::Closed { retry_after });
+    }
+    let refundable = taken
+        .into_iter()
+        .filter(|c| budgets.iter().any(|(b, k)| k == &c.key && b.given_back()))
+        .collect();
+    Ok(Gate::Open(Pass {
+        refundable,
+        account,
+        known_device: known.is_some(),
+    }))
+}
+
+/// Where the user's second-factor codes stand at `now`: `Some(lock)` while codes are refused.
+pub async fn code_standing(
     state: &AppState,
     user_id: &str,
-    kind: Attempt,
     now: i64,
-) -> Result<Option<i64>, StoreError> {
-    let action = match kind {
-        Attempt::Password => Action::LoginLocked,
-        Attempt::Code => Action::FactorLocked,
-    };
+) -> Result<Option<CodeLock>, StoreError> {
+    let max = state.config.authentication.max_code_failures;
+    Ok(state
+        .store
+        .failures(user_id, Attempt::Code)
+        .await?
+        .filter(|(_, until)| *until > now)
+        .and_then(|(failures, until)| {
+            code_lock(failures, max).map(|l| match l {
+                CodeLock::Blocked => CodeLock::Blocked,
+                CodeLock::For(_) => CodeLock::For(until - now),
+            })
+        }))
+}
+
+/// Counts a wrong code; when it starts (or extends) a lock, audits it and returns it.
+pub async fn code_fail(
+    state: &AppState,
+    user_id: &str,
+    who: &Requester,
+    now: i64,
+) -> Result<Option<CodeLock>, StoreError> {
     let user = user_id.to_owned();
+    let mut details = who.details();
+    let max = state.config.authentication.max_code_failures;
     state
         .store
-        .record_failure(user_id, kind, now, move |failures, secs| {
-            Event::new(
-                &user,
-                action,
-                &user,
-                serde_json::json!({"failures": failures, "locked_for_secs": secs}),
-            )
+        .record_failure(user_id, Attempt::Code, now, max, move |failures, lock| {
+            details["failures"] = failures.into();
+            match lock {
+                CodeLock::For(secs) => details["locked_for_secs"] = secs.into(),
+                CodeLock::Blocked => details["blocked"] = true.into(),
+            }
+            Event::new(&user, Action::FactorLocked, &user, details)
         })
         .await
 }
 
-/// Settles an attempt that checked out. The standing is read again: a lock may have started
-/// while this attempt was being checked (parallel guesses, each past the first read). Then the
+/// Settles a code that checked out. The standing is read again: a lock may have started
+/// while this code was being checked (parallel guesses, each past the first read). Then the
 /// right answer is refused like a wrong one, so racing requests learn nothing once the
-/// threshold is reached: `Err(secs)` is the lock's remaining length. Otherwise the count of
-/// failures is cleared (only when there is one: no write on the common path).
-pub async fn settle(
+/// threshold is reached: `Err(lock)`. Otherwise the count of failures is cleared (only when
+/// there is one: no write on the common path).
+pub async fn code_settle(
     state: &AppState,
     user_id: &str,
-    kind: Attempt,
     now: i64,
-) -> Result<Result<(), i64>, StoreError> {
-    let after = standing(state, user_id, kind, now).await?;
-    if let Some(secs) = after.locked_for {
-        return Ok(Err(secs));
+) -> Result<Result<(), CodeLock>, StoreError> {
+    if let Some(lock) = code_standing(state, user_id, now).await? {
+        return Ok(Err(lock));
     }
-    if after.failures {
-        state.store.reset_failures(user_id, kind).await?;
+    if state
+        .store
+        .failures(user_id, Attempt::Code)
+        .await?
+        .is_some()
+    {
+        state.store.reset_failures(user_id, Attempt::Code).await?;
     }
     Ok(Ok(()))
+}
+
+/// Counts a new login flow from `source`; `Some(retry_after)` when the address started
+/// `throttle.flows_per_source` flows in this window already (the flow is not stored).
+pub async fn flow_gate(
+    state: &AppState,
+    source: std::net::IpAddr,
+    now: i64,
+) -> Result<Option<i64>, StoreError> {
+    let cfg = &state.config.throttle;
+    let key = crate::protocol::throttle::flow_key(&source_of(source));
+    let limits = vec![(key, cfg.flows_per_source)];
+    let live = state
+        .store
+        .throttle_counters(vec![limits[0].0.clone()], now, cfg.window_secs)
+        .await?;
+    if let Some(secs) = spent(&live, &limits, true, now, cfg.window_secs) {
+        return Ok(Some(secs));
+    }
+    let taken = state
+        .store
+        .throttle_take(limits.clone(), now, cfg.window_secs, |_| Vec::new())
+        .await?;
+    Ok(spent(&taken, &limits, false, now, cfg.window_secs))
 }

@@ -9,7 +9,7 @@ use super::schema::{
 use super::{Store, StoreError, conflict, now};
 use crate::audit::Event;
 use crate::protocol::strength::Enrolled;
-use crate::protocol::throttle::Attempt;
+use crate::protocol::throttle::{Attempt, CodeLock, code_lock};
 use diesel::{BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 
@@ -527,16 +527,17 @@ impl Store {
     }
 
     /// Counts a failed attempt (atomically, whichever node or flow it came from); from the
-    /// kind's threshold on ([`Attempt::lock`]), locks further attempts out and, when no lock
-    /// was running, appends the event `on_lock` makes of the failure count and the lock's
-    /// length, in the same transaction. Returns the lock's length in seconds, if one is set.
+    /// threshold on ([`code_lock`] with at most `max` failures), locks further attempts out
+    /// and, when no lock was running, appends the event `on_lock` makes of the failure count
+    /// and the lock, in the same transaction. Returns the lock, if one is set.
     pub async fn record_failure(
         &self,
         user_id: &str,
         kind: Attempt,
         now: i64,
-        on_lock: impl FnOnce(i64, i64) -> Event + Send + 'static,
-    ) -> Result<Option<i64>, StoreError> {
+        max: i64,
+        on_lock: impl FnOnce(i64, CodeLock) -> Event + Send + 'static,
+    ) -> Result<Option<CodeLock>, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
         self.run(async move {
@@ -561,19 +562,19 @@ impl Store {
                     .select((auth_failures::failures, auth_failures::locked_until))
                     .first(&mut *conn)
                     .await?;
-                let Some(secs) = kind.lock(failures) else {
+                let Some(lock) = code_lock(failures, max) else {
                     return Ok(None);
                 };
                 diesel::update(auth_failures::table.find(key))
-                    .set(auth_failures::locked_until.eq(now + secs))
+                    .set(auth_failures::locked_until.eq(now + lock.secs()))
                     .execute(&mut *conn)
                     .await?;
                 // One entry per lock: failures of guesses that were already being checked
-                // when it started extend it silently.
-                if locked_before <= now {
-                    crate::store::audit::append(&mut *conn, now, &on_lock(failures, secs)).await?;
+                // when it started extend it silently. Reaching the block is always recorded.
+                if locked_before <= now || (lock == CodeLock::Blocked && failures == max) {
+                    crate::store::audit::append(&mut *conn, now, &on_lock(failures, lock)).await?;
                 }
-                Ok(Some(secs))
+                Ok(Some(lock))
             })
         })
         .await

@@ -30,6 +30,7 @@ pub mod policy;
 pub mod retention;
 pub mod schema;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use crate::config::{Config, SqliteSynchronous};

@@ -1,9 +1,10 @@
 //! Retention: deletes what can no longer be used, so the database does not grow with every
-//! login. Authorization codes, sessions, grants (with their refresh tokens, by cascade) and
-//! login flows are kept for a grace period after they expire or are revoked, long enough to
-//! answer a late replay with "already used" rather than "unknown".
+//! login. Authorization codes, sessions, grants (with their refresh tokens, by cascade),
+//! login flows and throttle counters (windows are at most a day) are kept for a grace period
+//! after they expire or are revoked, long enough to answer a late replay with "already used"
+//! rather than "unknown".
 
-use super::schema::{authorization_codes as ac, grants, login_flows, sessions};
+use super::schema::{authorization_codes as ac, grants, login_flows, sessions, throttle_counters};
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
@@ -18,6 +19,8 @@ pub struct Purged {
     pub grants: usize,
     pub sessions: usize,
     pub flows: usize,
+    /// Throttle counters whose window began before the grace period.
+    pub throttle_counters: usize,
 }
 
 impl Store {
@@ -43,7 +46,12 @@ impl Store {
                 let flows = diesel::delete(login_flows::table.filter(login_flows::expires_at.lt(before)))
                     .execute(conn)
                     .await?;
-                Ok(Purged { codes, grants, sessions, flows })
+                let throttle_counters = diesel::delete(
+                    throttle_counters::table.filter(throttle_counters::window_start.lt(before)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(Purged { codes, grants, sessions, flows, throttle_counters })
             })
         })
         .await

@@ -330,6 +330,14 @@ diesel::allow_tables_to_appear_in_same_query!(
 );
 
 diesel::table! {
+    throttle_counters (key) {
+        key -> Text,
+        window_start -> BigInt,
+        count -> BigInt,
+    }
+}
+
+diesel::table! {
     audit_checkpoints (seq) {
         seq -> BigInt,
         hash -> Binary,

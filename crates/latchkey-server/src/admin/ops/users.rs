@@ -119,6 +119,30 @@ pub async fn reset_factors(state: &AppState, admin: &Admin, user: &UserId) -> R<
     Ok(Count { count: n })
 }
 
+/// Clears the user's sign-in attempts: the password budgets of their account (from every
+/// source and browser) and their count of wrong second-factor codes, including a block
+/// reached at `authentication.max_code_failures`. The shared per-source and global budgets
+/// are not the account's and stay.
+pub async fn reset_attempts(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
+    let (info, _) = authorised_user(state, admin, user).await?;
+    let account = state.throttle_account(&info.email);
+    let key = crate::protocol::throttle::account_key(&account);
+    let prefix = format!("{key}:");
+    let (actor, target) = (admin.actor_id().to_owned(), user.as_str().to_owned());
+    let n = state
+        .store
+        .reset_attempts(user.as_str(), vec![key], vec![prefix], move |n| {
+            vec![Event::new(
+                actor,
+                Action::UserResetAttempts,
+                target,
+                json!({"cleared": n}),
+            )]
+        })
+        .await?;
+    Ok(Count { count: n })
+}
+
 pub async fn end_sessions(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
     authorised_user(state, admin, user).await?;
     let (actor, target) = (admin.actor_id().to_owned(), user.as_str().to_owned());

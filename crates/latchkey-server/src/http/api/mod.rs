@@ -376,6 +376,7 @@ routes!(
     users::disable_user,
     users::enable_user,
     users::reset_factors,
+    users::reset_attempts,
     users::end_sessions,
     users::set_system_admin,
     users::export_user,

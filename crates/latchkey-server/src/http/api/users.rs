@@ -104,6 +104,26 @@ pub async fn reset_factors(
     Ok(web::Json(ops::reset_factors(&state, &a, &user).await?))
 }
 
+/// Clear the user's sign-in attempts: their account's password budgets (every source and
+/// browser) and their count of wrong second-factor codes, so they can try again at once.
+#[utoipa::path(
+    security(("bearer" = ["user"])),
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = Count, description = "How many counters were cleared"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/reset-attempts")]
+pub async fn reset_attempts(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<UserId>,
+) -> ApiResult<Count> {
+    Ok(web::Json(ops::reset_attempts(&state, &a, &user).await?))
+}
+
 /// End every session of the user and revoke their refresh tokens.
 #[utoipa::path(
     security(("bearer" = ["user"])),

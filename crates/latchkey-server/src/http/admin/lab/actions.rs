@@ -27,6 +27,7 @@ enum Action<'a> {
     MemberAdmin(&'a str),
     RemoveMember(&'a str),
     ResetFactors(&'a str),
+    ResetAttempts(&'a str),
     EndSessions(&'a str),
     Disable(&'a str),
     Enable(&'a str),
@@ -54,6 +55,7 @@ impl<'a> Action<'a> {
             ["members", user, "admin"] => Action::MemberAdmin(user),
             ["members", user, "remove"] => Action::RemoveMember(user),
             ["members", user, "reset-factors"] => Action::ResetFactors(user),
+            ["members", user, "reset-attempts"] => Action::ResetAttempts(user),
             ["members", user, "end-sessions"] => Action::EndSessions(user),
             ["members", user, "disable"] => Action::Disable(user),
             ["members", user, "enable"] => Action::Enable(user),
@@ -122,6 +124,7 @@ impl<'a> Action<'a> {
             | Action::MemberAdmin(u)
             | Action::RemoveMember(u)
             | Action::ResetFactors(u)
+            | Action::ResetAttempts(u)
             | Action::EndSessions(u)
             | Action::Disable(u)
             | Action::Enable(u) => Some(u),
@@ -273,6 +276,10 @@ async fn run(
             let n = ops::reset_factors(state, a, &UserId::from(user)).await?;
             notice(format!("{} factors removed.", n.count))
         }
+        Action::ResetAttempts(user) => {
+            ops::reset_attempts(state, a, &UserId::from(user)).await?;
+            notice("Sign-in attempts reset: they can try their password and codes again at once.")
+        }
         Action::EndSessions(user) => {
             let n = ops::end_sessions(state, a, &UserId::from(user)).await?;
             notice(format!("{} sessions ended.", n.count))
@@ -419,6 +426,10 @@ mod tests {
         assert_eq!(
             Action::parse("members/u1/reset-factors"),
             Some(Action::ResetFactors("u1"))
+        );
+        assert_eq!(
+            Action::parse("members/u1/reset-attempts"),
+            Some(Action::ResetAttempts("u1"))
         );
         assert_eq!(
             Action::parse("invitations/i1/delete"),

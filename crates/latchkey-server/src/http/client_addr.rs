@@ -1,0 +1,247 @@
+//! Who is asking: the client's address, taken from `Forwarded` (RFC 7239) or
+//! `X-Forwarded-For` only when the TCP peer is a trusted proxy (`[proxy] trusted`), and the
+//! user agent. The sign-in throttle budgets per address and the audit log records both.
+//!
+//! The header is read from the right: each hop a trusted proxy appended is skipped, and the
+//! first address that is not a trusted proxy is the client. Anything the client itself wrote
+//! into the header stays to the left of it and is never believed.
+
+use crate::signin::Requester;
+use crate::state::AppState;
+use actix_web::HttpRequest;
+use actix_web::http::header::HeaderMap;
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The longest user agent kept (audit entries stay small; the rest is cut).
+const MAX_USER_AGENT: usize = 256;
+
+/// Who sent the request: client address, user agent and the known-device cookie, if any.
+pub fn requester(state: &AppState, req: &HttpRequest) -> Requester {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let ip = client_ip(&state.config.proxy.trusted, peer, req.headers());
+    let user_agent = req
+        .headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_USER_AGENT)
+                .collect()
+        })
+        .unwrap_or_default();
+    let device = req
+        .cookie(super::cookies::device_cookie_name(state))
+        .map(|c| c.value().to_owned());
+    Requester {
+        ip,
+        user_agent,
+        device,
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn trusted_hop(trusted: &[IpNet], ip: IpAddr) -> bool {
+    trusted.iter().any(|net| net.contains(&ip))
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
+/// address in the forwarding header that is not itself a trusted proxy. `Forwarded` wins over
+/// `X-Forwarded-For` when both are present. A header that cannot be read leaves the last
+/// trusted hop as the client (never an address the client chose).
+pub fn client_ip(trusted: &[IpNet], peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+    let Some(peer) = peer.map(canonical) else {
+        return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    };
+    if !trusted_hop(trusted, peer) {
+        return peer;
+    }
+    let hops = forwarded_hops(headers).or_else(|| x_forwarded_for_hops(headers));
+    let Some(hops) = hops else {
+        return peer;
+    };
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        let Some(ip) = hop else {
+            // `unknown`, an obfuscated name or garbage: nothing further left can be trusted.
+            return client;
+        };
+        client = canonical(*ip);
+        if !trusted_hop(trusted, client) {
+            return client;
+        }
+    }
+    client
+}
+
+/// The `for=` addresses of every `Forwarded` element, in order; `None` when there is no such
+/// header. An element without `for=` or with a value that is not an address is `None`.
+fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
+    let values: Vec<&str> = headers
+        .get_all("forwarded")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let mut hops = Vec::new();
+    for element in values.iter().flat_map(|v| v.split(',')) {
+        let node = element.split(';').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("for").then(|| v.trim())
+        });
+        hops.push(node.and_then(parse_node));
+    }
+    Some(hops)
+}
+
+/// A `Forwarded` node (RFC 7239 section 6): `192.0.2.1`, `"192.0.2.1:80"`, `"[2001:db8::1]"`
+/// or `"[2001:db8::1]:80"`.
+fn parse_node(v: &str) -> Option<IpAddr> {
+    let v = v.trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    let host = match v.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => v,
+    };
+    host.parse().ok()
+}
+
+fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
+    let values: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    Some(
+        values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|h| {
+                let h = h.trim();
+                h.parse()
+                    .ok()
+                    .or_else(|| parse_node(h).filter(|_| h.starts_with('[')))
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
+        let h = headers(&[
+            ("x-forwarded-for", "198.51.100.7"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        assert_eq!(
+            client_ip(&[], Some(ip("203.0.113.9")), &h),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client_ip(&nets(&["10.0.0.0/8"]), Some(ip("203.0.113.9")), &h),
+            ip("203.0.113.9")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_hop_is_the_client_not_what_the_client_wrote() {
+        let trusted = nets(&["10.0.0.0/8", "127.0.0.1/32"]);
+        // The client wrote 1.1.1.1 itself; its proxy appended the real address; a second
+        // trusted proxy appended the first one.
+        let h = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5")]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("127.0.0.1")), &h),
+            ip("198.51.100.7")
+        );
+        // Several header lines are one list.
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("10.1.2.3")), &h),
+            ip("198.51.100.7")
+        );
+    }
+
+    #[test]
+    fn forwarded_wins_and_understands_ports_brackets_and_quotes() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[
+            ("x-forwarded-for", "198.51.100.1"),
+            (
+                "forwarded",
+                "for=1.1.1.1, for=\"[2001:db8::1]:4711\";proto=https",
+            ),
+        ]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            ip("2001:db8::1")
+        );
+        let h = headers(&[("forwarded", "proto=https;For=\"192.0.2.60:8080\"")]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            ip("192.0.2.60")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_hop_stops_at_the_last_trusted_one() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("forwarded", "for=1.1.1.1, for=unknown")]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            ip("10.0.0.1")
+        );
+        let h = headers(&[("x-forwarded-for", "1.1.1.1, not-an-address")]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            ip("10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_count_as_ipv4() {
+        let trusted = nets(&["127.0.0.1/32"]);
+        let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.7")]);
+        assert_eq!(
+            client_ip(&trusted, Some(ip("::ffff:127.0.0.1")), &h),
+            ip("198.51.100.7")
+        );
+    }
+}
