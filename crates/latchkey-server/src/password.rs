@@ -92,12 +92,73 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    jobs: tokio::sync::mpsc::Sender<Job>,
+    queue: Arc<Queue>,
+    /// Closes the queue (the threads end) when the last clone of the hasher is dropped.
+    _closer: Arc<Closer>,
     dummy: Arc<OnceCell<String>>,
     /// Hashes queued or running, of any priority.
     depth: Arc<std::sync::atomic::AtomicUsize>,
     /// The depth from which anonymous checks are refused.
     anonymous_limit: usize,
+}
+
+/// The hashing threads' work: known browsers' checks (and hashes that are no guesses) are
+/// taken before anonymous ones, so a flood of guesses never delays the people Latchkey knows
+/// by more than the hashes already running.
+struct Queue {
+    lanes: std::sync::Mutex<Lanes>,
+    ready: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Lanes {
+    known: std::collections::VecDeque<Job>,
+    anonymous: std::collections::VecDeque<Job>,
+    closed: bool,
+}
+
+impl Queue {
+    fn push(&self, priority: Priority, job: Job) -> Result<(), HashError> {
+        let mut lanes = self.lanes.lock().map_err(|_| HashError::Pool)?;
+        if lanes.closed {
+            return Err(HashError::Pool);
+        }
+        match priority {
+            Priority::Known => lanes.known.push_back(job),
+            Priority::Anonymous => lanes.anonymous.push_back(job),
+        }
+        drop(lanes);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The next job, known ones first; `None` once the queue is closed and empty.
+    fn next(&self) -> Option<Job> {
+        let mut lanes = self.lanes.lock().ok()?;
+        loop {
+            if let Some(job) = lanes.known.pop_front() {
+                return Some(job);
+            }
+            if let Some(job) = lanes.anonymous.pop_front() {
+                return Some(job);
+            }
+            if lanes.closed {
+                return None;
+            }
+            lanes = self.ready.wait(lanes).ok()?;
+        }
+    }
+}
+
+struct Closer(Arc<Queue>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        if let Ok(mut lanes) = self.0.lanes.lock() {
+            lanes.closed = true;
+        }
+        self.0.ready.notify_all();
+    }
 }
 
 fn argon2id(params: Params) -> Argon2<'static> {
@@ -213,21 +274,18 @@ impl PasswordHasher {
         } else {
             cfg.max_concurrent
         };
-        let (tx, rx) = tokio::sync::mpsc::channel::<Job>(1024);
-        let rx = Arc::new(std::sync::Mutex::new(rx));
+        let queue = Arc::new(Queue {
+            lanes: std::sync::Mutex::new(Lanes::default()),
+            ready: std::sync::Condvar::new(),
+        });
         for i in 0..n {
-            let rx = rx.clone();
+            let queue = queue.clone();
             let blocks = params.block_count();
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     let mut memory: Vec<Block> = Vec::new();
-                    loop {
-                        let job = match rx.lock() {
-                            Ok(mut r) => r.blocking_recv(),
-                            Err(_) => None,
-                        };
-                        let Some(job) = job else { break };
+                    while let Some(job) = queue.next() {
                         if memory.len() != blocks {
                             memory = vec![Block::default(); blocks];
                         }
@@ -243,7 +301,8 @@ impl PasswordHasher {
         };
         Ok(PasswordHasher {
             params,
-            jobs: tx,
+            _closer: Arc::new(Closer(queue.clone())),
+            queue,
             dummy: Arc::new(OnceCell::new()),
             depth: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             anonymous_limit,
@@ -269,13 +328,13 @@ impl PasswordHasher {
         // The job itself counts down when it is done, even if the caller gave up waiting.
         let depth = self.depth.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let sent = self
-            .jobs
-            .send(Box::new(move |mem| {
+        let sent = self.queue.push(
+            priority,
+            Box::new(move |mem| {
                 let _ = tx.send(f(mem));
                 depth.fetch_sub(1, Ordering::AcqRel);
-            }))
-            .await;
+            }),
+        );
         if sent.is_err() {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             return Err(HashError::Pool);
@@ -367,6 +426,34 @@ mod tests {
             ),
             Err(PasswordRejected::Guessable)
         );
+    }
+
+    #[test]
+    fn known_checks_are_taken_before_anonymous_ones_and_a_closed_queue_ends() {
+        let q = Queue {
+            lanes: std::sync::Mutex::new(Lanes::default()),
+            ready: std::sync::Condvar::new(),
+        };
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for (p, name) in [
+            (Priority::Anonymous, "a1"),
+            (Priority::Anonymous, "a2"),
+            (Priority::Known, "k1"),
+        ] {
+            let order = order.clone();
+            q.push(p, Box::new(move |_| order.lock().unwrap().push(name)))
+                .unwrap();
+        }
+        let closer = Closer(Arc::new(q));
+        let mut mem = Vec::new();
+        for _ in 0..3 {
+            (closer.0.next().unwrap())(&mut mem);
+        }
+        assert_eq!(*order.lock().unwrap(), ["k1", "a1", "a2"]);
+        let queue = closer.0.clone();
+        drop(closer);
+        assert!(queue.next().is_none(), "closed and empty: the thread ends");
+        assert!(queue.push(Priority::Known, Box::new(|_| {})).is_err());
     }
 
     #[tokio::test]
