@@ -232,11 +232,12 @@ crate::both_with!(
 );
 
 crate::both_with!(
-    a_right_password_gives_its_attempt_back_to_the_account_but_not_to_the_source,
+    a_right_password_gives_its_attempt_back_to_every_budget_but_the_global_one,
     |c: &mut Config| {
         behind_loopback_proxy(c);
         c.throttle.per_account_source = 3;
-        c.throttle.per_source = 5;
+        c.throttle.per_source = 3;
+        c.throttle.global = 5;
     },
     async |app: &TestApp| {
         let c = app.client(|c| c.skip_consent = true).await;
@@ -249,9 +250,10 @@ crate::both_with!(
             let r = submit_from(app, &b, &flow, &csrf, EMAIL, PASSWORD, "198.51.100.9").await;
             statuses.push(r.status().as_u16());
         }
-        // The account's budget from this address (3) never ran out: right passwords give
-        // back. The address's (5) did: an attacker with an account of their own cannot
-        // refill it by signing in between guesses at others.
+        // The account's and the address's budgets (3) never ran out: right passwords give
+        // back, so a lab behind one address is not throttled by its own people. Everyone's
+        // (5) did: an attacker with an account of their own cannot refill it by signing in
+        // between guesses at others.
         assert_eq!(statuses, [303, 303, 303, 303, 303, 429]);
     }
 );

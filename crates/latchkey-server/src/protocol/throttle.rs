@@ -4,7 +4,7 @@
 //!
 //! - **Passwords** spend budgets per fixed window, counted before the password is checked
 //!   (so a spent budget is refused before any Argon2 work); a right password gives its
-//!   attempt back to the account's budgets ([`Budget::given_back`]).
+//!   attempt back to every budget but the global one ([`Budget::given_back`]).
 //!   Which budgets an attempt spends depends only on the e-mail typed, the source address and
 //!   the browser, never on whether the account exists, so a known and an unknown e-mail get
 //!   the same answers. A browser that signed in to the account before (a known device) spends
@@ -31,15 +31,13 @@ pub enum Budget {
 }
 
 impl Budget {
-    /// Whether a right password gives its attempt back: to the account's own budgets, so
-    /// the user's typos never add up, but not to the source's or everyone's, which an
-    /// attacker with an account of their own could otherwise refill by signing in to it
-    /// between guesses at others.
+    /// Whether a right password gives its attempt back: to every budget but everyone's
+    /// (`Global`), so a user's typos never add up and a lab behind one address is not
+    /// throttled by its own people signing in. `Global` keeps every attempt from browsers
+    /// not known to the account: the bound on Argon2 work that an attacker with an account
+    /// of their own cannot refill by signing in to it between guesses.
     pub fn given_back(self) -> bool {
-        matches!(
-            self,
-            Budget::Account | Budget::AccountSource | Budget::Device
-        )
+        !matches!(self, Budget::Global)
     }
 
     /// The budget's name, in audit entries and documentation.

@@ -80,7 +80,7 @@ pub async fn submit(
     {
         Ok(v) => v,
         Err(HashError::Busy) => {
-            // Not checked: the account's budgets get the attempt back.
+            // Not checked: the attempt is given back (but to the global budget).
             pass.settle(state).await?;
             tracing::info!(source = %who.ip, "password check shed: anonymous queue full");
             return Ok(Outcome::Busy { retry_after: 1 });

@@ -39,7 +39,7 @@ pub struct Pass {
 }
 
 impl Pass {
-    /// The password was right: the attempt is given back to the account's budgets.
+    /// The password was right: the attempt is given back (all budgets but the global one).
     pub async fn settle(self, state: &AppState) -> Result<(), StoreError> {
         state.store.throttle_refund(self.refundable).await
     }
