@@ -3,7 +3,6 @@
 //! known device; equal answers for known and unknown e-mails; the code lock and its absolute
 //! limit; the trusted-proxy client address; the administrator's reset. Both databases.
 
-use crate::both;
 use crate::common::*;
 use latchkey_server::audit::Action;
 use latchkey_server::config::Config;
@@ -337,45 +336,125 @@ crate::both_with!(
     }
 );
 
-both!(
-    parallel_guesses_get_no_more_checks_than_the_budget_and_never_a_wrong_answer_for_the_right_one,
+crate::both_with!(
+    parallel_guesses_from_one_address_never_pass_its_budget_or_spend_the_accounts,
+    behind_loopback_proxy,
     async |app: &TestApp| {
-        // 30 wrong passwords and the right one at once, from one address and one browser the
+        // 40 wrong passwords and the right one at once, from one address, in browsers the
         // account does not know.
         let client = app.client(|c| c.skip_consent = true).await;
-        let mut tasks = Vec::new();
-        for i in 0..31 {
-            let browser = Browser::new(app);
-            let url = authorize_url(app, &client.client_id, &[]);
-            let password = if i == 30 {
+        let url = authorize_url(app, &client.client_id, &[]);
+        let mut ready = Vec::new();
+        for i in 0..41 {
+            let b = Browser::new(app);
+            let (flow, csrf) = b.open_login(&url).await;
+            let password = if i == 40 {
                 PASSWORD.to_owned()
             } else {
                 format!("wrong password number {i}")
             };
+            ready.push((b, flow, csrf, password));
+        }
+        let login = app.url("/login");
+        let mut tasks = Vec::new();
+        for (b, flow, csrf, password) in ready {
+            let login = login.clone();
             tasks.push(tokio::spawn(async move {
-                let (flow, csrf) = browser.open_login(&url).await;
-                let r = browser.submit_login(&flow, &csrf, EMAIL, &password).await;
-                r.status().as_u16()
+                b.http
+                    .post(login)
+                    .header("x-forwarded-for", "198.51.100.50")
+                    .form(&[
+                        ("flow", flow.as_str()),
+                        ("csrf", csrf.as_str()),
+                        ("username", EMAIL),
+                        ("password", password.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
             }));
         }
         let mut answers = Vec::new();
         for t in tasks {
             answers.push(t.await.unwrap());
         }
+        let limit = app.state.config.throttle.per_account_source;
         assert!(
-            answers[..30].iter().all(|s| *s == 401 || *s == 429),
+            answers[..40].iter().all(|s| *s == 401 || *s == 429),
             "{answers:?}"
         );
-        let checked = answers[..30].iter().filter(|s| **s == 401).count() as i64;
+        let checked = answers[..40].iter().filter(|s| **s == 401).count() as i64;
+        assert!(checked <= limit, "{checked} checked");
         assert!(
-            checked <= app.state.config.throttle.per_account_source,
-            "{checked} checked"
-        );
-        assert!(
-            answers[30] == 303 || answers[30] == 429,
+            answers[40] == 303 || answers[40] == 429,
             "the right password signs in or is told to wait, never that it is wrong: {}",
-            answers[30]
+            answers[40]
         );
+        // The account's shared budget took no more than the address's share.
+        let account = latchkey_server::signin::device::account(&app.state, EMAIL);
+        let key = latchkey_server::protocol::throttle::account_key(&account);
+        let now = latchkey_server::store::now();
+        let window = app.state.config.throttle.window_secs;
+        let counters = app
+            .state
+            .store
+            .throttle_counters(vec![key], now, window)
+            .await
+            .unwrap();
+        assert!(counters.iter().all(|c| c.count <= limit), "{counters:?}");
+        // So the real user, elsewhere, in a new browser, signs in.
+        let b = Browser::new(app);
+        let (flow, csrf) = b.open_login(&url).await;
+        let r = submit_from(app, &b, &flow, &csrf, EMAIL, PASSWORD, "203.0.113.99").await;
+        assert_eq!(r.status(), 303);
+    }
+);
+
+crate::both_with!(
+    one_browser_stays_known_to_each_account_that_signed_in_with_it,
+    behind_loopback_proxy,
+    async |app: &TestApp| {
+        let other = "grace@lab.example";
+        latchkey_server::provision::create_user(
+            &app.state.store,
+            &app.state.config,
+            &app.state.hasher,
+            &app.lab_id,
+            other,
+            None,
+            PASSWORD,
+        )
+        .await
+        .unwrap();
+        let c = app.client(|c| c.skip_consent = true).await;
+        let url = authorize_url(app, &c.client_id, &[("prompt", "login")]);
+        // One browser, Ada then Grace (an administrator's two accounts, a shared computer).
+        let b = Browser::new(app);
+        for email in [EMAIL, other] {
+            let (flow, csrf) = b.open_login(&url).await;
+            let r = b.submit_login(&flow, &csrf, email, PASSWORD).await;
+            assert_eq!(r.status(), 303);
+        }
+        // Ada's shared budget is spent by guesses from elsewhere.
+        let g = Browser::new(app);
+        let (flow, csrf) = g.open_login(&url).await;
+        for i in 0..app.state.config.throttle.per_account {
+            submit_from(
+                app,
+                &g,
+                &flow,
+                &csrf,
+                EMAIL,
+                "wrong",
+                &format!("10.5.0.{i}"),
+            )
+            .await;
+        }
+        let (flow, csrf) = b.open_login(&url).await;
+        let r = submit_from(app, &b, &flow, &csrf, EMAIL, PASSWORD, "10.6.0.1").await;
+        assert_eq!(r.status(), 303, "still a known device of Ada's account");
     }
 );
 

@@ -47,14 +47,27 @@ pub struct Config {
     pub throttle: ThrottleConfig,
 }
 
-/// Which peers are reverse proxies whose `Forwarded` / `X-Forwarded-For` header names the
-/// client (see `http::client_addr`). Empty: every header is ignored and the client is the
-/// TCP peer.
+/// Which peers are reverse proxies, and which header of theirs names the client (see
+/// `http::client_addr`). Empty: every header is ignored and the client is the TCP peer.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Networks (CIDR, or one address) of the proxies in front of Latchkey.
     pub trusted: Vec<ipnet::IpNet>,
+    /// The one header the proxies append the client to. The other is ignored: a proxy
+    /// passes a header it does not write through unchanged, from the client.
+    pub header: ForwardedHeader,
+}
+
+/// A forwarding header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` (nginx, Caddy, Traefik, ingress-nginx, most load balancers).
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239).
+    Forwarded,
 }
 
 /// Password-guessing budgets (`signin::throttle`): attempts count per fixed window in the
@@ -91,7 +104,7 @@ impl Default for ThrottleConfig {
             per_account: 30,
             per_account_source: 10,
             per_device: 10,
-            global: 3000,
+            global: 10_000,
             device_days: 365,
             flows_per_source: 300,
         }

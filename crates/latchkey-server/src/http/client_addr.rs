@@ -1,11 +1,14 @@
-//! Who is asking: the client's address, taken from `Forwarded` (RFC 7239) or
-//! `X-Forwarded-For` only when the TCP peer is a trusted proxy (`[proxy] trusted`), and the
-//! user agent. The sign-in throttle budgets per address and the audit log records both.
+//! Who is asking: the client's address, taken from the configured forwarding header
+//! (`X-Forwarded-For`, or `Forwarded` of RFC 7239: `[proxy] header`) only when the TCP peer is
+//! a trusted proxy (`[proxy] trusted`), and the user agent. The sign-in throttle budgets per
+//! address and the audit log records both. Only the configured header is read: a proxy passes
+//! the other through unchanged, so it says whatever the client wrote.
 //!
 //! The header is read from the right: each hop a trusted proxy appended is skipped, and the
 //! first address that is not a trusted proxy is the client. Anything the client itself wrote
 //! into the header stays to the left of it and is never believed.
 
+use crate::config::ForwardedHeader;
 use crate::signin::Requester;
 use crate::state::AppState;
 use actix_web::HttpRequest;
@@ -19,7 +22,8 @@ const MAX_USER_AGENT: usize = 256;
 /// Who sent the request: client address, user agent and the known-device cookie, if any.
 pub fn requester(state: &AppState, req: &HttpRequest) -> Requester {
     let peer = req.peer_addr().map(|a| a.ip());
-    let ip = client_ip(&state.config.proxy.trusted, peer, req.headers());
+    let proxy = &state.config.proxy;
+    let ip = client_ip(&proxy.trusted, proxy.header, peer, req.headers());
     let user_agent = req
         .headers()
         .get(actix_web::http::header::USER_AGENT)
@@ -53,17 +57,25 @@ fn trusted_hop(trusted: &[IpNet], ip: IpAddr) -> bool {
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost
-/// address in the forwarding header that is not itself a trusted proxy. `Forwarded` wins over
-/// `X-Forwarded-For` when both are present. A header that cannot be read leaves the last
-/// trusted hop as the client (never an address the client chose).
-pub fn client_ip(trusted: &[IpNet], peer: Option<IpAddr>, headers: &HeaderMap) -> IpAddr {
+/// address in the forwarding header `which` that is not itself a trusted proxy. A header that
+/// cannot be read leaves the last trusted hop as the client (never an address the client
+/// chose).
+pub fn client_ip(
+    trusted: &[IpNet],
+    which: ForwardedHeader,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> IpAddr {
     let Some(peer) = peer.map(canonical) else {
         return IpAddr::V4(Ipv4Addr::UNSPECIFIED);
     };
     if !trusted_hop(trusted, peer) {
         return peer;
     }
-    let hops = forwarded_hops(headers).or_else(|| x_forwarded_for_hops(headers));
+    let hops = match which {
+        ForwardedHeader::Forwarded => forwarded_hops(headers),
+        ForwardedHeader::XForwardedFor => x_forwarded_for_hops(headers),
+    };
     let Some(hops) = hops else {
         return peer;
     };
@@ -129,9 +141,11 @@ fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
             .iter()
             .flat_map(|v| v.split(','))
             .map(|h| {
+                // An address, `[v6]`, or either with a port (some load balancers add it).
                 let h = h.trim();
                 h.parse()
                     .ok()
+                    .or_else(|| h.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
                     .or_else(|| parse_node(h).filter(|_| h.starts_with('[')))
             })
             .collect(),
@@ -142,6 +156,9 @@ fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
+
+    const XFF: ForwardedHeader = ForwardedHeader::XForwardedFor;
+    const FWD: ForwardedHeader = ForwardedHeader::Forwarded;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -168,13 +185,55 @@ mod tests {
             ("x-forwarded-for", "198.51.100.7"),
             ("forwarded", "for=1.2.3.4"),
         ]);
+        for which in [XFF, FWD] {
+            assert_eq!(
+                client_ip(&[], which, Some(ip("203.0.113.9")), &h),
+                ip("203.0.113.9")
+            );
+            let trusted = nets(&["10.0.0.0/8"]);
+            assert_eq!(
+                client_ip(&trusted, which, Some(ip("203.0.113.9")), &h),
+                ip("203.0.113.9")
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_configured_header_is_read_the_other_is_the_clients() {
+        // nginx appends to X-Forwarded-For and passes the client's own Forwarded through.
+        let trusted = nets(&["127.0.0.1/32"]);
+        let h = headers(&[
+            ("x-forwarded-for", "203.0.113.5"),
+            ("forwarded", "for=10.1.1.1"),
+        ]);
         assert_eq!(
-            client_ip(&[], Some(ip("203.0.113.9")), &h),
-            ip("203.0.113.9")
+            client_ip(&trusted, XFF, Some(ip("127.0.0.1")), &h),
+            ip("203.0.113.5")
         );
         assert_eq!(
-            client_ip(&nets(&["10.0.0.0/8"]), Some(ip("203.0.113.9")), &h),
-            ip("203.0.113.9")
+            client_ip(&trusted, FWD, Some(ip("127.0.0.1")), &h),
+            ip("10.1.1.1")
+        );
+        // Without the configured header, the proxy itself is the client.
+        let h = headers(&[("forwarded", "for=10.1.1.1")]);
+        assert_eq!(
+            client_ip(&trusted, XFF, Some(ip("127.0.0.1")), &h),
+            ip("127.0.0.1")
+        );
+    }
+
+    #[test]
+    fn x_forwarded_for_entries_with_a_port_are_read() {
+        let trusted = nets(&["127.0.0.1/32"]);
+        let h = headers(&[("x-forwarded-for", "198.51.100.7:5555")]);
+        assert_eq!(
+            client_ip(&trusted, XFF, Some(ip("127.0.0.1")), &h),
+            ip("198.51.100.7")
+        );
+        let h = headers(&[("x-forwarded-for", "[2001:db8::7]:5555")]);
+        assert_eq!(
+            client_ip(&trusted, XFF, Some(ip("127.0.0.1")), &h),
+            ip("2001:db8::7")
         );
     }
 
@@ -185,7 +244,7 @@ mod tests {
         // trusted proxy appended the first one.
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 198.51.100.7, 10.0.0.5")]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("127.0.0.1")), &h),
+            client_ip(&trusted, XFF, Some(ip("127.0.0.1")), &h),
             ip("198.51.100.7")
         );
         // Several header lines are one list.
@@ -194,13 +253,13 @@ mod tests {
             ("x-forwarded-for", "198.51.100.7"),
         ]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("10.1.2.3")), &h),
+            client_ip(&trusted, XFF, Some(ip("10.1.2.3")), &h),
             ip("198.51.100.7")
         );
     }
 
     #[test]
-    fn forwarded_wins_and_understands_ports_brackets_and_quotes() {
+    fn forwarded_understands_ports_brackets_and_quotes() {
         let trusted = nets(&["10.0.0.0/8"]);
         let h = headers(&[
             ("x-forwarded-for", "198.51.100.1"),
@@ -210,12 +269,12 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
             ip("2001:db8::1")
         );
         let h = headers(&[("forwarded", "proto=https;For=\"192.0.2.60:8080\"")]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
             ip("192.0.2.60")
         );
     }
@@ -225,12 +284,12 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         let h = headers(&[("forwarded", "for=1.1.1.1, for=unknown")]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
             ip("10.0.0.1")
         );
         let h = headers(&[("x-forwarded-for", "1.1.1.1, not-an-address")]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("10.0.0.1")), &h),
+            client_ip(&trusted, XFF, Some(ip("10.0.0.1")), &h),
             ip("10.0.0.1")
         );
     }
@@ -240,7 +299,7 @@ mod tests {
         let trusted = nets(&["127.0.0.1/32"]);
         let h = headers(&[("x-forwarded-for", "::ffff:198.51.100.7")]);
         assert_eq!(
-            client_ip(&trusted, Some(ip("::ffff:127.0.0.1")), &h),
+            client_ip(&trusted, XFF, Some(ip("::ffff:127.0.0.1")), &h),
             ip("198.51.100.7")
         );
     }

@@ -74,11 +74,13 @@ pub fn password_keys(account: &str, source: &str, device: Option<&str>) -> Vec<(
     let a = account_key(account);
     match device {
         Some(d) => vec![(Budget::Device, format!("{a}:d:{d}"))],
+        // Narrowest first: an attempt stops at the first spent budget without counting
+        // against the wider ones, so one address cannot use up the account's or everyone's.
         None => vec![
-            (Budget::Global, "g".to_owned()),
-            (Budget::Source, format!("s:{source}")),
-            (Budget::Account, a.clone()),
             (Budget::AccountSource, format!("{a}:s:{source}")),
+            (Budget::Account, a.clone()),
+            (Budget::Source, format!("s:{source}")),
+            (Budget::Global, "g".to_owned()),
         ],
     }
 }

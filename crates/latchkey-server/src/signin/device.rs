@@ -1,6 +1,6 @@
-//! Known devices (OWASP's "device cookie"): after a successful sign-in the browser gets a
-//! cookie that names the account (its keyed hash) and a random device id, MACed under a key
-//! derived from the KEK. A password attempt from a browser whose cookie is valid for the
+//! Known devices (OWASP's "device cookie"): after a successful sign-in the browser's cookie
+//! gets an entry that binds a random device id to the account (its keyed hash), MACed under a
+//! key derived from the KEK; a browser keeps entries for its last [`MAX_ACCOUNTS`] accounts. A password attempt from a browser whose cookie is valid for the
 //! e-mail typed spends only that device's own budget, so guesses from anywhere else never
 //! hold the real user back. Nothing is stored: a cookie for another account, a forged or a
 //! truncated one is simply not a known device.
@@ -23,25 +23,58 @@ fn mac(state: &AppState, device: &str, account: &str) -> String {
     URL_SAFE_NO_PAD.encode(&ring::hmac::sign(&state.throttle_key, msg.as_bytes()).as_ref()[..16])
 }
 
-/// The device id of `cookie` when it is a valid device cookie for `account`.
-pub fn check(state: &AppState, cookie: &str, account: &str) -> Option<String> {
-    let mut parts = cookie.split('.');
+/// How many accounts one browser is known to (people with an administrator's and a
+/// member's account, a shared lab computer): the most recent sign-ins are kept.
+pub const MAX_ACCOUNTS: usize = 5;
+
+/// The device id of one cookie entry when it is valid for `account`.
+fn check_entry(state: &AppState, entry: &str, account: &str) -> Option<String> {
+    let mut parts = entry.split('.');
     let (Some(VERSION), Some(device), Some(tag), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return None;
     };
     let valid = device.len() == 32
-        && device.bytes().all(|b| b.is_ascii_hexdigit())
+        && device
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         && ct_eq(&mac(state, device, account), tag);
     valid.then(|| device.to_owned())
 }
 
-/// The cookie value that makes this browser a known device of `account`: the same device id
-/// when the browser already was one (`current`), a new one otherwise.
+/// The device id under which `cookie` (entries joined by `~`) makes the browser known to
+/// `account`, if it does.
+pub fn check(state: &AppState, cookie: &str, account: &str) -> Option<String> {
+    cookie
+        .split('~')
+        .take(MAX_ACCOUNTS)
+        .find_map(|entry| check_entry(state, entry, account))
+}
+
+/// The cookie value that makes this browser a known device of `account`, first, and keeps
+/// it known to the other accounts of `current` (up to [`MAX_ACCOUNTS`] in all): the same
+/// device id for `account` when the browser already was one of its devices, a new one
+/// otherwise.
 pub fn cookie_value(state: &AppState, account: &str, current: Option<&str>) -> String {
-    let device = current
-        .and_then(|c| check(state, c, account))
+    let entries: Vec<&str> = current
+        .map(|c| c.split('~').take(MAX_ACCOUNTS).collect())
+        .unwrap_or_default();
+    let device = entries
+        .iter()
+        .find_map(|e| check_entry(state, e, account))
         .unwrap_or_else(|| hex::encode(crate::secret::random_bytes(16)));
-    format!("{VERSION}.{device}.{}", mac(state, &device, account))
+    let mine = format!("{VERSION}.{device}.{}", mac(state, &device, account));
+    let mut out = vec![mine];
+    for e in entries {
+        // Another account's entry (it cannot be checked without that account: keep entries
+        // that are well formed; a forged one is useless anyway).
+        let well_formed = e.len() <= 80
+            && e.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_');
+        if out.len() < MAX_ACCOUNTS && well_formed && check_entry(state, e, account).is_none() {
+            out.push(e.to_owned());
+        }
+    }
+    out.join("~")
 }

@@ -80,8 +80,8 @@ pub async fn submit(
     {
         Ok(v) => v,
         Err(HashError::Busy) => {
-            // Not checked: the attempt is given back (but to the global budget).
-            pass.settle(state).await?;
+            // Never checked: the attempt is given back to every budget.
+            pass.unchecked(state).await?;
             tracing::info!(source = %who.ip, "password check shed: anonymous queue full");
             return Ok(Outcome::Busy { retry_after: 1 });
         }

@@ -32,6 +32,8 @@ pub enum Gate {
 pub struct Pass {
     /// The counters spent that a right password gives back.
     refundable: Vec<Counter>,
+    /// Every counter spent (an attempt that was never checked gives back to all).
+    taken: Vec<Counter>,
     /// The account's keyed hash (the device cookie to set names it).
     pub account: String,
     /// The browser is a known device of the account.
@@ -42,6 +44,12 @@ impl Pass {
     /// The password was right: the attempt is given back (all budgets but the global one).
     pub async fn settle(self, state: &AppState) -> Result<(), StoreError> {
         state.store.throttle_refund(self.refundable).await
+    }
+
+    /// The password was never checked (the hashing queue was full): the attempt is given
+    /// back to every budget, the global one included.
+    pub async fn unchecked(self, state: &AppState) -> Result<(), StoreError> {
+        state.store.throttle_refund(self.taken).await
     }
 }
 
@@ -57,21 +65,11 @@ fn limit(state: &AppState, b: Budget) -> i64 {
 }
 
 /// Seconds until the longest-spent of `counters` has room again: a counter is spent when its
-/// count reached (`at_limit`) or passed its limit.
-fn spent(
-    counters: &[Counter],
-    limits: &[(String, i64)],
-    at_limit: bool,
-    now: i64,
-    window: i64,
-) -> Option<i64> {
+/// count reached its limit.
+fn spent(counters: &[Counter], limits: &[(String, i64)], now: i64, window: i64) -> Option<i64> {
     counters
         .iter()
-        .filter(|c| {
-            limits
-                .iter()
-                .any(|(k, l)| k == &c.key && (c.count > *l || (at_limit && c.count == *l)))
-        })
+        .filter(|c| limits.iter().any(|(k, l)| k == &c.key && c.count >= *l))
         .map(|c| (c.window_start + window - now).max(1))
         .max()
 }
@@ -102,7 +100,7 @@ pub async fn password_gate(
         .store
         .throttle_counters(limits.iter().map(|(k, _)| k.clone()).collect(), now, window)
         .await?;
-    if let Some(retry_after) = spent(&live, &limits, true, now, window) {
+    if let Some(retry_after) = spent(&live, &limits, now, window) {
         return Ok(Gate::Closed { retry_after });
     }
     let target = user.unwrap_or("unknown").to_owned();
@@ -110,8 +108,9 @@ pub async fn password_gate(
     let (kinds, cfg_limits) = (budgets.clone(), limits.clone());
     let taken = state
         .store
-        .throttle_take(limits.clone(), now, window, move |over| {
-            over.iter()
+        .throttle_take(limits.clone(), now, window, move |spent| {
+            spent
+                .iter()
                 .filter_map(|c| {
                     let (b, _) = kinds.iter().find(|(_, k)| k == &c.key)?;
                     let (_, l) = cfg_limits.iter().find(|(k, _)| k == &c.key)?;
@@ -128,17 +127,24 @@ pub async fn password_gate(
                 .collect()
         })
         .await?;
-    // Attempts racing this one may have spent the budget between the read and the count.
-    if let Some(retry_after) = spent(&taken, &limits, false, now, window) {
-        tracing::info!(source = %who.ip, "password attempt throttled");
-        return Ok(Gate::Closed { retry_after });
-    }
+    // Attempts racing this one may have spent a budget between the read and the count.
+    let taken = match taken {
+        Ok(taken) => taken,
+        Err(full) => {
+            tracing::info!(source = %who.ip, "password attempt throttled");
+            return Ok(Gate::Closed {
+                retry_after: (full.window_start + window - now).max(1),
+            });
+        }
+    };
     let refundable = taken
-        .into_iter()
+        .iter()
         .filter(|c| budgets.iter().any(|(b, k)| k == &c.key && b.given_back()))
+        .cloned()
         .collect();
     Ok(Gate::Open(Pass {
         refundable,
+        taken,
         account,
         known_device: known.is_some(),
     }))
@@ -225,12 +231,14 @@ pub async fn flow_gate(
         .store
         .throttle_counters(vec![limits[0].0.clone()], now, cfg.window_secs)
         .await?;
-    if let Some(secs) = spent(&live, &limits, true, now, cfg.window_secs) {
+    if let Some(secs) = spent(&live, &limits, now, cfg.window_secs) {
         return Ok(Some(secs));
     }
     let taken = state
         .store
-        .throttle_take(limits.clone(), now, cfg.window_secs, |_| Vec::new())
+        .throttle_take(limits, now, cfg.window_secs, |_| Vec::new())
         .await?;
-    Ok(spent(&taken, &limits, false, now, cfg.window_secs))
+    Ok(taken
+        .err()
+        .map(|full| (full.window_start + cfg.window_secs - now).max(1)))
 }

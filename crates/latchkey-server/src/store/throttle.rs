@@ -47,32 +47,37 @@ impl Store {
         .await
     }
 
-    /// Counts one attempt against each of `keys` (a window that is over starts again at
-    /// `now`) and returns the counters after it, in the order of `keys` (each with its
-    /// limit). `on_spent` makes the audit entries for the counters this attempt brought to
-    /// their limit (once per window: later attempts are refused before they count); they
-    /// commit with it.
+    /// Counts one attempt against each of `keys` (each with its limit; a window that is over
+    /// starts again at `now`), in order, or against none: the first counter already at its
+    /// limit stops the attempt, the ones counted before it are given back in the same
+    /// transaction, and it is returned as `Err`. Each increment is conditional on the row
+    /// locked by the update itself, so parallel attempts on any node never take a counter past
+    /// its limit. `on_spent` makes the audit entries for the counters this attempt brought to
+    /// their limit (once per window: later attempts stop at them); they commit with it.
     pub async fn throttle_take(
         &self,
         keys: Vec<(String, i64)>,
         now: i64,
         window: i64,
         on_spent: impl FnOnce(&[Counter]) -> Vec<Event> + Send + 'static,
-    ) -> Result<Vec<Counter>, StoreError> {
+    ) -> Result<Result<Vec<Counter>, Counter>, StoreError> {
         let db = self.db.clone();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let mut out = Vec::with_capacity(keys.len());
-                let mut over = Vec::new();
+                let mut out: Vec<Counter> = Vec::with_capacity(keys.len());
+                let mut spent = Vec::new();
                 for (key, limit) in &keys {
                     diesel::update(tc::table.find(key).filter(tc::window_start.le(now - window)))
                         .set((tc::window_start.eq(now), tc::count.eq(0)))
                         .execute(&mut *conn)
                         .await?;
                     diesel::insert_into(tc::table)
-                        .values((tc::key.eq(key), tc::window_start.eq(now), tc::count.eq(1)))
+                        .values((tc::key.eq(key), tc::window_start.eq(now), tc::count.eq(0)))
                         .on_conflict(tc::key)
-                        .do_update()
+                        .do_nothing()
+                        .execute(&mut *conn)
+                        .await?;
+                    let counted = diesel::update(tc::table.find(key).filter(tc::count.lt(*limit)))
                         .set(tc::count.eq(tc::count + 1))
                         .execute(&mut *conn)
                         .await?;
@@ -82,15 +87,24 @@ impl Store {
                         .first(&mut *conn)
                         .await?;
                     let c = Counter { key: key.clone(), count, window_start };
+                    if counted == 0 {
+                        for taken in &out {
+                            diesel::update(tc::table.find(&taken.key))
+                                .set(tc::count.eq(tc::count - 1))
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                        return Ok(Err(c));
+                    }
                     if count == *limit {
-                        over.push(c.clone());
+                        spent.push(c.clone());
                     }
                     out.push(c);
                 }
-                if !over.is_empty() {
-                    crate::store::audit::append_all(&mut *conn, now, &on_spent(&over)).await?;
+                if !spent.is_empty() {
+                    crate::store::audit::append_all(&mut *conn, now, &on_spent(&spent)).await?;
                 }
-                Ok(out)
+                Ok(Ok(out))
             })
         })
         .await
