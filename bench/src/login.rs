@@ -114,32 +114,55 @@ pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginR
     Ok(total)
 }
 
-/// One complete login in a new browser (new cookie jar, new connection); returns the refresh
-/// token the code exchange issued.
-pub async fn login_once(t: &Target) -> Result<String> {
-    let http = reqwest::Client::builder()
+/// A browser: a cookie jar that does not follow redirects.
+pub fn browser() -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
-        .build()?;
+        .build()?)
+}
+
+/// One complete login in a new browser (new cookie jar, new connection) from a random
+/// address (the server trusts the loopback proxy: as many people signing in); returns the
+/// refresh token the code exchange issued.
+pub async fn login_once(t: &Target) -> Result<String> {
+    let b = random_bytes(3)?;
+    let from = format!("10.{}.{}.{}", b[0], b[1], b[2]);
+    login_in(&browser()?, t, &[], &from).await
+}
+
+/// One complete login in browser `http` (its cookies: a known device after its first
+/// login), with `extra` authorization parameters (`prompt=login` to sign in again), from
+/// address `from` (`X-Forwarded-For` through the trusted loopback proxy).
+pub async fn login_in(
+    http: &reqwest::Client,
+    t: &Target,
+    extra: &[(&str, &str)],
+    from: &str,
+) -> Result<String> {
     let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,
         verifier.as_bytes(),
     ));
-    let authorize = url::Url::parse_with_params(
-        &format!("{}/authorize", t.base),
-        &[
-            ("response_type", "code"),
-            ("client_id", t.client_id.as_str()),
-            ("redirect_uri", REDIRECT_URI),
-            ("scope", "openid"),
-            ("state", "s"),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ],
-    )?;
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", t.client_id.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("scope", "openid"),
+        ("state", "s"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    params.extend_from_slice(extra);
+    let authorize = url::Url::parse_with_params(&format!("{}/authorize", t.base), &params)?;
 
-    let r = http.get(authorize).send().await.context("GET /authorize")?;
+    let r = http
+        .get(authorize)
+        .header("x-forwarded-for", from)
+        .send()
+        .await
+        .context("GET /authorize")?;
     let loc = location(&r);
     ensure!(
         r.status() == 303 && loc.starts_with("/login?flow="),
@@ -149,6 +172,7 @@ pub async fn login_once(t: &Target) -> Result<String> {
 
     let r = http
         .get(format!("{}{loc}", t.base))
+        .header("x-forwarded-for", from)
         .send()
         .await
         .context("GET /login")?;
@@ -163,6 +187,7 @@ pub async fn login_once(t: &Target) -> Result<String> {
 
     let r = http
         .post(format!("{}/login", t.base))
+        .header("x-forwarded-for", from)
         .form(&[
             ("flow", flow.as_str()),
             ("csrf", csrf.as_str()),
@@ -218,7 +243,7 @@ pub async fn login_once(t: &Target) -> Result<String> {
         .ok_or_else(|| anyhow!("token response without a refresh_token"))
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")
         .and_then(|v| v.to_str().ok())
@@ -235,7 +260,7 @@ pub fn random_bytes(n: usize) -> Result<Vec<u8>> {
 }
 
 /// The value of `<input … name="NAME" … value="…">` in a page we rendered ourselves.
-fn hidden_input(html: &str, name: &str) -> Option<String> {
+pub fn hidden_input(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\""))?;
     let start = html[..at].rfind('<')?;
     let end = at + html[at..].find('>')?;

@@ -11,6 +11,7 @@
 //! Progress goes to standard error, the report to standard output.
 
 mod argon;
+mod attack;
 mod load;
 mod login;
 mod report;
@@ -32,6 +33,10 @@ const TARGET_REFRESH_SQLITE: f64 = 4_000.0;
 const TARGET_LOGIN_SHARE: f64 = 0.80;
 const TARGET_IDLE_RSS: u64 = 25_000_000;
 const TARGET_READY: Duration = Duration::from_millis(200);
+/// Under a password-guessing flood: the known-device user's login p99 within this factor of
+/// its idle p99, and the attack's 429 answers within this.
+const TARGET_ATTACK_SLOWDOWN: f64 = 2.0;
+const TARGET_THROTTLED_P99_MS: f64 = 10.0;
 
 #[derive(Parser)]
 #[command(
@@ -58,6 +63,9 @@ struct Args {
     /// Restarts timed after the first start.
     #[arg(long, default_value_t = 3)]
     restarts: usize,
+    /// Wrong-password requests kept in flight by the attack phase (SQLite); 0 skips it.
+    #[arg(long, default_value_t = 64)]
+    attack_in_flight: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -232,7 +240,92 @@ fn sqlite(
 
     // 8. Peak RSS.
     memory.report(report, &server, "SQLite")?;
+
+    // 9. Password guessing: a known-device user's logins, idle and under a flood.
+    if args.attack_in_flight > 0 {
+        attack_phase(args, rt, &target, report)?;
+    }
     server.stop()?;
+    Ok(())
+}
+
+fn attack_phase(
+    args: &Args,
+    rt: &tokio::runtime::Runtime,
+    target: &Target,
+    report: &mut Report,
+) -> Result<()> {
+    let n = args.attack_in_flight;
+    phase(&format!(
+        "password guessing: a known device's logins, idle then with {n} wrong passwords in flight from {} addresses, {}s each",
+        attack::SOURCES,
+        args.duration
+    ));
+    let run = rt.block_on(attack::run(target, n, Duration::from_secs(args.duration)))?;
+    anyhow::ensure!(
+        run.idle.count() > 0 && run.under_attack.count() > 0,
+        "the known device never signed in: {}",
+        run.first_user_error
+            .as_deref()
+            .unwrap_or("no error recorded")
+    );
+    let (idle99, attack99) = (run.idle.ms(0.99), run.under_attack.ms(0.99));
+    report.row(
+        "Known-device login p50 / p99, idle (whole flow, prompt=login)",
+        format!(
+            "{} / {} ({} logins)",
+            fmt_ms_f(run.idle.ms(0.5)),
+            fmt_ms_f(idle99),
+            run.idle.count()
+        ),
+        "",
+        Verdict::None,
+    );
+    report.row(
+        &format!(
+            "Known-device login p50 / p99, {n} wrong passwords in flight from {} addresses",
+            attack::SOURCES
+        ),
+        format!(
+            "{} / {} ({} logins, {} errors) = {:.2}× idle p99",
+            fmt_ms_f(run.under_attack.ms(0.5)),
+            fmt_ms_f(attack99),
+            run.under_attack.count(),
+            run.user_errors,
+            attack99 / idle99.max(f64::EPSILON)
+        ),
+        &format!("≤ {TARGET_ATTACK_SLOWDOWN}× idle p99"),
+        Verdict::of(attack99 <= TARGET_ATTACK_SLOWDOWN * idle99),
+    );
+    if let Some(e) = &run.first_user_error {
+        report.note(format!("First known-device login error: {e}"));
+    }
+    let answers: Vec<String> = run
+        .answers
+        .iter()
+        .map(|(status, lat)| {
+            format!(
+                "{status}: {} (p50 {} / p99 {})",
+                lat.count(),
+                fmt_ms_f(lat.ms(0.5)),
+                fmt_ms_f(lat.ms(0.99))
+            )
+        })
+        .collect();
+    report.row(
+        "Attack answers by status (count, latency)",
+        format!("{}; {} errors", answers.join(", "), run.attack_errors),
+        "",
+        Verdict::None,
+    );
+    let throttled = run.answers.get(&429);
+    let p99 = throttled.map_or(f64::INFINITY, |l| l.ms(0.99));
+    report.row(
+        "Attack answered 429 (throttled) p99",
+        fmt_ms_f(p99),
+        &format!("≤ {TARGET_THROTTLED_P99_MS} ms"),
+        Verdict::of(p99 <= TARGET_THROTTLED_P99_MS),
+    );
     Ok(())
 }
 

@@ -54,7 +54,9 @@ impl Instance {
         }
         cmd.env("LATCHKEY_BIND", self.addr.to_string())
             .env("LATCHKEY_DATA_DIR", &self.data_dir)
-            .env("LATCHKEY_LOG", "warn");
+            .env("LATCHKEY_LOG", "warn")
+            // The attack phase stands for many clients behind a proxy on the loopback.
+            .env("LATCHKEY_PROXY__TRUSTED", "[\"127.0.0.1/32\"]");
         if let Some(url) = &self.database_url {
             cmd.env("DATABASE_URL", url);
         }

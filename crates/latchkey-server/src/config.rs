@@ -53,10 +53,28 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyConfig {
     /// Networks (CIDR, or one address) of the proxies in front of Latchkey.
+    #[serde(deserialize_with = "networks")]
     pub trusted: Vec<ipnet::IpNet>,
     /// The one header the proxies append the client to. The other is ignored: a proxy
     /// passes a header it does not write through unchanged, from the client.
     pub header: ForwardedHeader,
+}
+
+/// CIDR networks, or single addresses (a /32 or /128).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    let list = Vec::<String>::deserialize(d)?;
+    list.iter()
+        .map(|s| {
+            let s = s.trim();
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "`{s}` is not a network (`10.0.0.0/8`) or an address (`127.0.0.1`)"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// A forwarding header.
@@ -106,7 +124,7 @@ impl Default for ThrottleConfig {
             per_device: 10,
             global: 10_000,
             device_days: 365,
-            flows_per_source: 300,
+            flows_per_source: 1000,
         }
     }
 }
@@ -584,6 +602,25 @@ mod tests {
             let typo = with_env(Figment::from(Serialized::defaults(Config::default())))
                 .extract::<Config>();
             assert!(typo.is_err(), "a misspelt key is an error");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail API")]
+    fn trusted_proxies_and_their_header_come_from_the_environment_as_documented() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_PROXY__TRUSTED", r#"["10.0.0.0/8", "127.0.0.1"]"#);
+            jail.set_env("LATCHKEY_PROXY__HEADER", "forwarded");
+            let c: Config =
+                with_env(Figment::from(Serialized::defaults(Config::default()))).extract()?;
+            let nets: Vec<String> = c.proxy.trusted.iter().map(|n| n.to_string()).collect();
+            assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32"]);
+            assert_eq!(c.proxy.header, ForwardedHeader::Forwarded);
+            jail.set_env("LATCHKEY_PROXY__TRUSTED", r#"["10.0.0.0/33"]"#);
+            let bad = with_env(Figment::from(Serialized::defaults(Config::default())))
+                .extract::<Config>();
+            assert!(bad.is_err(), "a network that is none is an error");
             Ok(())
         });
     }

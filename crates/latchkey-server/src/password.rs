@@ -103,17 +103,21 @@ pub struct PasswordHasher {
 }
 
 /// The hashing threads' work: known browsers' checks (and hashes that are no guesses) are
-/// taken before anonymous ones, so a flood of guesses never delays the people Latchkey knows
-/// by more than the hashes already running.
+/// taken before anonymous ones, and anonymous ones run on at most `anonymous_threads` threads
+/// at once (three quarters of them from four threads on), so a flood of guesses leaves room
+/// for everything else and never delays the people Latchkey knows by more than a hash.
 struct Queue {
     lanes: std::sync::Mutex<Lanes>,
     ready: std::sync::Condvar,
+    anonymous_threads: usize,
 }
 
 #[derive(Default)]
 struct Lanes {
     known: std::collections::VecDeque<Job>,
     anonymous: std::collections::VecDeque<Job>,
+    /// Anonymous jobs running now.
+    running_anonymous: usize,
     closed: bool,
 }
 
@@ -132,21 +136,32 @@ impl Queue {
         Ok(())
     }
 
-    /// The next job, known ones first; `None` once the queue is closed and empty.
-    fn next(&self) -> Option<Job> {
+    /// The next job, known ones first, and whether it is anonymous (then call
+    /// [`Queue::anonymous_done`] after it); `None` once the queue is closed and empty.
+    fn next(&self) -> Option<(Job, bool)> {
         let mut lanes = self.lanes.lock().ok()?;
         loop {
             if let Some(job) = lanes.known.pop_front() {
-                return Some(job);
+                return Some((job, false));
             }
-            if let Some(job) = lanes.anonymous.pop_front() {
-                return Some(job);
+            if lanes.running_anonymous < self.anonymous_threads
+                && let Some(job) = lanes.anonymous.pop_front()
+            {
+                lanes.running_anonymous += 1;
+                return Some((job, true));
             }
-            if lanes.closed {
+            if lanes.closed && lanes.anonymous.is_empty() {
                 return None;
             }
             lanes = self.ready.wait(lanes).ok()?;
         }
+    }
+
+    fn anonymous_done(&self) {
+        if let Ok(mut lanes) = self.lanes.lock() {
+            lanes.running_anonymous = lanes.running_anonymous.saturating_sub(1);
+        }
+        self.ready.notify_all();
     }
 }
 
@@ -277,6 +292,7 @@ impl PasswordHasher {
         let queue = Arc::new(Queue {
             lanes: std::sync::Mutex::new(Lanes::default()),
             ready: std::sync::Condvar::new(),
+            anonymous_threads: (n - n / 4).max(1),
         });
         for i in 0..n {
             let queue = queue.clone();
@@ -285,11 +301,14 @@ impl PasswordHasher {
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     let mut memory: Vec<Block> = Vec::new();
-                    while let Some(job) = queue.next() {
+                    while let Some((job, anonymous)) = queue.next() {
                         if memory.len() != blocks {
                             memory = vec![Block::default(); blocks];
                         }
                         job(&mut memory);
+                        if anonymous {
+                            queue.anonymous_done();
+                        }
                     }
                 })
                 .map_err(|e| HashError::Params(format!("cannot start hashing threads: {e}")))?;
@@ -307,6 +326,11 @@ impl PasswordHasher {
             depth: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             anonymous_limit,
         })
+    }
+
+    /// Whether an anonymous check would be queued now (not shed with [`HashError::Busy`]).
+    pub fn has_room_for_anonymous(&self) -> bool {
+        self.depth() < self.anonymous_limit
     }
 
     /// Hashes queued or running now (a gauge for monitoring and tests).
@@ -433,6 +457,7 @@ mod tests {
         let q = Queue {
             lanes: std::sync::Mutex::new(Lanes::default()),
             ready: std::sync::Condvar::new(),
+            anonymous_threads: 2,
         };
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         for (p, name) in [
@@ -447,7 +472,11 @@ mod tests {
         let closer = Closer(Arc::new(q));
         let mut mem = Vec::new();
         for _ in 0..3 {
-            (closer.0.next().unwrap())(&mut mem);
+            let (job, anonymous) = closer.0.next().unwrap();
+            job(&mut mem);
+            if anonymous {
+                closer.0.anonymous_done();
+            }
         }
         assert_eq!(*order.lock().unwrap(), ["k1", "a1", "a2"]);
         let queue = closer.0.clone();

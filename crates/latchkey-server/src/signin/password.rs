@@ -50,20 +50,18 @@ pub async fn submit(
     if email.is_empty() || password.is_empty() {
         return retry("Enter your email and password.");
     }
-    let user = state.store.find_user_by_email(email).await?;
     // The same budgets and the same answers for an e-mail that is no account.
-    let pass =
-        match throttle::password_gate(state, who, email, user.as_ref().map(|u| u.id.as_str()), now)
-            .await?
-        {
-            throttle::Gate::Open(pass) => pass,
-            throttle::Gate::Closed { retry_after } => {
-                return Ok(Outcome::Throttled {
-                    message: throttled_message(retry_after),
-                    retry_after,
-                });
-            }
-        };
+    let mut pass = match throttle::password_gate(state, who, email, now).await? {
+        throttle::Gate::Open(pass) => pass,
+        throttle::Gate::Closed { retry_after } => {
+            return Ok(Outcome::Throttled {
+                message: throttled_message(retry_after),
+                retry_after,
+            });
+        }
+        throttle::Gate::Busy => return Ok(Outcome::Busy { retry_after: 1 }),
+    };
+    let user = pass.user.take();
     let priority = if pass.known_device {
         Priority::Known
     } else {

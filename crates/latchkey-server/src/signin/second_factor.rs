@@ -107,12 +107,10 @@ pub async fn submit(
     }
     // A step-up renews the live session, whose id is known before the write.
     let event = (method == Method::Totp).then(|| {
-        Event::new(
-            &user.id,
-            Action::LoginStepUp,
-            &user.id,
-            serde_json::json!({"method": method.label(), "session": current.0.id}),
-        )
+        let mut details = who.details();
+        details["method"] = method.label().into();
+        details["session"] = current.0.id.clone().into();
+        Event::new(&user.id, Action::LoginStepUp, &user.id, details)
     });
     let (session, token) =
         session::establish(state, Some(current), &user, method, event.as_ref(), now).await?;

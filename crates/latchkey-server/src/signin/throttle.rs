@@ -25,6 +25,9 @@ pub enum Gate {
     Open(Pass),
     /// Refused unchecked: a budget is spent for `retry_after` more seconds.
     Closed { retry_after: i64 },
+    /// Refused unchecked and uncounted: the hashing queue for browsers the account does
+    /// not know is full.
+    Busy,
 }
 
 /// A counted password attempt.
@@ -34,6 +37,8 @@ pub struct Pass {
     refundable: Vec<Counter>,
     /// Every counter spent (an attempt that was never checked gives back to all).
     taken: Vec<Counter>,
+    /// The account the e-mail names, if it is one.
+    pub user: Option<crate::store::users::User>,
     /// The account's keyed hash (the device cookie to set names it).
     pub account: String,
     /// The browser is a known device of the account.
@@ -74,14 +79,13 @@ fn spent(counters: &[Counter], limits: &[(String, i64)], now: i64, window: i64) 
         .max()
 }
 
-/// Counts a password attempt on `email` from `who`, or refuses it unchecked. `user`: the
-/// account's user id when the e-mail is one (for the audit entry only; the budgets are the
-/// same either way).
+/// Counts a password attempt on `email` from `who`, or refuses it unchecked. The budgets and
+/// the answers are the same whether the e-mail is an account or not; once counted, the
+/// account is looked up and returned with the pass.
 pub async fn password_gate(
     state: &AppState,
     who: &Requester,
     email: &str,
-    user: Option<&str>,
     now: i64,
 ) -> Result<Gate, StoreError> {
     let window = state.config.throttle.window_secs;
@@ -103,7 +107,16 @@ pub async fn password_gate(
     if let Some(retry_after) = spent(&live, &limits, now, window) {
         return Ok(Gate::Closed { retry_after });
     }
-    let target = user.unwrap_or("unknown").to_owned();
+    // Shed before any write when the anonymous queue is full (the check itself would be).
+    if known.is_none() && !state.hasher.has_room_for_anonymous() {
+        return Ok(Gate::Busy);
+    }
+    // Looked up only now: a refused attempt costs no more than the read above.
+    let user = state.store.find_user_by_email(email).await?;
+    let target = user
+        .as_ref()
+        .map_or("unknown", |u| u.id.as_str())
+        .to_owned();
     let details = who.details();
     let (kinds, cfg_limits) = (budgets.clone(), limits.clone());
     let taken = state
@@ -145,6 +158,7 @@ pub async fn password_gate(
     Ok(Gate::Open(Pass {
         refundable,
         taken,
+        user,
         account,
         known_device: known.is_some(),
     }))
