@@ -65,6 +65,30 @@ pub enum HashError {
     Busy,
 }
 
+/// A reserved place in the hashing queue ([`PasswordHasher::reserve`]).
+pub struct Slot {
+    depth: Arc<std::sync::atomic::AtomicUsize>,
+    priority: Priority,
+    /// Still counted by this slot (not handed to a job yet).
+    held: bool,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if self.held {
+            self.depth.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+}
+
 /// Who a password check is for: under load, anonymous work is shed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
@@ -328,32 +352,40 @@ impl PasswordHasher {
         })
     }
 
-    /// Whether an anonymous check would be queued now (not shed with [`HashError::Busy`]).
-    pub fn has_room_for_anonymous(&self) -> bool {
-        self.depth() < self.anonymous_limit
-    }
-
     /// Hashes queued or running now (a gauge for monitoring and tests).
     pub fn depth(&self) -> usize {
         self.depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        priority: Priority,
-        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-    ) -> Result<T, HashError> {
+    /// A place in the queue for one hash of `priority`, taken now: an anonymous one is
+    /// refused with [`HashError::Busy`] when `argon2.anonymous_queue` hashes are already
+    /// waiting or running. Given back when dropped unused.
+    pub fn reserve(&self, priority: Priority) -> Result<Slot, HashError> {
         use std::sync::atomic::Ordering;
         let before = self.depth.fetch_add(1, Ordering::AcqRel);
         if priority == Priority::Anonymous && before >= self.anonymous_limit {
             self.depth.fetch_sub(1, Ordering::AcqRel);
             return Err(HashError::Busy);
         }
-        // The job itself counts down when it is done, even if the caller gave up waiting.
+        Ok(Slot {
+            depth: self.depth.clone(),
+            priority,
+            held: true,
+        })
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        mut slot: Slot,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, HashError> {
+        use std::sync::atomic::Ordering;
+        // From here the job counts down when it is done, even if the caller gave up waiting.
+        slot.held = false;
         let depth = self.depth.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = self.queue.push(
-            priority,
+            slot.priority,
             Box::new(move |mem| {
                 let _ = tx.send(f(mem));
                 depth.fetch_sub(1, Ordering::AcqRel);
@@ -370,7 +402,7 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let pw = normalize(password);
         let params = self.params.clone();
-        self.run(Priority::Known, move |mem| {
+        self.run(self.reserve(Priority::Known)?, move |mem| {
             hash_with(&params, mem, pw.as_bytes())
         })
         .await?
@@ -386,6 +418,18 @@ impl PasswordHasher {
         stored: Option<&str>,
         priority: Priority,
     ) -> Result<Verified, HashError> {
+        let slot = self.reserve(priority)?;
+        self.verify_in(slot, password, stored).await
+    }
+
+    /// [`PasswordHasher::verify`] in a place reserved before ([`PasswordHasher::reserve`]):
+    /// never shed.
+    pub async fn verify_in(
+        &self,
+        slot: Slot,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verified, HashError> {
         let known = stored.is_some();
         let stored = match stored {
             Some(s) => s.to_owned(),
@@ -398,7 +442,7 @@ impl PasswordHasher {
         let pw = normalize(password);
         let params = self.params.clone();
         let ok = self
-            .run(priority, move |mem| {
+            .run(slot, move |mem| {
                 verify_with(&params, mem, pw.as_bytes(), &stored)
             })
             .await??;

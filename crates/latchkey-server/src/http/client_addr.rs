@@ -118,6 +118,11 @@ fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 /// or `"[2001:db8::1]:80"`.
 fn parse_node(v: &str) -> Option<IpAddr> {
     let v = v.trim_matches('"');
+    // A bare address first: IPv6 without brackets (a proxy that writes `for=$remote_addr`)
+    // would otherwise lose its last group as a "port".
+    if let Ok(ip) = v.parse() {
+        return Some(ip);
+    }
     if let Some(rest) = v.strip_prefix('[') {
         return rest.split(']').next()?.parse().ok();
     }
@@ -271,6 +276,12 @@ mod tests {
         assert_eq!(
             client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
             ip("2001:db8::1")
+        );
+        let h = headers(&[("forwarded", "for=\"2001:db8:8::1\"")]);
+        assert_eq!(
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
+            ip("2001:db8:8::1"),
+            "IPv6 without brackets keeps its last group"
         );
         let h = headers(&[("forwarded", "proto=https;For=\"192.0.2.60:8080\"")]);
         assert_eq!(

@@ -6,7 +6,7 @@
 
 use super::{Requester, SignInError, SignedIn, device, flow, session, throttle};
 use crate::audit::{Action, Event};
-use crate::password::{HashError, Priority, Verified};
+use crate::password::Verified;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
 use crate::protocol::throttle::throttled_message;
@@ -62,29 +62,19 @@ pub async fn submit(
         throttle::Gate::Busy => return Ok(Outcome::Busy { retry_after: 1 }),
     };
     let user = pass.user.take();
-    let priority = if pass.known_device {
-        Priority::Known
-    } else {
-        Priority::Anonymous
-    };
-    let verified = match state
+    let slot = pass
+        .slot
+        .take()
+        .ok_or_else(|| SignInError::internal("a counted attempt without its hashing slot"))?;
+    let verified = state
         .hasher
-        .verify(
+        .verify_in(
+            slot,
             password,
             user.as_ref().and_then(|u| u.password_hash.as_deref()),
-            priority,
         )
         .await
-    {
-        Ok(v) => v,
-        Err(HashError::Busy) => {
-            // Never checked: the attempt is given back to every budget.
-            pass.unchecked(state).await?;
-            tracing::info!(source = %who.ip, "password check shed: anonymous queue full");
-            return Ok(Outcome::Busy { retry_after: 1 });
-        }
-        Err(e) => return Err(SignInError::internal(e)),
-    };
+        .map_err(SignInError::internal)?;
     let user = match (user, verified) {
         (Some(u), Verified::Yes) if !u.disabled => u,
         (Some(u), Verified::YesRehash(h)) if !u.disabled => {

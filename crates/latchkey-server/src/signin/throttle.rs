@@ -13,6 +13,7 @@
 use super::Requester;
 use super::device;
 use crate::audit::{Action, Event};
+use crate::password::{Priority, Slot};
 use crate::protocol::throttle::{Attempt, Budget, CodeLock, code_lock, password_keys, source_of};
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -35,26 +36,18 @@ pub enum Gate {
 pub struct Pass {
     /// The counters spent that a right password gives back.
     refundable: Vec<Counter>,
-    /// Every counter spent (an attempt that was never checked gives back to all).
-    taken: Vec<Counter>,
     /// The account the e-mail names, if it is one.
     pub user: Option<crate::store::users::User>,
     /// The account's keyed hash (the device cookie to set names it).
     pub account: String,
-    /// The browser is a known device of the account.
-    pub known_device: bool,
+    /// The password check's place in the hashing queue (known browsers' lane first).
+    pub slot: Option<Slot>,
 }
 
 impl Pass {
     /// The password was right: the attempt is given back (all budgets but the global one).
     pub async fn settle(self, state: &AppState) -> Result<(), StoreError> {
         state.store.throttle_refund(self.refundable).await
-    }
-
-    /// The password was never checked (the hashing queue was full): the attempt is given
-    /// back to every budget, the global one included.
-    pub async fn unchecked(self, state: &AppState) -> Result<(), StoreError> {
-        state.store.throttle_refund(self.taken).await
     }
 }
 
@@ -107,10 +100,16 @@ pub async fn password_gate(
     if let Some(retry_after) = spent(&live, &limits, now, window) {
         return Ok(Gate::Closed { retry_after });
     }
-    // Shed before any write when the anonymous queue is full (the check itself would be).
-    if known.is_none() && !state.hasher.has_room_for_anonymous() {
+    // A place in the hashing queue first: when the anonymous queue is full the attempt is
+    // shed before any write (the check itself would be).
+    let priority = if known.is_some() {
+        Priority::Known
+    } else {
+        Priority::Anonymous
+    };
+    let Ok(slot) = state.hasher.reserve(priority) else {
         return Ok(Gate::Busy);
-    }
+    };
     // Looked up only now: a refused attempt costs no more than the read above.
     let user = state.store.find_user_by_email(email).await?;
     let target = user
@@ -157,10 +156,9 @@ pub async fn password_gate(
         .collect();
     Ok(Gate::Open(Pass {
         refundable,
-        taken,
         user,
         account,
-        known_device: known.is_some(),
+        slot: Some(slot),
     }))
 }
 
