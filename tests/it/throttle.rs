@@ -40,6 +40,23 @@ async fn submit_from(
         .unwrap()
 }
 
+/// A second member of the lab, Grace, with the same password; returns her e-mail.
+async fn grace(app: &TestApp) -> &'static str {
+    let email = "grace@lab.example";
+    latchkey_server::provision::create_user(
+        &app.state.store,
+        &app.state.config,
+        &app.state.hasher,
+        &app.lab_id,
+        email,
+        None,
+        PASSWORD,
+    )
+    .await
+    .unwrap();
+    email
+}
+
 fn retry_after(r: &reqwest::Response) -> Option<i64> {
     r.headers()
         .get("retry-after")
@@ -286,18 +303,7 @@ crate::both_with!(
     a_device_cookie_is_known_only_to_its_own_account_and_a_forged_one_to_none,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let other = "grace@lab.example";
-        latchkey_server::provision::create_user(
-            &app.state.store,
-            &app.state.config,
-            &app.state.hasher,
-            &app.lab_id,
-            other,
-            None,
-            PASSWORD,
-        )
-        .await
-        .unwrap();
+        let other = grace(app).await;
         let c = app.client(|c| c.skip_consent = true).await;
         let url = authorize_url(app, &c.client_id, &[]);
         // This browser is a known device of Ada's account only.
@@ -417,18 +423,7 @@ crate::both_with!(
     one_browser_stays_known_to_each_account_that_signed_in_with_it,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let other = "grace@lab.example";
-        latchkey_server::provision::create_user(
-            &app.state.store,
-            &app.state.config,
-            &app.state.hasher,
-            &app.lab_id,
-            other,
-            None,
-            PASSWORD,
-        )
-        .await
-        .unwrap();
+        let other = grace(app).await;
         let c = app.client(|c| c.skip_consent = true).await;
         let url = authorize_url(app, &c.client_id, &[("prompt", "login")]);
         // One browser, Ada then Grace (an administrator's two accounts, a shared computer).
