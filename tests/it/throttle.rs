@@ -40,6 +40,16 @@ async fn submit_from(
         .unwrap()
 }
 
+/// A client that skips consent: its authorization URL, and the same with `prompt=login`
+/// (the password asked again, whatever session the browser has).
+async fn sign_in_urls(app: &TestApp) -> (String, String) {
+    let c = app.client(|c| c.skip_consent = true).await;
+    (
+        authorize_url(app, &c.client_id, &[]),
+        authorize_url(app, &c.client_id, &[("prompt", "login")]),
+    )
+}
+
 /// A second member of the lab, Grace, with the same password; returns her e-mail.
 async fn grace(app: &TestApp) -> &'static str {
     let email = "grace@lab.example";
@@ -82,8 +92,7 @@ crate::both_with!(
     owasp_device_cookie_a_thousand_guesses_from_many_sources_sign_nobody_in_and_the_known_device_signs_in_at_once,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, again) = sign_in_urls(app).await;
         // The real user signed in from this browser before: it is a known device.
         let mine = Browser::new(app);
         mine.login(&url, EMAIL, PASSWORD).await;
@@ -109,7 +118,6 @@ crate::both_with!(
         assert_eq!(throttled, 1000 - limit);
 
         // The known device signs in at once with the right password (its session aside).
-        let again = authorize_url(app, &c.client_id, &[("prompt", "login")]);
         let (flow, csrf) = mine.open_login(&again).await;
         let r = mine.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
         assert_eq!(r.status(), 303, "the known device is not held back");
@@ -140,8 +148,7 @@ crate::both_with!(
     nist_800_63b_5_2_2_a_spent_budget_refuses_even_the_right_password_unchecked_from_that_source_only,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let b = Browser::new(app);
         let (flow, csrf) = b.open_login(&url).await;
         let limit = app.state.config.throttle.per_account_source;
@@ -164,8 +171,7 @@ crate::both_with!(
     known_and_unknown_emails_get_the_same_answers_throttled_or_not,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let limit = app.state.config.throttle.per_account_source;
         let mut answers = Vec::new();
         for (email, ip) in [
@@ -219,8 +225,7 @@ crate::both_with!(
         c.throttle.global = 100_000;
     },
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let b = Browser::new(app);
         let (flow, csrf) = b.open_login(&url).await;
         let other = "nobody@lab.example";
@@ -256,8 +261,7 @@ crate::both_with!(
         c.throttle.global = 5;
     },
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let mut statuses = Vec::new();
         // New browsers each time: none is a known device yet.
         for _ in 0..6 {
@@ -278,8 +282,7 @@ crate::both_with!(
     forwarded_headers_from_a_peer_that_is_not_a_trusted_proxy_do_not_change_the_source,
     |c: &mut Config| c.throttle.per_source = 3,
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let b = Browser::new(app);
         let (flow, csrf) = b.open_login(&url).await;
         let mut statuses = Vec::new();
@@ -304,8 +307,7 @@ crate::both_with!(
     behind_loopback_proxy,
     async |app: &TestApp| {
         let other = grace(app).await;
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, again) = sign_in_urls(app).await;
         // This browser is a known device of Ada's account only.
         let b = Browser::new(app);
         b.login(&url, EMAIL, PASSWORD).await;
@@ -317,7 +319,6 @@ crate::both_with!(
             let ip = format!("10.1.0.{i}");
             submit_from(app, &g, &flow, &csrf, other, "wrong", &ip).await;
         }
-        let again = authorize_url(app, &c.client_id, &[("prompt", "login")]);
         let (flow, csrf) = b.open_login(&again).await;
         let r = submit_from(app, &b, &flow, &csrf, other, PASSWORD, "10.2.0.1").await;
         assert_eq!(
@@ -424,8 +425,7 @@ crate::both_with!(
     behind_loopback_proxy,
     async |app: &TestApp| {
         let other = grace(app).await;
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[("prompt", "login")]);
+        let (_, url) = sign_in_urls(app).await;
         // One browser, Ada then Grace (an administrator's two accounts, a shared computer).
         let b = Browser::new(app);
         for email in [EMAIL, other] {
@@ -515,8 +515,7 @@ crate::both_with!(
     an_administrators_reset_lets_the_user_try_their_password_again_at_once,
     behind_loopback_proxy,
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, _) = sign_in_urls(app).await;
         let b = Browser::new(app);
         let (flow, csrf) = b.open_login(&url).await;
         let limit = app.state.config.throttle.per_account;
@@ -565,11 +564,9 @@ crate::both_with!(
         c.throttle.per_source = 1000;
     },
     async |app: &TestApp| {
-        let c = app.client(|c| c.skip_consent = true).await;
-        let url = authorize_url(app, &c.client_id, &[]);
+        let (url, again) = sign_in_urls(app).await;
         let mine = Browser::new(app);
         mine.login(&url, EMAIL, PASSWORD).await;
-        let again = authorize_url(app, &c.client_id, &[("prompt", "login")]);
         let (my_flow, my_csrf) = mine.open_login(&again).await;
         // A flood of guesses from browsers the account does not know, all at once.
         let mut flows = Vec::new();
