@@ -28,6 +28,7 @@ mod features;
 mod lab_admin_rules;
 mod labs;
 mod mfa;
+mod monitoring;
 mod oidc_flow;
 mod passkeys;
 mod personal;

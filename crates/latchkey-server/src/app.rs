@@ -63,6 +63,7 @@ impl App {
             keys,
             kek,
             hasher,
+            metrics: crate::metrics::Metrics::new()?,
             csrf_key,
             throttle_key,
             clients: ClientCache {
@@ -119,6 +120,7 @@ impl App {
             keys: Keys::unloaded(),
             kek: Arc::new(kek),
             hasher,
+            metrics: crate::metrics::Metrics::new()?,
             csrf_key,
             throttle_key,
             clients: ClientCache {
@@ -166,28 +168,70 @@ impl App {
         let running = server.disable_signals().run();
         let handle = running.handle();
         let join = tokio::spawn(running);
+        let metrics = match state.config.metrics.bind {
+            Some(bind) => Some(serve_metrics(&state, bind)?),
+            None => None,
+        };
         let maintenance = tokio::spawn(maintain(state.clone()));
+        let alerts = tokio::spawn(crate::alerts::run(state.clone()));
         Ok(Server {
             addr,
+            metrics_addr: metrics.as_ref().map(|(a, _)| *a),
+            metrics: metrics.map(|(_, h)| h),
             handle,
             join,
             maintenance,
+            alerts,
             state,
         })
     }
 }
 
+/// The `metrics.bind` listener: `/metrics` only, no token.
+fn serve_metrics(
+    state: &Arc<AppState>,
+    bind: SocketAddr,
+) -> anyhow::Result<(SocketAddr, actix_web::dev::ServerHandle)> {
+    let data = actix_web::web::Data::from(state.clone());
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(data.clone())
+            .configure(crate::http::configure_metrics)
+    })
+    .workers(1)
+    .shutdown_timeout(1)
+    .bind(bind)
+    .map_err(|e| anyhow::anyhow!("cannot listen on metrics.bind {bind}: {e}"))?;
+    let addr = server
+        .addrs()
+        .first()
+        .copied()
+        .ok_or_else(|| anyhow::anyhow!("no metrics listening address"))?;
+    let running = server.disable_signals().run();
+    let handle = running.handle();
+    tokio::spawn(running);
+    Ok((addr, handle))
+}
+
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served without a token (`metrics.bind`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
+    metrics: Option<actix_web::dev::ServerHandle>,
     handle: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
     maintenance: tokio::task::JoinHandle<()>,
+    alerts: tokio::task::JoinHandle<()>,
 }
 
 impl Server {
     pub async fn stop(self) {
         self.maintenance.abort();
+        self.alerts.abort();
+        if let Some(m) = &self.metrics {
+            m.stop(true).await;
+        }
         self.handle.stop(true).await;
         let _ = self.join.await;
     }
@@ -196,6 +240,10 @@ impl Server {
     pub async fn wait(self) -> anyhow::Result<()> {
         let r = self.join.await;
         self.maintenance.abort();
+        self.alerts.abort();
+        if let Some(m) = &self.metrics {
+            m.stop(true).await;
+        }
         r??;
         Ok(())
     }

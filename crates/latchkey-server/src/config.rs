@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod monitoring;
+pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -45,6 +48,9 @@ pub struct Config {
     pub admin: AdminConfig,
     pub proxy: ProxyConfig,
     pub throttle: ThrottleConfig,
+    pub metrics: MetricsConfig,
+    pub detection: DetectionConfig,
+    pub alerts: AlertsConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -301,6 +307,9 @@ impl Default for Config {
             tokens: TokenConfig::default(),
             proxy: ProxyConfig::default(),
             throttle: ThrottleConfig::default(),
+            metrics: MetricsConfig::default(),
+            detection: DetectionConfig::default(),
+            alerts: AlertsConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -412,6 +421,7 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be positive, got {v}")));
             }
         }
+        monitoring::validate(&self.metrics, &self.detection, &self.alerts)?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",

@@ -8,6 +8,7 @@
 //! - [`http`]: thin actix-web handlers that parse, call one service, and render.
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod crypto;
 pub mod factors;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod password;
 pub mod protocol;
 pub mod provision;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub keys: Keys,
     pub kek: Arc<Kek>,
     pub hasher: PasswordHasher,
+    /// This node's Prometheus metrics (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
     pub csrf_key: ring::hmac::Key,
     /// Keys the account names in throttle counters and the known-device cookies.
     pub throttle_key: ring::hmac::Key,

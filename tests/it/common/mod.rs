@@ -148,6 +148,11 @@ impl TestApp {
         UserId::new(&self.user_id)
     }
 
+    /// Where `/metrics` is served without a token, when `metrics.bind` is set.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().and_then(|s| s.metrics_addr)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

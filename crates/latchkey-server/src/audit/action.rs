@@ -86,6 +86,14 @@ actions! {
     /// or, at `authentication.max_code_failures`, until an administrator resets the user's
     /// attempts (`blocked: true`).
     FactorLocked = "factor.locked",
+    /// An intrusion detector raised an alert (`docs/security-monitoring.md`): `detector`,
+    /// `subject`, `alert` (its id), `source` and `user_agent` of the latest request behind it,
+    /// and the detector's counts. The target is the user concerned, or `unknown`.
+    SecurityAlert = "security.alert",
+    /// An authenticated administrator's call was refused by policy: `reason` (`forbidden`:
+    /// outside their rights; `insufficient_user_authentication`: an API call with a sign-in
+    /// too weak or too old), `method`, `route`, `status`, `source`, `user_agent`.
+    AdminRefused = "admin.refused",
     /// The user enrolled a factor (TOTP, passkey, security key).
     FactorEnrolled = "factor.enrolled",
     /// The user removed a factor.

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_refused;
 pub mod api;
 pub mod authorize;
 pub mod client_addr;
@@ -17,6 +18,7 @@ pub mod jwks;
 pub mod lab_picker;
 pub mod login;
 pub mod logout;
+pub mod metrics;
 pub mod pages;
 pub mod revoke;
 pub mod static_files;
@@ -29,10 +31,17 @@ use actix_web::web;
 
 pub type State = web::Data<crate::state::AppState>;
 
+/// The `metrics.bind` listener's one route.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics::scrape_open));
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(security_headers())
+            .wrap(actix_web::middleware::from_fn(admin_refused::record))
+            .wrap(actix_web::middleware::from_fn(metrics::observe))
             .route("/", web::get().to(home::page))
             .route(
                 "/.well-known/openid-configuration",
@@ -100,6 +109,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(admin::configure)
             .configure(api::configure)
             .route("/health", web::get().to(health))
+            .route("/metrics", web::get().to(metrics::scrape))
             .route("/static/{file}", web::get().to(static_files::serve))
             .default_service(web::to(not_found)),
     );
@@ -130,6 +140,11 @@ async fn health() -> actix_web::HttpResponse {
 }
 
 async fn not_found() -> actix_web::HttpResponse {
+    not_found_page()
+}
+
+/// The 404 page.
+pub fn not_found_page() -> actix_web::HttpResponse {
     pages::message(
         actix_web::http::StatusCode::NOT_FOUND,
         "Page not found",

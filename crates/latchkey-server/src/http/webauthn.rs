@@ -170,6 +170,7 @@ pub async fn finish(
         ceremony,
         credential,
         name,
+        origin: super::client_addr::requester(&state, &req).details(),
     };
     match webauthn::finish(&state, browser.as_deref(), current, answer, now()).await? {
         Ok(f) => next(&state, f),

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod code;
+pub mod detect;
 pub mod error;
 pub mod grants;
 pub mod id_token;

@@ -489,6 +489,7 @@ async fn to_page(
             if let Some(retry_after) =
                 super::throttle::flow_gate(state, browser.source, now).await?
             {
+                state.metrics.throttled("flows");
                 return Err(SignInError::TooManyFlows { retry_after });
             }
             let flow = LoginFlow {

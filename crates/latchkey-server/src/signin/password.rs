@@ -6,6 +6,7 @@
 
 use super::{Requester, SignInError, SignedIn, device, flow, session, throttle};
 use crate::audit::{Action, Event};
+use crate::metrics::Login;
 use crate::password::Verified;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::Method;
@@ -54,12 +55,18 @@ pub async fn submit(
     let mut pass = match throttle::password_gate(state, who, email, now).await? {
         throttle::Gate::Open(pass) => pass,
         throttle::Gate::Closed { retry_after } => {
+            state.metrics.login(Login::Throttled, None);
+            state.metrics.throttled("password");
             return Ok(Outcome::Throttled {
                 message: throttled_message(retry_after),
                 retry_after,
             });
         }
-        throttle::Gate::Busy => return Ok(Outcome::Busy { retry_after: 1 }),
+        throttle::Gate::Busy => {
+            state.metrics.login(Login::Shed, None);
+            state.metrics.throttled("shed");
+            return Ok(Outcome::Busy { retry_after: 1 });
+        }
     };
     let user = pass.user.take();
     let slot = pass
@@ -81,7 +88,7 @@ pub async fn submit(
             state.store.set_password_hash(&u.id, &h).await?;
             u
         }
-        (known, v) => return refused(state, flow, who, known, v).await,
+        (known, v) => return refused(state, flow, who, known, v, &pass.account).await,
     };
     let account = pass.account.clone();
     pass.settle(state).await?;
@@ -112,7 +119,9 @@ async fn refused(
     who: &Requester,
     known: Option<User>,
     v: Verified,
+    account: &str,
 ) -> Result<Outcome, SignInError> {
+    state.metrics.login(Login::Failure, None);
     tracing::info!(flow = %flow.id, source = %who.ip, "login failed: wrong email or password");
     // Who and why, for the audit log; an unknown email is not recorded (personal data of
     // someone who may not be a user).
@@ -124,6 +133,9 @@ async fn refused(
     let mut details = who.details();
     details["reason"] = reason.into();
     details["client"] = flow.request.client_id.clone().into();
+    // A pseudonym of the e-mail tried (known or not), so the detectors can count distinct
+    // accounts: not the e-mail, and not linkable without the server's key.
+    details["account"] = account.get(..16).unwrap_or(account).into();
     state
         .store
         .audit(Event::new(&target, Action::LoginFailed, &target, details))

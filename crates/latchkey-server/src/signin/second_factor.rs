@@ -73,6 +73,8 @@ pub async fn submit(
 ) -> Result<Outcome, SignInError> {
     let user = current.1.clone();
     if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
+        state.metrics.login(crate::metrics::Login::Throttled, None);
+        state.metrics.throttled("code");
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
             message: lock.message(),
@@ -87,6 +89,7 @@ pub async fn submit(
     let method = match checked {
         Ok(m) => m,
         Err(mut message) => {
+            state.metrics.login(crate::metrics::Login::Failure, None);
             // Wrong codes count per user, whatever flow or node they come from.
             if let Some(lock) = throttle::code_fail(state, &user.id, who, now).await? {
                 message = lock.message();

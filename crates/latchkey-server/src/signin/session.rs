@@ -111,6 +111,9 @@ pub async fn establish(
             .renew_session(&session.id, token.hash(), &session, event)
             .await?;
     }
+    state
+        .metrics
+        .login(crate::metrics::Login::Success, Some(&session.acr));
     Ok((session, token))
 }
 

@@ -14,6 +14,7 @@
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod clients;
 pub mod codes;
@@ -254,6 +255,20 @@ impl Store {
             }
         };
         Ok(Store { db, rt })
+    }
+
+    /// `(pool, open, idle, max)` of each connection pool, for `/metrics`.
+    pub fn pool_status(&self) -> Vec<(&'static str, usize, usize, usize)> {
+        let row = |name, s: deadpool::Status| (name, s.size, s.available, s.max_size);
+        match &self.db {
+            Db::Pg(p) => vec![row("postgres", p.status())],
+            Db::Sqlite {
+                writer, readers, ..
+            } => vec![
+                row("sqlite_writer", writer.status()),
+                row("sqlite_readers", readers.status()),
+            ],
+        }
     }
 
     pub fn backend(&self) -> &'static str {

@@ -2,15 +2,22 @@
 //! login. Authorization codes, sessions, grants (with their refresh tokens, by cascade),
 //! login flows and throttle counters (windows are at most a day) are kept for a grace period
 //! after they expire or are revoked, long enough to answer a late replay with "already used"
-//! rather than "unknown".
+//! rather than "unknown". Security alerts (and their webhook deliveries, by cascade) are kept
+//! for [`ALERT_DAYS`]; the audit log keeps its own entry of each for as long as it keeps entries.
 
-use super::schema::{authorization_codes as ac, grants, login_flows, sessions, throttle_counters};
+use super::schema::{
+    authorization_codes as ac, grants, login_flows, security_alerts, sessions, throttle_counters,
+    webhook_deliveries,
+};
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
 
 /// How long dead rows are kept, in seconds.
 pub const GRACE_SECS: i64 = 24 * 3600;
+
+/// How long security alerts and their delivery records are kept, in days.
+pub const ALERT_DAYS: i64 = 90;
 
 /// Rows deleted by one purge.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +28,8 @@ pub struct Purged {
     pub flows: usize,
     /// Throttle counters whose window began before the grace period.
     pub throttle_counters: usize,
+    /// Security alerts older than [`ALERT_DAYS`].
+    pub alerts: usize,
 }
 
 impl Store {
@@ -51,7 +60,17 @@ impl Store {
                 )
                 .execute(conn)
                 .await?;
-                Ok(Purged { codes, grants, sessions, flows, throttle_counters })
+                let old = now - ALERT_DAYS * 86_400;
+                let old_alerts = security_alerts::table
+                    .filter(security_alerts::at.lt(old))
+                    .select(security_alerts::id);
+                diesel::delete(webhook_deliveries::table.filter(webhook_deliveries::alert_id.eq_any(old_alerts)))
+                    .execute(conn)
+                    .await?;
+                let alerts = diesel::delete(security_alerts::table.filter(security_alerts::at.lt(old)))
+                    .execute(conn)
+                    .await?;
+                Ok(Purged { codes, grants, sessions, flows, throttle_counters, alerts })
             })
         })
         .await

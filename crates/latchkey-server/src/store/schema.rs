@@ -346,3 +346,30 @@ diesel::table! {
         mac -> Binary,
     }
 }
+
+diesel::table! {
+    security_alerts (id) {
+        id -> Text,
+        key -> Text,
+        at -> BigInt,
+        detector -> Text,
+        subject -> Text,
+        payload -> Text,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        alert_id -> Text,
+        url -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Nullable<BigInt>,
+        last_result -> Nullable<Text>,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::joinable!(webhook_deliveries -> security_alerts (alert_id));
+diesel::allow_tables_to_appear_in_same_query!(security_alerts, webhook_deliveries);

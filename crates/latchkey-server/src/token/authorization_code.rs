@@ -56,17 +56,15 @@ pub async fn exchange(
     client: &Client,
     req: &CodeRequest,
     now: i64,
+    origin: &serde_json::Value,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = req
         .code
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("code is missing"))?;
-    let on_replay = Event::new(
-        &client.id,
-        Action::CodeReplayed,
-        &client.id,
-        serde_json::json!({"revoked": "the code's grant"}),
-    );
+    let mut details = origin.clone();
+    details["revoked"] = "the code's grant".into();
+    let on_replay = Event::new(&client.id, Action::CodeReplayed, &client.id, details);
     // The binding (client, redirect_uri, PKCE) is checked inside the transaction that
     // consumes the code, before it is consumed or a replay is acted on (RFC 9700 4.5.2).
     let presented_by = Bound {

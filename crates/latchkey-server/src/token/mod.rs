@@ -65,12 +65,14 @@ pub fn unsupported_grant_type(grant_type: &str) -> OAuthError {
 }
 
 /// Issues tokens for an authenticated client: checks the client may use the grant, then runs
-/// the grant's exchange.
+/// the grant's exchange. `origin` (`source`, `user_agent` of the request) goes into the audit
+/// entry of a detected replay.
 pub async fn issue(
     state: &AppState,
     client: &Client,
     request: &TokenRequest,
     now: i64,
+    origin: &serde_json::Value,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = request.grant_type();
     if !client.allows_grant(grant_type) {
@@ -81,9 +83,11 @@ pub async fn issue(
     }
     match request {
         TokenRequest::AuthorizationCode(r) => {
-            authorization_code::exchange(state, client, r, now).await
+            authorization_code::exchange(state, client, r, now, origin).await
         }
-        TokenRequest::RefreshToken(r) => refresh_token::exchange(state, client, r, now).await,
+        TokenRequest::RefreshToken(r) => {
+            refresh_token::exchange(state, client, r, now, origin).await
+        }
         TokenRequest::ClientCredentials(r) => client_credentials::exchange(state, client, r, now),
     }
 }

@@ -28,6 +28,7 @@ pub async fn exchange(
     client: &Client,
     req: &RefreshRequest,
     now: i64,
+    origin: &serde_json::Value,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = req
         .refresh_token
@@ -48,11 +49,13 @@ pub async fn exchange(
         refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
     }
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
+    let mut details = origin.clone();
+    details["revoked"] = "the token's whole family".into();
     let on_reuse = Event::new(
         &client.id,
         Action::RefreshReuseDetected,
         &client.id,
-        serde_json::json!({"revoked": "the token's whole family"}),
+        details,
     );
     let grant = match state
         .store

@@ -18,6 +18,7 @@ mod labs;
 mod members;
 mod policy;
 mod roles;
+mod security;
 mod users;
 
 pub use audit_log::*;
@@ -28,6 +29,7 @@ pub use labs::*;
 pub use members::*;
 pub use policy::*;
 pub use roles::*;
+pub use security::*;
 pub use users::*;
 
 use super::{Admin, AdminError, check_feature, check_role};

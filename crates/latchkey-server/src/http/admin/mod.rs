@@ -25,6 +25,7 @@
 pub mod clients;
 pub mod lab;
 pub mod pages;
+pub mod security;
 
 use super::cookies;
 use super::errors::PageError;
@@ -65,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/labs/{lab}/{action:.*}", web::post().to(lab::action))
             .route("/clients", web::get().to(clients::list))
+            .route("/security", web::get().to(security::page))
             .route("/clients/{client}", web::get().to(clients::page))
             .route(
                 "/clients/{client}/{action}",
@@ -158,6 +160,10 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
         browser: browser.clone(),
         at: now,
     });
+    req.extensions_mut()
+        .insert(crate::http::admin_refused::AdminCaller(
+            admin.actor_id().to_owned(),
+        ));
     let who = match &admin.actor {
         Actor::User(id) => state
             .store
@@ -478,14 +484,16 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
         code_verifier: Some(ls.verifier.clone()),
     };
     let client = crate::store::clients::console_client(&state.issuer, state.config.admin.min_acr);
-    let tokens = crate::token::authorization_code::exchange(&state, &client, &request, now)
-        .await
-        .map_err(|e| {
-            PageError::bad_request(
-                "Sign-in to the console failed",
-                format!("{} Open the admin console again.", e.description),
-            )
-        })?;
+    let origin = crate::http::client_addr::requester(&state, &req).details();
+    let tokens =
+        crate::token::authorization_code::exchange(&state, &client, &request, now, &origin)
+            .await
+            .map_err(|e| {
+                PageError::bad_request(
+                    "Sign-in to the console failed",
+                    format!("{} Open the admin console again.", e.description),
+                )
+            })?;
     // The sign-in must be as recent as asked: `max_age` may have been dropped from the
     // authorization request on its way, and a console idle since then accepts only a sign-in
     // from its idle window.

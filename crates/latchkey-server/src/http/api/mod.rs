@@ -140,6 +140,7 @@ impl FromRequest for Caller {
             .get("Authorization")
             .and_then(|h| h.to_str().ok())
             .map(str::to_owned);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError(AdminError::Internal("no state".into())))?;
             if let Some(field) = nul {
@@ -156,7 +157,11 @@ impl FromRequest for Caller {
                         "send an access token: Authorization: Bearer …".into(),
                     ))
                 })?;
-            Ok(Caller(admin::authenticate(&state, token).await?))
+            let admin = admin::authenticate(&state, token).await?;
+            actix_web::HttpMessage::extensions_mut(&req).insert(
+                crate::http::admin_refused::AdminCaller(admin.actor_id().to_owned()),
+            );
+            Ok(Caller(admin))
         })
     }
 }

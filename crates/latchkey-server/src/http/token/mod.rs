@@ -71,5 +71,8 @@ pub async fn token(
     let credentials = client_auth::credentials(&req, &params)?;
     let client = token::client_auth::authenticate(&state, &credentials).await?;
     let request = token_request(&params)?;
-    Ok(ok(&token::issue(&state, &client, &request, now()).await?))
+    let origin = super::client_addr::requester(&state, &req).details();
+    let issued = token::issue(&state, &client, &request, now(), &origin).await?;
+    state.metrics.token_issued(request.grant_type());
+    Ok(ok(&issued))
 }

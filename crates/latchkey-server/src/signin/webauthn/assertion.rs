@@ -99,6 +99,7 @@ pub async fn sign_in(
     row: &WebauthnRow,
     cred: &mut Credential,
     result: Result<AuthenticationResult, WebauthnError>,
+    origin: &serde_json::Value,
     now: i64,
 ) -> Result<Asserted, SignInError> {
     let method = match record_assertion(state, row, cred, result).await? {
@@ -113,12 +114,9 @@ pub async fn sign_in(
     else {
         return Ok(Err(Refusal::AccountCannotSignIn));
     };
-    let event = Event::new(
-        &user.id,
-        Action::LoginPasskey,
-        &user.id,
-        serde_json::json!({"credential": row.id}),
-    );
+    let mut details = origin.clone();
+    details["credential"] = row.id.clone().into();
+    let event = Event::new(&user.id, Action::LoginPasskey, &user.id, details);
     let (session, token) =
         session::establish(state, current, &user, method, Some(&event), now).await?;
     let next = authenticated(state, flow_id, browser).await?;
@@ -141,6 +139,7 @@ pub async fn step_up(
     ceremony_user: Option<&str>,
     credential_id: &[u8],
     result: Result<AuthenticationResult, WebauthnError>,
+    origin: &serde_json::Value,
     now: i64,
 ) -> Result<Asserted, SignInError> {
     let Some(current) = current else {
@@ -164,12 +163,11 @@ pub async fn step_up(
         Err(r) => return Ok(Err(r)),
     };
     // A step-up renews the live session, whose id is known before the write.
-    let event = Event::new(
-        &user.id,
-        Action::LoginStepUp,
-        &user.id,
-        serde_json::json!({"method": method.label(), "credential": row.id, "session": current.0.id}),
-    );
+    let mut details = origin.clone();
+    details["method"] = method.label().into();
+    details["credential"] = row.id.clone().into();
+    details["session"] = current.0.id.clone().into();
+    let event = Event::new(&user.id, Action::LoginStepUp, &user.id, details);
     let (_, token) =
         session::establish(state, Some(current), &user, method, Some(&event), now).await?;
     let next = authenticated(state, flow_id, browser).await?;

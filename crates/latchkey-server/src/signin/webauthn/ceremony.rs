@@ -73,6 +73,8 @@ pub struct Answer {
     pub ceremony: String,
     pub credential: serde_json::Value,
     pub name: Option<String>,
+    /// Who sent it (`source`, `user_agent`), for the audit entry of a sign-in or step-up.
+    pub origin: serde_json::Value,
 }
 
 /// Why a step of a ceremony stops early: a refusal for the user or a failure. Lets the steps
@@ -374,7 +376,10 @@ async fn finish_answer(
     let browser = browser.ok_or(Refusal::CookiesNeeded)?;
     let (pending, ceremony_user) = take(state, browser, &answer.ceremony).await?;
     let Answer {
-        credential, name, ..
+        credential,
+        name,
+        origin,
+        ..
     } = answer;
     match pending {
         Pending::Login { flow, state: st } => {
@@ -392,7 +397,9 @@ async fn finish_answer(
             let mut cred = factors::credential(&row).map_err(SignInError::internal)?;
             let result = rp.finish_discoverable_authentication_v2(&pkc, st, &cred);
             let s =
-                assertion::sign_in(state, &flow, browser, current, &row, &mut cred, result, now)
+                assertion::sign_in(
+                    state, &flow, browser, current, &row, &mut cred, result, &origin, now,
+                )
                     .await??;
             Ok(located(s)?)
         }
@@ -407,6 +414,7 @@ async fn finish_answer(
                 ceremony_user.as_deref(),
                 pkc.get_credential_id(),
                 result,
+                &origin,
                 now,
             )
             .await??;
@@ -423,6 +431,7 @@ async fn finish_answer(
                 ceremony_user.as_deref(),
                 pkc.get_credential_id(),
                 result,
+                &origin,
                 now,
             )
             .await??;

@@ -1,0 +1,55 @@
+//! The console's security page: failed sign-ins per hour and their top sources over the last
+//! day (from the audit log, so every node's traffic), and the latest alerts with the status
+//! of each webhook delivery. System administrators only.
+
+use super::super::{Admin, AdminError};
+use crate::state::AppState;
+use std::collections::BTreeMap;
+
+type R<T> = Result<T, AdminError>;
+
+/// Hours the chart covers.
+pub const HOURS: i64 = 24;
+/// Alerts listed.
+const ALERTS: i64 = 50;
+/// Sources listed.
+const TOP: usize = 10;
+
+/// What the security page shows.
+#[derive(Debug, Clone)]
+pub struct SecurityView {
+    /// Failed sign-ins in each of the last [`HOURS`] hours, oldest first: (hour start, count).
+    pub failed_per_hour: Vec<(i64, i64)>,
+    /// The sources with the most failed sign-ins in that time, most first.
+    pub top_sources: Vec<(String, i64)>,
+    /// The newest alerts, newest first.
+    pub alerts: Vec<crate::store::alerts::Alert>,
+}
+
+pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<SecurityView> {
+    admin.require_system()?;
+    let first_hour = (now / 3600 - (HOURS - 1)) * 3600;
+    let failed = state
+        .store
+        .audit_entries(vec!["login.failed".into()], 0, first_hour - 1)
+        .await?;
+    let mut per_hour: BTreeMap<i64, i64> = (0..HOURS).map(|h| (first_hour + h * 3600, 0)).collect();
+    let mut sources: BTreeMap<String, i64> = BTreeMap::new();
+    for e in &failed {
+        if let Some(n) = per_hour.get_mut(&(e.at / 3600 * 3600)) {
+            *n += 1;
+        }
+        let d: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+        if let Some(s) = d.get("source").and_then(|s| s.as_str()) {
+            *sources.entry(s.to_owned()).or_default() += 1;
+        }
+    }
+    let mut top_sources: Vec<(String, i64)> = sources.into_iter().collect();
+    top_sources.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top_sources.truncate(TOP);
+    Ok(SecurityView {
+        failed_per_hour: per_hour.into_iter().collect(),
+        top_sources,
+        alerts: state.store.recent_alerts(ALERTS).await?,
+    })
+}
