@@ -84,7 +84,10 @@ both_with!(
         assert_eq!(id["amr"], json!(["hwk", "user", "mfa"]));
         // The sign-in is audited with where it came from, as a password one is.
         let entries = app.state.store.audit_for(&app.user_id).await.unwrap();
-        let signed_in = entries.iter().find(|e| e.action == "login.passkey").unwrap();
+        let signed_in = entries
+            .iter()
+            .find(|e| e.action == "login.passkey")
+            .unwrap();
         let d: Value = serde_json::from_str(&signed_in.details).unwrap();
         assert_eq!(d["source"], "127.0.0.1", "{d}");
         assert!(d["user_agent"].is_string(), "{d}");

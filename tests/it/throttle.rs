@@ -669,3 +669,41 @@ crate::both_with!(
         assert_eq!(get("203.0.113.78").await.status(), 303);
     }
 );
+
+crate::both_with!(
+    a_budget_seen_spent_refuses_the_next_attempts_from_memory_for_known_and_unknown_emails_alike,
+    behind_loopback_proxy,
+    async |app: &TestApp| {
+        let (url, _) = sign_in_urls(app).await;
+        let b = Browser::new(app);
+        let (flow, csrf) = b.open_login(&url).await;
+        let limit = app.state.config.throttle.per_account_source;
+        for email in [EMAIL, "nobody@lab.example"] {
+            for _ in 0..limit {
+                let r = submit_from(app, &b, &flow, &csrf, email, "wrong", "198.51.100.9").await;
+                assert_eq!(r.status(), 401);
+            }
+            // The attempt that finds the budget spent reads it; the node remembers it.
+            let r = submit_from(app, &b, &flow, &csrf, email, "wrong", "198.51.100.9").await;
+            assert_eq!(r.status(), 429);
+        }
+        // Now refused before the sign-in page is even read (this flow does not exist), with
+        // the same answer for an account and an e-mail that is none.
+        let mut pages = Vec::new();
+        for email in [EMAIL, "nobody@lab.example"] {
+            let r = submit_from(app, &b, "no-such-flow", &csrf, email, "x", "198.51.100.9").await;
+            assert_eq!(r.status(), 429, "{email}");
+            assert!(retry_after(&r).unwrap() > 0);
+            pages.push(r.text().await.unwrap());
+        }
+        assert_eq!(pages[0], pages[1]);
+        assert!(
+            pages[0].contains("Too many sign-in attempts"),
+            "{}",
+            pages[0]
+        );
+        // Another address has room, so its attempt is read and checked as usual.
+        let r = submit_from(app, &b, "no-such-flow", &csrf, EMAIL, "x", "198.51.100.10").await;
+        assert_eq!(r.status(), 400);
+    }
+);

@@ -66,6 +66,7 @@ impl App {
             metrics: crate::metrics::Metrics::new()?,
             csrf_key,
             throttle_key,
+            spent: Default::default(),
             clients: ClientCache {
                 map: RwLock::new(HashMap::new()),
             },
@@ -123,6 +124,7 @@ impl App {
             metrics: crate::metrics::Metrics::new()?,
             csrf_key,
             throttle_key,
+            spent: Default::default(),
             clients: ClientCache {
                 map: RwLock::new(HashMap::new()),
             },

@@ -26,6 +26,8 @@ pub struct AppState {
     pub csrf_key: ring::hmac::Key,
     /// Keys the account names in throttle counters and the known-device cookies.
     pub throttle_key: ring::hmac::Key,
+    /// Password budgets this node saw spent: attempts on them are refused before any read.
+    pub spent: SpentBudgets,
     pub insecure_cookies: bool,
     /// The WebAuthn relying party (passkeys and security keys); `None` when the issuer's host
     /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
@@ -46,6 +48,56 @@ pub(crate) struct ClientCache {
 }
 
 const CLIENT_TTL: Duration = Duration::from_secs(5);
+
+/// Budgets this node saw spent (a counter at its limit), so that the attempts an attacker
+/// keeps sending on them are refused from memory, without a database read. An entry is
+/// trusted for at most [`SPENT_TTL`] seconds: an administrator's reset on another node, or
+/// an attempt given back, applies here within that time.
+#[derive(Default)]
+pub struct SpentBudgets {
+    /// key → (trusted until, the budget's window ends)
+    map: std::sync::Mutex<HashMap<String, (i64, i64)>>,
+}
+
+/// How long a node trusts what it saw of a spent budget, in seconds.
+pub const SPENT_TTL: i64 = 10;
+/// Entries kept at most (an attacker with many addresses fills it; then it starts over).
+const SPENT_MAX: usize = 100_000;
+
+impl SpentBudgets {
+    /// `key` is spent until its window ends at `window_end`.
+    pub fn note(&self, key: &str, window_end: i64, now: i64) {
+        if let Ok(mut m) = self.map.lock() {
+            if m.len() >= SPENT_MAX {
+                m.retain(|_, (until, _)| *until > now);
+                if m.len() >= SPENT_MAX {
+                    m.clear();
+                }
+            }
+            m.insert(
+                key.to_owned(),
+                ((now + SPENT_TTL).min(window_end), window_end),
+            );
+        }
+    }
+
+    /// Seconds until the longest-spent of `keys` has room again, if any is known spent.
+    pub fn check<'a>(&self, keys: impl IntoIterator<Item = &'a str>, now: i64) -> Option<i64> {
+        let m = self.map.lock().ok()?;
+        keys.into_iter()
+            .filter_map(|k| m.get(k))
+            .filter(|(until, _)| *until > now)
+            .map(|(_, end)| (end - now).max(1))
+            .max()
+    }
+
+    /// Forgets `keys` and every key starting with one of `prefixes` (an administrator's reset).
+    pub fn forget(&self, keys: &[String], prefixes: &[String]) {
+        if let Ok(mut m) = self.map.lock() {
+            m.retain(|k, _| !keys.contains(k) && !prefixes.iter().any(|p| k.starts_with(p)));
+        }
+    }
+}
 
 /// Whether a presented `client_id` could name a client at all. One with a NUL byte cannot
 /// (PostgreSQL text cannot hold one, so no client has it): it is unknown without a query,

@@ -91,12 +91,32 @@ pub async fn submit(
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
     let form = super::page_form(&body)?;
-    let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
-    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
     let email = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
-    let current = current_session(&state, &req).await?;
     let who = client_addr::requester(&state, &req);
+    // A budget this node saw spent: refused from memory, before anything is read.
+    if !email.is_empty()
+        && !password.is_empty()
+        && let Some(retry_after) = signin::throttle::spent_here(&state, &who, &email, now())
+    {
+        state.metrics.login(crate::metrics::Login::Throttled, None);
+        state.metrics.throttled("password");
+        let mut r = super::pages::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            &crate::protocol::throttle::throttled_message(retry_after),
+            Some("Go back to the sign-in page to try again then.".into()),
+            None,
+        );
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(retry_after.max(1)),
+        );
+        return Ok(r);
+    }
+    let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
+    super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
+    let current = current_session(&state, &req).await?;
     match password::submit(&state, &flow, current, &who, &email, password, now()).await? {
         password::Outcome::Retry { message } => {
             let status = StatusCode::UNAUTHORIZED;

@@ -72,6 +72,48 @@ fn spent(counters: &[Counter], limits: &[(String, i64)], now: i64, window: i64) 
         .max()
 }
 
+/// The account `email` names (its keyed hash), the browser's device id if it is known to
+/// that account, and the budgets an attempt spends.
+fn budgets_of(
+    state: &AppState,
+    who: &Requester,
+    email: &str,
+) -> (String, Option<String>, Vec<(Budget, String)>) {
+    let account = device::account(state, email);
+    let known = who
+        .device
+        .as_deref()
+        .and_then(|c| device::check(state, c, &account));
+    let budgets = password_keys(&account, &source_of(who.ip), known.as_deref());
+    (account, known, budgets)
+}
+
+/// Remembers the counters of `counters` at their limit.
+fn note_spent(
+    state: &AppState,
+    counters: &[Counter],
+    limits: &[(String, i64)],
+    window: i64,
+    now: i64,
+) {
+    for c in counters {
+        if limits.iter().any(|(k, l)| k == &c.key && c.count >= *l) {
+            state.spent.note(&c.key, c.window_start + window, now);
+        }
+    }
+}
+
+/// `Some(retry_after)` when this node saw one of the budgets an attempt on `email` from `who`
+/// would spend spent in the last few seconds ([`crate::state::SPENT_TTL`]): the attempt is
+/// refused from memory, before its sign-in page, its session or any counter is read. The
+/// same for an e-mail that is no account.
+pub fn spent_here(state: &AppState, who: &Requester, email: &str, now: i64) -> Option<i64> {
+    let (_, _, budgets) = budgets_of(state, who, email);
+    state
+        .spent
+        .check(budgets.iter().map(|(_, k)| k.as_str()), now)
+}
+
 /// Counts a password attempt on `email` from `who`, or refuses it unchecked. The budgets and
 /// the answers are the same whether the e-mail is an account or not; once counted, the
 /// account is looked up and returned with the pass.
@@ -82,12 +124,7 @@ pub async fn password_gate(
     now: i64,
 ) -> Result<Gate, StoreError> {
     let window = state.config.throttle.window_secs;
-    let account = device::account(state, email);
-    let known = who
-        .device
-        .as_deref()
-        .and_then(|c| device::check(state, c, &account));
-    let budgets = password_keys(&account, &source_of(who.ip), known.as_deref());
+    let (account, known, budgets) = budgets_of(state, who, email);
     let limits: Vec<(String, i64)> = budgets
         .iter()
         .map(|(b, k)| (k.clone(), limit(state, *b)))
@@ -98,6 +135,7 @@ pub async fn password_gate(
         .throttle_counters(limits.iter().map(|(k, _)| k.clone()).collect(), now, window)
         .await?;
     if let Some(retry_after) = spent(&live, &limits, now, window) {
+        note_spent(state, &live, &limits, window, now);
         return Ok(Gate::Closed { retry_after });
     }
     // A place in the hashing queue first: when the anonymous queue is full the attempt is
@@ -141,9 +179,14 @@ pub async fn password_gate(
         .await?;
     // Attempts racing this one may have spent a budget between the read and the count.
     let taken = match taken {
-        Ok(taken) => taken,
+        Ok(taken) => {
+            // The budgets this attempt used up: the next attempts are refused from memory.
+            note_spent(state, &taken, &limits, window, now);
+            taken
+        }
         Err(full) => {
             tracing::info!(source = %who.ip, "password attempt throttled");
+            state.spent.note(&full.key, full.window_start + window, now);
             return Ok(Gate::Closed {
                 retry_after: (full.window_start + window - now).max(1),
             });

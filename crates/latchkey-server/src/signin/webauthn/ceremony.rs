@@ -396,11 +396,10 @@ async fn finish_answer(
                 .ok_or(Refusal::UnknownCredential)?;
             let mut cred = factors::credential(&row).map_err(SignInError::internal)?;
             let result = rp.finish_discoverable_authentication_v2(&pkc, st, &cred);
-            let s =
-                assertion::sign_in(
-                    state, &flow, browser, current, &row, &mut cred, result, &origin, now,
-                )
-                    .await??;
+            let s = assertion::sign_in(
+                state, &flow, browser, current, &row, &mut cred, result, &origin, now,
+            )
+            .await??;
             Ok(located(s)?)
         }
         Pending::VerifyPasskey { flow, state: st } => {
