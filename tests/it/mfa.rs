@@ -713,12 +713,22 @@ both!(
         }
         let b2 = Browser::new(app);
         let loc2 = after_password(&b2, &url).await;
+        // The fifth starts the lock: 429, with Retry-After saying when it ends (30 s).
         let r = submit_code(&b2, &loc2, "recovery", "wrong-code").await;
-        assert_eq!(r.status(), 401);
+        assert_eq!(r.status(), 429);
+        let wait = |r: &reqwest::Response| -> i64 {
+            r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!((1..=30).contains(&wait(&r)), "{}", wait(&r));
         assert!(r.text().await.unwrap().contains("Too many wrong codes"));
         // Even the right code is refused (unchecked) while the lock lasts.
         let r = submit_code(&b2, &loc2, "totp", &totp_code(&key, 0)).await;
-        assert_eq!(r.status(), 401);
+        assert_eq!(r.status(), 429);
+        assert!((1..=30).contains(&wait(&r)));
         assert!(r.text().await.unwrap().contains("Too many wrong codes"));
         let events = app.state.store.audit_for(&app.user_id).await.unwrap();
         assert!(events.iter().any(|e| e.action == "factor.locked"));

@@ -92,8 +92,23 @@ pub async fn submit(
     let user = current.1.clone();
     let who = super::client_addr::requester(&state, &req);
     match second_factor::submit(&state, flow, current, &who, kind, code, now()).await? {
-        second_factor::Outcome::Retry { flow, message } => {
-            verify_page(&state, &flow, &browser, &user, Some(message)).await
+        second_factor::Outcome::Retry {
+            flow,
+            message,
+            lock,
+        } => {
+            let mut r = verify_page(&state, &flow, &browser, &user, Some(message)).await?;
+            // Locked codes: 429, and when the lock ends (a block waits for an administrator).
+            if let Some(lock) = lock {
+                *r.status_mut() = actix_web::http::StatusCode::TOO_MANY_REQUESTS;
+                if let crate::protocol::throttle::CodeLock::For(secs) = lock {
+                    r.headers_mut().insert(
+                        actix_web::http::header::RETRY_AFTER,
+                        actix_web::http::header::HeaderValue::from(secs.max(1)),
+                    );
+                }
+            }
+            Ok(r)
         }
         second_factor::Outcome::SignedIn(s) => respond(&state, s.next, None, Some(&s.token)),
     }

@@ -10,6 +10,7 @@ use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
 use crate::protocol::strength::{Method, Offer, offer};
+use crate::protocol::throttle::CodeLock;
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
@@ -56,6 +57,8 @@ pub enum Outcome {
     Retry {
         flow: Box<LoginFlow>,
         message: String,
+        /// Codes are locked: answered `429`, with `Retry-After` for a lock that ends.
+        lock: Option<CodeLock>,
     },
     SignedIn(SignedIn),
 }
@@ -78,6 +81,7 @@ pub async fn submit(
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
             message: lock.message(),
+            lock: Some(lock),
         });
     }
     let o = ask(state, &flow, &user).await?.offer;
@@ -91,14 +95,16 @@ pub async fn submit(
         Err(mut message) => {
             state.metrics.login(crate::metrics::Login::Failure, None);
             // Wrong codes count per user, whatever flow or node they come from.
-            if let Some(lock) = throttle::code_fail(state, &user.id, who, now).await? {
-                message = lock.message();
+            let lock = throttle::code_fail(state, &user.id, who, now).await?;
+            if let Some(l) = &lock {
+                message = l.message();
             }
             let request = flow::transition(state, &flow, Transition::CodeRefused).await?;
             tracing::info!(user = %user.id, flow = %flow.id, "second factor refused");
             return Ok(Outcome::Retry {
                 flow: Box::new(LoginFlow { request, ..flow }),
                 message,
+                lock,
             });
         }
     };
@@ -106,6 +112,7 @@ pub async fn submit(
         return Ok(Outcome::Retry {
             flow: Box::new(flow),
             message: lock.message(),
+            lock: Some(lock),
         });
     }
     // A step-up renews the live session, whose id is known before the write.
