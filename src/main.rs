@@ -180,7 +180,8 @@ enum UserCommand {
         out: Output,
     },
     /// Clear a user's sign-in attempts: their account's password budgets (every source and
-    /// browser) and their count of wrong second-factor codes, so they can try again at once.
+    /// browser) and their count of wrong second-factor codes, so they can try again (running
+    /// nodes stop refusing from memory within 10 seconds).
     ResetAttempts {
         /// The user's email address.
         #[arg(long)]

@@ -687,11 +687,12 @@ crate::both_with!(
             let r = submit_from(app, &b, &flow, &csrf, email, "wrong", "198.51.100.9").await;
             assert_eq!(r.status(), 429);
         }
-        // Now refused before the sign-in page is even read (this flow does not exist), with
-        // the same answer for an account and an e-mail that is none.
+        // Now refused before the sign-in page is even read (its flow is gone from the
+        // database), with the same answer for an account and an e-mail that is none.
+        tamper(app, "DELETE FROM login_flows").await;
         let mut pages = Vec::new();
         for email in [EMAIL, "nobody@lab.example"] {
-            let r = submit_from(app, &b, "no-such-flow", &csrf, email, "x", "198.51.100.9").await;
+            let r = submit_from(app, &b, &flow, &csrf, email, "x", "198.51.100.9").await;
             assert_eq!(r.status(), 429, "{email}");
             assert!(retry_after(&r).unwrap() > 0);
             pages.push(r.text().await.unwrap());
@@ -702,8 +703,11 @@ crate::both_with!(
             "{}",
             pages[0]
         );
-        // Another address has room, so its attempt is read and checked as usual.
-        let r = submit_from(app, &b, "no-such-flow", &csrf, EMAIL, "x", "198.51.100.10").await;
+        // Another address has room, so its attempt is read as usual (and finds no flow).
+        let r = submit_from(app, &b, &flow, &csrf, EMAIL, "x", "198.51.100.10").await;
+        assert_eq!(r.status(), 400);
+        // A form without this browser's CSRF token is never answered from memory.
+        let r = submit_from(app, &b, &flow, "forged", EMAIL, "x", "198.51.100.9").await;
         assert_eq!(r.status(), 400);
     }
 );

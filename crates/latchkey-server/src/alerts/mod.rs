@@ -28,17 +28,30 @@ pub async fn run(state: Arc<AppState>) {
             None
         }
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(state.config.detection.interval_secs));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = scanner.scan(&state).await {
-            tracing::error!(error = %e, "intrusion detection: reading the audit log failed; will retry");
+    let every = Duration::from_secs(state.config.detection.interval_secs);
+    // Two loops: a slow receiver never delays detection.
+    let detecting = async {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = scanner.scan(&state).await {
+                tracing::error!(error = %e, "intrusion detection: reading the audit log failed; will retry");
+            }
         }
-        if let Some(sender) = &sender {
+    };
+    let delivering = async {
+        let Some(sender) = &sender else {
+            return std::future::pending::<()>().await;
+        };
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
             sender.deliver_due(&state).await;
         }
-    }
+    };
+    tokio::join!(detecting, delivering);
 }
 
 /// What one node has read of the audit log.
@@ -88,11 +101,12 @@ impl Scanner {
             stuffing_failure_percent: d.stuffing_failure_percent,
             brute_force_failures: d.brute_force_failures,
         };
-        let seen: Vec<Seen> = self.window.iter().cloned().collect();
+        let seen: &[Seen] = self.window.make_contiguous();
         let mut raised = Vec::new();
+        let mut suppressed: HashMap<&'static str, Vec<String>> = HashMap::new();
         let bucket = now / d.window_secs;
         self.per_window.retain(|(_, b), _| *b >= bucket - 1);
-        for f in detect(&seen, &t, now) {
+        for f in detect(seen, &t, now) {
             if self.raised.contains_key(&f.key) {
                 continue;
             }
@@ -101,13 +115,10 @@ impl Scanner {
                 .entry((f.detector.as_str(), bucket))
                 .or_default();
             if *n >= MAX_PER_WINDOW {
-                if *n == MAX_PER_WINDOW {
-                    tracing::warn!(
-                        detector = f.detector.as_str(),
-                        "more alerts of this detector in this window are not raised (see the audit log)"
-                    );
-                    *n += 1;
-                }
+                suppressed
+                    .entry(f.detector.as_str())
+                    .or_default()
+                    .push(f.subject.clone());
                 continue;
             }
             if raise(state, &f, now).await? {
@@ -115,6 +126,38 @@ impl Scanner {
                 raised.push(f.clone());
             }
             self.raised.insert(f.key, now);
+        }
+        // Past the limit, one more alert per detector and window names who else was found.
+        for (detector, subjects) in suppressed {
+            let key = format!("{detector}:more:{bucket}");
+            if self.raised.contains_key(&key) {
+                continue;
+            }
+            tracing::warn!(
+                detector,
+                more = subjects.len(),
+                "more alerts of this detector in this window are summed up in one"
+            );
+            let f = Finding {
+                detector: crate::protocol::detect::Detector::ALL
+                    .iter()
+                    .copied()
+                    .find(|d| d.as_str() == detector)
+                    .unwrap_or(crate::protocol::detect::Detector::CredentialStuffing),
+                subject: format!("{} more", subjects.len()),
+                key: key.clone(),
+                target: "unknown".into(),
+                source: None,
+                user_agent: None,
+                details: serde_json::json!({
+                    "more": subjects.len(),
+                    "subjects": subjects.iter().take(50).collect::<Vec<_>>(),
+                }),
+            };
+            if raise(state, &f, now).await? {
+                raised.push(f);
+            }
+            self.raised.insert(key, now);
         }
         Ok(raised)
     }

@@ -17,6 +17,21 @@ const BATCH: i64 = 20;
 /// The longest wait between two attempts, in seconds.
 const MAX_DELAY: i64 = 3600;
 
+/// A receiver's URL as logs and pages show it: without a user, password, query or fragment
+/// (which may hold a token).
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(invalid URL)".to_owned(),
+    }
+}
+
 /// The header value signing `body` at time `t`.
 pub fn signature(secret: &[u8], t: i64, body: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
@@ -114,12 +129,12 @@ impl Sender {
             Attempted::Delivered { at: done, result }
         } else if attempts >= self.max_attempts {
             state.metrics.webhook("failed");
-            tracing::error!(url = %d.url, delivery = %d.id, %result, attempts, "webhook delivery failed for good");
+            tracing::error!(url = %redacted(&d.url), delivery = %d.id, %result, attempts, "webhook delivery failed for good");
             Attempted::Failed { result }
         } else {
             state.metrics.webhook("retry");
             let next_at = done + retry_delay(self.retry_secs, attempts);
-            tracing::warn!(url = %d.url, delivery = %d.id, %result, attempts, next_at, "webhook delivery failed; will retry");
+            tracing::warn!(url = %redacted(&d.url), delivery = %d.id, %result, attempts, next_at, "webhook delivery failed; will retry");
             Attempted::Retry { next_at, result }
         };
         if let Err(e) = state.store.record_attempt(&d.id, outcome).await {
@@ -138,6 +153,14 @@ mod tests {
         assert_eq!(
             signature(b"secret", 1_700_000_000, r#"{"a":1}"#),
             "t=1700000000,v1=49f24e537407743fa4a0242bb63b94b9a47ee99cbbe071ccd8a22550ae411686"
+        );
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_query() {
+        assert_eq!(
+            redacted("https://bot:s3cret@hooks.example/x?token=abc#f"),
+            "https://hooks.example/x"
         );
     }
 

@@ -102,9 +102,11 @@ actions! {
     FactorRenamed = "factor.renamed",
     /// The user generated a new set of recovery codes.
     RecoveryCodesGenerated = "recovery_codes.generated",
-    /// An authorization code was used twice: what it issued is revoked.
+    /// An authorization code was used twice: what it issued (`grant`) is revoked. Recorded
+    /// once per grant, by the replay that revoked it; `source`, `user_agent` of the request.
     CodeReplayed = "code.replayed",
-    /// A rotated refresh token was used again: its whole family is revoked.
+    /// A rotated refresh token was used again: its whole family (`grant`) is revoked. Recorded
+    /// once per family; `source`, `user_agent` of the request.
     RefreshReuseDetected = "refresh.reuse_detected",
     /// A refresh was refused and its grant ended: the user is disabled, or the sign-in it
     /// carries no longer meets the client's or the lab's minimum (`client`, `reason`).

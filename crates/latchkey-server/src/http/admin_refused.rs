@@ -1,8 +1,10 @@
 //! Records an authenticated administrator's refused call (`admin.refused`): an operation
 //! outside their rights (403), or an API call made with a sign-in weaker or older than the
-//! administration policy allows (401 `insufficient_user_authentication`). Calls without a
-//! valid token are not recorded (anyone could fill the log with them); the intrusion
-//! detectors alert on every entry (`admin_outside_policy`).
+//! administration policy allows (401 `insufficient_user_authentication`). Not recorded: calls
+//! without a valid token, from people who administer nothing (anyone could fill the log with
+//! them), and a page another site sent the administrator's browser to (`Sec-Fetch-Site:
+//! cross-site`: the browser's choice, not theirs). The intrusion detectors alert once per
+//! administrator and window (`admin_outside_policy`).
 
 use super::State;
 use crate::audit::{Action, Event};
@@ -29,6 +31,14 @@ pub async fn record(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("insufficient_user_authentication"));
     if status != StatusCode::FORBIDDEN && !weak {
+        return Ok(res);
+    }
+    let cross_site = res
+        .request()
+        .headers()
+        .get("Sec-Fetch-Site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site && res.request().method() == actix_web::http::Method::GET {
         return Ok(res);
     }
     let caller = res.request().extensions().get::<AdminCaller>().cloned();

@@ -94,9 +94,17 @@ pub async fn submit(
     let email = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
     let who = client_addr::requester(&state, &req);
-    // A budget this node saw spent: refused from memory, before anything is read.
+    // A budget this node saw spent: refused from memory, before anything is read, for a form
+    // whose CSRF token is this browser's for its flow (checked without a read too).
+    let csrf_ok = || {
+        cookies::existing_browser_id(&state, &req).is_some_and(|browser| {
+            let purpose = csrf_purpose(form.get("flow").unwrap_or(""));
+            cookies::csrf_ok(&state, &browser, &purpose, form.get("csrf").unwrap_or(""))
+        })
+    };
     if !email.is_empty()
         && !password.is_empty()
+        && csrf_ok()
         && let Some(retry_after) = signin::throttle::spent_here(&state, &who, &email, now())
     {
         state.metrics.login(crate::metrics::Login::Throttled, None);

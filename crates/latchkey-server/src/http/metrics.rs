@@ -55,7 +55,7 @@ pub async fn scrape(state: State, req: HttpRequest) -> HttpResponse {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(latchkey_core::bearer::bearer_token)
         .unwrap_or("");
     if !bool::from(subtle::ConstantTimeEq::ct_eq(
         presented.as_bytes(),

@@ -191,7 +191,9 @@ pub fn detect(seen: &[Seen], t: &Thresholds, now: i64) -> Vec<Finding> {
     let bucket = now / t.window_secs.max(1);
     let recent = seen.iter().filter(|s| s.at > since);
     let mut all = Group::default();
-    let mut signed_in = 0i64;
+    // Successes count once per account: an attacker cannot pad the failure share by signing
+    // in to their own account again and again.
+    let mut signed_in_accounts: BTreeSet<&str> = BTreeSet::new();
     let mut by_source: BTreeMap<&str, Group> = BTreeMap::new();
     let mut by_account: BTreeMap<&str, Group> = BTreeMap::new();
     let mut out = Vec::new();
@@ -205,17 +207,26 @@ pub fn detect(seen: &[Seen], t: &Thresholds, now: i64) -> Vec<Finding> {
                 let account = s.account.as_deref().unwrap_or(&s.target);
                 by_account.entry(account).or_default().add(s);
             }
-            Kind::SignedIn => signed_in += 1,
+            Kind::SignedIn => {
+                signed_in_accounts.insert(&s.target);
+            }
             Kind::CodeReplayed | Kind::RefreshReplayed | Kind::AdminRefused => {
-                let d = match s.kind {
-                    Kind::CodeReplayed => Detector::CodeReplay,
-                    Kind::RefreshReplayed => Detector::RefreshTokenReplay,
-                    _ => Detector::AdminOutsidePolicy,
+                let (d, key) = match s.kind {
+                    // One entry per grant (the replay that revoked it): one alert each.
+                    Kind::CodeReplayed => (Detector::CodeReplay, format!("seq:{}", s.seq)),
+                    Kind::RefreshReplayed => {
+                        (Detector::RefreshTokenReplay, format!("seq:{}", s.seq))
+                    }
+                    // One alert per administrator and window, however many refusals.
+                    _ => (
+                        Detector::AdminOutsidePolicy,
+                        format!("{}:{bucket}", s.target),
+                    ),
                 };
                 out.push(Finding {
                     detector: d,
                     subject: s.target.clone(),
-                    key: format!("{}:seq:{}", d.as_str(), s.seq),
+                    key: format!("{}:{key}", d.as_str()),
                     target: s.target.clone(),
                     source: s.source.clone(),
                     user_agent: s.user_agent.clone(),
@@ -246,6 +257,7 @@ pub fn detect(seen: &[Seen], t: &Thresholds, now: i64) -> Vec<Finding> {
             out.push(g.finding(Detector::BruteForce, subject, target.to_owned(), bucket));
         }
     }
+    let signed_in = signed_in_accounts.len() as i64;
     let attempts = all.failures + signed_in;
     if all.failures >= t.stuffing_failures
         && all.sources.len() as i64 >= t.stuffing_sources
@@ -261,7 +273,14 @@ pub fn detect(seen: &[Seen], t: &Thresholds, now: i64) -> Vec<Finding> {
         f.details["signed_in"] = signed_in.into();
         out.push(f);
     }
-    out.sort_by(|a, b| a.detector.cmp(&b.detector).then(a.key.cmp(&b.key)));
+    // Real accounts before e-mails that are none, so decoys cannot crowd them out of a
+    // node's alerts for the window.
+    out.sort_by(|a, b| {
+        a.detector
+            .cmp(&b.detector)
+            .then((a.target == "unknown").cmp(&(b.target == "unknown")))
+            .then(a.key.cmp(&b.key))
+    });
     out
 }
 
@@ -334,13 +353,48 @@ mod tests {
         let mut busy = seen.clone();
         busy.extend((101..=130).map(|i| Seen {
             kind: Kind::SignedIn,
+            target: format!("user-{i}"),
             ..failed(i, "192.0.2.1", "ok")
         }));
+        // The same account signing in again and again counts once: no cover.
+        let mut padded = seen.clone();
+        padded.extend((101..=130).map(|i| Seen {
+            kind: Kind::SignedIn,
+            target: "attacker".into(),
+            ..failed(i, "192.0.2.1", "ok")
+        }));
+        assert!(
+            found(&padded)
+                .iter()
+                .any(|(d, _)| *d == "credential_stuffing")
+        );
         assert!(
             !found(&busy)
                 .iter()
                 .any(|(d, _)| *d == "credential_stuffing")
         );
+    }
+
+    #[test]
+    fn brute_force_on_real_accounts_comes_before_decoys() {
+        let mut seen = Vec::new();
+        for (n, (account, target)) in [("decoy", "unknown"), ("real", "user-9")]
+            .iter()
+            .enumerate()
+        {
+            for i in 0..20 {
+                let mut s = failed((n as i64) * 100 + i + 1, "198.51.100.1", account);
+                s.target = (*target).into();
+                seen.push(s);
+            }
+        }
+        let f = detect(&seen, &T, 11_000);
+        let brute: Vec<&str> = f
+            .iter()
+            .filter(|f| f.detector == Detector::BruteForce)
+            .map(|f| f.target.as_str())
+            .collect();
+        assert_eq!(brute, ["user-9", "unknown"]);
     }
 
     #[test]
@@ -376,7 +430,7 @@ mod tests {
                 "code_replay:seq:1",
                 "code_replay:seq:2",
                 "refresh_token_replay:seq:3",
-                "admin_outside_policy:seq:4"
+                "admin_outside_policy:client-1:12"
             ]
         );
         assert_eq!(f[0].source.as_deref(), Some("192.0.2.9"));

@@ -147,6 +147,39 @@ impl Store {
             .collect())
     }
 
+    /// The newest `limit` entries whose action is one of `actions`, recorded after `since`,
+    /// newest first.
+    pub async fn newest_audit_entries(
+        &self,
+        actions: Vec<String>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Entry>, StoreError> {
+        let db = self.db.clone();
+        let rows: Vec<(Option<i64>, i64, String, String, String)> = self
+            .run(async move {
+                Ok(crate::with_conn!(&db, conn => ae::table
+                    .filter(ae::action.eq_any(&actions))
+                    .filter(ae::at.gt(since))
+                    .order(ae::seq.desc())
+                    .limit(limit)
+                    .select((ae::seq, ae::at, ae::action, ae::target, ae::details))
+                    .load(conn)
+                    .await?))
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Entry {
+                seq: r.0.unwrap_or_default(),
+                at: r.1,
+                action: r.2,
+                target: r.3,
+                details: r.4,
+            })
+            .collect())
+    }
+
     /// Raises `alert` unless one with its key exists: the row, its deliveries and its audit
     /// entry commit together. Whether it was raised here.
     pub async fn raise_alert(&self, alert: NewAlert) -> Result<bool, StoreError> {

@@ -149,7 +149,7 @@ impl Store {
                 // yet, store it revoked, so that exchange fails instead of issuing live tokens;
                 // when it is storing it right now (PostgreSQL), the insert waits for it and the
                 // update that follows sees it.
-                diesel::insert_into(grants::table)
+                let inserted = diesel::insert_into(grants::table)
                     .values((
                         grants::id.eq(&code.grant_id),
                         grants::client_id.eq(&code.client_id),
@@ -167,11 +167,21 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(conn)
                     .await?;
-                diesel::update(grants::table.find(&code.grant_id))
-                    .set(grants::revoked_at.eq(Some(t)))
-                    .execute(conn)
-                    .await?;
-                super::audit::append(conn, t, &on_replay).await?;
+                let revoked = diesel::update(
+                    grants::table
+                        .find(&code.grant_id)
+                        .filter(grants::revoked_at.is_null()),
+                )
+                .set(grants::revoked_at.eq(Some(t)))
+                .execute(conn)
+                .await?;
+                // Recorded once per grant, by the replay that revoked it: replaying the code
+                // again (still refused) cannot flood the log or the alerts.
+                if inserted + revoked > 0 {
+                    let mut e = on_replay.clone();
+                    e.details["grant"] = code.grant_id.clone().into();
+                    super::audit::append(conn, t, &e).await?;
+                }
                 Ok(CodeUse::Replayed)
             })
         })

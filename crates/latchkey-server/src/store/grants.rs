@@ -213,7 +213,10 @@ impl Store {
             }
             Rotation::Invalid => RefreshUse::Invalid,
             Rotation::Reused(grant_id) => {
-                self.revoke_grant(&grant_id, Some(on_reuse)).await?;
+                // Recorded once per family, by the reuse that revoked it.
+                let mut e = on_reuse.clone();
+                e.details["grant"] = grant_id.clone().into();
+                self.revoke_live_grant(&grant_id, &e).await?;
                 RefreshUse::Reused
             }
         })
@@ -261,6 +264,27 @@ impl Store {
     /// own endpoints), appending `event` in the same transaction. `None` only where the
     /// revocation is the refusal of a request that records no change of its own (a disabled
     /// user's or a too-weak grant's refresh).
+    /// Revokes grant `id` and appends `event`, only if it was still live: whether it was.
+    pub async fn revoke_live_grant(&self, id: &str, event: &Event) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = id.to_owned();
+        let t = now();
+        let event = event.clone();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::update(grants::table.find(&id).filter(grants::revoked_at.is_null()))
+                    .set(grants::revoked_at.eq(Some(t)))
+                    .execute(conn)
+                    .await?;
+                if n > 0 {
+                    super::audit::append(conn, t, &event).await?;
+                }
+                Ok(n > 0)
+            })
+        })
+        .await
+    }
+
     pub async fn revoke_grant(&self, id: &str, event: Option<&Event>) -> Result<(), StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();

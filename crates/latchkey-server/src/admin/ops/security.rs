@@ -14,6 +14,8 @@ pub const HOURS: i64 = 24;
 const ALERTS: i64 = 50;
 /// Sources listed.
 const TOP: usize = 10;
+/// Failed sign-ins read, newest first: past it, older hours are undercounted.
+pub const READ: i64 = 100_000;
 
 /// What the security page shows.
 #[derive(Debug, Clone)]
@@ -24,6 +26,8 @@ pub struct SecurityView {
     pub top_sources: Vec<(String, i64)>,
     /// The newest alerts, newest first.
     pub alerts: Vec<crate::store::alerts::Alert>,
+    /// More failed sign-ins than [`READ`]: the oldest hours are not all counted.
+    pub truncated: bool,
 }
 
 pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<SecurityView> {
@@ -31,8 +35,9 @@ pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<S
     let first_hour = (now / 3600 - (HOURS - 1)) * 3600;
     let failed = state
         .store
-        .audit_entries(vec!["login.failed".into()], 0, first_hour - 1)
+        .newest_audit_entries(vec!["login.failed".into()], first_hour - 1, READ)
         .await?;
+    let truncated = failed.len() as i64 >= READ;
     let mut per_hour: BTreeMap<i64, i64> = (0..HOURS).map(|h| (first_hour + h * 3600, 0)).collect();
     let mut sources: BTreeMap<String, i64> = BTreeMap::new();
     for e in &failed {
@@ -51,5 +56,6 @@ pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<S
         failed_per_hour: per_hour.into_iter().collect(),
         top_sources,
         alerts: state.store.recent_alerts(ALERTS).await?,
+        truncated,
     })
 }

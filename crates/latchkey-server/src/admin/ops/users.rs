@@ -129,10 +129,7 @@ pub async fn reset_attempts(state: &AppState, admin: &Admin, user: &UserId) -> R
     let key = crate::protocol::throttle::account_key(&account);
     let prefix = format!("{key}:");
     let (actor, target) = (admin.actor_id().to_owned(), user.as_str().to_owned());
-    // This node forgets them at once; the others within `SPENT_TTL` seconds.
-    state
-        .spent
-        .forget(std::slice::from_ref(&key), std::slice::from_ref(&prefix));
+    let (forget_key, forget_prefix) = (key.clone(), prefix.clone());
     let n = state
         .store
         .reset_attempts(user.as_str(), vec![key], vec![prefix], move |n| {
@@ -144,6 +141,9 @@ pub async fn reset_attempts(state: &AppState, admin: &Admin, user: &UserId) -> R
             )]
         })
         .await?;
+    // After the commit (an attempt in between would remember the old counters): this node
+    // forgets them at once, the others within `SPENT_TTL` seconds.
+    state.spent.forget(&[forget_key], &[forget_prefix]);
     Ok(Count { count: n })
 }
 

@@ -160,10 +160,12 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
         browser: browser.clone(),
         at: now,
     });
-    req.extensions_mut()
-        .insert(crate::http::admin_refused::AdminCaller(
-            admin.actor_id().to_owned(),
-        ));
+    if admin.is_admin() {
+        req.extensions_mut()
+            .insert(crate::http::admin_refused::AdminCaller(
+                admin.actor_id().to_owned(),
+            ));
+    }
     let who = match &admin.actor {
         Actor::User(id) => state
             .store

@@ -47,6 +47,9 @@ pub struct SecurityPage {
     pub height: i64,
     pub top_sources: Vec<(String, i64)>,
     pub alerts: Vec<AlertRow>,
+    /// The newest failed sign-ins only were read: the oldest hours are undercounted.
+    pub truncated: bool,
+    pub read: i64,
 }
 
 pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
@@ -105,7 +108,7 @@ pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
                             .map(|t| format!(", next try {}", when(t)))
                             .unwrap_or_default();
                         (
-                            d.url,
+                            crate::alerts::webhook::redacted(&d.url),
                             d.status,
                             format!("{result} after {} {tries}{next}", d.attempts),
                         )
@@ -123,5 +126,7 @@ pub async fn page(state: State, req: HttpRequest) -> HttpResponse {
         height: HEIGHT,
         top_sources: v.top_sources,
         alerts,
+        truncated: v.truncated,
+        read: ops::READ,
     })
 }

@@ -158,9 +158,11 @@ impl FromRequest for Caller {
                     ))
                 })?;
             let admin = admin::authenticate(&state, token).await?;
-            actix_web::HttpMessage::extensions_mut(&req).insert(
-                crate::http::admin_refused::AdminCaller(admin.actor_id().to_owned()),
-            );
+            if admin.is_admin() {
+                actix_web::HttpMessage::extensions_mut(&req).insert(
+                    crate::http::admin_refused::AdminCaller(admin.actor_id().to_owned()),
+                );
+            }
             Ok(Caller(admin))
         })
     }
