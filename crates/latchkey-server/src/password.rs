@@ -357,6 +357,12 @@ impl PasswordHasher {
         self.depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether an anonymous check would be shed now: `argon2.anonymous_queue` hashes are
+    /// already waiting or running.
+    pub fn anonymous_full(&self) -> bool {
+        self.depth() >= self.anonymous_limit
+    }
+
     /// A place in the queue for one hash of `priority`, taken now: an anonymous one is
     /// refused with [`HashError::Busy`] when `argon2.anonymous_queue` hashes are already
     /// waiting or running. Given back when dropped unused.

@@ -94,33 +94,36 @@ pub async fn submit(
     let email = form.get("username").unwrap_or("").trim().to_owned();
     let password = form.get("password").unwrap_or("");
     let who = client_addr::requester(&state, &req);
-    // A budget this node saw spent: refused from memory, before anything is read, for a form
-    // whose CSRF token is this browser's for its flow (checked without a read too).
+    // A budget this node saw spent, or a full queue: refused from memory, before anything is
+    // read, for a form whose CSRF token is this browser's for its flow (no read either).
     let csrf_ok = || {
         cookies::existing_browser_id(&state, &req).is_some_and(|browser| {
             let purpose = csrf_purpose(form.get("flow").unwrap_or(""));
             cookies::csrf_ok(&state, &browser, &purpose, form.get("csrf").unwrap_or(""))
         })
     };
-    if !email.is_empty()
-        && !password.is_empty()
-        && csrf_ok()
-        && let Some(retry_after) = signin::throttle::spent_here(&state, &who, &email, now())
-    {
-        state.metrics.login(crate::metrics::Login::Throttled, None);
-        state.metrics.throttled("password");
-        let mut r = super::pages::message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many sign-in attempts",
-            &crate::protocol::throttle::throttled_message(retry_after),
-            Some("Go back to the sign-in page to try again then.".into()),
-            None,
-        );
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            header::HeaderValue::from(retry_after.max(1)),
-        );
-        return Ok(r);
+    if !email.is_empty() && !password.is_empty() && csrf_ok() {
+        if let Some(retry_after) = signin::throttle::spent_here(&state, &who, &email, now()) {
+            state.metrics.login(crate::metrics::Login::Throttled, None);
+            state.metrics.throttled("password");
+            return Ok(refused_at_once(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many sign-in attempts",
+                &crate::protocol::throttle::throttled_message(retry_after),
+                retry_after,
+            ));
+        }
+        // The queue for browsers the account does not know is full: shed from memory too.
+        if signin::throttle::shed_here(&state, &who, &email) {
+            state.metrics.login(crate::metrics::Login::Shed, None);
+            state.metrics.throttled("shed");
+            return Ok(refused_at_once(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Many people are signing in",
+                BUSY,
+                1,
+            ));
+        }
     }
     let (flow, browser) = load_flow(&state, &req, form.get("flow")).await?;
     super::require_csrf(&state, &browser, &csrf_purpose(&flow.id), &form)?;
@@ -144,9 +147,8 @@ pub async fn submit(
         }
         password::Outcome::Busy { retry_after } => {
             let status = StatusCode::SERVICE_UNAVAILABLE;
-            let message = "Many people are signing in right now. Try again in a moment.";
             let mut r =
-                login_form(&state, &flow, &browser, email, Some(message.into()), status).await?;
+                login_form(&state, &flow, &browser, email, Some(BUSY.into()), status).await?;
             r.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(retry_after.max(1)),
@@ -166,6 +168,30 @@ pub async fn submit(
             Ok(r)
         }
     }
+}
+
+/// What a shed attempt is told.
+const BUSY: &str = "Many people are signing in right now. Try again in a moment.";
+
+/// A password attempt refused from memory: a short page, with `Retry-After`.
+fn refused_at_once(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    retry_after: i64,
+) -> HttpResponse {
+    let mut r = super::pages::message(
+        status,
+        title,
+        message,
+        Some("Go back to the sign-in page to try again then.".into()),
+        None,
+    );
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(retry_after.max(1)),
+    );
+    r
 }
 
 /// `GET /login/continue?flow=…`: re-evaluates a flow with the browser's session (after a

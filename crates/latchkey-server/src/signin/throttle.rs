@@ -114,6 +114,17 @@ pub fn spent_here(state: &AppState, who: &Requester, email: &str, now: i64) -> O
         .check(budgets.iter().map(|(_, k)| k.as_str()), now)
 }
 
+/// Whether an attempt on `email` from `who` would be shed now: the hashing queue for browsers
+/// not known to their account is full and this browser is not known to this one. Answered
+/// `503` from memory, before anything is read (the same for an e-mail that is no account).
+pub fn shed_here(state: &AppState, who: &Requester, email: &str) -> bool {
+    if !state.hasher.anonymous_full() {
+        return false;
+    }
+    let (_, known, _) = budgets_of(state, who, email);
+    known.is_none()
+}
+
 /// Counts a password attempt on `email` from `who`, or refuses it unchecked. The budgets and
 /// the answers are the same whether the e-mail is an account or not; once counted, the
 /// account is looked up and returned with the pass.
