@@ -13,7 +13,7 @@ use crate::audit::{Action, Event};
 use crate::protocol::detect::{Finding, Kind, Seen, Thresholds, detect};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::alerts::{Entry, NewAlert};
+use crate::store::alerts::{Entry, NewAlert, Order};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +66,9 @@ pub struct Scanner {
     per_window: HashMap<(&'static str, i64), usize>,
 }
 
+/// At most this many entries per read: a scan catches up over several ticks.
+const READ_LIMIT: i64 = 50_000;
+
 /// The most alerts one detector raises per window on one node: an attacker with many
 /// addresses (each a spraying subject) cannot turn into as many pages; the window's
 /// `credential_stuffing` alert and the audit log tell the rest.
@@ -80,7 +83,13 @@ impl Scanner {
         let actions = Kind::ACTIONS.iter().map(|a| (*a).to_owned()).collect();
         let entries = state
             .store
-            .audit_entries(actions, self.last_seq, since)
+            .audit_entries(
+                actions,
+                self.last_seq,
+                since,
+                Order::OldestFirst,
+                READ_LIMIT,
+            )
             .await?;
         for e in &entries {
             self.last_seq = self.last_seq.max(e.seq);

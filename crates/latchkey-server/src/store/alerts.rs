@@ -64,8 +64,12 @@ pub enum Attempted {
     Failed { result: String },
 }
 
-/// At most this many entries per read: a scan catches up over several ticks.
-const READ_LIMIT: i64 = 50_000;
+/// Which entries of a read come first (and stay when the limit cuts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    OldestFirst,
+    NewestFirst,
+}
 
 type DeliveryRow = (
     String,
@@ -113,59 +117,33 @@ macro_rules! delivery_columns {
 }
 
 impl Store {
-    /// Audit entries whose action is one of `actions`, after `after_seq`, recorded after
-    /// `since`, in seq order (at most 50,000).
+    /// At most `limit` audit entries whose action is one of `actions`, after `after_seq`,
+    /// recorded after `since`, the oldest or the newest first.
     pub async fn audit_entries(
         &self,
         actions: Vec<String>,
         after_seq: i64,
         since: i64,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let db = self.db.clone();
-        let rows: Vec<(Option<i64>, i64, String, String, String)> = self
-            .run(async move {
-                Ok(crate::with_conn!(&db, conn => ae::table
-                    .filter(ae::action.eq_any(&actions))
-                    .filter(ae::seq.gt(after_seq))
-                    .filter(ae::at.gt(since))
-                    .order(ae::seq.asc())
-                    .limit(READ_LIMIT)
-                    .select((ae::seq, ae::at, ae::action, ae::target, ae::details))
-                    .load(conn)
-                    .await?))
-            })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Entry {
-                seq: r.0.unwrap_or_default(),
-                at: r.1,
-                action: r.2,
-                target: r.3,
-                details: r.4,
-            })
-            .collect())
-    }
-
-    /// The newest `limit` entries whose action is one of `actions`, recorded after `since`,
-    /// newest first.
-    pub async fn newest_audit_entries(
-        &self,
-        actions: Vec<String>,
-        since: i64,
+        order: Order,
         limit: i64,
     ) -> Result<Vec<Entry>, StoreError> {
         let db = self.db.clone();
         let rows: Vec<(Option<i64>, i64, String, String, String)> = self
             .run(async move {
-                Ok(crate::with_conn!(&db, conn => ae::table
-                    .filter(ae::action.eq_any(&actions))
-                    .filter(ae::at.gt(since))
-                    .order(ae::seq.desc())
-                    .limit(limit)
-                    .select((ae::seq, ae::at, ae::action, ae::target, ae::details))
-                    .load(conn)
-                    .await?))
+                Ok(crate::with_conn!(&db, conn => {
+                    let q = ae::table
+                        .filter(ae::action.eq_any(&actions))
+                        .filter(ae::seq.gt(after_seq))
+                        .filter(ae::at.gt(since))
+                        .select((ae::seq, ae::at, ae::action, ae::target, ae::details))
+                        .limit(limit)
+                        .into_boxed();
+                    let q = match order {
+                        Order::OldestFirst => q.order(ae::seq.asc()),
+                        Order::NewestFirst => q.order(ae::seq.desc()),
+                    };
+                    q.load(conn).await?
+                }))
             })
             .await?;
         Ok(rows

@@ -35,7 +35,13 @@ pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<S
     let first_hour = (now / 3600 - (HOURS - 1)) * 3600;
     let failed = state
         .store
-        .newest_audit_entries(vec!["login.failed".into()], first_hour - 1, READ)
+        .audit_entries(
+            vec!["login.failed".into()],
+            0,
+            first_hour - 1,
+            crate::store::alerts::Order::NewestFirst,
+            READ,
+        )
         .await?;
     let truncated = failed.len() as i64 >= READ;
     let mut per_hour: BTreeMap<i64, i64> = (0..HOURS).map(|h| (first_hour + h * 3600, 0)).collect();
