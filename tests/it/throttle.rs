@@ -711,3 +711,28 @@ crate::both_with!(
         assert_eq!(r.status(), 400);
     }
 );
+
+crate::both_with!(
+    a_right_password_that_used_a_budget_up_leaves_it_open_for_the_next_sign_in,
+    |c: &mut Config| {
+        behind_loopback_proxy(c);
+        c.throttle.per_account_source = 3;
+    },
+    async |app: &TestApp| {
+        let (url, _) = sign_in_urls(app).await;
+        let b = Browser::new(app);
+        let (flow, csrf) = b.open_login(&url).await;
+        for _ in 0..2 {
+            let r = submit_from(app, &b, &flow, &csrf, EMAIL, "typo", "198.51.100.9").await;
+            assert_eq!(r.status(), 401);
+        }
+        // The third attempt fills the budget and is right: it gives its attempt back, and the
+        // node does not remember the budget as spent.
+        let r = submit_from(app, &b, &flow, &csrf, EMAIL, PASSWORD, "198.51.100.9").await;
+        assert_eq!(r.status(), 303);
+        let other = Browser::new(app);
+        let (flow, csrf) = other.open_login(&url).await;
+        let r = submit_from(app, &other, &flow, &csrf, EMAIL, PASSWORD, "198.51.100.9").await;
+        assert_eq!(r.status(), 303, "the budget has room again");
+    }
+);

@@ -45,9 +45,13 @@ pub struct Pass {
 }
 
 impl Pass {
-    /// The password was right: the attempt is given back (all budgets but the global one).
+    /// The password was right: the attempt is given back (all budgets but the global one),
+    /// and a budget it had used up is no longer remembered as spent.
     pub async fn settle(self, state: &AppState) -> Result<(), StoreError> {
-        state.store.throttle_refund(self.refundable).await
+        let keys: Vec<String> = self.refundable.iter().map(|c| c.key.clone()).collect();
+        state.store.throttle_refund(self.refundable).await?;
+        state.spent.forget(&keys, &[]);
+        Ok(())
     }
 }
 
