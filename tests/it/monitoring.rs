@@ -339,6 +339,34 @@ async fn password_spraying_is_alerted_once_by_a_signed_webhook_retried_until_acc
         ),
         Some(1.0)
     );
+    // The admin API lists it with its delivery's status, to system administrators only.
+    let system = client_token(&app, "*").await;
+    let (status, alerts) = call(
+        &app,
+        Some(&system),
+        reqwest::Method::GET,
+        "/api/v1/security/alerts",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{alerts}");
+    assert_eq!(alerts[0]["detector"], "password_spraying");
+    assert_eq!(alerts[0]["payload"], p);
+    let d = &alerts[0]["deliveries"][0];
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(d["attempts"], 2);
+    assert_eq!(d["last_result"], "HTTP 204");
+    assert_eq!(d["url"], url.as_str());
+    let lab_admin = client_token(&app, &app.lab_id).await;
+    let (status, _) = call(
+        &app,
+        Some(&lab_admin),
+        reqwest::Method::GET,
+        "/api/v1/security/alerts",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
     // The console's security page shows the hour's failures, the source and the delivery.
     app.state
         .store

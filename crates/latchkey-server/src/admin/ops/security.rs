@@ -4,7 +4,9 @@
 
 use super::super::{Admin, AdminError};
 use crate::state::AppState;
+use serde::Serialize;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 type R<T> = Result<T, AdminError>;
 
@@ -64,4 +66,65 @@ pub async fn security_overview(state: &AppState, admin: &Admin, now: i64) -> R<S
         alerts: state.store.recent_alerts(ALERTS).await?,
         truncated,
     })
+}
+
+/// An intrusion alert as the admin API shows it (`GET /api/v1/security/alerts`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// `password_spraying`, `credential_stuffing`, `brute_force`, `code_replay`,
+    /// `refresh_token_replay` or `admin_outside_policy`.
+    pub detector: String,
+    pub subject: String,
+    /// The JSON every receiver was sent (`docs/security-monitoring.md`).
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One receiver's delivery of an alert.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The receiver, without credentials or query.
+    pub url: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    /// The last attempt's result (`HTTP 204`, `timed out`, `could not connect`).
+    pub last_result: Option<String>,
+    /// When a pending delivery is tried next (Unix seconds).
+    pub next_attempt_at: Option<i64>,
+    pub delivered_at: Option<i64>,
+}
+
+/// The newest alerts with their deliveries' status (system administrators).
+pub async fn list_alerts(state: &AppState, admin: &Admin) -> R<Vec<AlertView>> {
+    admin.require_system()?;
+    Ok(state
+        .store
+        .recent_alerts(ALERTS)
+        .await?
+        .into_iter()
+        .map(|a| AlertView {
+            payload: serde_json::from_str(&a.payload).unwrap_or_default(),
+            id: a.id,
+            at: a.at,
+            detector: a.detector,
+            subject: a.subject,
+            deliveries: a
+                .deliveries
+                .into_iter()
+                .map(|d| DeliveryView {
+                    url: crate::alerts::webhook::redacted(&d.url),
+                    next_attempt_at: d.next_attempt_at.filter(|_| d.status == "pending"),
+                    status: d.status,
+                    attempts: d.attempts,
+                    last_result: d.last_result,
+                    delivered_at: d.delivered_at,
+                })
+                .collect(),
+        })
+        .collect())
 }

@@ -400,6 +400,7 @@ routes!(
     system::rotate_keys,
     system::revoke_key,
     system::audit_log,
+    system::security_alerts,
 );
 
 /// The OpenAPI document, as served.

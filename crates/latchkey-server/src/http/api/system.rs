@@ -1,8 +1,10 @@
-//! System administration: `/api/v1/clients`, `/api/v1/keys`, `/api/v1/audit`.
+//! System administration: `/api/v1/clients`, `/api/v1/keys`, `/api/v1/audit`,
+//! `/api/v1/security/alerts`.
 
 use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{
-    self, AuditEntryView, AuditFilter, ClientView, CreatedClientView, KeyView, NewClientBody,
+    self, AlertView, AuditEntryView, AuditFilter, ClientView, CreatedClientView, KeyView,
+    NewClientBody,
 };
 use crate::http::State;
 use actix_web::{get, post, web};
@@ -126,4 +128,18 @@ pub async fn audit_log(
     Ok(web::Json(
         ops::audit_log(&state, &a, filter.into_inner()).await?,
     ))
+}
+
+/// The 50 newest intrusion alerts, with each webhook delivery's status.
+#[utoipa::path(
+    security(("bearer" = ["system"])),
+    tag = "audit",
+    responses(
+        (status = 200, body = Vec<AlertView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/security/alerts")]
+pub async fn security_alerts(state: State, Caller(a): Caller) -> ApiResult<Vec<AlertView>> {
+    Ok(web::Json(ops::list_alerts(&state, &a).await?))
 }
