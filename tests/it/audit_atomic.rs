@@ -205,7 +205,7 @@ both!(
         let store = &app.state.store;
         let user = app.user_id.clone();
         let seeded = Event::new("test", Action::RecoveryCodesGenerated, &user, json!({}));
-        let code = latchkey_server::factors::recovery_code_hash(&user, "abcd-efgh-ijkl");
+        let code = app.state.recovery_key.hash(&user, "abcd-efgh-ijkl");
         store
             .replace_recovery_codes(&user, vec![code.clone()], &seeded)
             .await
@@ -235,7 +235,7 @@ both!(
         };
         assert!(
             store
-                .use_recovery_code(&user, code.clone(), recovery_event.clone())
+                .use_recovery_code(&user, code.clone(), vec![], recovery_event.clone())
                 .await
                 .is_err(),
             "a recovery code cannot be spent without its entry"
@@ -256,7 +256,7 @@ both!(
         tamper(app, if is_pg(app) { PG_HEAL } else { SQLITE_HEAL }).await;
         assert!(
             store
-                .use_recovery_code(&user, code, recovery_event)
+                .use_recovery_code(&user, code, vec![], recovery_event)
                 .await
                 .unwrap()
         );

@@ -8,6 +8,41 @@ use crate::oidc_flow::{rp_client, rp_http};
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, Scope, TokenResponse};
 
+/// Where the browser tests' screenshots go (`target/browser-output/`), with `stale` removed
+/// so that only this run's can be found there.
+fn browser_output(stale: &[&str]) -> std::path::PathBuf {
+    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    for shot in stale {
+        let _ = std::fs::remove_file(out_dir.join(shot));
+    }
+    out_dir
+}
+
+/// Runs `tests/browser/<script>` with node and `vars` in its environment; returns the JSON of
+/// its last line of output (the script fails the test if it fails or takes 5 minutes).
+async fn run_browser_script(script: &str, vars: &[(&str, &str)]) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let output = tokio::process::Command::new("node")
+        .arg(path)
+        .envs(vars.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
+        .await
+        .expect("the browser script finishes within 5 minutes")
+        .expect("node runs (scripts/test installs playwright-core and chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_signs_in_through_the_hosted_login() {
     let app = TestApp::new(Backend::Sqlite).await;
@@ -87,8 +122,6 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     let authorize = |extra: &[(&str, &str)]| {
         authorize_url(&app, &client.0, extra).replacen(&app.base, &base, 1)
     };
-    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
-    std::fs::create_dir_all(&out_dir).unwrap();
     let shots = [
         "account-page.png",
         "totp-setup.png",
@@ -97,6 +130,8 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
         "step-up-totp.png",
         "enrol.png",
     ];
+    // The script saves `mfa-failure.png` where it stops if it fails.
+    let out_dir = browser_output(&[&shots[..], &["mfa-failure.png"]].concat());
     // A member of another lab that requires mfa with a grace period, without any factor.
     let strict = latchkey_server::provision::create_lab(&app.state.store, "Strict lab")
         .await
@@ -123,37 +158,22 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
         )
         .await
         .unwrap();
-    // The script saves `mfa-failure.png` where it stops if it fails.
-    for shot in shots.iter().chain(&["mfa-failure.png"]) {
-        let _ = std::fs::remove_file(out_dir.join(shot));
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/mfa.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(script)
-        .env("BASE_URL", &base)
-        .env("AUTHORIZE_URL_PLAIN", authorize(&[]))
-        .env("AUTHORIZE_URL_PHR", authorize(&[("acr_values", "phr")]))
-        .env("AUTHORIZE_URL_MFA", authorize(&[("acr_values", "mfa")]))
-        .env("AUTHORIZE_URL_ENROL", authorize(&[]))
-        .env("ENROL_EMAIL", "bob@lab.example")
-        .env("CALLBACK_PREFIX", CALLBACK)
-        .env("LOGIN_EMAIL", EMAIL)
-        .env("LOGIN_PASSWORD", PASSWORD)
-        .env("SCREENSHOT_DIR", &out_dir)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
-        .await
-        .expect("the browser script finishes within 5 minutes")
-        .expect("node runs (scripts/test installs playwright-core and chromium)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    let result = run_browser_script(
+        "mfa.mjs",
+        &[
+            ("BASE_URL", &base),
+            ("AUTHORIZE_URL_PLAIN", &authorize(&[])),
+            ("AUTHORIZE_URL_PHR", &authorize(&[("acr_values", "phr")])),
+            ("AUTHORIZE_URL_MFA", &authorize(&[("acr_values", "mfa")])),
+            ("AUTHORIZE_URL_ENROL", &authorize(&[])),
+            ("ENROL_EMAIL", "bob@lab.example"),
+            ("CALLBACK_PREFIX", CALLBACK),
+            ("LOGIN_EMAIL", EMAIL),
+            ("LOGIN_PASSWORD", PASSWORD),
+            ("SCREENSHOT_DIR", &out_dir.to_string_lossy()),
+        ],
+    )
+    .await;
     for shot in shots {
         assert!(out_dir.join(shot).exists(), "screenshot {shot} saved");
     }
@@ -213,6 +233,56 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     app.stop().await;
 }
 
+/// A security key in Chromium (`tests/browser/securitykey.mjs`): a virtual USB authenticator
+/// without user verification is registered from the account page ("Add a security key"),
+/// then steps a password sign-in up to `mfa`. Chromium refuses registration options that ask
+/// for credProtect `userVerificationRequired` with userVerification `preferred` before any
+/// authenticator sees them; the SoftPasskey tests cannot see that, only a browser does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_registers_a_security_key_and_steps_up_with_it() {
+    let app = TestApp::with_config(Backend::Sqlite, on_localhost).await;
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let created = app.client(|c| c.skip_consent = true).await;
+    let client = (created.client_id.clone(), created.client_secret.unwrap());
+    let mfa =
+        authorize_url(&app, &client.0, &[("acr_values", "mfa")]).replacen(&app.base, &base, 1);
+    let shots = ["account-with-security-key.png", "step-up-security-key.png"];
+    let out_dir = browser_output(&[&shots[..], &["securitykey-failure.png"]].concat());
+    let result = run_browser_script(
+        "securitykey.mjs",
+        &[
+            ("BASE_URL", &base),
+            ("AUTHORIZE_URL_MFA", &mfa),
+            ("CALLBACK_PREFIX", CALLBACK),
+            ("LOGIN_EMAIL", EMAIL),
+            ("LOGIN_PASSWORD", PASSWORD),
+            ("SCREENSHOT_DIR", &out_dir.to_string_lossy()),
+        ],
+    )
+    .await;
+    for shot in shots {
+        assert!(out_dir.join(shot).exists(), "screenshot {shot} saved");
+    }
+    assert_eq!(result["pageErrors"], serde_json::json!([]), "{result}");
+    assert_eq!(result["cspViolations"], serde_json::json!([]), "{result}");
+    assert_eq!(
+        result["credentialNames"],
+        serde_json::json!(["Security key"])
+    );
+    assert_eq!(result["residentCredentials"], 0, "{result}");
+    let webauthn = app.state.store.list_webauthn(&app.user_id).await.unwrap();
+    assert_eq!(webauthn.len(), 1);
+    assert_eq!(webauthn[0].kind, "security_key");
+    let back = url::Url::parse(result["mfaCallback"].as_str().unwrap()).unwrap();
+    assert_eq!(query_param(&back, "state").as_deref(), Some("st4te"));
+    let t = tokens(&app, &client, &back).await;
+    let id = jwt_claims(t["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], app.user_id.as_str());
+    assert_eq!(id["acr"], "mfa");
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "hwk", "mfa"]));
+    app.stop().await;
+}
+
 /// The admin console in Chromium (`tests/browser/admin.mjs`), as the issue asks: a lab
 /// administrator signs in to `/admin` through the hosted login (their password alone is
 /// refused: the console's enrolment page leads them to set up an authenticator app first),
@@ -254,8 +324,6 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     let created = app.client(|c| c.skip_consent = true).await;
     let client = (created.client_id.clone(), created.client_secret.unwrap());
     let authorize = authorize_url(&app, &client.0, &[]).replacen(&app.base, &base, 1);
-    let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
-    std::fs::create_dir_all(&out_dir).unwrap();
     let shots = [
         "admin-enrol.png",
         "admin-lab.png",
@@ -267,9 +335,7 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
         "admin-invitation.png",
         "invite-page.png",
     ];
-    for shot in shots.iter().chain(&["admin-failure.png"]) {
-        let _ = std::fs::remove_file(out_dir.join(shot));
-    }
+    let out_dir = browser_output(&[&shots[..], &["admin-failure.png"]].concat());
     let (role, feature, direct) = ("approver", "invoices:approve", "reports:export");
     // An invitation a system administrator made: its link is what the invited person opens.
     let invite_link = latchkey_server::admin::ops::create_invitation(
@@ -286,36 +352,27 @@ async fn chromium_lab_admin_grants_a_feature_and_requires_mfa() {
     .unwrap()
     .link
     .unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/admin.mjs");
-    let output = tokio::process::Command::new("node")
-        .arg(script)
-        .env("BASE_URL", &base)
-        .env("LAB_ID", &app.lab_id)
-        .env("MEMBER_ID", &app.user_id)
-        .env("ADMIN_EMAIL", admin_email)
-        .env("MEMBER_EMAIL", EMAIL)
-        .env("INVITE_EMAIL", "grace@lab.example")
-        .env("INVITE_LINK", invite_link.replace("127.0.0.1", "localhost"))
-        .env("LOGIN_PASSWORD", PASSWORD)
-        .env("AUTHORIZE_URL", &authorize)
-        .env("CALLBACK_PREFIX", CALLBACK)
-        .env("ROLE", role)
-        .env("FEATURE", feature)
-        .env("DIRECT_FEATURE", direct)
-        .env("SCREENSHOT_DIR", &out_dir)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(std::time::Duration::from_secs(300), output)
-        .await
-        .expect("the browser script finishes within 5 minutes")
-        .expect("node runs (scripts/test installs playwright-core and chromium)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap();
+    let invite = invite_link.replace("127.0.0.1", "localhost");
+    let r = run_browser_script(
+        "admin.mjs",
+        &[
+            ("BASE_URL", &base),
+            ("LAB_ID", &app.lab_id),
+            ("MEMBER_ID", &app.user_id),
+            ("ADMIN_EMAIL", admin_email),
+            ("MEMBER_EMAIL", EMAIL),
+            ("INVITE_EMAIL", "grace@lab.example"),
+            ("INVITE_LINK", &invite),
+            ("LOGIN_PASSWORD", PASSWORD),
+            ("AUTHORIZE_URL", &authorize),
+            ("CALLBACK_PREFIX", CALLBACK),
+            ("ROLE", role),
+            ("FEATURE", feature),
+            ("DIRECT_FEATURE", direct),
+            ("SCREENSHOT_DIR", &out_dir.to_string_lossy()),
+        ],
+    )
+    .await;
     for shot in shots {
         assert!(out_dir.join(shot).exists(), "screenshot {shot} saved");
     }

@@ -33,6 +33,7 @@ mod oidc_flow;
 mod passkeys;
 mod personal;
 mod protocol_rules;
+mod recovery_codes;
 mod refusals;
 mod rotation;
 mod schema;

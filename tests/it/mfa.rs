@@ -8,7 +8,7 @@ use latchkey_core::Acr;
 use latchkey_core::names::{LabId, UserId};
 use serde_json::Value;
 
-async fn new_client(app: &TestApp, min: Option<Acr>) -> (String, String) {
+pub async fn new_client(app: &TestApp, min: Option<Acr>) -> (String, String) {
     let c = app
         .client(|c| {
             c.skip_consent = true;
@@ -19,7 +19,7 @@ async fn new_client(app: &TestApp, min: Option<Acr>) -> (String, String) {
 }
 
 /// Authorize → password; returns where the browser is sent next.
-async fn after_password(b: &Browser, url: &str) -> String {
+pub async fn after_password(b: &Browser, url: &str) -> String {
     let (flow, csrf) = b.open_login(url).await;
     let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
     assert_eq!(r.status(), 303);
@@ -27,7 +27,7 @@ async fn after_password(b: &Browser, url: &str) -> String {
 }
 
 /// Posts a code on the step-up page at `loc`.
-async fn submit_code(b: &Browser, loc: &str, method: &str, code: &str) -> reqwest::Response {
+pub async fn submit_code(b: &Browser, loc: &str, method: &str, code: &str) -> reqwest::Response {
     let html = b.get(loc).await.text().await.unwrap();
     let flow = html_input(&html, "flow").expect("flow");
     let csrf = html_input(&html, "csrf").expect("csrf");
@@ -150,46 +150,6 @@ both!(
         let r = submit_code(&b1, &loc, "totp", "000000").await;
         assert_eq!(r.status(), 400);
         assert_eq!(b1.get(&loc).await.status(), 400, "the flow is gone");
-    }
-);
-
-both!(
-    recovery_code_steps_up_once_and_is_shown_afterwards,
-    async |app: &TestApp| {
-        let b = Browser::new(app);
-        account_sign_in(&b).await;
-        let csrf = account_csrf(&b).await;
-        let r = b
-            .post_form("/account/recovery-codes", &[("csrf", &csrf)])
-            .await;
-        assert_eq!(r.status(), 200);
-        let html = r.text().await.unwrap();
-        let doc = scraper::Html::parse_document(&html);
-        let sel = scraper::Selector::parse("#recovery-codes code").unwrap();
-        let codes: Vec<String> = doc.select(&sel).map(|e| e.text().collect()).collect();
-        assert_eq!(codes.len(), 10);
-        let client = new_client(app, Some(Acr::Mfa)).await;
-        let url = authorize_url(app, &client.0, &[]);
-        let b1 = Browser::new(app);
-        let loc = after_password(&b1, &url).await;
-        let r = submit_code(&b1, &loc, "recovery", &codes[3].to_uppercase()).await;
-        let back = url::Url::parse(&location(&r)).unwrap();
-        let t = tokens(app, &client, &back).await;
-        assert_eq!(jwt_claims(t["id_token"].as_str().unwrap())["acr"], "mfa");
-        // Used codes stay used.
-        let b2 = Browser::new(app);
-        let loc = after_password(&b2, &url).await;
-        let r = submit_code(&b2, &loc, "recovery", &codes[3]).await;
-        assert_eq!(r.status(), 401);
-        // The account page tells the user a code was used, and how many are left.
-        let page = b1.get("/account").await.text().await.unwrap();
-        assert!(page.contains("A recovery code was last used"));
-        assert_eq!(
-            select_text(&page, "#recovery-status").as_deref(),
-            Some("9 of 10 unused.")
-        );
-        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
-        assert!(events.iter().any(|e| e.action == "login.recovery_code"));
     }
 );
 

@@ -38,6 +38,7 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let recovery_key = crate::factors::RecoveryKey::new(&kek);
         let throttle_key = ring::hmac::Key::new(
             ring::hmac::HMAC_SHA256,
             &kek.derive(b"latchkey throttle v1"),
@@ -65,6 +66,7 @@ impl App {
             hasher,
             metrics: crate::metrics::Metrics::new()?,
             csrf_key,
+            recovery_key,
             throttle_key,
             spent: Default::default(),
             clients: ClientCache {
@@ -100,6 +102,7 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
+        let recovery_key = crate::factors::RecoveryKey::new(&kek);
         let throttle_key = ring::hmac::Key::new(
             ring::hmac::HMAC_SHA256,
             &kek.derive(b"latchkey throttle v1"),
@@ -123,6 +126,7 @@ impl App {
             hasher,
             metrics: crate::metrics::Metrics::new()?,
             csrf_key,
+            recovery_key,
             throttle_key,
             spent: Default::default(),
             clients: ClientCache {

@@ -100,25 +100,72 @@ pub fn totp_enrolment(secret: &[u8], issuer: &str, email: &str) -> Result<TotpEn
     })
 }
 
-/// Ten recovery codes of 50 random bits each, as `xxxxx-xxxxx` in an unambiguous alphabet.
+/// Crockford's base32 alphabet: no `i`, `l`, `o` or `u`, so what is read is what was meant.
+const CROCKFORD: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// Ten recovery codes of 80 random bits each, as `xxxx-xxxx-xxxx-xxxx` in Crockford's base32
+/// (10 random bytes, 5 bits a character: no bias).
 pub fn new_recovery_codes() -> Vec<String> {
-    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
     (0..10)
         .map(|_| {
             let bytes = random_bytes(10);
-            let chars: String = bytes
-                .iter()
-                .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+            let mut bits: u128 = 0;
+            for b in &bytes {
+                bits = (bits << 8) | u128::from(*b);
+            }
+            let chars: Vec<u8> = (0..16)
+                .rev()
+                .map(|i| CROCKFORD[((bits >> (i * 5)) & 31) as usize])
                 .collect();
-            format!("{}-{}", &chars[..5], &chars[5..])
+            chars
+                .chunks(4)
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect::<Vec<_>>()
+                .join("-")
         })
         .collect()
 }
 
-/// The stored form of a recovery code: SHA-256 of the user id and the code's normalised
-/// spelling (case, spaces and dashes do not matter). The user id salts it, so a stolen table
-/// must be attacked one user at a time.
-pub fn recovery_code_hash(user_id: &str, code: &str) -> Vec<u8> {
+/// Keys recovery codes' stored hashes: HMAC-SHA256 under a key derived from the KEK, which is
+/// not in the database, so a stolen table alone cannot be searched for codes, however fast the
+/// attacker's hardware.
+pub struct RecoveryKey(ring::hmac::Key);
+
+impl RecoveryKey {
+    pub fn new(kek: &Kek) -> RecoveryKey {
+        RecoveryKey(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &kek.derive(b"latchkey recovery codes v2"),
+        ))
+    }
+
+    /// The stored form of `code` for `user_id`: case, spaces and dashes do not matter, and
+    /// `o`, `i` and `l` read as `0`, `1` and `1` (Crockford's base32).
+    pub fn hash(&self, user_id: &str, code: &str) -> Vec<u8> {
+        let norm: String = code
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| match c.to_ascii_lowercase() {
+                'o' => '0',
+                'i' | 'l' => '1',
+                c => c,
+            })
+            .collect();
+        let msg = format!("{user_id}\0{norm}");
+        ring::hmac::sign(&self.0, msg.as_bytes()).as_ref().to_vec()
+    }
+}
+
+impl std::fmt::Debug for RecoveryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryKey(..)")
+    }
+}
+
+/// The stored form of a recovery code made before keyed hashes (about 50 bits, SHA-256 salted
+/// with the user id): such codes still work until the user makes new ones, and the account
+/// page asks them to.
+pub fn legacy_recovery_code_hash(user_id: &str, code: &str) -> Vec<u8> {
     let norm: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric())
@@ -209,17 +256,34 @@ mod tests {
     }
 
     #[test]
-    fn recovery_codes_are_distinct_and_hash_whatever_the_spelling() {
+    fn recovery_codes_carry_80_bits_and_hash_whatever_the_spelling() {
         let codes = new_recovery_codes();
         assert_eq!(codes.len(), 10);
         let set: std::collections::HashSet<_> = codes.iter().collect();
         assert_eq!(set.len(), 10);
+        for c in &codes {
+            // Sixteen characters of a 32-letter alphabet: 80 bits.
+            assert_eq!(c.len(), 19, "{c}");
+            assert_eq!(c.matches('-').count(), 3, "{c}");
+            assert!(
+                c.bytes()
+                    .filter(|b| *b != b'-')
+                    .all(|b| CROCKFORD.contains(&b))
+            );
+        }
+        let key = RecoveryKey::new(&Kek::from_bytes(&[7u8; 32]).unwrap());
         let c = &codes[0];
         assert_eq!(
-            recovery_code_hash("u1", c),
-            recovery_code_hash("u1", &c.to_uppercase().replace('-', " "))
+            key.hash("u1", c),
+            key.hash("u1", &c.to_uppercase().replace('-', " "))
         );
-        assert_ne!(recovery_code_hash("u1", c), recovery_code_hash("u2", c));
+        assert_eq!(key.hash("u1", "0011-abcd"), key.hash("u1", "oOiL-ABCD"));
+        assert_ne!(key.hash("u1", c), key.hash("u2", c));
+        // The key is not in the database: another KEK gives another hash, and neither is the
+        // unkeyed one.
+        let other = RecoveryKey::new(&Kek::from_bytes(&[8u8; 32]).unwrap());
+        assert_ne!(key.hash("u1", c), other.hash("u1", c));
+        assert_ne!(key.hash("u1", c), legacy_recovery_code_hash("u1", c));
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct AppState {
     /// This node's Prometheus metrics (`/metrics`).
     pub metrics: crate::metrics::Metrics,
     pub csrf_key: ring::hmac::Key,
+    /// Keys recovery codes' stored hashes (derived from the KEK, not in the database).
+    pub recovery_key: crate::factors::RecoveryKey,
     /// Keys the account names in throttle counters and the known-device cookies.
     pub throttle_key: ring::hmac::Key,
     /// Password budgets this node saw spent: attempts on them are refused before any read.

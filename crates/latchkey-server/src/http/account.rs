@@ -147,6 +147,7 @@ async fn render_account(
         recovery_unused: o.recovery.unused,
         recovery_total: o.recovery.total,
         recovery_last_used: o.recovery.last_used_at.map(fmt_time),
+        recovery_legacy: o.recovery.legacy_unused,
         events,
         notice,
         passkeys: state.webauthn.is_some(),

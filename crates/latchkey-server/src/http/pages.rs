@@ -80,6 +80,8 @@ pub struct AccountPage {
     pub recovery_unused: i64,
     pub recovery_total: i64,
     pub recovery_last_used: Option<String>,
+    /// Unused codes made before keyed hashes: the page asks for new ones.
+    pub recovery_legacy: i64,
     pub events: Vec<(String, String)>,
     pub notice: Option<String>,
     pub passkeys: bool,

@@ -83,7 +83,7 @@ pub async fn sign_in_first(
         login_hint: hint,
         acr_values: vec![],
         requested_at: now,
-        authenticated: false,
+        proven: Vec::new(),
         requested_acr: level,
         deferred_enrolment: false,
         failed_codes: 0,
@@ -369,7 +369,7 @@ pub async fn regenerate_recovery_codes(
             &user.id,
             codes
                 .iter()
-                .map(|c| factors::recovery_code_hash(&user.id, c))
+                .map(|c| state.recovery_key.hash(&user.id, c))
                 .collect(),
             &event,
         )

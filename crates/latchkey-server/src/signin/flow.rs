@@ -294,7 +294,7 @@ async fn decide_lab(
     }
     // Only a hint among several labs, in a flow the user did not sign in within, needs to
     // know which labs the user chose for this client before.
-    let chosen = if labs.len() > 1 && request.lab_hint.is_some() && !request.authenticated {
+    let chosen = if labs.len() > 1 && request.lab_hint.is_some() && !request.authenticated() {
         state.store.labs_chosen_for(&s.user_id, &client.id).await?
     } else {
         Vec::new()

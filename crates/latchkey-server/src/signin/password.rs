@@ -101,7 +101,7 @@ pub async fn submit(
     let next = flow::advance(
         state,
         flow,
-        Transition::Authenticated,
+        Transition::Proven(Method::Password),
         Some((session, user)),
         now,
     )

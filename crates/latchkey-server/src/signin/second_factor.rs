@@ -127,7 +127,7 @@ pub async fn submit(
     let next = flow::advance(
         state,
         &flow,
-        Transition::Authenticated,
+        Transition::Proven(method),
         Some((session, user)),
         now,
     )
@@ -192,7 +192,8 @@ async fn check_recovery(
         .store
         .use_recovery_code(
             &user.id,
-            factors::recovery_code_hash(&user.id, code),
+            state.recovery_key.hash(&user.id, code),
+            factors::legacy_recovery_code_hash(&user.id, code),
             move |left| {
                 Event::new(
                     &target,

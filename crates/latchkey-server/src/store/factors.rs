@@ -1,6 +1,6 @@
 //! Second factors and passkeys: the TOTP authenticator (secret sealed under the KEK, last
 //! accepted time step), WebAuthn credentials (webauthn-rs's public credential record, counter
-//! and backup flags), recovery codes (SHA-256 hashes), and WebAuthn ceremonies in progress.
+//! and backup flags), recovery codes (HMAC-SHA256 under a KEK-derived key; older ones SHA-256), and WebAuthn ceremonies in progress.
 //! Every "use once" rule is one conditional UPDATE, so two nodes racing cannot both accept.
 
 use super::schema::{
@@ -90,6 +90,8 @@ pub struct RecoveryStatus {
     pub unused: i64,
     pub total: i64,
     pub last_used_at: Option<i64>,
+    /// Unused codes made before keyed hashes (weaker): the user should make new ones.
+    pub legacy_unused: i64,
 }
 
 /// What [`Store::take_ceremony`] found.
@@ -399,8 +401,8 @@ impl Store {
 
     // ---- Recovery codes ---------------------------------------------------------------
 
-    /// Replaces the user's recovery codes with new ones (given as SHA-256 hashes); `event` is
-    /// audited with them.
+    /// Replaces the user's recovery codes with new ones (given as keyed hashes,
+    /// [`crate::factors::RecoveryKey`]); `event` is audited with them.
     pub async fn replace_recovery_codes(
         &self,
         user_id: &str,
@@ -422,6 +424,7 @@ impl Store {
                             recovery_codes::user_id.eq(&id),
                             recovery_codes::code_hash.eq(h),
                             recovery_codes::created_at.eq(t),
+                            recovery_codes::keyed.eq(true),
                         ))
                         .execute(&mut *conn)
                         .await?;
@@ -435,11 +438,13 @@ impl Store {
 
     /// Marks a recovery code used and appends the event `on_use` makes of the number of codes
     /// left, in one transaction; false (and nothing written) when the code is unknown or
-    /// already used.
+    /// already used. `keyed` is the code's keyed hash, `legacy` its hash as codes made before
+    /// keyed hashes were stored; each is compared only with codes stored that way.
     pub async fn use_recovery_code(
         &self,
         user_id: &str,
-        hash: Vec<u8>,
+        keyed: Vec<u8>,
+        legacy: Vec<u8>,
         on_use: impl FnOnce(i64) -> Event + Send + 'static,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
@@ -450,7 +455,14 @@ impl Store {
                 let n = diesel::update(
                     recovery_codes::table
                         .filter(recovery_codes::user_id.eq(&id))
-                        .filter(recovery_codes::code_hash.eq(&hash))
+                        .filter(
+                            recovery_codes::keyed
+                                .eq(true)
+                                .and(recovery_codes::code_hash.eq(&keyed))
+                                .or(recovery_codes::keyed
+                                    .eq(false)
+                                    .and(recovery_codes::code_hash.eq(&legacy))),
+                        )
                         .filter(recovery_codes::used_at.is_null()),
                 )
                 .set(recovery_codes::used_at.eq(Some(t)))
@@ -475,19 +487,20 @@ impl Store {
     pub async fn recovery_status(&self, user_id: &str) -> Result<RecoveryStatus, StoreError> {
         let db = self.db.clone();
         let id = user_id.to_owned();
-        let used: Vec<Option<i64>> = self
+        let rows: Vec<(Option<i64>, bool)> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => recovery_codes::table
                     .filter(recovery_codes::user_id.eq(&id))
-                    .select(recovery_codes::used_at)
+                    .select((recovery_codes::used_at, recovery_codes::keyed))
                     .load(conn)
                     .await?))
             })
             .await?;
         Ok(RecoveryStatus {
-            unused: used.iter().filter(|u| u.is_none()).count() as i64,
-            total: used.len() as i64,
-            last_used_at: used.iter().flatten().copied().max(),
+            unused: rows.iter().filter(|(u, _)| u.is_none()).count() as i64,
+            total: rows.len() as i64,
+            last_used_at: rows.iter().filter_map(|(u, _)| *u).max(),
+            legacy_unused: rows.iter().filter(|(u, k)| u.is_none() && !k).count() as i64,
         })
     }
 

@@ -202,6 +202,7 @@ diesel::table! {
         code_hash -> Binary,
         created_at -> BigInt,
         used_at -> Nullable<BigInt>,
+        keyed -> Bool,
     }
 }
 

@@ -2,6 +2,7 @@
 //! through [`AuthRequest::apply`], so what a step may change is listed in one place and
 //! tested without a database.
 
+use super::super::strength::Method;
 use super::AuthRequest;
 
 /// Wrong second-factor codes allowed in one flow before it ends.
@@ -10,9 +11,9 @@ pub const FLOW_MAX_FAILED_CODES: u32 = 5;
 /// Something that happened in a flow and changes what it needs next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
-    /// The user proved a factor within this flow: `prompt=login` and `max_age` are then
-    /// satisfied, whatever the clock's resolution.
-    Authenticated,
+    /// The user proved a factor within this flow: it counts for `prompt=login` and `max_age`
+    /// (and factors proven before the flow do not, whatever the clock's resolution).
+    Proven(Method),
     /// A wrong second-factor code was entered in this flow.
     CodeRefused,
     /// The user chose to enrol later while their lab's grace period lasts.
@@ -33,10 +34,19 @@ pub enum Progress {
 }
 
 impl AuthRequest {
+    /// Whether the user proved a factor within this flow.
+    pub fn authenticated(&self) -> bool {
+        !self.proven.is_empty()
+    }
+
     /// Applies a transition to the flow's request.
     pub fn apply(&mut self, t: Transition) -> Progress {
         match t {
-            Transition::Authenticated => self.authenticated = true,
+            Transition::Proven(m) => {
+                if !self.proven.contains(&m) {
+                    self.proven.push(m);
+                }
+            }
             Transition::CodeRefused => {
                 self.failed_codes = self.failed_codes.saturating_add(1);
                 if self.failed_codes >= FLOW_MAX_FAILED_CODES {
@@ -107,9 +117,12 @@ mod tests {
 
     #[test]
     fn authenticated_deferred_lab_and_consent_are_recorded() {
-        let (r, p) = request().after(Transition::Authenticated);
+        let (r, p) = request().after(Transition::Proven(Method::Password));
         assert_eq!(p, Progress::Continue);
-        assert!(r.authenticated);
+        assert!(r.authenticated());
+        let (r, _) = r.after(Transition::Proven(Method::Totp));
+        let (r, _) = r.after(Transition::Proven(Method::Password));
+        assert_eq!(r.proven, [Method::Password, Method::Totp]);
         let (r, _) = r.after(Transition::EnrolmentDeferred);
         assert!(r.deferred_enrolment);
         let (r, _) = r.after(Transition::LabDecided(Some("lab1".into())));

@@ -57,7 +57,7 @@ pub fn choose_lab(req: &AuthRequest, labs: &[LabRef<'_>]) -> LabChoice {
     if let Some(hint) = &req.lab_hint
         && let Some(l) = labs
             .iter()
-            .filter(|l| l.chosen_before || req.authenticated)
+            .filter(|l| l.chosen_before || req.authenticated())
             .find(|l| l.id == hint.as_str() || l.name == hint.as_str())
     {
         return LabChoice::Lab(l.id.to_owned());

@@ -43,7 +43,7 @@ pub use lab::{LabChoice, LabRef, choose_lab};
 pub use request::{
     AuthRequest, AuthorizeError, ClientView, Prompt, RawParams, ResponseMode, validate,
 };
-pub use step::{Next, Standing, fresh_since, next_step, signed_in};
+pub use step::{Next, Standing, next_step, signed_in};
 
 #[cfg(test)]
 mod tests;

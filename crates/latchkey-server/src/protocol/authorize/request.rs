@@ -2,7 +2,7 @@
 //! section 3.1.2.1-3.1.2.2): parameters as they arrive, the checks that decide whether an
 //! error goes to Latchkey's own page or back to the client (OIDC Core 3.1.2.6).
 
-use super::super::strength::{ClaimsError, essential_acr, requested_level};
+use super::super::strength::{ClaimsError, Method, essential_acr, requested_level};
 use super::super::{OAuthError, pkce, redirect_uri, scope};
 use latchkey_core::{Acr, ErrorCode};
 use serde::{Deserialize, Serialize};
@@ -99,10 +99,11 @@ pub struct AuthRequest {
     pub acr_values: Vec<String>,
     /// When the request arrived.
     pub requested_at: i64,
-    /// Set once the user has proven a factor within this flow: `prompt=login` and `max_age`
-    /// are then satisfied, whatever the clock's resolution.
+    /// The factors the user proved within this flow, in order. Only these count for
+    /// `prompt=login` / `max_age=0`, and they count for `max_age` however long the flow took:
+    /// a factor proven earlier in the same (whole) second as the request does not.
     #[serde(default)]
-    pub authenticated: bool,
+    pub proven: Vec<Method>,
     /// The level `acr_values` and an essential `acr` claim ask for.
     #[serde(default)]
     pub requested_acr: Option<Acr>,
@@ -370,7 +371,7 @@ pub fn validate(
         requested_acr: requested_level(acr_values.iter().map(String::as_str)).max(essential),
         acr_values,
         requested_at: now,
-        authenticated: false,
+        proven: Vec::new(),
         deferred_enrolment: false,
         failed_codes: 0,
         lab_hint: p.lab,

@@ -9,9 +9,9 @@ use latchkey_core::{Acr, ErrorCode};
 /// Whether the session's factors include a first factor fresh enough for this request, i.e.
 /// the user counts as signed in for it (the lab is decided only then).
 pub fn signed_in(req: &AuthRequest, factors: &[Factor], now: i64) -> bool {
-    match fresh_since(req, now) {
+    match counted(req, factors, now) {
         None => false,
-        Some(since) => !matches!(assess(factors, since, Acr::Pwd), Gap::FirstFactor),
+        Some(fresh) => !matches!(assess(&fresh, None, Acr::Pwd), Gap::FirstFactor),
     }
 }
 
@@ -49,22 +49,32 @@ pub enum Next {
     Refuse(ErrorCode),
 }
 
-/// The earliest time a factor may have been proven to count for this request: `max_age`
-/// seconds ago, or this flow's start with `prompt=login` / `max_age=0`. Factors proven within
-/// the flow always count. The outer `None`: the request demands an authentication in this
-/// flow and none happened yet.
-pub fn fresh_since(req: &AuthRequest, now: i64) -> Option<Option<i64>> {
+/// The session's factors that count for this request. Without `prompt=login` or `max_age`,
+/// all of them. With `max_age`, those proven at most `max_age` seconds ago, and those proven
+/// within this flow however long it took. With `prompt=login` / `max_age=0`, only those proven
+/// within this flow: a factor proven before the flow never counts, even in the same whole
+/// second as the request (timestamps are whole seconds). `None`: the request demands an
+/// authentication in this flow and none happened yet.
+pub fn counted(req: &AuthRequest, factors: &[Factor], now: i64) -> Option<Vec<Factor>> {
+    // A method proven in this flow is recorded in the session at the time of that proof,
+    // which is never before the request arrived.
+    let in_flow = |f: &Factor| f.at >= req.requested_at && req.proven.contains(&f.method);
     // max_age=0 means "authenticate now", like prompt=login (OIDC Core errata).
-    if req.prompt.login || req.max_age == Some(0) {
-        return req.authenticated.then_some(Some(req.requested_at));
-    }
-    Some(req.max_age.map(|m| {
-        if req.authenticated {
-            (now - m).min(req.requested_at)
-        } else {
-            now - m
+    let keep: Vec<Factor> = if req.prompt.login || req.max_age == Some(0) {
+        if !req.authenticated() {
+            return None;
         }
-    }))
+        factors.iter().filter(|f| in_flow(f)).copied().collect()
+    } else if let Some(m) = req.max_age {
+        factors
+            .iter()
+            .filter(|f| f.at >= now.saturating_sub(m) || in_flow(f))
+            .copied()
+            .collect()
+    } else {
+        factors.to_vec()
+    };
+    Some(keep)
 }
 
 /// Decides the next step of a flow from the request, the user's standing and the consent on
@@ -82,10 +92,10 @@ pub fn next_step(
             Next::Login
         }
     };
-    let Some(since) = fresh_since(req, now) else {
+    let Some(st) = standing else {
         return login();
     };
-    let Some(st) = standing else {
+    let Some(fresh) = counted(req, st.factors, now) else {
         return login();
     };
     let grace_open = st.grace.is_some_and(|g| g.open(now));
@@ -95,7 +105,7 @@ pub fn next_step(
     } else {
         st.demands.level()
     };
-    let strength = match assess(st.factors, since, need) {
+    let strength = match assess(&fresh, None, need) {
         Gap::FirstFactor => return login(),
         Gap::Met(s) => s,
         Gap::StepUp { have, need } => {

@@ -185,11 +185,82 @@ fn oidc_core_3_1_2_1_prompt_login_forces_reauthentication() {
     let mut r = run(params(&[("prompt", "login")]), false).unwrap();
     let f = at(PWD, r.requested_at);
     assert_eq!(next_step(&r, Some(standing(&f)), true, 1000), Next::Login);
-    r.authenticated = true;
+    r.proven.push(PWD);
     assert_eq!(
         issued(next_step(&r, Some(standing(&f)), true, 1001)),
         Acr::Pwd
     );
+}
+
+/// Only the factors of this sign-in count for `prompt=login` and `max_age=0`: a TOTP code
+/// proven before the flow, in the very second the request arrived, is not re-proven by a
+/// password given within the flow.
+#[test]
+fn oidc_core_3_1_2_1_prompt_login_counts_only_factors_proven_in_this_flow() {
+    for extra in [("prompt", "login"), ("max_age", "0")] {
+        let mut r = run(params(&[extra]), false).unwrap();
+        let t = r.requested_at;
+        let mut st = standing(&[]);
+        st.demands.request = Some(Acr::Mfa);
+        st.enrolled.totp = true;
+        let earlier = [
+            Factor { method: PWD, at: t },
+            Factor {
+                method: Method::Totp,
+                at: t,
+            },
+        ];
+        st.factors = &earlier;
+        assert_eq!(next_step(&r, Some(st), true, t), Next::Login, "{extra:?}");
+        // The password again, within the flow and the same second: the TOTP code does not
+        // count, so mfa needs a fresh second factor.
+        r.proven.push(PWD);
+        assert_eq!(
+            next_step(&r, Some(st), true, t),
+            Next::StepUp { need: Acr::Mfa },
+            "{extra:?}"
+        );
+        st.demands.request = None;
+        match next_step(&r, Some(st), true, t) {
+            Next::Issue(s) => {
+                assert_eq!((s.acr, s.amr), (Acr::Pwd, vec![latchkey_core::Amr::Pwd]));
+            }
+            other => panic!("expected a code, got {other:?}"),
+        }
+        // Once the code is given within the flow, both count.
+        r.proven.push(Method::Totp);
+        assert_eq!(issued(next_step(&r, Some(st), true, t)), Acr::Mfa);
+    }
+}
+
+/// With `max_age`, a factor proven before the flow counts only while it is young enough,
+/// even if it shares the request's second; a factor proven in the flow counts however long
+/// the flow took.
+#[test]
+fn oidc_core_3_1_2_1_max_age_does_not_count_an_earlier_factor_of_the_same_second() {
+    let mut r = run(params(&[("max_age", "5")]), false).unwrap();
+    r.requested_at = 1000;
+    r.proven.push(PWD);
+    for (now, want) in [(1010, None), (1004, Some(Acr::Mfa))] {
+        let factors = [
+            Factor {
+                method: PWD,
+                at: now,
+            },
+            Factor {
+                method: Method::Totp,
+                at: 1000,
+            },
+        ];
+        let mut st = standing(&factors);
+        st.demands.request = Some(Acr::Mfa);
+        st.enrolled.totp = true;
+        let next = next_step(&r, Some(st), true, now);
+        match want {
+            None => assert_eq!(next, Next::StepUp { need: Acr::Mfa }),
+            Some(acr) => assert_eq!(issued(next), acr),
+        }
+    }
 }
 
 #[test]
@@ -205,7 +276,7 @@ fn oidc_core_3_1_2_1_max_age_exceeded_forces_reauthentication() {
         Acr::Pwd
     );
     // A password given in this flow counts however long the flow took.
-    r.authenticated = true;
+    r.proven.push(PWD);
     assert_eq!(
         issued(next_step(&r, Some(standing(&at(PWD, 1000))), true, 1200)),
         Acr::Pwd
@@ -397,7 +468,7 @@ fn several_labs_take_a_member_hint_by_id_or_name_else_pick() {
         labs[1].chosen_before = true;
         assert_eq!(choose_lab(&r, &labs), LabChoice::Lab("lab-b".into()));
         // The user signed in within this flow: they see the request anyway.
-        r.authenticated = true;
+        r.proven.push(PWD);
         assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
     }
     let r = run(params(&[("lab", "lab-z")]), false).unwrap();
@@ -411,7 +482,7 @@ fn several_labs_take_a_member_hint_by_id_or_name_else_pick() {
 #[test]
 fn a_chosen_lab_holds_only_while_the_user_is_a_member() {
     let mut r = run(params(&[("lab", "Alpha")]), false).unwrap();
-    r.authenticated = true;
+    r.proven.push(PWD);
     r.lab = Some("lab-b".into());
     assert_eq!(choose_lab(&r, &LABS), LabChoice::Lab("lab-b".into()));
     r.lab = Some("lab-z".into());

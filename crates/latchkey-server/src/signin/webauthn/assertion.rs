@@ -79,9 +79,10 @@ async fn authenticated(
     state: &AppState,
     flow_id: &str,
     browser: &str,
+    method: Method,
 ) -> Result<Next, SignInError> {
     let f = flow::load(state, Some(flow_id), Some(browser)).await?;
-    flow::transition(state, &f, Transition::Authenticated).await?;
+    flow::transition(state, &f, Transition::Proven(method)).await?;
     Ok(Next::Local(format!("/login/continue?flow={flow_id}")))
 }
 
@@ -119,7 +120,7 @@ pub async fn sign_in(
     let event = Event::new(&user.id, Action::LoginPasskey, &user.id, details);
     let (session, token) =
         session::establish(state, current, &user, method, Some(&event), now).await?;
-    let next = authenticated(state, flow_id, browser).await?;
+    let next = authenticated(state, flow_id, browser, method).await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded with a passkey");
     Ok(Ok(SignedIn { next, token }))
 }
@@ -170,6 +171,6 @@ pub async fn step_up(
     let event = Event::new(&user.id, Action::LoginStepUp, &user.id, details);
     let (_, token) =
         session::establish(state, Some(current), &user, method, Some(&event), now).await?;
-    let next = authenticated(state, flow_id, browser).await?;
+    let next = authenticated(state, flow_id, browser, method).await?;
     Ok(Ok(SignedIn { next, token }))
 }

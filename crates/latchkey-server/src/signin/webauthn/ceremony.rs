@@ -294,7 +294,7 @@ async fn start_register(
     let rp = rp(state)?;
     let (options, pending) = match kind {
         Kind::SecurityKey => {
-            let (o, st) = rp
+            let (mut o, st) = rp
                 .start_securitykey_registration(
                     handle,
                     &user.email,
@@ -304,6 +304,13 @@ async fn start_register(
                     None,
                 )
                 .map_err(SignInError::internal)?;
+            // webauthn-rs asks for credProtect `userVerificationRequired` beside
+            // userVerification `preferred`, a combination Chromium refuses before asking any
+            // authenticator. A security key is a second factor after the password and need not
+            // verify its user, so its credential is not bound to user verification either.
+            if let Some(ext) = o.public_key.extensions.as_mut() {
+                ext.cred_protect = None;
+            }
             (o, Pending::RegisterSecurityKey { back, state: st })
         }
         Kind::Passkey => {
