@@ -31,6 +31,7 @@ mod mfa;
 mod monitoring;
 mod oidc_flow;
 mod passkeys;
+mod password_change;
 mod personal;
 mod protocol_rules;
 mod recovery_codes;

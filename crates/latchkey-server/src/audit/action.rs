@@ -102,6 +102,10 @@ actions! {
     FactorRenamed = "factor.renamed",
     /// The user generated a new set of recovery codes.
     RecoveryCodesGenerated = "recovery_codes.generated",
+    /// The user changed their password on the account page: `sessions_ended` (other browsers
+    /// signed out), `grants_revoked` (applications' tokens ended), `kept_others`, `source`,
+    /// `user_agent`.
+    PasswordChanged = "password.changed",
     /// An authorization code was used twice: what it issued (`grant`) is revoked. Recorded
     /// once per grant, by the replay that revoked it; `source`, `user_agent` of the request.
     CodeReplayed = "code.replayed",

@@ -12,6 +12,7 @@ use super::{Params, State};
 use crate::factors;
 use crate::signin::BrowserAt;
 use crate::signin::account::{self as ops, Guard, Removal, TotpConfirm};
+use crate::signin::password_change::{self, Changed};
 use crate::state::AppState;
 use crate::store::now;
 use crate::store::sessions::Session;
@@ -77,6 +78,7 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "factor.removed" => "Removed a sign-in method",
         "factor.renamed" => "Renamed a passkey or security key",
         "recovery_codes.generated" => "Created new recovery codes",
+        "password.changed" => "Changed the password",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
         "factor.locked" => "Too many wrong codes: codes were refused for a while",
@@ -111,6 +113,18 @@ async fn render_account(
     session: &Session,
     user: &User,
     notice: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    render_account_with(state, req, session, user, notice, None).await
+}
+
+/// The account page with a refusal (`notice`) or a confirmation (`done`) at the top.
+async fn render_account_with(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    user: &User,
+    notice: Option<String>,
+    done: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     let (browser, cookie) = cookies::browser_id(state, req);
     let o = ops::overview(state, session, user).await?;
@@ -150,6 +164,8 @@ async fn render_account(
         recovery_legacy: o.recovery.legacy_unused,
         events,
         notice,
+        done,
+        has_password: user.password_hash.is_some(),
         passkeys: state.webauthn.is_some(),
     };
     let mut resp = render(StatusCode::OK, &page);
@@ -355,4 +371,41 @@ pub async fn recovery_codes(
             next: back(&form),
         },
     ))
+}
+
+/// `POST /account/password` (form `current`, `new`, `repeat`, `keep_others`): a new password
+/// after the current one; other browsers and applications' tokens end unless kept.
+pub async fn password_change(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (form, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    let who = client_addr::requester(&state, &req);
+    let change = password_change::Change {
+        current: form.get("current").unwrap_or(""),
+        new: form.get("new").unwrap_or(""),
+        repeated: form.get("repeat").unwrap_or(""),
+        keep_others: form.get("keep_others").is_some(),
+    };
+    match password_change::change(&state, &session, &user, change, &who, now()).await? {
+        Changed::Done {
+            sessions_ended,
+            grants_revoked,
+        } => {
+            let done = if sessions_ended + grants_revoked == 0 {
+                "Your password was changed.".to_owned()
+            } else {
+                format!(
+                    "Your password was changed. Signed out elsewhere: {sessions_ended} \
+                     browser(s); applications signed out: {grants_revoked}."
+                )
+            };
+            render_account_with(&state, &req, &session, &user, None, Some(done)).await
+        }
+        Changed::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
+    }
 }

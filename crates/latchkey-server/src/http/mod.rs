@@ -84,6 +84,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             )
             .route("/account/totp/remove", web::post().to(account::totp_remove))
             .route(
+                "/account/password",
+                web::post().to(account::password_change),
+            )
+            .route(
                 "/account/webauthn/rename",
                 web::post().to(account::webauthn_rename),
             )

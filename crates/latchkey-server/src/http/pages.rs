@@ -83,7 +83,12 @@ pub struct AccountPage {
     /// Unused codes made before keyed hashes: the page asks for new ones.
     pub recovery_legacy: i64,
     pub events: Vec<(String, String)>,
+    /// A refusal to show at the top.
     pub notice: Option<String>,
+    /// What a change just did (e.g. "Your password was changed.").
+    pub done: Option<String>,
+    /// The account has a password (the change form then asks for it).
+    pub has_password: bool,
     pub passkeys: bool,
 }
 

@@ -145,17 +145,22 @@ impl CodeLock {
 
     /// What the user reads.
     pub fn message(self) -> String {
+        self.message_for("codes")
+    }
+
+    /// What the user reads where `what` (e.g. "passwords or codes") was wrong too often.
+    pub fn message_for(self, what: &str) -> String {
         match self {
             CodeLock::For(secs) => {
                 format!(
-                    "Too many wrong codes. Wait {} before trying again.",
+                    "Too many wrong {what}. Wait {} before trying again.",
                     wait(secs)
                 )
             }
-            CodeLock::Blocked => "Too many wrong codes: codes are no longer accepted for this \
-                                  account. Sign in with a passkey, or ask an administrator to \
-                                  reset your sign-in attempts."
-                .to_owned(),
+            CodeLock::Blocked => format!(
+                "Too many wrong {what}: codes are no longer accepted for this account. Sign in \
+                 with a passkey, or ask an administrator to reset your sign-in attempts."
+            ),
         }
     }
 }

@@ -47,6 +47,7 @@ pub mod flow;
 pub mod invitation;
 pub mod lab;
 pub mod password;
+pub mod password_change;
 pub mod second_factor;
 pub mod session;
 pub mod throttle;

@@ -126,6 +126,55 @@ impl Store {
         .await
     }
 
+    /// Sets a new password hash and appends `event` (made of the number of sessions ended and
+    /// grants revoked) in one transaction. Unless `keep_others`, every other session of the
+    /// user ends and every grant not issued from session `current` is revoked (refresh tokens
+    /// included, `offline_access` or not). Returns those two counts.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        current: &str,
+        keep_others: bool,
+        event: impl FnOnce(usize, usize) -> Event + Send + 'static,
+    ) -> Result<(usize, usize), StoreError> {
+        let db = self.db.clone();
+        let (id, hash, current) = (user_id.to_owned(), hash.to_owned(), current.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                diesel::update(users::table.find(&id))
+                    .set(users::password_hash.eq(Some(&hash)))
+                    .execute(&mut *conn)
+                    .await?;
+                let (mut ended, mut revoked) = (0, 0);
+                if !keep_others {
+                    ended = diesel::update(
+                        sessions::table
+                            .filter(sessions::user_id.eq(&id))
+                            .filter(sessions::id.ne(&current))
+                            .filter(sessions::ended_at.is_null()),
+                    )
+                    .set(sessions::ended_at.eq(Some(t)))
+                    .execute(&mut *conn)
+                    .await?;
+                    revoked = diesel::update(
+                        grants::table
+                            .filter(grants::user_id.eq(&id))
+                            .filter(grants::session_id.ne(&current))
+                            .filter(grants::revoked_at.is_null()),
+                    )
+                    .set(grants::revoked_at.eq(Some(t)))
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                crate::store::audit::append(&mut *conn, t, &event(ended, revoked)).await?;
+                Ok((ended, revoked))
+            })
+        })
+        .await
+    }
+
     /// Disables or re-enables a user. Disabling ends every session and revokes every grant of
     /// the user at once (their refresh tokens die; their access tokens are refused by
     /// Latchkey's endpoints and expire within their short lifetime elsewhere).

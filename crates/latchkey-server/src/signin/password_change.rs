@@ -1,0 +1,117 @@
+//! Changing one's own password on the account page (OWASP ASVS 5 section 6.2): the account
+//! page's guard has already asked for a recent sign-in at the user's level (a second factor
+//! when they have one); the current password is asked again here, and wrong ones count like
+//! wrong second-factor codes (the same lock, audited). The new password follows the password
+//! rules (length, zxcvbn's lists of common and breached passwords, the user's own words).
+//! Unless the user keeps them, every other browser is signed out and every application's
+//! tokens not issued to this browser end, in the same transaction as the new hash.
+
+use super::{Requester, SignInError, throttle};
+use crate::audit::{Action, Event};
+use crate::password::{Priority, Verified, check_new_password};
+use crate::state::AppState;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+
+/// What the lock message says was wrong too often (the count is the second factors').
+const WRONG: &str = "passwords or codes";
+
+/// What the user asked for.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// The current password (ignored for an account that has none).
+    pub current: &'a str,
+    pub new: &'a str,
+    /// The new password typed a second time.
+    pub repeated: &'a str,
+    /// Keep the other browsers signed in and the applications' tokens live.
+    pub keep_others: bool,
+}
+
+/// The result of a change.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    /// Done: other browsers signed out and application grants ended.
+    Done {
+        sessions_ended: usize,
+        grants_revoked: usize,
+    },
+    /// Refused, with the reason to show next to the form (nothing was changed).
+    Refused(String),
+}
+
+/// Changes the signed-in user's password after checking the current one.
+pub async fn change(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+    req: Change<'_>,
+    who: &Requester,
+    now: i64,
+) -> Result<Changed, SignInError> {
+    if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
+        return Ok(Changed::Refused(lock.message_for(WRONG)));
+    }
+    if let Some(stored) = user.password_hash.as_deref() {
+        let verified = state
+            .hasher
+            .verify(req.current, Some(stored), Priority::Known)
+            .await
+            .map_err(SignInError::internal)?;
+        if verified == Verified::No {
+            let lock = throttle::code_fail(state, &user.id, who, now).await?;
+            return Ok(Changed::Refused(lock.map_or_else(
+                || "The current password is not correct.".to_owned(),
+                |l| l.message_for(WRONG),
+            )));
+        }
+        if let Err(lock) = throttle::code_settle(state, &user.id, now).await? {
+            return Ok(Changed::Refused(lock.message_for(WRONG)));
+        }
+    }
+    if req.new != req.repeated {
+        return Ok(Changed::Refused(
+            "The two new passwords are not the same.".into(),
+        ));
+    }
+    if req.new == req.current && user.password_hash.is_some() {
+        return Ok(Changed::Refused(
+            "The new password is your current one; choose another.".into(),
+        ));
+    }
+    let local = user.email.split('@').next().unwrap_or_default();
+    let mut context = vec![user.email.as_str(), local];
+    if let Some(n) = user.name.as_deref() {
+        context.extend(n.split_whitespace());
+    }
+    if let Err(why) = check_new_password(&state.config.password, req.new, &context) {
+        return Ok(Changed::Refused(why.to_string()));
+    }
+    let hash = state
+        .hasher
+        .hash(req.new)
+        .await
+        .map_err(SignInError::internal)?;
+    let target = user.id.clone();
+    let mut details = who.details();
+    details["kept_others"] = req.keep_others.into();
+    let (sessions_ended, grants_revoked) = state
+        .store
+        .change_password(
+            &user.id,
+            &hash,
+            &session.id,
+            req.keep_others,
+            move |s, g| {
+                details["sessions_ended"] = s.into();
+                details["grants_revoked"] = g.into();
+                Event::new(&target, Action::PasswordChanged, &target, details)
+            },
+        )
+        .await?;
+    tracing::info!(user = %user.id, sessions_ended, grants_revoked, "password changed");
+    Ok(Changed::Done {
+        sessions_ended,
+        grants_revoked,
+    })
+}

@@ -1,0 +1,231 @@
+//! Changing one's password on the account page (OWASP ASVS 5 section 6.2): the current
+//! password and a fresh second factor when the user has one, the password rules, other browsers
+//! and applications signed out unless kept, wrong current passwords locked like wrong codes;
+//! a refusal changes nothing.
+
+use crate::both;
+use crate::common::*;
+use serde_json::Value;
+
+const NEW: &str = "violet kettle drums at noon";
+
+/// Posts the account page's password form from signed-in browser `b`.
+async fn change(b: &Browser, current: &str, new: &str, keep: bool) -> reqwest::Response {
+    let csrf = account_csrf(b).await;
+    let mut form = vec![
+        ("csrf", csrf.as_str()),
+        ("current", current),
+        ("new", new),
+        ("repeat", new),
+    ];
+    if keep {
+        form.push(("keep_others", "on"));
+    }
+    b.post_form("/account/password", &form).await
+}
+
+/// Whether `password` signs the test user in (a new browser, the account page's sign-in).
+async fn signs_in(app: &TestApp, password: &str) -> bool {
+    let b = Browser::new(app);
+    let r = b.get("/account").await;
+    let html = b.get(&location(&r)).await.text().await.unwrap();
+    let flow = html_input(&html, "flow").unwrap();
+    let csrf = html_input(&html, "csrf").unwrap();
+    let r = b.submit_login(&flow, &csrf, EMAIL, password).await;
+    r.status() == 303 && location(&r) == "/account"
+}
+
+async fn refresh(app: &TestApp, c: &(String, String), token: &Value) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&c.0, Some(&c.1))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn password_changes(app: &TestApp) -> usize {
+    let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+    events
+        .iter()
+        .filter(|e| e.action == "password.changed")
+        .count()
+}
+
+both!(
+    asvs_6_2_password_change_requires_the_current_password,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let html = change(&b, "not my password at all", NEW, false)
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            html.contains("The current password is not correct."),
+            "{html}"
+        );
+        assert_eq!(password_changes(app).await, 0);
+        assert!(signs_in(app, PASSWORD).await, "unchanged");
+        let html = change(&b, PASSWORD, NEW, false).await.text().await.unwrap();
+        assert_eq!(
+            select_text(&html, "#account-done").as_deref(),
+            Some(
+                "Your password was changed. Signed out elsewhere: 1 browser(s); applications signed out: 0."
+            )
+        );
+        assert!(
+            !signs_in(app, PASSWORD).await,
+            "the old password is refused"
+        );
+        assert!(signs_in(app, NEW).await, "the new one works");
+        assert_eq!(password_changes(app).await, 1);
+        // The browser that changed it stays signed in.
+        assert_eq!(b.get("/account").await.status(), 200);
+    }
+);
+
+both!(
+    asvs_6_2_new_password_follows_the_password_rules,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        for (new, repeat, why) in [
+            ("short", "short", "Use at least"),
+            ("password1234567", "password1234567", "too common"),
+            (NEW, "another long passphrase here", "not the same"),
+            (PASSWORD, PASSWORD, "your current one"),
+        ] {
+            let csrf = account_csrf(&b).await;
+            let html = b
+                .post_form(
+                    "/account/password",
+                    &[
+                        ("csrf", &csrf),
+                        ("current", PASSWORD),
+                        ("new", new),
+                        ("repeat", repeat),
+                    ],
+                )
+                .await
+                .text()
+                .await
+                .unwrap();
+            assert!(html.contains(why), "{new}: {html}");
+        }
+        assert_eq!(password_changes(app).await, 0);
+        assert!(signs_in(app, PASSWORD).await);
+    }
+);
+
+both!(
+    asvs_6_2_password_change_signs_out_other_browsers_and_apps_unless_kept,
+    async |app: &TestApp| {
+        let c = app.client(|c| c.skip_consent = true).await;
+        let c = (c.client_id, c.client_secret.unwrap());
+        let other = Browser::new(app);
+        account_sign_in(&other).await;
+        let app_tokens = user_tokens(app, &c.0, &c.1, "openid offline_access").await;
+        assert!(app_tokens["refresh_token"].is_string(), "{app_tokens}");
+        // Kept: nothing else ends.
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let r = change(&b, PASSWORD, NEW, true).await;
+        assert_eq!(
+            select_text(&r.text().await.unwrap(), "#account-done").as_deref(),
+            Some("Your password was changed.")
+        );
+        assert_eq!(other.get("/account").await.status(), 200);
+        assert_eq!(refresh(app, &c, &app_tokens).await, 200);
+        // Not kept: the other browser is signed out and the application's refresh token
+        // (offline_access included) is refused; this browser stays.
+        let app_tokens = user_tokens_with(app, &c, NEW).await;
+        let r = change(&b, NEW, "amber lantern over quiet fields", false).await;
+        assert_eq!(r.status(), 200);
+        let r = other.get("/account").await;
+        assert_eq!(r.status(), 303, "signed out");
+        assert!(location(&r).starts_with("/login"));
+        assert_eq!(refresh(app, &c, &app_tokens).await, 400);
+        assert_eq!(b.get("/account").await.status(), 200);
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        let last = events
+            .iter()
+            .rfind(|e| e.action == "password.changed")
+            .unwrap();
+        let d: Value = serde_json::from_str(&last.details).unwrap();
+        assert_eq!(d["kept_others"], false);
+        // The other browser and the two the applications signed in through.
+        assert_eq!(d["sessions_ended"], 3, "{d}");
+        assert!(d["grants_revoked"].as_u64().unwrap() >= 1, "{d}");
+        assert!(d["source"].is_string());
+    }
+);
+
+/// [`user_tokens`] with another password (after a change).
+async fn user_tokens_with(app: &TestApp, c: &(String, String), password: &str) -> Value {
+    let url = authorize_url(app, &c.0, &[("scope", "openid offline_access")]);
+    let back = Browser::new(app).login(&url, EMAIL, password).await;
+    tokens(app, c, &back).await
+}
+
+both!(
+    asvs_6_2_password_change_needs_the_second_factor_of_a_user_who_has_one,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        enrol_totp(&b).await;
+        // A browser that gave only the password is sent to prove the second factor first.
+        let pwd_only = Browser::new(app);
+        let r = pwd_only.get("/account").await;
+        let html = pwd_only.get(&location(&r)).await.text().await.unwrap();
+        let flow = html_input(&html, "flow").unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let r = pwd_only.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(
+            location(&r),
+            "/account",
+            "the account page itself needs a password"
+        );
+        let account_csrf = account_csrf(&pwd_only).await;
+        let r = pwd_only
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf", &account_csrf),
+                    ("current", PASSWORD),
+                    ("new", NEW),
+                    ("repeat", NEW),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        assert!(location(&r).starts_with("/login"), "{}", location(&r));
+        assert_eq!(password_changes(app).await, 0);
+        assert!(signs_in(app, PASSWORD).await, "unchanged");
+    }
+);
+
+both!(
+    nist_800_63b_wrong_current_passwords_lock_like_wrong_codes,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        for _ in 0..5 {
+            change(&b, "a wrong guess at it", NEW, false).await;
+        }
+        // Locked: even the right password is refused for now.
+        let html = change(&b, PASSWORD, NEW, false).await.text().await.unwrap();
+        assert!(!html.contains("account-done"), "{html}");
+        assert!(html.contains("Too many wrong passwords or codes"), "{html}");
+        assert_eq!(password_changes(app).await, 0);
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        assert!(events.iter().any(|e| e.action == "factor.locked"));
+    }
+);
