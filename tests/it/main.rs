@@ -22,6 +22,7 @@ mod client_labs;
 mod clients_lifecycle;
 mod common;
 mod config_reference;
+mod consents;
 mod console;
 mod documents;
 mod features;

@@ -26,13 +26,7 @@ async fn change(b: &Browser, current: &str, new: &str, keep: bool) -> reqwest::R
 
 /// Whether `password` signs the test user in (a new browser, the account page's sign-in).
 async fn signs_in(app: &TestApp, password: &str) -> bool {
-    let b = Browser::new(app);
-    let r = b.get("/account").await;
-    let html = b.get(&location(&r)).await.text().await.unwrap();
-    let flow = html_input(&html, "flow").unwrap();
-    let csrf = html_input(&html, "csrf").unwrap();
-    let r = b.submit_login(&flow, &csrf, EMAIL, password).await;
-    r.status() == 303 && location(&r) == "/account"
+    signs_in_from(&Browser::new(app), password).await
 }
 
 async fn refresh(app: &TestApp, c: &(String, String), token: &Value) -> u16 {
@@ -229,3 +223,77 @@ both!(
         assert!(events.iter().any(|e| e.action == "factor.locked"));
     }
 );
+
+// Two changes racing from two signed-in browsers: at most one commits (the other's password
+// check or session is stale by then), and the loser is told nothing changed.
+both!(
+    password_changes_racing_cannot_both_succeed,
+    async |app: &TestApp| {
+        for keep in [false, true] {
+            let current = if keep { NEW } else { PASSWORD };
+            let (a, b) = (Browser::new(app), Browser::new(app));
+            for x in [&a, &b] {
+                assert!(signs_in_from(x, current).await);
+            }
+            let (ra, rb) = tokio::join!(
+                change(&a, current, "first racing passphrase wins", keep),
+                change(&b, current, "second racing passphrase wins", keep),
+            );
+            let pages = [ra.text().await.unwrap(), rb.text().await.unwrap()];
+            let done = pages.iter().filter(|p| p.contains("account-done")).count();
+            assert_eq!(done, 1, "exactly one change commits: {pages:?}");
+            // Put a known password back for the next round.
+            let winner = if pages[0].contains("account-done") {
+                &a
+            } else {
+                &b
+            };
+            let won = if pages[0].contains("account-done") {
+                "first racing passphrase wins"
+            } else {
+                "second racing passphrase wins"
+            };
+            let r = change(winner, won, NEW, true).await.text().await.unwrap();
+            assert!(r.contains("account-done"), "{r}");
+        }
+        assert_eq!(password_changes(app).await, 4);
+    }
+);
+
+// The fields are compared as they are hashed: after Unicode normalisation (NFKC).
+both!(
+    password_change_compares_passwords_as_they_are_hashed,
+    async |app: &TestApp| {
+        let nfc = "caf\u{e9} cr\u{e8}me br\u{fb}l\u{e9}e velvet zeppelin";
+        let nfd = "cafe\u{301} cre\u{300}me bru\u{302}le\u{301}e velvet zeppelin";
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let csrf = account_csrf(&b).await;
+        let r = b
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current", PASSWORD),
+                    ("new", nfd),
+                    ("repeat", nfc),
+                ],
+            )
+            .await;
+        assert!(r.text().await.unwrap().contains("account-done"));
+        assert!(signs_in(app, nfc).await, "one password, either spelling");
+        let html = change(&b, nfd, nfc, false).await.text().await.unwrap();
+        assert!(html.contains("your current one"), "{html}");
+        assert_eq!(password_changes(app).await, 1);
+    }
+);
+
+/// Signs browser `b` in on the account page with `password`.
+async fn signs_in_from(b: &Browser, password: &str) -> bool {
+    let r = b.get("/account").await;
+    let html = b.get(&location(&r)).await.text().await.unwrap();
+    let flow = html_input(&html, "flow").unwrap();
+    let csrf = html_input(&html, "csrf").unwrap();
+    let r = b.submit_login(&flow, &csrf, EMAIL, password).await;
+    r.status() == 303 && location(&r) == "/account"
+}

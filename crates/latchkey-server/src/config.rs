@@ -265,6 +265,9 @@ pub struct TokenConfig {
     pub session_idle_timeout_secs: i64,
     /// How long a user may take to finish a login page, in seconds.
     pub login_flow_ttl_secs: i64,
+    /// How long a user's consent to an application holds, in days; then the consent page asks
+    /// again. Giving consent again renews it.
+    pub consent_ttl_days: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -340,7 +343,15 @@ impl Default for TokenConfig {
             session_ttl_secs: 12 * 3600,
             session_idle_timeout_secs: 8 * 3600,
             login_flow_ttl_secs: 1800,
+            consent_ttl_days: 365,
         }
+    }
+}
+
+impl TokenConfig {
+    /// The earliest time a consent given then still holds at `now`.
+    pub fn consent_since(&self, now: i64) -> i64 {
+        now.saturating_sub(self.consent_ttl_days.saturating_mul(86_400))
     }
 }
 
@@ -438,6 +449,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "authentication.totp_steps_back must be 0, 1 or 2 (each step is 30 s a guesser also gets), got {}",
                 self.authentication.totp_steps_back
+            )));
+        }
+        if t.consent_ttl_days < 1 {
+            return Err(ConfigError(format!(
+                "tokens.consent_ttl_days must be at least 1, got {}",
+                t.consent_ttl_days
             )));
         }
         if t.session_idle_timeout_secs < 0 {

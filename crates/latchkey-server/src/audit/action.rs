@@ -106,6 +106,9 @@ actions! {
     /// signed out), `grants_revoked` (applications' tokens ended), `kept_others`, `source`,
     /// `user_agent`.
     PasswordChanged = "password.changed",
+    /// The user withdrew their consent to an application on the account page: `client`,
+    /// `grants_revoked` (its grants and refresh tokens ended).
+    ConsentWithdrawn = "consent.withdrawn",
     /// An authorization code was used twice: what it issued (`grant`) is revoked. Recorded
     /// once per grant, by the replay that revoked it; `source`, `user_agent` of the request.
     CodeReplayed = "code.replayed",

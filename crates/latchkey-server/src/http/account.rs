@@ -7,7 +7,9 @@ use super::authorize::{current_session, respond, see_other};
 use super::client_addr;
 use super::cookies;
 use super::errors::PageError;
-use super::pages::{AccountPage, RecoveryCodesPage, TotpSetupPage, render, render_posting_to};
+use super::pages::{
+    AccountPage, ConsentView, RecoveryCodesPage, TotpSetupPage, render, render_posting_to,
+};
 use super::{Params, State};
 use crate::factors;
 use crate::signin::BrowserAt;
@@ -79,6 +81,7 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "factor.renamed" => "Renamed a passkey or security key",
         "recovery_codes.generated" => "Created new recovery codes",
         "password.changed" => "Changed the password",
+        "consent.withdrawn" => "Withdrew an application's access",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
         "factor.locked" => "Too many wrong codes: codes were refused for a while",
@@ -166,6 +169,17 @@ async fn render_account_with(
         notice,
         done,
         has_password: user.password_hash.is_some(),
+        consents: o
+            .consents
+            .into_iter()
+            .map(|(client, name, scope, at)| ConsentView {
+                client,
+                name,
+                scope,
+                given: fmt_time(at),
+                until: fmt_time(at.saturating_add(state.config.tokens.consent_ttl_days * 86_400)),
+            })
+            .collect(),
         passkeys: state.webauthn.is_some(),
     };
     let mut resp = render(StatusCode::OK, &page);
@@ -389,7 +403,8 @@ pub async fn password_change(
         current: form.get("current").unwrap_or(""),
         new: form.get("new").unwrap_or(""),
         repeated: form.get("repeat").unwrap_or(""),
-        keep_others: form.get("keep_others").is_some(),
+        // A ticked checkbox sends "on"; anything else keeps nothing.
+        keep_others: matches!(form.get("keep_others"), Some("on" | "true" | "1")),
     };
     match password_change::change(&state, &session, &user, change, &who, now()).await? {
         Changed::Done {
@@ -407,5 +422,23 @@ pub async fn password_change(
             render_account_with(&state, &req, &session, &user, None, Some(done)).await
         }
         Changed::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
+    }
+}
+
+/// `POST /account/consents/withdraw` (form `client`): the application's access ends.
+pub async fn consent_withdraw(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (form, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    if ops::withdraw_consent(&state, &user, form.get("client").unwrap_or("")).await? {
+        Ok(see_other("/account"))
+    } else {
+        let why = "That application has no access to withdraw.".to_owned();
+        render_account(&state, &req, &session, &user, Some(why)).await
     }
 }

@@ -88,6 +88,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(account::password_change),
             )
             .route(
+                "/account/consents/withdraw",
+                web::post().to(account::consent_withdraw),
+            )
+            .route(
                 "/account/webauthn/rename",
                 web::post().to(account::webauthn_rename),
             )

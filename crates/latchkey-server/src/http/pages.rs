@@ -67,6 +67,16 @@ pub struct CredentialView {
     pub last_used: Option<String>,
 }
 
+/// An application the user allowed, as the account page lists it.
+pub struct ConsentView {
+    pub client: String,
+    pub name: String,
+    pub scope: String,
+    pub given: String,
+    /// When the consent expires (`tokens.consent_ttl_days` after it was given).
+    pub until: String,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 pub struct AccountPage {
@@ -89,6 +99,8 @@ pub struct AccountPage {
     pub done: Option<String>,
     /// The account has a password (the change form then asks for it).
     pub has_password: bool,
+    /// The applications the user allowed, newest first.
+    pub consents: Vec<ConsentView>,
     pub passkeys: bool,
 }
 

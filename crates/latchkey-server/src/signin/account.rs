@@ -162,6 +162,8 @@ pub struct Overview {
     pub acr: Acr,
     /// The level the user's labs and roles require.
     pub policy: Acr,
+    /// The applications the user allowed: (client id, name, scope, given at), newest first.
+    pub consents: Vec<(String, String, String, i64)>,
 }
 
 pub async fn overview(
@@ -180,6 +182,7 @@ pub async fn overview(
         events: state.store.audit_for(&user.id).await?,
         acr: strength::strength(&session.factors, None).map_or(Acr::Pwd, |s| s.acr),
         policy: policy_level(state, &user.id).await?,
+        consents: state.store.consents_of(&user.id).await?,
     })
 }
 
@@ -428,4 +431,27 @@ pub async fn register_webauthn(
     };
     let (_, token) = session::establish(state, Some(current), &user, method, None, now).await?;
     Ok(Some(token))
+}
+
+/// Withdraws the user's consent to `client_id`: the application's grants and refresh tokens
+/// end, and its next sign-in asks for consent again. False when there was no such consent.
+pub async fn withdraw_consent(
+    state: &AppState,
+    user: &User,
+    client_id: &str,
+) -> Result<bool, SignInError> {
+    let target = user.id.clone();
+    let client = client_id.to_owned();
+    let withdrawn = state
+        .store
+        .withdraw_consent(&user.id, client_id, move |revoked| {
+            Event::new(
+                &target,
+                Action::ConsentWithdrawn,
+                &target,
+                serde_json::json!({"client": client, "grants_revoked": revoked}),
+            )
+        })
+        .await?;
+    Ok(withdrawn.is_some())
 }

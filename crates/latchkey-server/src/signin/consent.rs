@@ -30,7 +30,12 @@ pub async fn decide(
         Decision::Allow => {
             state
                 .store
-                .save_consent(&current.1.id, &r.client_id, &r.scope)
+                .save_consent(
+                    &current.1.id,
+                    &r.client_id,
+                    &r.scope,
+                    state.config.tokens.consent_since(now),
+                )
                 .await?;
             flow::advance(state, flow, Transition::Consented, Some(current), now).await
         }

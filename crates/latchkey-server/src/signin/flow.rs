@@ -366,6 +366,7 @@ pub async fn proceed(
     if let Some(next) = decide_lab(state, &mut request, client, &session, origin, now).await? {
         return Ok(next);
     }
+    let consent_since = state.config.tokens.consent_since(now);
     let consent = match &session {
         Some((s, _)) if !request.prompt.consent && client.skip_consent => {
             // No consent page: offline_access only with consent remembered for it.
@@ -373,7 +374,7 @@ pub async fn proceed(
                 let offline = [scope::OFFLINE_ACCESS.to_owned()];
                 let consented = state
                     .store
-                    .consent_covers(&s.user_id, &client.id, &offline)
+                    .consent_covers(&s.user_id, &client.id, &offline, consent_since)
                     .await?;
                 scope::without_unconsented_offline_access(&mut request.scope, consented);
             }
@@ -382,7 +383,7 @@ pub async fn proceed(
         Some((s, _)) if !request.prompt.consent => {
             state
                 .store
-                .consent_covers(&s.user_id, &client.id, &request.scope)
+                .consent_covers(&s.user_id, &client.id, &request.scope, consent_since)
                 .await?
         }
         _ => false,

@@ -2,13 +2,16 @@
 //! page's guard has already asked for a recent sign-in at the user's level (a second factor
 //! when they have one); the current password is asked again here, and wrong ones count like
 //! wrong second-factor codes (the same lock, audited). The new password follows the password
-//! rules (length, zxcvbn's lists of common and breached passwords, the user's own words).
+//! rules (length, zxcvbn's lists of common and breached passwords, the user's own words),
+//! compared after the same Unicode normalisation as hashing. The new hash is stored only if
+//! the password checked is still the stored one and this browser's session is still live, so
+//! two changes racing cannot both succeed.
 //! Unless the user keeps them, every other browser is signed out and every application's
 //! tokens not issued to this browser end, in the same transaction as the new hash.
 
 use super::{Requester, SignInError, throttle};
 use crate::audit::{Action, Event};
-use crate::password::{Priority, Verified, check_new_password};
+use crate::password::{Priority, Verified, check_new_password, normalize};
 use crate::state::AppState;
 use crate::store::sessions::Session;
 use crate::store::users::User;
@@ -52,6 +55,20 @@ pub async fn change(
     if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
         return Ok(Changed::Refused(lock.message_for(WRONG)));
     }
+    // The new password first: refusing it needs no secret, so it writes nothing.
+    if normalize(req.new) != normalize(req.repeated) {
+        return Ok(Changed::Refused(
+            "The two new passwords are not the same.".into(),
+        ));
+    }
+    let local = user.email.split('@').next().unwrap_or_default();
+    let mut context = vec![user.email.as_str(), local];
+    if let Some(n) = user.name.as_deref() {
+        context.extend(n.split_whitespace());
+    }
+    if let Err(why) = check_new_password(&state.config.password, req.new, &context) {
+        return Ok(Changed::Refused(why.to_string()));
+    }
     if let Some(stored) = user.password_hash.as_deref() {
         let verified = state
             .hasher
@@ -68,24 +85,12 @@ pub async fn change(
         if let Err(lock) = throttle::code_settle(state, &user.id, now).await? {
             return Ok(Changed::Refused(lock.message_for(WRONG)));
         }
-    }
-    if req.new != req.repeated {
-        return Ok(Changed::Refused(
-            "The two new passwords are not the same.".into(),
-        ));
-    }
-    if req.new == req.current && user.password_hash.is_some() {
-        return Ok(Changed::Refused(
-            "The new password is your current one; choose another.".into(),
-        ));
-    }
-    let local = user.email.split('@').next().unwrap_or_default();
-    let mut context = vec![user.email.as_str(), local];
-    if let Some(n) = user.name.as_deref() {
-        context.extend(n.split_whitespace());
-    }
-    if let Err(why) = check_new_password(&state.config.password, req.new, &context) {
-        return Ok(Changed::Refused(why.to_string()));
+        // Only once the current password is proven: before, this would confirm a guess.
+        if normalize(req.new) == normalize(req.current) {
+            return Ok(Changed::Refused(
+                "The new password is your current one; choose another.".into(),
+            ));
+        }
     }
     let hash = state
         .hasher
@@ -95,10 +100,11 @@ pub async fn change(
     let target = user.id.clone();
     let mut details = who.details();
     details["kept_others"] = req.keep_others.into();
-    let (sessions_ended, grants_revoked) = state
+    let changed = state
         .store
         .change_password(
             &user.id,
+            user.password_hash.as_deref(),
             &hash,
             &session.id,
             req.keep_others,
@@ -109,6 +115,14 @@ pub async fn change(
             },
         )
         .await?;
+    // Another change (or a sign-out) committed since the current password was checked.
+    let Some((sessions_ended, grants_revoked)) = changed else {
+        return Ok(Changed::Refused(
+            "Your password or this sign-in changed meanwhile, so nothing was changed. Sign in \
+             again and retry."
+                .into(),
+        ));
+    };
     tracing::info!(user = %user.id, sessions_ended, grants_revoked, "password changed");
     Ok(Changed::Done {
         sessions_ended,

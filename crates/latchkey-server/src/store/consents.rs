@@ -1,18 +1,77 @@
 //! Remembered consent, per user and client: the scopes the user has allowed, and the labs the
 //! user has signed in to the client in (read from the client's grants).
 
-use super::schema::{consents, grants};
+use super::schema::{clients, consents, grants};
 use super::{Store, StoreError, now};
-use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
+use crate::audit::Event;
+use diesel::{ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 
 impl Store {
-    /// True when the user has already allowed every scope in `scopes` for this client.
+    /// The applications the user has allowed, with the consent's scopes and when it was last
+    /// given: `(client id, client name, scope, given at)`, newest first.
+    pub async fn consents_of(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let db = self.db.clone();
+        let u = user_id.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => consents::table
+                .inner_join(clients::table.on(clients::id.eq(consents::client_id)))
+                .filter(consents::user_id.eq(&u))
+                .order(consents::created_at.desc())
+                .select((consents::client_id, clients::name, consents::scope, consents::created_at))
+                .load(conn)
+                .await?))
+        })
+        .await
+    }
+
+    /// Withdraws the user's consent to a client: the consent is forgotten and every grant of
+    /// the user to that client (refresh tokens included) is revoked, with `event` (made of the
+    /// number of grants revoked) in the same transaction. `None` when there was no consent.
+    pub async fn withdraw_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        event: impl FnOnce(usize) -> Event + Send + 'static,
+    ) -> Result<Option<usize>, StoreError> {
+        let db = self.db.clone();
+        let (u, c) = (user_id.to_owned(), client_id.to_owned());
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let n = diesel::delete(consents::table.find((&u, &c)))
+                    .execute(&mut *conn)
+                    .await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let revoked = diesel::update(
+                    grants::table
+                        .filter(grants::user_id.eq(&u))
+                        .filter(grants::client_id.eq(&c))
+                        .filter(grants::revoked_at.is_null()),
+                )
+                .set(grants::revoked_at.eq(Some(t)))
+                .execute(&mut *conn)
+                .await?;
+                crate::store::audit::append(&mut *conn, t, &event(revoked)).await?;
+                Ok(Some(revoked))
+            })
+        })
+        .await
+    }
+
+    /// True when the user has allowed every scope in `scopes` for this client, in a consent
+    /// given (or renewed) at or after `since` (older consent has expired).
     pub async fn consent_covers(
         &self,
         user_id: &str,
         client_id: &str,
         scopes: &[String],
+        since: i64,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
@@ -20,6 +79,7 @@ impl Store {
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => consents::table
                     .find((&u, &c))
+                    .filter(consents::created_at.ge(since))
                     .select(consents::scope)
                     .first::<String>(conn)
                     .await
@@ -32,12 +92,14 @@ impl Store {
         }))
     }
 
-    /// Records consent, merging with scopes allowed before.
+    /// Records consent now, merging with scopes allowed in a consent that has not expired
+    /// (given at or after `since`); an expired consent's scopes are dropped, not renewed.
     pub async fn save_consent(
         &self,
         user_id: &str,
         client_id: &str,
         scopes: &[String],
+        since: i64,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
@@ -47,6 +109,7 @@ impl Store {
             crate::with_tx!(&db, conn => {
                 let old: Option<String> = consents::table
                     .find((&u, &c))
+                    .filter(consents::created_at.ge(since))
                     .select(consents::scope)
                     .first::<String>(conn)
                     .await
@@ -69,7 +132,7 @@ impl Store {
                     ))
                     .on_conflict((consents::user_id, consents::client_id))
                     .do_update()
-                    .set(consents::scope.eq(&joined))
+                    .set((consents::scope.eq(&joined), consents::created_at.eq(t)))
                     .execute(conn)
                     .await?;
                 Ok(())

@@ -126,27 +126,58 @@ impl Store {
         .await
     }
 
-    /// Sets a new password hash and appends `event` (made of the number of sessions ended and
-    /// grants revoked) in one transaction. Unless `keep_others`, every other session of the
-    /// user ends and every grant not issued from session `current` is revoked (refresh tokens
-    /// included, `offline_access` or not). Returns those two counts.
+    /// Replaces password hash `old` (the one the current password was checked against;
+    /// `None`: the account had none) with `hash`, and appends `event` (made of the number of
+    /// sessions ended and grants revoked), in one transaction. Unless `keep_others`, every
+    /// other session of the user ends and every grant not issued from session `current` is
+    /// revoked (refresh tokens included, `offline_access` or not). `None`, and nothing
+    /// written, when the stored hash is no longer `old` or session `current` has ended (a
+    /// change or sign-out committed meanwhile).
     pub async fn change_password(
         &self,
         user_id: &str,
+        old: Option<&str>,
         hash: &str,
         current: &str,
         keep_others: bool,
         event: impl FnOnce(usize, usize) -> Event + Send + 'static,
-    ) -> Result<(usize, usize), StoreError> {
+    ) -> Result<Option<(usize, usize)>, StoreError> {
         let db = self.db.clone();
         let (id, hash, current) = (user_id.to_owned(), hash.to_owned(), current.to_owned());
+        let old = old.map(str::to_owned);
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                diesel::update(users::table.find(&id))
-                    .set(users::password_hash.eq(Some(&hash)))
-                    .execute(&mut *conn)
-                    .await?;
+                // The session first: on PostgreSQL its row lock orders racing changes.
+                let live = diesel::update(
+                    sessions::table
+                        .filter(sessions::id.eq(&current))
+                        .filter(sessions::user_id.eq(&id))
+                        .filter(sessions::ended_at.is_null()),
+                )
+                .set(sessions::last_seen_at.eq(t))
+                .execute(&mut *conn)
+                .await?;
+                if live != 1 {
+                    return Ok(None);
+                }
+                let swapped = match &old {
+                    Some(o) => {
+                        diesel::update(users::table.find(&id).filter(users::password_hash.eq(o)))
+                            .set(users::password_hash.eq(Some(&hash)))
+                            .execute(&mut *conn)
+                            .await?
+                    }
+                    None => {
+                        diesel::update(users::table.find(&id).filter(users::password_hash.is_null()))
+                            .set(users::password_hash.eq(Some(&hash)))
+                            .execute(&mut *conn)
+                            .await?
+                    }
+                };
+                if swapped != 1 {
+                    return Ok(None);
+                }
                 let (mut ended, mut revoked) = (0, 0);
                 if !keep_others {
                     ended = diesel::update(
@@ -169,7 +200,7 @@ impl Store {
                     .await?;
                 }
                 crate::store::audit::append(&mut *conn, t, &event(ended, revoked)).await?;
-                Ok((ended, revoked))
+                Ok(Some((ended, revoked)))
             })
         })
         .await
