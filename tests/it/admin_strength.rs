@@ -35,7 +35,7 @@ async fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) 
     let cookie = TokenHash::of(&uuid::Uuid::new_v4().to_string());
     app.state
         .store
-        .create_session(cookie, &session, None)
+        .create_session(cookie, &session, None, None)
         .await
         .unwrap();
     let grant = Grant {

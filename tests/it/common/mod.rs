@@ -227,12 +227,19 @@ pub fn html_input(html: &str, name: &str) -> Option<String> {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Browser::with_user_agent(app, "")
+    }
+
+    /// A browser that sends `User-Agent: ua` (none when empty).
+    pub fn with_user_agent(app: &TestApp, ua: &str) -> Browser {
+        let mut b = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none());
+        if !ua.is_empty() {
+            b = b.user_agent(ua.to_owned());
+        }
         Browser {
-            http: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
+            http: b.build().expect("client"),
             base: app.base.clone(),
         }
     }

@@ -8,7 +8,8 @@ use super::client_addr;
 use super::cookies;
 use super::errors::PageError;
 use super::pages::{
-    AccountPage, ConsentView, RecoveryCodesPage, TotpSetupPage, render, render_posting_to,
+    AccountPage, ConsentView, RecoveryCodesPage, SessionView, TotpSetupPage, render,
+    render_posting_to,
 };
 use super::{Params, State};
 use crate::factors;
@@ -50,6 +51,38 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// "Firefox on Linux" and the like: a user agent as people name their browsers.
+pub fn browser_label(ua: &str) -> String {
+    let browser = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chromium/", "Chromium"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map_or("A browser", |(_, v)| v);
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, v)| *v);
+    match os {
+        Some(os) => format!("{browser} on {os}"),
+        None => browser.to_owned(),
+    }
 }
 
 /// A sentence for the account page's event list; the factor events name the factor.
@@ -169,6 +202,23 @@ async fn render_account_with(
         notice,
         done,
         has_password: user.password_hash.is_some(),
+        sessions: o
+            .sessions
+            .into_iter()
+            .map(|s| SessionView {
+                this: s.id == session.id,
+                browser: s
+                    .user_agent
+                    .as_deref()
+                    .map_or_else(|| "A browser".to_owned(), browser_label),
+                user_agent: s.user_agent.unwrap_or_default(),
+                source: s.source.unwrap_or_else(|| "unknown address".into()),
+                signed_in: fmt_time(s.created_at),
+                last_used: fmt_time(s.last_seen_at),
+                acr: s.acr,
+                id: s.id,
+            })
+            .collect(),
         consents: o
             .consents
             .into_iter()
@@ -439,6 +489,24 @@ pub async fn consent_withdraw(
         Ok(see_other("/account"))
     } else {
         let why = "That application has no access to withdraw.".to_owned();
+        render_account(&state, &req, &session, &user, Some(why)).await
+    }
+}
+
+/// `POST /account/sessions/end` (form `session`): signs another of the user's browsers out.
+pub async fn session_end(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let (form, session, user) = match check(&state, &req, &body).await? {
+        Checked::Allowed(f, s, u) => (f, s, u),
+        Checked::Elsewhere(r) => return Ok(r),
+    };
+    if ops::end_other_session(&state, &session, &user, form.get("session").unwrap_or("")).await? {
+        Ok(see_other("/account"))
+    } else {
+        let why = "That browser is not signed in (or is this one: use Sign out).".to_owned();
         render_account(&state, &req, &session, &user, Some(why)).await
     }
 }

@@ -92,6 +92,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(account::consent_withdraw),
             )
             .route(
+                "/account/sessions/end",
+                web::post().to(account::session_end),
+            )
+            .route(
                 "/account/webauthn/rename",
                 web::post().to(account::webauthn_rename),
             )

@@ -67,6 +67,21 @@ pub struct CredentialView {
     pub last_used: Option<String>,
 }
 
+/// A signed-in browser, as the account page lists it.
+pub struct SessionView {
+    pub id: String,
+    /// "Firefox on Linux" and the like, from the user agent.
+    pub browser: String,
+    /// The whole user agent (shown on hover).
+    pub user_agent: String,
+    pub source: String,
+    pub signed_in: String,
+    pub last_used: String,
+    pub acr: String,
+    /// The browser showing the page.
+    pub this: bool,
+}
+
 /// An application the user allowed, as the account page lists it.
 pub struct ConsentView {
     pub client: String,
@@ -101,6 +116,8 @@ pub struct AccountPage {
     pub has_password: bool,
     /// The applications the user allowed, newest first.
     pub consents: Vec<ConsentView>,
+    /// The signed-in browsers, most recently used first.
+    pub sessions: Vec<SessionView>,
     pub passkeys: bool,
 }
 

@@ -15,7 +15,8 @@ use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::audit::AuditEvent;
 use crate::store::factors::{RecoveryStatus, TotpRow, WebauthnRow};
-use crate::store::sessions::Session;
+use crate::store::now;
+use crate::store::sessions::{Listed, Session};
 use crate::store::users::User;
 use latchkey_core::Acr;
 
@@ -164,6 +165,8 @@ pub struct Overview {
     pub policy: Acr,
     /// The applications the user allowed: (client id, name, scope, given at), newest first.
     pub consents: Vec<(String, String, String, i64)>,
+    /// The user's live sessions (signed-in browsers), most recently used first.
+    pub sessions: Vec<Listed>,
 }
 
 pub async fn overview(
@@ -183,6 +186,7 @@ pub async fn overview(
         acr: strength::strength(&session.factors, None).map_or(Acr::Pwd, |s| s.acr),
         policy: policy_level(state, &user.id).await?,
         consents: state.store.consents_of(&user.id).await?,
+        sessions: live_sessions(state, &user.id, now()).await?,
     })
 }
 
@@ -260,7 +264,7 @@ pub async fn confirm_totp(
     }
     let user = current.1.clone();
     let (_, token) =
-        session::establish(state, Some(current), &user, Method::Totp, None, now).await?;
+        session::establish(state, Some(current), &user, Method::Totp, None, None, now).await?;
     Ok(TotpConfirm::Enrolled { token: Some(token) })
 }
 
@@ -429,7 +433,8 @@ pub async fn register_webauthn(
         uv: false,
         synced: cred.backup_eligible,
     };
-    let (_, token) = session::establish(state, Some(current), &user, method, None, now).await?;
+    let (_, token) =
+        session::establish(state, Some(current), &user, method, None, None, now).await?;
     Ok(Some(token))
 }
 
@@ -454,4 +459,43 @@ pub async fn withdraw_consent(
         })
         .await?;
     Ok(withdrawn.is_some())
+}
+
+/// The user's live sessions, as session look-up counts them live (the idle timeout included).
+async fn live_sessions(
+    state: &AppState,
+    user_id: &str,
+    now: i64,
+) -> Result<Vec<Listed>, StoreError> {
+    let idle = state.config.tokens.session_idle_timeout_secs;
+    let idle_since = (idle > 0).then(|| now - idle);
+    state.store.live_sessions_of(user_id, now, idle_since).await
+}
+
+/// Signs the user's browser session `id` out from the account page (another browser, not
+/// this one: this one signs out with "Sign out"); what was issued from it ends as at sign-out.
+/// False when `id` is not one of the user's live sessions.
+pub async fn end_other_session(
+    state: &AppState,
+    current: &Session,
+    user: &User,
+    id: &str,
+) -> Result<bool, SignInError> {
+    let now = now();
+    if id == current.id
+        || !live_sessions(state, &user.id, now)
+            .await?
+            .iter()
+            .any(|s| s.id == id)
+    {
+        return Ok(false);
+    }
+    let event = Event::new(
+        &user.id,
+        Action::SessionEnded,
+        &user.id,
+        serde_json::json!({"reason": "signed out from the account page", "session": id}),
+    );
+    state.store.end_session(id, Some(&event)).await?;
+    Ok(true)
 }

@@ -72,6 +72,14 @@ pub struct Requester {
 }
 
 impl Requester {
+    /// Where a session this request starts comes from.
+    pub fn seen_from(&self) -> crate::store::sessions::SeenFrom {
+        crate::store::sessions::SeenFrom {
+            source: self.ip.to_string(),
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     /// `{"source", "user_agent"}`, for audit entries of sign-in.
     pub fn details(&self) -> serde_json::Value {
         serde_json::json!({"source": self.ip.to_string(), "user_agent": self.user_agent})

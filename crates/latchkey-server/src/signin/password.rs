@@ -95,8 +95,16 @@ pub async fn submit(
     let mut details = who.details();
     details["client"] = flow.request.client_id.clone().into();
     let event = Event::new(&user.id, Action::LoginPassword, &user.id, details);
-    let (session, token) =
-        session::establish(state, current, &user, Method::Password, Some(&event), now).await?;
+    let (session, token) = session::establish(
+        state,
+        current,
+        &user,
+        Method::Password,
+        Some(&who.seen_from()),
+        Some(&event),
+        now,
+    )
+    .await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
     let next = flow::advance(
         state,

@@ -122,8 +122,16 @@ pub async fn submit(
         details["session"] = current.0.id.clone().into();
         Event::new(&user.id, Action::LoginStepUp, &user.id, details)
     });
-    let (session, token) =
-        session::establish(state, Some(current), &user, method, event.as_ref(), now).await?;
+    let (session, token) = session::establish(
+        state,
+        Some(current),
+        &user,
+        method,
+        None,
+        event.as_ref(),
+        now,
+    )
+    .await?;
     let next = flow::advance(
         state,
         &flow,

@@ -9,7 +9,7 @@ use crate::protocol::strength::{self, Method};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_id};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::sessions::Session;
+use crate::store::sessions::{SeenFrom, Session};
 use crate::store::users::User;
 
 /// A session's use is recorded at most this often: reading a session on every page costs no
@@ -58,12 +58,14 @@ pub async fn still_live(state: &AppState, id: &str, now: i64) -> Result<bool, St
 /// Records a factor the browser's user just proved: a first factor starts (or, for the same
 /// user, renews) the session; a second factor needs the user's live session (`current`). The
 /// cookie token changes every time (session fixation defence); the session keeps its id
-/// (`sid`). `event` (the sign-in, if it is one) is audited with the session's write.
+/// (`sid`). `from`: where a new session starts from (listed on the account page). `event`
+/// (the sign-in, if it is one) is audited with the session's write.
 pub async fn establish(
     state: &AppState,
     current: Option<(Session, User)>,
     user: &User,
     method: Method,
+    from: Option<&SeenFrom>,
     event: Option<&Event>,
     now: i64,
 ) -> Result<(Session, OpaqueToken), SignInError> {
@@ -103,7 +105,7 @@ pub async fn establish(
         session.id = random_id();
         state
             .store
-            .create_session(token.hash(), &session, event)
+            .create_session(token.hash(), &session, from, event)
             .await?;
     } else {
         state

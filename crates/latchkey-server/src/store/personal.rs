@@ -22,7 +22,18 @@ use serde_json::{Value, json};
 const TOTP_STEP_SECS: i64 = 30;
 
 type UserRow = (String, String, Option<String>, bool, i64, Option<i64>, bool);
-type SessionRow = (String, i64, i64, i64, Option<i64>, String, String, String);
+type SessionRow = (
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
 type GrantRow = (
     String,
     String,
@@ -102,6 +113,7 @@ impl Raw {
             "sessions": self.sessions.into_iter().map(|s| json!({
                 "id": s.0, "created_at": s.1, "auth_time": s.2, "expires_at": s.3,
                 "ended_at": s.4, "acr": s.5, "amr": json_text(&s.6), "factors": json_text(&s.7),
+                "source": s.8, "user_agent": s.9,
             })).collect::<Vec<_>>(),
             "grants": self.grants.into_iter().map(|g| json!({
                 "id": g.0, "client_id": g.1, "lab_id": g.2, "scope": g.3, "created_at": g.4,
@@ -221,6 +233,8 @@ impl Store {
                             sessions::acr,
                             sessions::amr,
                             sessions::factors,
+                            sessions::source,
+                            sessions::user_agent,
                         ))
                         .load(conn)
                         .await?;

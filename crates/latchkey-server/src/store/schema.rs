@@ -74,6 +74,8 @@ diesel::table! {
         ended_at -> Nullable<BigInt>,
         factors -> Text,
         last_seen_at -> BigInt,
+        source -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
     }
 }
 

@@ -25,16 +25,72 @@ pub struct Session {
 
 type Row = (String, String, i64, String, String, i64, i64, String, i64);
 
+/// Where a session was started from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenFrom {
+    /// The client's address (through trusted proxies only).
+    pub source: String,
+    pub user_agent: String,
+}
+
+/// A live session as the user's list of signed-in browsers shows it.
+#[derive(Debug, Clone, PartialEq, Eq, diesel::Queryable)]
+pub struct Listed {
+    pub id: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub acr: String,
+    /// `None` for sessions started before this was recorded.
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 impl Store {
-    /// Starts a session; `event` (the sign-in) is audited in the same transaction.
+    /// The user's live sessions (not ended, not expired, used after `idle_since` when there
+    /// is an idle timeout), most recently used first.
+    pub async fn live_sessions_of(
+        &self,
+        user_id: &str,
+        now: i64,
+        idle_since: Option<i64>,
+    ) -> Result<Vec<Listed>, StoreError> {
+        let db = self.db.clone();
+        let u = user_id.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => sessions::table
+                .filter(sessions::user_id.eq(&u))
+                .filter(sessions::ended_at.is_null())
+                .filter(sessions::expires_at.gt(now))
+                .filter(sessions::last_seen_at.ge(idle_since.unwrap_or(i64::MIN)))
+                .order(sessions::last_seen_at.desc())
+                .select((
+                    sessions::id,
+                    sessions::created_at,
+                    sessions::last_seen_at,
+                    sessions::acr,
+                    sessions::source,
+                    sessions::user_agent,
+                ))
+                .load::<Listed>(conn)
+                .await?))
+        })
+        .await
+    }
+
+    /// Starts a session from `from` (the client's address and user agent, for the user's
+    /// list of signed-in browsers); `event` (the sign-in) is audited in the same transaction.
     pub async fn create_session(
         &self,
         token: TokenHash,
         s: &Session,
+        from: Option<&SeenFrom>,
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let s = s.clone();
+        let (source, user_agent) = from
+            .map(|f| (f.source.clone(), f.user_agent.clone()))
+            .unzip();
         let event = event.cloned();
         let t = now();
         self.run(async move {
@@ -51,6 +107,8 @@ impl Store {
                         sessions::expires_at.eq(s.expires_at),
                         sessions::factors.eq(to_json_text(&s.factors)),
                         sessions::last_seen_at.eq(t),
+                        sessions::source.eq(source),
+                        sessions::user_agent.eq(user_agent),
                     ))
                     .execute(&mut *conn)
                     .await?;

@@ -12,7 +12,7 @@ use crate::protocol::strength::Method;
 use crate::signin::{Next, SignInError, SignedIn, flow, session};
 use crate::state::AppState;
 use crate::store::factors::WebauthnRow;
-use crate::store::sessions::Session;
+use crate::store::sessions::{SeenFrom, Session};
 use crate::store::users::User;
 use webauthn_rs::prelude::{AuthenticationResult, Credential, WebauthnError};
 
@@ -118,8 +118,20 @@ pub async fn sign_in(
     let mut details = origin.clone();
     details["credential"] = row.id.clone().into();
     let event = Event::new(&user.id, Action::LoginPasskey, &user.id, details);
-    let (session, token) =
-        session::establish(state, current, &user, method, Some(&event), now).await?;
+    let seen = SeenFrom {
+        source: origin["source"].as_str().unwrap_or_default().to_owned(),
+        user_agent: origin["user_agent"].as_str().unwrap_or_default().to_owned(),
+    };
+    let (session, token) = session::establish(
+        state,
+        current,
+        &user,
+        method,
+        Some(&seen),
+        Some(&event),
+        now,
+    )
+    .await?;
     let next = authenticated(state, flow_id, browser, method).await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded with a passkey");
     Ok(Ok(SignedIn { next, token }))
@@ -170,7 +182,7 @@ pub async fn step_up(
     details["session"] = current.0.id.clone().into();
     let event = Event::new(&user.id, Action::LoginStepUp, &user.id, details);
     let (_, token) =
-        session::establish(state, Some(current), &user, method, Some(&event), now).await?;
+        session::establish(state, Some(current), &user, method, None, Some(&event), now).await?;
     let next = authenticated(state, flow_id, browser, method).await?;
     Ok(Ok(SignedIn { next, token }))
 }
