@@ -209,19 +209,23 @@ async fn chromium_passkey_and_totp_enrolment_and_step_up() {
     let id = claims("passkeyCallback").await;
     assert_eq!(id["sub"], app.user_id.as_str());
     assert_eq!(id["acr"], "phr");
-    assert_eq!(id["amr"], serde_json::json!(["hwk", "user", "mfa"]));
+    assert_eq!(id["amr"], serde_json::json!(["swk", "user", "mfa"]));
     // The passkey picked from the email field's autofill.
     assert_eq!(result["autofillAvailable"], true);
     let id = claims("autofillCallback").await;
     assert_eq!(id["acr"], "phr");
-    assert_eq!(id["amr"], serde_json::json!(["hwk", "user", "mfa"]));
+    assert_eq!(id["amr"], serde_json::json!(["swk", "user", "mfa"]));
     // Password, then the passkey on the step-up page (which offers no TOTP for phr).
     assert_eq!(result["phrTotpOffered"], 0, "TOTP cannot reach phr");
     let id = claims("phrCallback").await;
     assert_eq!(id["acr"], "phr");
     let amr = id["amr"].as_array().unwrap();
     assert!(amr.contains(&"user".into()), "{amr:?}");
-    assert!(amr.contains(&"hwk".into()), "{amr:?}");
+    assert!(amr.contains(&"swk".into()), "{amr:?}");
+    assert!(
+        !amr.contains(&"hwk".into()),
+        "no attestation was verified: {amr:?}"
+    );
     // Password, then a TOTP code.
     let id = claims("mfaCallback").await;
     assert_eq!(id["acr"], "mfa");
@@ -279,7 +283,7 @@ async fn chromium_registers_a_security_key_and_steps_up_with_it() {
     let id = jwt_claims(t["id_token"].as_str().unwrap());
     assert_eq!(id["sub"], app.user_id.as_str());
     assert_eq!(id["acr"], "mfa");
-    assert_eq!(id["amr"], serde_json::json!(["pwd", "hwk", "mfa"]));
+    assert_eq!(id["amr"], serde_json::json!(["pwd", "swk", "mfa"]));
     app.stop().await;
 }
 

@@ -81,7 +81,7 @@ both_with!(
         let t = follow(app, &fresh, &c, &v["next"]).await;
         let id = jwt_claims(t["id_token"].as_str().unwrap());
         assert_eq!(id["acr"], "phr");
-        assert_eq!(id["amr"], json!(["hwk", "user", "mfa"]));
+        assert_eq!(id["amr"], json!(["swk", "user", "mfa"]));
         // The sign-in is audited with where it came from, as a password one is.
         let entries = app.state.store.audit_for(&app.user_id).await.unwrap();
         let signed_in = entries
@@ -144,7 +144,7 @@ both_with!(
         let t = password_then_security_key(app, &Browser::new(app), &mut sp, &c).await;
         let id = jwt_claims(t["id_token"].as_str().unwrap());
         assert_eq!(id["acr"], "mfa");
-        assert_eq!(id["amr"], json!(["pwd", "hwk", "mfa"]));
+        assert_eq!(id["amr"], json!(["pwd", "swk", "mfa"]));
     }
 );
 

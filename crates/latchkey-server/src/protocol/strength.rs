@@ -43,9 +43,17 @@ impl Method {
             Method::Password => vec![Amr::Pwd],
             // RFC 8176 has no value for look-up secrets; `otp` is the nearest (a one-time code).
             Method::Totp | Method::RecoveryCode => vec![Amr::Otp],
-            Method::Webauthn { uv, synced } => {
-                let key = if synced { Amr::Swk } else { Amr::Hwk };
-                if uv { vec![key, Amr::User] } else { vec![key] }
+            // `hwk` (a hardware-secured key, RFC 8176) would need the authenticator's
+            // attestation verified against its maker's root; Latchkey asks for no attestation,
+            // and an authenticator's own flags (backup eligibility included) are unsigned
+            // claims. A software key would get `hwk` too, so every WebAuthn key says `swk`
+            // (proof of possession of a key, whatever holds it).
+            Method::Webauthn { uv, .. } => {
+                if uv {
+                    vec![Amr::Swk, Amr::User]
+                } else {
+                    vec![Amr::Swk]
+                }
             }
         }
     }
@@ -395,7 +403,27 @@ mod tests {
     fn password_and_security_key_is_mfa_not_phr() {
         let s = strength(&[f(Method::Password, 10), f(SECURITY_KEY, 11)], None).unwrap();
         assert_eq!(s.acr, Acr::Mfa);
-        assert_eq!(s.amr, vec![Amr::Pwd, Amr::Hwk, Amr::Mfa]);
+        assert_eq!(s.amr, vec![Amr::Pwd, Amr::Swk, Amr::Mfa]);
+    }
+
+    /// RFC 8176 `hwk` claims a hardware-secured key: nothing Latchkey verifies (no attestation
+    /// is checked), so no WebAuthn key claims it, device-bound or synced.
+    #[test]
+    fn rfc8176_no_webauthn_key_claims_hwk_without_verified_attestation() {
+        for uv in [false, true] {
+            for synced in [false, true] {
+                let s = strength(
+                    &[
+                        f(Method::Password, 1),
+                        f(Method::Webauthn { uv, synced }, 2),
+                    ],
+                    None,
+                )
+                .unwrap();
+                assert!(!s.amr.contains(&Amr::Hwk), "{uv} {synced}: {:?}", s.amr);
+                assert!(s.amr.contains(&Amr::Swk));
+            }
+        }
     }
 
     #[test]
