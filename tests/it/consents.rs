@@ -148,3 +148,89 @@ both_with!(
         );
     }
 );
+
+// A code issued before the withdrawal but not yet exchanged must not become live tokens.
+both!(
+    consent_withdrawal_also_voids_codes_not_yet_exchanged,
+    async |app: &TestApp| {
+        let c = consenting_client(app).await;
+        let b = Browser::new(app);
+        allowed(app, &b, &c, "openid offline_access").await;
+        let r = b
+            .get(&authorize_url(
+                app,
+                &c.0,
+                &[("scope", "openid offline_access")],
+            ))
+            .await;
+        let back = url::Url::parse(&location(&r)).unwrap();
+        assert!(query_param(&back, "code").is_some(), "{back}");
+        let csrf = account_csrf(&b).await;
+        b.post_form(
+            "/account/consents/withdraw",
+            &[("csrf", &csrf), ("client", &c.0)],
+        )
+        .await;
+        let code = query_param(&back, "code").unwrap();
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .basic_auth(&c.0, Some(&c.1))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant");
+        let events = app.state.store.audit_for(&app.user_id).await.unwrap();
+        let e = events
+            .iter()
+            .find(|e| e.action == "consent.withdrawn")
+            .unwrap();
+        let d: Value = serde_json::from_str(&e.details).unwrap();
+        assert_eq!(d["source"], "127.0.0.1", "{d}");
+    }
+);
+
+// Consenting to one more scope renews only what the page showed: scopes kept from an older
+// consent keep its age, so the consent still expires when they would.
+both_with!(
+    consenting_again_does_not_renew_scopes_the_page_did_not_show,
+    |c: &mut latchkey_server::Config| c.tokens.consent_ttl_days = 30,
+    async |app: &TestApp| {
+        let c = consenting_client(app).await;
+        let b = Browser::new(app);
+        allowed(app, &b, &c, "openid offline_access").await;
+        let aged = 29 * 86_400;
+        tamper(
+            app,
+            &format!("UPDATE consents SET created_at = created_at - {aged}"),
+        )
+        .await;
+        let before = app.state.store.consents_of(&app.user_id).await.unwrap()[0].3;
+        allowed(app, &Browser::new(app), &c, "openid email").await;
+        let after = app.state.store.consents_of(&app.user_id).await.unwrap();
+        assert_eq!(after[0].2, "openid offline_access email");
+        assert_eq!(
+            after[0].3, before,
+            "not renewed: offline_access was not on the page"
+        );
+        // Everything shown (the page is asked for): renewed.
+        let url = authorize_url(
+            app,
+            &c.0,
+            &[
+                ("scope", "openid offline_access email"),
+                ("prompt", "consent"),
+            ],
+        );
+        Browser::new(app).login(&url, EMAIL, PASSWORD).await;
+        let renewed = app.state.store.consents_of(&app.user_id).await.unwrap();
+        assert!(renewed[0].3 > before + aged - 60, "{renewed:?}");
+    }
+);

@@ -36,6 +36,7 @@ mod passkeys;
 mod password_change;
 mod personal;
 mod protocol_rules;
+mod ready;
 mod recovery_codes;
 mod refusals;
 mod rotation;

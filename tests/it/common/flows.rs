@@ -8,6 +8,8 @@ use serde_json::Value;
 
 /// The PKCE pair every test flow uses (RFC 7636 appendix B).
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+/// The PKCE verifier of [`CHALLENGE`] (RFC 7636 appendix B).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// A raw authorization URL; `extra` overrides or (with an empty value) removes parameters.
 pub fn authorize_url(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> String {
@@ -239,10 +241,7 @@ pub async fn tokens(app: &TestApp, client: &(String, String), back: &url::Url) -
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", CALLBACK),
-            (
-                "code_verifier",
-                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            ),
+            ("code_verifier", VERIFIER),
         ])
         .send()
         .await
@@ -277,7 +276,7 @@ pub async fn user_tokens_for(
     scope: &str,
     email: &str,
 ) -> Value {
-    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let verifier = VERIFIER;
     let mut u = url::Url::parse(&app.url("/authorize")).unwrap();
     u.query_pairs_mut()
         .append_pair("response_type", "code")

@@ -107,7 +107,7 @@ actions! {
     /// `user_agent`.
     PasswordChanged = "password.changed",
     /// The user withdrew their consent to an application on the account page: `client`,
-    /// `grants_revoked` (its grants and refresh tokens ended).
+    /// `grants_revoked` (its grants and refresh tokens ended), `source`, `user_agent`.
     ConsentWithdrawn = "consent.withdrawn",
     /// An authorization code was used twice: what it issued (`grant`) is revoked. Recorded
     /// once per grant, by the replay that revoked it; `source`, `user_agent` of the request.

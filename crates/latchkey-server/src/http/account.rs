@@ -485,7 +485,8 @@ pub async fn consent_withdraw(
         Checked::Allowed(f, s, u) => (f, s, u),
         Checked::Elsewhere(r) => return Ok(r),
     };
-    if ops::withdraw_consent(&state, &user, form.get("client").unwrap_or("")).await? {
+    let who = client_addr::requester(&state, &req);
+    if ops::withdraw_consent(&state, &user, form.get("client").unwrap_or(""), &who).await? {
         Ok(see_other("/account"))
     } else {
         let why = "That application has no access to withdraw.".to_owned();
@@ -503,7 +504,9 @@ pub async fn session_end(
         Checked::Allowed(f, s, u) => (f, s, u),
         Checked::Elsewhere(r) => return Ok(r),
     };
-    if ops::end_other_session(&state, &session, &user, form.get("session").unwrap_or("")).await? {
+    let who = client_addr::requester(&state, &req);
+    let id = form.get("session").unwrap_or("");
+    if ops::end_other_session(&state, &session, &user, id, &who).await? {
         Ok(see_other("/account"))
     } else {
         let why = "That browser is not signed in (or is this one: use Sign out).".to_owned();

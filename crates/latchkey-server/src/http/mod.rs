@@ -20,6 +20,7 @@ pub mod login;
 pub mod logout;
 pub mod metrics;
 pub mod pages;
+pub mod ready;
 pub mod revoke;
 pub mod static_files;
 pub mod token;
@@ -121,6 +122,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(admin::configure)
             .configure(api::configure)
             .route("/health", web::get().to(health))
+            .route("/ready", web::get().to(ready::ready))
             .route("/metrics", web::get().to(metrics::scrape))
             .route("/static/{file}", web::get().to(static_files::serve))
             .default_service(web::to(not_found)),

@@ -5,7 +5,7 @@
 //! removed if it is the last one that reaches the required level. Every change is audited in
 //! its own transaction.
 
-use super::{BrowserAt, Next, Origin, SignInError, flow, session};
+use super::{BrowserAt, Next, Origin, Requester, SignInError, flow, session};
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
@@ -444,18 +444,16 @@ pub async fn withdraw_consent(
     state: &AppState,
     user: &User,
     client_id: &str,
+    who: &Requester,
 ) -> Result<bool, SignInError> {
     let target = user.id.clone();
-    let client = client_id.to_owned();
+    let mut details = who.details();
+    details["client"] = client_id.into();
     let withdrawn = state
         .store
         .withdraw_consent(&user.id, client_id, move |revoked| {
-            Event::new(
-                &target,
-                Action::ConsentWithdrawn,
-                &target,
-                serde_json::json!({"client": client, "grants_revoked": revoked}),
-            )
+            details["grants_revoked"] = revoked.into();
+            Event::new(&target, Action::ConsentWithdrawn, &target, details)
         })
         .await?;
     Ok(withdrawn.is_some())
@@ -480,6 +478,7 @@ pub async fn end_other_session(
     current: &Session,
     user: &User,
     id: &str,
+    who: &Requester,
 ) -> Result<bool, SignInError> {
     let now = now();
     if id == current.id
@@ -490,12 +489,10 @@ pub async fn end_other_session(
     {
         return Ok(false);
     }
-    let event = Event::new(
-        &user.id,
-        Action::SessionEnded,
-        &user.id,
-        serde_json::json!({"reason": "signed out from the account page", "session": id}),
-    );
+    let mut details = who.details();
+    details["reason"] = "signed out from the account page".into();
+    details["session"] = id.into();
+    let event = Event::new(&user.id, Action::SessionEnded, &user.id, details);
     state.store.end_session(id, Some(&event)).await?;
     Ok(true)
 }

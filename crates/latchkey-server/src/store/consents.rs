@@ -1,7 +1,7 @@
 //! Remembered consent, per user and client: the scopes the user has allowed, and the labs the
 //! user has signed in to the client in (read from the client's grants).
 
-use super::schema::{clients, consents, grants};
+use super::schema::{authorization_codes, clients, consents, grants};
 use super::{Store, StoreError, now};
 use crate::audit::Event;
 use diesel::{ExpressionMethods, JoinOnDsl, OptionalExtension, QueryDsl};
@@ -28,8 +28,9 @@ impl Store {
         .await
     }
 
-    /// Withdraws the user's consent to a client: the consent is forgotten and every grant of
-    /// the user to that client (refresh tokens included) is revoked, with `event` (made of the
+    /// Withdraws the user's consent to a client: the consent is forgotten, codes not yet
+    /// exchanged are deleted and every grant of the user to that client (refresh tokens
+    /// included) is revoked, with `event` (made of the
     /// number of grants revoked) in the same transaction. `None` when there was no consent.
     pub async fn withdraw_consent(
         &self,
@@ -48,6 +49,16 @@ impl Store {
                 if n == 0 {
                     return Ok(None);
                 }
+                // Codes issued but not yet exchanged would become grants after this: forgotten
+                // (an exchange then gets invalid_grant).
+                diesel::delete(
+                    authorization_codes::table
+                        .filter(authorization_codes::user_id.eq(&u))
+                        .filter(authorization_codes::client_id.eq(&c))
+                        .filter(authorization_codes::consumed_at.is_null()),
+                )
+                .execute(&mut *conn)
+                .await?;
                 let revoked = diesel::update(
                     grants::table
                         .filter(grants::user_id.eq(&u))
@@ -93,7 +104,8 @@ impl Store {
     }
 
     /// Records consent now, merging with scopes allowed in a consent that has not expired
-    /// (given at or after `since`); an expired consent's scopes are dropped, not renewed.
+    /// (given at or after `since`); an expired consent's scopes are dropped, not renewed. The
+    /// merged consent keeps its old time unless this consent covered all its scopes.
     pub async fn save_consent(
         &self,
         user_id: &str,
@@ -107,16 +119,26 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let old: Option<String> = consents::table
+                let old: Option<(String, i64)> = consents::table
                     .find((&u, &c))
                     .filter(consents::created_at.ge(since))
-                    .select(consents::scope)
-                    .first::<String>(conn)
+                    .select((consents::scope, consents::created_at))
+                    .first::<(String, i64)>(conn)
                     .await
                     .optional()?;
                 let mut all: Vec<String> = old
-                    .map(|o| o.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                    .as_ref()
+                    .map(|(o, _)| {
+                        o.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+                    })
                     .unwrap_or_default();
+                // The consent is renewed only when the user saw every scope it holds on this
+                // consent page; scopes kept from before keep their consent's age, so the
+                // whole consent expires when the oldest scope in it would.
+                let given = match &old {
+                    Some((_, at)) if !all.iter().all(|s| scopes.contains(s)) => *at,
+                    _ => t,
+                };
                 for s in scopes {
                     if !all.contains(&s) {
                         all.push(s);
@@ -128,11 +150,11 @@ impl Store {
                         consents::user_id.eq(&u),
                         consents::client_id.eq(&c),
                         consents::scope.eq(&joined),
-                        consents::created_at.eq(t),
+                        consents::created_at.eq(given),
                     ))
                     .on_conflict((consents::user_id, consents::client_id))
                     .do_update()
-                    .set((consents::scope.eq(&joined), consents::created_at.eq(t)))
+                    .set((consents::scope.eq(&joined), consents::created_at.eq(given)))
                     .execute(conn)
                     .await?;
                 Ok(())

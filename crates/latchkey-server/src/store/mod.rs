@@ -339,6 +339,50 @@ fn writer_runtime() -> Result<tokio::runtime::Handle, StoreError> {
     Ok(handle)
 }
 
+/// The newest migration this build carries (its version, e.g. `20261203000020`).
+pub fn latest_migration(sqlite: bool) -> String {
+    use diesel::migration::MigrationSource;
+    let versions: Vec<String> = if sqlite {
+        MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS)
+            .map(|m| m.iter().map(|m| m.name().version().to_string()).collect())
+            .unwrap_or_default()
+    } else {
+        MigrationSource::<diesel::pg::Pg>::migrations(&PG_MIGRATIONS)
+            .map(|m| m.iter().map(|m| m.name().version().to_string()).collect())
+            .unwrap_or_default()
+    };
+    versions.into_iter().max().unwrap_or_default()
+}
+
+#[derive(diesel::QueryableByName)]
+struct SchemaVersion {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    version: Option<String>,
+}
+
+impl Store {
+    /// The newest migration applied to the database (a round trip: it also shows the
+    /// database answers).
+    pub async fn schema_version(&self) -> Result<Option<String>, StoreError> {
+        use diesel_async::RunQueryDsl as _;
+        let db = self.db.clone();
+        self.run(async move {
+            let row: SchemaVersion = crate::with_conn!(&db, conn => diesel::sql_query(
+                "SELECT MAX(version) AS version FROM __diesel_schema_migrations",
+            )
+            .get_result(conn)
+            .await?);
+            Ok(row.version)
+        })
+        .await
+    }
+
+    /// Whether the database is SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.db, Db::Sqlite { .. })
+    }
+}
+
 async fn migrate_sqlite(path: String, pragmas: String) -> Result<(), StoreError> {
     tokio::task::spawn_blocking(move || {
         use diesel::Connection;

@@ -148,7 +148,13 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                // The session first: on PostgreSQL its row lock orders racing changes.
+                // The user's row first (a no-op write takes its lock on PostgreSQL; SQLite's
+                // write transaction is already exclusive), so racing changes from any of the
+                // user's sessions queue in one order and cannot deadlock.
+                diesel::update(users::table.find(&id))
+                    .set(users::password_hash.eq(users::password_hash))
+                    .execute(&mut *conn)
+                    .await?;
                 let live = diesel::update(
                     sessions::table
                         .filter(sessions::id.eq(&current))
