@@ -104,6 +104,16 @@ both_with!(
     }
 );
 
+/// The test user with a security key registered from the account page, and a client that
+/// skips consent: (the key, (client id, secret)).
+async fn with_security_key(app: &TestApp) -> (SoftPasskey, (String, String)) {
+    let b = Browser::new(app);
+    account_sign_in(&b).await;
+    let mut sp = SoftPasskey::new(true);
+    register(app, &b, &mut sp, "security_key").await;
+    (sp, client(app).await)
+}
+
 /// A sign-in asking for `mfa` in browser `b`: the password, then the security key on the
 /// step-up page; returns the token response.
 async fn password_then_security_key(
@@ -136,11 +146,7 @@ both_with!(
     security_key_is_a_second_factor_after_the_password,
     on_localhost,
     async |app: &TestApp| {
-        let b = Browser::new(app);
-        account_sign_in(&b).await;
-        let mut sp = SoftPasskey::new(true);
-        register(app, &b, &mut sp, "security_key").await;
-        let c = client(app).await;
+        let (mut sp, c) = with_security_key(app).await;
         let t = password_then_security_key(app, &Browser::new(app), &mut sp, &c).await;
         let id = jwt_claims(t["id_token"].as_str().unwrap());
         assert_eq!(id["acr"], "mfa");
@@ -196,11 +202,7 @@ both_with!(
     oidc_core_3_1_2_1_prompt_login_counts_only_the_factors_of_the_new_sign_in,
     on_localhost,
     async |app: &TestApp| {
-        let b = Browser::new(app);
-        account_sign_in(&b).await;
-        let mut sp = SoftPasskey::new(true);
-        register(app, &b, &mut sp, "security_key").await;
-        let c = client(app).await;
+        let (mut sp, c) = with_security_key(app).await;
         let mut same_second = false;
         for _ in 0..10 {
             // Start just after a second begins, so that all of it fits in that second.

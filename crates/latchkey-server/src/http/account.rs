@@ -262,6 +262,20 @@ async fn check(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Check
     })
 }
 
+/// Back to the account page after a change, or the page again with the refusal.
+async fn settle(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    user: &User,
+    done: Removal,
+) -> Result<HttpResponse, PageError> {
+    match done {
+        Removal::Done => Ok(see_other("/account")),
+        Removal::Refused(why) => render_account(state, req, session, user, Some(why)).await,
+    }
+}
+
 /// Where a change made during a sign-in (enrolment) returns to.
 fn back(form: &Params) -> String {
     match form.get("flow") {
@@ -375,10 +389,8 @@ pub async fn totp_remove(
         Checked::Allowed(f, s, u) => (f, s, u),
         Checked::Elsewhere(r) => return Ok(r),
     };
-    match ops::remove_totp(&state, &user).await? {
-        Removal::Done => Ok(see_other("/account")),
-        Removal::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
-    }
+    let done = ops::remove_totp(&state, &user).await?;
+    settle(&state, &req, &session, &user, done).await
 }
 
 /// `POST /account/webauthn/remove` (form `id`).
@@ -391,10 +403,8 @@ pub async fn webauthn_remove(
         Checked::Allowed(f, s, u) => (f, s, u),
         Checked::Elsewhere(r) => return Ok(r),
     };
-    match ops::remove_webauthn(&state, &user, form.get("id").unwrap_or("")).await? {
-        Removal::Done => Ok(see_other("/account")),
-        Removal::Refused(why) => render_account(&state, &req, &session, &user, Some(why)).await,
-    }
+    let done = ops::remove_webauthn(&state, &user, form.get("id").unwrap_or("")).await?;
+    settle(&state, &req, &session, &user, done).await
 }
 
 /// `POST /account/webauthn/rename` (form `id`, `name`).
@@ -486,12 +496,9 @@ pub async fn consent_withdraw(
         Checked::Elsewhere(r) => return Ok(r),
     };
     let who = client_addr::requester(&state, &req);
-    if ops::withdraw_consent(&state, &user, form.get("client").unwrap_or(""), &who).await? {
-        Ok(see_other("/account"))
-    } else {
-        let why = "That application has no access to withdraw.".to_owned();
-        render_account(&state, &req, &session, &user, Some(why)).await
-    }
+    let client = form.get("client").unwrap_or("");
+    let done = ops::withdraw_consent(&state, &user, client, &who).await?;
+    settle(&state, &req, &session, &user, done).await
 }
 
 /// `POST /account/sessions/end` (form `session`): signs another of the user's browsers out.
@@ -506,10 +513,6 @@ pub async fn session_end(
     };
     let who = client_addr::requester(&state, &req);
     let id = form.get("session").unwrap_or("");
-    if ops::end_other_session(&state, &session, &user, id, &who).await? {
-        Ok(see_other("/account"))
-    } else {
-        let why = "That browser is not signed in (or is this one: use Sign out).".to_owned();
-        render_account(&state, &req, &session, &user, Some(why)).await
-    }
+    let done = ops::end_other_session(&state, &session, &user, id, &who).await?;
+    settle(&state, &req, &session, &user, done).await
 }

@@ -273,7 +273,7 @@ pub async fn confirm_totp(
 pub enum Removal {
     /// Done (or there was nothing to remove).
     Done,
-    /// Refused: this is the last factor that reaches the policy's level.
+    /// Refused, with the reason (e.g. the last factor that reaches the policy's level).
     Refused(String),
 }
 
@@ -439,13 +439,13 @@ pub async fn register_webauthn(
 }
 
 /// Withdraws the user's consent to `client_id`: the application's grants and refresh tokens
-/// end, and its next sign-in asks for consent again. False when there was no such consent.
+/// end, and its next sign-in asks for consent again. Refused when there was no such consent.
 pub async fn withdraw_consent(
     state: &AppState,
     user: &User,
     client_id: &str,
     who: &Requester,
-) -> Result<bool, SignInError> {
+) -> Result<Removal, SignInError> {
     let target = user.id.clone();
     let mut details = who.details();
     details["client"] = client_id.into();
@@ -456,7 +456,10 @@ pub async fn withdraw_consent(
             Event::new(&target, Action::ConsentWithdrawn, &target, details)
         })
         .await?;
-    Ok(withdrawn.is_some())
+    Ok(match withdrawn {
+        Some(_) => Removal::Done,
+        None => Removal::Refused("That application has no access to withdraw.".into()),
+    })
 }
 
 /// The user's live sessions, as session look-up counts them live (the idle timeout included).
@@ -472,14 +475,14 @@ async fn live_sessions(
 
 /// Signs the user's browser session `id` out from the account page (another browser, not
 /// this one: this one signs out with "Sign out"); what was issued from it ends as at sign-out.
-/// False when `id` is not one of the user's live sessions.
+/// Refused when `id` is not one of the user's other live sessions.
 pub async fn end_other_session(
     state: &AppState,
     current: &Session,
     user: &User,
     id: &str,
     who: &Requester,
-) -> Result<bool, SignInError> {
+) -> Result<Removal, SignInError> {
     let now = now();
     if id == current.id
         || !live_sessions(state, &user.id, now)
@@ -487,12 +490,14 @@ pub async fn end_other_session(
             .iter()
             .any(|s| s.id == id)
     {
-        return Ok(false);
+        return Ok(Removal::Refused(
+            "That browser is not signed in (or is this one: use Sign out).".into(),
+        ));
     }
     let mut details = who.details();
     details["reason"] = "signed out from the account page".into();
     details["session"] = id.into();
     let event = Event::new(&user.id, Action::SessionEnded, &user.id, details);
     state.store.end_session(id, Some(&event)).await?;
-    Ok(true)
+    Ok(Removal::Done)
 }
