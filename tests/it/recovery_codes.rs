@@ -64,8 +64,7 @@ both!(
         let codes = make_codes(&b).await;
         assert_eq!(codes.len(), 10);
         let user = app.user_id.clone();
-        let other =
-            RecoveryKey::new(&latchkey_server::crypto::Kek::from_bytes(&[9u8; 32]).unwrap());
+        let other = RecoveryKey::from_secret(&[9u8; 32]);
         let store = &app.state.store;
         let used = |keyed: Vec<u8>, legacy: Vec<u8>| {
             let target = user.clone();
@@ -96,6 +95,48 @@ both!(
             !page.contains("recovery-legacy"),
             "new codes need no renewal"
         );
+    }
+);
+
+// Rotating the KEK (`latchkey keys rewrap`) re-seals the recovery codes' key: codes keep
+// working under the new KEK, and the old KEK opens nothing.
+both!(
+    kek_rotation_keeps_recovery_codes_working,
+    async |app: &TestApp| {
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let codes = make_codes(&b).await;
+        let store = &app.state.store;
+        let name = latchkey_server::factors::RECOVERY_SECRET;
+        let before = store.server_secret(name, &app.state.kek).await.unwrap();
+        let new = std::sync::Arc::new(
+            latchkey_server::crypto::Kek::from_b64(&latchkey_server::secret::random_b64(32))
+                .unwrap(),
+        );
+        store
+            .rewrap_keys(
+                app.state.kek.clone(),
+                new.clone(),
+                latchkey_server::store::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.server_secret(name, &new).await.unwrap(), before);
+        assert!(store.server_secret(name, &app.state.kek).await.is_err());
+        let key = RecoveryKey::from_secret(&before);
+        let (user, target) = (app.user_id.clone(), app.user_id.clone());
+        let used = store
+            .use_recovery_code(&user, key.hash(&user, &codes[1]), vec![], move |left| {
+                Event::new(
+                    &target,
+                    Action::LoginRecoveryCode,
+                    &target,
+                    serde_json::json!({"unused_left": left}),
+                )
+            })
+            .await
+            .unwrap();
+        assert!(used, "the code still matches under the re-sealed key");
     }
 );
 

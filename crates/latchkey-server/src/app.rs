@@ -38,7 +38,11 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
-        let recovery_key = crate::factors::RecoveryKey::new(&kek);
+        let recovery_key = crate::factors::RecoveryKey::from_secret(
+            &store
+                .server_secret(crate::factors::RECOVERY_SECRET, &kek)
+                .await?,
+        );
         let throttle_key = ring::hmac::Key::new(
             ring::hmac::HMAC_SHA256,
             &kek.derive(b"latchkey throttle v1"),
@@ -102,7 +106,10 @@ impl App {
         let hasher = PasswordHasher::new(&config.argon2)?;
         let csrf_key =
             ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &kek.derive(b"latchkey csrf v1"));
-        let recovery_key = crate::factors::RecoveryKey::new(&kek);
+        // The command line neither makes nor checks recovery codes, and its KEK may be a
+        // stand-in (no server has started yet): it never reads or creates the stored secret.
+        let recovery_key =
+            crate::factors::RecoveryKey::from_secret(&crate::secret::random_bytes(32));
         let throttle_key = ring::hmac::Key::new(
             ring::hmac::HMAC_SHA256,
             &kek.derive(b"latchkey throttle v1"),

@@ -126,17 +126,17 @@ pub fn new_recovery_codes() -> Vec<String> {
         .collect()
 }
 
-/// Keys recovery codes' stored hashes: HMAC-SHA256 under a key derived from the KEK, which is
-/// not in the database, so a stolen table alone cannot be searched for codes, however fast the
-/// attacker's hardware.
+/// The server secret ([`crate::store::secrets`]) recovery codes' hashes are keyed with.
+pub const RECOVERY_SECRET: &str = "recovery_codes";
+
+/// Keys recovery codes' stored hashes: HMAC-SHA256 under the server secret
+/// [`RECOVERY_SECRET`], which the database holds only sealed under the KEK, so a stolen
+/// database alone cannot be searched for codes, however fast the attacker's hardware.
 pub struct RecoveryKey(ring::hmac::Key);
 
 impl RecoveryKey {
-    pub fn new(kek: &Kek) -> RecoveryKey {
-        RecoveryKey(ring::hmac::Key::new(
-            ring::hmac::HMAC_SHA256,
-            &kek.derive(b"latchkey recovery codes v2"),
-        ))
+    pub fn from_secret(secret: &[u8]) -> RecoveryKey {
+        RecoveryKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
     }
 
     /// The stored form of `code` for `user_id`: case, spaces and dashes do not matter, and
@@ -271,7 +271,7 @@ mod tests {
                     .all(|b| CROCKFORD.contains(&b))
             );
         }
-        let key = RecoveryKey::new(&Kek::from_bytes(&[7u8; 32]).unwrap());
+        let key = RecoveryKey::from_secret(&[7u8; 32]);
         let c = &codes[0];
         assert_eq!(
             key.hash("u1", c),
@@ -279,9 +279,8 @@ mod tests {
         );
         assert_eq!(key.hash("u1", "0011-abcd"), key.hash("u1", "oOiL-ABCD"));
         assert_ne!(key.hash("u1", c), key.hash("u2", c));
-        // The key is not in the database: another KEK gives another hash, and neither is the
-        // unkeyed one.
-        let other = RecoveryKey::new(&Kek::from_bytes(&[8u8; 32]).unwrap());
+        // Another key gives another hash, and neither is the unkeyed one.
+        let other = RecoveryKey::from_secret(&[8u8; 32]);
         assert_ne!(key.hash("u1", c), other.hash("u1", c));
         assert_ne!(key.hash("u1", c), legacy_recovery_code_hash("u1", c));
     }

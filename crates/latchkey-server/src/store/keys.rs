@@ -304,8 +304,8 @@ impl Store {
         .await
     }
 
-    /// KEK rotation: under the key lock, re-reads every stored key and TOTP secret and re-seals
-    /// it from `old` to `new`, and re-signs the audit checkpoints, all in one transaction (all
+    /// KEK rotation: under the key lock, re-reads every stored key, TOTP secret and server
+    /// secret and re-seals it from `old` to `new`, and re-signs the audit checkpoints, all in one transaction (all
     /// or none).
     pub async fn rewrap_keys(
         &self,
@@ -346,6 +346,22 @@ impl Store {
                     diesel::update(super::schema::totp_credentials::table.find(user))
                         .set(super::schema::totp_credentials::secret.eq(new.seal(&aad, &secret)))
                         .execute(conn)
+                        .await?;
+                }
+                // Server secrets (the recovery codes' key) are sealed under the KEK too.
+                use super::schema::server_secrets as ss;
+                let secrets: Vec<(String, Vec<u8>)> = ss::table
+                    .select((ss::name, ss::sealed))
+                    .load(&mut *conn)
+                    .await?;
+                for (name, sealed) in &secrets {
+                    let aad = super::secrets::secret_aad(name);
+                    let secret = old
+                        .open(&aad, sealed)
+                        .map_err(|e| StoreError::Corrupt(format!("server secret {name}: {e}")))?;
+                    diesel::update(ss::table.find(name))
+                        .set(ss::sealed.eq(new.seal(&aad, &secret)))
+                        .execute(&mut *conn)
                         .await?;
                 }
                 // Audit checkpoints are signed under a key derived from the KEK: re-sign the

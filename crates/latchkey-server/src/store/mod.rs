@@ -30,6 +30,7 @@ pub mod personal;
 pub mod policy;
 pub mod retention;
 pub mod schema;
+pub mod secrets;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -376,3 +376,11 @@ diesel::table! {
 
 diesel::joinable!(webhook_deliveries -> security_alerts (alert_id));
 diesel::allow_tables_to_appear_in_same_query!(security_alerts, webhook_deliveries);
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        sealed -> Binary,
+        created_at -> BigInt,
+    }
+}
