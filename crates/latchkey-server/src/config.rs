@@ -3,8 +3,8 @@
 //! Sources, later ones winning: built-in defaults, a TOML file (`--config`, `LATCHKEY_CONFIG`),
 //! then `LATCHKEY_*` environment variables (nested keys joined by `__`, e.g.
 //! `LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS=600`) and `DATABASE_URL`. Unknown keys are errors, so
-//! a typo never silently falls back to a default. `LATCHKEY_CONFIG` and `LATCHKEY_LOG` are the
-//! only `LATCHKEY_*` variables that are not configuration keys. `docs/configuration.md`
+//! a typo never silently falls back to a default. `LATCHKEY_CONFIG`, `LATCHKEY_LOG` and
+//! `LATCHKEY_LOG_FORMAT` are the only `LATCHKEY_*` variables that are not configuration keys. `docs/configuration.md`
 //! documents every key; a test checks that it does.
 
 use crate::secret::Secret;
@@ -589,7 +589,7 @@ fn with_env(figment: Figment) -> Figment {
         .merge(
             Env::prefixed("LATCHKEY_")
                 .split("__")
-                .ignore(&["config", "log"]),
+                .ignore(&["config", "log", "log_format"]),
         )
         .merge(Env::raw().only(&["database_url"]))
 }
@@ -620,6 +620,7 @@ mod tests {
     fn log_and_config_variables_are_not_config_keys() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("LATCHKEY_LOG", "warn");
+            jail.set_env("LATCHKEY_LOG_FORMAT", "json");
             jail.set_env("LATCHKEY_CONFIG", "x.toml");
             jail.set_env("LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS", "600");
             let c: Config =

@@ -658,3 +658,31 @@ fn output_to_a_closed_pipe_is_not_a_panic() {
         "the lab was created the first time"
     );
 }
+
+/// `LATCHKEY_LOG_FORMAT=json`: every log line is one JSON object with its time and level (a
+/// first start logs the warning about the generated key-encryption key), and stdout keeps the
+/// command's own output.
+#[test]
+fn log_format_json_writes_one_json_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["keys", "list", "--json"])
+        .env_remove("DATABASE_URL")
+        .env("LATCHKEY_DATA_DIR", dir.path())
+        .env("LATCHKEY_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let keys = json(&out);
+    assert!(keys.is_array() || keys.is_object(), "{keys}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "no log line");
+    for l in &lines {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["timestamp"].is_string() && v["level"].is_string(), "{l}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("key-encryption key")),
+        "{err}"
+    );
+}
