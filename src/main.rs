@@ -337,9 +337,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::load(config).await?;
             let server = app.start()?;
             let state = server.state.clone();
+            let redirect = server
+                .redirect_addr
+                .map(|a| format!("; redirecting http://{a} to it"))
+                .unwrap_or_default();
             eprintln!(
-                "latchkey ready in {} ms: listening on http://{} (issuer {}, database {})",
+                "latchkey ready in {} ms: listening on {}://{}{redirect} (issuer {}, database {})",
                 started.elapsed().as_millis(),
+                if server.https { "https" } else { "http" },
                 server.addr,
                 state.issuer,
                 state.store.backend()

@@ -27,6 +27,7 @@ mod consents;
 mod console;
 mod documents;
 mod features;
+mod https;
 mod lab_admin_rules;
 mod labs;
 mod mfa;

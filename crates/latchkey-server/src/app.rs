@@ -159,10 +159,11 @@ impl App {
     }
 
     /// Starts serving on an already bound listener (tests bind port 0 first to learn the
-    /// port the issuer URL needs).
+    /// port the issuer URL needs): HTTPS when `tls.cert_file` is set, plain HTTP otherwise.
     pub fn start_on(self, listener: std::net::TcpListener) -> anyhow::Result<Server> {
         let state = self.state.clone();
         let workers = state.config.workers();
+        let certificates = crate::tls::Certificates::load(&state.config.tls)?;
         let data = actix_web::web::Data::from(state.clone());
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
@@ -170,8 +171,11 @@ impl App {
                 .configure(crate::http::configure)
         })
         .workers(workers)
-        .shutdown_timeout(5)
-        .listen(listener)
+        .shutdown_timeout(5);
+        let server = match &certificates {
+            Some(c) => server.listen_rustls_0_23(listener, c.server_config()?),
+            None => server.listen(listener),
+        }
         .map_err(|e| anyhow::anyhow!("cannot serve on the listener: {e}"))?;
         let addr = server
             .addrs()
@@ -181,20 +185,40 @@ impl App {
         let running = server.disable_signals().run();
         let handle = running.handle();
         let join = tokio::spawn(running);
-        let metrics = match state.config.metrics.bind {
-            Some(bind) => Some(serve_metrics(&state, bind)?),
+        let mut listeners = Vec::new();
+        let metrics_addr = match state.config.metrics.bind {
+            Some(bind) => {
+                let (addr, h) = serve_metrics(&state, bind)?;
+                listeners.push(h);
+                Some(addr)
+            }
             None => None,
         };
-        let maintenance = tokio::spawn(maintain(state.clone()));
-        let alerts = tokio::spawn(crate::alerts::run(state.clone()));
+        let redirect_addr = match state.config.tls.redirect_bind {
+            Some(bind) => {
+                let (addr, h) = crate::tls::serve_redirects(&state.issuer, bind)?;
+                listeners.push(h);
+                Some(addr)
+            }
+            None => None,
+        };
+        let mut tasks = vec![
+            tokio::spawn(maintain(state.clone())),
+            tokio::spawn(crate::alerts::run(state.clone())),
+        ];
+        if let Some(c) = &certificates {
+            let every = Duration::from_secs(state.config.tls.reload_secs);
+            tasks.push(tokio::spawn(c.clone().watch(every)));
+        }
         Ok(Server {
             addr,
-            metrics_addr: metrics.as_ref().map(|(a, _)| *a),
-            metrics: metrics.map(|(_, h)| h),
+            https: certificates.is_some(),
+            metrics_addr,
+            redirect_addr,
+            listeners,
             handle,
             join,
-            maintenance,
-            alerts,
+            tasks,
             state,
         })
     }
@@ -228,37 +252,43 @@ fn serve_metrics(
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// True when `addr` serves HTTPS (`tls.cert_file`).
+    pub https: bool,
     /// Where `/metrics` is served without a token (`metrics.bind`), if anywhere.
     pub metrics_addr: Option<SocketAddr>,
+    /// The plain-HTTP listener that redirects to the issuer (`tls.redirect_bind`), if any.
+    pub redirect_addr: Option<SocketAddr>,
     pub state: Arc<AppState>,
-    metrics: Option<actix_web::dev::ServerHandle>,
+    /// The metrics and redirect listeners, stopped with the main one.
+    listeners: Vec<actix_web::dev::ServerHandle>,
     handle: actix_web::dev::ServerHandle,
     join: tokio::task::JoinHandle<std::io::Result<()>>,
-    maintenance: tokio::task::JoinHandle<()>,
-    alerts: tokio::task::JoinHandle<()>,
+    /// Upkeep, alert delivery and certificate reloading: aborted when the server stops.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
     pub async fn stop(self) {
-        self.maintenance.abort();
-        self.alerts.abort();
-        if let Some(m) = &self.metrics {
-            m.stop(true).await;
-        }
+        self.stop_side().await;
         self.handle.stop(true).await;
         let _ = self.join.await;
     }
 
     /// Waits until the server stops (after `stop` from another task, or a fatal error).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        let r = self.join.await;
-        self.maintenance.abort();
-        self.alerts.abort();
-        if let Some(m) = &self.metrics {
-            m.stop(true).await;
-        }
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let r = (&mut self.join).await;
+        self.stop_side().await;
         r??;
         Ok(())
+    }
+
+    async fn stop_side(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for l in &self.listeners {
+            l.stop(true).await;
+        }
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {

@@ -15,13 +15,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod monitoring;
+mod tls;
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
+pub use tls::TlsConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Public base URL of this service, the `iss` of every token. Defaults to
-    /// `http://localhost:<port of bind>`.
+    /// `http://localhost:<port of bind>` (`https://` when `tls.cert_file` is set).
     pub issuer: Option<String>,
     /// Address and port to listen on.
     pub bind: SocketAddr,
@@ -46,6 +48,7 @@ pub struct Config {
     pub authentication: AuthenticationConfig,
     pub audit: AuditConfig,
     pub admin: AdminConfig,
+    pub tls: TlsConfig,
     pub proxy: ProxyConfig,
     pub throttle: ThrottleConfig,
     pub metrics: MetricsConfig,
@@ -308,6 +311,7 @@ impl Default for Config {
             kek_file: None,
             database: DatabaseConfig::default(),
             tokens: TokenConfig::default(),
+            tls: TlsConfig::default(),
             proxy: ProxyConfig::default(),
             throttle: ThrottleConfig::default(),
             metrics: MetricsConfig::default(),
@@ -498,6 +502,7 @@ impl Config {
             ));
         }
         self.admin.validate()?;
+        self.tls.validate(&self.issuer())?;
         if self.password.min_length < 8 {
             return Err(ConfigError(
                 "password.min_length must be at least 8 (NIST SP 800-63B)".into(),
@@ -534,6 +539,7 @@ impl Config {
     pub fn issuer(&self) -> String {
         match &self.issuer {
             Some(i) => i.trim_end_matches('/').to_owned(),
+            None if self.tls.enabled() => format!("https://localhost:{}", self.bind.port()),
             None => format!("http://localhost:{}", self.bind.port()),
         }
     }

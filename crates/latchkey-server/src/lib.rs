@@ -24,6 +24,7 @@ pub mod secret;
 pub mod signin;
 pub mod state;
 pub mod store;
+pub mod tls;
 pub mod token;
 
 pub use app::{App, Server};

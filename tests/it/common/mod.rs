@@ -153,6 +153,16 @@ impl TestApp {
         self.server.as_ref().and_then(|s| s.metrics_addr)
     }
 
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("running").addr
+    }
+
+    /// The plain-HTTP redirect listener's address, when `tls.redirect_bind` is set.
+    pub fn redirect_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.as_ref().and_then(|s| s.redirect_addr)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -240,6 +250,14 @@ impl Browser {
         }
         Browser {
             http: b.build().expect("client"),
+            base: app.base.clone(),
+        }
+    }
+
+    /// A browser on a client of the test's own making (e.g. one trusting a test CA).
+    pub fn over(app: &TestApp, http: reqwest::Client) -> Browser {
+        Browser {
+            http,
             base: app.base.clone(),
         }
     }

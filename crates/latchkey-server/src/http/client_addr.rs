@@ -157,6 +157,42 @@ fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
     )
 }
 
+/// True when the TCP peer is a trusted proxy that says the client reached it over HTTPS: the
+/// last `proto=` of `Forwarded`, or the last value of `X-Forwarded-Proto` (the one the nearest
+/// proxy wrote), whichever goes with the configured header. From anyone else, never.
+pub fn proxied_https(
+    trusted: &[IpNet],
+    which: ForwardedHeader,
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> bool {
+    if !peer.is_some_and(|p| trusted_hop(trusted, canonical(p))) {
+        return false;
+    }
+    let proto = match which {
+        ForwardedHeader::Forwarded => headers
+            .get_all("forwarded")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .and_then(|element| {
+                element.split(';').find_map(|pair| {
+                    let (k, v) = pair.split_once('=')?;
+                    k.trim()
+                        .eq_ignore_ascii_case("proto")
+                        .then(|| v.trim().trim_matches('"').to_owned())
+                })
+            }),
+        ForwardedHeader::XForwardedFor => headers
+            .get_all("x-forwarded-proto")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .last()
+            .map(|v| v.trim().to_owned()),
+    };
+    proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +349,27 @@ mod tests {
             client_ip(&trusted, XFF, Some(ip("::ffff:127.0.0.1")), &h),
             ip("198.51.100.7")
         );
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_can_say_the_client_used_https() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        let h = headers(&[("x-forwarded-proto", "https"), ("forwarded", "proto=https")]);
+        for which in [XFF, FWD] {
+            assert!(proxied_https(&trusted, which, Some(ip("10.0.0.1")), &h));
+            assert!(!proxied_https(&trusted, which, Some(ip("203.0.113.9")), &h));
+            assert!(!proxied_https(&[], which, Some(ip("10.0.0.1")), &h));
+        }
+        // The nearest proxy's word counts, not what the client wrote before it.
+        let h = headers(&[
+            ("x-forwarded-proto", "https, http"),
+            ("forwarded", "proto=https, for=1.2.3.4;proto=http"),
+        ]);
+        for which in [XFF, FWD] {
+            assert!(!proxied_https(&trusted, which, Some(ip("10.0.0.1")), &h));
+        }
+        let h = headers(&[("forwarded", "for=1.2.3.4;proto=\"HTTPS\"")]);
+        assert!(proxied_https(&trusted, FWD, Some(ip("10.0.0.1")), &h));
+        assert!(!proxied_https(&trusted, XFF, Some(ip("10.0.0.1")), &h));
     }
 }

@@ -12,6 +12,7 @@ pub mod cookies;
 pub mod discovery;
 pub mod errors;
 pub mod home;
+pub mod hsts;
 pub mod introspect;
 pub mod invite;
 pub mod jwks;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("")
             .wrap(security_headers())
+            .wrap(actix_web::middleware::from_fn(hsts::add))
             .wrap(actix_web::middleware::from_fn(admin_refused::record))
             .wrap(actix_web::middleware::from_fn(metrics::observe))
             .route("/", web::get().to(home::page))
