@@ -7,6 +7,7 @@
 mod bootstrap;
 mod grants;
 mod parity;
+mod serve;
 
 use serde_json::Value;
 use std::io::Write;
