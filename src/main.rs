@@ -15,6 +15,7 @@ mod admin_cli;
 mod audit;
 mod clients_cli;
 mod grants_cli;
+mod health;
 mod invitation_cli;
 mod operator;
 mod personal;
@@ -41,6 +42,16 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Ask the running service on this configuration's `bind` whether it is ready (GET
+    /// /ready): exit 0 when it is, 1 when not or unreachable. For container health checks.
+    Health {
+        /// Probe this URL instead (e.g. http://10.0.0.5:8080/ready).
+        #[arg(long)]
+        url: Option<String>,
+        /// Only check that the process answers (GET /health), not that it is ready.
+        #[arg(long)]
+        live: bool,
+    },
     /// Manage labs (tenants).
     #[command(subcommand)]
     Lab(LabCommand),
@@ -371,6 +382,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Export(a)) => personal::export(&config, a).await,
         Command::User(UserCommand::Erase(a)) => personal::erase(&config, a).await,
         Command::User(UserCommand::Role(cmd)) => policy::role_command(&config, cmd).await,
+        Command::Health { url, live } => health::check(&config, url, live).await,
         Command::Migrate => {
             let store = Store::open(&config).await?;
             eprintln!("database is up to date ({})", store.backend());

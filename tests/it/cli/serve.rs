@@ -1,5 +1,6 @@
 //! `latchkey serve` as a process: SIGTERM finishes the requests in flight and takes no new
-//! connection; no password, secret, code or token reaches a log line, even at `debug`.
+//! connection; no password, secret, code or token reaches a log line, even at `debug`;
+//! `latchkey health` tells a ready node from an absent one.
 
 use super::{BIN, json, run};
 use crate::common::html_input;
@@ -425,4 +426,46 @@ async fn traffic(
         .unwrap();
     assert_eq!(r.status(), 401);
     secrets.push("lk_cs_a-wrong-secret-of-some-length".into());
+}
+
+/// `latchkey health` (the container image's health check) exits 0 with the readiness report
+/// of the node on this configuration's `bind`, and 1 with the reason when nothing answers.
+#[test]
+fn health_reports_a_ready_node_and_fails_on_an_absent_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::start(dir.path(), &[]);
+    let health = |bind: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .arg("health")
+            .args(extra)
+            .env_remove("DATABASE_URL")
+            .env("LATCHKEY_DATA_DIR", dir.path())
+            .env("LATCHKEY_BIND", bind)
+            .output()
+            .unwrap()
+    };
+    let out = health(&format!("0.0.0.0:{}", served.port), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("/ready") && stdout.contains("\"status\":\"ready\""),
+        "{stdout}"
+    );
+    let out = health(&format!("127.0.0.1:{}", served.port), &["--live"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/health"));
+    drop(served);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = health(&format!("127.0.0.1:{port}"), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not answer"), "{err}");
 }
