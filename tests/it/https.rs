@@ -11,6 +11,7 @@ use openidconnect::{
     RedirectUrl, TokenResponse,
 };
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A test certificate authority and the server certificates it signs for `localhost`.
@@ -460,28 +461,70 @@ async fn hsts_goes_only_to_clients_that_used_https() {
     off.stop().await;
 }
 
-/// A certificate that cannot be served stops the start (`App::start_on` loads it first) with
-/// a message naming the file and what is wrong with it.
+/// A certificate that cannot be served stops the start (`App::load` loads it before the
+/// database) with a message naming the file and what is wrong with it: missing, not a
+/// certificate, a key of another certificate, expired, not yet valid, not a regular file (a
+/// FIFO would hang the reader), or too large.
 #[test]
-fn a_missing_or_mismatched_certificate_is_refused_with_a_clear_error() {
+fn a_certificate_that_cannot_be_served_is_refused_with_a_clear_error() {
     let ca = TestCa::new();
     let (cert, _, _) = ca.leaf();
     let (_, other_key, _) = ca.leaf();
     let files = Files::new(&cert, &other_key);
-    for (cert_file, want) in [
+    let dir = files.dir.path();
+    let dated = |from: i64, to: i64, name: &str| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        let day = 86_400;
+        let real_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let at = |offset_days: i64| {
+            rcgen::date_time_ymd(1970, 1, 1)
+                + std::time::Duration::from_secs((real_now + offset_days * day) as u64)
+        };
+        params.not_before = at(from);
+        params.not_after = at(to);
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
         (
-            files.dir.path().join("missing.pem"),
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        )
+    };
+    let expired = dated(-30, -1, "expired");
+    let future = dated(2, 30, "future");
+    let fifo = dir.join("fifo.pem");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let huge = dir.join("huge.pem");
+    std::fs::write(&huge, format!("{cert}{}", "\n".repeat(2 << 20))).unwrap();
+    for ((cert_file, key_file), want) in [
+        (
+            (dir.join("missing.pem"), files.key()),
             "cannot read tls.cert_file",
         ),
-        (files.cert(), "does not fit tls.cert_file"),
-        (files.key(), "holds no certificate"),
+        ((files.cert(), files.key()), "does not fit tls.cert_file"),
+        ((files.key(), files.key()), "holds no certificate"),
+        (expired, "expired on"),
+        (future, "not valid before"),
+        ((fifo, files.key()), "is not a regular file"),
+        ((huge, files.key()), "bytes"),
     ] {
         let config = latchkey_server::config::TlsConfig {
             cert_file: Some(cert_file.clone()),
-            key_file: Some(files.key()),
+            key_file: Some(key_file),
             ..Default::default()
         };
-        let err = match latchkey_server::tls::Certificates::load(&config) {
+        let err = match latchkey_server::tls::Certificates::load(&config, "https://localhost:8443")
+        {
             Ok(_) => panic!("{} was accepted", cert_file.display()),
             Err(e) => format!("{e:#}"),
         };

@@ -16,11 +16,15 @@ use std::time::Duration;
 /// A loaded service, ready to serve.
 pub struct App {
     state: Arc<AppState>,
+    /// The HTTPS certificate (`[tls]`), loaded before anything else so that a bad one stops
+    /// the start before the database or the keys are touched.
+    certificates: Option<Arc<crate::tls::Certificates>>,
 }
 
 impl App {
     /// Opens the database (migrating it), loads or creates the KEK and the signing keys.
     pub async fn load(config: Config) -> anyhow::Result<App> {
+        let certificates = crate::tls::Certificates::load(&config.tls, &config.issuer())?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot create data directory {}: {e}",
@@ -80,6 +84,7 @@ impl App {
         };
         Ok(App {
             state: Arc::new(state),
+            certificates,
         })
     }
 
@@ -143,6 +148,7 @@ impl App {
         };
         Ok(App {
             state: Arc::new(state),
+            certificates: None,
         })
     }
 
@@ -163,7 +169,7 @@ impl App {
     pub fn start_on(self, listener: std::net::TcpListener) -> anyhow::Result<Server> {
         let state = self.state.clone();
         let workers = state.config.workers();
-        let certificates = crate::tls::Certificates::load(&state.config.tls)?;
+        let certificates = self.certificates;
         let data = actix_web::web::Data::from(state.clone());
         let server = actix_web::HttpServer::new(move || {
             actix_web::App::new()
@@ -171,7 +177,9 @@ impl App {
                 .configure(crate::http::configure)
         })
         .workers(workers)
-        .shutdown_timeout(5);
+        .shutdown_timeout(5)
+        .max_connection_rate(state.config.tls.max_handshakes)
+        .tls_handshake_timeout(Duration::from_millis(state.config.tls.handshake_timeout_ms));
         let server = match &certificates {
             Some(c) => server.listen_rustls_0_23(listener, c.server_config()?),
             None => server.listen(listener),

@@ -30,6 +30,12 @@ pub struct TlsConfig {
     /// Adds `includeSubDomains` to `Strict-Transport-Security`: only when every host name
     /// under the issuer's serves HTTPS.
     pub hsts_include_subdomains: bool,
+    /// How long a client may take to complete the TLS handshake, in milliseconds; a
+    /// connection that says nothing is closed then.
+    pub handshake_timeout_ms: u64,
+    /// TLS handshakes each worker runs at once; while that many are in progress, new
+    /// connections wait in the kernel's queue.
+    pub max_handshakes: usize,
 }
 
 impl Default for TlsConfig {
@@ -41,6 +47,8 @@ impl Default for TlsConfig {
             redirect_bind: None,
             hsts_max_age_secs: 31_536_000,
             hsts_include_subdomains: false,
+            handshake_timeout_ms: 2000,
+            max_handshakes: 2048,
         }
     }
 }
@@ -71,6 +79,12 @@ impl TlsConfig {
         }
         if self.reload_secs == 0 {
             return Err(ConfigError("tls.reload_secs must be at least 1".into()));
+        }
+        if !(100..=60_000).contains(&self.handshake_timeout_ms) || self.max_handshakes == 0 {
+            return Err(ConfigError(
+                "tls.handshake_timeout_ms must be 100 to 60000 and tls.max_handshakes at least 1"
+                    .into(),
+            ));
         }
         let https = issuer.starts_with("https://");
         if self.enabled() && !https {

@@ -94,24 +94,79 @@ pub fn client_ip(
 }
 
 /// The `for=` addresses of every `Forwarded` element, in order; `None` when there is no such
-/// header. An element without `for=` or with a value that is not an address is `None`.
+/// header. An element without exactly one `for=`, or with a value that is not an address, is
+/// `None`.
 fn forwarded_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let values: Vec<&str> = headers
+    let elements = forwarded_elements(headers)?;
+    Some(
+        elements
+            .iter()
+            .map(|pairs| one_param(pairs, "for").and_then(parse_node))
+            .collect(),
+    )
+}
+
+/// The value of `name` in one `Forwarded` element, when it appears exactly once.
+fn one_param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let mut values = pairs.iter().filter(|(k, _)| k == name);
+    let (_, v) = values.next()?;
+    values.next().is_none().then_some(v.as_str())
+}
+
+/// Every `Forwarded` header line's elements, in order, each a list of (lower-case name,
+/// value) pairs, quoted strings unquoted (RFC 7239 section 4: a `,` or `;` inside quotes
+/// separates nothing). `None` when there is no such header.
+fn forwarded_elements(headers: &HeaderMap) -> Option<Vec<Vec<(String, String)>>> {
+    let lines: Vec<&str> = headers
         .get_all("forwarded")
         .filter_map(|v| v.to_str().ok())
         .collect();
-    if values.is_empty() {
+    if lines.is_empty() {
         return None;
     }
-    let mut hops = Vec::new();
-    for element in values.iter().flat_map(|v| v.split(',')) {
-        let node = element.split(';').find_map(|pair| {
-            let (k, v) = pair.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("for").then(|| v.trim())
-        });
-        hops.push(node.and_then(parse_node));
+    let mut elements = Vec::new();
+    for line in lines {
+        let mut element = Vec::new();
+        let (mut name, mut value) = (String::new(), String::new());
+        let (mut in_value, mut quoted, mut escaped) = (false, false, false);
+        let pair_done = |name: &mut String, value: &mut String, element: &mut Vec<_>| {
+            if !name.trim().is_empty() {
+                element.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+            name.clear();
+            value.clear();
+        };
+        for c in line.chars() {
+            if quoted {
+                match c {
+                    _ if escaped => {
+                        value.push(c);
+                        escaped = false;
+                    }
+                    '\\' => escaped = true,
+                    '"' => quoted = false,
+                    _ => value.push(c),
+                }
+                continue;
+            }
+            match c {
+                '"' if in_value => quoted = true,
+                '=' if !in_value => in_value = true,
+                ';' | ',' => {
+                    pair_done(&mut name, &mut value, &mut element);
+                    in_value = false;
+                    if c == ',' {
+                        elements.push(std::mem::take(&mut element));
+                    }
+                }
+                _ if in_value => value.push(c),
+                _ => name.push(c),
+            }
+        }
+        pair_done(&mut name, &mut value, &mut element);
+        elements.push(element);
     }
-    Some(hops)
+    Some(elements)
 }
 
 /// A `Forwarded` node (RFC 7239 section 6): `192.0.2.1`, `"192.0.2.1:80"`, `"[2001:db8::1]"`
@@ -158,8 +213,9 @@ fn x_forwarded_for_hops(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
 }
 
 /// True when the TCP peer is a trusted proxy that says the client reached it over HTTPS: the
-/// last `proto=` of `Forwarded`, or the last value of `X-Forwarded-Proto` (the one the nearest
-/// proxy wrote), whichever goes with the configured header. From anyone else, never.
+/// `proto=` of the last `Forwarded` element (exactly one), or the last value of
+/// `X-Forwarded-Proto` (the one the nearest proxy wrote), whichever goes with the configured
+/// header. From anyone else, never.
 pub fn proxied_https(
     trusted: &[IpNet],
     which: ForwardedHeader,
@@ -170,19 +226,9 @@ pub fn proxied_https(
         return false;
     }
     let proto = match which {
-        ForwardedHeader::Forwarded => headers
-            .get_all("forwarded")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .last()
-            .and_then(|element| {
-                element.split(';').find_map(|pair| {
-                    let (k, v) = pair.split_once('=')?;
-                    k.trim()
-                        .eq_ignore_ascii_case("proto")
-                        .then(|| v.trim().trim_matches('"').to_owned())
-                })
-            }),
+        ForwardedHeader::Forwarded => forwarded_elements(headers)
+            .and_then(|elements| elements.last().cloned())
+            .and_then(|last| one_param(&last, "proto").map(str::to_owned)),
         ForwardedHeader::XForwardedFor => headers
             .get_all("x-forwarded-proto")
             .filter_map(|v| v.to_str().ok())
@@ -371,5 +417,38 @@ mod tests {
         let h = headers(&[("forwarded", "for=1.2.3.4;proto=\"HTTPS\"")]);
         assert!(proxied_https(&trusted, FWD, Some(ip("10.0.0.1")), &h));
         assert!(!proxied_https(&trusted, XFF, Some(ip("10.0.0.1")), &h));
+        // Separators inside quoted strings separate nothing; a repeated proto counts as none.
+        for tricky in [
+            r#"for=1.2.3.4;host="evil;proto=https";proto=http"#,
+            r#"for="a,proto=https""#,
+            "for=1.2.3.4;proto=https;proto=http",
+            "for=1.2.3.4;proto=https;PROTO=https",
+        ] {
+            let h = headers(&[("forwarded", tricky)]);
+            assert!(
+                !proxied_https(&trusted, FWD, Some(ip("10.0.0.1")), &h),
+                "{tricky}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_quoted_strings_hide_their_separators() {
+        let trusted = nets(&["10.0.0.0/8"]);
+        // The client's quoted `for` holds a comma and an address: one hop, not two.
+        let h = headers(&[(
+            "forwarded",
+            r#"for="1.1.1.1, for=9.9.9.9", for=198.51.100.7"#,
+        )]);
+        assert_eq!(
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
+            ip("198.51.100.7")
+        );
+        // Two `for` in one element: unreadable, so the last trusted hop is the client.
+        let h = headers(&[("forwarded", "for=198.51.100.7;for=1.1.1.1")]);
+        assert_eq!(
+            client_ip(&trusted, FWD, Some(ip("10.0.0.1")), &h),
+            ip("10.0.0.1")
+        );
     }
 }

@@ -124,7 +124,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .configure(admin::configure)
             .configure(api::configure)
             .route("/health", web::get().to(health))
+            .route("/health", web::head().to(health))
             .route("/ready", web::get().to(ready::ready))
+            .route("/ready", web::head().to(ready::ready))
             .route("/metrics", web::get().to(metrics::scrape))
             .route("/static/{file}", web::get().to(static_files::serve))
             .default_service(web::to(not_found)),
