@@ -2,9 +2,11 @@
 //! and change nothing, `--help`, and `serve` on zero configuration. `grants`: roles, features,
 //! policy and administrators from the command line; `parity`: on both databases, the command
 //! line and the admin API writing the same audit actions for the same change and refusing the
-//! same bad input by the same rule (both call `admin::ops`).
+//! same bad input by the same rule (both call `admin::ops`); `serve`: the service as a process
+//! (SIGTERM, logs, `latchkey health`); `crash`: `kill -9` under load.
 
 mod bootstrap;
+mod crash;
 mod grants;
 mod parity;
 mod serve;

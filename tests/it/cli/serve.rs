@@ -13,15 +13,15 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// A `latchkey serve` process on a free port, and its log lines as they come.
-struct Served {
+pub(super) struct Served {
     child: Child,
-    port: u16,
+    pub(super) port: u16,
     lines: Receiver<String>,
     log: Vec<String>,
 }
 
 impl Served {
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Served {
+    pub(super) fn start(dir: &Path, env: &[(&str, &str)]) -> Served {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -76,8 +76,14 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `kill -9`: no drain, no cleanup, as when a machine loses power.
+    pub(super) fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     fn terminate(&self) {
@@ -258,81 +264,15 @@ async fn traffic(
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let mut authorize = url::Url::parse(&served.url("/authorize")).unwrap();
-    authorize.query_pairs_mut().extend_pairs([
-        ("response_type", "code"),
-        ("client_id", id),
-        ("redirect_uri", "http://127.0.0.1:9/cb"),
-        ("scope", "openid email offline_access"),
-        ("state", "st4te-that-is-long"),
-        ("nonce", "n0nce-that-is-long"),
-        (
-            "code_challenge",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        ),
-        ("code_challenge_method", "S256"),
-    ]);
-    let r = http.get(authorize.as_str()).send().await.unwrap();
-    for c in r.cookies() {
-        secrets.push(c.value().to_owned());
-    }
-    let login = served.url(r.headers()["location"].to_str().unwrap());
-    let html = http.get(&login).send().await.unwrap().text().await.unwrap();
-    let flow = html_input(&html, "flow").unwrap();
-    let csrf = html_input(&html, "csrf").unwrap();
-    secrets.push(csrf.clone());
-    let mut r = None;
-    for p in [wrong, password] {
-        r = Some(
-            http.post(served.url("/login"))
-                .form(&[
-                    ("flow", flow.as_str()),
-                    ("csrf", csrf.as_str()),
-                    ("username", "grace@lab.example"),
-                    ("password", p),
-                ])
-                .send()
-                .await
-                .unwrap(),
-        );
-    }
-    let mut r = r.unwrap();
-    assert_eq!(r.status(), 303);
-    for c in r.cookies() {
-        secrets.push(c.value().to_owned());
-    }
-    let mut to = r.headers()["location"].to_str().unwrap().to_owned();
-    if to.starts_with("/consent") {
-        let html = http
-            .get(served.url(&to))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = html_input(&html, "csrf").unwrap();
-        secrets.push(csrf.clone());
-        r = http
-            .post(served.url("/consent"))
-            .form(&[
-                ("flow", html_input(&html, "flow").unwrap().as_str()),
-                ("csrf", csrf.as_str()),
-                ("decision", "allow"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        to = r.headers()["location"].to_str().unwrap().to_owned();
-    }
-    let back = url::Url::parse(&to).unwrap();
-    let code = back
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    secrets.push(code.clone());
+    let code = sign_in(
+        &http,
+        &served.url(""),
+        id,
+        "grace@lab.example",
+        &[wrong, password],
+        secrets,
+    )
+    .await;
     let token = |form: Vec<(&'static str, String)>| {
         http.post(served.url("/token"))
             .basic_auth(id, Some(secret))
@@ -468,4 +408,93 @@ fn health_reports_a_ready_node_and_fails_on_an_absent_one() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does not answer"), "{err}");
+}
+
+/// Signs `email` in on the hosted pages at `base` (trying each of `passwords` in turn, the
+/// last one right), consenting when asked, and returns the authorization code. Cookie and
+/// CSRF values seen go into `secrets`.
+pub(super) async fn sign_in(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    email: &str,
+    passwords: &[&str],
+    secrets: &mut Vec<String>,
+) -> String {
+    let mut authorize = url::Url::parse(&format!("{base}/authorize")).unwrap();
+    authorize.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", "http://127.0.0.1:9/cb"),
+        ("scope", "openid email offline_access"),
+        ("state", "st4te-that-is-long"),
+        ("nonce", "n0nce-that-is-long"),
+        (
+            "code_challenge",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        ),
+        ("code_challenge_method", "S256"),
+    ]);
+    let r = http.get(authorize.as_str()).send().await.unwrap();
+    for c in r.cookies() {
+        secrets.push(c.value().to_owned());
+    }
+    let login = format!("{base}{}", r.headers()["location"].to_str().unwrap());
+    let html = http.get(&login).send().await.unwrap().text().await.unwrap();
+    let flow = html_input(&html, "flow").unwrap();
+    let csrf = html_input(&html, "csrf").unwrap();
+    secrets.push(csrf.clone());
+    let mut r = None;
+    for p in passwords {
+        r = Some(
+            http.post(format!("{base}/login"))
+                .form(&[
+                    ("flow", flow.as_str()),
+                    ("csrf", csrf.as_str()),
+                    ("username", email),
+                    ("password", p),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let mut r = r.unwrap();
+    assert_eq!(r.status(), 303, "sign-in of {email}");
+    for c in r.cookies() {
+        secrets.push(c.value().to_owned());
+    }
+    let mut to = r.headers()["location"].to_str().unwrap().to_owned();
+    if to.starts_with("/consent") {
+        let html = http
+            .get(format!("{base}{to}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        secrets.push(csrf.clone());
+        r = http
+            .post(format!("{base}/consent"))
+            .form(&[
+                ("flow", html_input(&html, "flow").unwrap().as_str()),
+                ("csrf", csrf.as_str()),
+                ("decision", "allow"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        to = r.headers()["location"].to_str().unwrap().to_owned();
+    }
+    let back = url::Url::parse(&to).unwrap();
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    secrets.push(code.clone());
+    code
 }
