@@ -25,6 +25,7 @@ mod common;
 mod config_reference;
 mod consents;
 mod console;
+mod data_classification;
 mod deploy;
 mod documents;
 mod features;
