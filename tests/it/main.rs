@@ -45,3 +45,4 @@ mod refusals;
 mod rotation;
 mod schema;
 mod throttle;
+mod webauthn_tampered;

@@ -14,7 +14,7 @@ use webauthn_rs_proto::{AllowCredentials, PublicKeyCredential};
 
 /// SoftPasskey keeps no resident keys: give it the credential to use, and put the user handle
 /// a discoverable credential would return into its answer (neither is signed).
-fn sign_discoverable(
+pub(crate) fn sign_discoverable(
     sp: &mut SoftPasskey,
     options: Value,
     cred_id: &str,
@@ -34,7 +34,7 @@ fn sign_discoverable(
 }
 
 /// Opens the login page of a new authorization; returns (flow, csrf).
-async fn login_page(
+pub(crate) async fn login_page(
     app: &TestApp,
     b: &Browser,
     client: &str,
@@ -43,7 +43,7 @@ async fn login_page(
     b.open_login(&authorize_url(app, client, extra)).await
 }
 
-async fn client(app: &TestApp) -> (String, String) {
+pub(crate) async fn client(app: &TestApp) -> (String, String) {
     let c = app.client(|c| c.skip_consent = true).await;
     (c.client_id, c.client_secret.unwrap())
 }

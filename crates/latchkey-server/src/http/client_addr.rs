@@ -451,4 +451,83 @@ mod tests {
             ip("10.0.0.1")
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn header_value() -> impl Strategy<Value = String> {
+            "[ -~]{0,80}"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// From a peer that is not a trusted proxy, no header changes the client's
+            /// address or earns HSTS; from a trusted one, the answer is the peer or an
+            /// address the header holds, never one made up; nothing panics.
+            #[test]
+            fn the_client_cannot_choose_its_address(
+                xff in header_value(),
+                fwd in header_value(),
+                proto in header_value(),
+                peer in any::<[u8; 4]>(),
+            ) {
+                let peer = IpAddr::from(peer);
+                let h = headers(&[
+                    ("x-forwarded-for", &xff),
+                    ("forwarded", &fwd),
+                    ("x-forwarded-proto", &proto),
+                ]);
+                let trusted = nets(&["10.0.0.0/8"]);
+                let untrusted = !trusted_hop(&trusted, peer);
+                for which in [XFF, FWD] {
+                    let ip = client_ip(&trusted, which, Some(peer), &h);
+                    if untrusted {
+                        prop_assert_eq!(ip, peer);
+                        prop_assert!(!proxied_https(&trusted, which, Some(peer), &h));
+                    } else {
+                        let s = ip.to_string();
+                        prop_assert!(
+                            ip == peer || xff.contains(&s) || fwd.contains(&s)
+                                || xff.to_ascii_lowercase().contains(&s)
+                                || fwd.to_ascii_lowercase().contains(&s)
+                                || ip.is_ipv4() && (xff.contains("::ffff:") || fwd.contains("::ffff:")),
+                            "{} from {:?} / {:?}", s, xff, fwd
+                        );
+                    }
+                }
+            }
+
+            /// A list of real addresses behind a trusted proxy: the client is the rightmost
+            /// one that is not a trusted proxy (or the leftmost, when all are), whatever the
+            /// client wrote further left.
+            #[test]
+            fn the_rightmost_untrusted_hop_is_the_client(
+                hops in proptest::collection::vec((any::<bool>(), any::<[u8; 3]>()), 1..6),
+            ) {
+                let ips: Vec<IpAddr> = hops
+                    .iter()
+                    .map(|(inside, b)| {
+                        let first = if *inside { 10 } else { 198 };
+                        IpAddr::from([first, b[0], b[1], b[2]])
+                    })
+                    .collect();
+                let list = ips.iter().map(ToString::to_string).collect::<Vec<_>>();
+                let trusted = nets(&["10.0.0.0/8"]);
+                let want = ips
+                    .iter()
+                    .rev()
+                    .find(|ip| !trusted_hop(&trusted, **ip))
+                    .copied()
+                    .unwrap_or(ips[0]);
+                let xff = headers(&[("x-forwarded-for", &list.join(", "))]);
+                let fwd_list = list.iter().map(|a| format!("for={a}")).collect::<Vec<_>>();
+                let fwd = headers(&[("forwarded", &fwd_list.join(", "))]);
+                let peer = Some(ip("10.0.0.1"));
+                prop_assert_eq!(client_ip(&trusted, XFF, peer, &xff), want);
+                prop_assert_eq!(client_ip(&trusted, FWD, peer, &fwd), want);
+            }
+        }
+    }
 }

@@ -230,3 +230,49 @@ impl Params {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Params, decode_pairs, page_form};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any request body is decoded, or refused by name; nothing panics.
+        #[test]
+        fn any_form_body_is_answered(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode_pairs(&body);
+            let _ = Params::parse(&body);
+            let _ = page_form(&body);
+        }
+
+        /// A form of distinct fields reads back as sent; a field sent twice is refused by its
+        /// name (RFC 6749 section 3.1: parameters must not be repeated).
+        #[test]
+        fn forms_read_back_and_repeats_are_refused(
+            fields in proptest::collection::btree_map("[a-z_]{1,12}", "\\PC{1,30}", 1..8)
+        ) {
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&fields)
+                .finish();
+            let parsed = Params::parse(body.as_bytes()).unwrap();
+            for (k, v) in &fields {
+                prop_assert_eq!(parsed.get(k), Some(v.as_str()));
+            }
+            let (k, v) = fields.iter().next().unwrap();
+            let twice = format!("{body}&{}", url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(k, v).finish());
+            prop_assert_eq!(Params::parse(twice.as_bytes()).err(), Some(k.clone()));
+        }
+
+        /// A value holding NUL is refused on the hosted pages (PostgreSQL cannot store it).
+        #[test]
+        fn nul_in_a_page_form_is_refused(a in "\\PC{0,10}", b in "\\PC{0,10}") {
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("name", &format!("{a}\0{b}"))
+                .finish();
+            prop_assert!(page_form(body.as_bytes()).is_err());
+        }
+    }
+}

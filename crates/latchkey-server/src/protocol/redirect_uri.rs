@@ -144,4 +144,62 @@ mod tests {
         assert!(validate_for_registration("/relative").is_err());
         assert!(validate_for_registration("javascript:alert(1)").is_err());
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            #[test]
+            fn any_uri_is_answered(uri in "\\PC{0,120}", reg in "\\PC{0,60}") {
+                let _ = validate_for_registration(&uri);
+                let _ = is_registered(std::slice::from_ref(&reg), &uri);
+            }
+
+            /// RFC 9700 4.1: a registered https URI matches itself and nothing that differs
+            /// from it in one character (no normalising, no prefix or wildcard matching).
+            #[test]
+            fn https_uris_match_exactly(
+                host in "[a-z]{1,12}\\.example",
+                path in "(/[a-z0-9._~-]{0,10}){0,3}",
+                at in any::<prop::sample::Index>(),
+                c in "[ -~]",
+            ) {
+                let uri = format!("https://{host}{path}");
+                let reg = vec![uri.clone()];
+                prop_assert!(validate_for_registration(&uri).is_ok());
+                prop_assert!(is_registered(&reg, &uri));
+                let i = at.index(uri.len() + 1);
+                let mut changed = uri.clone();
+                changed.insert_str(i, &c);
+                prop_assert!(!is_registered(&reg, &changed), "{changed}");
+                if i < uri.len() {
+                    let mut cut = uri.clone();
+                    cut.remove(i);
+                    prop_assert!(!is_registered(&reg, &cut), "{cut}");
+                }
+            }
+
+            /// RFC 8252 7.3: for a registered loopback IP literal only the port may differ.
+            #[test]
+            fn loopback_literals_match_on_any_port_and_nothing_else(
+                port in 1u16..,
+                path in "(/[a-z0-9]{0,8}){0,2}",
+                host in prop::sample::select(vec!["127.0.0.1", "[::1]"]),
+                other in "[a-z]{1,8}",
+            ) {
+                let reg = vec![format!("http://{host}{path}")];
+                let any_port = format!("http://{host}:{port}{path}");
+                let elsewhere = format!("http://{host}:{port}{path}/{other}");
+                let by_name = format!("http://localhost:{port}{path}");
+                let other_scheme = format!("https://{host}:{port}{path}");
+                prop_assert!(is_registered(&reg, &any_port));
+                prop_assert!(!is_registered(&reg, &elsewhere));
+                prop_assert!(!is_registered(&reg, &by_name));
+                prop_assert!(!is_registered(&reg, &other_scheme));
+            }
+        }
+    }
 }

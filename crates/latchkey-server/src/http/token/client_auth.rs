@@ -97,4 +97,61 @@ mod tests {
         assert_eq!(form_decode("%zz%4"), "%zz%4");
         assert_eq!(form_decode("caf%C3%A9"), "caf\u{e9}");
     }
+
+    mod properties {
+        use super::super::{credentials, form_decode};
+        use crate::http::Params;
+        use base64::Engine;
+        use proptest::prelude::*;
+
+        fn form_encode(s: &str) -> String {
+            url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+        }
+
+        fn request(authorization: &str) -> actix_web::HttpRequest {
+            actix_web::test::TestRequest::default()
+                .insert_header(("authorization", authorization))
+                .to_http_request()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// RFC 6749 2.3.1: whatever characters an id and secret hold (`:`, `&`, `%`, `+`,
+            /// non-ASCII), encoding them as the RFC says and reading them back gives them
+            /// exactly.
+            #[test]
+            fn basic_credentials_round_trip(id in "\\PC{1,40}", secret in "\\PC{0,60}") {
+                let raw = format!("{}:{}", form_encode(&id), form_encode(&secret));
+                let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw));
+                let empty = Params::parse(b"").unwrap();
+                let c = credentials(&request(&header), &empty).unwrap();
+                prop_assert_eq!(c.id, id);
+                prop_assert_eq!(c.secret, Some(secret));
+                prop_assert!(c.basic);
+            }
+
+            /// Any Authorization header, decodable or not, is an answer, never a panic.
+            #[test]
+            fn any_authorization_header_is_answered(h in "[ -~]{0,200}") {
+                let empty = Params::parse(b"").unwrap();
+                let _ = credentials(&request(&h), &empty);
+                let b64 = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(h.as_bytes())
+                );
+                let _ = credentials(&request(&b64), &empty);
+            }
+
+            #[test]
+            fn form_decoding_inverts_form_encoding(s in "\\PC{0,80}") {
+                prop_assert_eq!(form_decode(&form_encode(&s)), s);
+            }
+
+            #[test]
+            fn form_decoding_never_panics(s in "[%+0-9a-fA-F&=\\PC]{0,80}") {
+                let _ = form_decode(&s);
+            }
+        }
+    }
 }
