@@ -119,6 +119,26 @@ fn compose_file_follows_the_spec_and_keeps_the_database_apart() {
             "{node}"
         );
         let proxy_ip = &s["proxy"]["networks"]["app"]["ipv4_address"];
+        let pool = &c["networks"]["app"]["ipam"]["config"][0]["ip_range"];
+        let (net, bits) = pool
+            .as_str()
+            .expect("an ip_range for automatic addresses")
+            .split_once('/')
+            .unwrap();
+        let net = u32::from(net.parse::<std::net::Ipv4Addr>().unwrap());
+        let mask = u32::MAX << (32 - bits.parse::<u32>().unwrap());
+        let proxy = u32::from(
+            proxy_ip
+                .as_str()
+                .unwrap()
+                .parse::<std::net::Ipv4Addr>()
+                .unwrap(),
+        );
+        assert_ne!(
+            proxy & mask,
+            net & mask,
+            "a node starting first cannot take the proxy's address"
+        );
         assert!(
             n["environment"]["LATCHKEY_PROXY__TRUSTED"]
                 .as_str()
@@ -189,6 +209,10 @@ fn kubernetes_manifests_validate_and_restrict_the_network() {
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(strs(&c["securityContext"]["capabilities"]["drop"]), ["ALL"]);
+    assert_eq!(
+        pod["enableServiceLinks"], false,
+        "no LATCHKEY_SERVICE_HOST and the like in the environment"
+    );
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health");
     assert!(c["resources"]["limits"]["memory"].is_string());
@@ -314,5 +338,9 @@ fn dockerfile_builds_with_the_script_and_runs_non_root_without_a_shell() {
     assert!(
         script.contains("cargo build --locked"),
         "reproducible: the lock file decides"
+    );
+    assert!(
+        text.contains("SQLITE_TMPDIR=/var/lib/latchkey"),
+        "SQLite's temporary files go to the one writable path"
     );
 }

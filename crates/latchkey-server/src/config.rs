@@ -4,7 +4,8 @@
 //! then `LATCHKEY_*` environment variables (nested keys joined by `__`, e.g.
 //! `LATCHKEY_TOKENS__ACCESS_TOKEN_TTL_SECS=600`) and `DATABASE_URL`. Unknown keys are errors, so
 //! a typo never silently falls back to a default. `LATCHKEY_CONFIG`, `LATCHKEY_LOG` and
-//! `LATCHKEY_LOG_FORMAT` are the only `LATCHKEY_*` variables that are not configuration keys. `docs/configuration.md`
+//! `LATCHKEY_LOG_FORMAT` are the only `LATCHKEY_*` variables that are not configuration keys,
+//! besides those Kubernetes adds for a Service named `latchkey` (ignored). `docs/configuration.md`
 //! documents every key; a test checks that it does.
 
 use crate::secret::Secret;
@@ -389,11 +390,14 @@ impl Config {
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )));
+            // Opened here so that "permission denied" is said as such, not as "missing".
+            if let Err(e) = std::fs::File::open(path) {
+                return Err(ConfigError(match e.kind() {
+                    std::io::ErrorKind::NotFound => {
+                        format!("config file {} does not exist", path.display())
+                    }
+                    _ => format!("cannot read config file {}: {e}", path.display()),
+                }));
             }
             figment = figment.merge(Toml::file(path));
         }
@@ -595,9 +599,25 @@ fn with_env(figment: Figment) -> Figment {
         .merge(
             Env::prefixed("LATCHKEY_")
                 .split("__")
-                .ignore(&["config", "log", "log_format"]),
+                .ignore(&["config", "log", "log_format"])
+                .filter(|k| !kubernetes_service_link(k.as_str())),
         )
         .merge(Env::raw().only(&["database_url"]))
+}
+
+/// The variables Kubernetes adds for a Service named `latchkey` or `latchkey-…`
+/// (`LATCHKEY_SERVICE_HOST`, `LATCHKEY_PORT_80_TCP`, `LATCHKEY_DB_SERVICE_PORT`, …), seen
+/// without the prefix: not settings. No configuration key has this shape (they are nested
+/// with `__`, and no top-level one mentions a port or a service).
+fn kubernetes_service_link(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    !key.contains('.')
+        && (key == "port"
+            || key.starts_with("port_")
+            || key.starts_with("service_")
+            || key.contains("_service_")
+            || key.ends_with("_port")
+            || key.contains("_port_"))
 }
 
 fn is_loopback_host(url: &url::Url) -> bool {
@@ -688,6 +708,35 @@ mod tests {
             c.validate().is_err(),
             "idle longer than the absolute maximum"
         );
+    }
+
+    #[test]
+    #[expect(clippy::result_large_err, reason = "figment's Jail API")]
+    fn kubernetes_service_link_variables_are_not_settings() {
+        figment::Jail::expect_with(|jail| {
+            for (k, v) in [
+                ("LATCHKEY_SERVICE_HOST", "10.96.12.34"),
+                ("LATCHKEY_SERVICE_PORT", "80"),
+                ("LATCHKEY_SERVICE_PORT_HTTP", "80"),
+                ("LATCHKEY_PORT", "tcp://10.96.12.34:80"),
+                ("LATCHKEY_PORT_80_TCP", "tcp://10.96.12.34:80"),
+                ("LATCHKEY_PORT_80_TCP_PROTO", "tcp"),
+                ("LATCHKEY_PORT_80_TCP_ADDR", "10.96.12.34"),
+                ("LATCHKEY_DB_SERVICE_HOST", "10.96.1.1"),
+                ("LATCHKEY_DB_PORT_5432_TCP_PORT", "5432"),
+            ] {
+                jail.set_env(k, v);
+            }
+            jail.set_env("LATCHKEY_WORKERS", "3");
+            let c: Config =
+                with_env(Figment::from(Serialized::defaults(Config::default()))).extract()?;
+            assert_eq!(c.workers, 3);
+            Ok(())
+        });
+        let all = serde_json::to_value(Config::default()).unwrap();
+        for key in all.as_object().unwrap().keys() {
+            assert!(!kubernetes_service_link(key), "{key}");
+        }
     }
 
     #[test]
