@@ -4,7 +4,7 @@
 //! request was in flight when the node died, the audit chain verifies, and the surviving node
 //! signs everyone in.
 
-use super::serve::{Served, sign_in};
+use super::serve::{Served, browser, sign_in};
 use super::{json, run_with};
 use serde_json::Value;
 use std::sync::Arc;
@@ -270,11 +270,7 @@ async fn after_the_crash(
     assert!(v["entries"].as_u64().unwrap() > 0, "{v}");
     // The survivor signs everyone in.
     for i in 0..USERS {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let http = browser();
         let code = sign_in(
             &http,
             survivor,

@@ -259,11 +259,7 @@ async fn traffic(
     wrong: &str,
     secrets: &mut Vec<String>,
 ) {
-    let http = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let http = browser();
     let code = sign_in(
         &http,
         &served.url(""),
@@ -497,4 +493,13 @@ pub(super) async fn sign_in(
         .into_owned();
     secrets.push(code.clone());
     code
+}
+
+/// A client that keeps cookies and does not follow redirects, as a browser walking the pages.
+pub(super) fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
