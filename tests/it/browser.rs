@@ -578,3 +578,81 @@ async fn chromium_shows_a_non_member_the_lab_refusal() {
     );
     app.stop().await;
 }
+
+/// Withdrawing an application on the account page in Chromium (`tests/browser/account.mjs`):
+/// after a sign-in where the user allowed the client, /account lists it and this browser's
+/// session; cancelling the confirmation keeps it, confirming removes it. Then the consent is
+/// gone, the code the relying party was sent but had not exchanged no longer works, and the
+/// withdrawal is audited with the browser's user agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_withdraws_an_application_on_the_account_page() {
+    let app = TestApp::with_config(Backend::Sqlite, on_localhost).await;
+    let base = app.base.replace("127.0.0.1", "localhost");
+    let created = app.client(|_| {}).await;
+    let client = (created.client_id.clone(), created.client_secret.unwrap());
+    let authorize = authorize_url(&app, &client.0, &[]).replacen(&app.base, &base, 1);
+    let out_dir = browser_output(&["account-applications.png", "account-failure.png"]);
+    let result = run_browser_script(
+        "account.mjs",
+        &[
+            ("BASE_URL", &base),
+            ("AUTHORIZE_URL", &authorize),
+            ("CALLBACK_PREFIX", CALLBACK),
+            ("CLIENT_ID", &client.0),
+            ("LOGIN_EMAIL", EMAIL),
+            ("LOGIN_PASSWORD", PASSWORD),
+            ("SCREENSHOT_DIR", &out_dir.to_string_lossy()),
+        ],
+    )
+    .await;
+    assert!(out_dir.join("account-applications.png").exists());
+    assert_eq!(result["pageErrors"], serde_json::json!([]), "{result}");
+    assert_eq!(result["cspViolations"], serde_json::json!([]), "{result}");
+    assert_eq!(result["listed"], 1, "{result}");
+    assert_eq!(result["thisBrowser"], 1, "{result}");
+    assert_eq!(result["listedAfterDismiss"], 1, "cancelled: {result}");
+    assert_eq!(result["listedAfterWithdraw"], 0, "{result}");
+    assert_eq!(result["noneYet"], 1, "{result}");
+    assert_eq!(result["dialogs"].as_array().unwrap().len(), 2, "{result}");
+    assert!(
+        result["dialogs"][0]
+            .as_str()
+            .unwrap()
+            .contains("Invoice app"),
+        "{result}"
+    );
+    assert!(
+        app.state
+            .store
+            .consents_of(&app.user_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let back = url::Url::parse(result["callback"].as_str().unwrap()).unwrap();
+    let code = query_param(&back, "code").unwrap();
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "the withdrawn application's code is void");
+    let entries = app.state.store.audit_for(&app.user_id).await.unwrap();
+    let withdrawn = entries
+        .iter()
+        .find(|e| e.action == "consent.withdrawn")
+        .expect("audited");
+    let d: serde_json::Value = serde_json::from_str(&withdrawn.details).unwrap();
+    assert!(
+        d["user_agent"].as_str().unwrap_or("").contains("Chrome"),
+        "{d}"
+    );
+    app.stop().await;
+}
