@@ -631,18 +631,7 @@ async fn chromium_withdraws_an_application_on_the_account_page() {
     );
     let back = url::Url::parse(result["callback"].as_str().unwrap()).unwrap();
     let code = query_param(&back, "code").unwrap();
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&client.0, Some(&client.1))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", CALLBACK),
-            ("code_verifier", VERIFIER),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = exchange_code(&app.url("/token"), (&client.0, &client.1), &code).await;
     assert_eq!(r.status(), 400, "the withdrawn application's code is void");
     let entries = app.state.store.audit_for(&app.user_id).await.unwrap();
     let withdrawn = entries

@@ -172,18 +172,7 @@ both!(
         )
         .await;
         let code = query_param(&back, "code").unwrap();
-        let r = reqwest::Client::new()
-            .post(app.url("/token"))
-            .basic_auth(&c.0, Some(&c.1))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let r = exchange_code(&app.url("/token"), (&c.0, &c.1), &code).await;
         assert_eq!(r.status(), 400);
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"], "invalid_grant");

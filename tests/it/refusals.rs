@@ -202,18 +202,7 @@ both!(
                 i.code.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                let r = reqwest::Client::new()
-                    .post(url)
-                    .basic_auth(id, Some(secret))
-                    .form(&[
-                        ("grant_type", "authorization_code"),
-                        ("code", code.as_str()),
-                        ("redirect_uri", CALLBACK),
-                        ("code_verifier", VERIFIER),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
+                let r = exchange_code(&url, (&id, &secret), &code).await;
                 let status = r.status().as_u16();
                 let body: Value = r.json().await.unwrap();
                 (status, body)

@@ -231,21 +231,27 @@ pub async fn enrol_totp(b: &Browser) -> String {
     key
 }
 
-/// Exchanges a code; returns the token response.
-pub async fn tokens(app: &TestApp, client: &(String, String), back: &url::Url) -> Value {
-    let code = query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"));
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&client.0, Some(&client.1))
+/// Sends a code exchange to `token_url` ([`CALLBACK`], [`VERIFIER`], HTTP Basic); returns the
+/// answer, whatever it is.
+pub async fn exchange_code(token_url: &str, client: (&str, &str), code: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(token_url)
+        .basic_auth(client.0, Some(client.1))
         .form(&[
             ("grant_type", "authorization_code"),
-            ("code", &code),
+            ("code", code),
             ("redirect_uri", CALLBACK),
             ("code_verifier", VERIFIER),
         ])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Exchanges a code; returns the token response.
+pub async fn tokens(app: &TestApp, client: &(String, String), back: &url::Url) -> Value {
+    let code = query_param(back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+    let r = exchange_code(&app.url("/token"), (&client.0, &client.1), &code).await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
