@@ -13,6 +13,7 @@ use std::io::Read;
 
 mod admin_cli;
 mod audit;
+mod backup_cli;
 mod clients_cli;
 mod grants_cli;
 mod health;
@@ -76,6 +77,10 @@ enum Command {
     /// Administrators: system administrators and lab administrators.
     #[command(subcommand)]
     Admin(admin_cli::AdminCommand),
+    /// Backups: make a backup key, write, verify and restore encrypted snapshots, list the
+    /// scheduled ones.
+    #[command(subcommand)]
+    Backup(backup_cli::BackupCommand),
     /// Invitations: list a lab's, invite someone, issue the link of a lab administrator's
     /// invitation to send to the invited address.
     #[command(subcommand)]
@@ -376,6 +381,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             clients_cli::lifecycle(&config, cmd).await
         }
         Command::Audit(cmd) => audit::audit_command(&config, cmd).await,
+        Command::Backup(cmd) => backup_cli::backup_command(&config, cmd).await,
         Command::Admin(cmd) => admin_cli::admin_command(&config, cmd).await,
         Command::Invitation(cmd) => invitation_cli::invitation_command(&config, cmd).await,
         Command::Role(RoleCommand::Feature(cmd)) => grants_cli::role_feature(&config, cmd).await,

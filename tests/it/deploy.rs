@@ -196,6 +196,9 @@ fn kubernetes_manifests_validate_and_restrict_the_network() {
         "NetworkPolicy/postgresql",
         "Secret/latchkey",
         "ConfigMap/latchkey",
+        "CronJob/latchkey-backup",
+        "PersistentVolumeClaim/latchkey-backups",
+        "NetworkPolicy/latchkey-backup",
     ] {
         assert!(
             kinds.contains_key(want),
@@ -239,15 +242,42 @@ fn kubernetes_manifests_validate_and_restrict_the_network() {
         pg["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
         "postgresql"
     );
-    let from = &pg["ingress"][0]["from"];
-    assert_eq!(from.as_array().unwrap().len(), 1);
-    assert_eq!(
-        from[0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"],
-        "latchkey"
-    );
+    let from = pg["ingress"][0]["from"].as_array().unwrap();
+    let admitted: Vec<&str> = from
+        .iter()
+        .map(|f| {
+            assert!(f.get("namespaceSelector").is_none(), "this namespace only");
+            f["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(admitted, ["latchkey", "latchkey-backup"]);
+
+    // The backup CronJob: the image's own command, verified, pruned, hardened like the
+    // Deployment, the backup key from the Secret (not the KEK), reachable by no one.
+    let job = &kinds["CronJob/latchkey-backup"]["spec"];
+    assert_eq!(job["concurrencyPolicy"], "Forbid");
+    let pod = &job["jobTemplate"]["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args = strs(&c["args"]);
+    assert_eq!(args[..3], ["backup", "create", "/backups"]);
+    assert!(args.contains(&"--verify") && args.contains(&"--keep"));
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["enableServiceLinks"], false);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    let env: Vec<&str> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"LATCHKEY_BACKUP__KEY") && env.contains(&"LATCHKEY_KEK"));
+    let bk = &kinds["NetworkPolicy/latchkey-backup"]["spec"];
+    assert_eq!(strs(&bk["policyTypes"]), ["Ingress", "Egress"]);
     assert!(
-        from[0].get("namespaceSelector").is_none(),
-        "this namespace only"
+        bk.get("ingress").is_none(),
+        "nothing reaches the backup Job"
     );
 }
 

@@ -16,6 +16,7 @@ mod api_fuzz;
 mod architecture;
 mod audit;
 mod audit_atomic;
+mod backup;
 mod browser;
 mod cli;
 mod client;

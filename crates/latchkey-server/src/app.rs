@@ -32,6 +32,13 @@ impl App {
             )
         })?;
         let kek = Arc::new(load_kek(&config)?);
+        if let Some(bk) = config.backup.key()?
+            && bk.is_kek(&kek)
+        {
+            anyhow::bail!(
+                "the backup key is the key-encryption key: backups must be encrypted under a key of their own (make one with `latchkey backup keygen`)"
+            );
+        }
         restrict_data_dir(&config.data_dir);
         let store = Store::open(&config).await?;
         let chained = store.chain_legacy_audit_rows().await?;
@@ -213,6 +220,7 @@ impl App {
         let mut tasks = vec![
             tokio::spawn(maintain(state.clone())),
             tokio::spawn(crate::alerts::run(state.clone())),
+            tokio::spawn(crate::backup::schedule::run(state.clone())),
         ];
         if let Some(c) = &certificates {
             let every = Duration::from_secs(state.config.tls.reload_secs);

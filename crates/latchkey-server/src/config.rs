@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod backup;
 mod monitoring;
 mod tls;
+pub use backup::BackupConfig;
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
 pub use tls::TlsConfig;
 
@@ -55,6 +57,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub detection: DetectionConfig,
     pub alerts: AlertsConfig,
+    pub backup: BackupConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -318,6 +321,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             detection: DetectionConfig::default(),
             alerts: AlertsConfig::default(),
+            backup: BackupConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -441,6 +445,7 @@ impl Config {
             }
         }
         monitoring::validate(&self.metrics, &self.detection, &self.alerts)?;
+        self.backup.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",

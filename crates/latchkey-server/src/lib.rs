@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alerts;
 pub mod app;
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod crypto;
 pub mod factors;

@@ -46,6 +46,8 @@ pub struct Snapshot {
     pub keys: Vec<(String, String, String, f64)>,
     /// `(pool, size, available, max)` of each database connection pool.
     pub pools: Vec<(&'static str, usize, usize, usize)>,
+    /// When the newest scheduled backup that was written and verified finished (any node).
+    pub last_backup: Option<i64>,
 }
 
 /// Every metric of the node.
@@ -61,6 +63,8 @@ pub struct Metrics {
     argon2_depth: IntGauge,
     key_age: GaugeVec,
     pool: IntGaugeVec,
+    backups: IntCounterVec,
+    last_backup: IntGauge,
 }
 
 impl Metrics {
@@ -101,6 +105,11 @@ impl Metrics {
             "Webhook delivery attempts, by outcome (delivered, retry, failed).",
             &["outcome"],
         )?;
+        let backups = counter(
+            "backups_total",
+            "Scheduled backups this node made, by outcome (ok: written and verified; failed).",
+            &["outcome"],
+        )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -131,6 +140,11 @@ impl Metrics {
             &["pool", "state"],
         )?;
         registry.register(Box::new(pool.clone()))?;
+        let last_backup = IntGauge::new(
+            "backup_last_success_timestamp_seconds",
+            "Unix time the newest scheduled backup was written and verified, by any node (0: none yet).",
+        )?;
+        registry.register(Box::new(last_backup.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -143,6 +157,8 @@ impl Metrics {
             argon2_depth,
             key_age,
             pool,
+            backups,
+            last_backup,
         })
     }
 
@@ -184,10 +200,16 @@ impl Metrics {
         self.webhooks.with_label_values(&[outcome]).inc();
     }
 
+    /// A scheduled backup's outcome: `ok` or `failed`.
+    pub fn backup(&self, outcome: &'static str) {
+        self.backups.with_label_values(&[outcome]).inc();
+    }
+
     /// The text exposition format of every metric, gauges set from `snap`.
     pub fn render(&self, snap: &Snapshot) -> Result<String, prometheus::Error> {
         self.argon2_depth
             .set(i64::try_from(snap.argon2_queue_depth).unwrap_or(i64::MAX));
+        self.last_backup.set(snap.last_backup.unwrap_or(0));
         // Keys come and go: only the ones that exist now are reported.
         self.key_age.reset();
         for (kid, alg, state, age) in &snap.keys {

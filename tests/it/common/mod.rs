@@ -115,6 +115,42 @@ impl TestApp {
         }
     }
 
+    /// Serves a database that already holds the test lab and user (a restored backup) on
+    /// `port` with `config` as is: nothing is provisioned. `pg_db` is dropped by `stop`.
+    pub async fn on_database(
+        config: Config,
+        port: u16,
+        lab_id: &str,
+        user_id: &str,
+        pg_db: Option<String>,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        let base = config.issuer();
+        let app = App::load(config).await.expect("load app");
+        let state = app.state();
+        let server = app.start_on(listener).expect("start");
+        TestApp {
+            base,
+            state,
+            lab_id: lab_id.to_owned(),
+            user_id: user_id.to_owned(),
+            totp: Default::default(),
+            server: Some(server),
+            pg_db,
+            _dir: dir,
+        }
+    }
+
+    /// A new, empty PostgreSQL database (migrated on first open): its URL and name.
+    pub async fn new_pg_database() -> (String, String) {
+        let name = format!("lk_test_{}", uuid::Uuid::new_v4().simple());
+        pg_admin(&format!("CREATE DATABASE {name}")).await;
+        let mut url = url::Url::parse(&pg_base_url()).expect("pg url");
+        url.set_path(&name);
+        (url.to_string(), name)
+    }
+
     pub async fn client(&self, f: impl FnOnce(&mut NewClient)) -> CreatedClient {
         let mut c = NewClient {
             name: "Invoice app".into(),

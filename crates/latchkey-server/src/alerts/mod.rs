@@ -196,7 +196,7 @@ fn seen(e: &Entry) -> Option<Seen> {
 
 /// Raises `f` unless another node did: the alert, its deliveries and its audit entry in one
 /// transaction, then the log line and the counter.
-async fn raise(state: &AppState, f: &Finding, now: i64) -> Result<bool, StoreError> {
+pub(crate) async fn raise(state: &AppState, f: &Finding, now: i64) -> Result<bool, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
     let detector = f.detector.as_str();
     let payload = serde_json::json!({

@@ -2,6 +2,7 @@
 //! (AES-256-GCM), signing keys and their public JWKs (RFC 7517, RFC 7638 thumbprints as `kid`),
 //! and compact JWS/JWT encoding and verification (RFC 7515, RFC 7519).
 
+pub mod backup_key;
 pub mod jwk;
 pub mod jwt;
 pub mod kek;

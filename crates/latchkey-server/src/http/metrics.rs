@@ -89,10 +89,18 @@ async fn render(state: &crate::state::AppState) -> HttpResponse {
             Vec::new()
         }
     };
+    let last_backup = match state.store.last_backup().await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the backup runs");
+            None
+        }
+    };
     let snap = crate::metrics::Snapshot {
         argon2_queue_depth: state.hasher.depth(),
         keys,
         pools: state.store.pool_status(),
+        last_backup,
     };
     match state.metrics.render(&snap) {
         Ok(text) => HttpResponse::Ok()

@@ -69,6 +69,8 @@ pub enum Detector {
     CodeReplay,
     RefreshTokenReplay,
     AdminOutsidePolicy,
+    /// Not an attack: a scheduled backup failed to be written or verified.
+    BackupFailed,
 }
 
 impl Detector {
@@ -79,6 +81,7 @@ impl Detector {
         Detector::CodeReplay,
         Detector::RefreshTokenReplay,
         Detector::AdminOutsidePolicy,
+        Detector::BackupFailed,
     ];
 
     /// The name in alerts, webhooks and metrics.
@@ -90,6 +93,7 @@ impl Detector {
             Detector::CodeReplay => "code_replay",
             Detector::RefreshTokenReplay => "refresh_token_replay",
             Detector::AdminOutsidePolicy => "admin_outside_policy",
+            Detector::BackupFailed => "backup_failed",
         }
     }
 }

@@ -16,6 +16,8 @@
 pub mod admin;
 pub mod alerts;
 pub mod audit;
+pub mod backup;
+pub mod backup_runs;
 pub mod clients;
 pub mod codes;
 pub mod consents;
@@ -110,6 +112,8 @@ pub enum Db {
         /// The dedicated thread every SQLite write transaction runs on.
         writer_rt: tokio::runtime::Handle,
         readers: Pool<SqliteConn>,
+        /// Ends the writer's thread when the last clone of the store is dropped.
+        _writer_life: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
     },
 }
 
@@ -249,10 +253,12 @@ impl Store {
                 config.database.max_connections.max(1),
                 pragmas
             )?;
+            let (writer_rt, life) = writer_runtime()?;
             Db::Sqlite {
                 writer,
-                writer_rt: writer_runtime()?,
+                writer_rt,
                 readers,
+                _writer_life: std::sync::Arc::new(life),
             }
         };
         Ok(Store { db, rt })
@@ -326,18 +332,23 @@ where
     }
 }
 
-/// A single-threaded runtime on its own thread, for SQLite write transactions.
-fn writer_runtime() -> Result<tokio::runtime::Handle, StoreError> {
+/// A single-threaded runtime on its own thread, for SQLite write transactions; the thread
+/// ends when the returned sender is dropped.
+fn writer_runtime() -> Result<(tokio::runtime::Handle, tokio::sync::oneshot::Sender<()>), StoreError>
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| StoreError::Setup(format!("cannot start the SQLite writer: {e}")))?;
     let handle = rt.handle().clone();
+    let (life, end) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || rt.block_on(std::future::pending::<()>()))
+        .spawn(move || {
+            let _ = rt.block_on(end);
+        })
         .map_err(|e| StoreError::Setup(format!("cannot start the SQLite writer: {e}")))?;
-    Ok(handle)
+    Ok((handle, life))
 }
 
 /// The newest migration this build carries (its version, e.g. `20261203000020`).

@@ -384,3 +384,17 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    backup_runs (slot) {
+        slot -> BigInt,
+        node -> Text,
+        started_at -> BigInt,
+        finished_at -> Nullable<BigInt>,
+        status -> Text,
+        file -> Nullable<Text>,
+        bytes -> Nullable<BigInt>,
+        rows -> Nullable<BigInt>,
+        error -> Nullable<Text>,
+    }
+}
