@@ -43,3 +43,15 @@ pub fn rate(threads: usize, duration: Duration) -> Result<f64> {
     })?;
     Ok(per_thread.iter().sum())
 }
+
+/// One PHC string with the server's defaults, as a stored password hash looks.
+pub fn phc_hash(password: &str) -> Result<String> {
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, Some(OUTPUT_LEN))
+        .map_err(|e| anyhow!("Argon2 parameters: {e}"))?;
+    let salt = SaltString::encode_b64(&crate::login::random_bytes(16)?)
+        .map_err(|e| anyhow!("salt: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow!("Argon2: {e}"))?
+        .to_string())
+}

@@ -12,6 +12,7 @@
 
 mod argon;
 mod attack;
+mod backup;
 mod load;
 mod login;
 mod report;
@@ -66,6 +67,13 @@ struct Args {
     /// Wrong-password requests kept in flight by the attack phase (SQLite); 0 skips it.
     #[arg(long, default_value_t = 64)]
     attack_in_flight: usize,
+    /// Also benchmark `latchkey backup` on a generated service of this many users (needs
+    /// --postgres: the generator writes there).
+    #[arg(long, value_name = "USERS")]
+    backup_users: Option<u64>,
+    /// Run only the backup benchmark.
+    #[arg(long, requires = "backup_users")]
+    backup_only: bool,
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,9 +101,17 @@ fn run(args: &Args) -> Result<Report> {
         .enable_all()
         .build()?;
     let mut report = Report::new(&bin, std::env::args().collect());
-    sqlite(args, &bin, &rt, &mut report)?;
-    if let Some(admin) = &args.postgres {
-        postgres(args, &bin, &rt, &mut report, admin)?;
+    if !args.backup_only {
+        sqlite(args, &bin, &rt, &mut report)?;
+        if let Some(admin) = &args.postgres {
+            postgres(args, &bin, &rt, &mut report, admin)?;
+        }
+    }
+    if let Some(users) = args.backup_users {
+        let Some(admin) = &args.postgres else {
+            anyhow::bail!("--backup-users needs --postgres: the generator writes there");
+        };
+        backup::run(&bin, &rt, &mut report, admin, users)?;
     }
     Ok(report)
 }
@@ -591,13 +607,7 @@ fn postgres(
     report: &mut Report,
     admin: &str,
 ) -> Result<()> {
-    let name = format!(
-        "lk_bench_{}",
-        login::random_bytes(8)?
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let name = fresh_db_name()?;
     let mut url = url::Url::parse(admin).context("--postgres is not a URL")?;
     url.set_path(&name);
     phase(&format!("PostgreSQL: creating database {name}"));
@@ -610,6 +620,17 @@ fn postgres(
     ));
     result?;
     dropped
+}
+
+/// A new database name, `lk_bench_<16 hex digits>`.
+fn fresh_db_name() -> Result<String> {
+    Ok(format!(
+        "lk_bench_{}",
+        login::random_bytes(8)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 fn postgres_runs(
