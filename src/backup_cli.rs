@@ -43,7 +43,8 @@ pub enum BackupCommand {
         file: PathBuf,
         #[command(flatten)]
         key: KeyArg,
-        /// Where the scratch database goes (removed after); default: the temporary directory.
+        /// Where the scratch database goes (removed after); default: the data directory
+        /// (writable in the container image, whose root filesystem is read-only).
         #[arg(long)]
         scratch_dir: Option<PathBuf>,
         #[command(flatten)]
@@ -76,22 +77,56 @@ pub struct KeyArg {
 }
 
 impl KeyArg {
+    /// The backup key, refused when it is the KEK.
     fn load(&self, config: &Config) -> anyhow::Result<BackupKey> {
-        if let Some(path) = &self.key_file {
-            let s = std::fs::read_to_string(path)
-                .map_err(|e| anyhow::anyhow!("--key-file {}: {e}", path.display()))?;
-            return BackupKey::from_b64(&s).ok_or_else(|| {
+        let key = self.read(config)?;
+        if let Some(kek) = existing_kek(config)?
+            && key.is_kek(&kek)
+        {
+            anyhow::bail!(
+                "the backup key is the key-encryption key: backups must be encrypted under a key of their own (make one with `latchkey backup keygen`)"
+            );
+        }
+        Ok(key)
+    }
+
+    fn read(&self, config: &Config) -> anyhow::Result<BackupKey> {
+        let Some(path) = self.key_file.as_ref().or(config.backup.key_file.as_ref()) else {
+            return config.backup.key()?.ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--key-file {}: a backup key is 32 bytes, base64url-encoded (make one with `latchkey backup keygen`)",
-                    path.display()
+                    "no backup key: pass --key-file, or set backup.key_file or LATCHKEY_BACKUP__KEY (make one with `latchkey backup keygen --out FILE`)"
                 )
             });
+        };
+        warn_if_readable(path);
+        if self.key_file.is_none() {
+            return config
+                .backup
+                .key()?
+                .ok_or_else(|| anyhow::anyhow!("no backup key"));
         }
-        config.backup.key()?.ok_or_else(|| {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--key-file {}: {e}", path.display()))?;
+        BackupKey::from_b64(&s).ok_or_else(|| {
             anyhow::anyhow!(
-                "no backup key: pass --key-file, or set backup.key_file or LATCHKEY_BACKUP__KEY (make one with `latchkey backup keygen --out FILE`)"
+                "--key-file {}: a backup key is 32 bytes, base64url-encoded (make one with `latchkey backup keygen`)",
+                path.display()
             )
         })
+    }
+}
+
+/// A key file others may read is said, not refused (it may be a mounted secret).
+fn warn_if_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        eprintln!(
+            "warning: the backup key file {} can be read by other users (mode {:o}): chmod 0600 it",
+            path.display(),
+            m.permissions().mode() & 0o777
+        );
     }
 }
 
@@ -123,7 +158,7 @@ fn progress(out: &Output, verb: &str) -> (Arc<dyn Progress>, Option<indicatif::P
 fn kek(config: &Config, doing: &str) -> anyhow::Result<Arc<latchkey_server::crypto::Kek>> {
     existing_kek(config)?.map(Arc::new).ok_or_else(|| {
         anyhow::anyhow!(
-            "{doing} needs the key-encryption key of the service that made the backup (its signing keys and secrets are sealed under it): set LATCHKEY_KEK or kek_file"
+            "{doing} needs the service's key-encryption key (backups are signed under it, and its signing keys and secrets are sealed under it): set LATCHKEY_KEK or kek_file"
         )
     })
 }
@@ -170,27 +205,31 @@ pub async fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Resu
             if keep == Some(0) {
                 anyhow::bail!("--keep must be at least 1");
             }
+            if keep.is_some() && !verify {
+                anyhow::bail!(
+                    "--keep deletes older backups, so it needs --verify: an unverified backup must not replace verified ones"
+                );
+            }
             let file = if into_dir {
                 file.join(schedule::file_name(latchkey_server::store::now()))
             } else {
                 file
             };
-            let kek = if verify {
-                Some(kek(config, "--verify")?)
-            } else {
-                None
-            };
+            // The backup is signed under a key derived from the KEK.
+            let kek = kek(config, "create")?;
             let store = Store::open(config).await?;
             let (progress, bar) = progress(&out, "backing up");
-            let s = backup::create(&store, &key, &file, progress).await;
+            let s = backup::create(&store, &key, &kek, &file, progress).await;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }
             let s = s?;
             let mut summary = serde_json::to_value(&s)?;
-            if let Some(kek) = kek {
-                let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
-                let scratch = dir.map_or_else(std::env::temp_dir, Path::to_owned);
+            if verify {
+                // The scratch database goes to the data directory, not beside the backups.
+                let scratch = config.data_dir.clone();
+                std::fs::create_dir_all(&scratch)
+                    .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch.display()))?;
                 match backup::verify(&file, &key, &kek, &scratch).await {
                     Ok(v) if v.audit_intact => summary["verified"] = true.into(),
                     Ok(v) => anyhow::bail!(
@@ -235,7 +274,9 @@ pub async fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Resu
         } => {
             let key = key.load(config)?;
             let kek = kek(config, "verify")?;
-            let scratch = scratch_dir.unwrap_or_else(std::env::temp_dir);
+            let scratch = scratch_dir.unwrap_or_else(|| config.data_dir.clone());
+            std::fs::create_dir_all(&scratch)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", scratch.display()))?;
             let v = backup::verify(&file, &key, &kek, &scratch).await?;
             let h = &v.contents.header;
             let audit = match &v.audit_break {

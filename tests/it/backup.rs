@@ -409,6 +409,33 @@ async fn restore_refuses_what_it_cannot_restore_whole_and_writes_nothing() {
     let err = refused(&cli(&data, None, &kek, &key, &["backup", "create", f]));
     assert!(err.contains("exists"), "{err}");
     assert!(!work.path().join("b.lkbackup.partial").exists());
+    // The KEK is not a backup key, on the command line either.
+    let err = refused(&cli(
+        &data,
+        None,
+        &kek,
+        &kek,
+        &["backup", "create", work.path().join("k").to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("the backup key is the key-encryption key"),
+        "{err}"
+    );
+    // --keep never deletes verified backups for an unverified one.
+    let err = refused(&cli(
+        &data,
+        None,
+        &kek,
+        &key,
+        &[
+            "backup",
+            "create",
+            work.path().to_str().unwrap(),
+            "--keep",
+            "3",
+        ],
+    ));
+    assert!(err.contains("needs --verify"), "{err}");
     // Not a backup at all.
     let err = refused(&cli(
         t,
@@ -476,20 +503,156 @@ async fn verify_names_an_audit_entry_altered_before_the_backup() {
     app.stop().await;
 }
 
+/// Writes `lines` as a backup under `key` (what someone holding only the backup key can do).
+fn forge(
+    file: &Path,
+    key: &latchkey_server::backup::format::BackupKey,
+    schema: &str,
+    lines: &[String],
+) {
+    use latchkey_server::backup::format::{Sealer, new_header};
+    use std::io::Write;
+    let header = new_header(key, 1_700_000_000, "sqlite", schema);
+    let sealer = Sealer::new(std::fs::File::create(file).unwrap(), key, &header).unwrap();
+    let mut deflate = flate2::write::DeflateEncoder::new(sealer, flate2::Compression::fast());
+    for l in lines {
+        writeln!(deflate, "{l}").unwrap();
+    }
+    deflate.finish().unwrap().finish().unwrap();
+}
+
+/// A backup of one system administrator, `mallory@lab.example`, and nothing else, with its end
+/// line's MAC made under `mac` (or all zeros).
+fn mallory(mac: Option<&ring::hmac::Key>) -> Vec<String> {
+    use latchkey_server::store::backup::TABLES;
+    let counts: Vec<(&str, u64)> = TABLES
+        .iter()
+        .map(|(t, _)| (*t, u64::from(*t == "users")))
+        .collect();
+    let mut lines = vec![serde_json::json!({ "counts": counts }).to_string()];
+    for (t, cols) in TABLES {
+        lines.push(serde_json::json!({ "table": t, "columns": cols }).to_string());
+        if *t == "users" {
+            lines.push(
+                serde_json::json!([
+                    "u-1",
+                    "mallory@lab.example",
+                    "Mallory",
+                    null,
+                    false,
+                    1,
+                    true,
+                    null
+                ])
+                .to_string(),
+            );
+        }
+    }
+    let tag = match mac {
+        Some(k) => {
+            let mut c = ring::hmac::Context::with_key(k);
+            for l in &lines {
+                c.update(l.as_bytes());
+                c.update(b"\n");
+            }
+            hex::encode(c.sign().as_ref())
+        }
+        None => "00".repeat(32),
+    };
+    lines.push(serde_json::json!({ "end": { "rows": 1, "mac": tag } }).to_string());
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_forged_with_only_the_backup_key_is_refused() {
+    use latchkey_server::backup::format::BackupKey;
+    let work = tempfile::tempdir().unwrap();
+    let key = BackupKey::generate();
+    let key_file = work.path().join("backup.key");
+    std::fs::write(&key_file, key.to_b64()).unwrap();
+    let target = empty_sqlite();
+    let kek_text = BackupKey::generate().to_b64();
+    let kek = target.path().join("kek");
+    std::fs::write(&kek, &kek_text).unwrap();
+    let schema = latchkey_server::store::latest_migration(true);
+    let forged = work.path().join("forged.lkbackup");
+    forge(&forged, &key, &schema, &mallory(None));
+    let err = refused(&cli(
+        target.path(),
+        None,
+        &kek,
+        &key_file,
+        &["backup", "restore", forged.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("not signed under this service's key-encryption key"),
+        "{err}"
+    );
+    assert!(
+        occupied(target.path(), None).await.is_empty(),
+        "nothing written"
+    );
+    // The same rows signed under the KEK restore: the refusal above was the MAC's.
+    let signed = work.path().join("signed.lkbackup");
+    let k = latchkey_server::crypto::Kek::from_b64(&kek_text).unwrap();
+    forge(
+        &signed,
+        &key,
+        &schema,
+        &mallory(Some(&latchkey_server::backup::mac_key(&k))),
+    );
+    ok_json(&cli(
+        target.path(),
+        None,
+        &kek,
+        &key_file,
+        &["backup", "restore", signed.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(occupied(target.path(), None).await, vec![("users", 1)]);
+    // A signed backup the database refuses a row of: the database's reason, with the row.
+    let other = empty_sqlite();
+    let kek2 = other.path().join("kek");
+    std::fs::write(&kek2, &kek_text).unwrap();
+    let bad = work.path().join("bad.lkbackup");
+    let mut lines: Vec<String> = mallory(None)
+        .into_iter()
+        .map(|l| l.replace(",1,true,null]", ",\"yesterday\",true,null]"))
+        .collect();
+    let mut c = ring::hmac::Context::with_key(&latchkey_server::backup::mac_key(&k));
+    for l in &lines[..lines.len() - 1] {
+        c.update(l.as_bytes());
+        c.update(b"\n");
+    }
+    let last = lines.len() - 1;
+    lines[last] =
+        serde_json::json!({"end": {"rows": 1, "mac": hex::encode(c.sign().as_ref())}}).to_string();
+    forge(&bad, &key, &schema, &lines);
+    let err = refused(&cli(
+        other.path(),
+        None,
+        &kek2,
+        &key_file,
+        &["backup", "restore", bad.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("table users, row 1: created_at: expected an integer"),
+        "{err}"
+    );
+    assert!(occupied(other.path(), None).await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_of_another_schema_is_refused_with_the_release_to_use() {
-    use latchkey_server::backup::format::{BackupKey, Sealer, new_header};
-    use std::io::Write;
+    use latchkey_server::backup::format::BackupKey;
     let work = tempfile::tempdir().unwrap();
     let key = BackupKey::generate();
     let key_file = work.path().join("backup.key");
     std::fs::write(&key_file, key.to_b64()).unwrap();
     let file = work.path().join("old.lkbackup");
-    let mut header = new_header(&key, 1_700_000_000, "sqlite", "20250101000001");
-    header.latchkey = "0.0.9".into();
-    let mut s = Sealer::new(std::fs::File::create(&file).unwrap(), &key, &header).unwrap();
-    s.write_all(b"").unwrap();
-    s.finish().unwrap();
+    let mut lines = mallory(None);
+    lines.truncate(1);
+    let header_schema = "20250101000001\u{1b}[2J";
+    forge(&file, &key, header_schema, &lines);
     let target = empty_sqlite();
     let kek = target.path().join("kek");
     std::fs::write(&kek, BackupKey::generate().to_b64()).unwrap();
@@ -501,7 +664,11 @@ async fn a_backup_of_another_schema_is_refused_with_the_release_to_use() {
         &["backup", "restore", file.to_str().unwrap()],
     ));
     assert!(
-        err.contains("schema 20250101000001") && err.contains("latchkey 0.0.9"),
+        err.contains("schema 20250101000001[2J,"),
+        "control characters removed: {err}"
+    );
+    assert!(
+        err.contains(&format!("latchkey {}", env!("CARGO_PKG_VERSION"))),
         "{err}"
     );
 }
@@ -554,6 +721,35 @@ async fn serve_writes_scheduled_backups_that_verify_once_per_interval() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
+    // Restored elsewhere, the run that was still running in its own snapshot is over there,
+    // and holds no interval.
+    let elsewhere = empty_sqlite();
+    let kek_file = app.state.config.data_dir.join("kek");
+    ok_json(&cli(
+        elsewhere.path(),
+        None,
+        &kek_file,
+        &key_file,
+        &["backup", "restore", file.to_str().unwrap(), "--json"],
+    ));
+    let runs = ok_json(&cli(
+        elsewhere.path(),
+        None,
+        &kek_file,
+        &key_file,
+        &["backup", "list", "--json"],
+    ));
+    assert_eq!(runs[0]["status"], "failed", "{runs}");
+    assert!(
+        std::fs::read_dir(&app.state.config.data_dir)
+            .unwrap()
+            .all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("latchkey-verify-")),
+        "no scratch database left"
+    );
     // Another node in the same interval finds it taken.
     let slot = run.slot;
     assert!(

@@ -127,6 +127,26 @@ both!(
     }
 );
 
+both!(
+    a_nul_character_in_an_authorization_parameter_is_invalid_request,
+    async |app: &TestApp| {
+        let c = app.client(|_| {}).await;
+        for name in ["nonce", "state", "scope", "login_hint"] {
+            let value = if name == "scope" { "openid\0" } else { "n\0n" };
+            let r = Browser::new(app)
+                .get(&authorize_url(app, &c.client_id, &[(name, value)]))
+                .await;
+            assert_eq!(r.status(), 303, "{name}");
+            let back = url::Url::parse(&location(&r)).unwrap();
+            assert_eq!(
+                query_param(&back, "error").as_deref(),
+                Some("invalid_request"),
+                "{name}: {back}"
+            );
+        }
+    }
+);
+
 both!(rfc7636_plain_method_is_refused, async |app: &TestApp| {
     let c = app.client(|_| {}).await;
     let r = Browser::new(app)

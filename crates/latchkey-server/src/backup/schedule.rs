@@ -115,17 +115,27 @@ async fn write_and_verify(
     dir: &Path,
 ) -> Result<(PathBuf, u64, u64), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    remove_stale_partials(dir);
     let path = dir.join(file_name(crate::store::now()));
-    let written = create(&state.store, key, &path, Arc::new(Quiet))
+    let written = create(&state.store, key, &state.kek, &path, Arc::new(Quiet))
         .await
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
-    match verify(&path, key, &state.kek, dir).await {
+    // The scratch database goes to the data directory, never beside the backups (which may
+    // be shared, or copied off the machine).
+    let scratch = &state.config.data_dir;
+    match verify(&path, key, &state.kek, scratch).await {
         Ok(v) if v.audit_intact => Ok((path, written.bytes, written.rows)),
-        Ok(v) => Err(format!(
-            "{} was written, but its audit chain does not verify ({}): the live log is likely damaged too; run `latchkey audit verify`",
-            path.display(),
-            v.audit_break.unwrap_or_default()
-        )),
+        Ok(v) => {
+            // Kept as evidence, under a name that pruning neither counts nor deletes.
+            let mut kept = path.clone().into_os_string();
+            kept.push(".audit-broken");
+            let _ = std::fs::rename(&path, &kept);
+            Err(format!(
+                "{} was written, but its audit chain does not verify ({}): the live log is likely damaged too; run `latchkey audit verify`",
+                PathBuf::from(kept).display(),
+                v.audit_break.unwrap_or_default()
+            ))
+        }
         Err(e) => {
             let _ = std::fs::remove_file(&path);
             Err(format!(
@@ -134,6 +144,42 @@ async fn write_and_verify(
             ))
         }
     }
+}
+
+/// `.partial` files a killed run left behind (an hour old or more), removed.
+fn remove_stale_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(Result::ok) {
+        let partial = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.strip_suffix(".partial").is_some_and(is_backup_name));
+        let old = e.metadata().is_ok_and(|m| {
+            m.is_file()
+                && m.modified()
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|a| a.as_secs() >= 3600))
+        });
+        if partial && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Whether `name` is exactly what [`file_name`] makes: `latchkey-YYYYMMDDTHHMMSSZ.lkbackup`.
+pub fn is_backup_name(name: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix(PREFIX)
+        .and_then(|n| n.strip_suffix(SUFFIX))
+    else {
+        return false;
+    };
+    let b = stamp.as_bytes();
+    b.len() == 16
+        && b[8] == b'T'
+        && b[15] == b'Z'
+        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
 }
 
 /// `latchkey-20261203T101500Z.lkbackup`: sorts by time.
@@ -165,14 +211,12 @@ pub fn prune(dir: &Path, keep: usize, newest: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return deleted;
     };
+    // Regular files of exactly our name (not a folder, not a symlink, not a note).
     let mut ours: Vec<PathBuf> = entries
         .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| e.file_name().to_str().is_some_and(is_backup_name))
         .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(PREFIX) && n.ends_with(SUFFIX))
-        })
         .collect();
     ours.sort();
     let excess = ours.len().saturating_sub(keep.max(1));
@@ -211,6 +255,8 @@ mod tests {
             std::fs::write(dir.path().join(file_name(t)), b"x").unwrap();
         }
         std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        std::fs::write(dir.path().join("latchkey-zzz-notes.lkbackup"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("latchkey-19690101T000000Z.lkbackup")).unwrap();
         prune(dir.path(), 2, &dir.path().join(file_name(4)));
         let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -219,7 +265,15 @@ mod tests {
         left.sort();
         assert_eq!(
             left,
-            vec![file_name(3), file_name(4), "notes.txt".to_owned()]
+            vec![
+                "latchkey-19690101T000000Z.lkbackup".to_owned(),
+                file_name(3),
+                file_name(4),
+                "latchkey-zzz-notes.lkbackup".to_owned(),
+                "notes.txt".to_owned()
+            ]
         );
+        assert!(is_backup_name(&file_name(1_796_292_915)));
+        assert!(!is_backup_name("latchkey-2026120XT101515Z.lkbackup"));
     }
 }

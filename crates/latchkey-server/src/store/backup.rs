@@ -361,6 +361,17 @@ macro_rules! restore_body {
                 "the backup ends before table {missing}"
             )));
         }
+        // The scheduled run that made this backup was still running in its snapshot: here it
+        // never finishes, and must not hold its interval.
+        diesel::update(
+            schema::backup_runs::table.filter(schema::backup_runs::status.eq("running")),
+        )
+        .set((
+            schema::backup_runs::status.eq("failed"),
+            schema::backup_runs::error.eq("not finished when the backup restored here was taken"),
+        ))
+        .execute(&mut *conn)
+        .await?;
         Ok(written)
     }};
 }

@@ -7,6 +7,9 @@ use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use serde::Serialize;
 
+/// A run `running` for this long is taken to have died with its node.
+const STALE_SECS: i64 = 3600;
+
 /// One scheduled backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BackupRun {
@@ -32,7 +35,8 @@ pub struct Finished {
 }
 
 impl Store {
-    /// Claims interval `slot` for `node`: true when this call inserted it.
+    /// Claims interval `slot` for `node`: true when this call inserted it, or took over a run
+    /// that has been `running` for over an hour (its node died).
     pub async fn claim_backup(&self, slot: i64, node: &str, now: i64) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let node = node.to_owned();
@@ -48,7 +52,19 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(&mut *conn)
                     .await?;
-                Ok(n == 1)
+                if n == 1 {
+                    return Ok(true);
+                }
+                let taken = diesel::update(
+                    br::table
+                        .find(slot)
+                        .filter(br::status.eq("running"))
+                        .filter(br::started_at.lt(now - STALE_SECS)),
+                )
+                .set((br::node.eq(&node), br::started_at.eq(now)))
+                .execute(&mut *conn)
+                .await?;
+                Ok(taken == 1)
             })
         })
         .await

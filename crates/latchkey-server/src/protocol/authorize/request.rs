@@ -222,6 +222,14 @@ pub fn validate(
                 format!("`{name}` is longer than {MAX_PARAM_LEN} bytes"),
             ));
         }
+        // What is kept (the nonce in the code, the scope in the grant) must be storable in
+        // either database, and move between them: PostgreSQL text cannot hold NUL.
+        if v.as_ref().is_some_and(|v| v.contains('\0')) {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                format!("`{name}` holds a NUL character"),
+            ));
+        }
     }
     if p.request.is_some() {
         return Err(fail(
