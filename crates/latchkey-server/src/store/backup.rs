@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 
 /// Rows per batch read from or written to the database.
 const BATCH: usize = 500;
+/// Rows per page read from SQLite.
+const PAGE: i64 = 2000;
 
 /// A column value's portable form.
 pub trait Portable: Sized {
@@ -209,22 +211,61 @@ macro_rules! count_tables {
     }};
 }
 
+/// Hands one row (bound to the column names) to the batch, sending full batches.
+macro_rules! push_row {
+    ($tx:ident, $batch:ident, [$($c:ident),+]) => {
+        $batch.push(vec![$(Portable::to_json(&$c)),+]);
+        if $batch.len() == BATCH {
+            $tx.send(Dumped::Rows(std::mem::take(&mut $batch))).await.map_err(|_| closed())?;
+        }
+    };
+}
+
+/// Sends every table's rows without holding a whole table: SQLite in pages by `rowid`
+/// (stable within the read transaction), PostgreSQL as a stream from one query.
 macro_rules! dump_tables {
-    ($conn:ident, $tx:ident; $($t:ident: [$($c:ident),+ $(,)?];)+) => {{
+    (pages, $conn:ident, $tx:ident; $($t:ident: [$($c:ident),+ $(,)?];)+) => {{
+        use diesel::sql_types::{BigInt, Bool};
         $(
             $tx.send(Dumped::Table(stringify!($t))).await.map_err(|_| closed())?;
-            let rows: Vec<($(rust_type!($t, $c),)+)> = schema::$t::table
-                .select(($(schema::$t::$c,)+))
-                .load(&mut *$conn)
-                .await?;
-            let mut batch = Vec::with_capacity(BATCH.min(rows.len()));
-            #[allow(non_snake_case)]
-            for ($($c,)+) in rows {
-                batch.push(vec![$(Portable::to_json(&$c)),+]);
-                if batch.len() == BATCH {
-                    $tx.send(Dumped::Rows(std::mem::take(&mut batch))).await.map_err(|_| closed())?;
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut last = i64::MIN;
+            loop {
+                let page: Vec<(i64, $(rust_type!($t, $c),)+)> = schema::$t::table
+                    .select((diesel::dsl::sql::<BigInt>("rowid"), $(schema::$t::$c,)+))
+                    .filter(diesel::dsl::sql::<Bool>("rowid > ").bind::<BigInt, _>(last))
+                    .order(diesel::dsl::sql::<BigInt>("rowid"))
+                    .limit(PAGE)
+                    .load(&mut *$conn)
+                    .await?;
+                let full = page.len() as i64 == PAGE;
+                for (rowid, $($c,)+) in page {
+                    last = rowid;
+                    push_row!($tx, batch, [$($c),+]);
+                }
+                if !full {
+                    break;
                 }
             }
+            if !batch.is_empty() {
+                $tx.send(Dumped::Rows(batch)).await.map_err(|_| closed())?;
+            }
+        )+
+    }};
+    (stream, $conn:ident, $tx:ident; $($t:ident: [$($c:ident),+ $(,)?];)+) => {{
+        use futures_util::StreamExt as _;
+        $(
+            $tx.send(Dumped::Table(stringify!($t))).await.map_err(|_| closed())?;
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut rows = schema::$t::table
+                .select(($(schema::$t::$c,)+))
+                .load_stream::<($(rust_type!($t, $c),)+)>(&mut *$conn)
+                .await?;
+            while let Some(row) = rows.next().await {
+                let ($($c,)+) = row?;
+                push_row!($tx, batch, [$($c),+]);
+            }
+            drop(rows);
             if !batch.is_empty() {
                 $tx.send(Dumped::Rows(batch)).await.map_err(|_| closed())?;
             }
@@ -402,7 +443,7 @@ impl Store {
                             tx.send(Dumped::Counts(counts))
                                 .await
                                 .map_err(|_| closed())?;
-                            for_each_table!(dump_tables!(conn, tx));
+                            for_each_table!(dump_tables!(stream, conn, tx));
                             Ok(())
                         })
                         .await
@@ -416,7 +457,7 @@ impl Store {
                         tx.send(Dumped::Counts(counts))
                             .await
                             .map_err(|_| closed())?;
-                        for_each_table!(dump_tables!(conn, tx));
+                        for_each_table!(dump_tables!(pages, conn, tx));
                         Ok(())
                     })
                     .await
