@@ -4,6 +4,7 @@
 //! and every refusal (another key, a tampered or cut file, a database that is not empty, the
 //! wrong KEK, an overwrite) says what is wrong and writes nothing.
 
+use crate::client_labs::refresh;
 use crate::common::*;
 use crate::mfa::{after_password, submit_code};
 use crate::passkeys::{login_page, sign_discoverable};
@@ -58,17 +59,6 @@ fn keygen(dir: &Path, name: &str) -> PathBuf {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     path
-}
-
-async fn refresh(app: &TestApp, client: &(String, String), rt: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(app.url("/token"))
-        .basic_auth(&client.0, Some(&client.1))
-        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt)])
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 /// The rows of every table as sorted JSON lines, from the store's own snapshot.
@@ -521,6 +511,16 @@ fn forge(
     deflate.finish().unwrap().finish().unwrap();
 }
 
+/// The end line's MAC over `lines` (each with its newline), hex.
+fn mac_of(lines: &[String], key: &ring::hmac::Key) -> String {
+    let mut c = ring::hmac::Context::with_key(key);
+    for l in lines {
+        c.update(l.as_bytes());
+        c.update(b"\n");
+    }
+    hex::encode(c.sign().as_ref())
+}
+
 /// A backup of one system administrator, `mallory@lab.example`, and nothing else, with its end
 /// line's MAC made under `mac` (or all zeros).
 fn mallory(mac: Option<&ring::hmac::Key>) -> Vec<String> {
@@ -549,14 +549,7 @@ fn mallory(mac: Option<&ring::hmac::Key>) -> Vec<String> {
         }
     }
     let tag = match mac {
-        Some(k) => {
-            let mut c = ring::hmac::Context::with_key(k);
-            for l in &lines {
-                c.update(l.as_bytes());
-                c.update(b"\n");
-            }
-            hex::encode(c.sign().as_ref())
-        }
+        Some(k) => mac_of(&lines, k),
         None => "00".repeat(32),
     };
     lines.push(serde_json::json!({ "end": { "rows": 1, "mac": tag } }).to_string());
@@ -618,14 +611,9 @@ async fn a_backup_forged_with_only_the_backup_key_is_refused() {
         .into_iter()
         .map(|l| l.replace(",1,true,null]", ",\"yesterday\",true,null]"))
         .collect();
-    let mut c = ring::hmac::Context::with_key(&latchkey_server::backup::mac_key(&k));
-    for l in &lines[..lines.len() - 1] {
-        c.update(l.as_bytes());
-        c.update(b"\n");
-    }
     let last = lines.len() - 1;
-    lines[last] =
-        serde_json::json!({"end": {"rows": 1, "mac": hex::encode(c.sign().as_ref())}}).to_string();
+    let tag = mac_of(&lines[..last], &latchkey_server::backup::mac_key(&k));
+    lines[last] = serde_json::json!({"end": {"rows": 1, "mac": tag}}).to_string();
     forge(&bad, &key, &schema, &lines);
     let err = refused(&cli(
         other.path(),

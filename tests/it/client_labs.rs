@@ -110,7 +110,7 @@ async fn grant(app: &TestApp, admin: &str, lab: &str, feature: &str, allow: bool
     .await
 }
 
-async fn refresh(app: &TestApp, client: &(String, String), rt: &str) -> (u16, Value) {
+pub(crate) async fn refresh(app: &TestApp, client: &(String, String), rt: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(app.url("/token"))
         .basic_auth(&client.0, Some(&client.1))
