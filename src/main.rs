@@ -205,6 +205,27 @@ enum UserCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// E-mail a user a password-reset link (single use, `mail.reset_link_minutes`) instead of
+    /// setting a password for them. A running `latchkey serve` sends it within seconds.
+    ResetPassword {
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Change a user's e-mail address (for someone who lost the old mailbox): the old address
+    /// is told, and a confirmation link goes to the new one.
+    SetEmail {
+        /// The user's current email address.
+        #[arg(long)]
+        email: String,
+        /// The new address.
+        #[arg(long)]
+        new_email: String,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Manage a user's roles in a lab.
     #[command(subcommand)]
     Role(policy::RoleCommand),
@@ -426,6 +447,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &format!(
                     "{email}: sign-in attempts reset ({} counters cleared)",
                     n.count
+                ),
+            )
+        }
+        Command::User(UserCommand::ResetPassword { email, out }) => {
+            operator::require_real_kek(&config)?;
+            let op = Operator::open(&config).await?;
+            let user = op.user(&email).await?;
+            let sent = ops::send_password_reset(&op.state, &op.admin, &user.id)
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &serde_json::json!({"id": user.id, "email": sent.email, "expires_in_minutes": sent.expires_in_minutes}),
+                &format!(
+                    "{}: a password-reset link is queued (it works once, for {} minutes); a running `latchkey serve` sends it",
+                    sent.email, sent.expires_in_minutes
+                ),
+            )
+        }
+        Command::User(UserCommand::SetEmail {
+            email,
+            new_email,
+            out,
+        }) => {
+            operator::require_real_kek(&config)?;
+            let op = Operator::open(&config).await?;
+            let user = op.user(&email).await?;
+            let set = ops::set_email(&op.state, &op.admin, &user.id, &new_email)
+                .await
+                .map_err(refused)?;
+            print(
+                &out,
+                &set,
+                &format!(
+                    "{} is now {}: a confirmation link is queued for the new address, and the old one is told",
+                    set.previous, set.email
                 ),
             )
         }

@@ -149,6 +149,18 @@ pub fn refused_as(
     }
 }
 
+/// Refuses a command that queues e-mail while no key-encryption key exists yet: the message
+/// would be sealed under a stand-in key that no server can open.
+pub fn require_real_kek(config: &Config) -> anyhow::Result<()> {
+    if config.kek.is_some() || config.kek_file.is_some() || config.data_dir.join("kek").exists() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no key-encryption key yet: start `latchkey serve` once (it creates {}), or set kek_file, then retry",
+        config.data_dir.join("kek").display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,7 @@ use openidconnect::{AuthorizationCode, CsrfToken, Nonce, PkceCodeChallenge, Scop
 
 /// Where the browser tests' screenshots go (`target/browser-output/`), with `stale` removed
 /// so that only this run's can be found there.
-fn browser_output(stale: &[&str]) -> std::path::PathBuf {
+pub(crate) fn browser_output(stale: &[&str]) -> std::path::PathBuf {
     let out_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-output");
     std::fs::create_dir_all(&out_dir).unwrap();
     for shot in stale {
@@ -21,7 +21,7 @@ fn browser_output(stale: &[&str]) -> std::path::PathBuf {
 
 /// Runs `tests/browser/<script>` with node and `vars` in its environment; returns the JSON of
 /// its last line of output (the script fails the test if it fails or takes 5 minutes).
-async fn run_browser_script(script: &str, vars: &[(&str, &str)]) -> serde_json::Value {
+pub(crate) async fn run_browser_script(script: &str, vars: &[(&str, &str)]) -> serde_json::Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/browser")
         .join(script);

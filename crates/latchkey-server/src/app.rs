@@ -88,6 +88,7 @@ impl App {
                 map: RwLock::new(HashMap::new()),
             },
             lab_policies: RwLock::new(HashMap::new()),
+            mail_wake: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),
@@ -152,6 +153,7 @@ impl App {
                 map: RwLock::new(HashMap::new()),
             },
             lab_policies: RwLock::new(HashMap::new()),
+            mail_wake: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),
@@ -221,6 +223,7 @@ impl App {
             tokio::spawn(maintain(state.clone())),
             tokio::spawn(crate::alerts::run(state.clone())),
             tokio::spawn(crate::backup::schedule::run(state.clone())),
+            tokio::spawn(crate::mail::sender::run(state.clone())),
         ];
         if let Some(c) = &certificates {
             let every = Duration::from_secs(state.config.tls.reload_secs);

@@ -16,9 +16,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod backup;
+mod mail;
 mod monitoring;
 mod tls;
 pub use backup::BackupConfig;
+pub use mail::{MailConfig, SmtpTls};
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
 pub use tls::TlsConfig;
 
@@ -58,6 +60,7 @@ pub struct Config {
     pub detection: DetectionConfig,
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
+    pub mail: MailConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -322,6 +325,7 @@ impl Default for Config {
             detection: DetectionConfig::default(),
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
+            mail: MailConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -446,6 +450,7 @@ impl Config {
         }
         monitoring::validate(&self.metrics, &self.detection, &self.alerts)?;
         self.backup.validate()?;
+        self.mail.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",

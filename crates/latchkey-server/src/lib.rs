@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod factors;
 pub mod http;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod password;
 pub mod protocol;

@@ -48,6 +48,8 @@ pub struct Snapshot {
     pub pools: Vec<(&'static str, usize, usize, usize)>,
     /// When the newest scheduled backup that was written and verified finished (any node).
     pub last_backup: Option<i64>,
+    /// Messages in the mail outbox, by state (`queued`, `sending`, `sent`, `failed`).
+    pub outbox: Vec<(String, i64)>,
 }
 
 /// Every metric of the node.
@@ -65,6 +67,8 @@ pub struct Metrics {
     pool: IntGaugeVec,
     backups: IntCounterVec,
     last_backup: IntGauge,
+    mail: IntCounterVec,
+    outbox: IntGaugeVec,
 }
 
 impl Metrics {
@@ -110,6 +114,11 @@ impl Metrics {
             "Scheduled backups this node made, by outcome (ok: written and verified; failed).",
             &["outcome"],
         )?;
+        let mail = counter(
+            "mail_total",
+            "E-mail send attempts by this node, by outcome (sent, retry, failed).",
+            &["outcome"],
+        )?;
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_request_duration_seconds",
@@ -145,6 +154,14 @@ impl Metrics {
             "Unix time the newest scheduled backup was written and verified, by any node (0: none yet).",
         )?;
         registry.register(Box::new(last_backup.clone()))?;
+        let outbox = IntGaugeVec::new(
+            Opts::new(
+                "mail_outbox_messages",
+                "Messages in the mail outbox (every node's), by state (queued, sending, sent, failed).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(outbox.clone()))?;
         Ok(Metrics {
             registry,
             http_requests,
@@ -159,6 +176,8 @@ impl Metrics {
             pool,
             backups,
             last_backup,
+            mail,
+            outbox,
         })
     }
 
@@ -205,11 +224,25 @@ impl Metrics {
         self.backups.with_label_values(&[outcome]).inc();
     }
 
+    /// An e-mail send attempt's outcome: `sent`, `retry` or `failed`.
+    pub fn mail(&self, outcome: &'static str) {
+        self.mail.with_label_values(&[outcome]).inc();
+    }
+
     /// The text exposition format of every metric, gauges set from `snap`.
     pub fn render(&self, snap: &Snapshot) -> Result<String, prometheus::Error> {
         self.argon2_depth
             .set(i64::try_from(snap.argon2_queue_depth).unwrap_or(i64::MAX));
         self.last_backup.set(snap.last_backup.unwrap_or(0));
+        self.outbox.reset();
+        for st in ["queued", "sending", "sent", "failed"] {
+            let n = snap
+                .outbox
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            self.outbox.with_label_values(&[st]).set(n);
+        }
         // Keys come and go: only the ones that exist now are reported.
         self.key_age.reset();
         for (kid, alg, state, age) in &snap.keys {

@@ -1,7 +1,7 @@
 //! Secrets as newtypes: they print as `***`, compare in constant time, and are stored only as
 //! SHA-256 hashes. Every opaque credential Latchkey hands out carries a recognisable prefix
 //! (`lk_ac_` authorization code, `lk_rt_` refresh token, `lk_cs_` client secret, `lk_ss_`
-//! session) so a leaked one is easy to spot in logs and by secret scanners.
+//! session, `lk_ml_` mailed link) so a leaked one is easy to spot in logs and by secret scanners.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -39,6 +39,8 @@ pub enum TokenKind {
     Session,
     Browser,
     Invitation,
+    /// A link mailed to a person: a password reset or an address confirmation.
+    MailedLink,
 }
 
 impl TokenKind {
@@ -50,6 +52,7 @@ impl TokenKind {
             TokenKind::Session => "lk_ss_",
             TokenKind::Browser => "lk_br_",
             TokenKind::Invitation => "lk_in_",
+            TokenKind::MailedLink => "lk_ml_",
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct AppState {
     /// Whether a lab has any MFA policy (lab minimum or role minimums), cached like clients:
     /// refreshes of labs without policy then cost no extra query.
     pub(crate) lab_policies: RwLock<HashMap<String, (bool, Instant)>>,
+    /// Wakes this node's mail sender after a commit that queued mail (`mail::wake`).
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Clients change rarely and are read on every token request; a short-lived cache keeps the

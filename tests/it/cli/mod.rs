@@ -8,6 +8,7 @@
 mod bootstrap;
 mod crash;
 mod grants;
+mod mail_crash;
 mod parity;
 mod serve;
 

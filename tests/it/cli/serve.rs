@@ -62,7 +62,7 @@ impl Served {
     }
 
     /// Waits (up to a minute) for a log line containing `needle`.
-    fn wait_for(&mut self, needle: &str) -> String {
+    pub(super) fn wait_for(&mut self, needle: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(60)) {
                 Ok(line) => {

@@ -11,6 +11,7 @@ use latchkey_server::{App, Server};
 use std::sync::Arc;
 
 mod flows;
+pub mod smtp;
 mod webauthn;
 pub use flows::*;
 pub use webauthn::*;

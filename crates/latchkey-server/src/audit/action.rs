@@ -106,6 +106,23 @@ actions! {
     /// signed out), `grants_revoked` (applications' tokens ended), `kept_others`, `source`,
     /// `user_agent`.
     PasswordChanged = "password.changed",
+    /// A password-reset link was mailed to the account's address (from the sign-in page's
+    /// "forgot password", or an administrator's `by`): `source`, `user_agent`.
+    PasswordResetRequested = "password.reset_requested",
+    /// The password was reset with a mailed link: every session and application token
+    /// ended (`sessions_ended`); `source`, `user_agent`.
+    PasswordReset = "password.reset",
+    /// A link to confirm the account's e-mail address was mailed to it.
+    EmailConfirmRequested = "email.confirm_requested",
+    /// The account's e-mail address was confirmed (`email`): tokens say `email_verified`.
+    EmailConfirmed = "email.confirmed",
+    /// The user asked to change their e-mail address (`new`): a link went to each address.
+    EmailChangeRequested = "email.change_requested",
+    /// One address confirmed a requested change (`side`: `old` or `new`).
+    EmailChangeConfirmed = "email.change_confirmed",
+    /// The account's e-mail address changed (`before`, `after`), confirmed by both addresses
+    /// or set by an administrator.
+    EmailChanged = "email.changed",
     /// The user withdrew their consent to an application on the account page: `client`,
     /// `grants_revoked` (its grants and refresh tokens ended), `source`, `user_agent`.
     ConsentWithdrawn = "consent.withdrawn",

@@ -53,37 +53,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// "Firefox on Linux" and the like: a user agent as people name their browsers.
-pub fn browser_label(ua: &str) -> String {
-    let browser = [
-        ("Edg/", "Edge"),
-        ("OPR/", "Opera"),
-        ("Firefox/", "Firefox"),
-        ("Chromium/", "Chromium"),
-        ("Chrome/", "Chrome"),
-        ("Safari/", "Safari"),
-        ("curl/", "curl"),
-    ]
-    .iter()
-    .find(|(k, _)| ua.contains(k))
-    .map_or("A browser", |(_, v)| v);
-    let os = [
-        ("Android", "Android"),
-        ("iPhone", "iPhone"),
-        ("iPad", "iPad"),
-        ("Windows", "Windows"),
-        ("Mac OS X", "macOS"),
-        ("CrOS", "ChromeOS"),
-        ("Linux", "Linux"),
-    ]
-    .iter()
-    .find(|(k, _)| ua.contains(k))
-    .map(|(_, v)| *v);
-    match os {
-        Some(os) => format!("{browser} on {os}"),
-        None => browser.to_owned(),
-    }
-}
+pub use crate::signin::device::browser_label;
 
 /// A sentence for the account page's event list; the factor events name the factor.
 fn describe_event(action: &str, details: &str) -> Option<String> {
@@ -114,6 +84,11 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "factor.renamed" => "Renamed a passkey or security key",
         "recovery_codes.generated" => "Created new recovery codes",
         "password.changed" => "Changed the password",
+        "password.reset_requested" => "A password-reset link was sent to your address",
+        "password.reset" => "Reset the password with a link sent by e-mail",
+        "email.confirmed" => "Confirmed the e-mail address",
+        "email.change_requested" => "Asked to change the e-mail address",
+        "email.changed" => "Changed the e-mail address",
         "consent.withdrawn" => "Withdrew an application's access",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
@@ -143,7 +118,7 @@ pub async fn page(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
     render_account(&state, &req, &session, &user, None).await
 }
 
-async fn render_account(
+pub(super) async fn render_account(
     state: &AppState,
     req: &HttpRequest,
     session: &Session,
@@ -154,7 +129,7 @@ async fn render_account(
 }
 
 /// The account page with a refusal (`notice`) or a confirmation (`done`) at the top.
-async fn render_account_with(
+pub(super) async fn render_account_with(
     state: &AppState,
     req: &HttpRequest,
     session: &Session,
@@ -202,6 +177,7 @@ async fn render_account_with(
         notice,
         done,
         has_password: user.password_hash.is_some(),
+        email_verified: user.email_verified_at.is_some(),
         sessions: o
             .sessions
             .into_iter()
@@ -241,12 +217,16 @@ async fn render_account_with(
 
 /// An account change's request: the parsed form with a valid CSRF token, and either the
 /// session and user allowed to change factors, or where the browser must go first.
-enum Checked {
+pub(super) enum Checked {
     Allowed(Params, Session, User),
     Elsewhere(HttpResponse),
 }
 
-async fn check(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Checked, PageError> {
+pub(super) async fn check(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<Checked, PageError> {
     let form = super::page_form(body)?;
     let existing = cookies::existing_browser_id(state, req).unwrap_or_default();
     super::require_csrf(state, &existing, CSRF_PURPOSE, &form)?;

@@ -96,11 +96,16 @@ async fn render(state: &crate::state::AppState) -> HttpResponse {
             None
         }
     };
+    let outbox = state.store.outbox_counts().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "metrics: cannot read the mail outbox");
+        Vec::new()
+    });
     let snap = crate::metrics::Snapshot {
         argon2_queue_depth: state.hasher.depth(),
         keys,
         pools: state.store.pool_status(),
         last_backup,
+        outbox,
     };
     match state.metrics.render(&snap) {
         Ok(text) => HttpResponse::Ok()

@@ -10,6 +10,7 @@ pub mod client_addr;
 pub mod consent;
 pub mod cookies;
 pub mod discovery;
+pub mod email;
 pub mod errors;
 pub mod home;
 pub mod hsts;
@@ -21,6 +22,7 @@ pub mod login;
 pub mod logout;
 pub mod metrics;
 pub mod pages;
+pub mod password_reset;
 pub mod ready;
 pub mod revoke;
 pub mod static_files;
@@ -89,6 +91,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(
                 "/account/password",
                 web::post().to(account::password_change),
+            )
+            .route("/account/email", web::post().to(email::change))
+            .route(
+                "/account/email/confirm",
+                web::post().to(email::send_confirmation),
+            )
+            .route("/email/confirm/{token}", web::get().to(email::confirm_page))
+            .route(
+                "/email/confirm/{token}",
+                web::post().to(email::confirm_submit),
+            )
+            .route(
+                "/password/forgot",
+                web::get().to(password_reset::forgot_page),
+            )
+            .route(
+                "/password/forgot",
+                web::post().to(password_reset::forgot_submit),
+            )
+            .route(
+                "/password/reset/{token}",
+                web::get().to(password_reset::reset_page),
+            )
+            .route(
+                "/password/reset/{token}",
+                web::post().to(password_reset::reset_submit),
             )
             .route(
                 "/account/consents/withdraw",

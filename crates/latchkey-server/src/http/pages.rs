@@ -114,6 +114,8 @@ pub struct AccountPage {
     pub done: Option<String>,
     /// The account has a password (the change form then asks for it).
     pub has_password: bool,
+    /// A link mailed to the address was opened (`email_verified` in tokens).
+    pub email_verified: bool,
     /// The applications the user allowed, newest first.
     pub consents: Vec<ConsentView>,
     /// The signed-in browsers, most recently used first.

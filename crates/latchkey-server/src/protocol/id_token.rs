@@ -10,6 +10,8 @@ use latchkey_core::IdTokenClaims;
 pub struct Subject<'a> {
     pub id: &'a str,
     pub email: &'a str,
+    /// A link mailed to `email` was opened (OIDC Core 5.1 `email_verified`).
+    pub email_verified: bool,
     pub name: Option<&'a str>,
 }
 
@@ -54,7 +56,7 @@ pub fn claims(
         roles: auth.roles.to_vec(),
         features: auth.features.to_vec(),
         email: email.then(|| user.email.to_owned()),
-        email_verified: email.then_some(false),
+        email_verified: email.then_some(user.email_verified),
         name: if scope::contains(auth.scope, "profile") {
             user.name.map(str::to_owned)
         } else {
@@ -85,6 +87,7 @@ mod tests {
     const ALICE: Subject<'static> = Subject {
         id: "u1",
         email: "alice@example.com",
+        email_verified: false,
         name: Some("Alice"),
     };
 
@@ -105,5 +108,11 @@ mod tests {
         assert_eq!(c.email.as_deref(), Some("alice@example.com"));
         assert_eq!(c.email_verified, Some(false));
         assert_eq!(c.name.as_deref(), Some("Alice"));
+        let confirmed = Subject {
+            email_verified: true,
+            ..ALICE
+        };
+        let c = claims("i", &confirmed, &auth("openid email"), None, 300, 100);
+        assert_eq!(c.email_verified, Some(true));
     }
 }

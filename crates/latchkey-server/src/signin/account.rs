@@ -105,6 +105,10 @@ pub async fn sign_in_first(
 
 /// Whether an account change may go ahead for this browser.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per account-page request and taken apart at once"
+)]
 pub enum Guard {
     Allowed(Session, User),
     /// Sign in (again, or further) first.
@@ -239,7 +243,8 @@ pub async fn confirm_totp(
         Action::FactorEnrolled,
         &user.id,
         serde_json::json!({"factor": "totp"}),
-    );
+    )
+    .with_mail(factor_notice(state, user, true, "An authenticator app"));
     let accepted = match factors::check_totp(
         &secret,
         code,
@@ -292,6 +297,32 @@ async fn removal_allowed(
     Ok(None)
 }
 
+/// "A passkey", "A security key".
+fn kind_name(kind: &str) -> &'static str {
+    if kind == "passkey" {
+        "A passkey"
+    } else {
+        "A security key"
+    }
+}
+
+/// The notice mailed to the account when a sign-in method is added or removed (queued with
+/// the change's audit entry; `mail::wake` runs after the commit in the handler's next poll).
+fn factor_notice(
+    state: &AppState,
+    user: &User,
+    added: bool,
+    what: &str,
+) -> Option<crate::audit::QueuedMail> {
+    let (what, from) = (what.to_owned(), String::new());
+    let content = if added {
+        crate::mail::Content::FactorAdded { what, from }
+    } else {
+        crate::mail::Content::FactorRemoved { what, from }
+    };
+    crate::mail::compose(state, &user.email, Some(&user.id), &content)
+}
+
 /// Removes the user's authenticator app.
 pub async fn remove_totp(state: &AppState, user: &User) -> Result<Removal, SignInError> {
     let mut after = state.store.enrolled(&user.id).await?;
@@ -304,7 +335,8 @@ pub async fn remove_totp(state: &AppState, user: &User) -> Result<Removal, SignI
         Action::FactorRemoved,
         &user.id,
         serde_json::json!({"factor": "totp"}),
-    );
+    )
+    .with_mail(factor_notice(state, user, false, "The authenticator app"));
     state.store.delete_totp(&user.id, &event).await?;
     Ok(Removal::Done)
 }
@@ -327,12 +359,14 @@ pub async fn remove_webauthn(
     if let Some(why) = removal_allowed(state, user, after).await? {
         return Ok(Removal::Refused(why));
     }
+    let what = format!("{} “{}”", kind_name(&cred.kind), cred.name);
     let event = Event::new(
         &user.id,
         Action::FactorRemoved,
         &user.id,
         serde_json::json!({"factor": cred.kind, "credential": cred.id}),
-    );
+    )
+    .with_mail(factor_notice(state, user, false, &what));
     state.store.delete_webauthn(&user.id, id, &event).await?;
     Ok(Removal::Done)
 }
@@ -414,12 +448,14 @@ pub async fn register_webauthn(
         created_at: now,
         last_used_at: None,
     };
+    let what = format!("{} “{}”", kind_name(kind), row.name);
     let event = Event::new(
         &user.id,
         Action::FactorEnrolled,
         &user.id,
         serde_json::json!({"factor": kind, "credential": row.id}),
-    );
+    )
+    .with_mail(factor_notice(state, &user, true, &what));
     state.store.add_webauthn(&row, &event).await?;
     // A user's first factor, enrolled right after their password, counts as the second
     // factor of this session (possession of the new credential was just proven), but never as

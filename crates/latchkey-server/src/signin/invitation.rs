@@ -1,6 +1,7 @@
 //! Accepting an invitation (`/invite/{token}`): the invited person opens the link, chooses a
 //! password once, and the account, its membership and roles and the `invitation.accept` audit
-//! entry are written in one transaction; the link stops working.
+//! entry are written in one transaction; the link stops working. A link that was only mailed
+//! confirms the address; otherwise a confirmation link is mailed to it.
 
 use crate::audit::{Action, Event};
 use crate::secret::TokenHash;
@@ -89,7 +90,13 @@ pub async fn accept(
         .accept_invitation(inv, TokenHash::of(token), &user_id, name, hash, &[event])
         .await
     {
-        Ok(()) => Ok(Acceptance::Accepted(opened)),
+        Ok(verified) => {
+            // A link an administrator was shown proves nothing about the mailbox: ask it.
+            if !verified && let Some(user) = state.store.get_user(&user_id).await? {
+                super::email::send_confirmation(state, &user, serde_json::json!({})).await?;
+            }
+            Ok(Acceptance::Accepted(opened))
+        }
         Err(StoreError::NotFound(_)) => Ok(Acceptance::Invalid),
         Err(StoreError::Conflict(m)) => Ok(Acceptance::AccountExists(m)),
         Err(e) => Err(e.into()),

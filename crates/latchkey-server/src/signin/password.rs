@@ -94,7 +94,27 @@ pub async fn submit(
     pass.settle(state).await?;
     let mut details = who.details();
     details["client"] = flow.request.client_id.clone().into();
-    let event = Event::new(&user.id, Action::LoginPassword, &user.id, details);
+    // A browser not known to the account (no valid device cookie for it) on an account that
+    // signed in before: its owner hears of it, in the transaction of the session.
+    let known = who
+        .device
+        .as_deref()
+        .is_some_and(|c| device::check(state, c, &account).is_some());
+    let notice = if !known && state.store.ever_signed_in(&user.id).await? {
+        crate::mail::compose(
+            state,
+            &user.email,
+            Some(&user.id),
+            &crate::mail::Content::NewDevice {
+                browser: device::browser_label(&who.user_agent),
+                from: who.ip.to_string(),
+            },
+        )
+    } else {
+        None
+    };
+    let new_device = notice.is_some();
+    let event = Event::new(&user.id, Action::LoginPassword, &user.id, details).with_mail(notice);
     let (session, token) = session::establish(
         state,
         current,
@@ -106,6 +126,9 @@ pub async fn submit(
     )
     .await?;
     tracing::info!(user = %user.id, session = %session.id, "login succeeded");
+    if new_device {
+        crate::mail::wake(state);
+    }
     let next = flow::advance(
         state,
         flow,

@@ -98,6 +98,15 @@ pub async fn change(
         .await
         .map_err(SignInError::internal)?;
     let target = user.id.clone();
+    let notice = crate::mail::compose(
+        state,
+        &user.email,
+        Some(&user.id),
+        &crate::mail::Content::PasswordChanged {
+            how: "on the account page".into(),
+            from: who.ip.to_string(),
+        },
+    );
     let mut details = who.details();
     details["kept_others"] = req.keep_others.into();
     let changed = state
@@ -111,7 +120,7 @@ pub async fn change(
             move |s, g| {
                 details["sessions_ended"] = s.into();
                 details["grants_revoked"] = g.into();
-                Event::new(&target, Action::PasswordChanged, &target, details)
+                Event::new(&target, Action::PasswordChanged, &target, details).with_mail(notice)
             },
         )
         .await?;
@@ -123,6 +132,7 @@ pub async fn change(
                 .into(),
         ));
     };
+    crate::mail::wake(state);
     tracing::info!(user = %user.id, sessions_ended, grants_revoked, "password changed");
     Ok(Changed::Done {
         sessions_ended,

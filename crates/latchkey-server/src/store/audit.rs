@@ -71,7 +71,11 @@ pub async fn append<C>(conn: &mut C, at: i64, event: &Event) -> Result<(), Store
 where
     C: AppendConn,
 {
-    conn.append(entry(at, event)).await
+    conn.append(entry(at, event)).await?;
+    for m in &event.mails {
+        conn.enqueue(m).await?;
+    }
+    Ok(())
 }
 
 /// Appends `events` in order, as [`append`] does one: the audit entries of one change.
@@ -80,7 +84,7 @@ where
     C: AppendConn,
 {
     for e in events {
-        conn.append(entry(at, e)).await?;
+        append(conn, at, e).await?;
     }
     Ok(())
 }
@@ -103,17 +107,31 @@ pub trait AppendConn {
         &mut self,
         entry: Entry,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+
+    /// Queues `mail` in the outbox (`store::outbox`).
+    fn enqueue(
+        &mut self,
+        mail: &crate::audit::QueuedMail,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl AppendConn for super::PgConn {
     async fn append(&mut self, entry: Entry) -> Result<(), StoreError> {
         append_body!(self, entry)
     }
+
+    async fn enqueue(&mut self, mail: &crate::audit::QueuedMail) -> Result<(), StoreError> {
+        crate::enqueue_body!(self, mail)
+    }
 }
 
 impl AppendConn for super::SqliteWriteConn {
     async fn append(&mut self, entry: Entry) -> Result<(), StoreError> {
         append_body!(self, entry)
+    }
+
+    async fn enqueue(&mut self, mail: &crate::audit::QueuedMail) -> Result<(), StoreError> {
+        crate::enqueue_body!(self, mail)
     }
 }
 

@@ -119,7 +119,8 @@ macro_rules! for_each_table {
     ($m:ident ! ($($args:tt)*)) => {
         $m! {$($args)*;
             labs: [id, name, created_at];
-            users: [id, email, name, password_hash, disabled, created_at, system_admin, erased_at];
+            users: [id, email, name, password_hash, disabled, created_at, system_admin, erased_at,
+                email_verified_at];
             memberships: [user_id, lab_id, created_at, admin];
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
@@ -152,11 +153,13 @@ macro_rules! for_each_table {
             member_features: [user_id, lab_id, feature, allow, created_at];
             mfa_grace: [user_id, lab_id, started_at, logins];
             invitations: [id, token_hash, lab_id, email, roles, created_by, created_at,
-                expires_at, accepted_at, accepted_by];
+                expires_at, accepted_at, accepted_by, link_disclosed];
             security_alerts: [id, key, at, detector, subject, payload];
             webhook_deliveries: [id, alert_id, url, status, attempts, next_attempt_at,
                 last_result, delivered_at];
             backup_runs: [slot, node, started_at, finished_at, status, file, bytes, rows, error];
+            account_links: [token_hash, user_id, purpose, email, change_id, created_at, expires_at,
+                used_at];
         }
     };
 }
@@ -176,7 +179,13 @@ macro_rules! table_list {
 for_each_table!(table_list!());
 
 /// The tables a database has that a backup leaves out on purpose.
-pub const TRANSIENT: &[&str] = &["login_flows", "webauthn_ceremonies", "throttle_counters"];
+/// The mail outbox is one: a restored service must not send again what the old one sent.
+pub const TRANSIENT: &[&str] = &[
+    "login_flows",
+    "webauthn_ceremonies",
+    "throttle_counters",
+    "mail_outbox",
+];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.
 #[derive(Debug)]

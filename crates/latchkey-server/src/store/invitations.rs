@@ -63,10 +63,12 @@ macro_rules! columns {
 }
 
 impl Store {
-    /// Records an invitation (roles must exist in the lab). With `refuse_existing`, an email
-    /// that has an account is a conflict; without it (a lab administrator's invitation, whose
-    /// answer must not tell whether the address has an account) it is recorded all the same,
-    /// and accepting it is refused.
+    /// Records an invitation (roles must exist in the lab). With `refuse_existing` (a system
+    /// administrator's invitation, whose link the answer shows them), an email that has an
+    /// account is a conflict, and the link counts as disclosed; without it (a lab
+    /// administrator's invitation, whose answer must not tell whether the address has an
+    /// account, and whose link is only mailed) it is recorded all the same, and accepting it
+    /// is refused.
     pub async fn create_invitation(
         &self,
         inv: &Invitation,
@@ -112,6 +114,7 @@ impl Store {
                         invitations::created_by.eq(&inv.created_by),
                         invitations::created_at.eq(inv.created_at),
                         invitations::expires_at.eq(inv.expires_at),
+                        invitations::link_disclosed.eq(refuse_existing),
                     ))
                     .execute(conn)
                     .await
@@ -203,8 +206,9 @@ impl Store {
         .await
     }
 
-    /// Replaces the token of an open, unexpired invitation (a link issued again: the previous
-    /// one stops working); false when there is no such invitation.
+    /// Replaces the token of an open, unexpired invitation (a link issued again to an
+    /// administrator or the operator, so disclosed: the previous one stops working); false
+    /// when there is no such invitation.
     pub async fn reissue_invitation(
         &self,
         id: &str,
@@ -223,7 +227,7 @@ impl Store {
                         .filter(invitations::accepted_at.is_null())
                         .filter(invitations::expires_at.gt(t)),
                 )
-                .set(invitations::token_hash.eq(token.0.to_vec()))
+                .set((invitations::token_hash.eq(token.0.to_vec()), invitations::link_disclosed.eq(true)))
                 .execute(conn)
                 .await?;
                 if n == 1 {
@@ -240,6 +244,8 @@ impl Store {
     /// invitation's roles (a role deleted since is skipped), closes the invitation and appends
     /// `events`, all in one transaction. Not-found when the link is no longer valid (used,
     /// withdrawn, replaced or expired); a conflict when the email has an account by now.
+    /// Whether the address is confirmed by it: a link that was only mailed reached the
+    /// mailbox it names; one an administrator was shown did not necessarily.
     pub async fn accept_invitation(
         &self,
         inv: &Invitation,
@@ -248,7 +254,7 @@ impl Store {
         name: Option<&str>,
         password_hash: String,
         events: &[Event],
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (id, i, name) = (user_id.to_owned(), inv.clone(), name.map(str::to_owned));
         let events = events.to_vec();
@@ -268,6 +274,11 @@ impl Store {
                 if n == 0 {
                     return Err(StoreError::NotFound("this invitation is no longer valid".into()));
                 }
+                let disclosed: bool = invitations::table
+                    .find(&i.id)
+                    .select(invitations::link_disclosed)
+                    .first(conn)
+                    .await?;
                 diesel::insert_into(users::table)
                     .values((
                         users::id.eq(&id),
@@ -276,6 +287,7 @@ impl Store {
                         users::password_hash.eq(Some(&password_hash)),
                         users::disabled.eq(false),
                         users::created_at.eq(t),
+                        users::email_verified_at.eq((!disclosed).then_some(t)),
                     ))
                     .execute(conn)
                     .await
@@ -310,7 +322,7 @@ impl Store {
                         .await?;
                 }
                 crate::store::audit::append_all(&mut *conn, t, &events).await?;
-                Ok(())
+                Ok(!disclosed)
             })
         })
         .await

@@ -13,6 +13,7 @@
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
 
+pub mod account_links;
 pub mod admin;
 pub mod alerts;
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod grants_features;
 pub mod invitations;
 pub mod keys;
 pub mod labs;
+pub mod outbox;
 pub mod personal;
 pub mod policy;
 pub mod retention;

@@ -21,7 +21,17 @@ use serde_json::{Value, json};
 /// TOTP time step (RFC 6238, as `factors` uses): `last_step * 30` is when a code was last used.
 const TOTP_STEP_SECS: i64 = 30;
 
-type UserRow = (String, String, Option<String>, bool, i64, Option<i64>, bool);
+type UserRow = (
+    String,
+    String,
+    Option<String>,
+    bool,
+    i64,
+    Option<i64>,
+    bool,
+    Option<i64>,
+);
+type MailRow = (String, String, String, String, i64, Option<i64>);
 type SessionRow = (
     String,
     i64,
@@ -63,6 +73,7 @@ struct Raw {
     consents: Vec<(String, String, String, i64)>,
     failures: Vec<(String, i64, i64)>,
     audit: Vec<AuditRow>,
+    mail: Vec<MailRow>,
 }
 
 /// A JSON list column (amr, factors) as JSON, or as the text it holds when it is not JSON.
@@ -83,6 +94,7 @@ impl Raw {
                 "created_at": u.4,
                 "erased_at": u.5,
                 "has_password": u.6,
+                "email_verified_at": u.7,
             },
             "memberships": self.memberships.into_iter().map(|(id, name, at)| json!({
                 "lab_id": id, "lab_name": name, "joined_at": at,
@@ -125,6 +137,10 @@ impl Raw {
             "sign_in_failures": self.failures.into_iter().map(|(kind, n, until)| json!({
                 "kind": kind, "consecutive_failures": n, "locked_until": until,
             })).collect::<Vec<_>>(),
+            "mail": self.mail.into_iter().map(|m| json!({
+                "to": m.0, "kind": m.1, "subject": m.2, "state": m.3, "created_at": m.4,
+                "sent_at": m.5,
+            })).collect::<Vec<_>>(),
             "audit_events": self.audit.into_iter().map(|a| json!({
                 "seq": a.0, "at": a.1, "actor": a.2, "action": a.3, "target": a.4,
                 "details": json_text(&a.5),
@@ -137,7 +153,8 @@ impl Store {
     /// Everything Latchkey holds about one user, as JSON: the account (never the password
     /// hash), lab memberships with lab names, roles, feature overrides, factor metadata (names,
     /// creation and last use; never TOTP secrets, credential keys or recovery-code hashes),
-    /// sessions and grants (never token hashes), consents, sign-in failure counters, and the
+    /// sessions and grants (never token hashes), consents, sign-in failure counters, the
+    /// messages mailed to them (never their bodies), and the
     /// audit entries where the user is the actor or the target. `None` for an unknown id.
     pub async fn export_user(&self, user_id: &UserId) -> Result<Option<Value>, StoreError> {
         let db = self.db.clone();
@@ -155,6 +172,7 @@ impl Store {
                             users::created_at,
                             users::erased_at,
                             users::password_hash.is_not_null(),
+                            users::email_verified_at,
                         ))
                         .first(conn)
                         .await
@@ -275,6 +293,13 @@ impl Store {
                         ))
                         .load(conn)
                         .await?;
+                    use super::schema::mail_outbox as mo;
+                    let mail = mo::table
+                        .filter(mo::user_id.eq(&id).or(mo::recipient.eq(&user.1)))
+                        .order(mo::created_at.asc())
+                        .select((mo::recipient, mo::kind, mo::subject, mo::state, mo::created_at, mo::sent_at))
+                        .load(conn)
+                        .await?;
                     let audit = audit_events::table
                         .filter(audit_events::actor.eq(&id).or(audit_events::target.eq(&id)))
                         .order((audit_events::seq.asc(), audit_events::at.asc()))
@@ -302,6 +327,7 @@ impl Store {
                         consents,
                         failures,
                         audit,
+                        mail,
                     }))
                 })
             })
@@ -373,8 +399,21 @@ impl Store {
                 diesel::delete(auth_failures::table.filter(auth_failures::user_id.eq(&id)))
                     .execute(&mut *conn)
                     .await?;
-                // Open invitations to the person's address name them too.
+                // Open invitations to the person's address name them too, and so do the
+                // messages to them and the links mailed to them.
                 let email: String = users::table.find(&id).select(users::email).first(&mut *conn).await?;
+                diesel::delete(
+                    super::schema::mail_outbox::table.filter(
+                        super::schema::mail_outbox::user_id
+                            .eq(&id)
+                            .or(super::schema::mail_outbox::recipient.eq(&email)),
+                    ),
+                )
+                .execute(&mut *conn)
+                .await?;
+                diesel::delete(super::schema::account_links::table.filter(super::schema::account_links::user_id.eq(&id)))
+                    .execute(&mut *conn)
+                    .await?;
                 diesel::delete(
                     super::schema::invitations::table
                         .filter(super::schema::invitations::email.eq(&email))

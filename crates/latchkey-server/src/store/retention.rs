@@ -4,10 +4,11 @@
 //! after they expire or are revoked, long enough to answer a late replay with "already used"
 //! rather than "unknown". Security alerts (and their webhook deliveries, by cascade) are kept
 //! for [`ALERT_DAYS`]; the audit log keeps its own entry of each for as long as it keeps entries.
+//! Mailed links go after the same grace; sent and failed messages after [`MAIL_DAYS`].
 
 use super::schema::{
-    authorization_codes as ac, grants, login_flows, security_alerts, sessions, throttle_counters,
-    webhook_deliveries,
+    account_links, authorization_codes as ac, grants, login_flows, mail_outbox, security_alerts,
+    sessions, throttle_counters, webhook_deliveries,
 };
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -18,6 +19,9 @@ pub const GRACE_SECS: i64 = 24 * 3600;
 
 /// How long security alerts and their delivery records are kept, in days.
 pub const ALERT_DAYS: i64 = 90;
+
+/// How long sent and failed messages stay listed in the outbox, in days.
+pub const MAIL_DAYS: i64 = 30;
 
 /// Rows deleted by one purge.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,10 @@ pub struct Purged {
     pub throttle_counters: usize,
     /// Security alerts older than [`ALERT_DAYS`].
     pub alerts: usize,
+    /// Mailed links expired for longer than the grace period.
+    pub links: usize,
+    /// Sent and failed messages older than [`MAIL_DAYS`].
+    pub mail: usize,
 }
 
 impl Store {
@@ -70,7 +78,17 @@ impl Store {
                 let alerts = diesel::delete(security_alerts::table.filter(security_alerts::at.lt(old)))
                     .execute(conn)
                     .await?;
-                Ok(Purged { codes, grants, sessions, flows, throttle_counters, alerts })
+                let links = diesel::delete(account_links::table.filter(account_links::expires_at.lt(before)))
+                    .execute(conn)
+                    .await?;
+                let mail = diesel::delete(
+                    mail_outbox::table
+                        .filter(mail_outbox::state.eq_any(["sent", "failed"]))
+                        .filter(mail_outbox::created_at.lt(now - MAIL_DAYS * 86_400)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(Purged { codes, grants, sessions, flows, throttle_counters, alerts, links, mail })
             })
         })
         .await

@@ -18,6 +18,7 @@ diesel::table! {
         created_at -> BigInt,
         system_admin -> Bool,
         erased_at -> Nullable<BigInt>,
+        email_verified_at -> Nullable<BigInt>,
     }
 }
 
@@ -296,6 +297,38 @@ diesel::table! {
         expires_at -> BigInt,
         accepted_at -> Nullable<BigInt>,
         accepted_by -> Nullable<Text>,
+        link_disclosed -> Bool,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Text,
+        recipient -> Text,
+        kind -> Text,
+        subject -> Text,
+        body -> Nullable<Binary>,
+        user_id -> Nullable<Text>,
+        state -> Text,
+        attempts -> BigInt,
+        created_at -> BigInt,
+        next_attempt_at -> BigInt,
+        lease_until -> Nullable<BigInt>,
+        sent_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    account_links (token_hash) {
+        token_hash -> Binary,
+        user_id -> Text,
+        purpose -> Text,
+        email -> Text,
+        change_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+        used_at -> Nullable<BigInt>,
     }
 }
 
@@ -330,6 +363,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     role_features,
     member_features,
     invitations,
+    account_links,
 );
 
 diesel::table! {

@@ -46,6 +46,21 @@ pub struct Listed {
 }
 
 impl Store {
+    /// Whether `user_id` ever had a session (a first sign-in is no news to mail about).
+    pub async fn ever_signed_in(&self, user_id: &str) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        self.run(async move {
+            let n: i64 = crate::with_conn!(&db, conn => sessions::table
+                .filter(sessions::user_id.eq(&id))
+                .select(diesel::dsl::count_star())
+                .first(conn)
+                .await?);
+            Ok(n > 0)
+        })
+        .await
+    }
+
     /// The user's live sessions (not ended, not expired, used after `idle_since` when there
     /// is an idle timeout), most recently used first.
     pub async fn live_sessions_of(

@@ -20,6 +20,8 @@ pub struct User {
     pub password_hash: Option<String>,
     pub disabled: bool,
     pub created_at: i64,
+    /// When a link mailed to `email` was last opened (`None`: the address is not confirmed).
+    pub email_verified_at: Option<i64>,
 }
 
 /// What `latchkey user create` prints: never the password hash.

@@ -160,6 +160,7 @@ pub async fn exchange(
             &id_token::Subject {
                 id: &user.id,
                 email: &user.email,
+                email_verified: user.email_verified_at.is_some(),
                 name: user.name.as_deref(),
             },
             &id_token::Authentication {

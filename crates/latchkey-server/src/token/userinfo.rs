@@ -85,7 +85,7 @@ pub async fn userinfo(state: &AppState, token: &str, now: i64) -> Result<UserInf
     Ok(UserInfo {
         sub: user.id,
         email: email.then_some(user.email),
-        email_verified: email.then_some(false),
+        email_verified: email.then_some(user.email_verified_at.is_some()),
         name: user
             .name
             .filter(|_| scope::contains(&claims.scope, "profile")),

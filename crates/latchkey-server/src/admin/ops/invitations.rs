@@ -7,6 +7,10 @@
 //! to a system administrator or the operator (`latchkey invitation link`), who sends it to the
 //! address. Only a system administrator's own invitation returns its link at once. Issuing a
 //! link again replaces the previous one.
+//!
+//! Every invitation is mailed to its address (`mail`), in the transaction that records it.
+//! Accepting a link that was only mailed confirms the address (`email_verified`); a link
+//! shown to anyone, as a system administrator's is, does not.
 
 use super::*;
 
@@ -98,8 +102,13 @@ pub async fn create_invitation(
             "this person is already a member of the lab".into(),
         ));
     }
-    // The token of a lab administrator's invitation is never shown: nobody holds a working
-    // link until one is issued at system level.
+    // The token of a lab administrator's invitation is never shown to them: only the
+    // invited mailbox receives it.
+    let lab_name = state
+        .store
+        .get_lab(lab)
+        .await?
+        .map_or_else(|| lab.as_str().to_owned(), |l| l.name);
     let token = OpaqueToken::generate(TokenKind::Invitation);
     let t = now();
     let inv = Invitation {
@@ -118,11 +127,22 @@ pub async fn create_invitation(
             &inv,
             token.hash(),
             admin.system,
-            &[admin.event(
-                Action::InvitationCreate,
-                &inv.id,
-                json!({"lab": lab, "after": {"roles": inv.roles, "expires_at": inv.expires_at}}),
-            )],
+            &[admin
+                .event(
+                    Action::InvitationCreate,
+                    &inv.id,
+                    json!({"lab": lab, "after": {"roles": inv.roles, "expires_at": inv.expires_at}}),
+                )
+                .with_mail(crate::mail::compose(
+                    state,
+                    &inv.email,
+                    None,
+                    &crate::mail::Content::Invitation {
+                        lab: lab_name,
+                        link: link(state, &token),
+                        days,
+                    },
+                ))],
         )
         .await
         .map_err(|e| match AdminError::from(e) {
@@ -133,6 +153,7 @@ pub async fn create_invitation(
     if admin.system {
         view.link = Some(link(state, &token));
     }
+    crate::mail::wake(state);
     Ok(view)
 }
 

@@ -1,4 +1,5 @@
-//! Accounts as a whole: read, disable and enable, reset factors, end sessions, system administration, export and erase.
+//! Accounts as a whole: read, disable and enable, reset factors, send a password-reset link,
+//! end sessions, system administration, export and erase.
 
 use super::*;
 
@@ -145,6 +146,123 @@ pub async fn reset_attempts(state: &AppState, admin: &Admin, user: &UserId) -> R
     // forgets them at once, the others within `SPENT_TTL` seconds.
     state.spent.forget(&[forget_key], &[forget_prefix]);
     Ok(Count { count: n })
+}
+
+/// Mails the user a password-reset link (rather than setting a password they would have to
+/// be told): the link works once, for `mail.reset_link_minutes`; using it ends every session.
+/// Refused for a disabled account, and past `mail.resets_per_hour` links in an hour.
+pub async fn send_password_reset(state: &AppState, admin: &Admin, user: &UserId) -> R<ResetSent> {
+    let (info, _) = authorised_user(state, admin, user).await?;
+    if info.disabled {
+        return Err(AdminError::Conflict(
+            "this account is disabled: enable it first".into(),
+        ));
+    }
+    let account = state
+        .store
+        .get_user(user.as_str())
+        .await?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    let sent = crate::mail::links::reset_link(state, &account, json!({}), Some(admin.actor_id()))
+        .await
+        .map_err(|e| match e {
+            crate::mail::links::LinkError::Store(e) => AdminError::from(e),
+            e => AdminError::Internal(e.to_string()),
+        })?;
+    if sent == crate::mail::links::Sent::Not {
+        return Err(AdminError::Conflict(format!(
+            "{} reset links were sent to this account in the last hour already: wait, or ask them to use the newest one",
+            state.config.mail.resets_per_hour
+        )));
+    }
+    Ok(ResetSent {
+        email: account.email,
+        expires_in_minutes: state.config.mail.reset_link_minutes,
+    })
+}
+
+/// Changes a user's address (for someone who lost the old mailbox): the new address is
+/// unconfirmed until they open the link mailed to it; the old address is told. Every open
+/// mailed link of the account stops working. System administrators only: a lab
+/// administrator who could point a member's address at their own mailbox could then reset
+/// the member's password and own the account.
+pub async fn set_email(state: &AppState, admin: &Admin, user: &UserId, new: &str) -> R<EmailSet> {
+    admin.require_system()?;
+    let (info, _) = authorised_user(state, admin, user).await?;
+    let email = checked_email(new)?;
+    if email == info.email {
+        return Err(AdminError::invalid(
+            "email",
+            "that is the account's address already",
+        ));
+    }
+    let notice = crate::mail::compose(
+        state,
+        &info.email,
+        Some(user.as_str()),
+        &crate::mail::Content::AddressChanged { new: email.clone() },
+    );
+    let (actor, target, after) = (
+        admin.actor_id().to_owned(),
+        user.as_str().to_owned(),
+        email.clone(),
+    );
+    let old = state
+        .store
+        .set_email(user.as_str(), &email, move |old| {
+            vec![
+                Event::new(
+                    actor.clone(),
+                    Action::EmailChanged,
+                    target,
+                    json!({"before": old, "after": after, "by": actor}),
+                )
+                .with_mail(notice),
+            ]
+        })
+        .await
+        .map_err(|e| match AdminError::from(e) {
+            AdminError::Conflict(m) => AdminError::invalid("email", m),
+            e => e,
+        })?
+        .ok_or_else(|| AdminError::NotFound("no such user".into()))?;
+    if let Some(account) = state.store.get_user(user.as_str()).await? {
+        crate::mail::links::confirmation_link(state, &account, json!({"by": admin.actor_id()}))
+            .await
+            .map_err(|e| match e {
+                crate::mail::links::LinkError::Store(e) => AdminError::from(e),
+                e => AdminError::Internal(e.to_string()),
+            })?;
+    }
+    Ok(EmailSet {
+        email,
+        previous: old,
+        email_verified: false,
+    })
+}
+
+/// An address changed by an administrator.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EmailSet {
+    pub email: String,
+    pub previous: String,
+    /// Always false: a confirmation link is on its way to the new address.
+    pub email_verified: bool,
+}
+
+/// The body of `PUT /api/v1/users/{user}/email`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEmail {
+    pub email: String,
+}
+
+/// A password-reset link on its way.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ResetSent {
+    /// The address it was sent to.
+    pub email: String,
+    pub expires_in_minutes: i64,
 }
 
 pub async fn end_sessions(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {

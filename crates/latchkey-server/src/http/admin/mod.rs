@@ -24,6 +24,7 @@
 
 pub mod clients;
 pub mod lab;
+pub mod mail;
 pub mod pages;
 pub mod security;
 
@@ -67,6 +68,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/labs/{lab}/{action:.*}", web::post().to(lab::action))
             .route("/clients", web::get().to(clients::list))
             .route("/security", web::get().to(security::page))
+            .route("/mail", web::get().to(mail::page))
             .route("/clients/{client}", web::get().to(clients::page))
             .route(
                 "/clients/{client}/{action}",

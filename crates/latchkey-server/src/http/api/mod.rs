@@ -384,6 +384,8 @@ routes!(
     users::enable_user,
     users::reset_factors,
     users::reset_attempts,
+    users::password_reset,
+    users::set_email,
     users::end_sessions,
     users::set_system_admin,
     users::export_user,
@@ -401,6 +403,7 @@ routes!(
     system::revoke_key,
     system::audit_log,
     system::security_alerts,
+    system::mail_outbox,
 );
 
 /// The OpenAPI document, as served.

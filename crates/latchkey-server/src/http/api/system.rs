@@ -143,3 +143,21 @@ pub async fn audit_log(
 pub async fn security_alerts(state: State, Caller(a): Caller) -> ApiResult<Vec<AlertView>> {
     Ok(web::Json(ops::list_alerts(&state, &a).await?))
 }
+
+/// The 100 newest e-mail messages, newest first: state (`queued`, `sending`, `sent`,
+/// `failed`), attempts and the last error. Bodies are never shown.
+#[utoipa::path(
+    security(("bearer" = ["system"])),
+    tag = "audit",
+    responses(
+        (status = 200, body = Vec<crate::store::outbox::OutboxEntry>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/mail")]
+pub async fn mail_outbox(
+    state: State,
+    Caller(a): Caller,
+) -> ApiResult<Vec<crate::store::outbox::OutboxEntry>> {
+    Ok(web::Json(ops::list_outbox(&state, &a).await?))
+}

@@ -124,6 +124,55 @@ pub async fn reset_attempts(
     Ok(web::Json(ops::reset_attempts(&state, &a, &user).await?))
 }
 
+/// Mail the user a password-reset link (single use, `mail.reset_link_minutes`), instead of
+/// setting a password for them. Using it ends every session; a second factor is still asked
+/// at the next sign-in.
+#[utoipa::path(
+    security(("bearer" = ["user"])),
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    responses(
+        (status = 200, body = ops::ResetSent, description = "The link is queued for the user's address"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[post("/api/v1/users/{user}/password-reset")]
+pub async fn password_reset(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<UserId>,
+) -> ApiResult<ops::ResetSent> {
+    Ok(web::Json(
+        ops::send_password_reset(&state, &a, &user).await?,
+    ))
+}
+
+/// Change the user's e-mail address (for someone who lost the old mailbox; system
+/// administrators only). The new address
+/// is unconfirmed (`email_verified: false`) until the user opens the link mailed to it; the
+/// old address is told.
+#[utoipa::path(
+    security(("bearer" = ["system"])),
+    tag = "users",
+    params(("user" = String, Path, description = "User id")),
+    request_body = ops::NewEmail,
+    responses(
+        (status = 200, body = ops::EmailSet, description = "Changed; a confirmation link is on its way"),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[put("/api/v1/users/{user}/email")]
+pub async fn set_email(
+    state: State,
+    Caller(a): Caller,
+    user: web::Path<UserId>,
+    body: Body<ops::NewEmail>,
+) -> ApiResult<ops::EmailSet> {
+    Ok(web::Json(
+        ops::set_email(&state, &a, &user, &body.0.email).await?,
+    ))
+}
+
 /// End every session of the user and revoke their refresh tokens.
 #[utoipa::path(
     security(("bearer" = ["user"])),

@@ -28,6 +28,7 @@ enum Action<'a> {
     RemoveMember(&'a str),
     ResetFactors(&'a str),
     ResetAttempts(&'a str),
+    SendReset(&'a str),
     EndSessions(&'a str),
     Disable(&'a str),
     Enable(&'a str),
@@ -56,6 +57,7 @@ impl<'a> Action<'a> {
             ["members", user, "remove"] => Action::RemoveMember(user),
             ["members", user, "reset-factors"] => Action::ResetFactors(user),
             ["members", user, "reset-attempts"] => Action::ResetAttempts(user),
+            ["members", user, "send-reset"] => Action::SendReset(user),
             ["members", user, "end-sessions"] => Action::EndSessions(user),
             ["members", user, "disable"] => Action::Disable(user),
             ["members", user, "enable"] => Action::Enable(user),
@@ -125,6 +127,7 @@ impl<'a> Action<'a> {
             | Action::RemoveMember(u)
             | Action::ResetFactors(u)
             | Action::ResetAttempts(u)
+            | Action::SendReset(u)
             | Action::EndSessions(u)
             | Action::Disable(u)
             | Action::Enable(u) => Some(u),
@@ -280,6 +283,13 @@ async fn run(
             ops::reset_attempts(state, a, &UserId::from(user)).await?;
             notice("Sign-in attempts reset: they can try their password and codes again at once.")
         }
+        Action::SendReset(user) => {
+            let sent = ops::send_password_reset(state, a, &UserId::from(user)).await?;
+            notice(format!(
+                "A password-reset link is on its way to {}. It works once, for {} minutes.",
+                sent.email, sent.expires_in_minutes
+            ))
+        }
         Action::EndSessions(user) => {
             let n = ops::end_sessions(state, a, &UserId::from(user)).await?;
             notice(format!("{} sessions ended.", n.count))
@@ -430,6 +440,10 @@ mod tests {
         assert_eq!(
             Action::parse("members/u1/reset-attempts"),
             Some(Action::ResetAttempts("u1"))
+        );
+        assert_eq!(
+            Action::parse("members/u1/send-reset"),
+            Some(Action::SendReset("u1"))
         );
         assert_eq!(
             Action::parse("invitations/i1/delete"),
