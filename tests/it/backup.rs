@@ -543,6 +543,7 @@ fn mallory(mac: Option<&ring::hmac::Key>) -> Vec<String> {
                     1,
                     true,
                     null,
+                    null,
                     null
                 ])
                 .to_string(),
@@ -610,7 +611,12 @@ async fn a_backup_forged_with_only_the_backup_key_is_refused() {
     let bad = work.path().join("bad.lkbackup");
     let mut lines: Vec<String> = mallory(None)
         .into_iter()
-        .map(|l| l.replace(",1,true,null,null]", ",\"yesterday\",true,null,null]"))
+        .map(|l| {
+            l.replace(
+                ",1,true,null,null,null]",
+                ",\"yesterday\",true,null,null,null]",
+            )
+        })
         .collect();
     let last = lines.len() - 1;
     let tag = mac_of(&lines[..last], &latchkey_server::backup::mac_key(&k));

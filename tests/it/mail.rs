@@ -207,3 +207,84 @@ with_mail!(
         assert!(r.headers().contains_key("retry-after"));
     }
 );
+
+/// Mails a reset link for [`EMAIL`] and returns it.
+async fn reset_link_of(app: &TestApp, smtp: &crate::common::smtp::SmtpServer, n: usize) -> String {
+    forgot(app, EMAIL).await;
+    smtp.wait_for(EMAIL, n)
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| m.subject == "Reset your password")
+        .unwrap()
+        .link(&app.url("/password/reset/"))
+        .unwrap()
+}
+
+with_mail!(
+    nist_800_63b_a_reset_link_does_not_lift_a_block_on_second_factor_codes,
+    |c: &mut Config| c.authentication.max_code_failures = 3,
+    async |app: &TestApp, smtp: &SmtpServer| {
+        use latchkey_server::protocol::throttle::CodeLock;
+        use latchkey_server::signin::throttle;
+        let user = app.user_id.clone();
+        let who = requester("192.0.2.1");
+        let now = latchkey_server::store::now();
+        for _ in 0..3 {
+            throttle::code_fail(&app.state, &user, &who, now)
+                .await
+                .unwrap();
+        }
+        let link = reset_link_of(app, smtp, 1).await;
+        let r = reset_with(app, &link, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            throttle::code_standing(&app.state, &user, now + 60)
+                .await
+                .unwrap(),
+            Some(CodeLock::Blocked),
+            "a mailbox alone buys no more guesses at the second factor"
+        );
+    }
+);
+
+with_mail!(
+    a_reset_link_dies_with_the_accounts_sessions_when_it_is_disabled_or_its_password_changed,
+    no_tweak,
+    async |app: &TestApp, smtp: &SmtpServer| {
+        use latchkey_server::admin::{Admin, ops};
+        // Disabled, then enabled again: the link sent before stays dead.
+        let link = reset_link_of(app, smtp, 1).await;
+        ops::set_disabled(&app.state, &Admin::cli(), &app.user(), true)
+            .await
+            .unwrap();
+        ops::set_disabled(&app.state, &Admin::cli(), &app.user(), false)
+            .await
+            .unwrap();
+        let r = Browser::new(app)
+            .get(link.trim_start_matches(&app.base))
+            .await;
+        assert_eq!(r.status(), 404);
+        // Changed on the account page: a link sent before cannot undo it.
+        let link = reset_link_of(app, smtp, 2).await;
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let csrf = account_csrf(&b).await;
+        let r = b
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf", &csrf),
+                    ("current", PASSWORD),
+                    ("new", NEW_PASSWORD),
+                    ("repeat", NEW_PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        let r = Browser::new(app)
+            .get(link.trim_start_matches(&app.base))
+            .await;
+        assert_eq!(r.status(), 404);
+    }
+);

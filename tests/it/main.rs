@@ -8,6 +8,7 @@
     reason = "tests"
 )]
 
+mod account_data;
 mod account_sessions;
 mod admin_api;
 mod admin_strength;

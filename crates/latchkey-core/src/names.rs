@@ -108,8 +108,13 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let e = s.trim().to_lowercase();
+        // No whitespace, control characters or the specials of RFC 5322 (3.2.3) a mail
+        // system would read as a display name, a comment, a quoted part or a route: the
+        // address must be the mailbox mail goes to, character for character.
         let ok = e.len() <= 254
-            && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !e
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>()[]\\,;:\"".contains(c))
             && e.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
                     && !domain.contains('@')
@@ -245,6 +250,10 @@ mod tests {
             "a da@example.org",
             "ada@ex@ample.org",
             "ada@exa\u{7}mple.org",
+            "zz<ada@example.org>",
+            "\"q\"@example.org",
+            "ada@example.org>",
+            "ada,bob@example.org",
         ] {
             assert_eq!(
                 Email::parse(bad),

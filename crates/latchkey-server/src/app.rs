@@ -339,6 +339,11 @@ async fn maintain(state: Arc<AppState>) {
                     Ok(p) => tracing::debug!(?p, "purged expired codes, grants, sessions and flows"),
                     Err(e) => tracing::error!(error = %e, "purging expired rows failed; will retry"),
                 }
+                match crate::signin::own_data::complete_due_deletions(&state).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(accounts = n, "erased accounts whose owners asked for it"),
+                    Err(e) => tracing::error!(error = %e, "erasing accounts due for deletion failed; will retry"),
+                }
                 if let Some(days) = state.config.audit.retention_days {
                     let before = crate::store::now() - i64::from(days) * 86_400;
                     let key = crate::audit::chain::checkpoint_key(&state.kek);

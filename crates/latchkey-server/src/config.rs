@@ -15,10 +15,12 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod account;
 mod backup;
 mod mail;
 mod monitoring;
 mod tls;
+pub use account::AccountConfig;
 pub use backup::BackupConfig;
 pub use mail::{MailConfig, SmtpTls};
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
@@ -61,6 +63,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub backup: BackupConfig,
     pub mail: MailConfig,
+    pub account: AccountConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -326,6 +329,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             backup: BackupConfig::default(),
             mail: MailConfig::default(),
+            account: AccountConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -451,6 +455,7 @@ impl Config {
         monitoring::validate(&self.metrics, &self.detection, &self.alerts)?;
         self.backup.validate()?;
         self.mail.validate()?;
+        self.account.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",

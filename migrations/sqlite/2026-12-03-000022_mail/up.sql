@@ -5,6 +5,11 @@
 -- NULL: not confirmed. Tokens say email_verified only when it is set.
 ALTER TABLE users ADD COLUMN email_verified_at BIGINT;
 
+-- When the person asked, on the account page, for their account to be deleted; it is erased
+-- after `account.deletion_grace_days` unless they cancel (or an administrator erases it
+-- sooner). NULL: no request.
+ALTER TABLE users ADD COLUMN deletion_requested_at BIGINT;
+
 -- Whether the invitation's link was ever shown to someone (a system administrator, the
 -- operator) rather than only mailed to the address: accepting a link only mailed confirms
 -- the address. Invitations made before e-mail were all handed out.

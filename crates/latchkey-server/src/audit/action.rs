@@ -106,8 +106,10 @@ actions! {
     /// signed out), `grants_revoked` (applications' tokens ended), `kept_others`, `source`,
     /// `user_agent`.
     PasswordChanged = "password.changed",
-    /// A password-reset link was mailed to the account's address (from the sign-in page's
-    /// "forgot password", or an administrator's `by`): `source`, `user_agent`.
+    /// A password-reset link was asked for (the sign-in page's "forgot password", or an
+    /// administrator's `by`) and mailed to the account's address; or none was sent (`sent:
+    /// false`, `reason`: `unknown email` (target `unknown`), `account disabled`, `hourly
+    /// allowance used`). `source`, `user_agent`.
     PasswordResetRequested = "password.reset_requested",
     /// The password was reset with a mailed link: every session and application token
     /// ended (`sessions_ended`); `source`, `user_agent`.
@@ -189,6 +191,11 @@ actions! {
     UserExported = "user.exported",
     /// An account's personal data was erased.
     UserErased = "user.erased",
+    /// The person asked, on the account page, for their account to be deleted: it is erased
+    /// after `grace_days` (0: by an administrator) unless they cancel.
+    UserDeletionRequested = "user.deletion_requested",
+    /// The person withdrew their request to delete their account.
+    UserDeletionCancelled = "user.deletion_cancelled",
     /// A client was registered.
     ClientCreate = "client.create",
     /// A client's name or redirect URIs changed (`before`, `after`).

@@ -27,31 +27,7 @@ pub use crate::signin::account::clean_name;
 
 pub const CSRF_PURPOSE: &str = "account";
 
-pub fn fmt_time(t: i64) -> String {
-    // UTC, minute precision; pages show times to the user, not to machines.
-    let days = t.div_euclid(86_400);
-    let secs = t.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        secs / 3600,
-        (secs % 3600) / 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use crate::signin::dates::fmt_time;
 
 pub use crate::signin::device::browser_label;
 
@@ -64,6 +40,10 @@ fn describe_event(action: &str, details: &str) -> Option<String> {
         (Some("security_key"), Some(n)) => format!(" (security key “{n}”)"),
         _ => String::new(),
     };
+    // A reset asked for but not sent (the hourly allowance was used) is not news to the user.
+    if action == "password.reset_requested" && d["sent"] == serde_json::Value::Bool(false) {
+        return None;
+    }
     let base = describe_action(action)?;
     Some(if action.starts_with("factor.") {
         format!("{base}{factor}")
@@ -89,6 +69,9 @@ fn describe_action(action: &str) -> Option<&'static str> {
         "email.confirmed" => "Confirmed the e-mail address",
         "email.change_requested" => "Asked to change the e-mail address",
         "email.changed" => "Changed the e-mail address",
+        "user.deletion_requested" => "Asked for the account to be deleted",
+        "user.deletion_cancelled" => "Cancelled the account's deletion",
+        "user.exported" => "Downloaded the account's data",
         "consent.withdrawn" => "Withdrew an application's access",
         "webauthn.counter_regression" => "A copied passkey or security key was refused",
         "totp.replay_refused" => "A reused authenticator code was refused",
@@ -178,6 +161,12 @@ pub(super) async fn render_account_with(
         done,
         has_password: user.password_hash.is_some(),
         email_verified: user.email_verified_at.is_some(),
+        deletion: user.deletion_requested_at.map(|at| {
+            crate::signin::own_data::erased_on(state, at).map_or_else(
+                || "when an administrator completes it".to_owned(),
+                |t| format!("on {}", crate::signin::dates::fmt_day(t)),
+            )
+        }),
         sessions: o
             .sessions
             .into_iter()
@@ -217,6 +206,10 @@ pub(super) async fn render_account_with(
 
 /// An account change's request: the parsed form with a valid CSRF token, and either the
 /// session and user allowed to change factors, or where the browser must go first.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "made once per account-page request and taken apart at once"
+)]
 pub(super) enum Checked {
     Allowed(Params, Session, User),
     Elsewhere(HttpResponse),

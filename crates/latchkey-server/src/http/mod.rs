@@ -2,6 +2,7 @@
 //! `protocol` and `store`, and renders JSON, a page or a redirect.
 
 pub mod account;
+pub mod account_data;
 pub mod admin;
 pub mod admin_refused;
 pub mod api;
@@ -93,6 +94,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 web::post().to(account::password_change),
             )
             .route("/account/email", web::post().to(email::change))
+            .route("/account/data", web::post().to(account_data::download))
+            .route(
+                "/account/delete",
+                web::post().to(account_data::request_deletion),
+            )
+            .route(
+                "/account/delete/cancel",
+                web::post().to(account_data::cancel_deletion),
+            )
             .route(
                 "/account/email/confirm",
                 web::post().to(email::send_confirmation),

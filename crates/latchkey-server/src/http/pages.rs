@@ -116,6 +116,9 @@ pub struct AccountPage {
     pub has_password: bool,
     /// A link mailed to the address was opened (`email_verified` in tokens).
     pub email_verified: bool,
+    /// The person asked for the account's deletion: when it happens ("on 2026-12-17", or
+    /// "when an administrator completes it").
+    pub deletion: Option<String>,
     /// The applications the user allowed, newest first.
     pub consents: Vec<ConsentView>,
     /// The signed-in browsers, most recently used first.

@@ -38,8 +38,9 @@ pub enum Content {
     FactorRemoved { what: String, from: String },
     /// Someone signed in from a browser not seen before on this account.
     NewDevice { browser: String, from: String },
-    /// `latchkey mail test`.
-    Test,
+    /// The person asked for their account to be deleted; `when`: the day it happens, or
+    /// empty when an administrator completes it.
+    DeletionRequested { when: String },
 }
 
 /// A message's words, before rendering.
@@ -53,10 +54,12 @@ pub struct Words {
     pub closing: Option<String>,
 }
 
-/// ", from 192.0.2.7" when the address is known.
+/// ", from 192.0.2.7" when the address is known; " by an administrator" as given.
 fn from_part(from: &str) -> String {
     if from.is_empty() {
         String::new()
+    } else if from.starts_with("by ") {
+        format!(" {from}")
     } else {
         format!(", from {from}")
     }
@@ -167,15 +170,18 @@ impl Content {
                     from_part(from)
                 ),
             ),
-            Content::Test => Words {
-                kind: "test",
-                subject: "Latchkey test message".into(),
-                paragraphs: vec![
-                    "This message checks that Latchkey can send e-mail (`latchkey mail test`)."
-                        .into(),
-                ],
-                action: None,
-                closing: None,
+            Content::DeletionRequested { when } => Words {
+                kind: "deletion_requested",
+                subject: "Your account will be deleted".into(),
+                paragraphs: vec![if when.is_empty() {
+                    "You asked for your account to be deleted. An administrator completes the deletion; until then you can cancel it on your account page.".to_owned()
+                } else {
+                    format!(
+                        "You asked for your account to be deleted. It will be deleted on {when}; until then you can cancel it on your account page."
+                    )
+                }],
+                action: Some(("Open your account page".into(), account.to_owned())),
+                closing: Some(format!("If this was not you, sign in and cancel the deletion at once. {NOT_YOU}")),
             },
         }
     }

@@ -11,10 +11,9 @@
 //! the session nor a typo moves the account to a mailbox its owner does not hold. Whether the
 //! new address belongs to another account is not said until both links are opened.
 
-use super::{Requester, SignInError, throttle};
+use super::{Requester, SignInError};
 use crate::audit::{Action, Event};
 use crate::mail::{self, Content};
-use crate::password::{Priority, Verified};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::state::AppState;
 use crate::store::account_links::{ChangeStep, NewLink, Purpose};
@@ -161,11 +160,6 @@ pub async fn request_change(
             "That is your address already.".into(),
         ));
     }
-    if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
-        return Ok(ChangeRequested::Refused(
-            lock.message_for("passwords or codes"),
-        ));
-    }
     // Each request mails two addresses, one of them any address at all: a few an hour.
     if state
         .store
@@ -177,24 +171,10 @@ pub async fn request_change(
             "You asked for {PER_HOUR} address changes in the last hour; use the newest links, or try again later."
         )));
     }
-    if let Some(stored) = user.password_hash.as_deref() {
-        let verified = state
-            .hasher
-            .verify(password, Some(stored), Priority::Known)
-            .await
-            .map_err(SignInError::internal)?;
-        if verified == Verified::No {
-            let lock = throttle::code_fail(state, &user.id, who, now).await?;
-            return Ok(ChangeRequested::Refused(lock.map_or_else(
-                || "The current password is not correct.".to_owned(),
-                |l| l.message_for("passwords or codes"),
-            )));
-        }
-        if let Err(lock) = throttle::code_settle(state, &user.id, now).await? {
-            return Ok(ChangeRequested::Refused(
-                lock.message_for("passwords or codes"),
-            ));
-        }
+    if let Some(why) =
+        super::password_change::current_password_refusal(state, user, password, who, now).await?
+    {
+        return Ok(ChangeRequested::Refused(why));
     }
     let hours = state.config.mail.confirm_link_hours;
     let change_id = uuid::Uuid::now_v7().to_string();

@@ -41,12 +41,14 @@
 pub mod account;
 pub mod code;
 pub mod consent;
+pub mod dates;
 pub mod device;
 pub mod email;
 pub mod enrolment;
 pub mod flow;
 pub mod invitation;
 pub mod lab;
+pub mod own_data;
 pub mod password;
 pub mod password_change;
 pub mod reset;

@@ -139,3 +139,37 @@ pub async fn change(
         grants_revoked,
     })
 }
+
+/// Checks the current password typed to confirm a sensitive change (an address change, a
+/// deletion request): `Some(reason)` when it is refused. Wrong ones count like wrong
+/// second-factor codes (the same lock); an account without a password passes.
+pub async fn current_password_refusal(
+    state: &AppState,
+    user: &User,
+    password: &str,
+    who: &Requester,
+    now: i64,
+) -> Result<Option<String>, SignInError> {
+    if let Some(lock) = throttle::code_standing(state, &user.id, now).await? {
+        return Ok(Some(lock.message_for(WRONG)));
+    }
+    let Some(stored) = user.password_hash.as_deref() else {
+        return Ok(None);
+    };
+    let verified = state
+        .hasher
+        .verify(password, Some(stored), Priority::Known)
+        .await
+        .map_err(SignInError::internal)?;
+    if verified == Verified::No {
+        let lock = throttle::code_fail(state, &user.id, who, now).await?;
+        return Ok(Some(lock.map_or_else(
+            || "The current password is not correct.".to_owned(),
+            |l| l.message_for(WRONG),
+        )));
+    }
+    if let Err(lock) = throttle::code_settle(state, &user.id, now).await? {
+        return Ok(Some(lock.message_for(WRONG)));
+    }
+    Ok(None)
+}

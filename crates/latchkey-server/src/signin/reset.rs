@@ -67,18 +67,53 @@ pub async fn send_link(
     who: &Requester,
     by: Option<&str>,
 ) -> Result<mail::links::Sent, SignInError> {
-    let Some(user) = state.store.find_user_by_email(email).await? else {
-        return Ok(mail::links::Sent::Not);
+    let user = state.store.find_user_by_email(email).await?;
+    let (target, reason) = match &user {
+        Some(u) if !u.disabled => {
+            let sent = mail::links::reset_link(state, u, who.details(), by)
+                .await
+                .map_err(|e| match e {
+                    mail::links::LinkError::Store(e) => SignInError::Store(e),
+                    e => SignInError::internal(e),
+                })?;
+            if sent == mail::links::Sent::Queued {
+                return Ok(sent);
+            }
+            (u.id.clone(), "hourly allowance used")
+        }
+        Some(u) => (u.id.clone(), "account disabled"),
+        None => ("unknown".to_owned(), "unknown email"),
     };
-    if user.disabled {
-        return Ok(mail::links::Sent::Not);
-    }
-    mail::links::reset_link(state, &user, who.details(), by)
-        .await
-        .map_err(|e| match e {
-            mail::links::LinkError::Store(e) => SignInError::Store(e),
-            e => SignInError::internal(e),
-        })
+    // No link: the same work as one (a message rendered and sealed, an audit entry written),
+    // so that the requests after this one cannot tell, by how long they wait, that none was
+    // sent. The entry also shows an operator who asks for which addresses.
+    let _ = mail::compose(
+        state,
+        email,
+        None,
+        &Content::PasswordReset {
+            link: format!("{}/password/reset/lk_ml_{}", state.issuer, "x".repeat(43)),
+            minutes: state.config.mail.reset_link_minutes,
+        },
+    );
+    let mut details = who.details();
+    details["sent"] = false.into();
+    details["reason"] = reason.into();
+    let actor = if target == "unknown" {
+        "unknown"
+    } else {
+        target.as_str()
+    };
+    state
+        .store
+        .audit(Event::new(
+            actor,
+            Action::PasswordResetRequested,
+            &target,
+            details,
+        ))
+        .await?;
+    Ok(mail::links::Sent::Not)
 }
 
 /// The account an open reset link is for, or `None`.

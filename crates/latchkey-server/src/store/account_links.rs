@@ -3,7 +3,7 @@
 //! an address change (one to the old address, one to the new, paired by `change_id`). Each
 //! use is one transaction with its effect and its audit entry (which may carry a notice).
 
-use super::schema::{account_links as al, auth_failures, users};
+use super::schema::{account_links as al, users};
 use super::{Store, StoreError, conflict};
 use crate::audit::Event;
 use crate::secret::TokenHash;
@@ -217,7 +217,8 @@ impl Store {
 
     /// Resets a password with a reset link, in one transaction: the link is spent (with every
     /// other open reset link of the account), the hash stored, every session and grant ended,
-    /// the wrong-code count cleared, and `event(user_id, sessions_ended)` appended. `None`:
+    /// and `event(user_id, sessions_ended)` appended. The count of wrong second-factor codes
+    /// stays (a mailbox alone must not buy more guesses at the second factor). `None`:
     /// the link was used, replaced or expired, or the account is disabled.
     pub async fn reset_password(
         &self,
@@ -257,9 +258,6 @@ impl Store {
                 .execute(&mut *conn)
                 .await?;
                 let ended = crate::end_sessions_and_grants!(&mut *conn, &l.user_id, now);
-                diesel::delete(auth_failures::table.filter(auth_failures::user_id.eq(&l.user_id)))
-                    .execute(&mut *conn)
-                    .await?;
                 crate::store::audit::append(&mut *conn, now, &event(&l.user_id, ended)).await?;
                 Ok(Some((l.user_id, ended)))
             })
@@ -291,6 +289,7 @@ impl Store {
                     users::table
                         .find(&l.user_id)
                         .filter(users::email.eq(&l.email))
+                        .filter(users::disabled.eq(false))
                         .filter(users::erased_at.is_null()),
                 )
                 .set(users::email_verified_at.eq(Some(now)))
@@ -343,6 +342,7 @@ impl Store {
                 let old: Option<String> = users::table
                     .find(&l.user_id)
                     .filter(users::erased_at.is_null())
+                    .filter(users::disabled.eq(false))
                     .select(users::email)
                     .first(&mut *conn)
                     .await

@@ -120,7 +120,7 @@ macro_rules! for_each_table {
         $m! {$($args)*;
             labs: [id, name, created_at];
             users: [id, email, name, password_hash, disabled, created_at, system_admin, erased_at,
-                email_verified_at];
+                email_verified_at, deletion_requested_at];
             memberships: [user_id, lab_id, created_at, admin];
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,

@@ -436,6 +436,8 @@ impl Store {
                         users::password_hash.eq(None::<String>),
                         users::disabled.eq(true),
                         users::erased_at.eq(Some(t)),
+                        users::deletion_requested_at.eq(None::<i64>),
+                        users::email_verified_at.eq(None::<i64>),
                     ))
                     .execute(&mut *conn)
                     .await?;

@@ -19,6 +19,7 @@ diesel::table! {
         system_admin -> Bool,
         erased_at -> Nullable<BigInt>,
         email_verified_at -> Nullable<BigInt>,
+        deletion_requested_at -> Nullable<BigInt>,
     }
 }
 

@@ -22,6 +22,8 @@ pub struct User {
     pub created_at: i64,
     /// When a link mailed to `email` was last opened (`None`: the address is not confirmed).
     pub email_verified_at: Option<i64>,
+    /// When the person asked for the account to be deleted (`None`: they did not).
+    pub deletion_requested_at: Option<i64>,
 }
 
 /// What `latchkey user create` prints: never the password hash.
@@ -186,6 +188,16 @@ impl Store {
                 if swapped != 1 {
                     return Ok(None);
                 }
+                // A reset link mailed before the change must not undo it.
+                diesel::update(
+                    super::schema::account_links::table
+                        .filter(super::schema::account_links::user_id.eq(&id))
+                        .filter(super::schema::account_links::purpose.eq("password_reset"))
+                        .filter(super::schema::account_links::used_at.is_null()),
+                )
+                .set(super::schema::account_links::expires_at.eq(t))
+                .execute(&mut *conn)
+                .await?;
                 let (mut ended, mut revoked) = (0, 0);
                 if !keep_others {
                     ended = diesel::update(
@@ -379,6 +391,55 @@ impl Store {
                 .order((memberships::created_at.asc(), memberships::lab_id.asc()))
                 .select(memberships::lab_id)
                 .load::<String>(conn)
+                .await?))
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// Records (`Some(now)`) or withdraws (`None`) the person's request to delete their
+    /// account, with its audit entry (and notice). Whether anything changed.
+    pub async fn set_deletion_request(
+        &self,
+        user_id: &str,
+        at: Option<i64>,
+        event: Event,
+    ) -> Result<bool, StoreError> {
+        let db = self.db.clone();
+        let id = user_id.to_owned();
+        let t = now();
+        self.run(async move {
+            crate::with_tx!(&db, conn => {
+                let q = users::table.find(&id).filter(users::erased_at.is_null());
+                let n = match at {
+                    Some(_) => diesel::update(q.filter(users::deletion_requested_at.is_null()))
+                        .set(users::deletion_requested_at.eq(at))
+                        .execute(&mut *conn)
+                        .await?,
+                    None => diesel::update(q.filter(users::deletion_requested_at.is_not_null()))
+                        .set(users::deletion_requested_at.eq(None::<i64>))
+                        .execute(&mut *conn)
+                        .await?,
+                };
+                if n == 1 {
+                    crate::store::audit::append(&mut *conn, t, &event).await?;
+                }
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    /// The accounts whose deletion was requested before `before` and not yet done.
+    pub async fn deletions_due(&self, before: i64) -> Result<Vec<String>, StoreError> {
+        let db = self.db.clone();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => users::table
+                .filter(users::deletion_requested_at.lt(before))
+                .filter(users::erased_at.is_null())
+                .select(users::id)
+                .load(conn)
                 .await?))
         })
         .await

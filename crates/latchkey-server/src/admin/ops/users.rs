@@ -109,13 +109,26 @@ pub struct Count {
 }
 
 pub async fn reset_factors(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
-    let (_, _) = authorised_user(state, admin, user).await?;
+    let (info, _) = authorised_user(state, admin, user).await?;
     let before: Factors = state.store.enrolled(user.as_str()).await?.into();
-    let event = admin.event(
-        Action::UserResetFactors,
-        user.as_str(),
-        json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}),
+    let notice = crate::mail::compose(
+        state,
+        &info.email,
+        Some(user.as_str()),
+        &crate::mail::Content::FactorRemoved {
+            what:
+                "Every second factor (authenticator app, passkeys, security keys, recovery codes)"
+                    .into(),
+            from: "by an administrator".into(),
+        },
     );
+    let event = admin
+        .event(
+            Action::UserResetFactors,
+            user.as_str(),
+            json!({"before": before, "after": Factors { best_acr: "pwd".into(), ..Factors::default() }}),
+        )
+        .with_mail(notice);
     let n = state.store.reset_factors(user, &[event]).await?;
     Ok(Count { count: n })
 }
@@ -172,7 +185,7 @@ pub async fn send_password_reset(state: &AppState, admin: &Admin, user: &UserId)
     if sent == crate::mail::links::Sent::Not {
         return Err(AdminError::Conflict(format!(
             "{} reset links were sent to this account in the last hour already: wait, or ask them to use the newest one",
-            state.config.mail.resets_per_hour
+            state.config.mail.resets_per_hour + crate::mail::links::ADMIN_HEADROOM
         )));
     }
     Ok(ResetSent {
