@@ -150,3 +150,39 @@ with_mail!(
         }
     }
 );
+
+with_mail!(
+    a_person_made_a_system_administrator_after_asking_is_not_erased_by_the_grace_period,
+    no_tweak,
+    async |app: &TestApp, _smtp: &SmtpServer| {
+        use latchkey_server::admin::{Admin, ops};
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let csrf = account_csrf(&b).await;
+        b.post_form(
+            "/account/delete",
+            &[("csrf", &csrf), ("password", PASSWORD)],
+        )
+        .await;
+        ops::set_system_admin(&app.state, &Admin::cli(), &app.user(), true)
+            .await
+            .unwrap();
+        tamper(
+            app,
+            "UPDATE users SET deletion_requested_at = 1 WHERE deletion_requested_at IS NOT NULL",
+        )
+        .await;
+        let n = latchkey_server::signin::own_data::complete_due_deletions(&app.state)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "another system administrator erases them, or nobody");
+        assert!(
+            app.state
+                .store
+                .find_user_by_email(EMAIL)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+);

@@ -36,6 +36,7 @@ fn sample_body(schema: &str) -> Value {
         "AdminBody" | "SystemAdminBody" => json!({"admin": false}),
         "AllowBody" => json!({"allow": true}),
         "NewInvitation" => json!({"email": "invitee@lab.example"}),
+        "NewEmail" => json!({"email": "moved@lab.example"}),
         "RoleBody" => json!({"features": ["orders:read"]}),
         "PolicyView" => json!({"min_acr": null}),
         "NewClientBody" => json!({"name": "bot", "grant_types": ["client_credentials"]}),

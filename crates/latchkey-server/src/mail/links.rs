@@ -7,7 +7,7 @@ use crate::audit::{Action, Event};
 use crate::secret::{OpaqueToken, TokenKind};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::account_links::{NewLink, Purpose};
+use crate::store::account_links::{Cap, NewLink, Purpose};
 use crate::store::users::User;
 
 /// Why no link could be queued.
@@ -64,7 +64,7 @@ pub async fn reset_link(
         details["by"] = by.into();
     }
     let actor = by.unwrap_or(&user.id).to_owned();
-    state
+    let queued = state
         .store
         .create_links(
             vec![NewLink {
@@ -80,8 +80,16 @@ pub async fn reset_link(
                 Event::new(actor, Action::PasswordResetRequested, &user.id, details)
                     .with_mail(Some(mail)),
             ],
+            Some(Cap {
+                purpose: Purpose::PasswordReset,
+                since: now - 3600,
+                max: allowance,
+            }),
         )
         .await?;
+    if !queued {
+        return Ok(Sent::Not);
+    }
     super::wake(state);
     Ok(Sent::Queued)
 }
@@ -122,6 +130,7 @@ pub async fn confirmation_link(
                 Event::new(&user.id, Action::EmailConfirmRequested, &user.id, details)
                     .with_mail(Some(mail)),
             ],
+            None,
         )
         .await?;
     super::wake(state);

@@ -228,6 +228,7 @@ pub async fn request_change(
                     .with_mail(mail_new)
                     .with_mail(mail_old),
             ],
+            None,
         )
         .await?;
     mail::wake(state);

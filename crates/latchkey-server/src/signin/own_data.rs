@@ -127,7 +127,9 @@ pub async fn cancel_deletion(
 }
 
 /// Erases the accounts whose grace period is over (run hourly by every node; erasing twice
-/// is a no-op). How many were erased.
+/// is a no-op). Each is checked again inside its erasure's transaction: a request cancelled
+/// meanwhile, or a person made a system administrator since, is not erased. How many were
+/// erased.
 pub async fn complete_due_deletions(state: &AppState) -> Result<usize, SignInError> {
     let days = state.config.account.deletion_grace_days;
     if days == 0 {

@@ -56,6 +56,14 @@ pub struct NewLink {
     pub expires_at: i64,
 }
 
+/// At most `max` links of `purpose` created after `since`.
+#[derive(Debug, Clone, Copy)]
+pub struct Cap {
+    pub purpose: Purpose,
+    pub since: i64,
+    pub max: i64,
+}
+
 /// An open link: unused and unexpired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -144,17 +152,37 @@ impl Store {
     }
 
     /// Records `links` (earlier open links of the same user and purposes stop working) and
-    /// `events`, with the mail they carry, in one transaction.
+    /// `events`, with the mail they carry, in one transaction. With a `cap`, nothing is
+    /// recorded (false) when the user has that many links of its purpose since its time
+    /// already: counted under the user's row lock, so racing requests cannot pass it.
     pub async fn create_links(
         &self,
         links: Vec<NewLink>,
         events: Vec<Event>,
-    ) -> Result<(), StoreError> {
+        cap: Option<Cap>,
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let Some(first) = <[NewLink]>::first(&links) else { return Ok(()) };
+                let Some(first) = <[NewLink]>::first(&links) else { return Ok(false) };
                 let t = first.created_at;
+                if let Some(cap) = &cap {
+                    // The user's row first: concurrent requests for one account queue here.
+                    diesel::update(users::table.find(&first.user_id))
+                        .set(users::email.eq(users::email))
+                        .execute(&mut *conn)
+                        .await?;
+                    let n: i64 = al::table
+                        .filter(al::user_id.eq(&first.user_id))
+                        .filter(al::purpose.eq(cap.purpose.as_str()))
+                        .filter(al::created_at.gt(cap.since))
+                        .count()
+                        .get_result(&mut *conn)
+                        .await?;
+                    if n >= cap.max {
+                        return Ok(false);
+                    }
+                }
                 // A new change replaces a pending one (both of its links); a new reset or
                 // confirmation replaces the earlier one of its kind.
                 let purposes: Vec<&str> = links
@@ -190,7 +218,7 @@ impl Store {
                         .await?;
                 }
                 crate::store::audit::append_all(&mut *conn, t, &events).await?;
-                Ok(())
+                Ok(true)
             })
         })
         .await

@@ -295,7 +295,7 @@ impl Store {
                         .await?;
                     use super::schema::mail_outbox as mo;
                     let mail = mo::table
-                        .filter(mo::user_id.eq(&id).or(mo::recipient.eq(&user.1)))
+                        .filter(mo::user_id.eq(&id).or(mo::user_id.is_null().and(mo::recipient.eq(&user.1))))
                         .order(mo::created_at.asc())
                         .select((mo::recipient, mo::kind, mo::subject, mo::state, mo::created_at, mo::sent_at))
                         .load(conn)
@@ -343,13 +343,44 @@ impl Store {
     /// and sets `erased_at`; appends `user.erased` (by `actor`) to the audit log. Audit
     /// entries stay as they are: they name the user only by id. False for an unknown id.
     pub async fn erase_user(&self, user_id: &UserId, actor: &str) -> Result<bool, StoreError> {
+        self.erase_user_if(user_id, actor, None).await
+    }
+
+    /// Erases the user as [`Store::erase_user`] does, only if, in the same transaction, they
+    /// still asked for it before `requested_before` (not cancelled since), are no system
+    /// administrator and are not erased yet: the grace period's completion.
+    pub async fn erase_requested(
+        &self,
+        user_id: &UserId,
+        requested_before: i64,
+    ) -> Result<bool, StoreError> {
+        self.erase_user_if(user_id, "system", Some(requested_before))
+            .await
+    }
+
+    async fn erase_user_if(
+        &self,
+        user_id: &UserId,
+        actor: &str,
+        requested_before: Option<i64>,
+    ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (id, actor) = (user_id.as_str().to_owned(), actor.to_owned());
         let t = now();
         let placeholder = format!("erased-{}@invalid", uuid::Uuid::new_v4());
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let exists: i64 = users::table.find(&id).count().get_result(&mut *conn).await?;
+                let exists: i64 = match requested_before {
+                    None => users::table.find(&id).count().get_result(&mut *conn).await?,
+                    Some(before) => users::table
+                        .find(&id)
+                        .filter(users::deletion_requested_at.lt(before))
+                        .filter(users::system_admin.eq(false))
+                        .filter(users::erased_at.is_null())
+                        .count()
+                        .get_result(&mut *conn)
+                        .await?,
+                };
                 if exists == 0 {
                     return Ok(false);
                 }
@@ -404,9 +435,11 @@ impl Store {
                 let email: String = users::table.find(&id).select(users::email).first(&mut *conn).await?;
                 diesel::delete(
                     super::schema::mail_outbox::table.filter(
-                        super::schema::mail_outbox::user_id
-                            .eq(&id)
-                            .or(super::schema::mail_outbox::recipient.eq(&email)),
+                        super::schema::mail_outbox::user_id.eq(&id).or(
+                            super::schema::mail_outbox::user_id
+                                .is_null()
+                                .and(super::schema::mail_outbox::recipient.eq(&email)),
+                        ),
                     ),
                 )
                 .execute(&mut *conn)

@@ -45,6 +45,43 @@ pub struct Listed {
     pub user_agent: Option<String>,
 }
 
+/// Inside a write transaction: ends every live session of `$user`, revokes every grant
+/// (refresh-token family) and expires every open mailed link (a reset or confirmation link
+/// sent before an account is disabled or its factors reset must not outlive it) at `$now`;
+/// evaluates to how many sessions ended.
+#[macro_export]
+macro_rules! end_sessions_and_grants {
+    ($conn:expr, $user:expr, $now:expr) => {{
+        use $crate::store::schema::{account_links, grants, sessions};
+        diesel::update(
+            account_links::table
+                .filter(account_links::user_id.eq($user))
+                .filter(account_links::used_at.is_null())
+                .filter(account_links::expires_at.gt($now)),
+        )
+        .set(account_links::expires_at.eq($now))
+        .execute($conn)
+        .await?;
+        let ended = diesel::update(
+            sessions::table
+                .filter(sessions::user_id.eq($user))
+                .filter(sessions::ended_at.is_null()),
+        )
+        .set(sessions::ended_at.eq(Some($now)))
+        .execute($conn)
+        .await?;
+        diesel::update(
+            grants::table
+                .filter(grants::user_id.eq($user))
+                .filter(grants::revoked_at.is_null()),
+        )
+        .set(grants::revoked_at.eq(Some($now)))
+        .execute($conn)
+        .await?;
+        ended
+    }};
+}
+
 impl Store {
     /// Whether `user_id` ever had a session (a first sign-in is no news to mail about).
     pub async fn ever_signed_in(&self, user_id: &str) -> Result<bool, StoreError> {

@@ -431,12 +431,14 @@ impl Store {
         .await
     }
 
-    /// The accounts whose deletion was requested before `before` and not yet done.
+    /// The accounts whose deletion was requested before `before` and not yet done (never a
+    /// system administrator's: one made so after asking is left for another to erase).
     pub async fn deletions_due(&self, before: i64) -> Result<Vec<String>, StoreError> {
         let db = self.db.clone();
         self.run(async move {
             Ok(crate::with_conn!(&db, conn => users::table
                 .filter(users::deletion_requested_at.lt(before))
+                .filter(users::system_admin.eq(false))
                 .filter(users::erased_at.is_null())
                 .select(users::id)
                 .load(conn)
