@@ -485,3 +485,30 @@ both!(
         assert!(location(&r).starts_with("/login?flow="), "signs in again");
     }
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trojan_source_display_names_refuse_text_direction_overrides() {
+    use latchkey_server::admin::{Admin, ops};
+    let app = TestApp::new(Backend::Sqlite).await;
+    let e = ops::create_lab(
+        &app.state,
+        &Admin::cli(),
+        ops::NewLab {
+            name: "Bio\u{202E}bal".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e:?}").contains("text-direction"), "{e:?}");
+    let e = latchkey_server::provision::create_lab(&app.state.store, "Chem\u{2066}")
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("text-direction"), "{e:?}");
+    assert!(latchkey_server::provision::check_client_name("App\u{200F}").is_err());
+    // A passkey's name the user types loses them.
+    assert_eq!(
+        latchkey_server::signin::account::clean_name(Some(" key\u{202E}1 ")).as_deref(),
+        Some("key1")
+    );
+    app.stop().await;
+}

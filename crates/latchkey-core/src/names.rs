@@ -105,6 +105,17 @@ macro_rules! validated_name {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Email(String);
 
+/// Whether `c` must not appear in a display name (a lab's, a client's, a person's): a control
+/// character, or an invisible text-direction mark or override (Unicode bidi controls), with
+/// which a name could show text in another order than it holds ("Trojan Source").
+pub fn is_unsafe_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
 impl Email {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let e = s.trim().to_lowercase();
@@ -232,6 +243,18 @@ id_newtype!(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn display_names_refuse_controls_and_text_direction_marks() {
+        for c in [
+            '\n', '\u{7}', '\u{202E}', '\u{2066}', '\u{200F}', '\u{061C}',
+        ] {
+            assert!(is_unsafe_in_name(c), "{c:?}");
+        }
+        for c in ['a', 'é', '漢', ' ', '-', '\u{05D0}'] {
+            assert!(!is_unsafe_in_name(c), "{c:?}");
+        }
+    }
 
     #[test]
     fn email_is_normalised_and_checked() {

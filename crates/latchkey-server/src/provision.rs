@@ -120,10 +120,13 @@ pub async fn lab_name_is_reserved(store: &Store, name: &str) -> Result<bool, Sto
 
 pub async fn create_lab(store: &Store, name: &str) -> Result<Lab, ProvisionError> {
     let name = name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.len() > 100
+        || name.chars().any(latchkey_core::names::is_unsafe_in_name)
+    {
         return invalid(
             Field::Name,
-            "--name must be 1 to 100 characters, without control characters",
+            "--name must be 1 to 100 characters, without control or text-direction characters",
         );
     }
     if lab_name_is_reserved(store, name).await? {
@@ -227,10 +230,13 @@ pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "clien
 
 /// A client's display name: 1 to 200 characters, no control characters.
 pub fn check_client_name(name: &str) -> Result<(), ProvisionError> {
-    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    if name.trim().is_empty()
+        || name.len() > 200
+        || name.chars().any(latchkey_core::names::is_unsafe_in_name)
+    {
         return invalid(
             Field::Name,
-            "--name must be 1 to 200 characters, without control characters",
+            "--name must be 1 to 200 characters, without control or text-direction characters",
         );
     }
     Ok(())

@@ -51,9 +51,17 @@ fn has_factors(e: &Enrolled) -> bool {
     e.totp || e.webauthn > 0 || e.recovery_codes > 0
 }
 
-/// A credential name as the user typed it: trimmed, at most 64 characters, not empty.
+/// A credential name as the user typed it, without control or text-direction characters:
+/// trimmed, at most 64 characters, not empty.
 pub fn clean_name(name: Option<&str>) -> Option<String> {
-    let n: String = name?.trim().chars().take(64).collect();
+    let n: String = name?
+        .chars()
+        .filter(|c| !latchkey_core::names::is_unsafe_in_name(*c))
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(64)
+        .collect();
     (!n.is_empty()).then_some(n)
 }
 

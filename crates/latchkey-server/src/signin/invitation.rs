@@ -59,6 +59,16 @@ pub async fn accept(
     name: Option<&str>,
     password: &str,
 ) -> Result<Acceptance, SignInError> {
+    // A display name holds no control or text-direction characters, and at most 200.
+    let cleaned: Option<String> = name.map(|n| {
+        n.chars()
+            .filter(|c| !latchkey_core::names::is_unsafe_in_name(*c))
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_owned()
+    });
+    let name = cleaned.as_deref().filter(|n| !n.is_empty());
     let Some(opened) = open(state, token).await? else {
         return Ok(Acceptance::Invalid);
     };

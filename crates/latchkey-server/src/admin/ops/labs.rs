@@ -48,10 +48,13 @@ pub async fn get_lab(state: &AppState, admin: &Admin, lab: &LabId) -> R<LabView>
 pub async fn create_lab(state: &AppState, admin: &Admin, new: NewLab) -> R<LabView> {
     admin.require_system()?;
     let name = new.name.trim();
-    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.len() > 100
+        || name.chars().any(latchkey_core::names::is_unsafe_in_name)
+    {
         return Err(AdminError::invalid(
             "name",
-            "give a name of 1 to 100 characters, without control characters",
+            "give a name of 1 to 100 characters, without control or text-direction characters",
         ));
     }
     if crate::provision::lab_name_is_reserved(&state.store, name).await? {

@@ -213,11 +213,11 @@ fn lab_admin_adds_by_invitation() -> AdminError {
 /// A new account's name, trimmed (`None` when blank), or `invalid` naming `name`.
 pub(super) fn checked_name(raw: Option<&str>) -> R<Option<&str>> {
     if let Some(n) = raw
-        && (n.len() > 200 || n.chars().any(char::is_control))
+        && (n.len() > 200 || n.chars().any(latchkey_core::names::is_unsafe_in_name))
     {
         return Err(AdminError::invalid(
             "name",
-            "give a name of at most 200 characters, without control characters",
+            "give a name of at most 200 characters, without control or text-direction characters",
         ));
     }
     Ok(raw.map(str::trim).filter(|n| !n.is_empty()))
