@@ -298,6 +298,10 @@ enum ClientCommand {
         /// out (PKCE is required of every other client).
         #[arg(long)]
         pkce_optional: bool,
+        /// The client must push its authorization requests to /par (RFC 9126); /authorize
+        /// refuses any other.
+        #[arg(long)]
+        require_par: bool,
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
@@ -531,6 +535,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             id_token_alg,
             skip_consent,
             pkce_optional,
+            require_par,
             min_acr,
             admin_of,
             expires_in,
@@ -552,6 +557,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     admin_of,
                     skip_consent,
                     pkce_optional,
+                    require_par,
                     expires_in,
                     labs,
                     features,

@@ -13,17 +13,10 @@
 // Inputs (environment): BASE_URL (http://localhost:PORT), LAB_ID, MEMBER_ID, ADMIN_EMAIL,
 // MEMBER_EMAIL, INVITE_EMAIL, INVITE_LINK, LOGIN_PASSWORD (both people's), AUTHORIZE_URL, CALLBACK_PREFIX, ROLE, FEATURE,
 // DIRECT_FEATURE, SCREENSHOT_DIR. Progress goes to stderr; stdout gets one JSON line.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { env, launch } from './chromium.mjs';
 import { totp } from './totp.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 const WAIT = 20_000;
 const step = (what) => console.error(`[admin.mjs] ${new Date().toISOString()} ${what}`);
 
@@ -37,16 +30,7 @@ const role = env('ROLE');
 const feature = env('FEATURE');
 const directFeature = env('DIRECT_FEATURE');
 
-const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1100, height: 900 },
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const context = await launch({ viewport: { width: 1100, height: 900 } });
 context.setDefaultTimeout(WAIT);
 context.setDefaultNavigationTimeout(WAIT);
 const page = await context.newPage();

@@ -3,32 +3,17 @@
 // reported (and failing a wait at once), the relying party's callback caught as the browser
 // requests it, passkey autofill held back unless asked for, and the steps of a WebAuthn
 // ceremony and a password sign-in.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launch } from './chromium.mjs';
+
+export { env } from './chromium.mjs';
 
 export const WAIT = 20_000;
-
-export const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
 
 // Starts Chromium with one page and a virtual authenticator made with `authenticator` (the
 // options of WebAuthn.addVirtualAuthenticator). `prefix` starts the relying party's callback
 // URL; `email` and `password` are what signInWithPassword types.
 export async function openBrowser({ prefix, email, password, authenticator }) {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    ],
-  });
+  const context = await launch();
   try {
     return await prepare(context, { prefix, email, password, authenticator });
   } catch (e) {

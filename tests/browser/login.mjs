@@ -1,26 +1,10 @@
 // Drives Latchkey's hosted login in Debian's headless Chromium with playwright-core.
 // Inputs (environment): AUTHORIZE_URL, CALLBACK_PREFIX, LOGIN_EMAIL, LOGIN_PASSWORD,
 // SCREENSHOT_DIR. Prints one JSON line: {"callback": "<redirect with code>", ...}.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { env, launch } from './chromium.mjs';
 import { join } from 'node:path';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const context = await launch();
 try {
   const page = await context.newPage();
   const prefix = env('CALLBACK_PREFIX');

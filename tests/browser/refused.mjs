@@ -2,26 +2,10 @@
 // headless Chromium: Latchkey shows its refusal page and the relying party is never reached.
 // Inputs (environment): AUTHORIZE_URL, CALLBACK_PREFIX, LOGIN_EMAIL, LOGIN_PASSWORD,
 // SCREENSHOT_DIR. Prints one JSON line: {"heading", "message", "status", "callback"}.
-import { chromium } from 'playwright-core';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { env, launch } from './chromium.mjs';
 import { join } from 'node:path';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`${k} is not set`);
-  return v;
-};
-
-const userDataDir = mkdtempSync(join(tmpdir(), 'latchkey-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  ],
-});
+const context = await launch();
 try {
   const page = await context.newPage();
   const prefix = env('CALLBACK_PREFIX');

@@ -361,6 +361,7 @@ both_with!(
                                             backup_state: false,
                                             created_at: 0,
                                             last_used_at: None,
+                                            attestation_root: None,
                                         },
                                         &seeded(&user.id),
                                     )
@@ -494,7 +495,7 @@ both!(
         assert_eq!(r.status(), 200);
         assert!(r.text().await.unwrap().contains("last sign-in method"));
         assert!(
-            app.state.store.enrolled(&app.user_id).await.unwrap().totp,
+            app.state.enrolled(&app.user_id).await.unwrap().totp,
             "still there"
         );
         // Without the policy it may go.
@@ -507,7 +508,7 @@ both!(
             .post_form("/account/totp/remove", &[("csrf", &csrf)])
             .await;
         assert_eq!(location(&r), "/account");
-        assert!(!app.state.store.enrolled(&app.user_id).await.unwrap().totp);
+        assert!(!app.state.enrolled(&app.user_id).await.unwrap().totp);
         let events = app.state.store.audit_for(&app.user_id).await.unwrap();
         assert!(events.iter().any(|e| e.action == "factor.removed"));
     }

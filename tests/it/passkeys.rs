@@ -15,7 +15,7 @@ use webauthn_rs_proto::{AllowCredentials, PublicKeyCredential};
 /// SoftPasskey keeps no resident keys: give it the credential to use, and put the user handle
 /// a discoverable credential would return into its answer (neither is signed).
 pub(crate) fn sign_discoverable(
-    sp: &mut SoftPasskey,
+    sp: &mut impl WebauthnAuthenticator,
     options: Value,
     cred_id: &str,
     user_id: &str,

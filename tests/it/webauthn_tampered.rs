@@ -128,7 +128,7 @@ fn tampered_webauthn_answers_are_refused_and_change_nothing() {
                     )
                     .await;
                     let pkc = sign_discoverable(
-                        &mut sp.borrow_mut(),
+                        &mut *sp.borrow_mut(),
                         options,
                         &cred_id,
                         &app.user_id,

@@ -66,12 +66,19 @@ impl App {
         )
         .map_err(|e| tracing::warn!("passkeys and security keys are disabled: {e}"))
         .ok();
+        let auth = &config.authentication;
+        let attestation = crate::attestation::Roots::load(
+            auth.webauthn_bundled_roots,
+            auth.webauthn_attestation_roots.as_deref(),
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         let admin_verifier = crate::admin::verifier(&issuer, &keys)
             .await
             .map_err(|e| anyhow::anyhow!("admin API verifier: {e}"))?;
         let state = AppState {
             admin_verifier,
             webauthn,
+            attestation,
             issuer,
             insecure_cookies: config.insecure_cookies(),
             config,
@@ -137,6 +144,7 @@ impl App {
         let state = AppState {
             admin_verifier,
             webauthn: None,
+            attestation: Default::default(),
             issuer,
             insecure_cookies: config.insecure_cookies(),
             config,

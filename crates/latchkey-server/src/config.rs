@@ -16,14 +16,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod account;
+mod authentication;
 mod backup;
 mod mail;
 mod monitoring;
+mod par;
 mod tls;
 pub use account::AccountConfig;
+pub use authentication::AuthenticationConfig;
 pub use backup::BackupConfig;
 pub use mail::{MailConfig, SmtpTls};
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
+pub use par::ParConfig;
 pub use tls::TlsConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +68,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub mail: MailConfig,
     pub account: AccountConfig,
+    pub par: ParConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -185,35 +190,6 @@ pub struct AuditConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct AuthenticationConfig {
-    /// How recent an authentication must be to enrol or remove a factor, in seconds.
-    pub reauth_window_secs: i64,
-    /// WebAuthn relying-party id (a registrable domain). Defaults to the issuer's host.
-    pub webauthn_rp_id: Option<String>,
-    /// How long a WebAuthn challenge may be answered, in seconds.
-    pub webauthn_timeout_secs: i64,
-    /// TOTP time steps before the current one still accepted (clock drift, typing time).
-    /// Codes from future steps are never accepted.
-    pub totp_steps_back: u8,
-    /// Consecutive wrong second-factor codes after which a user's codes are refused until an
-    /// administrator resets their sign-in attempts (NIST SP 800-63B 5.2.2: at most 100).
-    pub max_code_failures: i64,
-}
-
-impl Default for AuthenticationConfig {
-    fn default() -> Self {
-        AuthenticationConfig {
-            reauth_window_secs: 300,
-            webauthn_rp_id: None,
-            webauthn_timeout_secs: 300,
-            totp_steps_back: 1,
-            max_code_failures: 100,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     /// How long a signing key signs before its successor takes over, in seconds.
     pub rotation_interval_secs: i64,
@@ -330,6 +306,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             mail: MailConfig::default(),
             account: AccountConfig::default(),
+            par: ParConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -456,24 +433,14 @@ impl Config {
         self.backup.validate()?;
         self.mail.validate()?;
         self.account.validate()?;
+        self.par.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",
                 self.throttle.window_secs
             )));
         }
-        if self.authentication.max_code_failures > 100 {
-            return Err(ConfigError(format!(
-                "authentication.max_code_failures must be at most 100 (NIST SP 800-63B 5.2.2), got {}",
-                self.authentication.max_code_failures
-            )));
-        }
-        if self.authentication.totp_steps_back > 2 {
-            return Err(ConfigError(format!(
-                "authentication.totp_steps_back must be 0, 1 or 2 (each step is 30 s a guesser also gets), got {}",
-                self.authentication.totp_steps_back
-            )));
-        }
+        self.authentication.validate()?;
         if t.consent_ttl_days < 1 {
             return Err(ConfigError(format!(
                 "tokens.consent_ttl_days must be at least 1, got {}",

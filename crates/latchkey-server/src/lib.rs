@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod app;
+pub mod attestation;
 pub mod audit;
 pub mod backup;
 pub mod config;

@@ -197,6 +197,8 @@ pub struct NewClient {
     pub admin_of: Option<String>,
     /// A legacy confidential client that cannot send PKCE (public clients always must).
     pub pkce_optional: bool,
+    /// Must push its authorization requests (RFC 9126).
+    pub require_par: bool,
     /// When the client stops authenticating; `None`: never, except that a client with
     /// `admin_of` gets [`ADMIN_CLIENT_DEFAULT_LIFETIME`].
     pub expires_at: Option<i64>,
@@ -412,6 +414,7 @@ pub async fn create_client_recorded(
         },
         admin_of,
         pkce_optional: c.pkce_optional,
+        require_par: c.require_par,
         labs,
         features,
     };

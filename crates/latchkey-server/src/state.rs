@@ -34,6 +34,8 @@ pub struct AppState {
     /// The WebAuthn relying party (passkeys and security keys); `None` when the issuer's host
     /// cannot be one (an IP address) and no `authentication.webauthn_rp_id` is set.
     pub webauthn: Option<webauthn_rs::Webauthn>,
+    /// The WebAuthn attestation roots this node trusts (`amr` hwk).
+    pub attestation: crate::attestation::Roots,
     pub(crate) clients: ClientCache,
     /// Verifies the admin API's bearer tokens (audience `latchkey:admin`) with
     /// `latchkey-client`, from this node's own published keys.
@@ -177,6 +179,21 @@ impl AppState {
         Ok(h)
     }
 
+    /// What the user can authenticate with beyond a password, hardware keys judged by this
+    /// node's trusted attestation roots.
+    pub async fn enrolled(
+        &self,
+        user_id: &str,
+    ) -> Result<crate::protocol::strength::Enrolled, crate::store::StoreError> {
+        self.store.enrolled(user_id, &|r| self.is_hardware(r)).await
+    }
+
+    /// Whether a stored WebAuthn credential is a hardware key now.
+    pub fn is_hardware(&self, r: &crate::store::factors::WebauthnRow) -> bool {
+        self.attestation
+            .is_hardware(r.attestation_root.as_deref(), r.backup_eligible)
+    }
+
     /// The level MFA policy demands of a member's tokens now (`None`: no demand, or the
     /// member's enrolment grace is open). A change applies within `CLIENT_TTL` on every node.
     pub async fn policy_floor(
@@ -189,7 +206,13 @@ impl AppState {
             return Ok(None);
         }
         self.store
-            .policy_floor(user_id, lab, crate::store::now())
+            .policy_floor(
+                user_id,
+                lab,
+                crate::protocol::strength::Rules::of(&self.config),
+                &|r| self.is_hardware(r),
+                crate::store::now(),
+            )
             .await
     }
 }

@@ -165,6 +165,7 @@ impl TestApp {
             min_acr: None,
             admin_of: None,
             pkce_optional: false,
+            require_par: false,
             expires_at: None,
             labs: vec!["*".into()],
             features: vec![],

@@ -1,11 +1,10 @@
 //! WebAuthn steps the passkey tests and the administration tests share: webauthn-authenticator-rs's
-//! `SoftPasskey` plays the authenticator and these functions play `webauthn.js`. The app must
+//! `SoftPasskey` (or `SoftToken`, which attests) plays the authenticator and these functions play `webauthn.js`. The app must
 //! be served as `http://localhost:PORT` ([`on_localhost`]): an RP id cannot be an IP address.
 
 use super::*;
 use serde_json::{Value, json};
 use webauthn_authenticator_rs::WebauthnAuthenticator;
-use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_rs::prelude::{CreationChallengeResponse, RequestChallengeResponse, Url};
 
 /// The origin the browser would show.
@@ -47,7 +46,12 @@ pub async fn begin(b: &Browser, path: &str, form: &[(&str, &str)]) -> (String, V
 }
 
 /// Registers a credential of `kind` for the signed-in browser; returns its id (base64url).
-pub async fn register(app: &TestApp, b: &Browser, sp: &mut SoftPasskey, kind: &str) -> String {
+pub async fn register(
+    app: &TestApp,
+    b: &Browser,
+    sp: &mut impl WebauthnAuthenticator,
+    kind: &str,
+) -> String {
     let csrf = account_csrf(b).await;
     let (ceremony, options) = begin(
         b,
@@ -75,7 +79,7 @@ pub async fn register(app: &TestApp, b: &Browser, sp: &mut SoftPasskey, kind: &s
 pub async fn step_up_with_passkey(
     app: &TestApp,
     b: &Browser,
-    sp: &mut SoftPasskey,
+    sp: &mut impl WebauthnAuthenticator,
     verify: &str,
     need: &str,
 ) -> String {

@@ -94,7 +94,9 @@ actions! {
     /// outside their rights; `insufficient_user_authentication`: an API call with a sign-in
     /// too weak or too old), `method`, `route`, `status`, `source`, `user_agent`.
     AdminRefused = "admin.refused",
-    /// The user enrolled a factor (TOTP, passkey, security key).
+    /// The user enrolled a factor (TOTP, passkey, security key); for a passkey or security
+    /// key, `hardware` (its attestation proved a hardware key) and `attested_by` (the trusted
+    /// root's subject, or null).
     FactorEnrolled = "factor.enrolled",
     /// The user removed a factor.
     FactorRemoved = "factor.removed",

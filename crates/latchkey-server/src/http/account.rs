@@ -23,6 +23,19 @@ use crate::store::users::User;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 
+/// The start of every account form's handler: [`check`] (CSRF, session, a recent enough
+/// sign-in), giving `(form, session, user)`, or returning from the handler with where the
+/// browser must go first.
+macro_rules! checked {
+    ($state:expr, $req:expr, $body:expr) => {
+        match $crate::http::account::check($state, $req, $body).await? {
+            $crate::http::account::Checked::Allowed(f, s, u) => (f, s, u),
+            $crate::http::account::Checked::Elsewhere(r) => return Ok(r),
+        }
+    };
+}
+pub(super) use checked;
+
 pub use crate::signin::account::clean_name;
 
 pub const CSRF_PURPOSE: &str = "account";
@@ -148,6 +161,10 @@ pub(super) async fn render_account_with(
                     "Security key".into()
                 },
                 synced: c.backup_eligible,
+                // The maker whose root vouched for the key, while it is a hardware key.
+                hardware: state
+                    .attestation
+                    .maker(c.attestation_root.as_deref(), c.backup_eligible),
                 added: fmt_time(c.created_at),
                 last_used: c.last_used_at.map(fmt_time),
             })
@@ -266,10 +283,7 @@ pub async fn totp_setup(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, _, user) = checked!(&state, &req, &body);
     let secret = ops::begin_totp(&state, &user).await?;
     totp_setup_page(&state, &req, &user, &secret, form.get("flow"), None).await
 }
@@ -323,10 +337,7 @@ pub async fn totp_confirm(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let code = form.get("code").unwrap_or("");
     match ops::confirm_totp(&state, (session, user.clone()), code, now()).await? {
         TotpConfirm::NothingPending => Ok(see_other(&back(&form))),
@@ -358,10 +369,7 @@ pub async fn totp_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (_, session, user) = checked!(&state, &req, &body);
     let done = ops::remove_totp(&state, &user).await?;
     settle(&state, &req, &session, &user, done).await
 }
@@ -372,10 +380,7 @@ pub async fn webauthn_remove(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let done = ops::remove_webauthn(&state, &user, form.get("id").unwrap_or("")).await?;
     settle(&state, &req, &session, &user, done).await
 }
@@ -386,10 +391,7 @@ pub async fn webauthn_rename(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, _, user) = checked!(&state, &req, &body);
     ops::rename_webauthn(
         &state,
         &user,
@@ -406,10 +408,7 @@ pub async fn recovery_codes(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, _, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, _, user) = checked!(&state, &req, &body);
     let codes = ops::regenerate_recovery_codes(&state, &user).await?;
     Ok(render(
         StatusCode::OK,
@@ -427,10 +426,7 @@ pub async fn password_change(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let change = password_change::Change {
         current: form.get("current").unwrap_or(""),
@@ -464,10 +460,7 @@ pub async fn consent_withdraw(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let client = form.get("client").unwrap_or("");
     let done = ops::withdraw_consent(&state, &user, client, &who).await?;
@@ -480,10 +473,7 @@ pub async fn session_end(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let id = form.get("session").unwrap_or("");
     let done = ops::end_other_session(&state, &session, &user, id, &who).await?;

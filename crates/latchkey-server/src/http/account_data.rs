@@ -4,7 +4,7 @@
 //! [`crate::signin::own_data`].
 
 use super::State;
-use super::account::{Checked, check, render_account_with};
+use super::account::{checked, render_account_with};
 use super::client_addr;
 use super::errors::PageError;
 use crate::signin::dates::fmt_day;
@@ -17,10 +17,7 @@ pub async fn download(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_, _, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (_, _, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let data = own_data::export(&state, &user, &who).await?;
     let body = serde_json::to_string_pretty(&data).map_err(PageError::internal)?;
@@ -40,10 +37,7 @@ pub async fn request_deletion(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let password = form.get("password").unwrap_or("");
     match own_data::request_deletion(&state, &user, password, &who).await? {
@@ -72,10 +66,7 @@ pub async fn cancel_deletion(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (_, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     own_data::cancel_deletion(&state, &user, &who).await?;
     let user = state.store.get_user(&user.id).await?.unwrap_or(user);

@@ -5,7 +5,8 @@ use super::State;
 use actix_web::HttpResponse;
 use serde_json::{Value, json};
 
-pub fn metadata(issuer: &str) -> Value {
+/// `require_par`: every client must push its authorization requests (`par.required`).
+pub fn metadata(issuer: &str, require_par: bool) -> Value {
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -15,6 +16,8 @@ pub fn metadata(issuer: &str) -> Value {
         "revocation_endpoint": format!("{issuer}/revoke"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "end_session_endpoint": format!("{issuer}/logout"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/par"),
+        "require_pushed_authorization_requests": require_par,
         "scopes_supported": crate::protocol::scope::SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -49,9 +52,9 @@ fn respond(body: Value) -> HttpResponse {
 }
 
 pub async fn openid_configuration(state: State) -> HttpResponse {
-    respond(metadata(&state.issuer))
+    respond(metadata(&state.issuer, state.config.par.required))
 }
 
 pub async fn oauth_metadata(state: State) -> HttpResponse {
-    respond(metadata(&state.issuer))
+    respond(metadata(&state.issuer, state.config.par.required))
 }

@@ -4,7 +4,7 @@
 //! scanners open links, and must not confirm a change for the reader). The rules are
 //! [`crate::signin::email`].
 
-use super::account::{Checked, check, render_account_with};
+use super::account::{checked, render_account_with};
 use super::client_addr;
 use super::cookies;
 use super::errors::PageError;
@@ -33,10 +33,7 @@ pub async fn send_confirmation(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (_, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (_, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let recent = state
         .store
@@ -67,10 +64,7 @@ pub async fn change(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, PageError> {
-    let (form, session, user) = match check(&state, &req, &body).await? {
-        Checked::Allowed(f, s, u) => (f, s, u),
-        Checked::Elsewhere(r) => return Ok(r),
-    };
+    let (form, session, user) = checked!(&state, &req, &body);
     let who = client_addr::requester(&state, &req);
     let new = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");

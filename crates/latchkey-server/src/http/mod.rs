@@ -23,6 +23,7 @@ pub mod login;
 pub mod logout;
 pub mod metrics;
 pub mod pages;
+pub mod par;
 pub mod password_reset;
 pub mod ready;
 pub mod revoke;
@@ -151,6 +152,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/consent", web::get().to(consent::page))
             .route("/consent", web::post().to(consent::submit))
             .route("/token", web::post().to(token::token))
+            .route("/par", web::post().to(par::push))
             .route("/userinfo", web::get().to(userinfo::get))
             .route("/userinfo", web::post().to(userinfo::post))
             .route("/revoke", web::post().to(revoke::revoke))

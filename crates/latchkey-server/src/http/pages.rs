@@ -63,6 +63,8 @@ pub struct CredentialView {
     pub name: String,
     pub kind: String,
     pub synced: bool,
+    /// Who vouched for it, when it counts as a hardware key (verified attestation).
+    pub hardware: Option<String>,
     pub added: String,
     pub last_used: Option<String>,
 }

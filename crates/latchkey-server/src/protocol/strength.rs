@@ -8,6 +8,10 @@
 //! | `mfa` | a password plus TOTP, a recovery code or a WebAuthn credential                |
 //! | `phr` | a WebAuthn credential with user verification (a passkey), alone or after more |
 //!
+//! With `authentication.phr_requires_attestation` ([`Rules`]) only a passkey proven to be
+//! hardware (`hw`: attested by a trusted root, not synced; see [`crate::attestation`]) reaches
+//! `phr`; any other user-verifying passkey proves `mfa` (possession plus the PIN or biometric).
+//!
 //! A factor counts only if it was proven at or after the request's freshness bound (from
 //! `max_age` or `prompt=login`), so a session's strength drops back as its factors age and a
 //! token never claims more than is currently true. The required level is the highest of the
@@ -26,11 +30,34 @@ pub enum Method {
     Totp,
     RecoveryCode,
     /// A WebAuthn assertion. `uv`: the authenticator verified the user (PIN, biometric);
-    /// `synced`: the credential is backup-eligible, so its key is not bound to one device.
+    /// `synced`: the credential is backup-eligible, so its key is not bound to one device;
+    /// `hw`: its attestation chained to a trusted root and it is not synced (a hardware key).
     Webauthn {
         uv: bool,
         synced: bool,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        hw: bool,
     },
+}
+
+/// What this deployment asks of a factor beyond its kind (`[authentication]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// `phr` only from a hardware passkey (`hw`).
+    pub phr_requires_attestation: bool,
+}
+
+impl Rules {
+    pub fn of(config: &crate::config::Config) -> Rules {
+        Rules {
+            phr_requires_attestation: config.authentication.phr_requires_attestation,
+        }
+    }
+
+    /// Whether a proof by `m` alone reaches `phr`.
+    fn phishing_resistant(self, m: Method) -> bool {
+        matches!(m, Method::Webauthn { uv: true, hw, .. } if hw || !self.phr_requires_attestation)
+    }
 }
 
 impl Method {
@@ -43,17 +70,13 @@ impl Method {
             Method::Password => vec![Amr::Pwd],
             // RFC 8176 has no value for look-up secrets; `otp` is the nearest (a one-time code).
             Method::Totp | Method::RecoveryCode => vec![Amr::Otp],
-            // `hwk` (a hardware-secured key, RFC 8176) would need the authenticator's
-            // attestation verified against its maker's root; Latchkey asks for no attestation,
-            // and an authenticator's own flags (backup eligibility included) are unsigned
-            // claims. A software key would get `hwk` too, so every WebAuthn key says `swk`
-            // (proof of possession of a key, whatever holds it).
-            Method::Webauthn { uv, .. } => {
-                if uv {
-                    vec![Amr::Swk, Amr::User]
-                } else {
-                    vec![Amr::Swk]
-                }
+            // `hwk` (RFC 8176: a hardware-secured key) only for a key whose attestation chained
+            // to a trusted root and that is not synced off its device; any other key is `swk`
+            // (proof of possession of a key, whatever holds it): an authenticator's own flags
+            // are unsigned claims.
+            Method::Webauthn { uv, hw, .. } => {
+                let key = if hw { Amr::Hwk } else { Amr::Swk };
+                if uv { vec![key, Amr::User] } else { vec![key] }
             }
         }
     }
@@ -87,9 +110,9 @@ pub struct Strength {
     pub auth_time: i64,
 }
 
-/// The strength of the factors proven at or after `since` (all factors when `None`); `None`
-/// when no first factor (password or WebAuthn) is among them.
-pub fn strength(factors: &[Factor], since: Option<i64>) -> Option<Strength> {
+/// The strength of the factors proven at or after `since` (all factors when `None`) under
+/// `rules`; `None` when no first factor (password or WebAuthn) is among them.
+pub fn strength(factors: &[Factor], since: Option<i64>, rules: Rules) -> Option<Strength> {
     let fresh: Vec<Factor> = factors
         .iter()
         .copied()
@@ -102,13 +125,13 @@ pub fn strength(factors: &[Factor], since: Option<i64>) -> Option<Strength> {
             .max_by_key(|f| f.at)
             .copied()
     };
-    let passkey = latest(&|m| matches!(m, Method::Webauthn { uv: true, .. }));
+    let passkey = latest(&|m| rules.phishing_resistant(m));
     let password = latest(&|m| m == Method::Password);
     let second = latest(&|m| {
         matches!(
             m,
-            Method::Totp | Method::RecoveryCode | Method::Webauthn { uv: false, .. }
-        )
+            Method::Totp | Method::RecoveryCode | Method::Webauthn { .. }
+        ) && !rules.phishing_resistant(m)
     });
     let used: Vec<Factor> = if let Some(p) = passkey {
         vec![p]
@@ -120,7 +143,10 @@ pub fn strength(factors: &[Factor], since: Option<i64>) -> Option<Strength> {
         return None;
     };
     let acr = match used.as_slice() {
-        [f] if matches!(f.method, Method::Webauthn { uv: true, .. }) => Acr::Phr,
+        [f] if rules.phishing_resistant(f.method) => Acr::Phr,
+        // A user-verifying passkey short of `phr` (not attested where that is required) is
+        // still two factors in one: the key and the PIN or biometric that unlocked it.
+        [f] if matches!(f.method, Method::Webauthn { uv: true, .. }) => Acr::Mfa,
         [_, _] => Acr::Mfa,
         _ => Acr::Pwd,
     };
@@ -285,8 +311,8 @@ pub enum Gap {
 }
 
 /// Compares the session's fresh factors with the required level.
-pub fn assess(factors: &[Factor], since: Option<i64>, need: Acr) -> Gap {
-    match strength(factors, since) {
+pub fn assess(factors: &[Factor], since: Option<i64>, need: Acr, rules: Rules) -> Gap {
+    match strength(factors, since, rules) {
         None => Gap::FirstFactor,
         Some(s) if s.acr >= need => Gap::Met(s),
         Some(s) => Gap::StepUp { have: s.acr, need },
@@ -300,6 +326,29 @@ pub struct Enrolled {
     pub webauthn: usize,
     pub passkeys: usize,
     pub recovery_codes: usize,
+    /// WebAuthn credentials that are hardware keys now: attested at registration by a root
+    /// still trusted, and not synced. Any of them may verify its user and reach `phr`.
+    pub hardware: usize,
+    /// Of those, the passkeys (they verify their user by design).
+    pub hardware_passkeys: usize,
+}
+
+impl Enrolled {
+    /// The highest level these factors can reach under `rules`.
+    pub fn best(&self, rules: Rules) -> Acr {
+        let phr = if rules.phr_requires_attestation {
+            self.hardware_passkeys
+        } else {
+            self.passkeys
+        };
+        if phr > 0 {
+            Acr::Phr
+        } else if self.totp || self.webauthn > 0 {
+            Acr::Mfa
+        } else {
+            Acr::Pwd
+        }
+    }
 }
 
 /// The factors that can lift a session with a fresh first factor to `need`.
@@ -317,7 +366,7 @@ impl Offer {
     }
 }
 
-pub fn offer(enrolled: &Enrolled, need: Acr) -> Offer {
+pub fn offer(enrolled: &Enrolled, need: Acr, rules: Rules) -> Offer {
     match need {
         Acr::Pwd => Offer::default(),
         Acr::Mfa => Offer {
@@ -325,9 +374,14 @@ pub fn offer(enrolled: &Enrolled, need: Acr) -> Offer {
             webauthn: enrolled.webauthn > 0,
             recovery_code: enrolled.recovery_codes > 0,
         },
-        // Only a user-verifying WebAuthn credential reaches `phr`; any credential may do UV.
+        // Only a user-verifying WebAuthn credential reaches `phr`; any credential may do UV,
+        // but only a hardware key where the rules ask for attestation.
         Acr::Phr => Offer {
-            webauthn: enrolled.webauthn > 0,
+            webauthn: if rules.phr_requires_attestation {
+                enrolled.hardware > 0
+            } else {
+                enrolled.webauthn > 0
+            },
             ..Offer::default()
         },
     }
@@ -373,17 +427,104 @@ impl Grace {
 mod tests {
     use super::*;
 
+    // The rules by default (no attestation required); tests of the rules call `super::`.
+    fn strength(factors: &[Factor], since: Option<i64>) -> Option<Strength> {
+        super::strength(factors, since, Rules::default())
+    }
+    fn assess(factors: &[Factor], since: Option<i64>, need: Acr) -> Gap {
+        super::assess(factors, since, need, Rules::default())
+    }
+    fn offer(enrolled: &Enrolled, need: Acr) -> Offer {
+        super::offer(enrolled, need, Rules::default())
+    }
+    const ATTESTED: Rules = Rules {
+        phr_requires_attestation: true,
+    };
+
     fn f(method: Method, at: i64) -> Factor {
         Factor { method, at }
     }
     const PASSKEY: Method = Method::Webauthn {
         uv: true,
         synced: false,
+        hw: false,
     };
     const SECURITY_KEY: Method = Method::Webauthn {
         uv: false,
         synced: false,
+        hw: false,
     };
+    const HARDWARE_PASSKEY: Method = Method::Webauthn {
+        uv: true,
+        synced: false,
+        hw: true,
+    };
+
+    /// RFC 8176 `hwk`: a key whose attestation chained to a trusted root (and that is not
+    /// synced) says so, in place of `swk`.
+    #[test]
+    fn rfc8176_an_attested_device_bound_key_claims_hwk() {
+        let s = strength(&[f(HARDWARE_PASSKEY, 5)], None).unwrap();
+        assert_eq!(s.acr, Acr::Phr);
+        assert_eq!(s.amr, vec![Amr::Hwk, Amr::User, Amr::Mfa]);
+        let key = Method::Webauthn {
+            uv: false,
+            synced: false,
+            hw: true,
+        };
+        let s = strength(&[f(Method::Password, 1), f(key, 2)], None).unwrap();
+        assert_eq!(s.amr, vec![Amr::Pwd, Amr::Hwk, Amr::Mfa]);
+    }
+
+    /// `authentication.phr_requires_attestation`: an unattested passkey proves `mfa` (the key
+    /// and its PIN or biometric), a hardware passkey still `phr`; the step-up for `phr` is
+    /// offered only to a user with a hardware passkey.
+    #[test]
+    fn phr_requires_attestation_demotes_an_unattested_passkey_to_mfa() {
+        let s = super::strength(&[f(PASSKEY, 5)], None, ATTESTED).unwrap();
+        assert_eq!(s.acr, Acr::Mfa);
+        assert_eq!(s.amr, vec![Amr::Swk, Amr::User, Amr::Mfa]);
+        let s = super::strength(&[f(Method::Password, 1), f(PASSKEY, 5)], None, ATTESTED).unwrap();
+        assert_eq!((s.acr, s.auth_time), (Acr::Mfa, 1));
+        let s = super::strength(&[f(HARDWARE_PASSKEY, 5)], None, ATTESTED).unwrap();
+        assert_eq!(s.acr, Acr::Phr);
+        assert!(matches!(
+            super::assess(&[f(PASSKEY, 5)], None, Acr::Phr, ATTESTED),
+            Gap::StepUp {
+                have: Acr::Mfa,
+                need: Acr::Phr
+            }
+        ));
+        let some = Enrolled {
+            webauthn: 1,
+            passkeys: 1,
+            ..Enrolled::default()
+        };
+        assert!(!super::offer(&some, Acr::Phr, ATTESTED).any());
+        assert!(super::offer(&some, Acr::Phr, Rules::default()).any());
+        assert_eq!(some.best(ATTESTED), Acr::Mfa);
+        assert_eq!(some.best(Rules::default()), Acr::Phr);
+        let hardware = Enrolled {
+            hardware: 1,
+            hardware_passkeys: 1,
+            ..some
+        };
+        assert!(super::offer(&hardware, Acr::Phr, ATTESTED).any());
+        assert_eq!(hardware.best(ATTESTED), Acr::Phr);
+    }
+
+    /// Sessions stored before `hw` existed read back as software keys.
+    #[test]
+    fn a_factor_stored_without_hw_reads_as_a_software_key() {
+        let f: Factor =
+            serde_json::from_str(r#"{"m":{"webauthn":{"uv":true,"synced":false}},"at":3}"#)
+                .unwrap();
+        assert_eq!(f.method, PASSKEY);
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"m":{"webauthn":{"uv":true,"synced":false}},"at":3}"#
+        );
+    }
 
     #[test]
     fn password_alone_is_pwd() {
@@ -406,8 +547,8 @@ mod tests {
         assert_eq!(s.amr, vec![Amr::Pwd, Amr::Swk, Amr::Mfa]);
     }
 
-    /// RFC 8176 `hwk` claims a hardware-secured key: nothing Latchkey verifies (no attestation
-    /// is checked), so no WebAuthn key claims it, device-bound or synced.
+    /// RFC 8176 `hwk` claims a hardware-secured key: a key without verified attestation
+    /// never claims it, device-bound or synced.
     #[test]
     fn rfc8176_no_webauthn_key_claims_hwk_without_verified_attestation() {
         for uv in [false, true] {
@@ -415,7 +556,14 @@ mod tests {
                 let s = strength(
                     &[
                         f(Method::Password, 1),
-                        f(Method::Webauthn { uv, synced }, 2),
+                        f(
+                            Method::Webauthn {
+                                uv,
+                                synced,
+                                hw: false,
+                            },
+                            2,
+                        ),
                     ],
                     None,
                 )
@@ -431,6 +579,7 @@ mod tests {
         let synced = Method::Webauthn {
             uv: true,
             synced: true,
+            hw: false,
         };
         let s = strength(&[f(synced, 5)], None).unwrap();
         assert_eq!(s.acr, Acr::Phr);
@@ -519,6 +668,8 @@ mod tests {
             webauthn: 1,
             passkeys: 1,
             recovery_codes: 10,
+            hardware: 0,
+            hardware_passkeys: 0,
         };
         let o = offer(&all, Acr::Mfa);
         assert!(o.totp && o.webauthn && o.recovery_code);

@@ -9,7 +9,7 @@ use super::{BrowserAt, Next, Origin, Requester, SignInError, flow, session};
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::{AuthRequest, Prompt, ResponseMode};
-use crate::protocol::strength::{self, Enrolled, Method, offer};
+use crate::protocol::strength::{self, Enrolled, Method, Rules, offer};
 use crate::secret::OpaqueToken;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -29,7 +29,7 @@ pub async fn change_requirement(
     user_id: &str,
     now: i64,
 ) -> Result<Option<(bool, Acr)>, StoreError> {
-    let enrolled = state.store.enrolled(user_id).await?;
+    let enrolled = state.enrolled(user_id).await?;
     let need = if has_factors(&enrolled) {
         Acr::Mfa
     } else {
@@ -38,7 +38,7 @@ pub async fn change_requirement(
     let since = now - state.config.authentication.reauth_window_secs;
     // The level must be fresh too: an old second factor plus a new password is not a recent
     // two-factor sign-in.
-    let fresh = strength::strength(&session.factors, Some(since));
+    let fresh = strength::strength(&session.factors, Some(since), Rules::of(&state.config));
     let level = fresh.as_ref().map_or(Acr::Pwd, |s| s.acr);
     Ok(if fresh.is_none() || level < need {
         Some((true, need))
@@ -195,7 +195,8 @@ pub async fn overview(
         credentials: state.store.list_webauthn(&user.id).await?,
         recovery: state.store.recovery_status(&user.id).await?,
         events: state.store.audit_for(&user.id).await?,
-        acr: strength::strength(&session.factors, None).map_or(Acr::Pwd, |s| s.acr),
+        acr: strength::strength(&session.factors, None, Rules::of(&state.config))
+            .map_or(Acr::Pwd, |s| s.acr),
         policy: policy_level(state, &user.id).await?,
         consents: state.store.consents_of(&user.id).await?,
         sessions: live_sessions(state, &user.id, now()).await?,
@@ -243,7 +244,7 @@ pub async fn confirm_totp(
     else {
         return Ok(TotpConfirm::NothingPending);
     };
-    let had_factors = has_factors(&state.store.enrolled(&user.id).await?);
+    let had_factors = has_factors(&state.enrolled(&user.id).await?);
     let secret = factors::open_totp(&state.kek, &user.id, &pending.sealed_secret)
         .map_err(SignInError::internal)?;
     let event = Event::new(
@@ -297,7 +298,7 @@ async fn removal_allowed(
     after: Enrolled,
 ) -> Result<Option<String>, StoreError> {
     let level = policy_level(state, &user.id).await?;
-    if level > Acr::Pwd && !offer(&after, level).any() {
+    if level > Acr::Pwd && !offer(&after, level, Rules::of(&state.config)).any() {
         return Ok(Some(format!(
             "Your lab requires `{level}` sign-in, and this is your last sign-in method that reaches it. Add another one first, then remove this one."
         )));
@@ -333,7 +334,7 @@ fn factor_notice(
 
 /// Removes the user's authenticator app.
 pub async fn remove_totp(state: &AppState, user: &User) -> Result<Removal, SignInError> {
-    let mut after = state.store.enrolled(&user.id).await?;
+    let mut after = state.enrolled(&user.id).await?;
     after.totp = false;
     if let Some(why) = removal_allowed(state, user, after).await? {
         return Ok(Removal::Refused(why));
@@ -359,10 +360,16 @@ pub async fn remove_webauthn(
     let Some(cred) = creds.iter().find(|c| c.id == id) else {
         return Ok(Removal::Done);
     };
-    let mut after = state.store.enrolled(&user.id).await?;
+    let mut after = state.enrolled(&user.id).await?;
     after.webauthn = after.webauthn.saturating_sub(1);
     if cred.kind == "passkey" {
         after.passkeys = after.passkeys.saturating_sub(1);
+    }
+    if state.is_hardware(cred) {
+        after.hardware = after.hardware.saturating_sub(1);
+        if cred.kind == "passkey" {
+            after.hardware_passkeys = after.hardware_passkeys.saturating_sub(1);
+        }
     }
     if let Some(why) = removal_allowed(state, user, after).await? {
         return Ok(Removal::Refused(why));
@@ -438,12 +445,19 @@ pub async fn register_webauthn(
     now: i64,
 ) -> Result<Option<OpaqueToken>, SignInError> {
     let user = current.1.clone();
-    let had_factors = has_factors(&state.store.enrolled(&user.id).await?);
+    let had_factors = has_factors(&state.enrolled(&user.id).await?);
     let default_name = if kind == "passkey" {
         "Passkey"
     } else {
         "Security key"
     };
+    let attestation_root = state.attestation.root_of(cred);
+    let attested_by = attestation_root
+        .as_deref()
+        .and_then(|r| state.attestation.subject(r));
+    let hw = state
+        .attestation
+        .is_hardware(attestation_root.as_deref(), cred.backup_eligible);
     let row = WebauthnRow {
         id: factors::cred_id_b64(&cred.cred_id),
         user_id: user.id.clone(),
@@ -455,13 +469,19 @@ pub async fn register_webauthn(
         backup_state: cred.backup_state,
         created_at: now,
         last_used_at: None,
+        attestation_root: attestation_root.clone(),
     };
     let what = format!("{} “{}”", kind_name(kind), row.name);
     let event = Event::new(
         &user.id,
         Action::FactorEnrolled,
         &user.id,
-        serde_json::json!({"factor": kind, "credential": row.id}),
+        serde_json::json!({
+            "factor": kind,
+            "credential": row.id,
+            "attested_by": attested_by,
+            "hardware": hw,
+        }),
     )
     .with_mail(factor_notice(state, &user, true, &what));
     state.store.add_webauthn(&row, &event).await?;
@@ -476,6 +496,7 @@ pub async fn register_webauthn(
     let method = Method::Webauthn {
         uv: false,
         synced: cred.backup_eligible,
+        hw,
     };
     let (_, token) =
         session::establish(state, Some(current), &user, method, None, None, now).await?;

@@ -5,7 +5,7 @@
 
 use super::{Next, SignInError, flow};
 use crate::protocol::authorize::{self, Standing, Transition, next_step};
-use crate::protocol::strength::Grace;
+use crate::protocol::strength::{Grace, Rules};
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
 use crate::store::sessions::Session;
@@ -39,6 +39,7 @@ async fn step_now(
         demands,
         enrolled,
         grace,
+        rules: Rules::of(&state.config),
     };
     Ok((next_step(&flow.request, Some(standing), true, now), grace))
 }

@@ -9,7 +9,7 @@ use crate::protocol::authorize::{
     self, AuthRequest, AuthorizeError, ClientView, LabChoice, LabRef, Progress, RawParams,
     Standing, Transition, choose_lab, next_step, signed_in,
 };
-use crate::protocol::strength::{Demands, Enrolled, Grace};
+use crate::protocol::strength::{Demands, Enrolled, Grace, Rules};
 use crate::protocol::{OAuthError, scope};
 use crate::secret::{TokenHash, random_id};
 use crate::state::AppState;
@@ -68,6 +68,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             min_acr: None,
             admin_of: None,
             pkce_optional: false,
+            require_par: false,
             labs: crate::store::clients::ClientLabs::All,
             features: Vec::new(),
             lifecycle: Default::default(),
@@ -127,6 +128,9 @@ pub async fn start(
     browser: BrowserAt<'_>,
     now: i64,
 ) -> Result<Next, SignInError> {
+    // A `request_uri` from `/par` stands for the parameters its client pushed; the browser's
+    // others are ignored (RFC 9126 section 4).
+    let params = super::pushed::resolve(state, params).await?;
     let client = match &params.client_id {
         Some(id) => state.client(id).await?,
         None => None,
@@ -136,6 +140,7 @@ pub async fn start(
         public: c.is_public(),
         pkce_optional: c.pkce_optional,
         allows_authorization_code: c.allows_grant("authorization_code"),
+        require_par: super::pushed::required(state, c),
     });
     let request = match authorize::validate(params, view, now) {
         Ok(r) => r,
@@ -247,7 +252,7 @@ pub async fn demands_for(
     if demands.level() == Acr::Pwd {
         return Ok((demands, Enrolled::default(), grace));
     }
-    let mut enrolled = state.store.enrolled(user_id).await?;
+    let mut enrolled = state.enrolled(user_id).await?;
     if state.webauthn.is_none() {
         enrolled.webauthn = 0;
         enrolled.passkeys = 0;
@@ -398,6 +403,7 @@ pub async fn proceed(
             demands: *demands,
             enrolled: *enrolled,
             grace: *grace,
+            rules: Rules::of(&state.config),
         }),
         _ => None,
     };

@@ -51,6 +51,7 @@ pub mod lab;
 pub mod own_data;
 pub mod password;
 pub mod password_change;
+pub mod pushed;
 pub mod reset;
 pub mod second_factor;
 pub mod session;

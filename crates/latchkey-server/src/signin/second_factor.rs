@@ -9,7 +9,7 @@ use super::{Requester, SignInError, SignedIn, flow, session, throttle};
 use crate::audit::{Action, Event};
 use crate::factors;
 use crate::protocol::authorize::Transition;
-use crate::protocol::strength::{Method, Offer, offer};
+use crate::protocol::strength::{Method, Offer, Rules, offer};
 use crate::protocol::throttle::CodeLock;
 use crate::state::AppState;
 use crate::store::flows::LoginFlow;
@@ -37,7 +37,7 @@ pub async fn ask(state: &AppState, flow: &LoginFlow, user: &User) -> Result<Ask,
     };
     Ok(Ask {
         need,
-        offer: offer(&enrolled, need),
+        offer: offer(&enrolled, need, Rules::of(&state.config)),
     })
 }
 

@@ -93,7 +93,8 @@ pub async fn establish(
         }
     };
     strength::record(&mut session.factors, method, now);
-    if let Some(s) = strength::strength(&session.factors, None) {
+    if let Some(s) = strength::strength(&session.factors, None, strength::Rules::of(&state.config))
+    {
         session.acr = s.acr.as_str().to_owned();
         session.amr = s.amr.iter().map(|a| a.as_str().to_owned()).collect();
     }

@@ -6,7 +6,7 @@
 //! booleans, bytes as base64url, `NULL` as `null`. [`for_each_table!`] is the one list of
 //! tables and columns; `all_columns_listed` fails to compile when `schema.rs` gains a column
 //! the list lacks. Left out, because they only live for minutes and a restore may drop them:
-//! `login_flows`, `webauthn_ceremonies`, `throttle_counters`.
+//! `login_flows`, `webauthn_ceremonies`, `throttle_counters`, `pushed_requests`.
 
 use super::schema;
 use super::{Db, Store, StoreError};
@@ -125,7 +125,7 @@ macro_rules! for_each_table {
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
                 disabled_at, expires_at, previous_secret_hash, previous_secret_expires_at,
-                pkce_optional, all_labs, features];
+                pkce_optional, all_labs, features, require_par];
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
@@ -143,7 +143,7 @@ macro_rules! for_each_table {
             audit_checkpoints: [seq, hash, pruned, created_at, mac];
             totp_credentials: [user_id, secret, confirmed, last_step, created_at];
             webauthn_credentials: [id, user_id, name, kind, credential, sign_count,
-                backup_eligible, backup_state, created_at, last_used_at];
+                backup_eligible, backup_state, created_at, last_used_at, attestation_root];
             recovery_codes: [user_id, code_hash, created_at, used_at, keyed];
             auth_failures: [user_id, kind, failures, locked_until];
             lab_policies: [lab_id, min_acr, grace_days, grace_logins, updated_at];
@@ -185,6 +185,7 @@ pub const TRANSIENT: &[&str] = &[
     "webauthn_ceremonies",
     "throttle_counters",
     "mail_outbox",
+    "pushed_requests",
 ];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.

@@ -39,6 +39,8 @@ pub struct Client {
     /// A legacy confidential client that may leave PKCE out; every other client must send a
     /// `code_challenge` (RFC 9700 section 2.1.1).
     pub pkce_optional: bool,
+    /// Must push its authorization requests (RFC 9126): `/authorize` refuses it any other.
+    pub require_par: bool,
     /// The labs whose members may sign in to it.
     pub labs: ClientLabs,
     /// The features its service checks: what administrators pick from when they grant
@@ -228,6 +230,7 @@ type Row = (
     bool,
     bool,
     String,
+    bool,
 );
 
 /// Every column of `clients`, in [`Row`]'s order.
@@ -253,6 +256,7 @@ macro_rules! columns {
             clients::pkce_optional,
             clients::all_labs,
             clients::features,
+            clients::require_par,
         )
     };
 }
@@ -286,6 +290,7 @@ fn from_row(r: Row, labs: Vec<String>) -> Result<Client, StoreError> {
             ClientLabs::Only(labs.into_iter().map(LabId::new).collect())
         },
         features: from_json_text(&r.18)?,
+        require_par: r.19,
         lifecycle: Lifecycle {
             disabled_at: r.12,
             expires_at: r.13,
@@ -321,6 +326,7 @@ impl Store {
                         clients::min_acr.eq(c.min_acr.map(|a| a.as_str())),
                         clients::admin_of.eq(c.admin_of.as_ref().map(AdminOf::as_stored)),
                         clients::pkce_optional.eq(c.pkce_optional),
+                        clients::require_par.eq(c.require_par),
                         clients::disabled_at.eq(c.lifecycle.disabled_at),
                         clients::expires_at.eq(c.lifecycle.expires_at),
                         clients::all_labs.eq(c.labs == ClientLabs::All),
@@ -736,6 +742,7 @@ pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
         min_acr: Some(min_acr),
         admin_of: None,
         pkce_optional: false,
+        require_par: false,
         labs: ClientLabs::All,
         features: Vec::new(),
         lifecycle: Lifecycle::default(),

@@ -37,6 +37,9 @@ pub struct WebauthnRow {
     pub backup_state: bool,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// The trusted root its attestation chained to at registration (hex SHA-256 of the
+    /// root certificate), if any: see [`crate::attestation`].
+    pub attestation_root: Option<String>,
 }
 
 type WebauthnTuple = (
@@ -50,6 +53,7 @@ type WebauthnTuple = (
     bool,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 fn webauthn_row(r: WebauthnTuple) -> WebauthnRow {
@@ -64,6 +68,7 @@ fn webauthn_row(r: WebauthnTuple) -> WebauthnRow {
         backup_state: r.7,
         created_at: r.8,
         last_used_at: r.9,
+        attestation_root: r.10,
     }
 }
 
@@ -80,6 +85,7 @@ macro_rules! webauthn_columns {
             webauthn_credentials::backup_state,
             webauthn_credentials::created_at,
             webauthn_credentials::last_used_at,
+            webauthn_credentials::attestation_root,
         )
     };
 }
@@ -260,6 +266,7 @@ impl Store {
                         webauthn_credentials::backup_eligible.eq(r.backup_eligible),
                         webauthn_credentials::backup_state.eq(r.backup_state),
                         webauthn_credentials::created_at.eq(r.created_at),
+                        webauthn_credentials::attestation_root.eq(&r.attestation_root),
                     ))
                     .execute(&mut *conn)
                     .await
@@ -504,8 +511,14 @@ impl Store {
         })
     }
 
-    /// What the user can authenticate with beyond a password.
-    pub async fn enrolled(&self, user_id: &str) -> Result<Enrolled, StoreError> {
+    /// What the user can authenticate with beyond a password; `hardware` tells which
+    /// WebAuthn credentials are hardware keys now (`AppState::enrolled` asks the trusted
+    /// attestation roots).
+    pub async fn enrolled(
+        &self,
+        user_id: &str,
+        hardware: &(dyn Fn(&WebauthnRow) -> bool + Sync),
+    ) -> Result<Enrolled, StoreError> {
         let totp = self.get_totp(user_id).await?.is_some_and(|t| t.confirmed);
         let creds = self.list_webauthn(user_id).await?;
         let recovery = self.recovery_status(user_id).await?;
@@ -514,6 +527,11 @@ impl Store {
             webauthn: creds.len(),
             passkeys: creds.iter().filter(|c| c.kind == "passkey").count(),
             recovery_codes: recovery.unused as usize,
+            hardware: creds.iter().filter(|c| hardware(c)).count(),
+            hardware_passkeys: creds
+                .iter()
+                .filter(|c| c.kind == "passkey" && hardware(c))
+                .count(),
         })
     }
 

@@ -32,6 +32,7 @@ pub mod labs;
 pub mod outbox;
 pub mod personal;
 pub mod policy;
+pub mod pushed;
 pub mod retention;
 pub mod schema;
 pub mod secrets;

@@ -349,6 +349,8 @@ impl Store {
         &self,
         user_id: &str,
         lab: &str,
+        rules: crate::protocol::strength::Rules,
+        hardware: &(dyn Fn(&crate::store::factors::WebauthnRow) -> bool + Sync),
         now: i64,
     ) -> Result<Option<Acr>, StoreError> {
         let p = self.member_policy(user_id, lab).await?;
@@ -364,8 +366,8 @@ impl Store {
                 started_at: p.grace_started_at,
                 used_logins: p.grace_logins,
             };
-            let enrolled = self.enrolled(user_id).await?;
-            if grace.open(now) && !crate::protocol::strength::offer(&enrolled, floor).any() {
+            let enrolled = self.enrolled(user_id, hardware).await?;
+            if grace.open(now) && !crate::protocol::strength::offer(&enrolled, floor, rules).any() {
                 return Ok(None);
             }
         }

@@ -53,6 +53,16 @@ diesel::table! {
         pkce_optional -> Bool,
         all_labs -> Bool,
         features -> Text,
+        require_par -> Bool,
+    }
+}
+
+diesel::table! {
+    pushed_requests (uri_hash) {
+        uri_hash -> Binary,
+        client_id -> Text,
+        params -> Text,
+        expires_at -> BigInt,
     }
 }
 
@@ -197,6 +207,7 @@ diesel::table! {
         backup_state -> Bool,
         created_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
+        attestation_root -> Nullable<Text>,
     }
 }
 
@@ -344,6 +355,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     memberships,
     clients,
     client_labs,
+    pushed_requests,
     sessions,
     login_flows,
     consents,

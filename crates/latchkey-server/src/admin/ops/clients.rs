@@ -23,6 +23,9 @@ pub struct ClientView {
     /// A legacy client allowed to leave PKCE out (every other client must send it).
     #[serde(default)]
     pub pkce_optional: bool,
+    /// Must push its authorization requests to `/par` (RFC 9126).
+    #[serde(default)]
+    pub require_par: bool,
     /// The labs whose members may sign in to it (ids), or `["*"]`: every lab.
     #[serde(default)]
     pub labs: Vec<String>,
@@ -61,6 +64,7 @@ impl From<crate::store::clients::Client> for ClientView {
             min_acr: c.min_acr.map(|a| a.as_str().to_owned()),
             admin_of: c.admin_of.map(|a| a.as_stored().to_owned()),
             pkce_optional: c.pkce_optional,
+            require_par: c.require_par,
             labs: match &c.labs {
                 crate::store::clients::ClientLabs::All => vec!["*".to_owned()],
                 l => l
@@ -97,6 +101,10 @@ pub struct NewClientBody {
     /// clients.
     #[serde(default)]
     pub pkce_optional: bool,
+    /// Refuse `/authorize` requests that were not pushed to `/par` first (RFC 9126; default
+    /// false, or `par.required` for every client).
+    #[serde(default)]
+    pub require_par: bool,
     /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
     /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
     pub expires_in: Option<String>,
@@ -200,6 +208,7 @@ pub async fn create_client_with(
             min_acr,
             admin_of: body.admin_of,
             pkce_optional: body.pkce_optional,
+            require_par: body.require_par,
             expires_at,
             labs: body.labs,
             features: body.features,

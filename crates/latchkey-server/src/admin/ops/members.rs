@@ -14,26 +14,16 @@ pub struct Factors {
     pub best_acr: String,
 }
 
-impl From<Enrolled> for Factors {
-    fn from(e: Enrolled) -> Factors {
+impl Factors {
+    /// What `e` holds, and the best level it reaches under this deployment's `rules`.
+    pub fn of(e: Enrolled, rules: Rules) -> Factors {
         Factors {
-            best_acr: best_acr(&e).as_str().to_owned(),
+            best_acr: e.best(rules).as_str().to_owned(),
             totp: e.totp,
             webauthn: e.webauthn,
             passkeys: e.passkeys,
             recovery_codes: e.recovery_codes,
         }
-    }
-}
-
-/// The strongest level a set of factors can reach.
-pub fn best_acr(e: &Enrolled) -> Acr {
-    if e.passkeys > 0 {
-        Acr::Phr
-    } else if e.totp || e.webauthn > 0 {
-        Acr::Mfa
-    } else {
-        Acr::Pwd
     }
 }
 
@@ -61,7 +51,10 @@ async fn member_view(state: &AppState, lab: &LabId, m: Member) -> R<MemberView> 
         .store
         .member_grants(m.user_id.as_str(), lab.as_str())
         .await?;
-    let factors = state.store.enrolled(m.user_id.as_str()).await?.into();
+    let factors = Factors::of(
+        state.enrolled(m.user_id.as_str()).await?,
+        Rules::of(&state.config),
+    );
     Ok(MemberView {
         roles: grants.roles,
         features: grants.features.into_iter().collect(),

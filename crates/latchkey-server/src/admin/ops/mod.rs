@@ -37,7 +37,7 @@ pub use users::*;
 use super::{Admin, AdminError, check_feature, check_role};
 pub use super::{feature_name, role_name};
 use crate::audit::{Action, Event};
-use crate::protocol::strength::Enrolled;
+use crate::protocol::strength::{Enrolled, Rules};
 use crate::secret::{OpaqueToken, TokenKind};
 use crate::state::AppState;
 use crate::store::admin::{AuditQuery, AuditRecord, Joiner, Member, Role, UserInfo};

@@ -102,7 +102,10 @@ pub async fn adoption(state: &AppState, admin: &Admin, lab: &LabId) -> R<Adoptio
         min_acr: None,
     };
     for m in state.store.lab_members(lab).await? {
-        let best = best_acr(&state.store.enrolled(m.user_id.as_str()).await?);
+        let best = state
+            .enrolled(m.user_id.as_str())
+            .await?
+            .best(Rules::of(&state.config));
         let p = state
             .store
             .member_policy(m.user_id.as_str(), lab.as_str())

@@ -61,7 +61,10 @@ pub async fn list_users(state: &AppState, admin: &Admin) -> R<Vec<UserInfo>> {
 
 pub async fn get_user(state: &AppState, admin: &Admin, user: &UserId) -> R<UserView> {
     let (info, labs) = authorised_user(state, admin, user).await?;
-    let factors = state.store.enrolled(user.as_str()).await?.into();
+    let factors = Factors::of(
+        state.enrolled(user.as_str()).await?,
+        Rules::of(&state.config),
+    );
     Ok(UserView {
         id: info.id,
         email: info.email,
@@ -110,7 +113,10 @@ pub struct Count {
 
 pub async fn reset_factors(state: &AppState, admin: &Admin, user: &UserId) -> R<Count> {
     let (info, _) = authorised_user(state, admin, user).await?;
-    let before: Factors = state.store.enrolled(user.as_str()).await?.into();
+    let before = Factors::of(
+        state.enrolled(user.as_str()).await?,
+        Rules::of(&state.config),
+    );
     let notice = crate::mail::compose(
         state,
         &info.email,

@@ -97,6 +97,7 @@ mod tests {
             redirect_uris: &uris,
             public: true,
             pkce_optional: false,
+            require_par: false,
             allows_authorization_code: true,
         };
         match validate(p, Some(client), 1_000) {

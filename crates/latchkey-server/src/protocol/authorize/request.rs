@@ -31,6 +31,10 @@ pub struct RawParams {
     /// Names of parameters that appeared more than once (RFC 6749 section 3.1 forbids it).
     #[serde(skip)]
     pub duplicates: Vec<String>,
+    /// The parameters were pushed by the authenticated client (RFC 9126), not sent by the
+    /// browser.
+    #[serde(skip)]
+    pub pushed: bool,
 }
 
 impl RawParams {
@@ -132,6 +136,9 @@ pub struct ClientView<'a> {
     /// send a `code_challenge` (RFC 9700 section 2.1.1).
     pub pkce_optional: bool,
     pub allows_authorization_code: bool,
+    /// Its authorization requests must be pushed (RFC 9126): the client's `require_par` or
+    /// `par.required`.
+    pub require_par: bool,
 }
 
 /// Where an error goes: Latchkey's own page when the client or redirect URI cannot be trusted,
@@ -201,6 +208,12 @@ pub fn validate(
     if let Some(d) = mode_error {
         return Err(fail(ErrorCode::InvalidRequest, d));
     }
+    if client.require_par && !p.pushed {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "this client must push its authorization requests to the pushed authorization request endpoint (RFC 9126)".into(),
+        ));
+    }
     if let Some(d) = p.duplicates.first() {
         return Err(fail(
             ErrorCode::InvalidRequest,
@@ -240,7 +253,7 @@ pub fn validate(
     if p.request_uri.is_some() {
         return Err(fail(
             ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported".into(),
+            "request_uri is supported only as the answer of the pushed authorization request endpoint (RFC 9126), and cannot be pushed".into(),
         ));
     }
     match p.response_type.as_deref() {

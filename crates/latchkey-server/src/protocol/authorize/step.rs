@@ -2,7 +2,9 @@
 //! as signed in for the request (`prompt=login`, `max_age`), which factor is missing for the
 //! level demanded, whether consent is needed, or whether a code can be issued.
 
-use super::super::strength::{Demands, Enrolled, Factor, Gap, Grace, Strength, assess, offer};
+use super::super::strength::{
+    Demands, Enrolled, Factor, Gap, Grace, Rules, Strength, assess, offer,
+};
 use super::AuthRequest;
 use latchkey_core::{Acr, ErrorCode};
 
@@ -11,7 +13,11 @@ use latchkey_core::{Acr, ErrorCode};
 pub fn signed_in(req: &AuthRequest, factors: &[Factor], now: i64) -> bool {
     match counted(req, factors, now) {
         None => false,
-        Some(fresh) => !matches!(assess(&fresh, None, Acr::Pwd), Gap::FirstFactor),
+        // Whether there is a first factor does not depend on the rules.
+        Some(fresh) => !matches!(
+            assess(&fresh, None, Acr::Pwd, Rules::default()),
+            Gap::FirstFactor
+        ),
     }
 }
 
@@ -26,6 +32,8 @@ pub struct Standing<'a> {
     pub enrolled: Enrolled,
     /// The lab policy's enrolment grace as this user stands in it (`None`: no grace).
     pub grace: Option<Grace>,
+    /// What this deployment asks of factors (`[authentication]`).
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +113,7 @@ pub fn next_step(
     } else {
         st.demands.level()
     };
-    let strength = match assess(&fresh, None, need) {
+    let strength = match assess(&fresh, None, need, st.rules) {
         Gap::FirstFactor => return login(),
         Gap::Met(s) => s,
         Gap::StepUp { have, need } => {
@@ -116,7 +124,7 @@ pub fn next_step(
                     n
                 }
             };
-            if offer(&st.enrolled, need).any() {
+            if offer(&st.enrolled, need, st.rules).any() {
                 return interactive(Next::StepUp { need });
             }
             if grace_open {

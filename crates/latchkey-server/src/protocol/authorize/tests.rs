@@ -1,7 +1,7 @@
 //! Unit tests of request validation, the lab choice and the next step.
 
 use super::*;
-use crate::protocol::strength::{Demands, Enrolled, Factor, Grace, Method};
+use crate::protocol::strength::{Demands, Enrolled, Factor, Grace, Method, Rules};
 use latchkey_core::{Acr, ErrorCode};
 
 const CB: &str = "https://app.example/cb";
@@ -42,9 +42,29 @@ fn run_for(p: RawParams, public: bool, pkce_optional: bool) -> Result<AuthReques
             public,
             pkce_optional,
             allows_authorization_code: true,
+            require_par: false,
         }),
         1000,
     )
+}
+
+/// RFC 9126 section 5: a client that must push is refused a request it did not push (back at
+/// its redirect URI: the URI is registered), and served one it did.
+#[test]
+fn rfc9126_a_client_that_must_push_is_refused_an_unpushed_request() {
+    let u = uris();
+    let view = || ClientView {
+        redirect_uris: &u,
+        public: true,
+        pkce_optional: false,
+        allows_authorization_code: true,
+        require_par: true,
+    };
+    let refused = validate(params(&[]), Some(view()), 1000);
+    assert_eq!(redirect_code(refused), ErrorCode::InvalidRequest);
+    let mut pushed = params(&[]);
+    pushed.pushed = true;
+    assert!(validate(pushed, Some(view()), 1000).is_ok());
 }
 
 fn redirect_code(r: Result<AuthRequest, AuthorizeError>) -> ErrorCode {
@@ -143,6 +163,7 @@ fn standing(factors: &[Factor]) -> Standing<'_> {
         demands: Demands::default(),
         enrolled: Enrolled::default(),
         grace: None,
+        rules: Rules::default(),
     }
 }
 

@@ -70,6 +70,9 @@ async fn record_assertion(
     Ok(Ok(Method::Webauthn {
         uv: res.user_verified(),
         synced: cred.backup_eligible,
+        hw: state
+            .attestation
+            .is_hardware(row.attestation_root.as_deref(), cred.backup_eligible),
     }))
 }
 

@@ -216,7 +216,12 @@ async fn start_verify(
     now: i64,
 ) -> Result<Begun, Stop> {
     let (session, _) = current.ok_or(Refusal::SignInEnded)?;
-    let rows = state.store.list_webauthn(&session.user_id).await?;
+    let mut rows = state.store.list_webauthn(&session.user_id).await?;
+    // Where `phr` needs a hardware key, only those are asked for: another would prove no
+    // more than the session has.
+    if need == Some(Acr::Phr) && state.config.authentication.phr_requires_attestation {
+        rows.retain(|r| state.is_hardware(r));
+    }
     if rows.is_empty() {
         return Err(Refusal::NoCredentials.into());
     }
@@ -292,7 +297,7 @@ async fn start_register(
     let handle = factors::user_handle(&user.id).map_err(SignInError::internal)?;
     let display = user.name.clone().unwrap_or_else(|| user.email.clone());
     let rp = rp(state)?;
-    let (options, pending) = match kind {
+    let (mut options, pending) = match kind {
         Kind::SecurityKey => {
             let (mut o, st) = rp
                 .start_securitykey_registration(
@@ -326,6 +331,13 @@ async fn start_register(
             (o, Pending::RegisterPasskey { back, state: st })
         }
     };
+    // The authenticator's attestation, verified against the trusted roots when the answer
+    // comes ([`crate::attestation`]), is what lets a key count as hardware (`hwk`). An
+    // authenticator that gives none, or a browser that withholds it, registers all the same.
+    if state.config.authentication.webauthn_request_attestation {
+        options.public_key.attestation =
+            Some(webauthn_rs_proto::AttestationConveyancePreference::Direct);
+    }
     let ceremony = put(state, browser, Some(user.id), &pending, now).await?;
     Ok(Begun {
         ceremony,

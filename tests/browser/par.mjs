@@ -1,0 +1,56 @@
+// A relying party using panva's openid-client (npm) pushes its authorization request
+// (RFC 9126) and signs its user in through Latchkey's hosted login in headless Chromium.
+// Inputs (environment): ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, LOGIN_EMAIL,
+// LOGIN_PASSWORD. Prints one JSON line: {"requestUri", "authorizationUrl", "claims", ...}.
+import * as oidc from 'openid-client';
+import { env, launch } from './chromium.mjs';
+
+// The test server speaks plain HTTP on loopback.
+const config = await oidc.discovery(new URL(env('ISSUER')), env('CLIENT_ID'), env('CLIENT_SECRET'),
+  undefined, { execute: [oidc.allowInsecureRequests] });
+const metadata = config.serverMetadata();
+
+const verifier = oidc.randomPKCECodeVerifier();
+const state = oidc.randomState();
+const nonce = oidc.randomNonce();
+const url = await oidc.buildAuthorizationUrlWithPAR(config, {
+  redirect_uri: env('REDIRECT_URI'),
+  scope: 'openid email',
+  code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+  code_challenge_method: 'S256',
+  state,
+  nonce,
+});
+
+const context = await launch();
+let callback = null;
+try {
+  const page = await context.newPage();
+  const prefix = env('REDIRECT_URI');
+  await page.route((u) => u.href.startsWith(prefix), async (route) => {
+    callback = route.request().url();
+    await route.fulfill({ status: 200, contentType: 'text/plain', body: 'relying party reached' });
+  });
+  await page.goto(url.href);
+  await page.getByLabel('Email').fill(env('LOGIN_EMAIL'));
+  await page.getByLabel('Password').fill(env('LOGIN_PASSWORD'));
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await page.waitForURL((u) => u.href.startsWith(prefix));
+  if (!callback) throw new Error('the relying party callback was never requested');
+} finally {
+  await context.close();
+}
+
+const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), {
+  pkceCodeVerifier: verifier,
+  expectedState: state,
+  expectedNonce: nonce,
+  idTokenExpected: true,
+});
+console.log(JSON.stringify({
+  parEndpoint: metadata.pushed_authorization_request_endpoint,
+  requirePar: metadata.require_pushed_authorization_requests,
+  authorizationUrl: url.href,
+  requestUri: url.searchParams.get('request_uri'),
+  claims: tokens.claims(),
+}));
