@@ -1,6 +1,7 @@
 //! `latchkey client update|disable|enable|delete|rotate-secret`: a client's life cycle, through
 //! the same operations as `PATCH`, `DELETE` and `POST /api/v1/clients/{client}/…` (audited as
-//! `cli`). Flags carry the API's field names (`--name`, `--redirect-uri`, `--overlap`).
+//! `cli`). Flags carry the API's field names (`--name`, `--redirect-uri`, `--overlap`;
+//! `--jwks-file` reads the API's `jwks` from a file).
 
 use crate::operator::{CLIENT_FLAGS, Operator, refused, refused_as};
 use crate::{Output, print};
@@ -11,8 +12,8 @@ use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum LifecycleCommand {
-    /// Change a client's name, redirect URIs, labs or features (a list given replaces the whole
-    /// list).
+    /// Change a client's name, redirect URIs, labs, features or keys (a list given replaces the
+    /// whole list).
     Update {
         /// The client id (`lk_…`).
         #[arg(long)]
@@ -39,6 +40,13 @@ pub enum LifecycleCommand {
         /// Declare no features.
         #[arg(long, conflicts_with = "features")]
         no_features: bool,
+        /// A private_key_jwt client's new public keys: a JWK Set file (replaces its keys or
+        /// its --jwks-uri).
+        #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+        jwks_file: Option<std::path::PathBuf>,
+        /// A private_key_jwt client's new jwks_uri (replaces its keys or its jwks_uri).
+        #[arg(long, value_name = "URL")]
+        jwks_uri: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -80,6 +88,19 @@ pub enum LifecycleCommand {
     },
 }
 
+/// A JWK Set file (`--jwks-file`) as JSON; whether it holds usable public keys is the
+/// registration's check.
+pub fn read_jwks(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--jwks-file {}: cannot read it: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "--jwks-file {}: not JSON ({e}); give a JWK Set: {{\"keys\": [...]}}",
+            path.display()
+        )
+    })
+}
+
 pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result<()> {
     let op = Operator::open(config).await?;
     let (s, a) = (&op.state, &op.admin);
@@ -93,6 +114,8 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             labs,
             features,
             no_features,
+            jwks_file,
+            jwks_uri,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -103,15 +126,19 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                     .then_some(post_logout_redirect_uris),
                 labs: (!labs.is_empty()).then_some(labs),
                 features: (!features.is_empty() || no_features).then_some(features),
+                jwks: jwks_file.as_deref().map(read_jwks).transpose()?,
+                jwks_uri,
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
                 && body.post_logout_redirect_uris.is_none()
                 && body.labs.is_none()
                 && body.features.is_none()
+                && body.jwks.is_none()
+                && body.jwks_uri.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab or --feature"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file or --jwks-uri"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)

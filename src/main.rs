@@ -285,6 +285,13 @@ enum ClientCommand {
         /// A public client (browser or native app): no secret, PKCE required.
         #[arg(long)]
         public: bool,
+        /// Authenticate with private_key_jwt (RFC 7523) instead of a secret: the client's
+        /// public keys, a JWK Set file. No secret is made.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["public", "jwks_uri"])]
+        jwks_file: Option<std::path::PathBuf>,
+        /// Authenticate with private_key_jwt, the public keys fetched from this https URL.
+        #[arg(long, value_name = "URL", conflicts_with = "public")]
+        jwks_uri: Option<String>,
         /// Access-token lifetime in seconds for this client (default from config).
         #[arg(long)]
         access_token_ttl: Option<i64>,
@@ -531,6 +538,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             post_logout_redirect_uris,
             grant_types,
             public,
+            jwks_file,
+            jwks_uri,
             access_token_ttl,
             id_token_alg,
             skip_consent,
@@ -553,6 +562,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     post_logout_redirect_uris: post_logout_redirect_uris.clone(),
                     grant_types: Some(grant_types),
                     public,
+                    jwks: jwks_file
+                        .as_deref()
+                        .map(clients_cli::read_jwks)
+                        .transpose()?,
+                    jwks_uri,
                     min_acr: min_acr.map(|a| a.as_str().to_owned()),
                     admin_of,
                     skip_consent,
@@ -582,7 +596,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "redirect_uris": c.redirect_uris,
                 "post_logout_redirect_uris": post_logout_redirect_uris,
                 "grant_types": c.grant_types,
-                "token_endpoint_auth_method": if c.public { "none" } else { "client_secret_basic" },
+                "token_endpoint_auth_method": c.token_endpoint_auth_method,
                 "id_token_signed_response_alg": id_token_alg,
                 "labs": c.labs,
                 "features": c.features,
@@ -592,6 +606,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(a) = &c.admin_of {
                 json["admin_of"] = a.as_str().into();
+            }
+            if c.token_endpoint_auth_method == "private_key_jwt" {
+                text.push_str("\nauthenticates with private_key_jwt (no secret)");
+                if let Some(u) = &c.jwks_uri {
+                    json["jwks_uri"] = u.as_str().into();
+                }
             }
             if let Some(t) = c.expires_at {
                 json["expires_at"] = t.into();

@@ -92,7 +92,7 @@ const FLAGS: &[(&str, &str)] = &[
 ];
 
 /// In the client commands `--feature` carries a declared feature (`features`).
-pub const CLIENT_FLAGS: &[(&str, &str)] = &[("features", "--feature")];
+pub const CLIENT_FLAGS: &[(&str, &str)] = &[("features", "--feature"), ("jwks", "--jwks-file")];
 
 /// In the role commands `--role` carries what the API calls the role's `name`.
 pub const ROLE_FLAGS: &[(&str, &str)] = &[("name", "--role")];

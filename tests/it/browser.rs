@@ -698,3 +698,47 @@ async fn chromium_relying_party_pushes_its_request_with_openid_client() {
     assert_eq!(result["claims"]["iss"], app.base.as_str());
     app.stop().await;
 }
+
+/// `private_key_jwt` (RFC 7523) with a real relying-party library: openid-client signs an
+/// assertion with the client's ES256 key (imported from PKCS#8 through WebCrypto) for `/par`
+/// and again for `/token`; Latchkey verifies both against the registered JWK Set, and the
+/// sign-in in Chromium completes. The client has no secret at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_relying_party_signs_in_with_private_key_jwt_with_openid_client() {
+    use base64::Engine;
+    let app = TestApp::new(Backend::Sqlite).await;
+    let (key, pkcs8) =
+        latchkey_server::crypto::SigningKey::generate(latchkey_core::SigningAlg::ES256).unwrap();
+    let set = serde_json::json!({"keys": [key.jwk]}).to_string();
+    let created = app
+        .client(move |c| {
+            c.skip_consent = true;
+            c.jwks = Some(set);
+        })
+        .await;
+    assert!(created.client_secret.is_none());
+    let pkcs8 = base64::engine::general_purpose::STANDARD.encode(pkcs8);
+    let result = run_browser_script(
+        "par.mjs",
+        &[
+            ("ISSUER", &app.base),
+            ("CLIENT_ID", &created.client_id),
+            ("PRIVATE_KEY", &pkcs8),
+            ("KEY_ID", key.kid()),
+            ("REDIRECT_URI", CALLBACK),
+            ("LOGIN_EMAIL", EMAIL),
+            ("LOGIN_PASSWORD", PASSWORD),
+        ],
+    )
+    .await;
+    assert!(
+        result["authMethods"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("private_key_jwt")),
+        "{result}"
+    );
+    assert_eq!(result["claims"]["sub"], app.user_id.as_str());
+    assert_eq!(result["claims"]["aud"], created.client_id.as_str());
+    app.stop().await;
+}

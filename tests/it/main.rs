@@ -45,6 +45,7 @@ mod par;
 mod passkeys;
 mod password_change;
 mod personal;
+mod private_key_jwt;
 mod protocol_rules;
 mod ready;
 mod recovery_codes;

@@ -96,6 +96,7 @@ impl App {
             },
             lab_policies: RwLock::new(HashMap::new()),
             mail_wake: Default::default(),
+            client_keys: crate::client_keys::ClientKeyCache::new()?,
         };
         Ok(App {
             state: Arc::new(state),
@@ -162,6 +163,7 @@ impl App {
             },
             lab_policies: RwLock::new(HashMap::new()),
             mail_wake: Default::default(),
+            client_keys: crate::client_keys::ClientKeyCache::new()?,
         };
         Ok(App {
             state: Arc::new(state),

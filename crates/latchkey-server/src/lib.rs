@@ -13,6 +13,7 @@ pub mod app;
 pub mod attestation;
 pub mod audit;
 pub mod backup;
+pub mod client_keys;
 pub mod config;
 pub mod crypto;
 pub mod factors;

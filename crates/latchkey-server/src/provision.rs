@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::password::{PasswordHasher, check_new_password};
 use crate::protocol::redirect_uri::validate_for_registration;
 use crate::secret::{OpaqueToken, TokenKind, random_b64};
+use crate::store::client_keys::ClientKeys;
 use crate::store::clients::{
     ADMIN_CLIENT_DEFAULT_LIFETIME, AdminOf, Client, ClientLabs, Lifecycle,
 };
@@ -40,15 +41,21 @@ pub enum Field {
     /// The labs a client serves (`labs` in the API, `--lab` repeated on the command line).
     ClientLabs,
     Features,
+    /// A `private_key_jwt` client's JWK Set (`jwks`, `--jwks-file`).
+    Jwks,
+    /// Where a `private_key_jwt` client serves its JWK Set (`jwks_uri`, `--jwks-uri`).
+    JwksUri,
 }
 
 impl Field {
     /// Longest flag first, so that no flag is replaced inside a longer one.
-    pub const ALL: [Field; 12] = [
+    pub const ALL: [Field; 14] = [
         Field::PostLogoutRedirectUris,
         Field::AccessTokenTtl,
         Field::RedirectUris,
         Field::GrantTypes,
+        Field::Jwks,
+        Field::JwksUri,
         Field::Password,
         Field::AdminOf,
         Field::Public,
@@ -74,6 +81,8 @@ impl Field {
             Field::AdminOf => "admin_of",
             Field::ClientLabs => "labs",
             Field::Features => "features",
+            Field::Jwks => "jwks",
+            Field::JwksUri => "jwks_uri",
         }
     }
 
@@ -92,6 +101,8 @@ impl Field {
             Field::AdminOf => "--admin-of",
             Field::ClientLabs => "--lab",
             Field::Features => "--feature",
+            Field::Jwks => "--jwks-file",
+            Field::JwksUri => "--jwks-uri",
         }
     }
 
@@ -199,6 +210,10 @@ pub struct NewClient {
     pub pkce_optional: bool,
     /// Must push its authorization requests (RFC 9126).
     pub require_par: bool,
+    /// Authenticates with `private_key_jwt` (RFC 7523) instead of a secret: its JWK Set
+    /// (JSON), or the URL it serves it at. At most one; neither with `public`.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
     /// When the client stops authenticating; `None`: never, except that a client with
     /// `admin_of` gets [`ADMIN_CLIENT_DEFAULT_LIFETIME`].
     pub expires_at: Option<i64>,
@@ -305,6 +320,33 @@ pub fn check_features(given: &[String]) -> Result<Vec<String>, ProvisionError> {
     Ok(out.into_iter().collect())
 }
 
+/// A `private_key_jwt` client's keys as registration accepts them: a JWK Set with at least
+/// one usable public key, or an `https` `jwks_uri` (`http` only on loopback); not both.
+pub fn check_client_keys(
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+) -> Result<Option<ClientKeys>, ProvisionError> {
+    match (jwks, jwks_uri) {
+        (Some(_), Some(_)) => invalid(Field::Jwks, "give --jwks-file or --jwks-uri, not both"),
+        (Some(j), None) => {
+            let set = crate::crypto::client_jwk::ClientJwks::parse(j.as_bytes())
+                .or_else(|e| invalid(Field::Jwks, format!("--jwks-file: {e}")))?;
+            tracing::debug!(keys = set.len(), "client JWK Set accepted");
+            // Stored compact: the parse above proved it is JSON.
+            let compact = serde_json::from_str::<serde_json::Value>(&j)
+                .map(|v| v.to_string())
+                .unwrap_or(j);
+            Ok(Some(ClientKeys::Jwks(compact)))
+        }
+        (None, Some(u)) => {
+            crate::client_keys::check_jwks_uri(u.trim())
+                .or_else(|e| invalid(Field::JwksUri, format!("--jwks-uri: {e}")))?;
+            Ok(Some(ClientKeys::JwksUri(u.trim().to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
 /// [`create_client_recorded`] without audit entries (the command line records its own).
 pub async fn create_client(store: &Store, c: NewClient) -> Result<CreatedClient, ProvisionError> {
     create_client_recorded(store, c, |_| Vec::new()).await
@@ -390,8 +432,16 @@ pub async fn create_client_recorded(
     }
     let labs = resolve_client_labs(store, &c.labs, code).await?;
     let features = check_features(&c.features)?;
+    let keys = check_client_keys(c.jwks.take(), c.jwks_uri.take())?;
+    if c.public && keys.is_some() {
+        return invalid(
+            Field::Public,
+            "a --public client has no keys: give --jwks-file or --jwks-uri only to a confidential client",
+        );
+    }
     let id = format!("lk_{}", random_b64(12));
-    let secret = (!c.public).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
+    let secret =
+        (!c.public && keys.is_none()).then(|| OpaqueToken::generate(TokenKind::ClientSecret));
     let client = Client {
         id: id.clone(),
         name: c.name.trim().to_owned(),
@@ -415,10 +465,12 @@ pub async fn create_client_recorded(
         admin_of,
         pkce_optional: c.pkce_optional,
         require_par: c.require_par,
+        keys,
         labs,
         features,
     };
     let recorded = events(&client);
+    let auth_method = client.auth_method();
     store.create_client(&client, &recorded).await?;
     Ok(CreatedClient {
         client_id: id,
@@ -427,11 +479,7 @@ pub async fn create_client_recorded(
         redirect_uris: client.redirect_uris,
         post_logout_redirect_uris: client.post_logout_redirect_uris,
         grant_types: client.grant_types,
-        token_endpoint_auth_method: if c.public {
-            "none"
-        } else {
-            "client_secret_basic"
-        },
+        token_endpoint_auth_method: auth_method,
         id_token_signed_response_alg: client.id_token_alg,
         admin_of: client.admin_of.map(|a| a.as_stored().to_owned()),
     })

@@ -45,6 +45,8 @@ pub struct AppState {
     pub(crate) lab_policies: RwLock<HashMap<String, (bool, Instant)>>,
     /// Wakes this node's mail sender after a commit that queued mail (`mail::wake`).
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// `private_key_jwt` clients' public keys (registered, or fetched from their `jwks_uri`).
+    pub(crate) client_keys: crate::client_keys::ClientKeyCache,
 }
 
 /// Clients change rarely and are read on every token request; a short-lived cache keeps the

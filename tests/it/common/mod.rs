@@ -166,6 +166,8 @@ impl TestApp {
             admin_of: None,
             pkce_optional: false,
             require_par: false,
+            jwks: None,
+            jwks_uri: None,
             expires_at: None,
             labs: vec!["*".into()],
             features: vec![],

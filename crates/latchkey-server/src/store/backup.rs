@@ -125,7 +125,7 @@ macro_rules! for_each_table {
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
                 disabled_at, expires_at, previous_secret_hash, previous_secret_expires_at,
-                pkce_optional, all_labs, features, require_par];
+                pkce_optional, all_labs, features, require_par, jwks, jwks_uri];
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
@@ -180,12 +180,14 @@ for_each_table!(table_list!());
 
 /// The tables a database has that a backup leaves out on purpose.
 /// The mail outbox is one: a restored service must not send again what the old one sent.
+/// Used client assertions (`jti`) are another: they live at most ten minutes.
 pub const TRANSIENT: &[&str] = &[
     "login_flows",
     "webauthn_ceremonies",
     "throttle_counters",
     "mail_outbox",
     "pushed_requests",
+    "client_assertions",
 ];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.

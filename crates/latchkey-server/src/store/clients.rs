@@ -7,6 +7,7 @@
 //! administration rights expires. [`Store::get_client`] is the client as the protocol sees it
 //! (active only); [`Store::client_record`] is the registration as administration sees it.
 
+use super::client_keys::ClientKeys;
 use super::schema::{client_labs, clients};
 use super::{Store, StoreError, conflict, from_json_text, to_json_text};
 use crate::audit::Event;
@@ -41,6 +42,10 @@ pub struct Client {
     pub pkce_optional: bool,
     /// Must push its authorization requests (RFC 9126): `/authorize` refuses it any other.
     pub require_par: bool,
+    /// Its public keys, for a client that authenticates with `private_key_jwt` (it then has
+    /// no secret, and is not public).
+    #[serde(skip)]
+    pub keys: Option<ClientKeys>,
     /// The labs whose members may sign in to it.
     pub labs: ClientLabs,
     /// The features its service checks: what administrators pick from when they grant
@@ -116,8 +121,10 @@ pub enum ClientAuthStrength {
     None,
     /// A shared secret: `client_secret_basic` or `client_secret_post`.
     Secret,
-    // `private_key_jwt` (RFC 7523) goes here when it is supported; raising
-    // [`ADMIN_CLIENT_MIN_AUTH`] to it then requires it of every administration client.
+    /// An assertion signed with the client's private key: `private_key_jwt` (RFC 7523).
+    /// Raising [`ADMIN_CLIENT_MIN_AUTH`] to it would require it of every administration
+    /// client.
+    PrivateKey,
 }
 
 /// The weakest client authentication an administration client (`admin_of`) may use: its
@@ -164,9 +171,21 @@ impl serde::Serialize for AdminOf {
 }
 
 impl Client {
-    /// Public clients (no secret) authenticate with `none` and must use PKCE.
+    /// Public clients (no secret, no keys) authenticate with `none` and must use PKCE.
     pub fn is_public(&self) -> bool {
-        self.secret_hash.is_none()
+        self.secret_hash.is_none() && self.keys.is_none()
+    }
+
+    /// How it authenticates at the token endpoint (OAuth 2.0 Dynamic Client Registration's
+    /// `token_endpoint_auth_method` names).
+    pub fn auth_method(&self) -> &'static str {
+        if self.keys.is_some() {
+            "private_key_jwt"
+        } else if self.secret_hash.is_some() {
+            "client_secret_basic"
+        } else {
+            "none"
+        }
     }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
@@ -231,6 +250,8 @@ type Row = (
     bool,
     String,
     bool,
+    Option<String>,
+    Option<String>,
 );
 
 /// Every column of `clients`, in [`Row`]'s order.
@@ -257,6 +278,8 @@ macro_rules! columns {
             clients::all_labs,
             clients::features,
             clients::require_par,
+            clients::jwks,
+            clients::jwks_uri,
         )
     };
 }
@@ -291,6 +314,7 @@ fn from_row(r: Row, labs: Vec<String>) -> Result<Client, StoreError> {
         },
         features: from_json_text(&r.18)?,
         require_par: r.19,
+        keys: ClientKeys::from_columns(r.20, r.21),
         lifecycle: Lifecycle {
             disabled_at: r.12,
             expires_at: r.13,
@@ -327,6 +351,8 @@ impl Store {
                         clients::admin_of.eq(c.admin_of.as_ref().map(AdminOf::as_stored)),
                         clients::pkce_optional.eq(c.pkce_optional),
                         clients::require_par.eq(c.require_par),
+                        clients::jwks.eq(c.keys.as_ref().and_then(ClientKeys::jwks)),
+                        clients::jwks_uri.eq(c.keys.as_ref().and_then(ClientKeys::jwks_uri)),
                         clients::disabled_at.eq(c.lifecycle.disabled_at),
                         clients::expires_at.eq(c.lifecycle.expires_at),
                         clients::all_labs.eq(c.labs == ClientLabs::All),
@@ -484,6 +510,9 @@ struct ClientColumns<'a> {
     post_logout_redirect_uris: Option<String>,
     features: Option<String>,
     all_labs: Option<bool>,
+    /// `Some(None)` clears the column (the client's keys moved to the other one).
+    jwks: Option<Option<&'a str>>,
+    jwks_uri: Option<Option<&'a str>>,
 }
 
 /// The parts of a registration an administrator may edit; `None` leaves one as it is.
@@ -495,10 +524,12 @@ pub struct ClientEdit {
     /// The labs it serves. Its grants for a lab it no longer serves end with the change.
     pub labs: Option<ClientLabs>,
     pub features: Option<Vec<String>>,
+    /// A `private_key_jwt` client's new keys (only such a client's: the caller checks).
+    pub keys: Option<ClientKeys>,
 }
 
 impl Store {
-    /// Edits a client's name, redirect URIs, labs and features, with `events`, in one
+    /// Edits a client's name, redirect URIs, labs, features and keys, with `events`, in one
     /// transaction. Returns how many grants ended (those for labs it no longer serves), or
     /// `None` when there is no such client; the events' details gain `grants_ended`.
     pub async fn update_client(
@@ -534,6 +565,8 @@ impl Store {
                         .map(to_json_text),
                     features: edit.features.as_deref().map(to_json_text),
                     all_labs: edit.labs.as_ref().map(|l| *l == ClientLabs::All),
+                    jwks: edit.keys.as_ref().map(ClientKeys::jwks),
+                    jwks_uri: edit.keys.as_ref().map(ClientKeys::jwks_uri),
                 };
                 if columns != ClientColumns::default() {
                     diesel::update(clients::table.find(&id))
@@ -743,6 +776,7 @@ pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
         admin_of: None,
         pkce_optional: false,
         require_par: false,
+        keys: None,
         labs: ClientLabs::All,
         features: Vec::new(),
         lifecycle: Lifecycle::default(),

@@ -19,6 +19,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backup;
 pub mod backup_runs;
+pub mod client_keys;
 pub mod clients;
 pub mod codes;
 pub mod consents;

@@ -7,8 +7,8 @@
 //! Mailed links go after the same grace; sent and failed messages after [`MAIL_DAYS`].
 
 use super::schema::{
-    account_links, authorization_codes as ac, grants, login_flows, mail_outbox, security_alerts,
-    sessions, throttle_counters, webhook_deliveries,
+    account_links, authorization_codes as ac, client_assertions, grants, login_flows, mail_outbox,
+    security_alerts, sessions, throttle_counters, webhook_deliveries,
 };
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -38,6 +38,9 @@ pub struct Purged {
     pub links: usize,
     /// Sent and failed messages older than [`MAIL_DAYS`].
     pub mail: usize,
+    /// Records of used client assertions (`jti`) whose assertion has expired: it is refused
+    /// for its `exp` already, so no grace applies.
+    pub client_assertions: usize,
 }
 
 impl Store {
@@ -88,7 +91,15 @@ impl Store {
                 )
                 .execute(conn)
                 .await?;
-                Ok(Purged { codes, grants, sessions, flows, throttle_counters, alerts, links, mail })
+                let client_assertions = diesel::delete(
+                    client_assertions::table.filter(client_assertions::expires_at.lt(now)),
+                )
+                .execute(conn)
+                .await?;
+                Ok(Purged {
+                    codes, grants, sessions, flows, throttle_counters, alerts, links, mail,
+                    client_assertions,
+                })
             })
         })
         .await

@@ -54,6 +54,8 @@ diesel::table! {
         all_labs -> Bool,
         features -> Text,
         require_par -> Bool,
+        jwks -> Nullable<Text>,
+        jwks_uri -> Nullable<Text>,
     }
 }
 
@@ -62,6 +64,14 @@ diesel::table! {
         uri_hash -> Binary,
         client_id -> Text,
         params -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_assertions (client_id, jti_hash) {
+        client_id -> Text,
+        jti_hash -> Binary,
         expires_at -> BigInt,
     }
 }
@@ -356,6 +366,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     clients,
     client_labs,
     pushed_requests,
+    client_assertions,
     sessions,
     login_flows,
     consents,

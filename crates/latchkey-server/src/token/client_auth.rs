@@ -1,6 +1,7 @@
 //! Client authentication at the token, revocation and introspection endpoints (RFC 6749
-//! section 2.3): `client_secret_basic`, `client_secret_post`, or `none` for public clients.
-//! Exactly one method per request; reading it from the request is the HTTP layer's.
+//! section 2.3): `client_secret_basic`, `client_secret_post`, `private_key_jwt` (RFC 7523,
+//! [`super::client_assertion`]), or `none` for public clients. Exactly one method per request,
+//! and the one the client is registered for; reading it from the request is the HTTP layer's.
 
 use crate::protocol::OAuthError;
 use crate::state::{AppState, could_be_client_id};
@@ -13,6 +14,8 @@ use std::sync::Arc;
 pub struct Credentials {
     pub id: String,
     pub secret: Option<String>,
+    /// A `private_key_jwt` assertion (`client_assertion`).
+    pub assertion: Option<String>,
     /// Sent with HTTP Basic: a refusal then answers 401 with a challenge.
     pub basic: bool,
 }
@@ -22,6 +25,7 @@ impl std::fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("id", &self.id)
             .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("assertion", &self.assertion.as_ref().map(|_| "***"))
             .field("basic", &self.basic)
             .finish()
     }
@@ -40,26 +44,54 @@ pub async fn authenticate(state: &AppState, p: &Credentials) -> Result<Arc<Clien
     let Some(client) = state.client(&p.id).await? else {
         return Err(fail(&inactive(state, p, now).await?));
     };
-    let client = match (&client.secret_hash, p.secret.as_deref()) {
-        (Some(_), Some(secret)) => match secret_matches(state, client, secret, now).await? {
+    let client = match (
+        &client.secret_hash,
+        &client.keys,
+        p.secret.as_deref(),
+        &p.assertion,
+    ) {
+        (Some(_), _, Some(secret), None) => match secret_matches(state, client, secret, now).await?
+        {
             Some(c) => c,
             None => return Err(fail("client authentication failed")),
         },
-        (None, None) => client,
-        (None, Some(_)) => return Err(fail("this is a public client: send no client secret")),
+        (None, Some(_), None, Some(assertion)) => {
+            super::client_assertion::verify(state, &client, assertion, now)
+                .await?
+                .map_err(|why| fail(&why))?;
+            client
+        }
+        (None, None, None, None) => client,
+        (None, None, _, _) => {
+            return Err(fail(
+                "this is a public client: send no client secret or assertion",
+            ));
+        }
+        (None, Some(_), _, _) => {
+            return Err(fail(
+                "this client authenticates with private_key_jwt: send a client_assertion",
+            ));
+        }
+        (Some(_), _, _, Some(_)) => {
+            return Err(fail(
+                "this client authenticates with its secret, not with a client_assertion",
+            ));
+        }
         _ => return Err(fail("client authentication failed")),
     };
     if !client.is_active(now) {
         return Err(fail(&inactive(state, p, now).await?));
     }
-    let used = if p.secret.is_some() {
+    let used = if p.assertion.is_some() {
+        ClientAuthStrength::PrivateKey
+    } else if p.secret.is_some() {
         ClientAuthStrength::Secret
     } else {
         ClientAuthStrength::None
     };
     if used < client.min_auth() {
         return Err(fail(
-            "this client administers Latchkey and must authenticate with its secret",
+            "this client administers Latchkey and must authenticate with its secret or key",
         ));
     }
     Ok(client)

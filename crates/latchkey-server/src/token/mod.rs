@@ -9,6 +9,7 @@
 //! [`client_credentials`].
 
 pub mod authorization_code;
+pub mod client_assertion;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod introspection;

@@ -18,6 +18,16 @@ pub struct ClientView {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub public: bool,
+    /// `client_secret_basic` (also `client_secret_post`), `private_key_jwt` or `none`.
+    #[serde(default)]
+    pub token_endpoint_auth_method: String,
+    /// A `private_key_jwt` client's registered JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where a `private_key_jwt` client serves its JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
     pub min_acr: Option<String>,
     pub admin_of: Option<String>,
     /// A legacy client allowed to leave PKCE out (every other client must send it).
@@ -57,6 +67,17 @@ impl From<crate::store::clients::Client> for ClientView {
                 .map(|p| p.until)
                 .filter(|t| *t > now),
             public: c.is_public(),
+            token_endpoint_auth_method: c.auth_method().to_owned(),
+            jwks: c
+                .keys
+                .as_ref()
+                .and_then(|k| k.jwks())
+                .and_then(|j| serde_json::from_str(j).ok()),
+            jwks_uri: c
+                .keys
+                .as_ref()
+                .and_then(|k| k.jwks_uri())
+                .map(str::to_owned),
             client_id: ClientId::new(c.id),
             name: c.name,
             redirect_uris: c.redirect_uris,
@@ -91,6 +112,13 @@ pub struct NewClientBody {
     pub grant_types: Option<Vec<String>>,
     #[serde(default)]
     pub public: bool,
+    /// Authenticate with `private_key_jwt` (RFC 7523) instead of a secret: the client's
+    /// public keys as a JWK Set (RFC 7517). No secret is made. Not with `public` or `jwks_uri`.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Authenticate with `private_key_jwt`, the keys fetched from this `https` URL (cached
+    /// 5 minutes, fetched again when an assertion names an unknown key). Not with `jwks`.
+    pub jwks_uri: Option<String>,
     pub min_acr: Option<String>,
     /// `*` or a lab id: the client may call this API with client_credentials.
     pub admin_of: Option<String>,
@@ -122,7 +150,7 @@ pub struct NewClientBody {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CreatedClientView {
     pub client: ClientView,
-    /// Shown only in this response.
+    /// Shown only in this response (none for public and `private_key_jwt` clients).
     pub client_secret: Option<String>,
 }
 
@@ -209,6 +237,8 @@ pub async fn create_client_with(
             admin_of: body.admin_of,
             pkce_optional: body.pkce_optional,
             require_par: body.require_par,
+            jwks: body.jwks.map(|j| j.to_string()),
+            jwks_uri: body.jwks_uri,
             expires_at,
             labs: body.labs,
             features: body.features,

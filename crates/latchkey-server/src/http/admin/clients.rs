@@ -268,6 +268,11 @@ pub async fn action(
                         .map(str::to_owned)
                         .collect(),
                 ),
+                // Text that is not JSON stays text, which the JWK Set check then refuses.
+                jwks: get("jwks")
+                    .filter(|j| !j.trim().is_empty())
+                    .map(|j| serde_json::from_str(j).unwrap_or_else(|_| j.to_owned().into())),
+                jwks_uri: get("jwks_uri").map(str::to_owned),
             };
             ops::update_client(&state, a, &client, body)
                 .await

@@ -1,5 +1,6 @@
-//! Reading client credentials from a request to the token, revocation or introspection
-//! endpoint (RFC 6749 section 2.3.1): HTTP Basic or the form body. Checking them is
+//! Reading client credentials from a request to the token, revocation, introspection or PAR
+//! endpoint: HTTP Basic or the form body (RFC 6749 section 2.3.1), or a `client_assertion`
+//! (RFC 7521 section 4.2, RFC 7523 section 2.2). Checking them is
 //! [`crate::token::client_auth`]'s.
 
 use crate::http::Params;
@@ -9,9 +10,12 @@ use actix_web::HttpRequest;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-/// The credentials the request presents: HTTP Basic, or `client_id` (and `client_secret`) in
-/// the body; both at once is refused.
+/// The credentials the request presents: HTTP Basic, `client_id` (and `client_secret`) in
+/// the body, or a client assertion; more than one method at once is refused.
 pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OAuthError> {
+    if params.get("client_assertion").is_some() || params.get("client_assertion_type").is_some() {
+        return assertion(req, params);
+    }
     let header = req
         .headers()
         .get("authorization")
@@ -47,6 +51,7 @@ pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OA
         return Ok(Credentials {
             id,
             secret: Some(form_decode(secret)),
+            assertion: None,
             basic: true,
         });
     }
@@ -56,6 +61,44 @@ pub fn credentials(req: &HttpRequest, params: &Params) -> Result<Credentials, OA
     Ok(Credentials {
         id: id.to_owned(),
         secret: params.get("client_secret").map(str::to_owned),
+        assertion: None,
+        basic: false,
+    })
+}
+
+/// `private_key_jwt`: the client is the one the assertion names (`client_id`, when sent too,
+/// must be the same).
+fn assertion(req: &HttpRequest, params: &Params) -> Result<Credentials, OAuthError> {
+    use crate::token::client_assertion::{ASSERTION_TYPE, claimed_client};
+    if req.headers().contains_key("authorization") || params.get("client_secret").is_some() {
+        return Err(OAuthError::invalid_request(
+            "use one client authentication method: a client_assertion, HTTP Basic or              client_secret, not several",
+        ));
+    }
+    if params.get("client_assertion_type") != Some(ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_client(format!(
+            "client_assertion_type must be {ASSERTION_TYPE}"
+        )));
+    }
+    let Some(jwt) = params.get("client_assertion") else {
+        return Err(OAuthError::invalid_client(
+            "client_assertion_type was sent without a client_assertion",
+        ));
+    };
+    let Some(id) = claimed_client(jwt) else {
+        return Err(OAuthError::invalid_client(
+            "the client_assertion is not a JWT naming its client (sub)",
+        ));
+    };
+    if params.get("client_id").is_some_and(|c| c != id) {
+        return Err(OAuthError::invalid_client(
+            "client_id differs from the client the client_assertion names",
+        ));
+    }
+    Ok(Credentials {
+        id,
+        secret: None,
+        assertion: Some(jwt.to_owned()),
         basic: false,
     })
 }

@@ -79,6 +79,12 @@ pub struct ClientUpdateBody {
     pub labs: Option<Vec<String>>,
     /// Replaces the features it declares.
     pub features: Option<Vec<String>>,
+    /// A `private_key_jwt` client's new JWK Set (in place of its keys, or of its `jwks_uri`).
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// A `private_key_jwt` client's new `jwks_uri` (in place of its registered keys, or of its
+    /// `jwks_uri`).
+    pub jwks_uri: Option<String>,
 }
 
 /// Edits a client's name and redirect URIs (`PATCH /clients/{client}`, `latchkey client
@@ -97,11 +103,27 @@ pub async fn update_client(
         && body.post_logout_redirect_uris.is_none()
         && body.labs.is_none()
         && body.features.is_none()
+        && body.jwks.is_none()
+        && body.jwks_uri.is_none()
     {
         return Err(AdminError::invalid(
             "body",
-            "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs or features",
+            "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs, \
+             features, jwks or jwks_uri",
         ));
+    }
+    let keys = crate::provision::check_client_keys(body.jwks.map(|j| j.to_string()), body.jwks_uri)
+        .map_err(provision_error)?;
+    if keys.is_some() && before.keys.is_none() {
+        return Err(AdminError::Conflict(format!(
+            "`{client}` authenticates with {}, not private_key_jwt: register a new client \
+             with jwks or jwks_uri instead",
+            if before.is_public() {
+                "no secret (public)"
+            } else {
+                "its secret"
+            }
+        )));
     }
     let name = body.name.map(|n| n.trim().to_owned());
     if let Some(n) = &name {
@@ -145,6 +167,13 @@ pub async fn update_client(
         post_logout_redirect_uris: body.post_logout_redirect_uris,
         labs,
         features,
+        keys,
+    };
+    let keys_view = |k: Option<&crate::store::client_keys::ClientKeys>| {
+        json!({
+            "jwks": k.and_then(|k| k.jwks()).and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()),
+            "jwks_uri": k.and_then(|k| k.jwks_uri()),
+        })
     };
     let event = admin.event(
         Action::ClientUpdate,
@@ -156,6 +185,7 @@ pub async fn update_client(
                 "post_logout_redirect_uris": before.post_logout_redirect_uris,
                 "labs": before.labs,
                 "features": before.features,
+                "keys": keys_view(before.keys.as_ref()),
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -166,6 +196,7 @@ pub async fn update_client(
                     .unwrap_or(&before.post_logout_redirect_uris),
                 "labs": edit.labs.as_ref().unwrap_or(&before.labs),
                 "features": edit.features.as_ref().unwrap_or(&before.features),
+                "keys": keys_view(edit.keys.as_ref().or(before.keys.as_ref())),
             },
         }),
     );
@@ -251,6 +282,12 @@ pub async fn rotate_client_secret(
     if before.is_public() {
         return Err(AdminError::Conflict(format!(
             "`{client}` is a public client: it has no secret to rotate"
+        )));
+    }
+    if before.keys.is_some() {
+        return Err(AdminError::Conflict(format!(
+            "`{client}` authenticates with private_key_jwt and has no secret: replace its \
+             keys (jwks or jwks_uri) instead"
         )));
     }
     let secret = OpaqueToken::generate(TokenKind::ClientSecret);

@@ -1,0 +1,396 @@
+//! A client's own public keys (RFC 7517 JWK Set), which it signs its `private_key_jwt`
+//! assertions with (RFC 7523, OIDC Core section 9). Unlike Latchkey's own keys, a client's
+//! keys may leave out `kid` and `alg`: the algorithm then comes from the assertion's header,
+//! and must fit the key's type (an RSA key never verifies an `ES256` signature). A JWK Set
+//! that holds private key material is refused outright: the client's private key has leaked
+//! into its registration.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use std::fmt;
+
+/// The largest JWK Set document a client may register or serve (64 KiB).
+pub const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// At most this many keys in a client's set.
+pub const MAX_KEYS: usize = 20;
+
+/// The JWS algorithms a client may sign its assertions with: asymmetric only (RFC 7518).
+/// `none` and the HMAC algorithms are never accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssertionAlg {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl AssertionAlg {
+    pub const ALL: [AssertionAlg; 9] = [
+        AssertionAlg::RS256,
+        AssertionAlg::RS384,
+        AssertionAlg::RS512,
+        AssertionAlg::PS256,
+        AssertionAlg::PS384,
+        AssertionAlg::PS512,
+        AssertionAlg::ES256,
+        AssertionAlg::ES384,
+        AssertionAlg::EdDSA,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssertionAlg::RS256 => "RS256",
+            AssertionAlg::RS384 => "RS384",
+            AssertionAlg::RS512 => "RS512",
+            AssertionAlg::PS256 => "PS256",
+            AssertionAlg::PS384 => "PS384",
+            AssertionAlg::PS512 => "PS512",
+            AssertionAlg::ES256 => "ES256",
+            AssertionAlg::ES384 => "ES384",
+            AssertionAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    /// The algorithm a JWS header names, if it is one of [`AssertionAlg::ALL`].
+    pub fn parse(s: &str) -> Option<AssertionAlg> {
+        AssertionAlg::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+impl fmt::Display for AssertionAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Material {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    P256 { point: Vec<u8> },
+    P384 { point: Vec<u8> },
+    Ed25519 { key: Vec<u8> },
+}
+
+/// One usable public key of a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub kid: Option<String>,
+    /// The key's own `alg`, when its JWK names one: the assertion must then use exactly it.
+    pub alg: Option<AssertionAlg>,
+    material: Material,
+}
+
+impl ClientKey {
+    /// Whether this key can verify signatures made with `alg`.
+    pub fn fits(&self, alg: AssertionAlg) -> bool {
+        use AssertionAlg as A;
+        if self.alg.is_some_and(|own| own != alg) {
+            return false;
+        }
+        matches!(
+            (&self.material, alg),
+            (
+                Material::Rsa { .. },
+                A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512
+            ) | (Material::P256 { .. }, A::ES256)
+                | (Material::P384 { .. }, A::ES384)
+                | (Material::Ed25519 { .. }, A::EdDSA)
+        )
+    }
+
+    /// Verifies a JWS signature made with `alg` over `message` (false if the key does not fit).
+    pub fn verify(&self, alg: AssertionAlg, message: &[u8], sig: &[u8]) -> bool {
+        use AssertionAlg as A;
+        use ring::signature as s;
+        if !self.fits(alg) {
+            return false;
+        }
+        let rsa = |params: &'static s::RsaParameters, n: &[u8], e: &[u8]| {
+            s::RsaPublicKeyComponents { n, e }
+                .verify(params, message, sig)
+                .is_ok()
+        };
+        let unparsed = |params: &'static dyn s::VerificationAlgorithm, key: &[u8]| {
+            s::UnparsedPublicKey::new(params, key)
+                .verify(message, sig)
+                .is_ok()
+        };
+        match (&self.material, alg) {
+            (Material::Rsa { n, e }, A::RS256) => rsa(&s::RSA_PKCS1_2048_8192_SHA256, n, e),
+            (Material::Rsa { n, e }, A::RS384) => rsa(&s::RSA_PKCS1_2048_8192_SHA384, n, e),
+            (Material::Rsa { n, e }, A::RS512) => rsa(&s::RSA_PKCS1_2048_8192_SHA512, n, e),
+            (Material::Rsa { n, e }, A::PS256) => rsa(&s::RSA_PSS_2048_8192_SHA256, n, e),
+            (Material::Rsa { n, e }, A::PS384) => rsa(&s::RSA_PSS_2048_8192_SHA384, n, e),
+            (Material::Rsa { n, e }, A::PS512) => rsa(&s::RSA_PSS_2048_8192_SHA512, n, e),
+            (Material::P256 { point }, A::ES256) => unparsed(&s::ECDSA_P256_SHA256_FIXED, point),
+            (Material::P384 { point }, A::ES384) => unparsed(&s::ECDSA_P384_SHA384_FIXED, point),
+            (Material::Ed25519 { key }, A::EdDSA) => unparsed(&s::ED25519, key),
+            _ => false,
+        }
+    }
+}
+
+/// Why a client's JWK Set cannot be registered (or used, when fetched from its `jwks_uri`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct JwksError(pub String);
+
+fn err<T>(m: impl Into<String>) -> Result<T, JwksError> {
+    Err(JwksError(m.into()))
+}
+
+/// A client's usable signing keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientJwks {
+    keys: Vec<ClientKey>,
+}
+
+/// The members of a JWK that would make it a private key (RFC 7518 sections 6.2.2, 6.3.2,
+/// 6.4; RFC 8037 section 2).
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+#[derive(Deserialize)]
+struct RawJwk {
+    kty: String,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+impl ClientJwks {
+    /// Parses a client's JWK Set. Keys meant for encryption (`use` other than `sig`,
+    /// `key_ops` without `verify`) or of a type Latchkey cannot verify are left out; a set
+    /// with private members, more than [`MAX_KEYS`] keys, or no usable key is refused.
+    pub fn parse(json: &[u8]) -> Result<ClientJwks, JwksError> {
+        if json.len() > MAX_JWKS_BYTES {
+            return err(format!(
+                "the JWK Set is larger than {} KiB",
+                MAX_JWKS_BYTES / 1024
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Doc {
+            keys: Vec<serde_json::Map<String, serde_json::Value>>,
+        }
+        let doc: Doc = serde_json::from_slice(json).or_else(|e| {
+            err(format!(
+                "not a JWK Set (a JSON object with a `keys` array, RFC 7517 section 5): {e}"
+            ))
+        })?;
+        if doc.keys.len() > MAX_KEYS {
+            return err(format!("a JWK Set may hold at most {MAX_KEYS} keys"));
+        }
+        let mut keys = Vec::new();
+        for (i, member) in doc.keys.into_iter().enumerate() {
+            if let Some(m) = PRIVATE_MEMBERS.iter().find(|m| member.contains_key(**m)) {
+                return err(format!(
+                    "key {i} holds private key material (`{m}`): register only public keys, \
+                     and replace this key pair, whose private half has been shared"
+                ));
+            }
+            let raw: RawJwk = serde_json::from_value(serde_json::Value::Object(member))
+                .or_else(|e| err(format!("key {i} is not a JWK: {e}")))?;
+            if let Some(key) = raw
+                .parse()
+                .map_err(|m| JwksError(format!("key {i}: {m}")))?
+            {
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() {
+            return err(
+                "the JWK Set has no key Latchkey can verify signatures with (RSA of 2048 bits \
+                 or more, EC P-256 or P-384, or Ed25519, with `use` sig)",
+            );
+        }
+        Ok(ClientJwks { keys })
+    }
+
+    /// The keys that may have signed a JWS whose header names `kid` (if any) and `alg`.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: AssertionAlg,
+    ) -> impl Iterator<Item = &'a ClientKey> + 'a {
+        self.keys
+            .iter()
+            .filter(move |k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)) && k.fits(alg))
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+fn b64(v: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
+    let v = v.as_deref().ok_or_else(|| format!("`{name}` is missing"))?;
+    URL_SAFE_NO_PAD
+        .decode(v)
+        .map_err(|_| format!("`{name}` is not base64url without padding"))
+}
+
+fn point(x: &Option<String>, y: &Option<String>, len: usize) -> Result<Vec<u8>, String> {
+    let (x, y) = (b64(x, "x")?, b64(y, "y")?);
+    if x.len() != len || y.len() != len {
+        return Err(format!("`x` and `y` must be {len} bytes each"));
+    }
+    let mut p = Vec::with_capacity(1 + 2 * len);
+    p.push(4);
+    p.extend_from_slice(&x);
+    p.extend_from_slice(&y);
+    Ok(p)
+}
+
+impl RawJwk {
+    /// `Ok(None)`: a key that is not for signatures, which the set may hold beside them.
+    fn parse(self) -> Result<Option<ClientKey>, String> {
+        if self.use_.as_deref().is_some_and(|u| u != "sig")
+            || self
+                .key_ops
+                .as_ref()
+                .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
+        {
+            return Ok(None);
+        }
+        let alg = match self.alg.as_deref() {
+            None => None,
+            Some(a) => Some(AssertionAlg::parse(a).ok_or_else(|| {
+                format!(
+                    "`alg` {a} is not an asymmetric signature algorithm Latchkey verifies ({})",
+                    AssertionAlg::ALL.map(AssertionAlg::as_str).join(", ")
+                )
+            })?),
+        };
+        let material = match (self.kty.as_str(), self.crv.as_deref()) {
+            ("RSA", _) => {
+                let n = b64(&self.n, "n")?;
+                let significant = n.iter().skip_while(|b| **b == 0).count();
+                // RFC 7518 section 3.3 and NIST SP 800-131A: at least 2048 bits.
+                if significant < 256 {
+                    return Err("RSA keys must have at least 2048 bits".into());
+                }
+                Material::Rsa {
+                    n,
+                    e: b64(&self.e, "e")?,
+                }
+            }
+            ("EC", Some("P-256")) => Material::P256 {
+                point: point(&self.x, &self.y, 32)?,
+            },
+            ("EC", Some("P-384")) => Material::P384 {
+                point: point(&self.x, &self.y, 48)?,
+            },
+            ("OKP", Some("Ed25519")) => {
+                let key = b64(&self.x, "x")?;
+                if key.len() != 32 {
+                    return Err("an Ed25519 `x` must be 32 bytes".into());
+                }
+                Material::Ed25519 { key }
+            }
+            ("oct", _) => {
+                return Err("symmetric (`oct`) keys cannot authenticate a client here".into());
+            }
+            (kty, crv) => {
+                return Err(format!(
+                    "key type {kty}{} is not supported (RSA, EC P-256 or P-384, OKP Ed25519)",
+                    crv.map(|c| format!(" {c}")).unwrap_or_default()
+                ));
+            }
+        };
+        let key = ClientKey {
+            kid: self.kid,
+            alg,
+            material,
+        };
+        if let Some(a) = alg
+            && !key.fits(a)
+        {
+            return Err(format!("`alg` {a} does not fit a {} key", self.kty));
+        }
+        Ok(Some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::SigningKey;
+    use latchkey_core::SigningAlg;
+
+    fn jwks_of(k: &SigningKey) -> String {
+        serde_json::json!({"keys": [k.jwk]}).to_string()
+    }
+
+    #[test]
+    fn rfc7517_private_key_material_is_refused() {
+        let k = SigningKey::generate(SigningAlg::ES256).unwrap().0;
+        let mut jwk = serde_json::to_value(&k.jwk).unwrap();
+        jwk["d"] = "AAAA".into();
+        let doc = serde_json::json!({"keys": [jwk]}).to_string();
+        let e = ClientJwks::parse(doc.as_bytes()).unwrap_err();
+        assert!(e.0.contains("private key material"), "{e}");
+    }
+
+    #[test]
+    fn rfc7518_symmetric_keys_are_refused() {
+        let doc = r#"{"keys":[{"kty":"oct","alg":"HS256"}]}"#;
+        assert!(ClientJwks::parse(doc.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_key_verifies_only_its_own_algorithm_family() {
+        for alg in SigningAlg::ALL {
+            let k = SigningKey::generate(alg).unwrap().0;
+            let set = ClientJwks::parse(jwks_of(&k).as_bytes()).unwrap();
+            let sig = k.sign(b"m");
+            let own = AssertionAlg::parse(alg.as_str()).unwrap();
+            let key = set.candidates(Some(k.kid()), own).next().unwrap();
+            assert!(key.verify(own, b"m", &sig));
+            assert!(!key.verify(own, b"other", &sig));
+            for other in AssertionAlg::ALL.into_iter().filter(|a| *a != own) {
+                assert!(!key.verify(other, b"m", &sig), "{alg} key under {other}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_without_kid_or_alg_are_usable_and_encryption_keys_are_skipped() {
+        let k = SigningKey::generate(SigningAlg::ES256).unwrap().0;
+        let mut jwk = serde_json::to_value(&k.jwk).unwrap();
+        jwk.as_object_mut().unwrap().remove("kid");
+        jwk.as_object_mut().unwrap().remove("alg");
+        let mut enc = jwk.clone();
+        enc["use"] = "enc".into();
+        let doc = serde_json::json!({"keys": [enc, jwk]}).to_string();
+        let set = ClientJwks::parse(doc.as_bytes()).unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.candidates(None, AssertionAlg::ES256).count(), 1);
+        assert_eq!(set.candidates(Some("x"), AssertionAlg::ES256).count(), 0);
+        assert_eq!(set.candidates(None, AssertionAlg::RS256).count(), 0);
+    }
+
+    #[test]
+    fn short_rsa_keys_and_empty_sets_are_refused() {
+        let short = serde_json::json!({"keys": [{"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xffu8; 128]), "e": "AQAB"}]});
+        assert!(ClientJwks::parse(short.to_string().as_bytes()).is_err());
+        assert!(ClientJwks::parse(br#"{"keys":[]}"#).is_err());
+        assert!(ClientJwks::parse(b"[]").is_err());
+    }
+}
