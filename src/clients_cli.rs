@@ -12,8 +12,8 @@ use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum LifecycleCommand {
-    /// Change a client's name, redirect URIs, labs, features or keys (a list given replaces the
-    /// whole list).
+    /// Change a client's name, redirect URIs, labs, features, keys, or whether PKCE is optional
+    /// and PAR required (a list given replaces the whole list).
     Update {
         /// The client id (`lk_…`).
         #[arg(long)]
@@ -47,6 +47,13 @@ pub enum LifecycleCommand {
         /// A private_key_jwt client's new jwks_uri (replaces its keys or its jwks_uri).
         #[arg(long, value_name = "URL")]
         jwks_uri: Option<String>,
+        /// `true`: a legacy confidential client may leave PKCE out; `false`: require it again.
+        #[arg(long, value_name = "BOOL")]
+        pkce_optional: Option<bool>,
+        /// `true`: refuse its authorization requests that were not pushed to /par (RFC 9126);
+        /// `false`: accept them again.
+        #[arg(long, value_name = "BOOL")]
+        require_par: Option<bool>,
         #[command(flatten)]
         out: Output,
     },
@@ -116,6 +123,8 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             no_features,
             jwks_file,
             jwks_uri,
+            pkce_optional,
+            require_par,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -128,6 +137,8 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 features: (!features.is_empty() || no_features).then_some(features),
                 jwks: jwks_file.as_deref().map(read_jwks).transpose()?,
                 jwks_uri,
+                pkce_optional,
+                require_par,
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
@@ -136,9 +147,11 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 && body.features.is_none()
                 && body.jwks.is_none()
                 && body.jwks_uri.is_none()
+                && body.pkce_optional.is_none()
+                && body.require_par.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file or --jwks-uri"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional or --require-par"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)

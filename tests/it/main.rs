@@ -24,6 +24,7 @@ mod browser_mail;
 mod cli;
 mod client;
 mod client_labs;
+mod client_settings;
 mod clients_lifecycle;
 mod common;
 mod config_reference;

@@ -513,6 +513,8 @@ struct ClientColumns<'a> {
     /// `Some(None)` clears the column (the client's keys moved to the other one).
     jwks: Option<Option<&'a str>>,
     jwks_uri: Option<Option<&'a str>>,
+    pkce_optional: Option<bool>,
+    require_par: Option<bool>,
 }
 
 /// The parts of a registration an administrator may edit; `None` leaves one as it is.
@@ -526,6 +528,8 @@ pub struct ClientEdit {
     pub features: Option<Vec<String>>,
     /// A `private_key_jwt` client's new keys (only such a client's: the caller checks).
     pub keys: Option<ClientKeys>,
+    pub pkce_optional: Option<bool>,
+    pub require_par: Option<bool>,
 }
 
 impl Store {
@@ -567,6 +571,8 @@ impl Store {
                     all_labs: edit.labs.as_ref().map(|l| *l == ClientLabs::All),
                     jwks: edit.keys.as_ref().map(ClientKeys::jwks),
                     jwks_uri: edit.keys.as_ref().map(ClientKeys::jwks_uri),
+                    pkce_optional: edit.pkce_optional,
+                    require_par: edit.require_par,
                 };
                 if columns != ClientColumns::default() {
                     diesel::update(clients::table.find(&id))

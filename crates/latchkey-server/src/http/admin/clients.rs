@@ -21,6 +21,8 @@ pub struct ClientRow {
     pub builtin: bool,
     pub disabled: bool,
     pub admin_of: Option<String>,
+    /// A legacy client allowed to leave PKCE out: shown so it is not forgotten.
+    pub pkce_optional: bool,
     pub expires: String,
     /// Which labs it serves, in words.
     pub labs: String,
@@ -92,6 +94,7 @@ pub async fn list(state: State, req: HttpRequest) -> HttpResponse {
                 builtin: v.builtin,
                 disabled: v.disabled,
                 admin_of: v.admin_of,
+                pkce_optional: v.pkce_optional,
                 labs: if v.labs.iter().any(|l| l == "*") {
                     "every lab".to_owned()
                 } else if v.labs.is_empty() {
@@ -273,6 +276,9 @@ pub async fn action(
                     .filter(|j| !j.trim().is_empty())
                     .map(|j| serde_json::from_str(j).unwrap_or_else(|_| j.to_owned().into())),
                 jwks_uri: get("jwks_uri").map(str::to_owned),
+                // The form's checkboxes, when it carries them (`flags`): unticked is false.
+                pkce_optional: get("pkce_flag").map(|_| get("pkce_optional").is_some()),
+                require_par: get("flags").map(|_| get("require_par").is_some()),
             };
             ops::update_client(&state, a, &client, body)
                 .await

@@ -85,10 +85,15 @@ pub struct ClientUpdateBody {
     /// A `private_key_jwt` client's new `jwks_uri` (in place of its registered keys, or of its
     /// `jwks_uri`).
     pub jwks_uri: Option<String>,
+    /// Let a legacy confidential client leave PKCE out (`true`), or require it again.
+    pub pkce_optional: Option<bool>,
+    /// Refuse (`true`) or accept again its authorization requests that were not pushed to
+    /// `/par` (RFC 9126).
+    pub require_par: Option<bool>,
 }
 
-/// Edits a client's name and redirect URIs (`PATCH /clients/{client}`, `latchkey client
-/// update`).
+/// Edits a client's registration (`PATCH /clients/{client}`, `latchkey client update`): name,
+/// redirect URIs, labs, features, keys, and whether PKCE is optional or PAR required.
 pub async fn update_client(
     state: &AppState,
     admin: &Admin,
@@ -105,11 +110,19 @@ pub async fn update_client(
         && body.features.is_none()
         && body.jwks.is_none()
         && body.jwks_uri.is_none()
+        && body.pkce_optional.is_none()
+        && body.require_par.is_none()
     {
         return Err(AdminError::invalid(
             "body",
             "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs, \
-             features, jwks or jwks_uri",
+             features, jwks, jwks_uri, pkce_optional or require_par",
+        ));
+    }
+    if body.pkce_optional == Some(true) && before.is_public() {
+        return Err(AdminError::invalid(
+            "pkce_optional",
+            "a public client always uses PKCE; only a confidential client may make it optional",
         ));
     }
     let keys = crate::provision::check_client_keys(body.jwks.map(|j| j.to_string()), body.jwks_uri)
@@ -168,6 +181,8 @@ pub async fn update_client(
         labs,
         features,
         keys,
+        pkce_optional: body.pkce_optional,
+        require_par: body.require_par,
     };
     let keys_view = |k: Option<&crate::store::client_keys::ClientKeys>| {
         json!({
@@ -186,6 +201,8 @@ pub async fn update_client(
                 "labs": before.labs,
                 "features": before.features,
                 "keys": keys_view(before.keys.as_ref()),
+                "pkce_optional": before.pkce_optional,
+                "require_par": before.require_par,
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -197,6 +214,8 @@ pub async fn update_client(
                 "labs": edit.labs.as_ref().unwrap_or(&before.labs),
                 "features": edit.features.as_ref().unwrap_or(&before.features),
                 "keys": keys_view(edit.keys.as_ref().or(before.keys.as_ref())),
+                "pkce_optional": edit.pkce_optional.unwrap_or(before.pkce_optional),
+                "require_par": edit.require_par.unwrap_or(before.require_par),
             },
         }),
     );
