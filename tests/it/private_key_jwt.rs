@@ -305,7 +305,7 @@ both!(
             })
             .await;
         let a = sign(&k, &claims(app, &secret_client.client_id));
-        refused(cc(app, &a).await, "its secret");
+        refused(cc(app, &a).await, "client authentication failed");
         // One method at a time.
         let r = reqwest::Client::new()
             .post(app.url("/token"))
@@ -440,6 +440,28 @@ both!(
     }
 );
 
+/// client_credentials requests with each of `assertions`, all sent at once.
+async fn at_once(app: &TestApp, assertions: Vec<String>) -> Vec<(u16, Value)> {
+    let mut set = tokio::task::JoinSet::new();
+    for a in assertions {
+        let url = app.url("/token");
+        set.spawn(async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_assertion_type", ASSERTION_TYPE),
+                    ("client_assertion", &a),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+        });
+    }
+    set.join_all().await
+}
+
 /// A relying party's JWK Set server: what it serves, and how often it was asked.
 struct JwksServer {
     url: String,
@@ -521,17 +543,47 @@ async fn rfc7523_keys_from_a_jwks_uri_are_cached_and_refetched_after_a_rotation(
     assert_eq!(server.hits.load(Ordering::SeqCst), 1);
 
     // The client rotates to a new key; once the refetch interval has passed, its first
-    // assertion with the new key makes Latchkey fetch again and succeeds.
+    // assertions with the new key make Latchkey fetch again, once for all of them at the same
+    // time, and succeed.
     let second = key(SigningAlg::RS256);
     *server.served.lock().unwrap() = jwks(&[&second]);
     tokio::time::sleep(std::time::Duration::from_secs(11)).await;
-    let (s, v) = cc(&app, &sign(&second, &claims(&app, &id))).await;
-    assert_eq!(s, 200, "{v}");
-    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
+    let signed: Vec<String> = (0..10).map(|_| sign(&second, &claims(&app, &id))).collect();
+    for (s, v) in at_once(&app, signed).await {
+        assert_eq!(s, 200, "{v}");
+    }
+    assert_eq!(
+        server.hits.load(Ordering::SeqCst),
+        2,
+        "one fetch for the burst"
+    );
     refused(
         cc(&app, &sign(&first, &claims(&app, &id))).await,
         "signature",
     );
+    // Assertions naming unknown keys, all at once: still no new fetch.
+    let signed: Vec<String> = (0..20)
+        .map(|_| sign(&key(SigningAlg::ES256), &claims(&app, &id)))
+        .collect();
+    for r in at_once(&app, signed).await {
+        refused(r, "signature");
+    }
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
     server.handle.stop(false).await;
     app.stop().await;
 }
+
+both!(
+    rfc6749_5_2_a_client_deleted_behind_this_nodes_cache_is_refused_not_an_error,
+    async |app: &TestApp| {
+        let k = key(SigningAlg::ES256);
+        let id = key_client(app, &k).await;
+        assert_eq!(cc(app, &sign(&k, &claims(app, &id))).await.0, 200);
+        // Deleted by another node (or the command line): this node still caches the client.
+        tamper(app, &format!("DELETE FROM clients WHERE id = '{id}'")).await;
+        refused(
+            cc(app, &sign(&k, &claims(app, &id))).await,
+            "client authentication failed",
+        );
+    }
+);

@@ -1,9 +1,10 @@
 //! The public keys of `private_key_jwt` clients, as the token endpoint needs them: a registered
 //! JWK Set parsed once, or a `jwks_uri` fetched and cached for [`FRESH`]. An assertion that
 //! names a key the cache does not hold fetches again (the client rotated its keys), but no
-//! more often than every [`REFETCH_AFTER`] per client, so assertions naming random keys cannot
-//! turn Latchkey into a flood against the client's server. When a fetch fails the keys last
-//! fetched stay in use.
+//! more often than every [`REFETCH_AFTER`] per client (one fetch at a time, which concurrent
+//! requests wait for), so assertions naming random keys cannot turn Latchkey into a flood
+//! against the client's server. When a fetch fails the keys last fetched stay in use for at
+//! most [`MAX_STALE`]; a document with no keys is an answer: the client then has none.
 
 use crate::crypto::client_jwk::{ClientJwks, MAX_JWKS_BYTES};
 use crate::store::client_keys::ClientKeys;
@@ -18,10 +19,19 @@ pub const REFETCH_AFTER: Duration = Duration::from_secs(10);
 /// How long a fetch may take.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long keys fetched from a `jwks_uri` stay in use while it cannot be fetched again.
+pub const MAX_STALE: Duration = Duration::from_secs(3600);
+
 struct Entry {
     source: ClientKeys,
     keys: Option<Arc<ClientJwks>>,
-    fetched: Instant,
+    /// When `keys` were fetched (`None`: never, or a registered set).
+    fetched: Option<Instant>,
+    /// When a fetch last began: at most one every [`REFETCH_AFTER`], whatever its outcome.
+    attempted: Option<Instant>,
+    /// Held while fetching, so that concurrent requests wait for one fetch instead of each
+    /// making their own.
+    fetching: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// This node's cache of client keys, by client id.
@@ -65,72 +75,99 @@ impl ClientKeyCache {
     }
 
     /// The keys of `client` from `source`. `stale`: the cached keys failed the assertion at
-    /// hand, so a `jwks_uri` is fetched again if [`REFETCH_AFTER`] has passed. `Err`: why no
-    /// keys are available (a registered set that no longer parses, a `jwks_uri` that has never
-    /// answered with a usable set).
+    /// hand, so a `jwks_uri` is fetched again if [`REFETCH_AFTER`] has passed since the last
+    /// fetch began. `Err`: why no keys are available, in words for the caller (the details of
+    /// a failed fetch go to the log only).
     pub async fn keys(
         &self,
         client: &str,
         source: &ClientKeys,
         stale: bool,
     ) -> Result<Arc<ClientJwks>, String> {
-        let cached = self.map.read().ok().and_then(|m| {
-            m.get(client)
-                .filter(|e| &e.source == source)
-                .map(|e| (e.keys.clone(), e.fetched.elapsed()))
-        });
         let uri = match source {
             ClientKeys::Jwks(json) => {
-                if let Some((Some(keys), _)) = cached {
+                if let Some(keys) = self.entry(client, source, |e| e.keys.clone()).flatten() {
                     return Ok(keys);
                 }
                 let keys = Arc::new(ClientJwks::parse(json.as_bytes()).map_err(|e| e.0)?);
-                self.put(client, source, Some(keys.clone()));
+                self.with_entry(client, source, |e| e.keys = Some(keys.clone()));
                 return Ok(keys);
             }
             ClientKeys::JwksUri(uri) => uri,
         };
-        let (held, age) = match cached {
-            Some((held, age)) => (held, Some(age)),
-            None => (None, None),
-        };
-        let due = match age {
-            None => true,
-            Some(age) => age >= FRESH || ((stale || held.is_none()) && age >= REFETCH_AFTER),
-        };
-        if !due {
-            return held.ok_or_else(|| {
-                "the client's jwks_uri gave no usable keys; Latchkey tries again shortly".into()
-            });
+        let fetching = self.with_entry(client, source, |e| e.fetching.clone());
+        let _one_at_a_time = fetching.lock().await;
+        let (held, fetched, attempted) = self
+            .entry(client, source, |e| (e.keys.clone(), e.fetched, e.attempted))
+            .unwrap_or((None, None, None));
+        let since = |t: Option<Instant>| t.map_or(Duration::MAX, |t| t.elapsed());
+        let due = since(attempted) >= REFETCH_AFTER
+            && (since(fetched) >= FRESH || stale || held.is_none());
+        if due {
+            self.with_entry(client, source, |e| e.attempted = Some(Instant::now()));
+            match self.fetch(uri).await {
+                Ok(keys) => {
+                    let keys = Arc::new(keys);
+                    self.with_entry(client, source, |e| {
+                        e.keys = Some(keys.clone());
+                        e.fetched = Some(Instant::now());
+                    });
+                    return Ok(keys);
+                }
+                Err(e) => {
+                    tracing::warn!(client, jwks_uri = %uri, error = %e, "fetching a client's keys failed");
+                }
+            }
         }
-        match self.fetch(uri).await {
-            Ok(keys) => {
-                let keys = Arc::new(keys);
-                self.put(client, source, Some(keys.clone()));
-                Ok(keys)
-            }
-            Err(e) => {
-                tracing::warn!(client, jwks_uri = %uri, error = %e, "fetching a client's keys failed");
-                self.put(client, source, held.clone());
-                held.ok_or(e)
-            }
+        let (held, fetched) = self
+            .entry(client, source, |e| (e.keys.clone(), e.fetched))
+            .unwrap_or((None, None));
+        match held {
+            Some(keys) if since(fetched) < MAX_STALE => Ok(keys),
+            _ => Err(
+                "the client's keys are not available: its jwks_uri could not be fetched \
+                      (Latchkey tries again shortly)"
+                    .into(),
+            ),
         }
     }
 
-    fn put(&self, client: &str, source: &ClientKeys, keys: Option<Arc<ClientJwks>>) {
-        if let Ok(mut map) = self.map.write() {
-            if map.len() > 10_000 {
-                map.clear();
-            }
-            map.insert(
-                client.to_owned(),
-                Entry {
-                    source: source.clone(),
-                    keys,
-                    fetched: Instant::now(),
-                },
-            );
+    /// Reads the entry of `client` if it is for `source`.
+    fn entry<T>(
+        &self,
+        client: &str,
+        source: &ClientKeys,
+        f: impl FnOnce(&Entry) -> T,
+    ) -> Option<T> {
+        let map = self.map.read().ok()?;
+        map.get(client).filter(|e| &e.source == source).map(f)
+    }
+
+    /// Changes the entry of `client`, made anew when there is none or it is for another source.
+    fn with_entry<T>(
+        &self,
+        client: &str,
+        source: &ClientKeys,
+        f: impl FnOnce(&mut Entry) -> T,
+    ) -> T {
+        let mut fresh = || Entry {
+            source: source.clone(),
+            keys: None,
+            fetched: None,
+            attempted: None,
+            fetching: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let Ok(mut map) = self.map.write() else {
+            return f(&mut fresh());
+        };
+        if map.len() > 10_000 && !map.contains_key(client) {
+            map.clear();
         }
+        let e = map.entry(client.to_owned()).or_insert_with(&mut fresh);
+        if &e.source != source {
+            *e = fresh();
+        }
+        f(e)
     }
 
     async fn fetch(&self, uri: &str) -> Result<ClientJwks, String> {
@@ -170,7 +207,7 @@ impl ClientKeyCache {
             }
             body.extend_from_slice(&chunk);
         }
-        ClientJwks::parse(&body).map_err(|e| format!("the client's jwks_uri: {e}"))
+        ClientJwks::parse_fetched(&body).map_err(|e| format!("the client's jwks_uri: {e}"))
     }
 }
 

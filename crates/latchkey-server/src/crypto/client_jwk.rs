@@ -171,10 +171,23 @@ struct RawJwk {
 }
 
 impl ClientJwks {
-    /// Parses a client's JWK Set. Keys meant for encryption (`use` other than `sig`,
+    /// Parses a client's JWK Set as registered. Keys meant for encryption (`use` other than `sig`,
     /// `key_ops` without `verify`) or of a type Latchkey cannot verify are left out; a set
     /// with private members, more than [`MAX_KEYS`] keys, or no usable key is refused.
     pub fn parse(json: &[u8]) -> Result<ClientJwks, JwksError> {
+        let set = ClientJwks::parse_fetched(json)?;
+        if set.keys.is_empty() {
+            return err(
+                "the JWK Set has no key Latchkey can verify signatures with (RSA of 2048 bits \
+                 or more, EC P-256 or P-384, or Ed25519, with `use` sig)",
+            );
+        }
+        Ok(set)
+    }
+
+    /// [`ClientJwks::parse`] for a document fetched from a client's `jwks_uri`, where a set
+    /// without usable keys is an answer (the client withdrew its keys), not an error.
+    pub fn parse_fetched(json: &[u8]) -> Result<ClientJwks, JwksError> {
         if json.len() > MAX_JWKS_BYTES {
             return err(format!(
                 "the JWK Set is larger than {} KiB",
@@ -210,12 +223,6 @@ impl ClientJwks {
                 keys.push(key);
             }
         }
-        if keys.is_empty() {
-            return err(
-                "the JWK Set has no key Latchkey can verify signatures with (RSA of 2048 bits \
-                 or more, EC P-256 or P-384, or Ed25519, with `use` sig)",
-            );
-        }
         Ok(ClientJwks { keys })
     }
 
@@ -237,6 +244,29 @@ impl ClientJwks {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+}
+
+/// An RSA public key as NIST SP 800-56B and RFC 7518 section 3.3 allow it: a modulus of 2048
+/// to 8192 bits (ring's range) that is odd and not prime (a prime modulus gives away the
+/// private exponent), and an odd public exponent of at least 65537 and below 2^256.
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
+    use num_bigint_dig::BigUint;
+    let n = BigUint::from_bytes_be(n);
+    let e = BigUint::from_bytes_be(e);
+    let bits = n.bits();
+    if !(2048..=8192).contains(&bits) {
+        return Err(format!(
+            "RSA keys must have 2048 to 8192 bits (this one has {bits})"
+        ));
+    }
+    let one = BigUint::from(1u32);
+    if (&n & &one) != one || num_bigint_dig::prime::probably_prime(&n, 20) {
+        return Err("the RSA modulus `n` is not the product of two primes".into());
+    }
+    if (&e & &one) != one || e < BigUint::from(65_537u32) || e.bits() > 256 {
+        return Err("the RSA exponent `e` must be odd, at least 65537 and below 2^256".into());
+    }
+    Ok(())
 }
 
 fn b64(v: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
@@ -280,16 +310,9 @@ impl RawJwk {
         };
         let material = match (self.kty.as_str(), self.crv.as_deref()) {
             ("RSA", _) => {
-                let n = b64(&self.n, "n")?;
-                let significant = n.iter().skip_while(|b| **b == 0).count();
-                // RFC 7518 section 3.3 and NIST SP 800-131A: at least 2048 bits.
-                if significant < 256 {
-                    return Err("RSA keys must have at least 2048 bits".into());
-                }
-                Material::Rsa {
-                    n,
-                    e: b64(&self.e, "e")?,
-                }
+                let (n, e) = (b64(&self.n, "n")?, b64(&self.e, "e")?);
+                check_rsa(&n, &e)?;
+                Material::Rsa { n, e }
             }
             ("EC", Some("P-256")) => Material::P256 {
                 point: point(&self.x, &self.y, 32)?,
@@ -299,8 +322,14 @@ impl RawJwk {
             },
             ("OKP", Some("Ed25519")) => {
                 let key = b64(&self.x, "x")?;
-                if key.len() != 32 {
+                let Ok(bytes) = <[u8; 32]>::try_from(key.as_slice()) else {
                     return Err("an Ed25519 `x` must be 32 bytes".into());
+                };
+                // A point off the curve never verifies; one of small order (the identity among
+                // them) verifies signatures anyone can make.
+                match curve25519_dalek::edwards::CompressedEdwardsY(bytes).decompress() {
+                    Some(p) if !p.is_small_order() => {}
+                    _ => return Err("the Ed25519 `x` is not a usable public key".into()),
                 }
                 Material::Ed25519 { key }
             }
@@ -387,10 +416,39 @@ mod tests {
     }
 
     #[test]
+    fn degenerate_keys_anyone_could_sign_for_are_refused() {
+        // The Ed25519 identity point: R = identity, S = 0 verifies any message.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let doc = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(identity)}]});
+        assert!(ClientJwks::parse(doc.to_string().as_bytes()).is_err());
+        // A prime modulus (2^2203 - 1, a Mersenne prime): its private exponent is public.
+        let mut n = vec![0x07u8];
+        n.extend(std::iter::repeat_n(0xffu8, 275));
+        let doc = serde_json::json!({"keys": [{"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"}]});
+        let e = ClientJwks::parse(doc.to_string().as_bytes()).unwrap_err();
+        assert!(e.0.contains("product of two primes"), "{e}");
+        // e = 1, or even.
+        let k = SigningKey::generate(SigningAlg::RS256).unwrap().0;
+        for bad_e in ["AQ", "AQAA"] {
+            let mut jwk = serde_json::to_value(&k.jwk).unwrap();
+            jwk["e"] = bad_e.into();
+            let doc = serde_json::json!({"keys": [jwk]}).to_string();
+            assert!(ClientJwks::parse(doc.as_bytes()).is_err(), "e = {bad_e}");
+        }
+    }
+
+    #[test]
     fn short_rsa_keys_and_empty_sets_are_refused() {
         let short = serde_json::json!({"keys": [{"kty": "RSA", "n": URL_SAFE_NO_PAD.encode([0xffu8; 128]), "e": "AQAB"}]});
         assert!(ClientJwks::parse(short.to_string().as_bytes()).is_err());
         assert!(ClientJwks::parse(br#"{"keys":[]}"#).is_err());
+        // Fetched from a jwks_uri, an empty set is the client withdrawing its keys.
+        assert!(
+            ClientJwks::parse_fetched(br#"{"keys":[]}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(ClientJwks::parse(b"[]").is_err());
     }
 }

@@ -44,19 +44,32 @@ impl ClientKeys {
 
 impl Store {
     /// Records that `client_id` used an assertion with this `jti` (its SHA-256), valid until
-    /// `expires_at`: `false` when it was used before and has not yet expired (a replay,
-    /// refused on every node sharing the database).
+    /// `expires_at`: `Some(false)` when it was used before and has not yet expired (a replay,
+    /// refused on every node sharing the database), `None` when the client no longer exists
+    /// (deleted on another node, or from the command line, while this one still caches it).
     pub async fn record_client_assertion(
         &self,
         client_id: &str,
         jti_hash: &[u8],
         expires_at: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<bool>, StoreError> {
+        use super::schema::clients;
+        use diesel::OptionalExtension;
         let db = self.db.clone();
         let (client, hash) = (client_id.to_owned(), jti_hash.to_vec());
         let t = super::now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
+                let exists = clients::table
+                    .find(&client)
+                    .select(clients::id)
+                    .first::<String>(&mut *conn)
+                    .await
+                    .optional()?
+                    .is_some();
+                if !exists {
+                    return Ok(None);
+                }
                 // A record whose assertion expired (not yet purged) refuses nothing.
                 diesel::delete(
                     client_assertions::table
@@ -75,7 +88,7 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(&mut *conn)
                     .await?;
-                Ok(n == 1)
+                Ok(Some(n == 1))
             })
         })
         .await

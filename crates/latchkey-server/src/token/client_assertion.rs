@@ -73,9 +73,15 @@ fn part<T: serde::de::DeserializeOwned>(b64: &str, what: &str) -> Result<T, Stri
 /// The client an assertion says it comes from (`sub`, else `iss`), read without checking
 /// anything: only to find the client whose keys then verify it.
 pub fn claimed_client(assertion: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Named {
+        sub: Option<serde_json::Value>,
+        iss: Option<serde_json::Value>,
+    }
     let payload = assertion.split('.').nth(1)?;
-    let claims: Claims = part(payload, "claims").ok()?;
-    claims.sub.or(claims.iss)
+    let named: Named = part(payload, "claims").ok()?;
+    let text = |v: Option<serde_json::Value>| v.and_then(|v| v.as_str().map(str::to_owned));
+    text(named.sub).or_else(|| text(named.iss))
 }
 
 /// Verifies `assertion` as `client`'s authentication at `now` and records its `jti`. The
@@ -180,7 +186,8 @@ async fn check(
         .store
         .record_client_assertion(&client.id, hash.as_ref(), exp + LEEWAY)
         .await
-        .map_err(Refused::Store)?;
+        .map_err(Refused::Store)?
+        .ok_or("client authentication failed")?;
     if !fresh {
         return Err(
             "this client assertion was used before (its jti): make a new one for \
@@ -240,7 +247,7 @@ fn check_claims(c: &Claims, client: &Client, issuer: &str, now: i64) -> Result<(
     }
     match c.jti.as_deref() {
         Some(j) if !j.is_empty() && j.len() <= 256 => Ok(()),
-        Some(_) => Err("the client assertion's jti must be 1 to 256 characters".into()),
+        Some(_) => Err("the client assertion's jti must be 1 to 256 bytes".into()),
         None => Err("the client assertion has no jti (RFC 7523 section 3)".into()),
     }
 }

@@ -72,11 +72,6 @@ pub async fn authenticate(state: &AppState, p: &Credentials) -> Result<Arc<Clien
                 "this client authenticates with private_key_jwt: send a client_assertion",
             ));
         }
-        (Some(_), _, _, Some(_)) => {
-            return Err(fail(
-                "this client authenticates with its secret, not with a client_assertion",
-            ));
-        }
         _ => return Err(fail("client authentication failed")),
     };
     if !client.is_active(now) {

@@ -331,8 +331,16 @@ pub async fn revoke_key(state: &AppState, admin: &Admin, kid: &str) -> R<Vec<Key
     list_keys(state, admin).await
 }
 
+/// A client's MFA policy (`PUT /api/v1/clients/{client}/policy`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPolicyBody {
+    /// `pwd`, `mfa` or `phr`; null (or left out) removes the client's minimum.
+    pub min_acr: Option<String>,
+}
+
 /// Sets or clears the weakest authentication a client accepts (`latchkey policy set
-/// --client`). A change applies within the client cache's lifetime on every node.
+/// --client`, `PUT /api/v1/clients/{client}/policy`). A change applies within the client cache's lifetime on every node.
 pub async fn set_client_min_acr(
     state: &AppState,
     admin: &Admin,
@@ -341,6 +349,11 @@ pub async fn set_client_min_acr(
 ) -> R<ClientView> {
     admin.require_system()?;
     let min = acr_opt("min_acr", min_acr)?;
+    if Client::is_builtin(client.as_str()) {
+        return Err(AdminError::Conflict(format!(
+            "`{client}` is built in: its minimum is `admin.min_acr` in the configuration"
+        )));
+    }
     let before = client_record(state, client).await?;
     let event = admin.event(
         Action::PolicyClient,

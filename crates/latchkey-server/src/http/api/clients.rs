@@ -1,13 +1,14 @@
-//! A client's life cycle: `PATCH`/`DELETE /api/v1/clients/{client}`, and `POST …/disable`,
-//! `…/enable`, `…/rotate-secret` (system administrators). Registering and reading clients
+//! A client's life cycle: `PATCH`/`DELETE /api/v1/clients/{client}`, `POST …/disable`,
+//! `…/enable`, `…/rotate-secret`, and `PUT …/policy` (system administrators). Registering and reading clients
 //! are in [`super::system`].
 
 use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{
-    self, ClientUpdateBody, ClientView, DeletedClientView, RotateSecretBody, RotatedSecretView,
+    self, ClientPolicyBody, ClientUpdateBody, ClientView, DeletedClientView, RotateSecretBody,
+    RotatedSecretView,
 };
 use crate::http::State;
-use actix_web::{delete, patch, post, web};
+use actix_web::{delete, patch, post, put, web};
 use latchkey_core::names::ClientId;
 
 /// Edit a client's name and redirect URIs; fields left out stay as they are.
@@ -116,5 +117,29 @@ pub async fn rotate_secret(
 ) -> ApiResult<RotatedSecretView> {
     Ok(web::Json(
         ops::rotate_client_secret(&state, &a, &client, body.0).await?,
+    ))
+}
+
+/// Set the weakest authentication the client accepts (`min_acr` `pwd`, `mfa` or `phr`; null
+/// removes it). Applies at the next sign-in and refresh of its users.
+#[utoipa::path(
+    security(("bearer" = ["system"])),
+    tag = "clients",
+    params(("client" = String, Path, description = "Client id")),
+    request_body = ClientPolicyBody,
+    responses(
+        (status = 200, body = ClientView),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[put("/api/v1/clients/{client}/policy")]
+pub async fn put_policy(
+    state: State,
+    Caller(a): Caller,
+    client: web::Path<ClientId>,
+    body: Body<ClientPolicyBody>,
+) -> ApiResult<ClientView> {
+    Ok(web::Json(
+        ops::set_client_min_acr(&state, &a, &client, body.0.min_acr.as_deref()).await?,
     ))
 }

@@ -72,7 +72,7 @@ fn assertion(req: &HttpRequest, params: &Params) -> Result<Credentials, OAuthErr
     use crate::token::client_assertion::{ASSERTION_TYPE, claimed_client};
     if req.headers().contains_key("authorization") || params.get("client_secret").is_some() {
         return Err(OAuthError::invalid_request(
-            "use one client authentication method: a client_assertion, HTTP Basic or              client_secret, not several",
+            "use one client authentication method: a client_assertion, HTTP Basic or client_secret, not several",
         ));
     }
     if params.get("client_assertion_type") != Some(ASSERTION_TYPE) {
