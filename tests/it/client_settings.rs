@@ -162,3 +162,34 @@ both!(
         assert!(html.contains("id=\"client-require-par\" checked"));
     }
 );
+
+both!(
+    a_clients_minimum_acr_is_set_through_the_admin_api,
+    async |app: &TestApp| {
+        let admin = client_token(app, "*").await;
+        let c = app.client(|_| {}).await;
+        let put = |id: String, body: Value| {
+            let admin = admin.clone();
+            async move {
+                call(
+                    app,
+                    Some(&admin),
+                    Method::PUT,
+                    &format!("/api/v1/clients/{id}/policy"),
+                    Some(body),
+                )
+                .await
+            }
+        };
+        let (s, v) = put(c.client_id.clone(), json!({"min_acr": "mfa"})).await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["min_acr"], "mfa");
+        let (s, v) = put(c.client_id.clone(), json!({"min_acr": "strong"})).await;
+        assert_eq!((s, v["field"].as_str()), (422, Some("min_acr")), "{v}");
+        let (s, v) = put("latchkey:admin".into(), json!({"min_acr": "pwd"})).await;
+        assert_eq!(s, 409, "{v}");
+        let (s, v) = put(c.client_id.clone(), json!({"min_acr": null})).await;
+        assert_eq!(s, 200, "{v}");
+        assert!(v["min_acr"].is_null());
+    }
+);
