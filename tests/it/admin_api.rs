@@ -42,6 +42,7 @@ fn sample_body(schema: &str) -> Value {
         "NewClientBody" => json!({"name": "bot", "grant_types": ["client_credentials"]}),
         "ClientUpdateBody" => json!({"name": "Renamed app"}),
         "RotateSecretBody" => json!({"overlap": "1h"}),
+        "ClientPolicyBody" => json!({"min_acr": null}),
         other => panic!("no sample body for request schema {other}: add one to sample_body"),
     }
 }

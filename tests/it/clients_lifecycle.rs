@@ -63,20 +63,6 @@ async fn audit_len(app: &TestApp) -> usize {
     app.state.store.audit_snapshot().await.unwrap().chain.len()
 }
 
-async fn last_action(app: &TestApp) -> (String, String, Value) {
-    let e = app
-        .state
-        .store
-        .audit_snapshot()
-        .await
-        .unwrap()
-        .chain
-        .pop()
-        .unwrap()
-        .entry;
-    (e.actor, e.action, serde_json::from_str(&e.details).unwrap())
-}
-
 /// The `latchkey` binary on the app's database.
 async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     let dir = app.state.config.data_dir.clone();

@@ -306,6 +306,15 @@ both!(
             .await;
         let a = sign(&k, &claims(app, &secret_client.client_id));
         refused(cc(app, &a).await, "client authentication failed");
+        // Nor can a public client; neither answer says what the client is.
+        let public = app.client(|c| c.public = true).await;
+        let a = sign(&k, &claims(app, &public.client_id));
+        let r = with_assertion(app, "/token", &a, &[("grant_type", "authorization_code")]).await;
+        assert_eq!(
+            r.1["error_description"], "client authentication failed",
+            "{}",
+            r.1
+        );
         // One method at a time.
         let r = reqwest::Client::new()
             .post(app.url("/token"))

@@ -95,40 +95,65 @@ impl ClientKeyCache {
             }
             ClientKeys::JwksUri(uri) => uri,
         };
-        let fetching = self.with_entry(client, source, |e| e.fetching.clone());
-        let _one_at_a_time = fetching.lock().await;
-        let (held, fetched, attempted) = self
-            .entry(client, source, |e| (e.keys.clone(), e.fetched, e.attempted))
-            .unwrap_or((None, None, None));
         let since = |t: Option<Instant>| t.map_or(Duration::MAX, |t| t.elapsed());
-        let due = since(attempted) >= REFETCH_AFTER
-            && (since(fetched) >= FRESH || stale || held.is_none());
-        if due {
-            self.with_entry(client, source, |e| e.attempted = Some(Instant::now()));
-            match self.fetch(uri).await {
-                Ok(keys) => {
-                    let keys = Arc::new(keys);
-                    self.with_entry(client, source, |e| {
-                        e.keys = Some(keys.clone());
-                        e.fetched = Some(Instant::now());
-                    });
-                    return Ok(keys);
-                }
-                Err(e) => {
-                    tracing::warn!(client, jwks_uri = %uri, error = %e, "fetching a client's keys failed");
-                }
-            }
-        }
-        let (held, fetched) = self
-            .entry(client, source, |e| (e.keys.clone(), e.fetched))
-            .unwrap_or((None, None));
-        match held {
+        let usable = |held: Option<Arc<ClientJwks>>, fetched: Option<Instant>| match held {
             Some(keys) if since(fetched) < MAX_STALE => Ok(keys),
             _ => Err(
                 "the client's keys are not available: its jwks_uri could not be fetched \
                       (Latchkey tries again shortly)"
-                    .into(),
+                    .to_owned(),
             ),
+        };
+        let due = |held: &Option<Arc<ClientJwks>>, fetched, attempted| {
+            since(attempted) >= REFETCH_AFTER
+                && (since(fetched) >= FRESH || stale || held.is_none())
+        };
+        let (held, fetched, attempted, fetching) = self.with_entry(client, source, |e| {
+            (e.keys.clone(), e.fetched, e.attempted, e.fetching.clone())
+        });
+        if !due(&held, fetched, attempted) {
+            if stale && fetching.try_lock().is_err() {
+                // A fetch is under way: its keys may verify what the held ones did not.
+                drop(fetching.lock().await);
+                let (held, fetched) = self
+                    .entry(client, source, |e| (e.keys.clone(), e.fetched))
+                    .unwrap_or((None, None));
+                return usable(held, fetched);
+            }
+            return usable(held, fetched);
+        }
+        // One fetch at a time. While another request fetches, the keys held serve a request
+        // they can verify; one they cannot (`stale`: a rotated key), or with none usable,
+        // waits for that fetch.
+        let _one_at_a_time = match fetching.try_lock() {
+            Ok(guard) => guard,
+            Err(_) if !stale && usable(held.clone(), fetched).is_ok() => {
+                return usable(held, fetched);
+            }
+            Err(_) => fetching.lock().await,
+        };
+        let (held, fetched, attempted) = self
+            .entry(client, source, |e| (e.keys.clone(), e.fetched, e.attempted))
+            .unwrap_or((None, None, None));
+        if !due(&held, fetched, attempted) {
+            return usable(held, fetched);
+        }
+        self.with_entry(client, source, |e| e.attempted = Some(Instant::now()));
+        // Parsing checks every key (an RSA modulus's primality among them): off the async
+        // workers.
+        match self.fetch(uri).await {
+            Ok(keys) => {
+                let keys = Arc::new(keys);
+                self.with_entry(client, source, |e| {
+                    e.keys = Some(keys.clone());
+                    e.fetched = Some(Instant::now());
+                });
+                Ok(keys)
+            }
+            Err(e) => {
+                tracing::warn!(client, jwks_uri = %uri, error = %e, "fetching a client's keys failed");
+                usable(held, fetched)
+            }
         }
     }
 
@@ -157,12 +182,10 @@ impl ClientKeyCache {
             attempted: None,
             fetching: Arc::new(tokio::sync::Mutex::new(())),
         };
+        // One entry per client with keys: registered clients only, so the map stays bounded.
         let Ok(mut map) = self.map.write() else {
             return f(&mut fresh());
         };
-        if map.len() > 10_000 && !map.contains_key(client) {
-            map.clear();
-        }
         let e = map.entry(client.to_owned()).or_insert_with(&mut fresh);
         if &e.source != source {
             *e = fresh();
@@ -207,7 +230,10 @@ impl ClientKeyCache {
             }
             body.extend_from_slice(&chunk);
         }
-        ClientJwks::parse_fetched(&body).map_err(|e| format!("the client's jwks_uri: {e}"))
+        tokio::task::spawn_blocking(move || ClientJwks::parse_fetched(&body))
+            .await
+            .map_err(|_| "parsing the client's keys failed".to_owned())?
+            .map_err(|e| format!("the client's jwks_uri: {e}"))
     }
 }
 

@@ -396,3 +396,18 @@ pub fn requester(ip: &str) -> latchkey_server::signin::Requester {
         device: None,
     }
 }
+
+/// The newest audit entry: (actor, action, details).
+pub async fn last_action(app: &TestApp) -> (String, String, Value) {
+    let e = app
+        .state
+        .store
+        .audit_snapshot()
+        .await
+        .unwrap()
+        .chain
+        .pop()
+        .unwrap()
+        .entry;
+    (e.actor, e.action, serde_json::from_str(&e.details).unwrap())
+}

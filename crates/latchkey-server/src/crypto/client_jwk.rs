@@ -247,20 +247,22 @@ impl ClientJwks {
 }
 
 /// An RSA public key as NIST SP 800-56B and RFC 7518 section 3.3 allow it: a modulus of 2048
-/// to 8192 bits (ring's range) that is odd and not prime (a prime modulus gives away the
-/// private exponent), and an odd public exponent of at least 65537 and below 2^256.
+/// to 4096 bits that is odd and not prime (a prime modulus gives away the private exponent),
+/// and an odd public exponent of at least 65537 and below 2^256. The primality check is one
+/// Miller-Rabin round to base 2 (a real modulus fails it; a prime always passes): one modular
+/// exponentiation, so a fetched set of large keys cannot stall the server.
 fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
     use num_bigint_dig::BigUint;
     let n = BigUint::from_bytes_be(n);
     let e = BigUint::from_bytes_be(e);
     let bits = n.bits();
-    if !(2048..=8192).contains(&bits) {
+    if !(2048..=4096).contains(&bits) {
         return Err(format!(
-            "RSA keys must have 2048 to 8192 bits (this one has {bits})"
+            "RSA keys must have 2048 to 4096 bits (this one has {bits})"
         ));
     }
     let one = BigUint::from(1u32);
-    if (&n & &one) != one || num_bigint_dig::prime::probably_prime(&n, 20) {
+    if (&n & &one) != one || num_bigint_dig::prime::probably_prime_miller_rabin(&n, 1, true) {
         return Err("the RSA modulus `n` is not the product of two primes".into());
     }
     if (&e & &one) != one || e < BigUint::from(65_537u32) || e.bits() > 256 {
@@ -423,11 +425,14 @@ mod tests {
         let doc = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(identity)}]});
         assert!(ClientJwks::parse(doc.to_string().as_bytes()).is_err());
         // A prime modulus (2^2203 - 1, a Mersenne prime): its private exponent is public.
+        // Real moduli pass, at every size allowed.
         let mut n = vec![0x07u8];
         n.extend(std::iter::repeat_n(0xffu8, 275));
         let doc = serde_json::json!({"keys": [{"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB"}]});
         let e = ClientJwks::parse(doc.to_string().as_bytes()).unwrap_err();
         assert!(e.0.contains("product of two primes"), "{e}");
+        let k = SigningKey::generate(SigningAlg::RS256).unwrap().0;
+        assert!(ClientJwks::parse(jwks_of(&k).as_bytes()).is_ok());
         // e = 1, or even.
         let k = SigningKey::generate(SigningAlg::RS256).unwrap().0;
         for bad_e in ["AQ", "AQAA"] {

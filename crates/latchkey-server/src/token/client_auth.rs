@@ -50,6 +50,11 @@ pub async fn authenticate(state: &AppState, p: &Credentials) -> Result<Arc<Clien
         p.secret.as_deref(),
         &p.assertion,
     ) {
+        // An assertion for a client that has no keys, or a secret for one that has keys,
+        // tells the sender nothing about the client.
+        (None, None, _, Some(_)) | (Some(_), _, _, Some(_)) | (None, Some(_), Some(_), _) => {
+            return Err(fail("client authentication failed"));
+        }
         (Some(_), _, Some(secret), None) => match secret_matches(state, client, secret, now).await?
         {
             Some(c) => c,
@@ -63,9 +68,7 @@ pub async fn authenticate(state: &AppState, p: &Credentials) -> Result<Arc<Clien
         }
         (None, None, None, None) => client,
         (None, None, _, _) => {
-            return Err(fail(
-                "this is a public client: send no client secret or assertion",
-            ));
+            return Err(fail("this is a public client: send no client secret"));
         }
         (None, Some(_), _, _) => {
             return Err(fail(

@@ -133,7 +133,7 @@ pub async fn rotate_secret(
     ),
 )]
 #[put("/api/v1/clients/{client}/policy")]
-pub async fn put_policy(
+pub async fn put_client_policy(
     state: State,
     Caller(a): Caller,
     client: web::Path<ClientId>,

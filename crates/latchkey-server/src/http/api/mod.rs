@@ -398,7 +398,7 @@ routes!(
     clients::disable_client,
     clients::enable_client,
     clients::rotate_secret,
-    clients::put_policy,
+    clients::put_client_policy,
     system::list_keys,
     system::rotate_keys,
     system::revoke_key,
