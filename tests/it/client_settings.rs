@@ -69,18 +69,8 @@ both!(
             to.contains("error=invalid_request"),
             "an unpushed request is refused: {to}"
         );
-        let e = app
-            .state
-            .store
-            .audit_snapshot()
-            .await
-            .unwrap()
-            .chain
-            .pop()
-            .unwrap()
-            .entry;
-        assert_eq!(e.action, "client.update");
-        let d: Value = serde_json::from_str(&e.details).unwrap();
+        let (_, action, d) = last_action(app).await;
+        assert_eq!(action, "client.update");
         assert_eq!(d["before"]["require_par"], false);
         assert_eq!(d["after"]["require_par"], true);
         assert_eq!(d["after"]["pkce_optional"], false);
