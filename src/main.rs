@@ -275,7 +275,8 @@ enum ClientCommand {
         /// Allowed post-logout redirect URI, matched exactly. Repeat for several.
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
-        /// Comma-separated grant types: authorization_code, refresh_token, client_credentials.
+        /// Comma-separated grant types: authorization_code, refresh_token, client_credentials,
+        /// device_code (RFC 8628, for devices without a keyboard).
         #[arg(
             long,
             value_delimiter = ',',
@@ -321,7 +322,7 @@ enum ClientCommand {
         #[arg(long)]
         expires_in: Option<String>,
         /// A lab whose members may sign in to it (id or name); repeat for several, or `*` for
-        /// every lab. Required with the authorization_code grant.
+        /// every lab. Required with the authorization_code and device_code grants.
         #[arg(long = "lab")]
         labs: Vec<String>,
         /// A feature its service checks (`orders:read`); repeat for several. Administrators

@@ -742,3 +742,40 @@ async fn chromium_relying_party_signs_in_with_private_key_jwt_with_openid_client
     assert_eq!(result["claims"]["aud"], created.client_id.as_str());
     app.stop().await;
 }
+
+/// The device authorization grant (RFC 8628) with a real OAuth library on the device's side:
+/// openid-client asks for a user code and polls the token endpoint while the user types the
+/// code at `/device` in Chromium, signs in and confirms the device (the confirmation page shows
+/// the code even though the client skips consent); the device then gets the user's tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_user_approves_a_device_polling_with_openid_client() {
+    let app = TestApp::with_config(Backend::Sqlite, |c| {
+        c.device_authorization.interval_secs = 1;
+    })
+    .await;
+    let created = app
+        .client(|c| {
+            c.public = true;
+            c.redirect_uris = vec![];
+            c.grant_types = vec!["device_code".into(), "refresh_token".into()];
+            c.skip_consent = true;
+        })
+        .await;
+    let result = run_browser_script(
+        "device.mjs",
+        &[
+            ("ISSUER", &app.base),
+            ("CLIENT_ID", &created.client_id),
+            ("LOGIN_EMAIL", EMAIL),
+            ("LOGIN_PASSWORD", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(result["deviceEndpoint"], app.url("/device_authorization"));
+    assert_eq!(result["shown"], result["userCode"], "{result}");
+    assert_eq!(result["done"], "Device connected");
+    assert_eq!(result["claims"]["sub"], app.user_id.as_str());
+    assert_eq!(result["claims"]["aud"], created.client_id.as_str());
+    assert_eq!(result["refreshToken"], true);
+    app.stop().await;
+}

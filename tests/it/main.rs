@@ -32,6 +32,7 @@ mod consents;
 mod console;
 mod data_classification;
 mod deploy;
+mod device_flow;
 mod documents;
 mod features;
 mod https;

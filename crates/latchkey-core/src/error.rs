@@ -1,6 +1,6 @@
 //! OAuth 2.0 and OpenID Connect error codes, spelled as the RFCs spell them
 //! (RFC 6749 section 4.1.2.1 and 5.2, RFC 6750 section 3.1, RFC 7009, OIDC Core 3.1.2.6,
-//! RFC 9470).
+//! RFC 9470, RFC 8628 section 3.5).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -32,6 +32,12 @@ pub enum ErrorCode {
     RegistrationNotSupported,
     UnmetAuthenticationRequirements,
     InsufficientUserAuthentication,
+    /// RFC 8628 section 3.5: the user has not answered the device's request yet.
+    AuthorizationPending,
+    /// RFC 8628 section 3.5: the device polls too often; its interval grew by 5 seconds.
+    SlowDown,
+    /// RFC 8628 section 3.5: the device_code expired; start again.
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -62,6 +68,9 @@ impl ErrorCode {
             RegistrationNotSupported => "registration_not_supported",
             UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             InsufficientUserAuthentication => "insufficient_user_authentication",
+            AuthorizationPending => "authorization_pending",
+            SlowDown => "slow_down",
+            ExpiredToken => "expired_token",
         }
     }
 }
@@ -81,6 +90,9 @@ mod tests {
         for code in [
             ErrorCode::InvalidGrant,
             ErrorCode::UnmetAuthenticationRequirements,
+            ErrorCode::AuthorizationPending,
+            ErrorCode::SlowDown,
+            ErrorCode::ExpiredToken,
         ] {
             let json = serde_json::to_value(code).unwrap_or_default();
             assert_eq!(json.as_str(), Some(code.as_str()));

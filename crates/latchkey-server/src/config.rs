@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 mod account;
 mod authentication;
 mod backup;
+mod device;
 mod mail;
 mod monitoring;
 mod par;
@@ -25,6 +26,7 @@ mod tls;
 pub use account::AccountConfig;
 pub use authentication::AuthenticationConfig;
 pub use backup::BackupConfig;
+pub use device::DeviceAuthorizationConfig;
 pub use mail::{MailConfig, SmtpTls};
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
 pub use par::ParConfig;
@@ -69,6 +71,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub account: AccountConfig,
     pub par: ParConfig,
+    pub device_authorization: DeviceAuthorizationConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -136,6 +139,9 @@ pub struct ThrottleConfig {
     /// Login flows (sign-in pages: each is stored until it expires) one source address may
     /// start per window.
     pub flows_per_source: i64,
+    /// Wrong user codes (the device authorization grant, `/device`) one source address may
+    /// enter per window.
+    pub user_codes_per_source: i64,
 }
 
 impl Default for ThrottleConfig {
@@ -149,6 +155,7 @@ impl Default for ThrottleConfig {
             global: 10_000,
             device_days: 365,
             flows_per_source: 1000,
+            user_codes_per_source: 20,
         }
     }
 }
@@ -307,6 +314,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             account: AccountConfig::default(),
             par: ParConfig::default(),
+            device_authorization: DeviceAuthorizationConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
             keys: KeysConfig::default(),
@@ -421,6 +429,10 @@ impl Config {
             ("throttle.device_days", self.throttle.device_days),
             ("throttle.flows_per_source", self.throttle.flows_per_source),
             (
+                "throttle.user_codes_per_source",
+                self.throttle.user_codes_per_source,
+            ),
+            (
                 "authentication.max_code_failures",
                 self.authentication.max_code_failures,
             ),
@@ -434,6 +446,7 @@ impl Config {
         self.mail.validate()?;
         self.account.validate()?;
         self.par.validate()?;
+        self.device_authorization.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",

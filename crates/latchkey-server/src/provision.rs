@@ -243,7 +243,23 @@ pub struct CreatedClient {
 /// Longest access-token lifetime a client may be given (`--access-token-ttl`).
 pub const MAX_CLIENT_ACCESS_TOKEN_TTL: i64 = 86_400;
 
-pub const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+pub const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    crate::protocol::device_code::GRANT_TYPE,
+];
+
+/// Grant types as given (`device_code` is short for RFC 8628's URN), in their stored form.
+pub fn grant_type_names(given: Vec<String>) -> Vec<String> {
+    given
+        .into_iter()
+        .map(|g| match g.trim() {
+            "device_code" => crate::protocol::device_code::GRANT_TYPE.to_owned(),
+            other => other.to_owned(),
+        })
+        .collect()
+}
 
 /// A client's display name: 1 to 200 characters, no control characters.
 pub fn check_client_name(name: &str) -> Result<(), ProvisionError> {
@@ -359,6 +375,8 @@ pub async fn create_client_recorded(
     events: impl FnOnce(&Client) -> Vec<crate::audit::Event>,
 ) -> Result<CreatedClient, ProvisionError> {
     check_client_name(&c.name)?;
+    let mut c = c;
+    c.grant_types = grant_type_names(c.grant_types);
     for g in &c.grant_types {
         if !GRANT_TYPES.contains(&g.as_str()) {
             return invalid(
@@ -371,6 +389,11 @@ pub async fn create_client_recorded(
         }
     }
     let code = c.grant_types.iter().any(|g| g == "authorization_code");
+    // Clients people sign in to: they serve labs, and may hold refresh tokens.
+    let signs_in = code
+        || c.grant_types
+            .iter()
+            .any(|g| g == crate::protocol::device_code::GRANT_TYPE);
     if code && c.redirect_uris.is_empty() {
         return invalid(
             Field::RedirectUris,
@@ -389,10 +412,10 @@ pub async fn create_client_recorded(
             "a --public client always uses PKCE; only a confidential client may make it optional",
         );
     }
-    if c.grant_types.iter().any(|g| g == "refresh_token") && !code {
+    if c.grant_types.iter().any(|g| g == "refresh_token") && !signs_in {
         return invalid(
             Field::GrantTypes,
-            "refresh_token needs authorization_code as well",
+            "refresh_token needs authorization_code or device_code as well",
         );
     }
     check_client_uris(Field::RedirectUris, &c.redirect_uris)?;
@@ -405,7 +428,6 @@ pub async fn create_client_recorded(
             "--access-token-ttl must be between 30 and 86400 seconds",
         );
     }
-    let mut c = c;
     let mut admin_of = None;
     if let Some(scope) = c.admin_of.take() {
         if !c.grant_types.iter().any(|g| g == "client_credentials") {
@@ -430,7 +452,7 @@ pub async fn create_client_recorded(
             }
         });
     }
-    let labs = resolve_client_labs(store, &c.labs, code).await?;
+    let labs = resolve_client_labs(store, &c.labs, signs_in).await?;
     let features = check_features(&c.features)?;
     let keys = check_client_keys(c.jwks.take(), c.jwks_uri.take())?;
     if c.public && keys.is_some() {

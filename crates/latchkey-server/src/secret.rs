@@ -41,6 +41,8 @@ pub enum TokenKind {
     Invitation,
     /// A link mailed to a person: a password reset or an address confirmation.
     MailedLink,
+    /// A device's code in the device authorization grant (RFC 8628).
+    DeviceCode,
 }
 
 impl TokenKind {
@@ -53,6 +55,7 @@ impl TokenKind {
             TokenKind::Browser => "lk_br_",
             TokenKind::Invitation => "lk_in_",
             TokenKind::MailedLink => "lk_ml_",
+            TokenKind::DeviceCode => "lk_dc_",
         }
     }
 }

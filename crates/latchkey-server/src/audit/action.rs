@@ -133,6 +133,12 @@ actions! {
     /// An authorization code was used twice: what it issued (`grant`) is revoked. Recorded
     /// once per grant, by the replay that revoked it; `source`, `user_agent` of the request.
     CodeReplayed = "code.replayed",
+    /// The user approved a device's request (RFC 8628) after signing in at `/device`: the
+    /// device's next poll gets tokens (`client`, `scope`, `lab`, `acr`).
+    DeviceApproved = "device.approved",
+    /// The user denied a device's request at `/device`, or their sign-in could not reach the
+    /// level it needs (`client`, `error`): the device is told `access_denied`.
+    DeviceDenied = "device.denied",
     /// A rotated refresh token was used again: its whole family (`grant`) is revoked. Recorded
     /// once per family; `source`, `user_agent` of the request.
     RefreshReuseDetected = "refresh.reuse_detected",

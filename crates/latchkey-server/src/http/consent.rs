@@ -38,8 +38,13 @@ pub async fn page(
                 .map(|s| (s.clone(), describe_scope(s).to_owned()))
                 .collect(),
             user_email: user.email,
+            device_code: flow.request.device.as_ref().map(|d| d.user_code.clone()),
         },
-        Some(&flow.request.redirect_uri),
+        // A device's flow redirects nowhere but Latchkey's own pages.
+        flow.request
+            .device
+            .is_none()
+            .then_some(flow.request.redirect_uri.as_str()),
     ))
 }
 

@@ -20,10 +20,14 @@ pub fn metadata(issuer: &str, require_par: bool) -> Value {
         "end_session_endpoint": format!("{issuer}/logout"),
         "pushed_authorization_request_endpoint": format!("{issuer}/par"),
         "require_pushed_authorization_requests": require_par,
+        "device_authorization_endpoint": format!("{issuer}/device_authorization"),
         "scopes_supported": crate::protocol::scope::SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials",
+            crate::protocol::device_code::GRANT_TYPE
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],

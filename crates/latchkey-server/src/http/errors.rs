@@ -202,6 +202,14 @@ impl From<crate::signin::SignInError> for PageError {
                 debug: None,
                 retry_after: Some(retry_after),
             },
+            E::TooManyUserCodes { retry_after } => PageError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                title: "Too many wrong codes".into(),
+                message: "Too many wrong device codes were entered from your network address lately. Wait a few minutes, then enter the code your device shows again.".into(),
+                code: None,
+                debug: None,
+                retry_after: Some(retry_after),
+            },
             E::LabNotAvailable => PageError::bad_request(
                 "This lab is not available",
                 "You can only continue with one of the labs offered. Return to the application and start again.",

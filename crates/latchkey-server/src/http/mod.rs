@@ -10,6 +10,7 @@ pub mod authorize;
 pub mod client_addr;
 pub mod consent;
 pub mod cookies;
+pub mod device;
 pub mod discovery;
 pub mod email;
 pub mod errors;
@@ -153,6 +154,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/consent", web::post().to(consent::submit))
             .route("/token", web::post().to(token::token))
             .route("/par", web::post().to(par::push))
+            .route(
+                "/device_authorization",
+                web::post().to(device::device_authorization),
+            )
+            .route("/device", web::get().to(device::page))
+            .route("/device", web::post().to(device::submit))
+            .route("/device/done", web::get().to(device::done))
             .route("/userinfo", web::get().to(userinfo::get))
             .route("/userinfo", web::post().to(userinfo::post))
             .route("/revoke", web::post().to(revoke::revoke))

@@ -153,6 +153,17 @@ pub struct ConsentPage {
     pub csrf: String,
     pub scopes: Vec<(String, String)>,
     pub user_email: String,
+    /// The user code, when a device asks (RFC 8628): the page asks the user to compare it.
+    pub device_code: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage {
+    pub csrf: String,
+    /// The code as typed, or from `verification_uri_complete`.
+    pub user_code: String,
+    pub error: Option<String>,
 }
 
 #[derive(Template)]

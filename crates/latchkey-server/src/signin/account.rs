@@ -98,6 +98,7 @@ pub async fn sign_in_first(
         failed_codes: 0,
         lab_hint: None,
         lab: None,
+        device: None,
     };
     let client = flow::client(state, flow::ACCOUNT_CLIENT_ID).await?;
     flow::proceed(

@@ -1,7 +1,7 @@
 //! Consent within a login flow (OIDC Core section 3.1.2.4): the user allows or denies a client
 //! the requested scopes. Consent is remembered per user and client.
 
-use super::{ClientAnswer, Next, SignInError, flow};
+use super::{Next, SignInError, flow};
 use crate::protocol::OAuthError;
 use crate::protocol::authorize::Transition;
 use crate::state::AppState;
@@ -41,13 +41,8 @@ pub async fn decide(
         }
         Decision::Deny => {
             state.store.finish_flow(&flow.id).await?;
-            Ok(Next::Client(ClientAnswer::error(
-                &state.issuer,
-                &r.redirect_uri,
-                r.response_mode,
-                r.state.as_deref(),
-                &OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"),
-            )))
+            let e = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            flow::answer_error(state, r, Some(&current.1.id), &e).await
         }
     }
 }

@@ -286,6 +286,19 @@ async fn decide_lab(
     let labs = super::lab::served(state, &s.user_id, client).await?;
     if labs.is_empty() && client.labs != ClientLabs::All {
         // Signed in, but in none of the labs this client serves: no token can be issued.
+        // A device waiting for this user is told at once (`access_denied`).
+        if let Some(device) = &request.device {
+            let e = ErrorCode::AccessDenied;
+            super::device_authorization::refuse(state, request, device, Some(&s.user_id), e, now)
+                .await?;
+            if let Some(id) = origin.flow_id() {
+                state.store.finish_flow(id).await?;
+            }
+            return Ok(Some(Next::NotAMember {
+                client: client.name.clone(),
+                flow: None,
+            }));
+        }
         if request.prompt.none {
             let e = OAuthError::new(
                 ErrorCode::AccessDenied,
@@ -348,6 +361,23 @@ async fn refuse(
 ) -> Result<Next, SignInError> {
     if let Some(id) = origin.flow_id() {
         state.store.finish_flow(id).await?;
+    }
+    answer_error(state, request, None, e).await
+}
+
+/// The answer to a flow that ends in error `e`: back to the client's redirect URI, or, for a
+/// device's flow (RFC 8628), the device is denied and the user shown the outcome.
+/// `user_id`: who was signed in, if anyone (a device's denial is audited for them).
+pub async fn answer_error(
+    state: &AppState,
+    request: &AuthRequest,
+    user_id: Option<&str>,
+    e: &OAuthError,
+) -> Result<Next, SignInError> {
+    if let Some(device) = &request.device {
+        let now = crate::store::now();
+        return super::device_authorization::refuse(state, request, device, user_id, e.code, now)
+            .await;
     }
     Ok(Next::Client(ClientAnswer::error(
         &state.issuer,
@@ -440,13 +470,8 @@ pub async fn proceed(
             if client.id == ACCOUNT_CLIENT_ID {
                 return Err(SignInError::NotPossible(description));
             }
-            Ok(Next::Client(ClientAnswer::error(
-                &state.issuer,
-                &request.redirect_uri,
-                request.response_mode,
-                request.state.as_deref(),
-                &OAuthError::new(code, description),
-            )))
+            let user = session.as_ref().map(|(s, _)| s.user_id.as_str());
+            answer_error(state, &request, user, &OAuthError::new(code, description)).await
         }
         authorize::Next::Issue(strength) => {
             let Some((session, _)) = session else {
@@ -459,6 +484,12 @@ pub async fn proceed(
             }
             if client.id == ACCOUNT_CLIENT_ID {
                 return Ok(Next::Local(request.redirect_uri));
+            }
+            if let Some(device) = &request.device {
+                return super::device_authorization::approve(
+                    state, &request, device, &session, &strength, now,
+                )
+                .await;
             }
             Ok(Next::Client(
                 code::issue(state, &request, &session, &strength, now).await?,

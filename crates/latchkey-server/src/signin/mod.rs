@@ -43,6 +43,7 @@ pub mod code;
 pub mod consent;
 pub mod dates;
 pub mod device;
+pub mod device_authorization;
 pub mod email;
 pub mod enrolment;
 pub mod flow;
@@ -180,6 +181,10 @@ pub enum SignInError {
     /// This address started too many sign-ins lately (`throttle.flows_per_source`).
     #[error("too many sign-ins started from this address")]
     TooManyFlows { retry_after: i64 },
+    /// This address entered too many wrong device user codes lately
+    /// (`throttle.user_codes_per_source`).
+    #[error("too many wrong user codes from this address")]
+    TooManyUserCodes { retry_after: i64 },
     /// A lab the user is not a member of (a tampered form).
     #[error("not one of the user's labs")]
     LabNotAvailable,

@@ -6,7 +6,8 @@
 //! booleans, bytes as base64url, `NULL` as `null`. [`for_each_table!`] is the one list of
 //! tables and columns; `all_columns_listed` fails to compile when `schema.rs` gains a column
 //! the list lacks. Left out, because they only live for minutes and a restore may drop them:
-//! `login_flows`, `webauthn_ceremonies`, `throttle_counters`, `pushed_requests`.
+//! `login_flows`, `webauthn_ceremonies`, `throttle_counters`, `pushed_requests`,
+//! `device_authorizations`.
 
 use super::schema;
 use super::{Db, Store, StoreError};
@@ -188,6 +189,7 @@ pub const TRANSIENT: &[&str] = &[
     "mail_outbox",
     "pushed_requests",
     "client_assertions",
+    "device_authorizations",
 ];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.

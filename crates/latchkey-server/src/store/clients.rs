@@ -122,8 +122,7 @@ pub enum ClientAuthStrength {
     /// A shared secret: `client_secret_basic` or `client_secret_post`.
     Secret,
     /// An assertion signed with the client's private key: `private_key_jwt` (RFC 7523).
-    /// Raising [`ADMIN_CLIENT_MIN_AUTH`] to it would require it of every administration
-    /// client.
+    /// Raising [`ADMIN_CLIENT_MIN_AUTH`] to it would require it of every administration client.
     PrivateKey,
 }
 
@@ -189,6 +188,12 @@ impl Client {
     }
     pub fn allows_grant(&self, grant: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant)
+    }
+
+    /// Whether people sign in to it (the code or the device grant): it serves labs.
+    pub fn signs_users_in(&self) -> bool {
+        let device = crate::protocol::device_code::GRANT_TYPE;
+        self.allows_grant("authorization_code") || self.allows_grant(device)
     }
 
     /// Neither disabled nor past its expiry.

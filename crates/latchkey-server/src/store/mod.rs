@@ -23,6 +23,7 @@ pub mod client_keys;
 pub mod clients;
 pub mod codes;
 pub mod consents;
+pub mod device_authorizations;
 pub mod factors;
 pub mod flows;
 pub mod grants;

@@ -7,8 +7,8 @@
 //! Mailed links go after the same grace; sent and failed messages after [`MAIL_DAYS`].
 
 use super::schema::{
-    account_links, authorization_codes as ac, client_assertions, grants, login_flows, mail_outbox,
-    security_alerts, sessions, throttle_counters, webhook_deliveries,
+    account_links, authorization_codes as ac, client_assertions, device_authorizations, grants,
+    login_flows, mail_outbox, security_alerts, sessions, throttle_counters, webhook_deliveries,
 };
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -41,6 +41,8 @@ pub struct Purged {
     /// Records of used client assertions (`jti`) whose assertion has expired: it is refused
     /// for its `exp` already, so no grace applies.
     pub client_assertions: usize,
+    /// Device authorizations (RFC 8628) past their expiry: nothing polls them any more.
+    pub device_authorizations: usize,
 }
 
 impl Store {
@@ -96,9 +98,14 @@ impl Store {
                 )
                 .execute(conn)
                 .await?;
+                let device_authorizations = diesel::delete(
+                    device_authorizations::table.filter(device_authorizations::expires_at.lt(before)),
+                )
+                .execute(conn)
+                .await?;
                 Ok(Purged {
                     codes, grants, sessions, flows, throttle_counters, alerts, links, mail,
-                    client_assertions,
+                    client_assertions, device_authorizations,
                 })
             })
         })

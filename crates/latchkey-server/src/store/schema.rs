@@ -69,6 +69,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    device_authorizations (id) {
+        id -> Text,
+        device_code_hash -> Binary,
+        user_code_hash -> Binary,
+        client_id -> Text,
+        scope -> Text,
+        acr_values -> Text,
+        lab_hint -> Nullable<Text>,
+        status -> Text,
+        interval_secs -> BigInt,
+        last_polled_at -> Nullable<BigInt>,
+        grant_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        auth_time -> Nullable<BigInt>,
+        acr -> Nullable<Text>,
+        amr -> Nullable<Text>,
+        lab_id -> Nullable<Text>,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
     client_assertions (client_id, jti_hash) {
         client_id -> Text,
         jti_hash -> Binary,
@@ -367,6 +391,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_labs,
     pushed_requests,
     client_assertions,
+    device_authorizations,
     sessions,
     login_flows,
     consents,

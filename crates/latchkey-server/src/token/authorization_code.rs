@@ -87,6 +87,18 @@ pub async fn exchange(
         CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
     };
     code::check_fresh(&issued(&code), now)?;
+    start_grant(state, client, &code, now).await
+}
+
+/// Starts the grant a consumed code (or a device's approval, RFC 8628) describes and issues its
+/// tokens: the user must still be enabled and, for a lab grant, a member of a lab the client
+/// still serves; the grant is stored only while the sign-in session behind it lives.
+pub(super) async fn start_grant(
+    state: &AppState,
+    client: &Client,
+    code: &AuthCode,
+    now: i64,
+) -> Result<TokenResponse, OAuthError> {
     let user = state
         .store
         .get_user(&code.user_id)

@@ -6,12 +6,13 @@
 //! [`crate::protocol::id_token`]); signing in [`jwt`].
 //!
 //! One module per grant (RFC 6749 section 4): [`authorization_code`], [`refresh_token`],
-//! [`client_credentials`].
+//! [`client_credentials`], [`device_code`] (RFC 8628).
 
 pub mod authorization_code;
 pub mod client_assertion;
 pub mod client_auth;
 pub mod client_credentials;
+pub mod device_code;
 pub mod introspection;
 pub mod jwt;
 pub mod refresh_token;
@@ -44,15 +45,17 @@ pub enum TokenRequest {
     AuthorizationCode(authorization_code::CodeRequest),
     RefreshToken(refresh_token::RefreshRequest),
     ClientCredentials(client_credentials::ClientCredentialsRequest),
+    DeviceCode(device_code::DeviceCodeRequest),
 }
 
 impl TokenRequest {
-    /// The `grant_type` value (RFC 6749 sections 4.1.3, 4.4.2, 6).
+    /// The `grant_type` value (RFC 6749 sections 4.1.3, 4.4.2, 6; RFC 8628 section 3.4).
     pub fn grant_type(&self) -> &'static str {
         match self {
             TokenRequest::AuthorizationCode(_) => "authorization_code",
             TokenRequest::RefreshToken(_) => "refresh_token",
             TokenRequest::ClientCredentials(_) => "client_credentials",
+            TokenRequest::DeviceCode(_) => crate::protocol::device_code::GRANT_TYPE,
         }
     }
 }
@@ -90,6 +93,7 @@ pub async fn issue(
             refresh_token::exchange(state, client, r, now, origin).await
         }
         TokenRequest::ClientCredentials(r) => client_credentials::exchange(state, client, r, now),
+        TokenRequest::DeviceCode(r) => device_code::exchange(state, client, r, now).await,
     }
 }
 

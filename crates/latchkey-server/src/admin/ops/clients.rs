@@ -108,7 +108,8 @@ pub struct NewClientBody {
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
-    /// authorization_code, refresh_token, client_credentials (default: the first two).
+    /// authorization_code, refresh_token, client_credentials,
+    /// urn:ietf:params:oauth:grant-type:device_code (or `device_code`) (default: the first two).
     pub grant_types: Option<Vec<String>>,
     #[serde(default)]
     pub public: bool,

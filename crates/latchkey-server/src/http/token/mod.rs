@@ -8,6 +8,7 @@ use crate::protocol::OAuthError;
 use crate::store::now;
 use crate::token::authorization_code::CodeRequest;
 use crate::token::client_credentials::ClientCredentialsRequest;
+use crate::token::device_code::DeviceCodeRequest;
 use crate::token::refresh_token::RefreshRequest;
 use crate::token::{self, TokenRequest, TokenResponse};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -56,6 +57,11 @@ pub fn token_request(params: &Params) -> Result<TokenRequest, OAuthError> {
         Some("client_credentials") => {
             Ok(TokenRequest::ClientCredentials(ClientCredentialsRequest {
                 scope: get("scope"),
+            }))
+        }
+        Some(crate::protocol::device_code::GRANT_TYPE) => {
+            Ok(TokenRequest::DeviceCode(DeviceCodeRequest {
+                device_code: get("device_code"),
             }))
         }
         Some(other) => Err(token::unsupported_grant_type(other)),

@@ -41,7 +41,7 @@ pub mod step;
 pub use flow::{FLOW_MAX_FAILED_CODES, Progress, Transition};
 pub use lab::{LabChoice, LabRef, choose_lab};
 pub use request::{
-    AuthRequest, AuthorizeError, ClientView, Prompt, RawParams, ResponseMode, validate,
+    AuthRequest, AuthorizeError, ClientView, DeviceRef, Prompt, RawParams, ResponseMode, validate,
 };
 pub use step::{Next, Standing, next_step, signed_in};
 

@@ -125,6 +125,19 @@ pub struct AuthRequest {
     /// taken from the request itself.
     #[serde(default)]
     pub lab: Option<String>,
+    /// The device authorization (RFC 8628) this flow answers, instead of a redirect URI: the
+    /// flow ends by approving or denying it, and always asks the user to confirm.
+    #[serde(default)]
+    pub device: Option<DeviceRef>,
+}
+
+/// The device authorization a flow answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRef {
+    /// Its id in the store.
+    pub id: String,
+    /// Its user code as shown (`WDJB-MJHT`), for the confirmation page.
+    pub user_code: String,
 }
 
 /// What the endpoint knows about the client named by `client_id`.
@@ -397,5 +410,6 @@ pub fn validate(
         failed_codes: 0,
         lab_hint: p.lab,
         lab: None,
+        device: None,
     })
 }

@@ -158,13 +158,9 @@ pub async fn update_client(
     }
     let labs = match &body.labs {
         Some(l) => Some(
-            crate::provision::resolve_client_labs(
-                &state.store,
-                l,
-                before.allows_grant("authorization_code"),
-            )
-            .await
-            .map_err(provision_error)?,
+            crate::provision::resolve_client_labs(&state.store, l, before.signs_users_in())
+                .await
+                .map_err(provision_error)?,
         ),
         None => None,
     };
