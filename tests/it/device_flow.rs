@@ -6,16 +6,11 @@
 use crate::both;
 use crate::both_with;
 use crate::common::*;
-use crate::oidc_flow::{ExtraMeta, rp_http};
-use openidconnect::core::{
-    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod,
-    CoreDeviceAuthorizationResponse, CoreGrantType, CoreJsonWebKey,
-    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreSubjectIdentifierType,
-};
+use crate::oidc_flow::{ExtraMeta, ProviderMetadataWith, rp_http};
+use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreGrantType};
 use openidconnect::{
     AdditionalProviderMetadata, ClientId, DeviceAuthorizationUrl, IssuerUrl, Nonce,
-    OAuth2TokenResponse, ProviderMetadata, Scope, TokenResponse,
+    OAuth2TokenResponse, Scope, TokenResponse,
 };
 use serde_json::Value;
 
@@ -29,20 +24,7 @@ struct DeviceMeta {
 }
 impl AdditionalProviderMetadata for DeviceMeta {}
 
-type DeviceProviderMetadata = ProviderMetadata<
-    DeviceMeta,
-    CoreAuthDisplay,
-    CoreClientAuthMethod,
-    CoreClaimName,
-    CoreClaimType,
-    CoreGrantType,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm,
-    CoreJsonWebKey,
-    CoreResponseMode,
-    CoreResponseType,
-    CoreSubjectIdentifierType,
->;
+type DeviceProviderMetadata = ProviderMetadataWith<DeviceMeta>;
 
 /// Polls every second, so the library's own polling finishes quickly.
 fn fast_polling(c: &mut latchkey_server::Config) {

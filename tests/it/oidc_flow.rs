@@ -25,8 +25,9 @@ pub struct ExtraMeta {
 }
 impl AdditionalProviderMetadata for ExtraMeta {}
 
-pub type LkProviderMetadata = ProviderMetadata<
-    ExtraMeta,
+/// Latchkey's discovery document with `E`, the metadata the core types leave out.
+pub type ProviderMetadataWith<E> = ProviderMetadata<
+    E,
     CoreAuthDisplay,
     CoreClientAuthMethod,
     CoreClaimName,
@@ -39,6 +40,8 @@ pub type LkProviderMetadata = ProviderMetadata<
     CoreResponseType,
     CoreSubjectIdentifierType,
 >;
+
+pub type LkProviderMetadata = ProviderMetadataWith<ExtraMeta>;
 
 pub type LkClient = CoreClient<
     EndpointSet,
