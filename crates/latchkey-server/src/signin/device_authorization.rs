@@ -61,11 +61,12 @@ pub async fn enter(
             retry_after: (c.window_start + cfg.window_secs - now).max(1),
         });
     }
-    let pending = match normalize(typed) {
+    let code = normalize(typed);
+    let pending = match &code {
         Some(code) => {
             state
                 .store
-                .pending_device(&TokenHash::of(&code).to_vec(), now)
+                .pending_device(&TokenHash::of(code).to_vec(), now)
                 .await?
         }
         None => None,
@@ -74,7 +75,7 @@ pub async fn enter(
         Some(p) => state.client(&p.client_id).await?,
         None => None,
     };
-    let (Some(pending), Some(client), Some(code)) = (pending, client, normalize(typed)) else {
+    let (Some(pending), Some(client), Some(code)) = (pending, client, code) else {
         // Counted, or already at the limit (a parallel wrong code got there first): either way
         // the next entry from this address is refused once the budget is spent.
         let _counted = state
