@@ -54,6 +54,10 @@ pub enum LifecycleCommand {
         /// `false`: accept them again.
         #[arg(long, value_name = "BOOL")]
         require_par: Option<bool>,
+        /// `true`: refuse its token requests without a DPoP proof (RFC 9449); `false`:
+        /// accept them again.
+        #[arg(long, value_name = "BOOL")]
+        require_dpop: Option<bool>,
         #[command(flatten)]
         out: Output,
     },
@@ -125,6 +129,7 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             jwks_uri,
             pkce_optional,
             require_par,
+            require_dpop,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -139,6 +144,7 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 jwks_uri,
                 pkce_optional,
                 require_par,
+                require_dpop,
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
@@ -149,9 +155,10 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 && body.jwks_uri.is_none()
                 && body.pkce_optional.is_none()
                 && body.require_par.is_none()
+                && body.require_dpop.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional or --require-par"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional, --require-par or --require-dpop"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)

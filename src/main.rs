@@ -310,6 +310,10 @@ enum ClientCommand {
         /// refuses any other.
         #[arg(long)]
         require_par: bool,
+        /// The client must prove possession of a DPoP key at /token (RFC 9449): its tokens
+        /// are always sender-constrained.
+        #[arg(long)]
+        require_dpop: bool,
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
@@ -546,6 +550,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             skip_consent,
             pkce_optional,
             require_par,
+            require_dpop,
             min_acr,
             admin_of,
             expires_in,
@@ -573,6 +578,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     skip_consent,
                     pkce_optional,
                     require_par,
+                    require_dpop,
                     expires_in,
                     labs,
                     features,

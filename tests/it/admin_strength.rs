@@ -51,6 +51,7 @@ async fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) 
         created_at: t,
         expires_at: t + 3600,
         revoked_at: None,
+        dpop_jkt: None,
     };
     assert!(app.state.store.create_grant(&grant, None).await.unwrap());
     let keys = app.state.keys.current();
@@ -74,6 +75,7 @@ async fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) 
                 roles: &[],
                 features: &[],
             }),
+            cnf_jkt: None,
         },
     )
     .unwrap()
@@ -770,7 +772,7 @@ both!(
         assert!(actions.contains(&"user.system_admin"), "{actions:?}");
         // Only the command line bootstraps: an administrator's token names others instead.
         let t = console_token_at(app, root.id.as_str(), "mfa", now()).await;
-        let caller = latchkey_server::admin::authenticate(&app.state, &t)
+        let caller = latchkey_server::admin::authenticate(&app.state, &t, None)
             .await
             .unwrap();
         let e = ops::bootstrap_system_admin(&app.state, &caller, new("three@lab.example", true))

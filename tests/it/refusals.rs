@@ -592,6 +592,7 @@ both!(
                     roles: &[],
                     features: &[],
                 }),
+                cnf_jkt: None,
             },
         )
         .unwrap();

@@ -38,6 +38,16 @@ pub struct AccessTokenClaims {
     /// The user's effective features in `lab` (roles' features, plus allows, minus denies).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
+    /// The key the token is bound to (RFC 9449 section 6.1): it is good only with a DPoP proof
+    /// signed by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// A confirmation claim (RFC 7800 section 3.1) holding a JWK SHA-256 thumbprint (RFC 9449).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    pub jkt: String,
 }
 
 /// OpenID Connect Core section 2 ID token claims.

@@ -1,6 +1,6 @@
 //! OAuth 2.0 and OpenID Connect error codes, spelled as the RFCs spell them
 //! (RFC 6749 section 4.1.2.1 and 5.2, RFC 6750 section 3.1, RFC 7009, OIDC Core 3.1.2.6,
-//! RFC 9470, RFC 8628 section 3.5).
+//! RFC 9470, RFC 8628 section 3.5, RFC 9449).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -38,6 +38,10 @@ pub enum ErrorCode {
     SlowDown,
     /// RFC 8628 section 3.5: the device_code expired; start again.
     ExpiredToken,
+    /// RFC 9449 section 5: the DPoP proof is missing, malformed or does not fit the request.
+    InvalidDpopProof,
+    /// RFC 9449 section 8: retry with the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -71,6 +75,8 @@ impl ErrorCode {
             AuthorizationPending => "authorization_pending",
             SlowDown => "slow_down",
             ExpiredToken => "expired_token",
+            InvalidDpopProof => "invalid_dpop_proof",
+            UseDpopNonce => "use_dpop_nonce",
         }
     }
 }
@@ -93,6 +99,8 @@ mod tests {
             ErrorCode::AuthorizationPending,
             ErrorCode::SlowDown,
             ErrorCode::ExpiredToken,
+            ErrorCode::InvalidDpopProof,
+            ErrorCode::UseDpopNonce,
         ] {
             let json = serde_json::to_value(code).unwrap_or_default();
             assert_eq!(json.as_str(), Some(code.as_str()));

@@ -19,6 +19,7 @@ mod account;
 mod authentication;
 mod backup;
 mod device;
+mod dpop;
 mod mail;
 mod monitoring;
 mod par;
@@ -27,6 +28,7 @@ pub use account::AccountConfig;
 pub use authentication::AuthenticationConfig;
 pub use backup::BackupConfig;
 pub use device::DeviceAuthorizationConfig;
+pub use dpop::DpopConfig;
 pub use mail::{MailConfig, SmtpTls};
 pub use monitoring::{AlertsConfig, DetectionConfig, MetricsConfig};
 pub use par::ParConfig;
@@ -72,6 +74,7 @@ pub struct Config {
     pub account: AccountConfig,
     pub par: ParConfig,
     pub device_authorization: DeviceAuthorizationConfig,
+    pub dpop: DpopConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -314,6 +317,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             account: AccountConfig::default(),
             par: ParConfig::default(),
+            dpop: DpopConfig::default(),
             device_authorization: DeviceAuthorizationConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
@@ -446,6 +450,7 @@ impl Config {
         self.mail.validate()?;
         self.account.validate()?;
         self.par.validate()?;
+        self.dpop.validate()?;
         self.device_authorization.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(

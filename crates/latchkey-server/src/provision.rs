@@ -210,6 +210,8 @@ pub struct NewClient {
     pub pkce_optional: bool,
     /// Must push its authorization requests (RFC 9126).
     pub require_par: bool,
+    /// Must bind its tokens to a DPoP key (RFC 9449).
+    pub require_dpop: bool,
     /// Authenticates with `private_key_jwt` (RFC 7523) instead of a secret: its JWK Set
     /// (JSON), or the URL it serves it at. At most one; neither with `public`.
     pub jwks: Option<String>,
@@ -487,6 +489,7 @@ pub async fn create_client_recorded(
         admin_of,
         pkce_optional: c.pkce_optional,
         require_par: c.require_par,
+        require_dpop: c.require_dpop,
         keys,
         labs,
         features,

@@ -166,6 +166,7 @@ impl TestApp {
             admin_of: None,
             pkce_optional: false,
             require_par: false,
+            require_dpop: false,
             jwks: None,
             jwks_uri: None,
             expires_at: None,

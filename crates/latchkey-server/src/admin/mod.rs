@@ -305,13 +305,39 @@ pub async fn verifier(
     latchkey_client::Verifier::with_source(opts, LocalKeys(keys.clone())).await
 }
 
-/// Verifies a bearer token for the admin API and loads the caller's rights.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Admin, AdminError> {
+/// Verifies an access token for the admin API and loads the caller's rights. A DPoP-bound
+/// token (RFC 9449 section 7) needs `proof_jkt`, the key of a verified proof for this request
+/// (which the caller records once this succeeds); an unbound token must come without one.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    proof_jkt: Option<&str>,
+) -> Result<Admin, AdminError> {
     let grants = state
         .admin_verifier()
         .verify_access_token(token)
         .await
         .map_err(|e: VerifyError| AdminError::Unauthenticated(format!("invalid token: {e}")))?;
+    match (grants.dpop_jkt.as_deref(), proof_jkt) {
+        (None, None) => {}
+        (Some(bound), Some(key)) if bound == key => {}
+        (Some(_), None) => {
+            return Err(AdminError::Unauthenticated(
+                "the token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
+                    .into(),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(AdminError::Unauthenticated(
+                "the DPoP proof is signed by another key than the token is bound to".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(AdminError::Unauthenticated(
+                "the token is not bound to a DPoP key: send it as Authorization: Bearer".into(),
+            ));
+        }
+    }
     let client = ClientId::new(grants.client_id.clone().unwrap_or_default());
     if grants.subject == client.as_str() {
         // A client acting for itself: it must have asked for the admin scope.

@@ -5,10 +5,7 @@
 //! that holds private key material is refused outright: the client's private key has leaked
 //! into its registration.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
-use std::fmt;
 
 /// The largest JWK Set document a client may register or serve (64 KiB).
 pub const MAX_JWKS_BYTES: usize = 64 * 1024;
@@ -17,65 +14,8 @@ pub const MAX_KEYS: usize = 20;
 
 /// The JWS algorithms a client may sign its assertions with: asymmetric only (RFC 7518).
 /// `none` and the HMAC algorithms are never accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssertionAlg {
-    RS256,
-    RS384,
-    RS512,
-    PS256,
-    PS384,
-    PS512,
-    ES256,
-    ES384,
-    EdDSA,
-}
-
-impl AssertionAlg {
-    pub const ALL: [AssertionAlg; 9] = [
-        AssertionAlg::RS256,
-        AssertionAlg::RS384,
-        AssertionAlg::RS512,
-        AssertionAlg::PS256,
-        AssertionAlg::PS384,
-        AssertionAlg::PS512,
-        AssertionAlg::ES256,
-        AssertionAlg::ES384,
-        AssertionAlg::EdDSA,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AssertionAlg::RS256 => "RS256",
-            AssertionAlg::RS384 => "RS384",
-            AssertionAlg::RS512 => "RS512",
-            AssertionAlg::PS256 => "PS256",
-            AssertionAlg::PS384 => "PS384",
-            AssertionAlg::PS512 => "PS512",
-            AssertionAlg::ES256 => "ES256",
-            AssertionAlg::ES384 => "ES384",
-            AssertionAlg::EdDSA => "EdDSA",
-        }
-    }
-
-    /// The algorithm a JWS header names, if it is one of [`AssertionAlg::ALL`].
-    pub fn parse(s: &str) -> Option<AssertionAlg> {
-        AssertionAlg::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
-
-impl fmt::Display for AssertionAlg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Material {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    P256 { point: Vec<u8> },
-    P384 { point: Vec<u8> },
-    Ed25519 { key: Vec<u8> },
-}
+pub use latchkey_core::jose::JwsAlg as AssertionAlg;
+use latchkey_core::jose::{PRIVATE_MEMBERS, PublicKey};
 
 /// One usable public key of a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,56 +23,18 @@ pub struct ClientKey {
     pub kid: Option<String>,
     /// The key's own `alg`, when its JWK names one: the assertion must then use exactly it.
     pub alg: Option<AssertionAlg>,
-    material: Material,
+    key: PublicKey,
 }
 
 impl ClientKey {
     /// Whether this key can verify signatures made with `alg`.
     pub fn fits(&self, alg: AssertionAlg) -> bool {
-        use AssertionAlg as A;
-        if self.alg.is_some_and(|own| own != alg) {
-            return false;
-        }
-        matches!(
-            (&self.material, alg),
-            (
-                Material::Rsa { .. },
-                A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512
-            ) | (Material::P256 { .. }, A::ES256)
-                | (Material::P384 { .. }, A::ES384)
-                | (Material::Ed25519 { .. }, A::EdDSA)
-        )
+        self.alg.is_none_or(|own| own == alg) && self.key.fits(alg)
     }
 
     /// Verifies a JWS signature made with `alg` over `message` (false if the key does not fit).
     pub fn verify(&self, alg: AssertionAlg, message: &[u8], sig: &[u8]) -> bool {
-        use AssertionAlg as A;
-        use ring::signature as s;
-        if !self.fits(alg) {
-            return false;
-        }
-        let rsa = |params: &'static s::RsaParameters, n: &[u8], e: &[u8]| {
-            s::RsaPublicKeyComponents { n, e }
-                .verify(params, message, sig)
-                .is_ok()
-        };
-        let unparsed = |params: &'static dyn s::VerificationAlgorithm, key: &[u8]| {
-            s::UnparsedPublicKey::new(params, key)
-                .verify(message, sig)
-                .is_ok()
-        };
-        match (&self.material, alg) {
-            (Material::Rsa { n, e }, A::RS256) => rsa(&s::RSA_PKCS1_2048_8192_SHA256, n, e),
-            (Material::Rsa { n, e }, A::RS384) => rsa(&s::RSA_PKCS1_2048_8192_SHA384, n, e),
-            (Material::Rsa { n, e }, A::RS512) => rsa(&s::RSA_PKCS1_2048_8192_SHA512, n, e),
-            (Material::Rsa { n, e }, A::PS256) => rsa(&s::RSA_PSS_2048_8192_SHA256, n, e),
-            (Material::Rsa { n, e }, A::PS384) => rsa(&s::RSA_PSS_2048_8192_SHA384, n, e),
-            (Material::Rsa { n, e }, A::PS512) => rsa(&s::RSA_PSS_2048_8192_SHA512, n, e),
-            (Material::P256 { point }, A::ES256) => unparsed(&s::ECDSA_P256_SHA256_FIXED, point),
-            (Material::P384 { point }, A::ES384) => unparsed(&s::ECDSA_P384_SHA384_FIXED, point),
-            (Material::Ed25519 { key }, A::EdDSA) => unparsed(&s::ED25519, key),
-            _ => false,
-        }
+        self.fits(alg) && self.key.verify(alg, message, sig)
     }
 }
 
@@ -149,25 +51,6 @@ fn err<T>(m: impl Into<String>) -> Result<T, JwksError> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ClientJwks {
     keys: Vec<ClientKey>,
-}
-
-/// The members of a JWK that would make it a private key (RFC 7518 sections 6.2.2, 6.3.2,
-/// 6.4; RFC 8037 section 2).
-const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-#[derive(Deserialize)]
-struct RawJwk {
-    kty: String,
-    kid: Option<String>,
-    alg: Option<String>,
-    #[serde(rename = "use")]
-    use_: Option<String>,
-    key_ops: Option<Vec<String>>,
-    crv: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-    x: Option<String>,
-    y: Option<String>,
 }
 
 impl ClientJwks {
@@ -214,12 +97,7 @@ impl ClientJwks {
                      and replace this key pair, whose private half has been shared"
                 ));
             }
-            let raw: RawJwk = serde_json::from_value(serde_json::Value::Object(member))
-                .or_else(|e| err(format!("key {i} is not a JWK: {e}")))?;
-            if let Some(key) = raw
-                .parse()
-                .map_err(|m| JwksError(format!("key {i}: {m}")))?
-            {
+            if let Some(key) = parse_key(&member).map_err(|m| JwksError(format!("key {i}: {m}")))? {
                 keys.push(key);
             }
         }
@@ -271,98 +149,65 @@ fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-fn b64(v: &Option<String>, name: &str) -> Result<Vec<u8>, String> {
-    let v = v.as_deref().ok_or_else(|| format!("`{name}` is missing"))?;
-    URL_SAFE_NO_PAD
-        .decode(v)
-        .map_err(|_| format!("`{name}` is not base64url without padding"))
+fn text<'a>(jwk: &'a Jwk, name: &str) -> Result<Option<&'a str>, String> {
+    match jwk.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!("`{name}` must be a string")),
+    }
 }
 
-fn point(x: &Option<String>, y: &Option<String>, len: usize) -> Result<Vec<u8>, String> {
-    let (x, y) = (b64(x, "x")?, b64(y, "y")?);
-    if x.len() != len || y.len() != len {
-        return Err(format!("`x` and `y` must be {len} bytes each"));
-    }
-    let mut p = Vec::with_capacity(1 + 2 * len);
-    p.push(4);
-    p.extend_from_slice(&x);
-    p.extend_from_slice(&y);
-    Ok(p)
-}
+type Jwk = serde_json::Map<String, serde_json::Value>;
 
-impl RawJwk {
-    /// `Ok(None)`: a key that is not for signatures, which the set may hold beside them.
-    fn parse(self) -> Result<Option<ClientKey>, String> {
-        if self.use_.as_deref().is_some_and(|u| u != "sig")
-            || self
-                .key_ops
-                .as_ref()
-                .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
-        {
-            return Ok(None);
-        }
-        let alg = match self.alg.as_deref() {
-            None => None,
-            Some(a) => Some(AssertionAlg::parse(a).ok_or_else(|| {
-                format!(
-                    "`alg` {a} is not an asymmetric signature algorithm Latchkey verifies ({})",
-                    AssertionAlg::ALL.map(AssertionAlg::as_str).join(", ")
-                )
-            })?),
-        };
-        let material = match (self.kty.as_str(), self.crv.as_deref()) {
-            ("RSA", _) => {
-                let (n, e) = (b64(&self.n, "n")?, b64(&self.e, "e")?);
-                check_rsa(&n, &e)?;
-                Material::Rsa { n, e }
-            }
-            ("EC", Some("P-256")) => Material::P256 {
-                point: point(&self.x, &self.y, 32)?,
-            },
-            ("EC", Some("P-384")) => Material::P384 {
-                point: point(&self.x, &self.y, 48)?,
-            },
-            ("OKP", Some("Ed25519")) => {
-                let key = b64(&self.x, "x")?;
-                let Ok(bytes) = <[u8; 32]>::try_from(key.as_slice()) else {
-                    return Err("an Ed25519 `x` must be 32 bytes".into());
-                };
-                // A point off the curve never verifies; one of small order (the identity among
-                // them) verifies signatures anyone can make.
-                match curve25519_dalek::edwards::CompressedEdwardsY(bytes).decompress() {
-                    Some(p) if !p.is_small_order() => {}
-                    _ => return Err("the Ed25519 `x` is not a usable public key".into()),
-                }
-                Material::Ed25519 { key }
-            }
-            ("oct", _) => {
-                return Err("symmetric (`oct`) keys cannot authenticate a client here".into());
-            }
-            (kty, crv) => {
-                return Err(format!(
-                    "key type {kty}{} is not supported (RSA, EC P-256 or P-384, OKP Ed25519)",
-                    crv.map(|c| format!(" {c}")).unwrap_or_default()
-                ));
-            }
-        };
-        let key = ClientKey {
-            kid: self.kid,
-            alg,
-            material,
-        };
-        if let Some(a) = alg
-            && !key.fits(a)
-        {
-            return Err(format!("`alg` {a} does not fit a {} key", self.kty));
-        }
-        Ok(Some(key))
+/// One key of a client's set. `Ok(None)`: a key that is not for signatures, which the set may
+/// hold beside them.
+fn parse_key(jwk: &Jwk) -> Result<Option<ClientKey>, String> {
+    let key_ops_verify = match jwk.get("key_ops") {
+        None => true,
+        Some(serde_json::Value::Array(ops)) => ops.iter().any(|o| o.as_str() == Some("verify")),
+        Some(_) => return Err("`key_ops` must be an array".into()),
+    };
+    if text(jwk, "use")?.is_some_and(|u| u != "sig") || !key_ops_verify {
+        return Ok(None);
     }
+    let alg = match text(jwk, "alg")? {
+        None => None,
+        Some(a) => Some(AssertionAlg::parse(a).ok_or_else(|| {
+            format!(
+                "`alg` {a} is not an asymmetric signature algorithm Latchkey verifies ({})",
+                AssertionAlg::ALL.map(AssertionAlg::as_str).join(", ")
+            )
+        })?),
+    };
+    let key = PublicKey::from_jwk(jwk)?;
+    if let Some((n, e)) = key.rsa() {
+        check_rsa(n, e)?;
+    }
+    if let Some(x) = key.ed25519() {
+        let bytes = <[u8; 32]>::try_from(x).map_err(|_| "an Ed25519 `x` must be 32 bytes")?;
+        // A point off the curve never verifies; one of small order (the identity among
+        // them) verifies signatures anyone can make.
+        match curve25519_dalek::edwards::CompressedEdwardsY(bytes).decompress() {
+            Some(p) if !p.is_small_order() => {}
+            _ => return Err("the Ed25519 `x` is not a usable public key".into()),
+        }
+    }
+    let kid = text(jwk, "kid")?.map(str::to_owned);
+    let key = ClientKey { kid, alg, key };
+    if let Some(a) = alg
+        && !key.fits(a)
+    {
+        return Err(format!("`alg` {a} does not fit a {} key", key.key.kty()));
+    }
+    Ok(Some(key))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::SigningKey;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use latchkey_core::SigningAlg;
 
     fn jwks_of(k: &SigningKey) -> String {

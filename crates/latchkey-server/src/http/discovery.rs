@@ -37,6 +37,7 @@ pub fn metadata(issuer: &str, require_par: bool) -> Value {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": assertion_algs,
         "prompt_values_supported": ["none", "login", "consent"],
         "acr_values_supported": ["pwd", "mfa", "phr"],
         "claims_supported": [

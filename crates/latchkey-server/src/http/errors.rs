@@ -22,7 +22,20 @@ impl ResponseError for OAuthError {
         // description is restricted to RFC 6749's character set here (no quote or backslash
         // is left to break the challenge's quoted string either).
         let description = self.public_description();
+        if let Some(n) = &self.dpop_nonce {
+            r.insert_header((latchkey_core::dpop::NONCE_HEADER, &**n));
+        }
         match self.code {
+            _ if self.dpop_challenge => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        "DPoP error=\"{}\", error_description=\"{description}\", algs=\"{}\"",
+                        self.code,
+                        crate::token::dpop::algs().join(" "),
+                    ),
+                ));
+            }
             ErrorCode::InvalidToken | ErrorCode::InsufficientScope => {
                 r.insert_header((
                     "WWW-Authenticate",

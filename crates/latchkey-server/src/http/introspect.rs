@@ -38,7 +38,8 @@ pub async fn introspect(
         Introspection::AccessToken(c) => {
             let mut v = serde_json::to_value(&*c).unwrap_or_default();
             v["active"] = json!(true);
-            v["token_type"] = json!("Bearer");
+            // RFC 9449 section 6.2: a bound token says so, and carries its `cnf`.
+            v["token_type"] = json!(if c.cnf.is_some() { "DPoP" } else { "Bearer" });
             v
         }
     };

@@ -12,6 +12,7 @@ pub mod consent;
 pub mod cookies;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod email;
 pub mod errors;
 pub mod home;

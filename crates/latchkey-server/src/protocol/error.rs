@@ -14,6 +14,12 @@ pub struct OAuthError {
     pub debug: Option<String>,
     /// For `invalid_client` when the client tried HTTP Basic: answer 401 with a challenge.
     pub basic_challenge: bool,
+    /// A protected resource's refusal of a DPoP request (RFC 9449 section 7.1): 401 with a
+    /// `DPoP` challenge instead of `Bearer`.
+    pub dpop_challenge: bool,
+    /// A fresh nonce for the `DPoP-Nonce` header (RFC 9449 section 8), with `use_dpop_nonce`.
+    /// (Boxed: this error travels inside other errors, and Clippy's size limit applies.)
+    pub dpop_nonce: Option<Box<str>>,
 }
 
 impl OAuthError {
@@ -23,6 +29,8 @@ impl OAuthError {
             description: description.into(),
             debug: None,
             basic_challenge: false,
+            dpop_challenge: false,
+            dpop_nonce: None,
         }
     }
 
@@ -58,6 +66,7 @@ impl OAuthError {
     pub fn status(&self) -> u16 {
         match self.code {
             ErrorCode::InvalidClient if self.basic_challenge => 401,
+            ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce if self.dpop_challenge => 401,
             ErrorCode::InvalidToken => 401,
             ErrorCode::InsufficientScope | ErrorCode::InsufficientUserAuthentication => 403,
             ErrorCode::ServerError => 500,

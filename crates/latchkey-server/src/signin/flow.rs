@@ -69,6 +69,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             admin_of: None,
             pkce_optional: false,
             require_par: false,
+            require_dpop: false,
             keys: None,
             labs: crate::store::clients::ClientLabs::All,
             features: Vec::new(),

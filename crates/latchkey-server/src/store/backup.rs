@@ -7,7 +7,7 @@
 //! tables and columns; `all_columns_listed` fails to compile when `schema.rs` gains a column
 //! the list lacks. Left out, because they only live for minutes and a restore may drop them:
 //! `login_flows`, `webauthn_ceremonies`, `throttle_counters`, `pushed_requests`,
-//! `device_authorizations`.
+//! `device_authorizations`, `dpop_proofs`.
 
 use super::schema;
 use super::{Db, Store, StoreError};
@@ -126,7 +126,7 @@ macro_rules! for_each_table {
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
                 disabled_at, expires_at, previous_secret_hash, previous_secret_expires_at,
-                pkce_optional, all_labs, features, require_par, jwks, jwks_uri];
+                pkce_optional, all_labs, features, require_par, jwks, jwks_uri, require_dpop];
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
@@ -135,7 +135,7 @@ macro_rules! for_each_table {
                 redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, lab_id,
                 created_at, expires_at, consumed_at];
             grants: [id, client_id, user_id, session_id, scope, auth_time, acr, amr, lab_id,
-                created_at, expires_at, revoked_at];
+                created_at, expires_at, revoked_at, dpop_jkt];
             refresh_tokens: [token_hash, grant_id, created_at, consumed_at];
             signing_keys: [kid, alg, state, private_key, public_jwk, created_at, activated_at,
                 retired_at, activate_at];
@@ -190,6 +190,7 @@ pub const TRANSIENT: &[&str] = &[
     "pushed_requests",
     "client_assertions",
     "device_authorizations",
+    "dpop_proofs",
 ];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.

@@ -24,6 +24,8 @@ pub struct Grant {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The DPoP key (RFC 9449 thumbprint) a public client's refresh tokens are bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 impl Grant {
@@ -41,6 +43,9 @@ pub enum RefreshUse {
     Reused,
     /// Unknown token, another client's token, or its grant is revoked or expired.
     Invalid,
+    /// A current token bound to a DPoP key (RFC 9449 section 5) presented without a proof by
+    /// that key: refused, and left unspent for its holder.
+    WrongKey,
 }
 
 type Row = (
@@ -56,6 +61,7 @@ type Row = (
     i64,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 fn from_row(r: Row) -> Result<Grant, StoreError> {
@@ -72,6 +78,7 @@ fn from_row(r: Row) -> Result<Grant, StoreError> {
         created_at: r.9,
         expires_at: r.10,
         revoked_at: r.11,
+        dpop_jkt: r.12,
     })
 }
 
@@ -90,6 +97,7 @@ macro_rules! grant_columns {
             grants::created_at,
             grants::expires_at,
             grants::revoked_at,
+            grants::dpop_jkt,
         )
     };
 }
@@ -128,6 +136,7 @@ impl Store {
                         grants::acr.eq(&g.acr),
                         grants::amr.eq(to_json_text(&g.amr)),
                         grants::lab_id.eq(&g.lab_id),
+                        grants::dpop_jkt.eq(&g.dpop_jkt),
                         grants::created_at.eq(g.created_at),
                         grants::expires_at.eq(g.expires_at),
                     ))
@@ -169,10 +178,12 @@ impl Store {
         old: TokenHash,
         new: TokenHash,
         client_id: &str,
+        dpop_jkt: Option<&str>,
         on_reuse: &Event,
     ) -> Result<RefreshUse, StoreError> {
         let db = self.db.clone();
         let client_id = client_id.to_owned();
+        let jkt = dpop_jkt.map(str::to_owned);
         let t = now();
         let out: Rotation = self
             .run(async move {
@@ -182,7 +193,7 @@ impl Store {
                         let mut obj = pool.get().await?;
                         let c: &mut super::PgConn = &mut obj;
                         c.transaction::<_, StoreError, _>(async move |c| {
-                            rotate_async::rotate(c, &old, &new, &client_id, t).await
+                            rotate_async::rotate(c, &old, &new, &client_id, jkt.as_deref(), t).await
                         })
                         .await
                     }
@@ -196,7 +207,14 @@ impl Store {
                                 let c: &mut super::SqliteWriteConn = &mut obj;
                                 c.spawn_blocking(move |c| {
                                     Ok(c.immediate_transaction::<_, StoreError, _>(|c| {
-                                        rotate_sync::rotate(c, &old, &new, &client_id, t)
+                                        rotate_sync::rotate(
+                                            c,
+                                            &old,
+                                            &new,
+                                            &client_id,
+                                            jkt.as_deref(),
+                                            t,
+                                        )
                                     }))
                                 })
                                 .await?
@@ -212,6 +230,7 @@ impl Store {
                 RefreshUse::Rotated(Box::new(from_row(*row)?), disabled)
             }
             Rotation::Invalid => RefreshUse::Invalid,
+            Rotation::WrongKey => RefreshUse::WrongKey,
             Rotation::Reused(grant_id) => {
                 // Recorded once per family, by the reuse that revoked it.
                 let mut e = on_reuse.clone();
@@ -311,11 +330,12 @@ enum Rotation {
     /// The grant whose family must be revoked.
     Reused(String),
     Invalid,
+    WrongKey,
 }
 
 /// The refresh rotation, written once; `[.await]` or `[]` makes it async or sync.
 macro_rules! rotate_body {
-    ($c:ident, $old:ident, $new:ident, $client_id:ident, $t:ident, [$($aw:tt)*]) => {{
+    ($c:ident, $old:ident, $new:ident, $client_id:ident, $jkt:ident, $t:ident, [$($aw:tt)*]) => {{
         use crate::store::schema::{grants, refresh_tokens as rt, users};
         use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
         let tok: Option<(String, Option<i64>)> = rt::table
@@ -342,6 +362,9 @@ macro_rules! rotate_body {
         // Revoked or expired.
         if grant.11.is_some() || grant.10 <= $t {
             return Ok(Rotation::Invalid);
+        }
+        if let Some(bound) = grant.12.as_deref() && $jkt != Some(bound) {
+            return Ok(Rotation::WrongKey);
         }
         // Only the request that flips consumed_at wins; a concurrent use of the same token
         // (PostgreSQL runs these transactions in parallel) counts as reuse.
@@ -372,9 +395,10 @@ mod rotate_async {
         old: &TokenHash,
         new: &TokenHash,
         client_id: &String,
+        jkt: Option<&str>,
         t: i64,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, t, [.await])
+        rotate_body!(c, old, new, client_id, jkt, t, [.await])
     }
 }
 
@@ -387,8 +411,9 @@ mod rotate_sync {
         old: &TokenHash,
         new: &TokenHash,
         client_id: &String,
+        jkt: Option<&str>,
         t: i64,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, t, [])
+        rotate_body!(c, old, new, client_id, jkt, t, [])
     }
 }

@@ -24,6 +24,7 @@ pub mod clients;
 pub mod codes;
 pub mod consents;
 pub mod device_authorizations;
+pub mod dpop;
 pub mod factors;
 pub mod flows;
 pub mod grants;

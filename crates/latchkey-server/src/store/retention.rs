@@ -7,8 +7,9 @@
 //! Mailed links go after the same grace; sent and failed messages after [`MAIL_DAYS`].
 
 use super::schema::{
-    account_links, authorization_codes as ac, client_assertions, device_authorizations, grants,
-    login_flows, mail_outbox, security_alerts, sessions, throttle_counters, webhook_deliveries,
+    account_links, authorization_codes as ac, client_assertions, device_authorizations,
+    dpop_proofs, grants, login_flows, mail_outbox, security_alerts, sessions, throttle_counters,
+    webhook_deliveries,
 };
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -43,6 +44,8 @@ pub struct Purged {
     pub client_assertions: usize,
     /// Device authorizations (RFC 8628) past their expiry: nothing polls them any more.
     pub device_authorizations: usize,
+    /// DPoP proofs too old to be accepted (RFC 9449): their `jti` need not be remembered.
+    pub dpop_proofs: usize,
 }
 
 impl Store {
@@ -103,9 +106,12 @@ impl Store {
                 )
                 .execute(conn)
                 .await?;
+                let dpop_proofs = diesel::delete(dpop_proofs::table.filter(dpop_proofs::expires_at.lt(now)))
+                    .execute(conn)
+                    .await?;
                 Ok(Purged {
                     codes, grants, sessions, flows, throttle_counters, alerts, links, mail,
-                    client_assertions, device_authorizations,
+                    client_assertions, device_authorizations, dpop_proofs,
                 })
             })
         })

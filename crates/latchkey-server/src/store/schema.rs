@@ -56,6 +56,7 @@ diesel::table! {
         require_par -> Bool,
         jwks -> Nullable<Text>,
         jwks_uri -> Nullable<Text>,
+        require_dpop -> Bool,
     }
 }
 
@@ -96,6 +97,13 @@ diesel::table! {
     client_assertions (client_id, jti_hash) {
         client_id -> Text,
         jti_hash -> Binary,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    dpop_proofs (proof_hash) {
+        proof_hash -> Binary,
         expires_at -> BigInt,
     }
 }
@@ -179,6 +187,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        dpop_jkt -> Nullable<Text>,
     }
 }
 
@@ -391,6 +400,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     client_labs,
     pushed_requests,
     client_assertions,
+    dpop_proofs,
     device_authorizations,
     sessions,
     login_flows,

@@ -57,6 +57,7 @@ pub async fn exchange(
     req: &CodeRequest,
     now: i64,
     origin: &serde_json::Value,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = req
         .code
@@ -87,17 +88,20 @@ pub async fn exchange(
         CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
     };
     code::check_fresh(&issued(&code), now)?;
-    start_grant(state, client, &code, now).await
+    start_grant(state, client, &code, now, dpop_jkt).await
 }
 
 /// Starts the grant a consumed code (or a device's approval, RFC 8628) describes and issues its
 /// tokens: the user must still be enabled and, for a lab grant, a member of a lab the client
-/// still serves; the grant is stored only while the sign-in session behind it lives.
+/// still serves; the grant is stored only while the sign-in session behind it lives. With a
+/// DPoP key (RFC 9449), the access token is bound to it, and so are a public client's refresh
+/// tokens (section 5).
 pub(super) async fn start_grant(
     state: &AppState,
     client: &Client,
     code: &AuthCode,
     now: i64,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let user = state
         .store
@@ -128,6 +132,7 @@ pub(super) async fn start_grant(
         created_at: now,
         expires_at: now + state.config.tokens.refresh_token_ttl_secs,
         revoked_at: None,
+        dpop_jkt: dpop_jkt.filter(|_| client.is_public()).map(str::to_owned),
     };
     let refresh = client
         .allows_grant("refresh_token")
@@ -164,6 +169,7 @@ pub(super) async fn start_grant(
                 roles: &roles,
                 features: &features,
             }),
+            cnf_jkt: dpop_jkt,
         },
     )?;
     let id_token = if scope::contains(&grant.scope, "openid") {

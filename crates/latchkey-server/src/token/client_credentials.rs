@@ -21,6 +21,7 @@ pub fn exchange(
     client: &Client,
     req: &ClientCredentialsRequest,
     now: i64,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     if client.is_public() {
         return Err(OAuthError::new(
@@ -53,6 +54,7 @@ pub fn exchange(
             ttl,
             now,
             user: None,
+            cnf_jkt: dpop_jkt,
         },
     )?;
     Ok(TokenResponse {

@@ -128,6 +128,7 @@ pub async fn exchange(
     client: &Client,
     req: &DeviceCodeRequest,
     now: i64,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = req
         .device_code
@@ -140,7 +141,7 @@ pub async fn exchange(
         )),
         DevicePoll::Refused(code) => Err(OAuthError::new(code, refusal(code))),
         DevicePoll::Approved(approval) => {
-            super::authorization_code::start_grant(state, client, &approval, now).await
+            super::authorization_code::start_grant(state, client, &approval, now, dpop_jkt).await
         }
     }
 }

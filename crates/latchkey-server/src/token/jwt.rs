@@ -23,6 +23,8 @@ pub struct AccessTokenInput<'a> {
     pub ttl: i64,
     pub now: i64,
     pub user: Option<UserContext<'a>>,
+    /// The DPoP key (RFC 9449 thumbprint) the token is bound to: its `cnf.jkt`.
+    pub cnf_jkt: Option<&'a str>,
 }
 
 /// The authentication behind a user's token.
@@ -57,6 +59,9 @@ pub fn access_token(keys: &KeySet, i: &AccessTokenInput<'_>) -> Result<String, K
         lab: i.user.and_then(|u| u.lab.map(str::to_owned)),
         roles: i.user.map(|u| u.roles.to_vec()).unwrap_or_default(),
         features: i.user.map(|u| u.features.to_vec()).unwrap_or_default(),
+        cnf: i.cnf_jkt.map(|jkt| latchkey_core::Confirmation {
+            jkt: jkt.to_owned(),
+        }),
     };
     Ok(jwt::encode(
         keys.signer(ACCESS_TOKEN_ALG)?,

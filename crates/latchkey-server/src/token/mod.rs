@@ -13,6 +13,7 @@ pub mod client_assertion;
 pub mod client_auth;
 pub mod client_credentials;
 pub mod device_code;
+pub mod dpop;
 pub mod introspection;
 pub mod jwt;
 pub mod refresh_token;
@@ -69,7 +70,8 @@ pub fn unsupported_grant_type(grant_type: &str) -> OAuthError {
 }
 
 /// Issues tokens for an authenticated client: checks the client may use the grant, then runs
-/// the grant's exchange. `origin` (`source`, `user_agent` of the request) goes into the audit
+/// the grant's exchange, binding the tokens to `dpop_jkt` when the request carried a DPoP
+/// proof (RFC 9449). `origin` (`source`, `user_agent` of the request) goes into the audit
 /// entry of a detected replay.
 pub async fn issue(
     state: &AppState,
@@ -77,6 +79,7 @@ pub async fn issue(
     request: &TokenRequest,
     now: i64,
     origin: &serde_json::Value,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type = request.grant_type();
     if !client.allows_grant(grant_type) {
@@ -85,16 +88,31 @@ pub async fn issue(
             format!("this client may not use the {grant_type} grant"),
         ));
     }
-    match request {
+    // RFC 9449 section 5.2: a client registered for DPoP-bound tokens gets no other kind.
+    if client.require_dpop && dpop_jkt.is_none() {
+        return Err(dpop::invalid_proof(
+            dpop::Endpoint::Token,
+            "this client must send a DPoP proof (its tokens are DPoP-bound)",
+        ));
+    }
+    let jkt = dpop_jkt;
+    let mut issued = match request {
         TokenRequest::AuthorizationCode(r) => {
-            authorization_code::exchange(state, client, r, now, origin).await
+            authorization_code::exchange(state, client, r, now, origin, jkt).await
         }
         TokenRequest::RefreshToken(r) => {
-            refresh_token::exchange(state, client, r, now, origin).await
+            refresh_token::exchange(state, client, r, now, origin, jkt).await
         }
-        TokenRequest::ClientCredentials(r) => client_credentials::exchange(state, client, r, now),
-        TokenRequest::DeviceCode(r) => device_code::exchange(state, client, r, now).await,
+        TokenRequest::ClientCredentials(r) => {
+            client_credentials::exchange(state, client, r, now, jkt)
+        }
+        TokenRequest::DeviceCode(r) => device_code::exchange(state, client, r, now, jkt).await,
+    }?;
+    if jkt.is_some() {
+        // RFC 9449 section 5: the token type of a DPoP-bound access token.
+        issued.token_type = "DPoP";
     }
+    Ok(issued)
 }
 
 /// The access-token lifetime for `client`: its own, or the server's default.

@@ -14,6 +14,7 @@ use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::grants::{Grant, RefreshUse};
+use latchkey_core::ErrorCode;
 
 /// The parameters of section 6. `refresh_token` is optional here so that a missing one is
 /// reported after the client's right to the grant is checked.
@@ -29,6 +30,7 @@ pub async fn exchange(
     req: &RefreshRequest,
     now: i64,
     origin: &serde_json::Value,
+    dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = req
         .refresh_token
@@ -59,7 +61,13 @@ pub async fn exchange(
     );
     let grant = match state
         .store
-        .rotate_refresh_token(TokenHash::of(presented), next.hash(), &client.id, &on_reuse)
+        .rotate_refresh_token(
+            TokenHash::of(presented),
+            next.hash(),
+            &client.id,
+            dpop_jkt,
+            &on_reuse,
+        )
         .await?
     {
         RefreshUse::Rotated(g, disabled) => {
@@ -76,6 +84,12 @@ pub async fn exchange(
             return Err(not_valid());
         }
         RefreshUse::Invalid => return Err(not_valid()),
+        RefreshUse::WrongKey => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "the refresh token is bound to a DPoP key: send a DPoP proof signed with it",
+            ));
+        }
     };
     // A client serves only its labs: a grant for another lab (the client's labs changed on
     // another node within its cache's lifetime) ends here.
@@ -134,6 +148,7 @@ pub async fn exchange(
                 roles: &roles,
                 features: &features,
             }),
+            cnf_jkt: dpop_jkt,
         },
     )?;
     Ok(TokenResponse {

@@ -2,9 +2,11 @@
 //! section 5.3, bearer tokens per RFC 6750): the token must verify, be unexpired, come from a
 //! live grant of an enabled user, and carry `openid`.
 
+use super::dpop;
 use super::jwt::verify_access_token;
 use crate::protocol::{OAuthError, scope};
 use crate::state::AppState;
+use latchkey_core::dpop::Proof;
 use latchkey_core::{AccessTokenClaims, ErrorCode};
 use serde::Serialize;
 
@@ -50,6 +52,24 @@ pub async fn check_access_token(
     Ok(claims)
 }
 
+/// [`check_access_token`] for a token presented to a resource, with the DPoP proof that came
+/// with it (RFC 9449 section 7): a bound token only with a proof by its key (recorded: one
+/// use), an unbound one only as a bearer token.
+pub async fn check_presented_token(
+    state: &AppState,
+    token: &str,
+    proof: Option<&Proof>,
+    now: i64,
+) -> Result<AccessTokenClaims, OAuthError> {
+    let claims = check_access_token(state, token, now).await?;
+    let bound = claims.cnf.as_ref().map(|c| c.jkt.as_str());
+    dpop::check_binding(bound, proof.map(|p| p.jkt.as_str()))?;
+    if let Some(p) = proof {
+        dpop::record(state, dpop::Endpoint::Resource, p).await?;
+    }
+    Ok(claims)
+}
+
 /// The claims UserInfo releases (section 5.3.2), by the token's scope.
 #[derive(Debug, Serialize)]
 pub struct UserInfo {
@@ -64,8 +84,13 @@ pub struct UserInfo {
     pub lab: Option<String>,
 }
 
-pub async fn userinfo(state: &AppState, token: &str, now: i64) -> Result<UserInfo, OAuthError> {
-    let claims = check_access_token(state, token, now).await?;
+pub async fn userinfo(
+    state: &AppState,
+    token: &str,
+    proof: Option<&Proof>,
+    now: i64,
+) -> Result<UserInfo, OAuthError> {
+    let claims = check_presented_token(state, token, proof, now).await?;
     if claims.gid.is_none() {
         return Err(invalid_token("the token does not represent a user"));
     }

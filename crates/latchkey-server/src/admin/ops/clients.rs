@@ -36,6 +36,9 @@ pub struct ClientView {
     /// Must push its authorization requests to `/par` (RFC 9126).
     #[serde(default)]
     pub require_par: bool,
+    /// Must prove possession of a DPoP key for every token (RFC 9449 section 5.2).
+    #[serde(default)]
+    pub require_dpop: bool,
     /// The labs whose members may sign in to it (ids), or `["*"]`: every lab.
     #[serde(default)]
     pub labs: Vec<String>,
@@ -86,6 +89,7 @@ impl From<crate::store::clients::Client> for ClientView {
             admin_of: c.admin_of.map(|a| a.as_stored().to_owned()),
             pkce_optional: c.pkce_optional,
             require_par: c.require_par,
+            require_dpop: c.require_dpop,
             labs: match &c.labs {
                 crate::store::clients::ClientLabs::All => vec!["*".to_owned()],
                 l => l
@@ -134,6 +138,10 @@ pub struct NewClientBody {
     /// false, or `par.required` for every client).
     #[serde(default)]
     pub require_par: bool,
+    /// Refuse token requests without a DPoP proof (RFC 9449 section 5.2,
+    /// `dpop_bound_access_tokens`): every token it gets is sender-constrained.
+    #[serde(default)]
+    pub require_dpop: bool,
     /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
     /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
     pub expires_in: Option<String>,
@@ -238,6 +246,7 @@ pub async fn create_client_with(
             admin_of: body.admin_of,
             pkce_optional: body.pkce_optional,
             require_par: body.require_par,
+            require_dpop: body.require_dpop,
             jwks: body.jwks.map(|j| j.to_string()),
             jwks_uri: body.jwks_uri,
             expires_at,

@@ -279,6 +279,7 @@ pub async fn action(
                 // The form's checkboxes, when it carries them (`flags`): unticked is false.
                 pkce_optional: get("pkce_flag").map(|_| get("pkce_optional").is_some()),
                 require_par: get("flags").map(|_| get("require_par").is_some()),
+                require_dpop: get("flags").map(|_| get("require_dpop").is_some()),
             };
             ops::update_client(&state, a, &client, body)
                 .await

@@ -155,7 +155,7 @@ pub async fn console(state: &AppState, req: &HttpRequest) -> Result<Console, Htt
     else {
         return Err(to_login(req, Ask::default()));
     };
-    let admin = admin::authenticate(state, &token)
+    let admin = admin::authenticate(state, &token, None)
         .await
         .map_err(|e| refusal(req, &e))?;
     req.extensions_mut().insert(Active {
@@ -490,7 +490,7 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
     let client = crate::store::clients::console_client(&state.issuer, state.config.admin.min_acr);
     let origin = crate::http::client_addr::requester(&state, &req).details();
     let tokens =
-        crate::token::authorization_code::exchange(&state, &client, &request, now, &origin)
+        crate::token::authorization_code::exchange(&state, &client, &request, now, &origin, None)
             .await
             .map_err(|e| {
                 PageError::bad_request(
@@ -506,7 +506,7 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
         .filter(|b| active(&state, &req, b, now))
         .map_or(Some(now - state.config.admin.idle_timeout_secs), |_| None);
     let since = ls.since.max(idle_since);
-    match admin::authenticate(&state, &tokens.access_token).await {
+    match admin::authenticate(&state, &tokens.access_token, None).await {
         Ok(a) => {
             if let (Some(since), Some(s)) = (since, &a.sign_in)
                 && s.auth_time < since

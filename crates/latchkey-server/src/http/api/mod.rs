@@ -135,11 +135,6 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let nul = nul_in_request(req);
-        let header = req
-            .headers()
-            .get("Authorization")
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned);
         let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError(AdminError::Internal("no state".into())))?;
@@ -149,15 +144,24 @@ impl FromRequest for Caller {
                     "text must not contain NUL characters",
                 )));
             }
-            let token = header
-                .as_deref()
-                .and_then(|h| latchkey_core::bearer::bearer_token(h))
-                .ok_or_else(|| {
-                    ApiError(AdminError::Unauthenticated(
-                        "send an access token: Authorization: Bearer …".into(),
-                    ))
-                })?;
-            let admin = admin::authenticate(&state, token).await?;
+            let presented = crate::http::dpop::Presented::from_request(&req).ok_or_else(|| {
+                ApiError(AdminError::Unauthenticated(
+                    "send an access token: Authorization: Bearer … (or DPoP … with a DPoP proof)"
+                        .into(),
+                ))
+            })?;
+            // RFC 9449 section 7: a DPoP-bound token comes with a proof for this request.
+            let proof =
+                crate::http::dpop::resource_proof(&state, &req, &presented, req.uri().path())
+                    .map_err(|e| ApiError(AdminError::Unauthenticated(e.public_description())))?;
+            let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+            let admin = admin::authenticate(&state, presented.token(), jkt).await?;
+            if let Some(p) = &proof {
+                // One use per proof, once the token is known to be bound to its key.
+                crate::token::dpop::record(&state, crate::token::dpop::Endpoint::Resource, p)
+                    .await
+                    .map_err(|e| ApiError(AdminError::Unauthenticated(e.public_description())))?;
+            }
             if admin.is_admin() {
                 actix_web::HttpMessage::extensions_mut(&req).insert(
                     crate::http::admin_refused::AdminCaller(admin.actor_id().to_owned()),

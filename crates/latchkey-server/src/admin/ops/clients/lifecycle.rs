@@ -90,10 +90,12 @@ pub struct ClientUpdateBody {
     /// Refuse (`true`) or accept again its authorization requests that were not pushed to
     /// `/par` (RFC 9126).
     pub require_par: Option<bool>,
+    /// Refuse (`true`) or accept again its token requests without a DPoP proof (RFC 9449).
+    pub require_dpop: Option<bool>,
 }
 
 /// Edits a client's registration (`PATCH /clients/{client}`, `latchkey client update`): name,
-/// redirect URIs, labs, features, keys, and whether PKCE is optional or PAR required.
+/// redirect URIs, labs, features, keys, and whether PKCE is optional, PAR or DPoP required.
 pub async fn update_client(
     state: &AppState,
     admin: &Admin,
@@ -112,11 +114,12 @@ pub async fn update_client(
         && body.jwks_uri.is_none()
         && body.pkce_optional.is_none()
         && body.require_par.is_none()
+        && body.require_dpop.is_none()
     {
         return Err(AdminError::invalid(
             "body",
             "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs, \
-             features, jwks, jwks_uri, pkce_optional or require_par",
+             features, jwks, jwks_uri, pkce_optional, require_par or require_dpop",
         ));
     }
     if body.pkce_optional == Some(true) && before.is_public() {
@@ -179,6 +182,7 @@ pub async fn update_client(
         keys,
         pkce_optional: body.pkce_optional,
         require_par: body.require_par,
+        require_dpop: body.require_dpop,
     };
     let keys_view = |k: Option<&crate::store::client_keys::ClientKeys>| {
         json!({
@@ -199,6 +203,7 @@ pub async fn update_client(
                 "keys": keys_view(before.keys.as_ref()),
                 "pkce_optional": before.pkce_optional,
                 "require_par": before.require_par,
+                "require_dpop": before.require_dpop,
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -212,6 +217,7 @@ pub async fn update_client(
                 "keys": keys_view(edit.keys.as_ref().or(before.keys.as_ref())),
                 "pkce_optional": edit.pkce_optional.unwrap_or(before.pkce_optional),
                 "require_par": edit.require_par.unwrap_or(before.require_par),
+                "require_dpop": edit.require_dpop.unwrap_or(before.require_dpop),
             },
         }),
     );

@@ -14,6 +14,10 @@ pub struct Header {
     pub typ: Option<String>,
     #[serde(default)]
     pub crit: Option<serde_json::Value>,
+    /// The signer's public key, carried in the header (RFC 7515 section 4.1.3): only DPoP
+    /// proofs use it (RFC 9449 section 4.2); tokens Latchkey issues never do.
+    #[serde(default)]
+    pub jwk: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A parsed but unverified compact JWS.

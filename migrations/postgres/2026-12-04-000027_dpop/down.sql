@@ -1,0 +1,3 @@
+ALTER TABLE clients DROP COLUMN require_dpop;
+ALTER TABLE grants DROP COLUMN dpop_jkt;
+DROP TABLE dpop_proofs;
