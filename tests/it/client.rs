@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[path = "../../crates/latchkey-client/examples/lab_service.rs"]
 #[allow(dead_code)]
-mod lab_service;
+pub(crate) mod lab_service;
 
 /// Counts fetches of the real JWKS endpoint.
 struct Counting {
@@ -379,7 +379,11 @@ async fn example_lab_service_enforces_features_and_rfc9470_step_up() {
     // rfc6750_3_1_missing_token_is_401_with_bare_challenge
     let r = test::call_service(&svc, call(Method::GET, "/orders", None)).await;
     assert_eq!(r.status(), 401);
-    assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
+    // RFC 9449 section 7.1: the DPoP scheme is offered beside Bearer.
+    assert_eq!(
+        r.headers().get("www-authenticate").unwrap(),
+        "Bearer, DPoP algs=\"RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA\""
+    );
     // rfc6750_3_1_invalid_token
     let r = test::call_service(&svc, call(Method::GET, "/orders", Some("x.y.z"))).await;
     assert_eq!(r.status(), 401);

@@ -1,5 +1,6 @@
-//! An example lab service protected by Latchkey: every route verifies the caller's bearer
-//! token offline with `latchkey-client`.
+//! An example lab service protected by Latchkey: every route verifies the caller's access
+//! token offline with `latchkey-client` (a bearer token, or a DPoP-bound token with its proof,
+//! RFC 9449).
 //!
 //! ```sh
 //! LATCHKEY_ISSUER=http://localhost:8080 LAB_SERVICE_AUDIENCE=<client_id> \

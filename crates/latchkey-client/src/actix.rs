@@ -1,10 +1,12 @@
-//! actix-web integration: [`Principal`] extracts the verified grants of a bearer token;
+//! actix-web integration: [`Principal`] extracts the verified grants of a bearer token, or of
+//! a DPoP-bound token with its proof (RFC 9449, [`crate::dpop`]);
 //! [`Require`] and [`RequireAcr`] refuse requests that lack a feature or a strong enough
 //! authentication. Errors follow RFC 6750 (401 with `WWW-Authenticate`, 403 for a missing
 //! grant) and RFC 9470 (401 `insufficient_user_authentication` with `acr_values`).
 //!
 //! Register the verifier as app data: `App::new().app_data(web::Data::new(verifier))`.
 
+use crate::dpop::Presented;
 use crate::error::{StepUpRequired, VerifyError};
 use crate::grants::Grants;
 use crate::verifier::Verifier;
@@ -23,6 +25,10 @@ pub enum AuthError {
     Missing,
     #[error("{0}")]
     Invalid(VerifyError),
+    /// Refused, for a request that used the DPoP scheme or sent a DPoP-bound token as a
+    /// bearer token: answered with a `DPoP` challenge (RFC 9449 section 7.1).
+    #[error("{0}")]
+    InvalidDpop(VerifyError),
     #[error("the token does not grant `{0}`")]
     Forbidden(String),
     #[error("{0}")]
@@ -55,7 +61,22 @@ impl ResponseError for AuthError {
 
     fn error_response(&self) -> HttpResponse {
         let (www, error) = match self {
-            AuthError::Missing => ("Bearer".to_owned(), None),
+            AuthError::Missing => (format!("Bearer, DPoP algs=\"{}\"", dpop_algs()), None),
+            AuthError::InvalidDpop(e) => {
+                let code = if e.is_dpop_proof() {
+                    "invalid_dpop_proof"
+                } else {
+                    "invalid_token"
+                };
+                (
+                    format!(
+                        "DPoP error=\"{code}\", error_description=\"{}\", algs=\"{}\"",
+                        quote(&e.to_string()),
+                        dpop_algs()
+                    ),
+                    Some(code),
+                )
+            }
             AuthError::Invalid(e) => (
                 format!(
                     "Bearer error=\"invalid_token\", error_description=\"{}\"",
@@ -90,21 +111,61 @@ impl ResponseError for AuthError {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let h = req.headers().get("authorization")?.to_str().ok()?;
-    latchkey_core::bearer_token(h).map(str::to_owned)
+fn dpop_algs() -> String {
+    latchkey_core::jose::JwsAlg::ALL
+        .map(latchkey_core::jose::JwsAlg::as_str)
+        .join(" ")
 }
 
+/// The request's URI as the client addressed it, for a DPoP proof's `htu`: the configured
+/// public origin, or the scheme this server listens with and the request's `Host`, and the
+/// path. `Forwarded` and `X-Forwarded-*` headers are not trusted (anyone can send them): behind
+/// a reverse proxy, set [`crate::DpopOptions::public_origin`].
+fn request_uri(req: &HttpRequest, verifier: &Verifier) -> String {
+    let origin = match &verifier.options().dpop.public_origin {
+        Some(o) => o.trim_end_matches('/').to_owned(),
+        None => {
+            let scheme = if req.app_config().secure() {
+                "https"
+            } else {
+                "http"
+            };
+            let host = req
+                .headers()
+                .get(actix_web::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_else(|| req.app_config().host());
+            format!("{scheme}://{host}")
+        }
+    };
+    format!("{origin}{}", req.uri().path())
+}
+
+/// Verifies the request's access token: a bearer token, or a DPoP-bound one with its proof
+/// (RFC 9449 section 7).
 async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {
     let verifier = req
         .app_data::<web::Data<Verifier>>()
         .ok_or(AuthError::NotConfigured)?
         .clone();
-    let token = bearer(&req).ok_or(AuthError::Missing)?;
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let proofs = req
+        .headers()
+        .get_all(latchkey_core::dpop::HEADER)
+        .filter_map(|v| v.to_str().ok());
+    let presented = Presented::from_headers(authorization, proofs).ok_or(AuthError::Missing)?;
+    let uri = request_uri(&req, &verifier);
     verifier
-        .verify_access_token(&token)
+        .verify_request(presented, req.method().as_str(), &uri)
         .await
-        .map_err(AuthError::Invalid)
+        .map_err(|e| match (presented, &e) {
+            (Presented::Dpop { .. }, _) | (_, VerifyError::DpopBound) => AuthError::InvalidDpop(e),
+            _ => AuthError::Invalid(e),
+        })
 }
 
 /// The grants of the request's verified bearer token.

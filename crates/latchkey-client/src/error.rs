@@ -27,6 +27,34 @@ pub enum VerifyError {
     NonceMismatch,
     #[error("the token is for a lab this service does not serve")]
     WrongLab,
+    /// A DPoP-bound token sent as a bearer token (RFC 9449 section 7.2).
+    #[error("the token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof")]
+    DpopBound,
+    /// A token sent with the DPoP scheme that is not bound to a key.
+    #[error("the token is not bound to a DPoP key: send it as Authorization: Bearer")]
+    NotDpopBound,
+    #[error("a DPoP token needs one DPoP proof header")]
+    DpopProofMissing,
+    #[error("{0}")]
+    DpopProof(latchkey_core::dpop::ProofError),
+    #[error("the DPoP proof is signed by another key than the token is bound to")]
+    DpopKeyMismatch,
+    #[error("the DPoP proof was used before (its jti is spent)")]
+    DpopReplayed,
+}
+
+impl VerifyError {
+    /// Whether the error concerns a DPoP proof (answered `invalid_dpop_proof`, RFC 9449
+    /// section 7.1) rather than the token (`invalid_token`).
+    pub fn is_dpop_proof(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::DpopProofMissing
+                | VerifyError::DpopProof(_)
+                | VerifyError::DpopKeyMismatch
+                | VerifyError::DpopReplayed
+        )
+    }
 }
 
 /// The user authenticated too weakly for this request: RFC 9470 section 3 says how to ask the

@@ -24,6 +24,9 @@ pub struct Grants {
     /// The grant the token belongs to (its `gid`): an issuer that can read its grants checks
     /// it is still live, as Latchkey's admin API does. `None` for client_credentials tokens.
     pub grant_id: Option<String>,
+    /// The DPoP key (RFC 7638 thumbprint) the token is bound to: it is good only with a proof
+    /// signed by that key ([`crate::Verifier::verify_request`] checks it).
+    pub dpop_jkt: Option<String>,
 }
 
 impl Grants {
@@ -47,6 +50,7 @@ impl Grants {
             auth_time: c.auth_time,
             session_id: c.sid,
             grant_id: c.gid,
+            dpop_jkt: c.cnf.map(|c| c.jkt),
         }
     }
 
@@ -156,6 +160,7 @@ mod tests {
 
     fn grants(acr: Option<Acr>) -> Grants {
         Grants {
+            dpop_jkt: None,
             subject: "u".into(),
             client_id: Some("c".into()),
             lab: Some("lab-42".into()),

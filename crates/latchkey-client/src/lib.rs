@@ -11,6 +11,8 @@
 //! - [`Grants`] turns claims into `allows("invoices:approve")`, with an optional
 //!   [`FeatureMap`] from roles or scopes to a service's own features.
 //! - [`Grants::require_acr`] yields an RFC 9470 step-up challenge.
+//! - [`Verifier::verify_request`] enforces DPoP-bound tokens (RFC 9449): the proof, its key,
+//!   and one use per proof ([`dpop`]).
 //! - With the `actix` feature, [`actix`] has an extractor and guards.
 //!
 //! No global state: every verifier owns its cache.
@@ -18,17 +20,18 @@
 #[cfg(feature = "actix")]
 pub mod actix;
 mod cache;
+pub mod dpop;
 mod error;
 mod grants;
-pub mod jws;
 mod keys;
 mod verifier;
 
 pub use cache::KeyStatus;
+pub use dpop::{DpopOptions, Presented};
 pub use error::{StepUpRequired, VerifyError};
 pub use grants::{FeatureMap, Grants};
 #[cfg(feature = "http")]
 pub use keys::HttpKeySource;
 pub use keys::{FetchError, FetchFuture, JwkSet, Jwks, KeySource, StaticKeys};
-pub use latchkey_core::{Acr, SigningAlg};
+pub use latchkey_core::{Acr, SigningAlg, jws};
 pub use verifier::{Claims, Labs, Verifier, VerifierOptions};

@@ -7,8 +7,8 @@
 use crate::cache::{KeyCache, KeyStatus};
 use crate::error::VerifyError;
 use crate::grants::{FeatureMap, Grants};
-use crate::jws;
 use crate::keys::{FetchError, JwkSet, KeySource, VerificationKey};
+use latchkey_core::jws;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,6 +35,8 @@ pub struct VerifierOptions {
     /// [`Labs::Unset`] refuses to start, so that no service accepts another lab's grants by
     /// omission.
     pub labs: Labs,
+    /// DPoP (RFC 9449): how old a proof may be, and this service's public origin for `htu`.
+    pub dpop: crate::dpop::DpopOptions,
 }
 
 /// Which labs' tokens a service accepts (the token's `lab` claim).
@@ -59,6 +61,7 @@ impl VerifierOptions {
             min_refetch_interval: Duration::from_secs(10),
             max_stale: Duration::from_secs(24 * 3600),
             labs: Labs::Unset,
+            dpop: crate::dpop::DpopOptions::default(),
         }
     }
 
@@ -146,6 +149,9 @@ pub struct Claims {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// The DPoP key an access token is bound to (RFC 9449 section 6.1).
+    #[serde(default)]
+    pub cnf: Option<latchkey_core::Confirmation>,
 }
 
 fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
@@ -173,6 +179,7 @@ pub struct Verifier {
     opts: Arc<VerifierOptions>,
     cache: Arc<KeyCache>,
     map: Arc<FeatureMap>,
+    pub(crate) replay: Arc<crate::dpop::ReplayCache>,
 }
 
 fn now_unix() -> i64 {
@@ -199,6 +206,7 @@ impl Verifier {
             opts: Arc::new(opts),
             cache,
             map: Arc::new(FeatureMap::default()),
+            replay: Arc::default(),
         })
     }
 
@@ -225,6 +233,7 @@ impl Verifier {
             opts: Arc::new(opts),
             cache,
             map: Arc::new(FeatureMap::default()),
+            replay: Arc::default(),
         })
     }
 
