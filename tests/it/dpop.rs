@@ -68,7 +68,7 @@ impl DpopKey {
 }
 
 /// POSTs a token request with HTTP Basic (when a secret is given) and an optional proof.
-async fn token_request(
+pub(crate) async fn token_request(
     app: &TestApp,
     client: (&str, Option<&str>),
     form: &[(&str, &str)],

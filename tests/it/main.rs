@@ -36,6 +36,7 @@ mod deploy;
 mod device_flow;
 mod documents;
 mod dpop;
+mod dpop_code;
 mod features;
 mod https;
 mod lab_admin_rules;

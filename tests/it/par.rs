@@ -10,7 +10,11 @@ use crate::common::*;
 use serde_json::Value;
 
 /// The default test request's parameters (`authorize_url`'s), as a client would push them.
-fn request(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn request(
+    app: &TestApp,
+    client_id: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
     let url = url::Url::parse(&authorize_url(app, client_id, extra)).unwrap();
     url.query_pairs()
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -47,7 +51,7 @@ async fn client(app: &TestApp, require_par: bool) -> (String, String) {
 }
 
 /// `/authorize` with only `client_id` and `request_uri` (and `extra`).
-fn par_authorize(
+pub(crate) fn par_authorize(
     app: &TestApp,
     client_id: &str,
     request_uri: &str,
@@ -64,7 +68,7 @@ fn par_authorize(
 }
 
 /// Signs in with the password from `authorize`; returns the client's callback URL.
-async fn sign_in(b: &Browser, authorize: &str) -> url::Url {
+pub(crate) async fn sign_in(b: &Browser, authorize: &str) -> url::Url {
     let (flow, csrf) = b.open_login(authorize).await;
     let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
     url::Url::parse(&location(&r)).expect("back at the client")

@@ -10,3 +10,5 @@ CREATE INDEX dpop_proofs_expiry ON dpop_proofs (expires_at);
 ALTER TABLE grants ADD COLUMN dpop_jkt TEXT;
 -- A client whose tokens must be DPoP-bound (section 5.2, dpop_bound_access_tokens).
 ALTER TABLE clients ADD COLUMN require_dpop BOOLEAN NOT NULL DEFAULT FALSE;
+-- The key an authorization code is bound to (section 10: dpop_jkt, or a proof at /par).
+ALTER TABLE authorization_codes ADD COLUMN dpop_jkt TEXT;

@@ -77,3 +77,37 @@ pub fn resource_proof(
     )
     .map(Some)
 }
+
+/// The verified and recorded proof of a request to one of Latchkey's endpoints that take a
+/// proof from the client itself (`/token`, `/par`; `path` under the issuer), or `None` without
+/// one. Refusals are the token endpoint's kind (400).
+pub async fn endpoint_proof(
+    state: &State,
+    req: &HttpRequest,
+    path: &str,
+    now: i64,
+) -> Result<Option<Proof>, OAuthError> {
+    let Some(proof) = header(req, Endpoint::Token)? else {
+        return Ok(None);
+    };
+    let uri = format!("{}{path}", state.issuer);
+    let request = Request {
+        method: req.method().as_str(),
+        uri: &uri,
+        access_token: None,
+    };
+    dpop::check(state, Endpoint::Token, proof, &request, now)
+        .await
+        .map(Some)
+}
+
+/// The `DPoP-Nonce` header for the client's next proof (section 8.2), when a proof came with
+/// the request and nonces are required.
+pub fn next_nonce(
+    state: &State,
+    proof: Option<&Proof>,
+    now: i64,
+) -> Option<(&'static str, String)> {
+    (proof.is_some() && state.config.dpop.require_nonce)
+        .then(|| (latchkey_core::dpop::NONCE_HEADER, dpop::nonce(state, now)))
+}

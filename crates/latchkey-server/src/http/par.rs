@@ -1,6 +1,7 @@
 //! The pushed authorization request endpoint (RFC 9126): parse, authenticate the client as
 //! the token endpoint does, push the request ([`crate::signin::pushed::push`]), answer
-//! `201 Created` with the `request_uri`. A pushed request is stored state like a login flow,
+//! `201 Created` with the `request_uri`. A DPoP proof sent with the push binds the code to its
+//! key (RFC 9449 section 10.1). A pushed request is stored state like a login flow,
 //! so it counts against the same per-address budget (`throttle.flows_per_source`): anyone can
 //! push for a public client.
 
@@ -37,8 +38,15 @@ pub async fn push(
                 "error_description": "too many authorization requests from this address lately; retry later",
             })));
     }
-    let pushed = crate::signin::pushed::push(&state, &client, decode_pairs(&body), now()).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Cache-Control", "no-store"))
-        .json(pushed))
+    // RFC 9449 section 10.1: a proof here binds the authorization code to its key.
+    let t = now();
+    let proof = super::dpop::endpoint_proof(&state, &req, "/par", t).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let pushed = crate::signin::pushed::push(&state, &client, decode_pairs(&body), jkt, t).await?;
+    let mut r = HttpResponse::Created();
+    r.insert_header(("Cache-Control", "no-store"));
+    if let Some(h) = super::dpop::next_nonce(&state, proof.as_ref(), t) {
+        r.insert_header(h);
+    }
+    Ok(r.json(pushed))
 }

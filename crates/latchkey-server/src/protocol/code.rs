@@ -15,6 +15,8 @@ pub struct IssuedCode<'a> {
     pub client_id: &'a str,
     pub redirect_uri: &'a str,
     pub code_challenge: Option<&'a str>,
+    /// The DPoP key the authorization request bound the code to (RFC 9449 section 10).
+    pub dpop_jkt: Option<&'a str>,
     pub expires_at: i64,
 }
 
@@ -24,6 +26,8 @@ pub struct Presented<'a> {
     pub client_id: &'a str,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
+    /// The key of the request's DPoP proof, when it has one.
+    pub dpop_jkt: Option<&'a str>,
 }
 
 /// Why a code is refused; each is `invalid_grant` (RFC 6749 section 5.2).
@@ -41,6 +45,9 @@ pub enum CodeRefusal {
     VerifierMissing,
     /// A verifier for a code issued without a challenge: a PKCE downgrade.
     UnexpectedVerifier,
+    /// The code is bound to a DPoP key and the request has no proof by it (RFC 9449
+    /// section 10).
+    DpopKeyMismatch,
 }
 
 impl From<CodeRefusal> for OAuthError {
@@ -62,6 +69,9 @@ impl From<CodeRefusal> for OAuthError {
             CodeRefusal::VerifierMissing => "code_verifier is missing",
             CodeRefusal::UnexpectedVerifier => {
                 "code_verifier sent, but the authorization request had no code_challenge"
+            }
+            CodeRefusal::DpopKeyMismatch => {
+                "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed by that key"
             }
         });
         match r {
@@ -87,8 +97,9 @@ pub fn check_fresh(code: &IssuedCode<'_>, now: i64) -> Result<(), CodeRefusal> {
 }
 
 /// Whether the request comes from the code's client, with the code's `redirect_uri` and the
-/// verifier of its `code_challenge` (RFC 6749 section 4.1.3, RFC 7636 section 4.6). Decided
-/// before the code is consumed or a replay is acted on.
+/// verifier of its `code_challenge` (RFC 6749 section 4.1.3, RFC 7636 section 4.6), and a
+/// proof by the DPoP key it is bound to (RFC 9449 section 10). Decided before the code is
+/// consumed or a replay is acted on.
 pub fn check_binding(code: &IssuedCode<'_>, p: &Presented<'_>) -> Result<(), CodeRefusal> {
     if code.client_id != p.client_id {
         return Err(CodeRefusal::OtherClient);
@@ -100,10 +111,14 @@ pub fn check_binding(code: &IssuedCode<'_>, p: &Presented<'_>) -> Result<(), Cod
     }
     match (code.code_challenge, p.code_verifier) {
         (Some(challenge), Some(verifier)) if !pkce::verify_s256(verifier, challenge) => {
-            Err(CodeRefusal::VerifierMismatch)
+            return Err(CodeRefusal::VerifierMismatch);
         }
-        (Some(_), None) => Err(CodeRefusal::VerifierMissing),
-        (None, Some(_)) => Err(CodeRefusal::UnexpectedVerifier),
+        (Some(_), None) => return Err(CodeRefusal::VerifierMissing),
+        (None, Some(_)) => return Err(CodeRefusal::UnexpectedVerifier),
+        _ => {}
+    }
+    match code.dpop_jkt {
+        Some(bound) if p.dpop_jkt != Some(bound) => Err(CodeRefusal::DpopKeyMismatch),
         _ => Ok(()),
     }
 }
@@ -120,6 +135,7 @@ mod tests {
             client_id: "app",
             redirect_uri: "https://app.example/cb",
             code_challenge: challenge,
+            dpop_jkt: None,
             expires_at: 1_000,
         }
     }
@@ -129,6 +145,7 @@ mod tests {
             client_id: "app",
             redirect_uri: redirect,
             code_verifier: verifier,
+            dpop_jkt: None,
         }
     }
 
@@ -206,6 +223,20 @@ mod tests {
             check(&code(None), &presented(CB, Some(VERIFIER)), 999),
             Err(CodeRefusal::UnexpectedVerifier)
         );
+    }
+
+    #[test]
+    fn rfc9449_10_a_code_bound_to_a_dpop_key_needs_a_proof_by_that_key() {
+        let mut c = code(Some(CHALLENGE));
+        c.dpop_jkt = Some("key-a");
+        let mut p = presented(CB, Some(VERIFIER));
+        assert_eq!(check_binding(&c, &p), Err(CodeRefusal::DpopKeyMismatch));
+        p.dpop_jkt = Some("key-b");
+        assert_eq!(check_binding(&c, &p), Err(CodeRefusal::DpopKeyMismatch));
+        p.dpop_jkt = Some("key-a");
+        assert_eq!(check_binding(&c, &p), Ok(()));
+        // An unbound code may be redeemed with a proof (the tokens are bound then).
+        assert_eq!(check_binding(&code(Some(CHALLENGE)), &p), Ok(()));
     }
 
     #[test]

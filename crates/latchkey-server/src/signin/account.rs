@@ -99,6 +99,7 @@ pub async fn sign_in_first(
         lab_hint: None,
         lab: None,
         device: None,
+        dpop_jkt: None,
     };
     let client = flow::client(state, flow::ACCOUNT_CLIENT_ID).await?;
     flow::proceed(

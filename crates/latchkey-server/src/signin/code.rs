@@ -35,6 +35,7 @@ pub async fn issue(
         amr: strength.amr.iter().map(|a| a.as_str().to_owned()).collect(),
         // Decided by `flow::decide_lab` for this flow (membership checked just before).
         lab_id: request.lab.clone(),
+        dpop_jkt: request.dpop_jkt.clone(),
         expires_at: now + state.config.tokens.authorization_code_ttl_secs,
     };
     state.store.insert_code(code.hash(), &row).await?;

@@ -127,6 +127,7 @@ pub async fn enter(
             id: pending.id,
             user_code: display(&code),
         }),
+        dpop_jkt: None,
     };
     let next = flow::proceed(
         state,
@@ -163,6 +164,7 @@ pub async fn approve(
         acr: strength.acr.as_str().to_owned(),
         amr: strength.amr.iter().map(|a| a.as_str().to_owned()).collect(),
         lab_id: request.lab.clone(),
+        dpop_jkt: None,
         expires_at: 0,
     };
     let event = Event::new(

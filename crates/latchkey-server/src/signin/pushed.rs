@@ -36,6 +36,7 @@ const KEPT: &[&str] = &[
     "claims",
     "request",
     "lab",
+    "dpop_jkt",
 ];
 
 /// A pushed request's answer (RFC 9126 section 2.2).
@@ -61,10 +62,13 @@ pub fn required(state: &AppState, client: &Client) -> bool {
 
 /// Validates and keeps the authorization request `pairs` that the authenticated `client`
 /// pushed. Refusals are the token endpoint's kind of error (RFC 9126 section 2.3).
+/// `proof_jkt` is the key of the push's verified DPoP proof: the code is bound to it (RFC 9449
+/// section 10.1), and a `dpop_jkt` pushed beside it must name the same key.
 pub async fn push(
     state: &AppState,
     client: &Client,
     pairs: Vec<(String, String)>,
+    proof_jkt: Option<&str>,
     now: i64,
 ) -> Result<Pushed, OAuthError> {
     if pairs.iter().any(|(k, _)| k == "request_uri") {
@@ -80,6 +84,18 @@ pub async fn push(
         .collect();
     if !pairs.iter().any(|(k, _)| k == "client_id") {
         pairs.push(("client_id".into(), client.id.clone()));
+    }
+    if let Some(jkt) = proof_jkt {
+        match pairs.iter().find(|(k, _)| k == "dpop_jkt") {
+            Some((_, named)) if named != jkt => {
+                return Err(crate::token::dpop::invalid_proof(
+                    crate::token::dpop::Endpoint::Token,
+                    "dpop_jkt names another key than the DPoP proof's (RFC 9449 section 10.1)",
+                ));
+            }
+            Some(_) => {}
+            None => pairs.push(("dpop_jkt".into(), jkt.to_owned())),
+        }
     }
     let mut raw = RawParams::from_pairs(pairs.clone());
     raw.pushed = true;

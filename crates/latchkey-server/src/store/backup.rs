@@ -133,7 +133,7 @@ macro_rules! for_each_table {
             consents: [user_id, client_id, scope, created_at];
             authorization_codes: [code_hash, grant_id, client_id, user_id, session_id,
                 redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, lab_id,
-                created_at, expires_at, consumed_at];
+                created_at, expires_at, consumed_at, dpop_jkt];
             grants: [id, client_id, user_id, session_id, scope, auth_time, acr, amr, lab_id,
                 created_at, expires_at, revoked_at, dpop_jkt];
             refresh_tokens: [token_hash, grant_id, created_at, consumed_at];

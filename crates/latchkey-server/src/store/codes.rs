@@ -26,6 +26,8 @@ pub struct AuthCode {
     pub acr: String,
     pub amr: Vec<String>,
     pub lab_id: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 section 10).
+    pub dpop_jkt: Option<String>,
     pub expires_at: i64,
 }
 
@@ -56,6 +58,7 @@ type Row = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<String>,
 );
 
 impl Store {
@@ -80,6 +83,7 @@ impl Store {
                         ac::acr.eq(&c.acr),
                         ac::amr.eq(to_json_text(&c.amr)),
                         ac::lab_id.eq(&c.lab_id),
+                        ac::dpop_jkt.eq(&c.dpop_jkt),
                         ac::created_at.eq(t),
                         ac::expires_at.eq(c.expires_at),
                     ))
@@ -124,6 +128,7 @@ impl Store {
                         ac::lab_id,
                         ac::expires_at,
                         ac::consumed_at,
+                        ac::dpop_jkt,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -204,5 +209,6 @@ fn from_row(r: Row) -> Result<AuthCode, StoreError> {
         amr: from_json_text(&r.10)?,
         lab_id: r.11,
         expires_at: r.12,
+        dpop_jkt: r.14,
     })
 }

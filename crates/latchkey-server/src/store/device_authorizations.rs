@@ -280,6 +280,7 @@ impl Store {
                             acr: a.4.ok_or_else(missing)?,
                             amr: from_json_text(&a.5.ok_or_else(missing)?)?,
                             lab_id: a.6,
+                            dpop_jkt: None,
                             expires_at,
                         })))
                     }

@@ -1,7 +1,7 @@
 //! `grant_type=authorization_code` (RFC 6749 section 4.1.3, RFC 7636 section 4.5, OIDC Core
 //! section 3.1.3): exchange a single-use code for tokens. The store consumes the code
 //! atomically, once [`crate::protocol::code::check_binding`] has accepted the request (its
-//! client, redirect URI and verifier); a replay by that same binding revokes what the first
+//! client, redirect URI, verifier and DPoP key); a replay by that same binding revokes what the first
 //! use issued, with its audit entry, in one transaction. Then expiry is checked, the grant is
 //! stored, and tokens are signed.
 
@@ -30,6 +30,7 @@ struct Bound {
     client_id: String,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl Bound {
@@ -38,6 +39,7 @@ impl Bound {
             client_id: &self.client_id,
             redirect_uri: self.redirect_uri.as_deref(),
             code_verifier: self.code_verifier.as_deref(),
+            dpop_jkt: self.dpop_jkt.as_deref(),
         }
     }
 }
@@ -47,6 +49,7 @@ fn issued(c: &AuthCode) -> IssuedCode<'_> {
         client_id: &c.client_id,
         redirect_uri: &c.redirect_uri,
         code_challenge: c.code_challenge.as_deref(),
+        dpop_jkt: c.dpop_jkt.as_deref(),
         expires_at: c.expires_at,
     }
 }
@@ -72,6 +75,7 @@ pub async fn exchange(
         client_id: client.id.clone(),
         redirect_uri: req.redirect_uri.clone(),
         code_verifier: req.code_verifier.clone(),
+        dpop_jkt: dpop_jkt.map(str::to_owned),
     };
     let binding = move |c: &AuthCode| code::check_binding(&issued(c), &presented_by.as_presented());
     let code = match state

@@ -9,7 +9,6 @@ use crate::store::now;
 use crate::token::authorization_code::CodeRequest;
 use crate::token::client_credentials::ClientCredentialsRequest;
 use crate::token::device_code::DeviceCodeRequest;
-use crate::token::dpop::{self, Endpoint};
 use crate::token::refresh_token::RefreshRequest;
 use crate::token::{self, TokenRequest, TokenResponse};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -81,29 +80,18 @@ pub async fn token(
     let origin = super::client_addr::requester(&state, &req).details();
     let t = now();
     // RFC 9449 section 5: a proof of possession binds the tokens to its key.
-    let proof = match super::dpop::header(&req, Endpoint::Token)? {
-        Some(p) => {
-            let uri = format!("{}/token", state.issuer);
-            let target = latchkey_core::dpop::Request {
-                method: req.method().as_str(),
-                uri: &uri,
-                access_token: None,
-            };
-            Some(dpop::check(&state, Endpoint::Token, p, &target, t).await?)
-        }
-        None => None,
-    };
+    let proof = super::dpop::endpoint_proof(&state, &req, "/token", t).await?;
     let jkt = proof.as_ref().map(|p| p.jkt.as_str());
     let issued = token::issue(&state, &client, &request, t, &origin, jkt).await?;
     state.metrics.token_issued(request.grant_type());
     let mut r = ok(&issued);
-    if proof.is_some() && state.config.dpop.require_nonce {
-        // The nonce for the client's next proof (section 8.2).
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&dpop::nonce(&state, t)) {
-            r.headers_mut().insert(
-                actix_web::http::header::HeaderName::from_static("dpop-nonce"),
-                v,
-            );
+    if let Some((name, value)) = super::dpop::next_nonce(&state, proof.as_ref(), t) {
+        use actix_web::http::header::{HeaderName, HeaderValue};
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value),
+        ) {
+            r.headers_mut().insert(n, v);
         }
     }
     Ok(r)

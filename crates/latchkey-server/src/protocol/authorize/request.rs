@@ -28,6 +28,8 @@ pub struct RawParams {
     pub request_uri: Option<String>,
     /// Latchkey's extension: the lab (id or name) the token should be for.
     pub lab: Option<String>,
+    /// The thumbprint of the DPoP key the code is to be bound to (RFC 9449 section 10).
+    pub dpop_jkt: Option<String>,
     /// Names of parameters that appeared more than once (RFC 6749 section 3.1 forbids it).
     #[serde(skip)]
     pub duplicates: Vec<String>,
@@ -60,6 +62,7 @@ impl RawParams {
                 "request" => &mut p.request,
                 "request_uri" => &mut p.request_uri,
                 "lab" => &mut p.lab,
+                "dpop_jkt" => &mut p.dpop_jkt,
                 // Unknown parameters are ignored (RFC 6749 section 3.1).
                 _ => continue,
             };
@@ -129,6 +132,10 @@ pub struct AuthRequest {
     /// flow ends by approving or denying it, and always asks the user to confirm.
     #[serde(default)]
     pub device: Option<DeviceRef>,
+    /// The DPoP key (RFC 7638 thumbprint) the code is bound to (RFC 9449 section 10): only a
+    /// token request with a proof by that key can redeem it.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
 }
 
 /// The device authorization a flow answers.
@@ -331,6 +338,16 @@ pub fn validate(
             Some(c.to_owned())
         }
     };
+    // A thumbprint is a base64url SHA-256 hash, the same form as a code challenge.
+    if p.dpop_jkt
+        .as_deref()
+        .is_some_and(|j| !pkce::valid_challenge(j))
+    {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "dpop_jkt must be a JWK SHA-256 thumbprint: 43 base64url characters (RFC 9449 section 10)".into(),
+        ));
+    }
     let mut prompt = Prompt::default();
     for v in p
         .prompt
@@ -411,5 +428,6 @@ pub fn validate(
         lab_hint: p.lab,
         lab: None,
         device: None,
+        dpop_jkt: p.dpop_jkt,
     })
 }
