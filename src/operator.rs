@@ -141,6 +141,7 @@ pub fn refused_as(
             }
         }
         AdminError::Internal(m) => anyhow::anyhow!("internal error: {m}"),
+        e @ AdminError::DpopRefused(_) => anyhow::anyhow!("{e}"),
         AdminError::InsufficientAuthentication { message: m, .. }
         | AdminError::Unauthenticated(m)
         | AdminError::Forbidden(m)

@@ -116,8 +116,8 @@ async fn cc_dpop(app: &TestApp, c: &(String, String), key: &DpopKey) -> Value {
     v
 }
 
-/// A user's DPoP-bound tokens from a browser login (`public`: a public client).
-async fn user_tokens_dpop(app: &TestApp, public: bool, key: &DpopKey) -> (String, Value) {
+/// A user's tokens from a browser login (`public`: a public client), bound to `key` if given.
+async fn user_tokens_dpop(app: &TestApp, public: bool, key: Option<&DpopKey>) -> (String, Value) {
     let c = app
         .client(move |c| {
             c.public = public;
@@ -128,7 +128,7 @@ async fn user_tokens_dpop(app: &TestApp, public: bool, key: &DpopKey) -> (String
         .login(&authorize_url(app, &c.client_id, &[]), EMAIL, PASSWORD)
         .await;
     let code = query_param(&back, "code").unwrap();
-    let proof = key.proof("POST", &app.url("/token"), None);
+    let proof = key.map(|k| k.proof("POST", &app.url("/token"), None));
     let (status, _, v) = token_request(
         app,
         (&c.client_id, c.client_secret.as_deref()),
@@ -138,7 +138,7 @@ async fn user_tokens_dpop(app: &TestApp, public: bool, key: &DpopKey) -> (String
             ("redirect_uri", CALLBACK),
             ("code_verifier", VERIFIER),
         ],
-        Some(proof),
+        proof,
     )
     .await;
     assert_eq!(status, 200, "{v}");
@@ -273,7 +273,7 @@ both!(
     rfc9449_7_a_bound_token_is_good_at_userinfo_only_with_a_proof_by_its_key,
     async |app: &TestApp| {
         let key = DpopKey::new();
-        let (_, v) = user_tokens_dpop(app, false, &key).await;
+        let (_, v) = user_tokens_dpop(app, false, Some(&key)).await;
         assert_eq!(v["token_type"], "DPoP");
         let at = v["access_token"].as_str().unwrap();
         let ui = app.url("/userinfo");
@@ -326,7 +326,7 @@ both!(
     rfc9449_5_a_public_clients_refresh_token_is_bound_to_its_key,
     async |app: &TestApp| {
         let key = DpopKey::new();
-        let (client_id, v) = user_tokens_dpop(app, true, &key).await;
+        let (client_id, v) = user_tokens_dpop(app, true, Some(&key)).await;
         let rt = v["refresh_token"].as_str().unwrap().to_owned();
         let form = [
             ("grant_type", "refresh_token"),
@@ -360,6 +360,66 @@ both!(
         let form = [("grant_type", "refresh_token"), ("refresh_token", next)];
         let (s, _, _) = token_request(app, (&client_id, None), &form, None).await;
         assert_eq!(s, 400);
+    }
+);
+
+both!(
+    rfc9449_5_a_public_client_starting_dpop_at_refresh_binds_its_refresh_token,
+    async |app: &TestApp| {
+        let (client_id, v) = user_tokens_dpop(app, true, None).await;
+        assert_eq!(v["token_type"], "Bearer");
+        let rt = v["refresh_token"].as_str().unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+        let key = DpopKey::new();
+        let token_url = app.url("/token");
+        let proof = key.proof("POST", &token_url, None);
+        let (s, _, r) = token_request(app, (&client_id, None), &form, Some(proof)).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(r["token_type"], "DPoP");
+        // From here the grant is bound: the next refresh token needs a proof by that key, and
+        // a refusal leaves it to its holder.
+        let next = r["refresh_token"].as_str().unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", next)];
+        let (s, _, e) = token_request(app, (&client_id, None), &form, None).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{e}"
+        );
+        let other = DpopKey::new().proof("POST", &token_url, None);
+        let (s, _, e) = token_request(app, (&client_id, None), &form, Some(other)).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{e}"
+        );
+        let proof = key.proof("POST", &token_url, None);
+        let (s, _, r) = token_request(app, (&client_id, None), &form, Some(proof)).await;
+        assert_eq!(s, 200, "{r}");
+        assert_eq!(
+            jwt_claims(r["access_token"].as_str().unwrap())["cnf"]["jkt"],
+            key.jkt()
+        );
+    }
+);
+
+both!(
+    rfc9449_5_a_confidential_clients_refresh_token_stays_unbound,
+    async |app: &TestApp| {
+        let c = app.client(|c| c.skip_consent = true).await;
+        let secret = c.client_secret.as_deref().unwrap();
+        let v = user_tokens(app, &c.client_id, secret, "openid offline_access").await;
+        let rt = v["refresh_token"].as_str().unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+        let key = DpopKey::new();
+        let proof = key.proof("POST", &app.url("/token"), None);
+        let (s, _, r) = token_request(app, (&c.client_id, Some(secret)), &form, Some(proof)).await;
+        assert_eq!((s, r["token_type"].as_str()), (200, Some("DPoP")), "{r}");
+        // Sender-constrained by its secret already: the next refresh needs no proof.
+        let next = r["refresh_token"].as_str().unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", next)];
+        let (s, _, r) = token_request(app, (&c.client_id, Some(secret)), &form, None).await;
+        assert_eq!((s, r["token_type"].as_str()), (200, Some("Bearer")), "{r}");
     }
 );
 
@@ -456,47 +516,122 @@ async fn user_tokens_nonce(
     token_request(app, (&c.client_id, secret), &form, Some(proof)).await
 }
 
+/// An admin automation client: its id and secret.
+async fn admin_client(app: &TestApp) -> (String, String) {
+    let c = app
+        .client(|c| {
+            c.grant_types = vec!["client_credentials".into()];
+            c.redirect_uris = vec![];
+            c.admin_of = Some("*".into());
+        })
+        .await;
+    (c.client_id, c.client_secret.unwrap())
+}
+
+/// Asks for an admin token bound to `key` (`nonce`: the server's, if it asks): the status,
+/// the `DPoP-Nonce` header and the body.
+async fn admin_token_dpop(
+    app: &TestApp,
+    c: &(String, String),
+    key: &DpopKey,
+    nonce: Option<&str>,
+) -> (u16, Option<String>, Value) {
+    let mut claims = json!({"htm": "POST", "htu": app.url("/token")});
+    if let Some(n) = nonce {
+        claims["nonce"] = n.into();
+    }
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "latchkey:admin"),
+    ];
+    let (s, h, v) = token_request(app, (&c.0, Some(&c.1)), &form, Some(key.sign(claims))).await;
+    let next = h.get("dpop-nonce").map(|n| n.to_str().unwrap().to_owned());
+    (s, next, v)
+}
+
+/// GETs an admin API URL: the status, the `WWW-Authenticate` challenge, the `DPoP-Nonce`
+/// header and the body.
+async fn admin_get(
+    url: &str,
+    authorization: &str,
+    proof: Option<String>,
+) -> (u16, String, Option<String>, Value) {
+    let mut r = reqwest::Client::new()
+        .get(url)
+        .header("Authorization", authorization);
+    if let Some(p) = proof {
+        r = r.header("DPoP", p);
+    }
+    let r = r.send().await.unwrap();
+    let h = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
+    let (www, nonce) = (h("www-authenticate").unwrap_or_default(), h("dpop-nonce"));
+    (
+        r.status().as_u16(),
+        www,
+        nonce,
+        r.json().await.unwrap_or(Value::Null),
+    )
+}
+
 both!(
     rfc9449_7_the_admin_api_takes_a_bound_admin_token_only_with_its_proof,
     async |app: &TestApp| {
-        let c = app
-            .client(|c| {
-                c.grant_types = vec!["client_credentials".into()];
-                c.redirect_uris = vec![];
-                c.admin_of = Some("*".into());
-            })
-            .await;
         let key = DpopKey::new();
-        let proof = key.proof("POST", &app.url("/token"), None);
-        let secret = c.client_secret.as_deref();
-        let (s, _, v) = token_request(
-            app,
-            (&c.client_id, secret),
-            &[
-                ("grant_type", "client_credentials"),
-                ("scope", "latchkey:admin"),
-            ],
-            Some(proof),
-        )
-        .await;
+        let (s, _, v) = admin_token_dpop(app, &admin_client(app).await, &key, None).await;
         assert_eq!(s, 200, "{v}");
         let at = v["access_token"].as_str().unwrap();
         let labs = app.url("/api/v1/labs");
-        let r = reqwest::Client::new()
-            .get(&labs)
-            .bearer_auth(at)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-        let r = reqwest::Client::new()
-            .get(&labs)
-            .header("Authorization", format!("DPoP {at}"))
-            .header("DPoP", key.proof("GET", &labs, Some(at)))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        // Refusals are the admin API's `unauthenticated`, with the DPoP challenge that says
+        // which rule failed (section 7.1).
+        let (s, www, _, body) = admin_get(&labs, &format!("Bearer {at}"), None).await;
+        assert_eq!((s, body["error"].as_str()), (401, Some("unauthenticated")));
+        assert!(
+            www.starts_with("DPoP realm=\"latchkey-admin\", error=\"invalid_token\""),
+            "{www}"
+        );
+        assert!(www.contains("algs=\"") && www.contains("ES256"), "{www}");
+        let dpop = format!("DPoP {at}");
+        let (s, www, _, _) = admin_get(&labs, &dpop, None).await;
+        assert_eq!(s, 401);
+        assert!(www.contains("error=\"invalid_dpop_proof\""), "{www}");
+        let other = DpopKey::new().proof("GET", &labs, Some(at));
+        let (s, www, _, _) = admin_get(&labs, &dpop, Some(other)).await;
+        assert_eq!(s, 401);
+        assert!(www.contains("error=\"invalid_dpop_proof\""), "{www}");
+        let good = key.proof("GET", &labs, Some(at));
+        let (s, _, _, body) = admin_get(&labs, &dpop, Some(good.clone())).await;
+        assert_eq!(s, 200, "{body}");
+        // Section 11.1: once.
+        let (s, www, _, _) = admin_get(&labs, &dpop, Some(good)).await;
+        assert_eq!(s, 401);
+        assert!(www.contains("error=\"invalid_dpop_proof\""), "{www}");
+    }
+);
+
+both_with!(
+    rfc9449_9_the_admin_api_asks_for_a_nonce_with_use_dpop_nonce,
+    |c| c.dpop.require_nonce = true,
+    async |app: &TestApp| {
+        let key = DpopKey::new();
+        let c = admin_client(app).await;
+        // The token endpoint hands out the first nonce.
+        let (s, first, _) = admin_token_dpop(app, &c, &key, None).await;
+        assert_eq!(s, 400);
+        let first = first.expect("DPoP-Nonce");
+        let (s, _, v) = admin_token_dpop(app, &c, &key, Some(&first)).await;
+        assert_eq!(s, 200, "{v}");
+        let at = v["access_token"].as_str().unwrap();
+        let labs = app.url("/api/v1/labs");
+        let dpop = format!("DPoP {at}");
+        let no_nonce = key.proof("GET", &labs, Some(at));
+        let (s, www, nonce, body) = admin_get(&labs, &dpop, Some(no_nonce)).await;
+        assert_eq!((s, body["error"].as_str()), (401, Some("unauthenticated")));
+        assert!(www.contains("error=\"use_dpop_nonce\""), "{www}");
+        let nonce = nonce.expect("a DPoP-Nonce header with use_dpop_nonce");
+        let ath = latchkey_core::dpop::access_token_hash(at);
+        let proof = key.sign(json!({"htm": "GET", "htu": labs, "ath": ath, "nonce": nonce}));
+        let (s, _, _, body) = admin_get(&labs, &dpop, Some(proof)).await;
+        assert_eq!(s, 200, "{body}");
     }
 );
 

@@ -21,6 +21,7 @@
 
 pub mod ops;
 
+use crate::protocol::OAuthError;
 use crate::state::AppState;
 use crate::store::StoreError;
 use latchkey_client::VerifyError;
@@ -125,6 +126,11 @@ pub enum AdminError {
     /// 401: no token, or one that does not verify.
     #[error("{0}")]
     Unauthenticated(String),
+    /// 401: a DPoP-bound token without a proof by its key, a proof that fails RFC 9449's
+    /// checks, or one without the server's nonce: answered with the `DPoP` challenge the error
+    /// carries (and its `DPoP-Nonce`), as the `unauthenticated` error.
+    #[error("{}", .0.public_description())]
+    DpopRefused(Box<OAuthError>),
     /// 401: a person's sign-in is weaker than `need`, or (`too_old`) older than `max_age`
     /// seconds: sign in again (RFC 9470 `insufficient_user_authentication`).
     #[error("{message}")]
@@ -157,7 +163,7 @@ impl AdminError {
     }
     pub fn code(&self) -> &'static str {
         match self {
-            AdminError::Unauthenticated(_) => "unauthenticated",
+            AdminError::Unauthenticated(_) | AdminError::DpopRefused(_) => "unauthenticated",
             AdminError::InsufficientAuthentication { .. } => "insufficient_user_authentication",
             AdminError::Forbidden(_) => "forbidden",
             AdminError::NotFound(_) => "not_found",
@@ -318,26 +324,8 @@ pub async fn authenticate(
         .verify_access_token(token)
         .await
         .map_err(|e: VerifyError| AdminError::Unauthenticated(format!("invalid token: {e}")))?;
-    match (grants.dpop_jkt.as_deref(), proof_jkt) {
-        (None, None) => {}
-        (Some(bound), Some(key)) if bound == key => {}
-        (Some(_), None) => {
-            return Err(AdminError::Unauthenticated(
-                "the token is bound to a DPoP key: send it as Authorization: DPoP with a DPoP proof"
-                    .into(),
-            ));
-        }
-        (Some(_), Some(_)) => {
-            return Err(AdminError::Unauthenticated(
-                "the DPoP proof is signed by another key than the token is bound to".into(),
-            ));
-        }
-        (None, Some(_)) => {
-            return Err(AdminError::Unauthenticated(
-                "the token is not bound to a DPoP key: send it as Authorization: Bearer".into(),
-            ));
-        }
-    }
+    crate::protocol::dpop::check_binding(grants.dpop_jkt.as_deref(), proof_jkt)
+        .map_err(|e| AdminError::DpopRefused(Box::new(e)))?;
     let client = ClientId::new(grants.client_id.clone().unwrap_or_default());
     if grants.subject == client.as_str() {
         // A client acting for itself: it must have asked for the admin scope.

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod code;
 pub mod detect;
 pub mod device_code;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod id_token;

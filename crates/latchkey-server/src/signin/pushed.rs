@@ -88,8 +88,8 @@ pub async fn push(
     if let Some(jkt) = proof_jkt {
         match pairs.iter().find(|(k, _)| k == "dpop_jkt") {
             Some((_, named)) if named != jkt => {
-                return Err(crate::token::dpop::invalid_proof(
-                    crate::token::dpop::Endpoint::Token,
+                return Err(crate::protocol::dpop::invalid_proof(
+                    crate::protocol::dpop::Endpoint::Token,
                     "dpop_jkt names another key than the DPoP proof's (RFC 9449 section 10.1)",
                 ));
             }

@@ -165,7 +165,10 @@ impl Store {
     /// Rotates a refresh token: consumes `old` and stores `new` in the same family, or, when
     /// `old` was already used, revokes the family and appends `on_reuse`. A token of another
     /// client than `client_id` is `Invalid`, used or not, and changes nothing. Also reports whether
-    /// the grant's user is disabled, so the hot path needs no second query.
+    /// the grant's user is disabled, so the hot path needs no second query. A grant bound to a
+    /// DPoP key rotates only with `dpop_jkt` naming it (`WrongKey` otherwise); with
+    /// `bind_unbound` (a public client), an unbound grant is bound to `dpop_jkt` when one
+    /// comes.
     ///
     /// This is the busiest write path, so on SQLite the whole transaction runs in one blocking
     /// call (one thread hand-off instead of one per statement); both backends expand the same
@@ -179,6 +182,7 @@ impl Store {
         new: TokenHash,
         client_id: &str,
         dpop_jkt: Option<&str>,
+        bind_unbound: bool,
         on_reuse: &Event,
     ) -> Result<RefreshUse, StoreError> {
         let db = self.db.clone();
@@ -193,7 +197,9 @@ impl Store {
                         let mut obj = pool.get().await?;
                         let c: &mut super::PgConn = &mut obj;
                         c.transaction::<_, StoreError, _>(async move |c| {
-                            rotate_async::rotate(c, &old, &new, &client_id, jkt.as_deref(), t).await
+                            let bind = jkt.as_deref().filter(|_| bind_unbound);
+                            rotate_async::rotate(c, &old, &new, &client_id, jkt.as_deref(), bind, t)
+                                .await
                         })
                         .await
                     }
@@ -213,6 +219,7 @@ impl Store {
                                             &new,
                                             &client_id,
                                             jkt.as_deref(),
+                                            jkt.as_deref().filter(|_| bind_unbound),
                                             t,
                                         )
                                     }))
@@ -335,7 +342,7 @@ enum Rotation {
 
 /// The refresh rotation, written once; `[.await]` or `[]` makes it async or sync.
 macro_rules! rotate_body {
-    ($c:ident, $old:ident, $new:ident, $client_id:ident, $jkt:ident, $t:ident, [$($aw:tt)*]) => {{
+    ($c:ident, $old:ident, $new:ident, $client_id:ident, $jkt:ident, $bind:ident, $t:ident, [$($aw:tt)*]) => {{
         use crate::store::schema::{grants, refresh_tokens as rt, users};
         use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
         let tok: Option<(String, Option<i64>)> = rt::table
@@ -365,6 +372,15 @@ macro_rules! rotate_body {
         }
         if let Some(bound) = grant.12.as_deref() && $jkt != Some(bound) {
             return Ok(Rotation::WrongKey);
+        }
+        // A public client that starts DPoP at a refresh binds the grant from here on (RFC 9449
+        // section 5): the new refresh token is good only with that key.
+        let mut grant = grant;
+        if grant.12.is_none() && let Some(key) = $bind {
+            diesel::update(grants::table.find(&grant_id).filter(grants::dpop_jkt.is_null()))
+                .set(grants::dpop_jkt.eq(key))
+                .execute($c) $($aw)* ?;
+            grant.12 = Some(key.to_owned());
         }
         // Only the request that flips consumed_at wins; a concurrent use of the same token
         // (PostgreSQL runs these transactions in parallel) counts as reuse.
@@ -396,9 +412,10 @@ mod rotate_async {
         new: &TokenHash,
         client_id: &String,
         jkt: Option<&str>,
+        bind: Option<&str>,
         t: i64,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, jkt, t, [.await])
+        rotate_body!(c, old, new, client_id, jkt, bind, t, [.await])
     }
 }
 
@@ -412,8 +429,9 @@ mod rotate_sync {
         new: &TokenHash,
         client_id: &String,
         jkt: Option<&str>,
+        bind: Option<&str>,
         t: i64,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, jkt, t, [])
+        rotate_body!(c, old, new, client_id, jkt, bind, t, [])
     }
 }

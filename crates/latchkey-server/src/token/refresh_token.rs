@@ -66,6 +66,9 @@ pub async fn exchange(
             next.hash(),
             &client.id,
             dpop_jkt,
+            // RFC 9449 section 5: a public client's refresh tokens are bound to its DPoP key
+            // (a confidential client's are sender-constrained by its credentials already).
+            client.is_public(),
             &on_reuse,
         )
         .await?

@@ -116,7 +116,7 @@ fn to_login(req: &HttpRequest, ask: Ask) -> HttpResponse {
 /// What a new sign-in must prove to clear this refusal, if it is one a sign-in clears.
 fn ask_for(e: &AdminError) -> Option<Ask> {
     match e {
-        AdminError::Unauthenticated(_) => Some(Ask::default()),
+        AdminError::Unauthenticated(_) | AdminError::DpopRefused(_) => Some(Ask::default()),
         AdminError::InsufficientAuthentication {
             need,
             max_age,
@@ -238,7 +238,9 @@ impl Console {
 /// An operation's refusal as a page.
 pub fn error_page(e: &AdminError) -> HttpResponse {
     let (status, title) = match e {
-        AdminError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "Please sign in"),
+        AdminError::Unauthenticated(_) | AdminError::DpopRefused(_) => {
+            (StatusCode::UNAUTHORIZED, "Please sign in")
+        }
         AdminError::InsufficientAuthentication { .. } => {
             (StatusCode::UNAUTHORIZED, "Please sign in again")
         }

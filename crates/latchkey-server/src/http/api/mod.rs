@@ -75,9 +75,9 @@ pub struct ErrorBody {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match &self.0 {
-            AdminError::Unauthenticated(_) | AdminError::InsufficientAuthentication { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            AdminError::Unauthenticated(_)
+            | AdminError::DpopRefused(_)
+            | AdminError::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
             AdminError::Forbidden(_) => StatusCode::FORBIDDEN,
             AdminError::NotFound(_) => StatusCode::NOT_FOUND,
             AdminError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -99,6 +99,21 @@ impl ResponseError for ApiError {
                     "WWW-Authenticate",
                     r#"Bearer realm="latchkey-admin", error="invalid_token""#,
                 ));
+            }
+            // RFC 9449 section 7.1: the DPoP challenge, and the nonce to use next (section 9).
+            AdminError::DpopRefused(e) => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        r#"DPoP realm="latchkey-admin", error="{}", error_description="{}", algs="{}""#,
+                        e.code,
+                        e.public_description(),
+                        crate::token::dpop::algs().join(" "),
+                    ),
+                ));
+                if let Some(n) = &e.dpop_nonce {
+                    r.insert_header((latchkey_core::dpop::NONCE_HEADER, &**n));
+                }
             }
             // RFC 9470 section 3: the level and the age a new sign-in must have.
             AdminError::InsufficientAuthentication { need, max_age, .. } => {
@@ -153,14 +168,14 @@ impl FromRequest for Caller {
             // RFC 9449 section 7: a DPoP-bound token comes with a proof for this request.
             let proof =
                 crate::http::dpop::resource_proof(&state, &req, &presented, req.uri().path())
-                    .map_err(|e| ApiError(AdminError::Unauthenticated(e.public_description())))?;
+                    .map_err(dpop_refusal)?;
             let jkt = proof.as_ref().map(|p| p.jkt.as_str());
             let admin = admin::authenticate(&state, presented.token(), jkt).await?;
             if let Some(p) = &proof {
                 // One use per proof, once the token is known to be bound to its key.
                 crate::token::dpop::record(&state, crate::token::dpop::Endpoint::Resource, p)
                     .await
-                    .map_err(|e| ApiError(AdminError::Unauthenticated(e.public_description())))?;
+                    .map_err(dpop_refusal)?;
             }
             if admin.is_admin() {
                 actix_web::HttpMessage::extensions_mut(&req).insert(
@@ -170,6 +185,14 @@ impl FromRequest for Caller {
             Ok(Caller(admin))
         })
     }
+}
+
+/// A DPoP refusal as the admin API's: the DPoP challenge, or a 500 if the database failed.
+fn dpop_refusal(e: crate::protocol::OAuthError) -> ApiError {
+    ApiError(match e.code {
+        latchkey_core::ErrorCode::ServerError => AdminError::Internal(e.public_description()),
+        _ => AdminError::DpopRefused(Box::new(e)),
+    })
 }
 
 /// A JSON request body. Unlike `web::Json`, a value of the wrong type is reported with the
