@@ -58,6 +58,13 @@ pub enum LifecycleCommand {
         /// accept them again.
         #[arg(long, value_name = "BOOL")]
         require_dpop: Option<bool>,
+        /// Where it receives logout tokens (OpenID Connect Back-Channel Logout): https (http
+        /// only on loopback), on the scheme, host and port of one of its redirect URIs.
+        #[arg(long, value_name = "URL")]
+        backchannel_logout_uri: Option<String>,
+        /// Stop back-channel logout to it.
+        #[arg(long, conflicts_with = "backchannel_logout_uri")]
+        no_backchannel_logout: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -130,6 +137,8 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             pkce_optional,
             require_par,
             require_dpop,
+            backchannel_logout_uri,
+            no_backchannel_logout,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -145,6 +154,11 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 pkce_optional,
                 require_par,
                 require_dpop,
+                backchannel_logout_uri: if no_backchannel_logout {
+                    Some(String::new())
+                } else {
+                    backchannel_logout_uri
+                },
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
@@ -156,9 +170,10 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 && body.pkce_optional.is_none()
                 && body.require_par.is_none()
                 && body.require_dpop.is_none()
+                && body.backchannel_logout_uri.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional, --require-par or --require-dpop"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional, --require-par, --require-dpop, --backchannel-logout-uri or --no-backchannel-logout"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)

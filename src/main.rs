@@ -314,6 +314,11 @@ enum ClientCommand {
         /// are always sender-constrained.
         #[arg(long)]
         require_dpop: bool,
+        /// Where the client receives a logout token when a session it got tokens from ends
+        /// (OpenID Connect Back-Channel Logout): https (http only on loopback), on the
+        /// scheme, host and port of one of its --redirect-uri.
+        #[arg(long, value_name = "URL")]
+        backchannel_logout_uri: Option<String>,
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
@@ -551,6 +556,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             pkce_optional,
             require_par,
             require_dpop,
+            backchannel_logout_uri,
             min_acr,
             admin_of,
             expires_in,
@@ -579,6 +585,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     pkce_optional,
                     require_par,
                     require_dpop,
+                    backchannel_logout_uri,
                     expires_in,
                     labs,
                     features,
@@ -613,6 +620,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(a) = &c.admin_of {
                 json["admin_of"] = a.as_str().into();
+            }
+            if let Some(u) = &c.backchannel_logout_uri {
+                json["backchannel_logout_uri"] = u.as_str().into();
             }
             if c.token_endpoint_auth_method == "private_key_jwt" {
                 text.push_str("\nauthenticates with private_key_jwt (no secret)");

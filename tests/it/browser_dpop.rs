@@ -30,6 +30,9 @@ async fn chromium_relying_party_uses_dpop_with_openid_client() {
     let server = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(data.clone())
+            .app_data(actix_web::web::Data::new(
+                lab_service::EndedSessions::default(),
+            ))
             .configure(lab_service::routes)
     })
     .workers(1)

@@ -360,6 +360,9 @@ async fn example_lab_service_enforces_features_and_rfc9470_step_up() {
     let svc = test::init_service(
         actix_web::App::new()
             .app_data(actix_web::web::Data::new(verifier))
+            .app_data(actix_web::web::Data::new(
+                lab_service::EndedSessions::default(),
+            ))
             .configure(lab_service::routes),
     )
     .await;

@@ -18,6 +18,7 @@ mod architecture;
 mod attestation;
 mod audit;
 mod audit_atomic;
+mod backchannel_logout;
 mod backup;
 mod browser;
 mod browser_dpop;

@@ -17,14 +17,55 @@
 //! - `POST /invoices/{id}/approve`: needs a two-factor login (`acr` ≥ `mfa`, else an RFC 9470
 //!   step-up challenge) and the feature `invoices:approve` (role `approver`).
 //! - `GET /health`: the key cache's state.
+//! - `POST /backchannel-logout`: Latchkey's logout token (OpenID Connect Back-Channel Logout;
+//!   register `http://<bind>/backchannel-logout` as the client's `backchannel_logout_uri`).
+//!   From then on, the routes above refuse access tokens from the ended session (their `sid`)
+//!   although they have not expired yet.
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use latchkey_client::actix::{Mfa, Principal, Require, RequireAcr};
-use latchkey_client::{FeatureMap, Verifier, VerifierOptions, feature};
+use latchkey_client::actix::{BackchannelLogout, Mfa, Principal, Require, RequireAcr};
+use latchkey_client::{FeatureMap, Grants, Verifier, VerifierOptions, feature};
+use std::collections::HashSet;
+use std::sync::Mutex;
 
 feature!(ReadOrders = "orders:read");
 
-async fn whoami(p: Principal) -> HttpResponse {
+/// The Latchkey sessions that ended (`sid`s from logout tokens). A real service would keep
+/// them in its own store for as long as its access tokens live, and end its own sessions.
+#[derive(Default)]
+pub struct EndedSessions(Mutex<HashSet<String>>);
+
+impl EndedSessions {
+    /// A refusal for a token whose session ended, as if the token had expired.
+    fn refuse(&self, g: &Grants) -> Option<HttpResponse> {
+        let sid = g.session_id.as_ref()?;
+        let ended = self.0.lock().map(|s| s.contains(sid)).unwrap_or(true);
+        ended.then(|| {
+            HttpResponse::Unauthorized()
+                .insert_header((
+                    "WWW-Authenticate",
+                    r#"Bearer error="invalid_token", error_description="the session has ended""#,
+                ))
+                .finish()
+        })
+    }
+}
+
+/// The hook Latchkey calls when a session ends: remember its `sid` (section 2.8: 200, no
+/// cache).
+async fn backchannel_logout(t: BackchannelLogout, ended: web::Data<EndedSessions>) -> HttpResponse {
+    if let (Some(sid), Ok(mut set)) = (t.0.sid, ended.0.lock()) {
+        set.insert(sid);
+    }
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+async fn whoami(p: Principal, ended: web::Data<EndedSessions>) -> HttpResponse {
+    if let Some(refused) = ended.refuse(&p.0) {
+        return refused;
+    }
     let g = p.0;
     HttpResponse::Ok().json(serde_json::json!({
         "sub": g.subject,
@@ -37,11 +78,21 @@ async fn whoami(p: Principal) -> HttpResponse {
     }))
 }
 
-async fn orders(p: Require<ReadOrders>) -> HttpResponse {
+async fn orders(p: Require<ReadOrders>, ended: web::Data<EndedSessions>) -> HttpResponse {
+    if let Some(refused) = ended.refuse(&p.0) {
+        return refused;
+    }
     HttpResponse::Ok().json(serde_json::json!({ "lab": p.0.lab, "orders": ["PO-1001", "PO-1002"] }))
 }
 
-async fn approve(p: RequireAcr<Mfa>, id: web::Path<String>) -> HttpResponse {
+async fn approve(
+    p: RequireAcr<Mfa>,
+    id: web::Path<String>,
+    ended: web::Data<EndedSessions>,
+) -> HttpResponse {
+    if let Some(refused) = ended.refuse(&p.0) {
+        return refused;
+    }
     if !p.0.allows("invoices:approve") {
         let refusal = latchkey_client::actix::AuthError::Forbidden("invoices:approve".into());
         return actix_web::ResponseError::error_response(&refusal);
@@ -66,9 +117,11 @@ pub fn feature_map() -> FeatureMap {
         .role("approver", ["invoices:approve"])
 }
 
-/// The routes, with a `web::Data<Verifier>` registered by the caller.
+/// The routes, with a `web::Data<Verifier>` and a `web::Data<EndedSessions>` registered by
+/// the caller.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/whoami", web::get().to(whoami))
+        .route("/backchannel-logout", web::post().to(backchannel_logout))
         .route("/orders", web::get().to(orders))
         .route("/invoices/{id}/approve", web::post().to(approve))
         .route("/health", web::get().to(health));
@@ -102,10 +155,16 @@ async fn main() -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
         .with_feature_map(feature_map());
     let data = web::Data::new(verifier);
+    let ended = web::Data::new(EndedSessions::default());
     eprintln!("lab service listening on http://{bind}");
-    HttpServer::new(move || App::new().app_data(data.clone()).configure(routes))
-        .workers(1)
-        .bind(bind)?
-        .run()
-        .await
+    HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(ended.clone())
+            .configure(routes)
+    })
+    .workers(1)
+    .bind(bind)?
+    .run()
+    .await
 }

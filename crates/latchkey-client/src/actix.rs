@@ -3,12 +3,15 @@
 //! [`Require`] and [`RequireAcr`] refuse requests that lack a feature or a strong enough
 //! authentication. Errors follow RFC 6750 (401 with `WWW-Authenticate`, 403 for a missing
 //! grant) and RFC 9470 (401 `insufficient_user_authentication` with `acr_values`).
+//! [`BackchannelLogout`] receives a logout token at the service's `backchannel_logout_uri`
+//! (OpenID Connect Back-Channel Logout 1.0), refusing with 400 `invalid_request` (section 2.8).
 //!
 //! Register the verifier as app data: `App::new().app_data(web::Data::new(verifier))`.
 
 use crate::dpop::Presented;
 use crate::error::{StepUpRequired, VerifyError};
 use crate::grants::Grants;
+use crate::logout::LogoutToken;
 use crate::verifier::Verifier;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
@@ -253,6 +256,157 @@ impl<L: Level + 'static> FromRequest for RequireAcr<L> {
     }
 }
 
+/// The largest back-channel logout request body read: a logout token is at most 16 KiB
+/// ([`crate::jws::MAX_LEN`]) too.
+const MAX_LOGOUT_BODY: usize = 16 * 1024;
+
+/// Why a back-channel logout request was refused. Answered 400 with
+/// `{"error":"invalid_request","error_description":"…"}` and `Cache-Control: no-store`
+/// (OpenID Connect Back-Channel Logout 1.0 section 2.8); the description is safe to show.
+#[derive(Debug, thiserror::Error)]
+pub enum BackchannelLogoutError {
+    #[error("the request must be application/x-www-form-urlencoded")]
+    ContentType,
+    #[error("the request body is larger than 16 KiB")]
+    TooLarge,
+    #[error("the request body could not be read")]
+    Unreadable,
+    #[error("the request body is not valid form data")]
+    BadForm,
+    #[error("the request must carry exactly one logout_token parameter")]
+    TokenCount,
+    #[error("{0}")]
+    Invalid(VerifyError),
+    /// No [`Verifier`] registered as app data: answered 500 `server_error`.
+    #[error("the service has no token verifier configured")]
+    NotConfigured,
+}
+
+impl ResponseError for BackchannelLogoutError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            BackchannelLogoutError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let error = match self {
+            BackchannelLogoutError::NotConfigured => "server_error",
+            _ => "invalid_request",
+        };
+        HttpResponse::build(self.status_code())
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({"error": error, "error_description": self.to_string()}))
+    }
+}
+
+/// A verified logout token POSTed to the service's `backchannel_logout_uri` (OpenID Connect
+/// Back-Channel Logout 1.0 section 2.5): the request must be
+/// `application/x-www-form-urlencoded` (at most 16 KiB) with exactly one `logout_token`, which
+/// [`Verifier::verify_logout_token`] checks with the `web::Data<Verifier>` registered as app
+/// data (and spends its `jti`). Anything else is refused before the handler runs, with
+/// [`BackchannelLogoutError`] (400 `invalid_request`).
+///
+/// The handler is the service's hook: it ends its own sessions for the token's `sid` (or, for
+/// a token with only `sub`, all of the user's sessions) and answers 200 (section 2.8).
+///
+/// ```no_run
+/// use actix_web::{App, HttpResponse, HttpServer, web};
+/// use latchkey_client::actix::BackchannelLogout;
+/// use latchkey_client::Verifier;
+/// use std::collections::HashMap;
+/// use std::sync::Mutex;
+///
+/// /// The service's sessions: its session id -> (Latchkey's `sid`, the user's `sub`).
+/// struct Sessions(Mutex<HashMap<String, (String, String)>>);
+///
+/// async fn backchannel_logout(
+///     logout: BackchannelLogout,
+///     sessions: web::Data<Sessions>,
+/// ) -> HttpResponse {
+///     let t = logout.0;
+///     if let Ok(mut s) = sessions.0.lock() {
+///         s.retain(|_, (sid, sub)| match (&t.sid, &t.sub) {
+///             (Some(ended), _) => sid != ended,
+///             (None, Some(user)) => sub != user,
+///             (None, None) => true,
+///         });
+///     }
+///     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).finish()
+/// }
+///
+/// # async fn run(verifier: Verifier) -> std::io::Result<()> {
+/// // `Verifier::discover(VerifierOptions::new(issuer, client_id).lab(..))`, as for `Principal`.
+/// let verifier = web::Data::new(verifier);
+/// let sessions = web::Data::new(Sessions(Mutex::new(HashMap::new())));
+/// HttpServer::new(move || {
+///     App::new()
+///         .app_data(verifier.clone())
+///         .app_data(sessions.clone())
+///         .route("/backchannel-logout", web::post().to(backchannel_logout))
+/// })
+/// .bind("0.0.0.0:8090")?
+/// .run()
+/// .await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct BackchannelLogout(pub LogoutToken);
+
+impl FromRequest for BackchannelLogout {
+    type Error = BackchannelLogoutError;
+    type Future = Pin<Box<dyn Future<Output = Result<BackchannelLogout, BackchannelLogoutError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        let req = req.clone();
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let form = req
+            .content_type()
+            .eq_ignore_ascii_case("application/x-www-form-urlencoded");
+        let body = web::Payload::from_request(&req, payload);
+        Box::pin(async move {
+            let verifier = verifier.ok_or(BackchannelLogoutError::NotConfigured)?;
+            if !form {
+                return Err(BackchannelLogoutError::ContentType);
+            }
+            let body = body
+                .await
+                .map_err(|_| BackchannelLogoutError::Unreadable)?
+                .to_bytes_limited(MAX_LOGOUT_BODY)
+                .await
+                .map_err(|_| BackchannelLogoutError::TooLarge)?
+                .map_err(|_| BackchannelLogoutError::Unreadable)?;
+            let token = logout_token_parameter(&body)?;
+            verifier
+                .verify_logout_token(&token)
+                .await
+                .map(BackchannelLogout)
+                .map_err(BackchannelLogoutError::Invalid)
+        })
+    }
+}
+
+/// The one `logout_token` of a form body (other parameters are ignored).
+fn logout_token_parameter(body: &[u8]) -> Result<String, BackchannelLogoutError> {
+    let body = std::str::from_utf8(body).map_err(|_| BackchannelLogoutError::BadForm)?;
+    // A form body is encoded as a query string is (both application/x-www-form-urlencoded);
+    // `Query` decodes it without the app's `FormConfig`, whose limit and error handler are
+    // the application's, not this endpoint's.
+    let pairs = web::Query::<Vec<(String, String)>>::from_query(body)
+        .map_err(|_| BackchannelLogoutError::BadForm)?
+        .into_inner();
+    let mut tokens = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "logout_token")
+        .map(|(_, v)| v);
+    match (tokens.next(), tokens.next()) {
+        (Some(t), None) => Ok(t),
+        _ => Err(BackchannelLogoutError::TokenCount),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +426,129 @@ mod tests {
             .unwrap();
         assert!(!www.contains('\r') && !www.contains('\n'), "{www}");
         assert_eq!(www.matches('"').count(), 4, "{www}");
+    }
+}
+
+#[cfg(test)]
+mod backchannel_logout_tests {
+    use super::*;
+    use crate::testkit::*;
+    use actix_web::{App, test};
+
+    async fn ended(logout: BackchannelLogout) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header(("Cache-Control", "no-store"))
+            .json(serde_json::json!({ "sid": logout.0.sid, "sub": logout.0.sub }))
+    }
+
+    fn form(body: impl Into<String>) -> test::TestRequest {
+        test::TestRequest::post()
+            .uri("/backchannel-logout")
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .set_payload(body.into())
+    }
+
+    #[actix_web::test]
+    async fn bclogout_2_5_a_verified_logout_token_reaches_the_handler() {
+        let issuer = TestIssuer::new("k1");
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(issuer.verifier()))
+                .route("/backchannel-logout", web::post().to(ended)),
+        )
+        .await;
+        let token = issuer.logout_token(|_| {});
+        let r = test::call_service(&app, form(format!("logout_token={token}")).to_request()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body: serde_json::Value = test::read_body_json(r).await;
+        assert_eq!(body["sid"], "Pp-NIAuREXSwdFcKtVOZJw");
+        assert_eq!(body["sub"], "01a22021-5bda-76b2-90d0-f73b9021c713");
+        // A charset parameter and other form parameters do not matter.
+        let token = issuer.logout_token(|_| {});
+        let r = test::call_service(
+            &app,
+            test::TestRequest::post()
+                .uri("/backchannel-logout")
+                .insert_header((
+                    "Content-Type",
+                    "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+                ))
+                .set_payload(format!("state=x&logout_token={token}"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    #[actix_web::test]
+    async fn bclogout_2_8_a_refused_logout_request_is_400_invalid_request() {
+        let issuer = TestIssuer::new("k1");
+        let app = test::init_service(
+            App::new()
+                .app_data(web::Data::new(issuer.verifier()))
+                .route("/backchannel-logout", web::post().to(ended)),
+        )
+        .await;
+        let token = issuer.logout_token(|_| {});
+        let nonce = issuer.logout_token(|c| c["nonce"] = serde_json::json!("n"));
+        let cases = [
+            (
+                test::TestRequest::post()
+                    .uri("/backchannel-logout")
+                    .insert_header(("Content-Type", "application/json"))
+                    .set_payload(format!(r#"{{"logout_token":"{token}"}}"#)),
+                "the request must be application/x-www-form-urlencoded",
+            ),
+            (
+                form("state=x"),
+                "the request must carry exactly one logout_token parameter",
+            ),
+            (
+                form(format!("logout_token={token}&logout_token={token}")),
+                "the request must carry exactly one logout_token parameter",
+            ),
+            (
+                form(format!("logout_token={}", "a".repeat(MAX_LOGOUT_BODY))),
+                "the request body is larger than 16 KiB",
+            ),
+            (
+                form(format!("logout_token={nonce}")),
+                "the token is not a logout token: it carries a nonce",
+            ),
+        ];
+        for (req, description) in cases {
+            let r = test::call_service(&app, req.to_request()).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{description}");
+            assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
+            let body: serde_json::Value = test::read_body_json(r).await;
+            assert_eq!(
+                body,
+                serde_json::json!({"error": "invalid_request", "error_description": description})
+            );
+        }
+        // The refusals above spent nothing: the token still works once, and only once.
+        let first = test::call_service(&app, form(format!("logout_token={token}")).to_request());
+        assert_eq!(first.await.status(), StatusCode::OK);
+        let again = test::call_service(&app, form(format!("logout_token={token}")).to_request());
+        let r = again.await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body: serde_json::Value = test::read_body_json(r).await;
+        assert_eq!(
+            body["error_description"],
+            "the token was used before (its jti is spent)"
+        );
+    }
+
+    #[actix_web::test]
+    async fn bclogout_without_a_verifier_is_a_server_error() {
+        let issuer = TestIssuer::new("k1");
+        let app =
+            test::init_service(App::new().route("/backchannel-logout", web::post().to(ended)))
+                .await;
+        let token = issuer.logout_token(|_| {});
+        let r = test::call_service(&app, form(format!("logout_token={token}")).to_request()).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value = test::read_body_json(r).await;
+        assert_eq!(body["error"], "server_error");
     }
 }

@@ -23,12 +23,11 @@
 
 use crate::error::VerifyError;
 use crate::grants::Grants;
+use crate::replay::{Seen, fingerprint};
 use crate::verifier::Verifier;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-/// DPoP settings of a [`Verifier`](crate::Verifier).
+/// DPoP settings of a [`Verifier`].
 #[derive(Debug, Clone)]
 pub struct DpopOptions {
     /// How old a proof's `iat` may be.
@@ -87,32 +86,6 @@ impl<'a> Presented<'a> {
     }
 }
 
-/// The `jti`s of proofs seen, with when each stops being acceptable.
-#[derive(Default)]
-pub(crate) struct ReplayCache {
-    seen: Mutex<HashMap<[u8; 32], i64>>,
-}
-
-impl ReplayCache {
-    /// `Ok(true)`: first use; `Ok(false)`: a replay; `Err`: the cache is full.
-    fn insert(&self, key: [u8; 32], until: i64, now: i64, cap: usize) -> Result<bool, ()> {
-        let mut seen = self.seen.lock().map_err(|_| ())?;
-        if let Some(t) = seen.get(&key)
-            && *t >= now
-        {
-            return Ok(false);
-        }
-        if seen.len() >= cap {
-            seen.retain(|_, t| *t >= now);
-            if seen.len() >= cap {
-                return Err(());
-            }
-        }
-        seen.insert(key, until);
-        Ok(true)
-    }
-}
-
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -162,17 +135,15 @@ impl Verifier {
         if p.jkt != bound {
             return Err(VerifyError::DpopKeyMismatch);
         }
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(p.jkt.as_bytes());
-        ctx.update(b"\0");
-        ctx.update(p.jti.as_bytes());
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
+        let key = fingerprint(&[p.jkt.as_bytes(), p.jti.as_bytes()]);
         let until = p.iat + window.max_age;
-        match self.replay.insert(key, until, now, opts.replay_capacity) {
-            Ok(true) => Ok(grants),
-            Ok(false) => Err(VerifyError::DpopReplayed),
-            Err(()) => Err(VerifyError::DpopProof(
+        match self
+            .dpop_replay
+            .insert(key, until, now, opts.replay_capacity)
+        {
+            Seen::First => Ok(grants),
+            Seen::Replayed => Err(VerifyError::DpopReplayed),
+            Seen::Full => Err(VerifyError::DpopProof(
                 latchkey_core::dpop::ProofError::Malformed(
                     "too many DPoP proofs at once; try again shortly".into(),
                 ),
@@ -184,24 +155,6 @@ impl Verifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc9449_11_1_a_proof_is_accepted_once_while_it_is_acceptable() {
-        let c = ReplayCache::default();
-        assert_eq!(c.insert([1; 32], 100, 50, 10), Ok(true));
-        assert_eq!(c.insert([1; 32], 100, 60, 10), Ok(false));
-        // Past its window the proof is stale anyway; the entry no longer refuses.
-        assert_eq!(c.insert([1; 32], 200, 101, 10), Ok(true));
-    }
-
-    #[test]
-    fn a_full_replay_cache_fails_closed_until_entries_age_out() {
-        let c = ReplayCache::default();
-        assert_eq!(c.insert([1; 32], 100, 50, 2), Ok(true));
-        assert_eq!(c.insert([2; 32], 100, 50, 2), Ok(true));
-        assert_eq!(c.insert([3; 32], 100, 50, 2), Err(()));
-        assert_eq!(c.insert([3; 32], 200, 101, 2), Ok(true));
-    }
 
     #[test]
     fn rfc9449_7_1_presented_reads_the_scheme_and_one_proof() {

@@ -41,6 +41,18 @@ pub enum VerifyError {
     DpopKeyMismatch,
     #[error("the DPoP proof was used before (its jti is spent)")]
     DpopReplayed,
+    /// The token is signed, typed and addressed correctly but is not an OpenID Connect
+    /// Back-Channel Logout token (section 2.6): no back-channel logout event, a `nonce`, or
+    /// neither `sub` nor `sid`.
+    #[error("the token is not a logout token: {0}")]
+    NotALogoutToken(String),
+    /// A single-use token (a logout token's `jti`) presented again while it is valid.
+    #[error("the token was used before (its jti is spent)")]
+    Replayed,
+    /// Too many single-use tokens are remembered at once: new ones are refused until old
+    /// ones expire (fail closed).
+    #[error("too many tokens at once; try again shortly")]
+    ReplayCacheFull,
 }
 
 impl VerifyError {

@@ -13,7 +13,12 @@
 //! - [`Grants::require_acr`] yields an RFC 9470 step-up challenge.
 //! - [`Verifier::verify_request`] enforces DPoP-bound tokens (RFC 9449): the proof, its key,
 //!   and one use per proof ([`dpop`]).
-//! - With the `actix` feature, [`actix`] has an extractor and guards.
+//! - [`Verifier::verify_logout_token`] checks OpenID Connect Back-Channel Logout 1.0 logout
+//!   tokens (section 2.6): signature, `typ: logout+jwt`, `iss`, `aud`, `iat`/`exp`, the logout
+//!   event, no `nonce`, `sub` or `sid`, and one use per `jti`; it returns a [`LogoutToken`]
+//!   naming the session to end.
+//! - With the `actix` feature, [`actix`] has an extractor and guards, and the
+//!   `BackchannelLogout` extractor for a service's `backchannel_logout_uri`.
 //!
 //! No global state: every verifier owns its cache.
 
@@ -24,6 +29,10 @@ pub mod dpop;
 mod error;
 mod grants;
 mod keys;
+mod logout;
+mod replay;
+#[cfg(test)]
+mod testkit;
 mod verifier;
 
 pub use cache::KeyStatus;
@@ -34,4 +43,5 @@ pub use grants::{FeatureMap, Grants};
 pub use keys::HttpKeySource;
 pub use keys::{FetchError, FetchFuture, JwkSet, Jwks, KeySource, StaticKeys};
 pub use latchkey_core::{Acr, SigningAlg, jws};
+pub use logout::LogoutToken;
 pub use verifier::{Claims, Labs, Verifier, VerifierOptions};

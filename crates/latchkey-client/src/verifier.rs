@@ -3,11 +3,13 @@
 //! (so `none`, HMAC with a public key, or RS/ES confusion cannot work); the signature, with
 //! ring; `typ` (`at+jwt` for access tokens per RFC 9068, never for ID tokens); `iss`; `aud`;
 //! `exp`, `nbf` and `iat` within the leeway; `lab` is one of the labs the service serves.
+//! Logout tokens share the first four steps and have their own claim checks (`logout.rs`).
 
 use crate::cache::{KeyCache, KeyStatus};
 use crate::error::VerifyError;
 use crate::grants::{FeatureMap, Grants};
 use crate::keys::{FetchError, JwkSet, KeySource, VerificationKey};
+use crate::replay::ReplayCache;
 use latchkey_core::jws;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeSet;
@@ -37,6 +39,10 @@ pub struct VerifierOptions {
     pub labs: Labs,
     /// DPoP (RFC 9449): how old a proof may be, and this service's public origin for `htu`.
     pub dpop: crate::dpop::DpopOptions,
+    /// Back-channel logout: at most this many logout tokens' `jti`s remembered at once (each
+    /// until its token expires); past it, new logout tokens are refused until old ones age
+    /// out (fail closed).
+    pub logout_replay_capacity: usize,
 }
 
 /// Which labs' tokens a service accepts (the token's `lab` claim).
@@ -62,6 +68,7 @@ impl VerifierOptions {
             max_stale: Duration::from_secs(24 * 3600),
             labs: Labs::Unset,
             dpop: crate::dpop::DpopOptions::default(),
+            logout_replay_capacity: 10_000,
         }
     }
 
@@ -154,7 +161,7 @@ pub struct Claims {
     pub cnf: Option<latchkey_core::Confirmation>,
 }
 
-fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub(crate) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum OneOrMany {
@@ -179,10 +186,11 @@ pub struct Verifier {
     opts: Arc<VerifierOptions>,
     cache: Arc<KeyCache>,
     map: Arc<FeatureMap>,
-    pub(crate) replay: Arc<crate::dpop::ReplayCache>,
+    pub(crate) dpop_replay: Arc<ReplayCache>,
+    pub(crate) logout_replay: Arc<ReplayCache>,
 }
 
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -206,7 +214,8 @@ impl Verifier {
             opts: Arc::new(opts),
             cache,
             map: Arc::new(FeatureMap::default()),
-            replay: Arc::default(),
+            dpop_replay: Arc::default(),
+            logout_replay: Arc::default(),
         })
     }
 
@@ -233,7 +242,8 @@ impl Verifier {
             opts: Arc::new(opts),
             cache,
             map: Arc::new(FeatureMap::default()),
-            replay: Arc::default(),
+            dpop_replay: Arc::default(),
+            logout_replay: Arc::default(),
         })
     }
 
@@ -301,13 +311,18 @@ impl Verifier {
         nonce: Option<&str>,
     ) -> Result<Claims, VerifyError> {
         let parsed = jws::parse(token).map_err(|e| VerifyError::Malformed(e.0.into()))?;
-        let kid = parsed
-            .header
-            .kid
-            .as_deref()
-            .ok_or(VerifyError::UnknownKey)?;
-        let key = self.cache.get(kid).await.ok_or(VerifyError::UnknownKey)?;
+        let key = self.signing_key(&parsed).await?;
         self.check(&parsed, &key, kind, nonce, now_unix())
+    }
+
+    /// The key named by the token's `kid`, refetching the key set once (rate-limited) when
+    /// it is unknown.
+    pub(crate) async fn signing_key(
+        &self,
+        t: &jws::Compact<'_>,
+    ) -> Result<Arc<VerificationKey>, VerifyError> {
+        let kid = t.header.kid.as_deref().ok_or(VerifyError::UnknownKey)?;
+        self.cache.get(kid).await.ok_or(VerifyError::UnknownKey)
     }
 
     fn check(
@@ -318,29 +333,15 @@ impl Verifier {
         nonce: Option<&str>,
         now: i64,
     ) -> Result<Claims, VerifyError> {
-        if t.header.alg != key.alg.as_str() {
-            return Err(VerifyError::AlgorithmMismatch);
-        }
-        if !key.verify(t.signing_input.as_bytes(), &t.signature) {
-            return Err(VerifyError::BadSignature);
-        }
-        // RFC 7515 4.1.9: `typ` compares case-insensitively; `application/` may be omitted.
-        let typ_is = |want: &str| {
-            t.header.typ.as_deref().is_some_and(|v| {
-                let v = match v.get(..12) {
-                    Some(p) if p.eq_ignore_ascii_case("application/") => &v[12..],
-                    _ => v,
-                };
-                v.eq_ignore_ascii_case(want)
-            })
-        };
+        check_signature(t, key)?;
+        let is = |want: &str| typ_is(t.header.typ.as_deref(), want);
         match kind {
-            Kind::Access if !typ_is("at+jwt") => {
+            Kind::Access if !is("at+jwt") => {
                 return Err(VerifyError::WrongType {
                     expected: "at+jwt access token",
                 });
             }
-            Kind::Id if t.header.typ.is_some() && !typ_is("jwt") => {
+            Kind::Id if t.header.typ.is_some() && !is("jwt") => {
                 return Err(VerifyError::WrongType {
                     expected: "ID token",
                 });
@@ -394,6 +395,33 @@ impl Verifier {
         }
         Ok(claims)
     }
+}
+
+/// The header `alg` must be the key's (so `none`, HMAC with a public key, or RS/ES confusion
+/// cannot work), then the signature, with ring.
+pub(crate) fn check_signature(
+    t: &jws::Compact<'_>,
+    key: &VerificationKey,
+) -> Result<(), VerifyError> {
+    if t.header.alg != key.alg.as_str() {
+        return Err(VerifyError::AlgorithmMismatch);
+    }
+    if !key.verify(t.signing_input.as_bytes(), &t.signature) {
+        return Err(VerifyError::BadSignature);
+    }
+    Ok(())
+}
+
+/// Whether a header `typ` is `want`. RFC 7515 4.1.9: `typ` compares case-insensitively, and
+/// `application/` may be omitted.
+pub(crate) fn typ_is(typ: Option<&str>, want: &str) -> bool {
+    typ.is_some_and(|v| {
+        let v = match v.get(..12) {
+            Some(p) if p.eq_ignore_ascii_case("application/") => &v[12..],
+            _ => v,
+        };
+        v.eq_ignore_ascii_case(want)
+    })
 }
 
 #[cfg(test)]

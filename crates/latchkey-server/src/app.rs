@@ -234,6 +234,7 @@ impl App {
             tokio::spawn(crate::alerts::run(state.clone())),
             tokio::spawn(crate::backup::schedule::run(state.clone())),
             tokio::spawn(crate::mail::sender::run(state.clone())),
+            tokio::spawn(crate::backchannel::run(state.clone())),
         ];
         if let Some(c) = &certificates {
             let every = Duration::from_secs(state.config.tls.reload_secs);

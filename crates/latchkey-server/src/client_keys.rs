@@ -43,6 +43,12 @@ pub struct ClientKeyCache {
 /// Whether a `jwks_uri` may be registered: `https`, or `http` to a loopback address (a
 /// client on the same machine, and tests). No fragment, no credentials, at most 2,000 bytes.
 pub fn check_jwks_uri(uri: &str) -> Result<(), String> {
+    check_outbound_uri("a jwks_uri", uri).map(|_| ())
+}
+
+/// Whether `uri`, a URL Latchkey itself calls (`what`, e.g. "a jwks_uri"), may be registered:
+/// the rules of [`check_jwks_uri`]. The parsed URL.
+pub fn check_outbound_uri(what: &str, uri: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
@@ -51,15 +57,19 @@ pub fn check_jwks_uri(uri: &str) -> Result<(), String> {
         None => false,
     };
     if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
-        return Err("a jwks_uri must use https (http only to a loopback address)".into());
+        return Err(format!(
+            "{what} must use https (http only to a loopback address)"
+        ));
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err("a jwks_uri has no fragment and no user name or password".into());
+        return Err(format!(
+            "{what} has no fragment and no user name or password"
+        ));
     }
     if uri.len() > 2000 {
-        return Err("a jwks_uri is at most 2000 bytes".into());
+        return Err(format!("{what} is at most 2000 bytes"));
     }
-    Ok(())
+    Ok(url)
 }
 
 impl ClientKeyCache {

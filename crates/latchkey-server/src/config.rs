@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 mod account;
 mod authentication;
+mod backchannel;
 mod backup;
 mod device;
 mod dpop;
@@ -26,6 +27,7 @@ mod par;
 mod tls;
 pub use account::AccountConfig;
 pub use authentication::AuthenticationConfig;
+pub use backchannel::BackchannelLogoutConfig;
 pub use backup::BackupConfig;
 pub use device::DeviceAuthorizationConfig;
 pub use dpop::DpopConfig;
@@ -75,6 +77,7 @@ pub struct Config {
     pub par: ParConfig,
     pub device_authorization: DeviceAuthorizationConfig,
     pub dpop: DpopConfig,
+    pub backchannel_logout: BackchannelLogoutConfig,
 }
 
 /// Which peers are reverse proxies, and which header of theirs names the client (see
@@ -318,6 +321,7 @@ impl Default for Config {
             account: AccountConfig::default(),
             par: ParConfig::default(),
             dpop: DpopConfig::default(),
+            backchannel_logout: BackchannelLogoutConfig::default(),
             device_authorization: DeviceAuthorizationConfig::default(),
             argon2: Argon2Config::default(),
             password: PasswordConfig::default(),
@@ -451,6 +455,7 @@ impl Config {
         self.account.validate()?;
         self.par.validate()?;
         self.dpop.validate()?;
+        self.backchannel_logout.validate()?;
         self.device_authorization.validate()?;
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(

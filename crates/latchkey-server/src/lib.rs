@@ -12,6 +12,7 @@ pub mod alerts;
 pub mod app;
 pub mod attestation;
 pub mod audit;
+pub mod backchannel;
 pub mod backup;
 pub mod client_keys;
 pub mod config;

@@ -1,7 +1,7 @@
 //! The service's Prometheus metrics: one registry per node, rendered in the text exposition
 //! format by `GET /metrics` (`http::metrics`). Counters are bumped where things happen
 //! (requests by the `http` middleware, logins by `signin`, tokens by `token`, alerts and
-//! webhook deliveries by `alerts`); gauges that describe a state (the Argon2 queue, key
+//! webhook deliveries by `alerts`, logout tokens by `backchannel`); gauges that describe a state (the Argon2 queue, key
 //! ages, the connection pools) are read when the endpoint is scraped. Labels only ever take
 //! values from small fixed sets (route patterns, outcomes, grant types, detectors), never
 //! from what a client sends, so no request can grow the registry.
@@ -62,6 +62,7 @@ pub struct Metrics {
     throttled: IntCounterVec,
     alerts: IntCounterVec,
     webhooks: IntCounterVec,
+    logouts: IntCounterVec,
     argon2_depth: IntGauge,
     key_age: GaugeVec,
     pool: IntGaugeVec,
@@ -107,6 +108,11 @@ impl Metrics {
         let webhooks = counter(
             "webhook_deliveries_total",
             "Webhook delivery attempts, by outcome (delivered, retry, failed).",
+            &["outcome"],
+        )?;
+        let logouts = counter(
+            "backchannel_logouts_total",
+            "Back-channel logout delivery attempts, by outcome (delivered, retry, failed).",
             &["outcome"],
         )?;
         let backups = counter(
@@ -171,6 +177,7 @@ impl Metrics {
             throttled,
             alerts,
             webhooks,
+            logouts,
             argon2_depth,
             key_age,
             pool,
@@ -217,6 +224,11 @@ impl Metrics {
     /// A webhook delivery attempt's outcome: `delivered`, `retry` or `failed`.
     pub fn webhook(&self, outcome: &'static str) {
         self.webhooks.with_label_values(&[outcome]).inc();
+    }
+
+    /// A back-channel logout delivery attempt's outcome: `delivered`, `retry` or `failed`.
+    pub fn backchannel_logout(&self, outcome: &'static str) {
+        self.logouts.with_label_values(&[outcome]).inc();
     }
 
     /// A scheduled backup's outcome: `ok` or `failed`.

@@ -45,12 +45,16 @@ pub enum Field {
     Jwks,
     /// Where a `private_key_jwt` client serves its JWK Set (`jwks_uri`, `--jwks-uri`).
     JwksUri,
+    /// Where a client receives logout tokens (`backchannel_logout_uri`,
+    /// `--backchannel-logout-uri`).
+    BackchannelLogoutUri,
 }
 
 impl Field {
     /// Longest flag first, so that no flag is replaced inside a longer one.
-    pub const ALL: [Field; 14] = [
+    pub const ALL: [Field; 15] = [
         Field::PostLogoutRedirectUris,
+        Field::BackchannelLogoutUri,
         Field::AccessTokenTtl,
         Field::RedirectUris,
         Field::GrantTypes,
@@ -83,6 +87,7 @@ impl Field {
             Field::Features => "features",
             Field::Jwks => "jwks",
             Field::JwksUri => "jwks_uri",
+            Field::BackchannelLogoutUri => "backchannel_logout_uri",
         }
     }
 
@@ -103,6 +108,7 @@ impl Field {
             Field::Features => "--feature",
             Field::Jwks => "--jwks-file",
             Field::JwksUri => "--jwks-uri",
+            Field::BackchannelLogoutUri => "--backchannel-logout-uri",
         }
     }
 
@@ -212,6 +218,8 @@ pub struct NewClient {
     pub require_par: bool,
     /// Must bind its tokens to a DPoP key (RFC 9449).
     pub require_dpop: bool,
+    /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<String>,
     /// Authenticates with `private_key_jwt` (RFC 7523) instead of a secret: its JWK Set
     /// (JSON), or the URL it serves it at. At most one; neither with `public`.
     pub jwks: Option<String>,
@@ -338,6 +346,34 @@ pub fn check_features(given: &[String]) -> Result<Vec<String>, ProvisionError> {
     Ok(out.into_iter().collect())
 }
 
+/// A client's `backchannel_logout_uri` (OpenID Connect Back-Channel Logout 1.0 section 2.2):
+/// an absolute `https` URL (`http` only to a loopback address) without fragment, whose scheme,
+/// host and port are those of one of the client's `redirect_uris`. The URL as stored.
+pub fn check_backchannel_logout_uri(
+    uri: &str,
+    redirect_uris: &[String],
+) -> Result<String, ProvisionError> {
+    let uri = uri.trim();
+    let url =
+        crate::client_keys::check_outbound_uri("a backchannel_logout_uri", uri).or_else(|e| {
+            invalid(
+                Field::BackchannelLogoutUri,
+                format!("--backchannel-logout-uri: {e}"),
+            )
+        })?;
+    let same_origin = redirect_uris
+        .iter()
+        .filter_map(|r| url::Url::parse(r).ok())
+        .any(|r| r.origin() == url.origin());
+    if !same_origin {
+        return invalid(
+            Field::BackchannelLogoutUri,
+            "--backchannel-logout-uri must have the scheme, host and port of one of the client's --redirect-uri",
+        );
+    }
+    Ok(uri.to_owned())
+}
+
 /// A `private_key_jwt` client's keys as registration accepts them: a JWK Set with at least
 /// one usable public key, or an `https` `jwks_uri` (`http` only on loopback); not both.
 pub fn check_client_keys(
@@ -456,6 +492,11 @@ pub async fn create_client_recorded(
     }
     let labs = resolve_client_labs(store, &c.labs, signs_in).await?;
     let features = check_features(&c.features)?;
+    let backchannel_logout_uri = c
+        .backchannel_logout_uri
+        .take()
+        .map(|u| check_backchannel_logout_uri(&u, &c.redirect_uris))
+        .transpose()?;
     let keys = check_client_keys(c.jwks.take(), c.jwks_uri.take())?;
     if c.public && keys.is_some() {
         return invalid(
@@ -490,6 +531,7 @@ pub async fn create_client_recorded(
         pkce_optional: c.pkce_optional,
         require_par: c.require_par,
         require_dpop: c.require_dpop,
+        backchannel_logout_uri,
         keys,
         labs,
         features,

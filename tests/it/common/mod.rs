@@ -167,6 +167,7 @@ impl TestApp {
             pkce_optional: false,
             require_par: false,
             require_dpop: false,
+            backchannel_logout_uri: None,
             jwks: None,
             jwks_uri: None,
             expires_at: None,

@@ -50,7 +50,9 @@ pub fn metadata(issuer: &str, require_par: bool) -> Value {
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
         "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        // OpenID Connect Back-Channel Logout 1.0 section 2.1: every logout token has `sid`.
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 

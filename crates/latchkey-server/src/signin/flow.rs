@@ -70,6 +70,7 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             pkce_optional: false,
             require_par: false,
             require_dpop: false,
+            backchannel_logout_uri: None,
             keys: None,
             labs: crate::store::clients::ClientLabs::All,
             features: Vec::new(),

@@ -7,7 +7,8 @@
 //! tables and columns; `all_columns_listed` fails to compile when `schema.rs` gains a column
 //! the list lacks. Left out, because they only live for minutes and a restore may drop them:
 //! `login_flows`, `webauthn_ceremonies`, `throttle_counters`, `pushed_requests`,
-//! `device_authorizations`, `dpop_proofs`.
+//! `device_authorizations`, `dpop_proofs`; and the outboxes `mail_outbox` and
+//! `logout_deliveries`.
 
 use super::schema;
 use super::{Db, Store, StoreError};
@@ -126,7 +127,8 @@ macro_rules! for_each_table {
             clients: [id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types,
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
                 disabled_at, expires_at, previous_secret_hash, previous_secret_expires_at,
-                pkce_optional, all_labs, features, require_par, jwks, jwks_uri, require_dpop];
+                pkce_optional, all_labs, features, require_par, jwks, jwks_uri, require_dpop,
+                backchannel_logout_uri];
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
@@ -181,7 +183,8 @@ for_each_table!(table_list!());
 
 /// The tables a database has that a backup leaves out on purpose.
 /// The mail outbox is one: a restored service must not send again what the old one sent.
-/// Used client assertions (`jti`) are another: they live at most ten minutes.
+/// Used client assertions (`jti`) are another: they live at most ten minutes. Back-channel
+/// logout deliveries too: a restored service must not log relying parties out again.
 pub const TRANSIENT: &[&str] = &[
     "login_flows",
     "webauthn_ceremonies",
@@ -191,6 +194,7 @@ pub const TRANSIENT: &[&str] = &[
     "client_assertions",
     "device_authorizations",
     "dpop_proofs",
+    "logout_deliveries",
 ];
 
 /// What a snapshot sends, in order: the row counts, then each table and its rows.

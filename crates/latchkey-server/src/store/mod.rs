@@ -32,6 +32,7 @@ pub mod grants_features;
 pub mod invitations;
 pub mod keys;
 pub mod labs;
+pub mod logout_deliveries;
 pub mod outbox;
 pub mod personal;
 pub mod policy;

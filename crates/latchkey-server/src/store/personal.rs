@@ -338,7 +338,8 @@ impl Store {
     /// Erases a user's personal data in one transaction: deletes their factors (TOTP,
     /// passkeys and security keys, recovery codes), sessions, grants with their refresh
     /// tokens, authorization codes, consents, lab memberships, roles, feature overrides,
-    /// enrolment deferrals, failure counters and WebAuthn ceremonies; replaces the email with
+    /// enrolment deferrals, failure counters and WebAuthn ceremonies (queueing a back-channel
+    /// logout for each live session's relying parties first); replaces the email with
     /// `erased-<random uuid>@invalid`, clears name and password hash, disables the account
     /// and sets `erased_at`; appends `user.erased` (by `actor`) to the audit log. Audit
     /// entries stay as they are: they name the user only by id. False for an unknown id.
@@ -396,6 +397,15 @@ impl Store {
                 diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::user_id.eq(&id)))
                     .execute(&mut *conn)
                     .await?;
+                // The relying parties of the person's live sessions are told those ended
+                // (back-channel logout), before the grants that name them go.
+                let live: Vec<String> = sessions::table
+                    .filter(sessions::user_id.eq(&id))
+                    .filter(sessions::ended_at.is_null())
+                    .select(sessions::id)
+                    .load(&mut *conn)
+                    .await?;
+                crate::enqueue_logouts!(&mut *conn, &live, t);
                 diesel::delete(refresh_tokens::table.filter(
                     refresh_tokens::grant_id.eq_any(
                         grants::table.filter(grants::user_id.eq(&id)).select(grants::id),

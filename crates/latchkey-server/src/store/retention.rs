@@ -4,12 +4,13 @@
 //! after they expire or are revoked, long enough to answer a late replay with "already used"
 //! rather than "unknown". Security alerts (and their webhook deliveries, by cascade) are kept
 //! for [`ALERT_DAYS`]; the audit log keeps its own entry of each for as long as it keeps entries.
-//! Mailed links go after the same grace; sent and failed messages after [`MAIL_DAYS`].
+//! Mailed links go after the same grace; sent and failed messages, and back-channel logout
+//! deliveries, after [`MAIL_DAYS`].
 
 use super::schema::{
     account_links, authorization_codes as ac, client_assertions, device_authorizations,
-    dpop_proofs, grants, login_flows, mail_outbox, security_alerts, sessions, throttle_counters,
-    webhook_deliveries,
+    dpop_proofs, grants, login_flows, logout_deliveries, mail_outbox, security_alerts, sessions,
+    throttle_counters, webhook_deliveries,
 };
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -46,6 +47,8 @@ pub struct Purged {
     pub device_authorizations: usize,
     /// DPoP proofs too old to be accepted (RFC 9449): their `jti` need not be remembered.
     pub dpop_proofs: usize,
+    /// Back-channel logout deliveries done (delivered or failed) more than [`MAIL_DAYS`] ago.
+    pub logout_deliveries: usize,
 }
 
 impl Store {
@@ -109,9 +112,16 @@ impl Store {
                 let dpop_proofs = diesel::delete(dpop_proofs::table.filter(dpop_proofs::expires_at.lt(now)))
                     .execute(conn)
                     .await?;
+                let logout_deliveries = diesel::delete(
+                    logout_deliveries::table
+                        .filter(logout_deliveries::status.eq_any(["delivered", "failed"]))
+                        .filter(logout_deliveries::created_at.lt(now - MAIL_DAYS * 86_400)),
+                )
+                .execute(conn)
+                .await?;
                 Ok(Purged {
                     codes, grants, sessions, flows, throttle_counters, alerts, links, mail,
-                    client_assertions, device_authorizations, dpop_proofs,
+                    client_assertions, device_authorizations, dpop_proofs, logout_deliveries,
                 })
             })
         })

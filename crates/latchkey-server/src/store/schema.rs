@@ -57,6 +57,7 @@ diesel::table! {
         jwks -> Nullable<Text>,
         jwks_uri -> Nullable<Text>,
         require_dpop -> Bool,
+        backchannel_logout_uri -> Nullable<Text>,
     }
 }
 
@@ -424,6 +425,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     member_features,
     invitations,
     account_links,
+    logout_deliveries,
 );
 
 diesel::table! {
@@ -462,6 +464,22 @@ diesel::table! {
         url -> Text,
         status -> Text,
         attempts -> BigInt,
+        next_attempt_at -> Nullable<BigInt>,
+        last_result -> Nullable<Text>,
+        delivered_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    logout_deliveries (id) {
+        id -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        session_id -> Text,
+        url -> Text,
+        status -> Text,
+        attempts -> BigInt,
+        created_at -> BigInt,
         next_attempt_at -> Nullable<BigInt>,
         last_result -> Nullable<Text>,
         delivered_at -> Nullable<BigInt>,

@@ -62,6 +62,12 @@ macro_rules! end_sessions_and_grants {
         .set(account_links::expires_at.eq($now))
         .execute($conn)
         .await?;
+        let live: Vec<String> = sessions::table
+            .filter(sessions::user_id.eq($user))
+            .filter(sessions::ended_at.is_null())
+            .select(sessions::id)
+            .load($conn)
+            .await?;
         let ended = diesel::update(
             sessions::table
                 .filter(sessions::user_id.eq($user))
@@ -78,6 +84,8 @@ macro_rules! end_sessions_and_grants {
         .set(grants::revoked_at.eq(Some($now)))
         .execute($conn)
         .await?;
+        // Back-channel logout to every client that got tokens from those sessions.
+        $crate::enqueue_logouts!($conn, &live, $now);
         ended
     }};
 }
@@ -329,7 +337,9 @@ impl Store {
     }
 
     /// Ends a session and revokes the grants issued from it, except `offline_access` ones;
-    /// `event` (a sign-out) is audited in the same transaction.
+    /// `event` (a sign-out) is audited in the same transaction, and a back-channel logout is
+    /// queued for every client that got tokens from it (once: ending an ended session queues
+    /// nothing).
     pub async fn end_session(
         &self,
         session_id: &str,
@@ -341,10 +351,16 @@ impl Store {
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                diesel::update(sessions::table.find(&id))
-                    .set(sessions::ended_at.eq(Some(t)))
-                    .execute(&mut *conn)
-                    .await?;
+                let ended = diesel::update(
+                    sessions::table.find(&id).filter(sessions::ended_at.is_null()),
+                )
+                .set(sessions::ended_at.eq(Some(t)))
+                .execute(&mut *conn)
+                .await?;
+                if ended == 1 {
+                    // Back-channel logout to every client that got tokens from the session.
+                    crate::enqueue_logouts!(&mut *conn, &vec![id.clone()], t);
+                }
                 diesel::update(
                     grants::table
                         .filter(grants::session_id.eq(&id))

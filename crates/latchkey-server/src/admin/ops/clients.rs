@@ -39,6 +39,9 @@ pub struct ClientView {
     /// Must prove possession of a DPoP key for every token (RFC 9449 section 5.2).
     #[serde(default)]
     pub require_dpop: bool,
+    /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
     /// The labs whose members may sign in to it (ids), or `["*"]`: every lab.
     #[serde(default)]
     pub labs: Vec<String>,
@@ -90,6 +93,7 @@ impl From<crate::store::clients::Client> for ClientView {
             pkce_optional: c.pkce_optional,
             require_par: c.require_par,
             require_dpop: c.require_dpop,
+            backchannel_logout_uri: c.backchannel_logout_uri,
             labs: match &c.labs {
                 crate::store::clients::ClientLabs::All => vec!["*".to_owned()],
                 l => l
@@ -142,6 +146,10 @@ pub struct NewClientBody {
     /// `dpop_bound_access_tokens`): every token it gets is sender-constrained.
     #[serde(default)]
     pub require_dpop: bool,
+    /// Where it receives a logout token when a session it got tokens from ends (OpenID
+    /// Connect Back-Channel Logout 1.0): an `https` URL (`http` only to a loopback address)
+    /// on the scheme, host and port of one of its `redirect_uris`.
+    pub backchannel_logout_uri: Option<String>,
     /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
     /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
     pub expires_in: Option<String>,
@@ -177,6 +185,56 @@ pub async fn list_clients(state: &AppState, admin: &Admin) -> R<Vec<ClientView>>
 pub async fn get_client(state: &AppState, admin: &Admin, id: &ClientId) -> R<ClientView> {
     admin.require_system()?;
     Ok(client_record(state, id).await?.into())
+}
+
+/// One back-channel logout delivery (OpenID Connect Back-Channel Logout 1.0): which ended
+/// session's logout token went where, and how it went.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LogoutDeliveryView {
+    pub id: String,
+    /// The ended session: the `sid` of the logout token and of the client's ID tokens.
+    pub sid: String,
+    pub user_id: String,
+    /// The `backchannel_logout_uri` it was sent to, without credentials or query.
+    pub url: String,
+    /// `pending` (waiting for its next attempt), `delivered` (a 2xx answer) or `failed` (the
+    /// last attempt failed).
+    pub status: String,
+    pub attempts: i64,
+    pub created_at: i64,
+    pub next_attempt_at: Option<i64>,
+    /// The last attempt's result: `HTTP <status>`, `timed out`, `could not connect`.
+    pub last_result: Option<String>,
+    pub delivered_at: Option<i64>,
+}
+
+/// A client's newest 50 back-channel logout deliveries, newest first
+/// (`GET /clients/{client}/logout-deliveries`).
+pub async fn client_logout_deliveries(
+    state: &AppState,
+    admin: &Admin,
+    id: &ClientId,
+) -> R<Vec<LogoutDeliveryView>> {
+    admin.require_system()?;
+    client_record(state, id).await?;
+    Ok(state
+        .store
+        .recent_logouts(id.as_str(), 50)
+        .await?
+        .into_iter()
+        .map(|d| LogoutDeliveryView {
+            id: d.id,
+            sid: d.session_id,
+            user_id: d.user_id,
+            url: crate::alerts::webhook::redacted(&d.url),
+            status: d.status,
+            attempts: d.attempts,
+            created_at: d.created_at,
+            next_attempt_at: d.next_attempt_at,
+            last_result: d.last_result,
+            delivered_at: d.delivered_at,
+        })
+        .collect())
 }
 
 /// A client's registration, in whatever state, or `not_found`.
@@ -247,6 +305,7 @@ pub async fn create_client_with(
             pkce_optional: body.pkce_optional,
             require_par: body.require_par,
             require_dpop: body.require_dpop,
+            backchannel_logout_uri: body.backchannel_logout_uri,
             jwks: body.jwks.map(|j| j.to_string()),
             jwks_uri: body.jwks_uri,
             expires_at,

@@ -6,7 +6,7 @@
 use super::pages::{ConfirmPage, Head, when};
 use super::{CSRF_PURPOSE, Console, console, html, refusal};
 use crate::admin::AdminError;
-use crate::admin::ops::{self, ClientUpdateBody, ClientView, RotateSecretBody};
+use crate::admin::ops::{self, ClientUpdateBody, ClientView, LogoutDeliveryView, RotateSecretBody};
 use crate::http::authorize::see_other;
 use crate::http::{State, cookies, decode_pairs};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -50,6 +50,8 @@ pub struct ClientPage {
     pub labs: Vec<(String, String, bool)>,
     /// The client serves every lab.
     pub all_labs: bool,
+    /// Its newest back-channel logout deliveries, with when each was queued.
+    pub logouts: Vec<(LogoutDeliveryView, String)>,
 }
 
 fn expires(t: Option<i64>) -> String {
@@ -123,8 +125,17 @@ async fn client_page(
             (l.id.to_string(), l.name, served)
         })
         .collect();
+    let logouts = ops::client_logout_deliveries(state, &c.admin, &client.client_id)
+        .await?
+        .into_iter()
+        .map(|d| {
+            let at = when(d.created_at);
+            (d, at)
+        })
+        .collect();
     Ok(ClientPage {
         head: c.head(req),
+        logouts,
         notice,
         expires: expires(client.expires_at),
         client,
@@ -280,6 +291,9 @@ pub async fn action(
                 pkce_optional: get("pkce_flag").map(|_| get("pkce_optional").is_some()),
                 require_par: get("flags").map(|_| get("require_par").is_some()),
                 require_dpop: get("flags").map(|_| get("require_dpop").is_some()),
+                // Empty stops back-channel logout.
+                backchannel_logout_uri: get("flags")
+                    .map(|_| get("backchannel_logout_uri").unwrap_or("").to_owned()),
             };
             ops::update_client(&state, a, &client, body)
                 .await

@@ -1,14 +1,15 @@
 //! A client's life cycle: `PATCH`/`DELETE /api/v1/clients/{client}`, `POST …/disable`,
-//! `…/enable`, `…/rotate-secret`, and `PUT …/policy` (system administrators). Registering and reading clients
+//! `…/enable`, `…/rotate-secret`, `PUT …/policy`, and `GET …/logout-deliveries` (system
+//! administrators). Registering and reading clients
 //! are in [`super::system`].
 
 use super::{ApiResult, Body, Caller, ErrorBody};
 use crate::admin::ops::{
-    self, ClientPolicyBody, ClientUpdateBody, ClientView, DeletedClientView, RotateSecretBody,
-    RotatedSecretView,
+    self, ClientPolicyBody, ClientUpdateBody, ClientView, DeletedClientView, LogoutDeliveryView,
+    RotateSecretBody, RotatedSecretView,
 };
 use crate::http::State;
-use actix_web::{delete, patch, post, put, web};
+use actix_web::{delete, get, patch, post, put, web};
 use latchkey_core::names::ClientId;
 
 /// Edit a client's name and redirect URIs; fields left out stay as they are.
@@ -141,5 +142,27 @@ pub async fn put_client_policy(
 ) -> ApiResult<ClientView> {
     Ok(web::Json(
         ops::set_client_min_acr(&state, &a, &client, body.0.min_acr.as_deref()).await?,
+    ))
+}
+
+/// The client's newest 50 back-channel logout deliveries (OpenID Connect Back-Channel Logout
+/// 1.0), newest first: each ended session's logout token, where it went and how it went.
+#[utoipa::path(
+    security(("bearer" = ["system"])),
+    tag = "clients",
+    params(("client" = String, Path, description = "Client id")),
+    responses(
+        (status = 200, body = Vec<LogoutDeliveryView>),
+        (status = "4XX", body = ErrorBody, description = "Refused; `error` says why"),
+    ),
+)]
+#[get("/api/v1/clients/{client}/logout-deliveries")]
+pub async fn logout_deliveries(
+    state: State,
+    Caller(a): Caller,
+    client: web::Path<ClientId>,
+) -> ApiResult<Vec<LogoutDeliveryView>> {
+    Ok(web::Json(
+        ops::client_logout_deliveries(&state, &a, &client).await?,
     ))
 }

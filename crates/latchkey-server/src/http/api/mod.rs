@@ -426,6 +426,7 @@ routes!(
     clients::enable_client,
     clients::rotate_secret,
     clients::put_client_policy,
+    clients::logout_deliveries,
     system::list_keys,
     system::rotate_keys,
     system::revoke_key,

@@ -26,6 +26,8 @@ struct ClientColumns<'a> {
     pkce_optional: Option<bool>,
     require_par: Option<bool>,
     require_dpop: Option<bool>,
+    /// `Some(None)` clears it.
+    backchannel_logout_uri: Option<Option<&'a str>>,
 }
 
 /// The parts of a registration an administrator may edit; `None` leaves one as it is.
@@ -42,6 +44,8 @@ pub struct ClientEdit {
     pub pkce_optional: Option<bool>,
     pub require_par: Option<bool>,
     pub require_dpop: Option<bool>,
+    /// `Some(None)` stops back-channel logout to the client.
+    pub backchannel_logout_uri: Option<Option<String>>,
 }
 
 impl Store {
@@ -86,6 +90,10 @@ impl Store {
                     pkce_optional: edit.pkce_optional,
                     require_par: edit.require_par,
                     require_dpop: edit.require_dpop,
+                    backchannel_logout_uri: edit
+                        .backchannel_logout_uri
+                        .as_ref()
+                        .map(Option::as_deref),
                 };
                 if columns != ClientColumns::default() {
                     diesel::update(clients::table.find(&id))

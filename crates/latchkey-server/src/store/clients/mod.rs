@@ -49,6 +49,9 @@ pub struct Client {
     /// Must prove possession of a DPoP key at the token endpoint (RFC 9449 section 5.2,
     /// `dpop_bound_access_tokens`): its tokens are always sender-constrained.
     pub require_dpop: bool,
+    /// Where it receives logout tokens when a session it got tokens from ends (OpenID Connect
+    /// Back-Channel Logout 1.0, `backchannel_logout_uri`).
+    pub backchannel_logout_uri: Option<String>,
     /// Its public keys, for a client that authenticates with `private_key_jwt` (it then has
     /// no secret, and is not public).
     #[serde(skip)]
@@ -265,6 +268,7 @@ type Row = (
     Option<String>,
     Option<String>,
     bool,
+    Option<String>,
 );
 
 /// Every column of `clients`, in [`Row`]'s order.
@@ -294,6 +298,7 @@ macro_rules! columns {
             clients::jwks,
             clients::jwks_uri,
             clients::require_dpop,
+            clients::backchannel_logout_uri,
         )
     };
 }
@@ -330,6 +335,7 @@ fn from_row(r: Row, labs: Vec<String>) -> Result<Client, StoreError> {
         require_par: r.19,
         keys: ClientKeys::from_columns(r.20, r.21),
         require_dpop: r.22,
+        backchannel_logout_uri: r.23,
         lifecycle: Lifecycle {
             disabled_at: r.12,
             expires_at: r.13,
@@ -367,6 +373,7 @@ impl Store {
                         clients::pkce_optional.eq(c.pkce_optional),
                         clients::require_par.eq(c.require_par),
                         clients::require_dpop.eq(c.require_dpop),
+                        clients::backchannel_logout_uri.eq(&c.backchannel_logout_uri),
                         clients::jwks.eq(c.keys.as_ref().and_then(ClientKeys::jwks)),
                         clients::jwks_uri.eq(c.keys.as_ref().and_then(ClientKeys::jwks_uri)),
                         clients::disabled_at.eq(c.lifecycle.disabled_at),
@@ -548,6 +555,7 @@ pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
         pkce_optional: false,
         require_par: false,
         require_dpop: false,
+        backchannel_logout_uri: None,
         keys: None,
         labs: ClientLabs::All,
         features: Vec::new(),

@@ -92,10 +92,14 @@ pub struct ClientUpdateBody {
     pub require_par: Option<bool>,
     /// Refuse (`true`) or accept again its token requests without a DPoP proof (RFC 9449).
     pub require_dpop: Option<bool>,
+    /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0); `""` stops
+    /// back-channel logout to it.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 /// Edits a client's registration (`PATCH /clients/{client}`, `latchkey client update`): name,
-/// redirect URIs, labs, features, keys, and whether PKCE is optional, PAR or DPoP required.
+/// redirect URIs, labs, features, keys, whether PKCE is optional, PAR or DPoP required, and
+/// where its logout tokens go.
 pub async fn update_client(
     state: &AppState,
     admin: &Admin,
@@ -115,11 +119,13 @@ pub async fn update_client(
         && body.pkce_optional.is_none()
         && body.require_par.is_none()
         && body.require_dpop.is_none()
+        && body.backchannel_logout_uri.is_none()
     {
         return Err(AdminError::invalid(
             "body",
             "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs, \
-             features, jwks, jwks_uri, pkce_optional, require_par or require_dpop",
+             features, jwks, jwks_uri, pkce_optional, require_par, require_dpop or \
+             backchannel_logout_uri",
         ));
     }
     if body.pkce_optional == Some(true) && before.is_public() {
@@ -159,6 +165,23 @@ pub async fn update_client(
         crate::provision::check_client_uris(crate::provision::Field::PostLogoutRedirectUris, uris)
             .map_err(provision_error)?;
     }
+    // The logout URI stays on the origin of a redirect URI (Back-Channel Logout section 2.2),
+    // whichever of the two changes.
+    let redirects = body.redirect_uris.as_ref().unwrap_or(&before.redirect_uris);
+    let backchannel_logout_uri = match body.backchannel_logout_uri.as_deref().map(str::trim) {
+        Some("") => Some(None),
+        Some(u) => Some(Some(
+            crate::provision::check_backchannel_logout_uri(u, redirects)
+                .map_err(provision_error)?,
+        )),
+        None => {
+            if let (Some(u), Some(_)) = (&before.backchannel_logout_uri, &body.redirect_uris) {
+                crate::provision::check_backchannel_logout_uri(u, redirects)
+                    .map_err(provision_error)?;
+            }
+            None
+        }
+    };
     let labs = match &body.labs {
         Some(l) => Some(
             crate::provision::resolve_client_labs(&state.store, l, before.signs_users_in())
@@ -183,6 +206,7 @@ pub async fn update_client(
         pkce_optional: body.pkce_optional,
         require_par: body.require_par,
         require_dpop: body.require_dpop,
+        backchannel_logout_uri,
     };
     let keys_view = |k: Option<&crate::store::client_keys::ClientKeys>| {
         json!({
@@ -204,6 +228,7 @@ pub async fn update_client(
                 "pkce_optional": before.pkce_optional,
                 "require_par": before.require_par,
                 "require_dpop": before.require_dpop,
+                "backchannel_logout_uri": before.backchannel_logout_uri,
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -218,6 +243,10 @@ pub async fn update_client(
                 "pkce_optional": edit.pkce_optional.unwrap_or(before.pkce_optional),
                 "require_par": edit.require_par.unwrap_or(before.require_par),
                 "require_dpop": edit.require_dpop.unwrap_or(before.require_dpop),
+                "backchannel_logout_uri": edit
+                    .backchannel_logout_uri
+                    .clone()
+                    .unwrap_or(before.backchannel_logout_uri.clone()),
             },
         }),
     );

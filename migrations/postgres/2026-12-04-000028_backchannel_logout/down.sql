@@ -1,0 +1,2 @@
+DROP TABLE logout_deliveries;
+ALTER TABLE clients DROP COLUMN backchannel_logout_uri;
