@@ -12,8 +12,9 @@ use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
 pub enum LifecycleCommand {
-    /// Change a client's name, redirect URIs, labs, features, keys, or whether PKCE is optional
-    /// and PAR required (a list given replaces the whole list).
+    /// Change a client's name, redirect URIs, labs, features, keys, whether PKCE is optional,
+    /// PAR or DPoP required, or its back-channel logout URI (a list given replaces the whole
+    /// list).
     Update {
         /// The client id (`lk_…`).
         #[arg(long)]

@@ -1,5 +1,5 @@
-// Debian's headless Chromium with a fresh profile, as every browser script starts it, and the
-// environment reader the scripts share.
+// Debian's headless Chromium with a fresh profile, as every browser script starts it, the
+// environment reader the scripts share, and the password sign-in of the relying-party scripts.
 import { chromium } from 'playwright-core';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,4 +24,29 @@ export function launch(options = {}) {
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ],
   });
+}
+
+// Signs `LOGIN_EMAIL` in with `LOGIN_PASSWORD` on Latchkey's hosted login page at `url` in a
+// fresh Chromium, and returns the URL of the relying party's callback (`REDIRECT_URI`, which
+// the browser never really loads).
+export async function signInAt(url) {
+  const context = await launch();
+  let callback = null;
+  try {
+    const page = await context.newPage();
+    const prefix = env('REDIRECT_URI');
+    await page.route((u) => u.href.startsWith(prefix), async (route) => {
+      callback = route.request().url();
+      await route.fulfill({ status: 200, contentType: 'text/plain', body: 'relying party reached' });
+    });
+    await page.goto(url);
+    await page.getByLabel('Email').fill(env('LOGIN_EMAIL'));
+    await page.getByLabel('Password').fill(env('LOGIN_PASSWORD'));
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL((u) => u.href.startsWith(prefix));
+    if (!callback) throw new Error('the relying party callback was never requested');
+  } finally {
+    await context.close();
+  }
+  return callback;
 }

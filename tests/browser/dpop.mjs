@@ -7,7 +7,7 @@
 // RESOURCE_URL. Prints one JSON line: {"tokenType", "cnf", "userinfo", "refreshed", "resource",
 // "bearerStatus", "bearerChallenge"}.
 import * as oidc from 'openid-client';
-import { env, launch } from './chromium.mjs';
+import { env, signInAt } from './chromium.mjs';
 
 // The test server speaks plain HTTP on loopback.
 const config = await oidc.discovery(new URL(env('ISSUER')), env('CLIENT_ID'), undefined,
@@ -26,24 +26,7 @@ const url = oidc.buildAuthorizationUrl(config, {
   nonce,
 });
 
-const context = await launch();
-let callback = null;
-try {
-  const page = await context.newPage();
-  const prefix = env('REDIRECT_URI');
-  await page.route((u) => u.href.startsWith(prefix), async (route) => {
-    callback = route.request().url();
-    await route.fulfill({ status: 200, contentType: 'text/plain', body: 'relying party reached' });
-  });
-  await page.goto(url.href);
-  await page.getByLabel('Email').fill(env('LOGIN_EMAIL'));
-  await page.getByLabel('Password').fill(env('LOGIN_PASSWORD'));
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.waitForURL((u) => u.href.startsWith(prefix));
-  if (!callback) throw new Error('the relying party callback was never requested');
-} finally {
-  await context.close();
-}
+const callback = await signInAt(url.href);
 
 const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), {
   pkceCodeVerifier: verifier,

@@ -5,7 +5,7 @@
 // base64 PKCS#8) and KEY_ID. Prints one JSON line: {"requestUri", "authorizationUrl",
 // "claims", ...}.
 import * as oidc from 'openid-client';
-import { env, launch } from './chromium.mjs';
+import { env, signInAt } from './chromium.mjs';
 
 // The client authenticates to /par and /token with its secret, or with assertions it signs.
 let auth;
@@ -34,24 +34,7 @@ const url = await oidc.buildAuthorizationUrlWithPAR(config, {
   nonce,
 });
 
-const context = await launch();
-let callback = null;
-try {
-  const page = await context.newPage();
-  const prefix = env('REDIRECT_URI');
-  await page.route((u) => u.href.startsWith(prefix), async (route) => {
-    callback = route.request().url();
-    await route.fulfill({ status: 200, contentType: 'text/plain', body: 'relying party reached' });
-  });
-  await page.goto(url.href);
-  await page.getByLabel('Email').fill(env('LOGIN_EMAIL'));
-  await page.getByLabel('Password').fill(env('LOGIN_PASSWORD'));
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await page.waitForURL((u) => u.href.startsWith(prefix));
-  if (!callback) throw new Error('the relying party callback was never requested');
-} finally {
-  await context.close();
-}
+const callback = await signInAt(url.href);
 
 const tokens = await oidc.authorizationCodeGrant(config, new URL(callback), {
   pkceCodeVerifier: verifier,

@@ -385,3 +385,95 @@ both_with!(
         assert_eq!(v.backchannel_logout_uri, None);
     }
 );
+
+both_with!(
+    bclogout_a_password_change_and_a_lab_removal_tell_the_clients_of_the_sessions_they_end,
+    fast,
+    async |app: &TestApp| {
+        let seen = Arc::new(Seen::default());
+        let (listener, origin) = bind();
+        let a = rp_client(app, &origin, Some("/bcl")).await;
+        receive(app, listener, &a.client_id, seen.clone()).await;
+        let count = || seen.verified.lock().unwrap().len();
+        // A password change that signs the other browsers out.
+        let (here, elsewhere) = (Browser::new(app), Browser::new(app));
+        let _ = sign_in(app, &here, &a).await;
+        let other = sign_in(app, &elsewhere, &a).await;
+        let csrf = account_csrf(&here).await;
+        let new = "violet kettle drums at noon";
+        let r = here
+            .post_form(
+                "/account/password",
+                &[
+                    ("csrf", csrf.as_str()),
+                    ("current", PASSWORD),
+                    ("new", new),
+                    ("repeat", new),
+                ],
+            )
+            .await;
+        assert!(r.status().is_success() || r.status().is_redirection());
+        eventually("the other browser's logout token", || count() == 1).await;
+        let other_sid = jwt_claims(other["id_token"].as_str().unwrap())["sid"].clone();
+        assert_eq!(
+            seen.verified.lock().unwrap()[0].sid.as_deref(),
+            other_sid.as_str()
+        );
+        // Removal from the lab ends the remaining session.
+        ops::remove_member(
+            &app.state,
+            &Admin::cli(),
+            &app.lab(),
+            &UserId::new(&app.user_id),
+        )
+        .await
+        .unwrap();
+        eventually("the last session's logout token", || count() == 2).await;
+    }
+);
+
+both_with!(
+    bclogout_a_pending_delivery_follows_the_clients_registration,
+    fast,
+    async |app: &TestApp| {
+        let seen = Arc::new(Seen::default());
+        let (listener, origin) = bind();
+        let a = rp_client(app, &origin, Some("/bcl")).await;
+        receive(app, listener, &a.client_id, seen.clone()).await;
+        // The receiver is down; the administrator then stops back-channel logout to it.
+        seen.fail_first.store(usize::MAX, Ordering::SeqCst);
+        let browser = Browser::new(app);
+        let _ = sign_in(app, &browser, &a).await;
+        log_out(&browser, &a.client_id).await;
+        let attempted = async || deliveries(app, &a.client_id).await[0].attempts;
+        for _ in 0..100 {
+            if attempted().await > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(deliveries(app, &a.client_id).await[0].status, "pending");
+        ops::update_client(
+            &app.state,
+            &Admin::cli(),
+            &ClientId::new(&a.client_id),
+            serde_json::from_value(serde_json::json!({"backchannel_logout_uri": ""})).unwrap(),
+        )
+        .await
+        .unwrap();
+        let mut d = deliveries(app, &a.client_id).await;
+        for _ in 0..50 {
+            if d[0].status != "pending" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            d = deliveries(app, &a.client_id).await;
+        }
+        assert_eq!(d[0].status, "failed", "{d:?}");
+        assert_eq!(
+            d[0].last_result.as_deref(),
+            Some("the client no longer has a backchannel_logout_uri")
+        );
+        assert!(seen.verified.lock().unwrap().is_empty());
+    }
+);

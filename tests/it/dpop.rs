@@ -322,6 +322,20 @@ both!(
     }
 );
 
+/// A bound refresh token (`form`) is refused without a proof and with another key's proof,
+/// and neither refusal spends it.
+async fn refresh_needs_its_key(app: &TestApp, client_id: &str, form: &[(&str, &str)]) {
+    let other = DpopKey::new().proof("POST", &app.url("/token"), None);
+    for proof in [None, Some(other)] {
+        let (s, _, e) = token_request(app, (client_id, None), form, proof).await;
+        assert_eq!(
+            (s, e["error"].as_str()),
+            (400, Some("invalid_dpop_proof")),
+            "{e}"
+        );
+    }
+}
+
 both!(
     rfc9449_5_a_public_clients_refresh_token_is_bound_to_its_key,
     async |app: &TestApp| {
@@ -333,20 +347,7 @@ both!(
             ("refresh_token", rt.as_str()),
         ];
         let token_url = app.url("/token");
-        // Without a proof, or with another key's: refused, and the token is not spent.
-        let (s, _, e) = token_request(app, (&client_id, None), &form, None).await;
-        assert_eq!(
-            (s, e["error"].as_str()),
-            (400, Some("invalid_dpop_proof")),
-            "{e}"
-        );
-        let other = DpopKey::new().proof("POST", &token_url, None);
-        let (s, _, e) = token_request(app, (&client_id, None), &form, Some(other)).await;
-        assert_eq!(
-            (s, e["error"].as_str()),
-            (400, Some("invalid_dpop_proof")),
-            "{e}"
-        );
+        refresh_needs_its_key(app, &client_id, &form).await;
         let proof = key.proof("POST", &token_url, None);
         let (s, _, r) = token_request(app, (&client_id, None), &form, Some(proof)).await;
         assert_eq!(s, 200, "{r}");
@@ -380,19 +381,7 @@ both!(
         // a refusal leaves it to its holder.
         let next = r["refresh_token"].as_str().unwrap();
         let form = [("grant_type", "refresh_token"), ("refresh_token", next)];
-        let (s, _, e) = token_request(app, (&client_id, None), &form, None).await;
-        assert_eq!(
-            (s, e["error"].as_str()),
-            (400, Some("invalid_dpop_proof")),
-            "{e}"
-        );
-        let other = DpopKey::new().proof("POST", &token_url, None);
-        let (s, _, e) = token_request(app, (&client_id, None), &form, Some(other)).await;
-        assert_eq!(
-            (s, e["error"].as_str()),
-            (400, Some("invalid_dpop_proof")),
-            "{e}"
-        );
+        refresh_needs_its_key(app, &client_id, &form).await;
         let proof = key.proof("POST", &token_url, None);
         let (s, _, r) = token_request(app, (&client_id, None), &form, Some(proof)).await;
         assert_eq!(s, 200, "{r}");

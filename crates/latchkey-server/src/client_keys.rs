@@ -49,6 +49,10 @@ pub fn check_jwks_uri(uri: &str) -> Result<(), String> {
 /// Whether `uri`, a URL Latchkey itself calls (`what`, e.g. "a jwks_uri"), may be registered:
 /// the rules of [`check_jwks_uri`]. The parsed URL.
 pub fn check_outbound_uri(what: &str, uri: &str) -> Result<url::Url, String> {
+    // The URL parser would drop tabs and line breaks: what is stored must be what was checked.
+    if uri.chars().any(char::is_control) {
+        return Err(format!("{what} has no control characters"));
+    }
     let url = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),

@@ -68,14 +68,8 @@ macro_rules! end_sessions_and_grants {
             .select(sessions::id)
             .load($conn)
             .await?;
-        let ended = diesel::update(
-            sessions::table
-                .filter(sessions::user_id.eq($user))
-                .filter(sessions::ended_at.is_null()),
-        )
-        .set(sessions::ended_at.eq(Some($now)))
-        .execute($conn)
-        .await?;
+        // Back-channel logout to every client that got tokens from those sessions.
+        let ended = $crate::end_listed_sessions!($conn, &live, $now);
         diesel::update(
             grants::table
                 .filter(grants::user_id.eq($user))
@@ -84,9 +78,28 @@ macro_rules! end_sessions_and_grants {
         .set(grants::revoked_at.eq(Some($now)))
         .execute($conn)
         .await?;
-        // Back-channel logout to every client that got tokens from those sessions.
-        $crate::enqueue_logouts!($conn, &live, $now);
         ended
+    }};
+}
+
+/// Ends the sessions `$ids` (a `&Vec<String>` of live sessions this transaction read) on
+/// `$conn` and queues their back-channel logouts (`enqueue_logouts!`). Evaluates to the
+/// number ended.
+#[macro_export]
+macro_rules! end_listed_sessions {
+    ($conn:expr, $ids:expr, $now:expr) => {{
+        use $crate::store::schema::sessions;
+        let ids: &Vec<String> = $ids;
+        let n = diesel::update(
+            sessions::table
+                .filter(sessions::id.eq_any(ids))
+                .filter(sessions::ended_at.is_null()),
+        )
+        .set(sessions::ended_at.eq(Some($now)))
+        .execute($conn)
+        .await?;
+        $crate::enqueue_logouts!($conn, ids, $now);
+        n
     }};
 }
 

@@ -200,15 +200,15 @@ impl Store {
                 .await?;
                 let (mut ended, mut revoked) = (0, 0);
                 if !keep_others {
-                    ended = diesel::update(
-                        sessions::table
-                            .filter(sessions::user_id.eq(&id))
-                            .filter(sessions::id.ne(&current))
-                            .filter(sessions::ended_at.is_null()),
-                    )
-                    .set(sessions::ended_at.eq(Some(t)))
-                    .execute(&mut *conn)
-                    .await?;
+                    let others: Vec<String> = sessions::table
+                        .filter(sessions::user_id.eq(&id))
+                        .filter(sessions::id.ne(&current))
+                        .filter(sessions::ended_at.is_null())
+                        .select(sessions::id)
+                        .load(&mut *conn)
+                        .await?;
+                    // Their relying parties are told (back-channel logout).
+                    ended = crate::end_listed_sessions!(&mut *conn, &others, t);
                     revoked = diesel::update(
                         grants::table
                             .filter(grants::user_id.eq(&id))
@@ -349,14 +349,14 @@ impl Store {
                 .execute(conn)
                 .await?;
                 if n == 1 {
-                    diesel::update(
-                        sessions::table
-                            .filter(sessions::user_id.eq(&user))
-                            .filter(sessions::ended_at.is_null()),
-                    )
-                    .set(sessions::ended_at.eq(Some(t)))
-                    .execute(conn)
-                    .await?;
+                    let live: Vec<String> = sessions::table
+                        .filter(sessions::user_id.eq(&user))
+                        .filter(sessions::ended_at.is_null())
+                        .select(sessions::id)
+                        .load(&mut *conn)
+                        .await?;
+                    // Their relying parties are told (back-channel logout).
+                    crate::end_listed_sessions!(&mut *conn, &live, t);
                     crate::store::audit::append_all(&mut *conn, t, &events).await?;
                 }
                 Ok(n == 1)
