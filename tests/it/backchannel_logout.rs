@@ -128,14 +128,24 @@ async fn sign_in(app: &TestApp, browser: &Browser, client: &CreatedClient) -> Va
 }
 
 /// Waits until `f` holds (logout tokens are sent by a background task).
-async fn eventually(what: &str, f: impl Fn() -> bool) {
+async fn eventually(what: &str, f: impl AsyncFn() -> bool) {
     for _ in 0..150 {
-        if f() {
+        if f().await {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("timed out waiting for {what}");
+}
+
+/// A relying party whose logout tokens go to `path` on a running receiver that verifies them
+/// for it: what the receiver saw, and the client.
+async fn relying_party(app: &TestApp, path: &str) -> (Arc<Seen>, CreatedClient) {
+    let seen = Arc::new(Seen::default());
+    let (listener, origin) = bind();
+    let a = rp_client(app, &origin, Some(path)).await;
+    receive(app, listener, &a.client_id, seen.clone()).await;
+    (seen, a)
 }
 
 async fn deliveries(app: &TestApp, client: &str) -> Vec<ops::LogoutDeliveryView> {
@@ -196,15 +206,15 @@ both_with!(
         };
         assert_eq!(whoami().await, 200);
         log_out(&browser, &a.client_id).await;
-        eventually("B's logout token", || !seen.raw.lock().unwrap().is_empty()).await;
+        eventually("B's logout token", async || {
+            !seen.raw.lock().unwrap().is_empty()
+        })
+        .await;
         // A's service heard of it: its unexpired token from the ended session is refused.
-        for _ in 0..100 {
-            if whoami().await == 401 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert_eq!(whoami().await, 401);
+        eventually("A's service to refuse the token", async || {
+            whoami().await == 401
+        })
+        .await;
         // B's, verified by jose for B (signature from the JWKS, typ, iss, aud, events): the
         // session of the ID tokens, and the user.
         let raw = seen.raw.lock().unwrap().clone();
@@ -272,7 +282,7 @@ both_with!(
             .await
             .unwrap();
         assert_eq!(n.count, 2);
-        eventually("two verified logout tokens", || {
+        eventually("two verified logout tokens", async || {
             seen.verified.lock().unwrap().len() == 2
         })
         .await;
@@ -390,10 +400,7 @@ both_with!(
     bclogout_a_password_change_and_a_lab_removal_tell_the_clients_of_the_sessions_they_end,
     fast,
     async |app: &TestApp| {
-        let seen = Arc::new(Seen::default());
-        let (listener, origin) = bind();
-        let a = rp_client(app, &origin, Some("/bcl")).await;
-        receive(app, listener, &a.client_id, seen.clone()).await;
+        let (seen, a) = relying_party(app, "/bcl").await;
         let count = || seen.verified.lock().unwrap().len();
         // A password change that signs the other browsers out.
         let (here, elsewhere) = (Browser::new(app), Browser::new(app));
@@ -413,7 +420,7 @@ both_with!(
             )
             .await;
         assert!(r.status().is_success() || r.status().is_redirection());
-        eventually("the other browser's logout token", || count() == 1).await;
+        eventually("the other browser's logout token", async || count() == 1).await;
         let other_sid = jwt_claims(other["id_token"].as_str().unwrap())["sid"].clone();
         assert_eq!(
             seen.verified.lock().unwrap()[0].sid.as_deref(),
@@ -428,7 +435,7 @@ both_with!(
         )
         .await
         .unwrap();
-        eventually("the last session's logout token", || count() == 2).await;
+        eventually("the last session's logout token", async || count() == 2).await;
     }
 );
 
@@ -436,22 +443,14 @@ both_with!(
     bclogout_a_pending_delivery_follows_the_clients_registration,
     fast,
     async |app: &TestApp| {
-        let seen = Arc::new(Seen::default());
-        let (listener, origin) = bind();
-        let a = rp_client(app, &origin, Some("/bcl")).await;
-        receive(app, listener, &a.client_id, seen.clone()).await;
+        let (seen, a) = relying_party(app, "/bcl").await;
         // The receiver is down; the administrator then stops back-channel logout to it.
         seen.fail_first.store(usize::MAX, Ordering::SeqCst);
         let browser = Browser::new(app);
         let _ = sign_in(app, &browser, &a).await;
         log_out(&browser, &a.client_id).await;
-        let attempted = async || deliveries(app, &a.client_id).await[0].attempts;
-        for _ in 0..100 {
-            if attempted().await > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let first = async || deliveries(app, &a.client_id).await.remove(0);
+        eventually("a first attempt", async || first().await.attempts > 0).await;
         assert_eq!(deliveries(app, &a.client_id).await[0].status, "pending");
         ops::update_client(
             &app.state,
@@ -461,17 +460,14 @@ both_with!(
         )
         .await
         .unwrap();
-        let mut d = deliveries(app, &a.client_id).await;
-        for _ in 0..50 {
-            if d[0].status != "pending" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            d = deliveries(app, &a.client_id).await;
-        }
-        assert_eq!(d[0].status, "failed", "{d:?}");
+        eventually("the delivery to end", async || {
+            first().await.status != "pending"
+        })
+        .await;
+        let d = first().await;
+        assert_eq!(d.status, "failed", "{d:?}");
         assert_eq!(
-            d[0].last_result.as_deref(),
+            d.last_result.as_deref(),
             Some("the client no longer has a backchannel_logout_uri")
         );
         assert!(seen.verified.lock().unwrap().is_empty());
