@@ -4,6 +4,8 @@
 //! (and retried) by whichever node takes it (`crate::backchannel`). The logout token itself
 //! is signed at each attempt: the row holds nothing secret.
 
+/// What an attempt came to: the webhook deliveries' outcomes.
+pub use super::alerts::Attempted;
 use super::schema::logout_deliveries as ld;
 use super::{Store, StoreError};
 use diesel::{BoolExpressionMethods, ExpressionMethods, QueryDsl};
@@ -124,14 +126,6 @@ macro_rules! columns {
             ld::delivered_at,
         )
     };
-}
-
-/// What an attempt came to.
-#[derive(Debug, Clone)]
-pub enum Attempted {
-    Delivered { at: i64, result: String },
-    Retry { next_at: i64, result: String },
-    Failed { result: String },
 }
 
 impl Store {
