@@ -11,6 +11,10 @@ use latchkey_server::Config;
 use latchkey_server::admin::ops;
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once from the command line; boxing would only obscure the flags"
+)]
 pub enum LifecycleCommand {
     /// Change a client's name, redirect URIs, labs, features, keys, whether PKCE is optional,
     /// PAR or DPoP required, or its back-channel logout URI (a list given replaces the whole
@@ -66,6 +70,20 @@ pub enum LifecycleCommand {
         /// Stop back-channel logout to it.
         #[arg(long, conflicts_with = "backchannel_logout_uri")]
         no_backchannel_logout: bool,
+        /// Its resource URI (RFC 8707): other clients name it in `resource` to get access
+        /// tokens for its service, whose `aud` it is.
+        #[arg(long, value_name = "URI")]
+        resource_uri: Option<String>,
+        /// It is no longer a resource server.
+        #[arg(long, conflicts_with = "resource_uri")]
+        no_resource_uri: bool,
+        /// Replaces the resources it may get tokens for (other clients' --resource-uri);
+        /// repeat for several.
+        #[arg(long = "resource", value_name = "URI")]
+        resources: Vec<String>,
+        /// It may get tokens for no resource (only for itself).
+        #[arg(long, conflicts_with = "resources")]
+        no_resources: bool,
         #[command(flatten)]
         out: Output,
     },
@@ -140,6 +158,10 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
             require_dpop,
             backchannel_logout_uri,
             no_backchannel_logout,
+            resource_uri,
+            no_resource_uri,
+            resources,
+            no_resources,
             out,
         } => {
             let body = ops::ClientUpdateBody {
@@ -160,6 +182,16 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 } else {
                     backchannel_logout_uri
                 },
+                resource_uri: if no_resource_uri {
+                    Some(String::new())
+                } else {
+                    resource_uri
+                },
+                resources: if no_resources {
+                    Some(Vec::new())
+                } else {
+                    (!resources.is_empty()).then_some(resources)
+                },
             };
             if body.name.is_none()
                 && body.redirect_uris.is_none()
@@ -172,9 +204,11 @@ pub async fn lifecycle(config: &Config, cmd: LifecycleCommand) -> anyhow::Result
                 && body.require_par.is_none()
                 && body.require_dpop.is_none()
                 && body.backchannel_logout_uri.is_none()
+                && body.resource_uri.is_none()
+                && body.resources.is_none()
             {
                 anyhow::bail!(
-                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional, --require-par, --require-dpop, --backchannel-logout-uri or --no-backchannel-logout"
+                    "nothing to change: give --name, --redirect-uri, --post-logout-redirect-uri, --lab, --feature, --jwks-file, --jwks-uri, --pkce-optional, --require-par, --require-dpop, --backchannel-logout-uri, --no-backchannel-logout, --resource-uri, --no-resource-uri, --resource or --no-resources"
                 );
             }
             let c = ops::update_client(s, a, &ClientId::new(client), body)

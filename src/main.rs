@@ -38,6 +38,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once from the command line; boxing would only obscure the flags"
+)]
 enum Command {
     /// Run the account service (zero configuration: SQLite in ./latchkey-data, http://localhost:8080).
     Serve,
@@ -319,6 +323,14 @@ enum ClientCommand {
         /// scheme, host and port of one of its --redirect-uri.
         #[arg(long, value_name = "URL")]
         backchannel_logout_uri: Option<String>,
+        /// Make the client a resource server (RFC 8707): the URI other clients name in
+        /// `resource` to get access tokens for its service, and those tokens' `aud`.
+        #[arg(long, value_name = "URI")]
+        resource_uri: Option<String>,
+        /// A resource (another client's --resource-uri) this client may get access tokens
+        /// for; repeat for several.
+        #[arg(long = "resource", value_name = "URI")]
+        resources: Vec<String>,
         /// Weakest authentication this client accepts: pwd, mfa or phr.
         #[arg(long)]
         min_acr: Option<Acr>,
@@ -557,6 +569,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             require_par,
             require_dpop,
             backchannel_logout_uri,
+            resource_uri,
+            resources,
             min_acr,
             admin_of,
             expires_in,
@@ -586,6 +600,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     require_par,
                     require_dpop,
                     backchannel_logout_uri,
+                    resource_uri,
+                    resources,
                     expires_in,
                     labs,
                     features,
@@ -623,6 +639,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(u) = &c.backchannel_logout_uri {
                 json["backchannel_logout_uri"] = u.as_str().into();
+            }
+            if let Some(u) = &c.resource_uri {
+                json["resource_uri"] = u.as_str().into();
+                text.push_str(&format!("\nresource server of {u} (its tokens' aud)"));
+            }
+            if !c.resources.is_empty() {
+                json["resources"] = c.resources.clone().into();
+                text.push_str(&format!("\nmay get tokens for: {}", c.resources.join(" ")));
             }
             if c.token_endpoint_auth_method == "private_key_jwt" {
                 text.push_str("\nauthenticates with private_key_jwt (no secret)");

@@ -52,6 +52,7 @@ async fn console_token_at(app: &TestApp, user: &str, acr: &str, auth_time: i64) 
         expires_at: t + 3600,
         revoked_at: None,
         dpop_jkt: None,
+        resources: vec![],
     };
     assert!(app.state.store.create_grant(&grant, None).await.unwrap());
     let keys = app.state.keys.current();

@@ -332,6 +332,8 @@ both_with!(
                 require_par: false,
                 require_dpop: false,
                 backchannel_logout_uri: Some(uri.into()),
+                resource_uri: None,
+                resources: vec![],
                 jwks: None,
                 jwks_uri: None,
                 expires_at: None,

@@ -27,12 +27,12 @@ impl AdditionalProviderMetadata for DeviceMeta {}
 type DeviceProviderMetadata = ProviderMetadataWith<DeviceMeta>;
 
 /// Polls every second, so the library's own polling finishes quickly.
-fn fast_polling(c: &mut latchkey_server::Config) {
+pub(crate) fn fast_polling(c: &mut latchkey_server::Config) {
     c.device_authorization.interval_secs = 1;
 }
 
 /// A public device client that may refresh (`skip_consent`: the confirmation shows anyway).
-async fn device_client(app: &TestApp) -> String {
+pub(crate) async fn device_client(app: &TestApp) -> String {
     app.client(|c| {
         c.public = true;
         c.redirect_uris = vec![];
@@ -45,7 +45,7 @@ async fn device_client(app: &TestApp) -> String {
 
 /// `POST /device_authorization` as a public client (scope `openid email` unless `extra` has
 /// one); (status, body).
-async fn ask(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) async fn ask(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> (u16, Value) {
     let mut form = vec![("client_id", client_id)];
     if !extra.iter().any(|(k, _)| *k == "scope") {
         form.push(("scope", "openid email"));
@@ -68,7 +68,7 @@ async fn ask(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> (u16, Va
 }
 
 /// One poll of the token endpoint; (status, body).
-async fn poll(app: &TestApp, client_id: &str, device_code: &str) -> (u16, Value) {
+pub(crate) async fn poll(app: &TestApp, client_id: &str, device_code: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .post(app.url("/token"))
         .form(&[
@@ -94,7 +94,7 @@ async fn enter_code(b: &Browser, code: &str) -> reqwest::Response {
 
 /// Types `code`, signs in with the password and answers the confirmation with `decision`;
 /// returns where the browser ends (`/device/done?outcome=...`) and the confirmation page.
-async fn approve(b: &Browser, code: &str, decision: &str) -> (String, String) {
+pub(crate) async fn approve(b: &Browser, code: &str, decision: &str) -> (String, String) {
     let r = enter_code(b, code).await;
     assert_eq!(r.status(), 303);
     let login = location(&r);

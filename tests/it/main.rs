@@ -56,6 +56,7 @@ mod protocol_rules;
 mod ready;
 mod recovery_codes;
 mod refusals;
+mod resource_indicators;
 mod rotation;
 mod schema;
 mod throttle;

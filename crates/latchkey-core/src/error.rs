@@ -1,6 +1,6 @@
 //! OAuth 2.0 and OpenID Connect error codes, spelled as the RFCs spell them
 //! (RFC 6749 section 4.1.2.1 and 5.2, RFC 6750 section 3.1, RFC 7009, OIDC Core 3.1.2.6,
-//! RFC 9470, RFC 8628 section 3.5, RFC 9449).
+//! RFC 9470, RFC 8628 section 3.5, RFC 9449, RFC 8707).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -42,6 +42,9 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// RFC 9449 section 8: retry with the nonce in the `DPoP-Nonce` header.
     UseDpopNonce,
+    /// RFC 8707 section 2: the `resource` is invalid, unknown, or not one this client may
+    /// get tokens for.
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -77,6 +80,7 @@ impl ErrorCode {
             ExpiredToken => "expired_token",
             InvalidDpopProof => "invalid_dpop_proof",
             UseDpopNonce => "use_dpop_nonce",
+            InvalidTarget => "invalid_target",
         }
     }
 }
@@ -101,6 +105,7 @@ mod tests {
             ErrorCode::ExpiredToken,
             ErrorCode::InvalidDpopProof,
             ErrorCode::UseDpopNonce,
+            ErrorCode::InvalidTarget,
         ] {
             let json = serde_json::to_value(code).unwrap_or_default();
             assert_eq!(json.as_str(), Some(code.as_str()));

@@ -48,18 +48,25 @@ pub enum Field {
     /// Where a client receives logout tokens (`backchannel_logout_uri`,
     /// `--backchannel-logout-uri`).
     BackchannelLogoutUri,
+    /// The URI other clients name to get tokens for a resource server (`resource_uri`,
+    /// `--resource-uri`; RFC 8707).
+    ResourceUri,
+    /// The resources a client may get tokens for (`resources`, `--resource` repeated).
+    Resources,
 }
 
 impl Field {
     /// Longest flag first, so that no flag is replaced inside a longer one.
-    pub const ALL: [Field; 15] = [
+    pub const ALL: [Field; 17] = [
         Field::PostLogoutRedirectUris,
         Field::BackchannelLogoutUri,
         Field::AccessTokenTtl,
+        Field::ResourceUri,
         Field::RedirectUris,
         Field::GrantTypes,
         Field::Jwks,
         Field::JwksUri,
+        Field::Resources,
         Field::Password,
         Field::AdminOf,
         Field::Public,
@@ -88,6 +95,8 @@ impl Field {
             Field::Jwks => "jwks",
             Field::JwksUri => "jwks_uri",
             Field::BackchannelLogoutUri => "backchannel_logout_uri",
+            Field::ResourceUri => "resource_uri",
+            Field::Resources => "resources",
         }
     }
 
@@ -109,6 +118,8 @@ impl Field {
             Field::Jwks => "--jwks-file",
             Field::JwksUri => "--jwks-uri",
             Field::BackchannelLogoutUri => "--backchannel-logout-uri",
+            Field::ResourceUri => "--resource-uri",
+            Field::Resources => "--resource",
         }
     }
 
@@ -220,6 +231,11 @@ pub struct NewClient {
     pub require_dpop: bool,
     /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0).
     pub backchannel_logout_uri: Option<String>,
+    /// The URI other clients name in `resource` to get tokens for its service (RFC 8707):
+    /// it is then a resource server, and those tokens' `aud`.
+    pub resource_uri: Option<String>,
+    /// The resources (other clients' `resource_uri`) it may get tokens for.
+    pub resources: Vec<String>,
     /// Authenticates with `private_key_jwt` (RFC 7523) instead of a secret: its JWK Set
     /// (JSON), or the URL it serves it at. At most one; neither with `public`.
     pub jwks: Option<String>,
@@ -374,6 +390,58 @@ pub fn check_backchannel_logout_uri(
     Ok(uri.to_owned())
 }
 
+/// A client's `resource_uri` (RFC 8707 section 2: an absolute URI without fragment or query;
+/// here `https` or `http`), not registered by another client (`except`: the client being
+/// edited). `issuer`: Latchkey itself, refused (`None`: checked by the caller). The URI as stored (exactly as given: clients
+/// must name it byte for byte).
+pub async fn check_resource_uri(
+    store: &Store,
+    uri: &str,
+    issuer: Option<&str>,
+    except: Option<&str>,
+) -> Result<String, ProvisionError> {
+    crate::protocol::resource::check_uri(uri, issuer)
+        .or_else(|e| invalid(Field::ResourceUri, format!("--resource-uri `{uri}`: {e}")))?;
+    if let Some(owner) = store.client_of_resource(uri).await?
+        && Some(owner.as_str()) != except
+    {
+        return invalid(
+            Field::ResourceUri,
+            format!("--resource-uri `{uri}` is the resource URI of the client {owner} already"),
+        );
+    }
+    Ok(uri.to_owned())
+}
+
+/// The resources a client may get tokens for: each the `resource_uri` of a registered client,
+/// listed once.
+pub async fn check_resources(
+    store: &Store,
+    resources: &[String],
+) -> Result<Vec<String>, ProvisionError> {
+    let mut out: Vec<String> = Vec::new();
+    for r in resources {
+        crate::protocol::resource::check_uri(r, None)
+            .or_else(|e| invalid(Field::Resources, format!("--resource `{r}`: {e}")))?;
+        if store.client_of_resource(r).await?.is_none() {
+            return invalid(
+                Field::Resources,
+                format!(
+                    "--resource `{r}` is not the resource URI of any registered client (register \
+                     the service with --resource-uri first)"
+                ),
+            );
+        }
+        if !out.contains(r) {
+            out.push(r.clone());
+        }
+    }
+    if out.len() > 50 {
+        return invalid(Field::Resources, "at most 50 --resource per client");
+    }
+    Ok(out)
+}
+
 /// A `private_key_jwt` client's keys as registration accepts them: a JWK Set with at least
 /// one usable public key, or an `https` `jwks_uri` (`http` only on loopback); not both.
 pub fn check_client_keys(
@@ -497,6 +565,13 @@ pub async fn create_client_recorded(
         .take()
         .map(|u| check_backchannel_logout_uri(&u, &c.redirect_uris))
         .transpose()?;
+    let resources = check_resources(store, &c.resources).await?;
+    // The caller checked it against the issuer (`check_resource_uri`); checked again here
+    // for everything else.
+    let resource_uri = match c.resource_uri.take() {
+        Some(u) => Some(check_resource_uri(store, &u, None, None).await?),
+        None => None,
+    };
     let keys = check_client_keys(c.jwks.take(), c.jwks_uri.take())?;
     if c.public && keys.is_some() {
         return invalid(
@@ -532,6 +607,8 @@ pub async fn create_client_recorded(
         require_par: c.require_par,
         require_dpop: c.require_dpop,
         backchannel_logout_uri,
+        resource_uri,
+        resources,
         keys,
         labs,
         features,

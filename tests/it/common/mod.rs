@@ -168,6 +168,8 @@ impl TestApp {
             require_par: false,
             require_dpop: false,
             backchannel_logout_uri: None,
+            resource_uri: None,
+            resources: vec![],
             jwks: None,
             jwks_uri: None,
             expires_at: None,

@@ -25,9 +25,19 @@ pub async fn page(
             .insert_header(("Location", format!("/login?flow={}", flow.id)))
             .finish());
     };
+    let mut resources = Vec::new();
+    for uri in &flow.request.resources {
+        let server = match state.store.client_of_resource(uri).await? {
+            Some(id) => state.client(&id).await?,
+            None => None,
+        };
+        let name = server.map_or_else(|| uri.clone(), |c| c.name.clone());
+        resources.push((name, uri.clone()));
+    }
     Ok(render_posting_to(
         StatusCode::OK,
         &ConsentPage {
+            resources,
             client_name: client_name(&state, &flow.request.client_id).await?,
             flow: flow.id.clone(),
             csrf: cookies::csrf_token(&state, &browser, &csrf_purpose(&flow.id)),

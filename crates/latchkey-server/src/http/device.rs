@@ -46,6 +46,7 @@ pub async fn device_authorization(
         scope: get("scope"),
         acr_values: get("acr_values"),
         lab: get("lab"),
+        resource: params.resources().to_vec(),
     };
     let answer = authorize(&state, &client, &request, now()).await?;
     Ok(HttpResponse::Ok()

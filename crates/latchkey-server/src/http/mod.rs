@@ -236,7 +236,7 @@ pub fn page_form(body: &[u8]) -> Result<Params, errors::PageError> {
     let form = Params::parse(body).map_err(|k| {
         errors::PageError::bad_request("Invalid form", format!("The field `{k}` was sent twice."))
     })?;
-    if let Some((k, _)) = form.0.iter().find(|(_, v)| v.contains('\0')) {
+    if let Some((k, _)) = form.single.iter().find(|(_, v)| v.contains('\0')) {
         return Err(errors::PageError::bad_request(
             "Invalid form",
             format!("The field `{k}` holds a character that is not allowed."),
@@ -262,21 +262,35 @@ pub fn require_csrf(
     }
 }
 
-/// Single-valued form parameters; a repeated parameter is an error naming it.
-pub struct Params(std::collections::HashMap<String, String>);
+/// Single-valued form parameters; a repeated parameter is an error naming it, except
+/// `resource` (RFC 8707 section 2), which may repeat.
+pub struct Params {
+    single: std::collections::HashMap<String, String>,
+    resource: Vec<String>,
+}
 
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Params, String> {
-        let mut map = std::collections::HashMap::new();
+        let mut single = std::collections::HashMap::new();
+        let mut resource = Vec::new();
         for (k, v) in decode_pairs(raw) {
-            if map.insert(k.clone(), v).is_some() {
+            if k == "resource" {
+                resource.push(v);
+            } else if single.insert(k.clone(), v).is_some() {
                 return Err(k);
             }
         }
-        Ok(Params(map))
+        Ok(Params { single, resource })
     }
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.single
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+    /// Every `resource` value, in order (RFC 8707).
+    pub fn resources(&self) -> &[String] {
+        &self.resource
     }
 }
 
@@ -305,6 +319,7 @@ mod tests {
             let body: String = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&fields)
                 .finish();
+            prop_assume!(!fields.contains_key("resource"));
             let parsed = Params::parse(body.as_bytes()).unwrap();
             for (k, v) in &fields {
                 prop_assert_eq!(parsed.get(k), Some(v.as_str()));

@@ -152,6 +152,8 @@ pub struct ConsentPage {
     pub flow: String,
     pub csrf: String,
     pub scopes: Vec<(String, String)>,
+    /// The services (RFC 8707 resources) its tokens will be for: (name, resource URI).
+    pub resources: Vec<(String, String)>,
     pub user_email: String,
     /// The user code, when a device asks (RFC 8628): the page asks the user to compare it.
     pub device_code: Option<String>,

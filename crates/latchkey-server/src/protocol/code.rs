@@ -48,10 +48,19 @@ pub enum CodeRefusal {
     /// The code is bound to a DPoP key and the request has no proof by it (RFC 9449
     /// section 10).
     DpopKeyMismatch,
+    /// The request's `resource` is not one the code's authorization covers, or it names none
+    /// and the authorization covers several (RFC 8707): `invalid_target`, the code unspent.
+    Target,
 }
 
 impl From<CodeRefusal> for OAuthError {
     fn from(r: CodeRefusal) -> OAuthError {
+        if r == CodeRefusal::Target {
+            return OAuthError::new(
+                latchkey_core::ErrorCode::InvalidTarget,
+                "the resource is not one of those this code's authorization covers",
+            );
+        }
         let e = OAuthError::invalid_grant(match r {
             // Another client's code is answered as an unknown one (RFC 6749 section 5.2):
             // telling it apart would confirm to whoever holds the code that it is valid.
@@ -73,6 +82,7 @@ impl From<CodeRefusal> for OAuthError {
             CodeRefusal::DpopKeyMismatch => {
                 "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed by that key"
             }
+            CodeRefusal::Target => "the resource is not one of this authorization's",
         });
         match r {
             // Logged only.

@@ -12,6 +12,7 @@ pub mod id_token;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod refresh;
+pub mod resource;
 pub mod rotation;
 pub mod scope;
 pub mod strength;

@@ -100,6 +100,7 @@ pub async fn sign_in_first(
         lab: None,
         device: None,
         dpop_jkt: None,
+        resources: Vec::new(),
     };
     let client = flow::client(state, flow::ACCOUNT_CLIENT_ID).await?;
     flow::proceed(

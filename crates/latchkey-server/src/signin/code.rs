@@ -36,6 +36,7 @@ pub async fn issue(
         // Decided by `flow::decide_lab` for this flow (membership checked just before).
         lab_id: request.lab.clone(),
         dpop_jkt: request.dpop_jkt.clone(),
+        resources: request.resources.clone(),
         expires_at: now + state.config.tokens.authorization_code_ttl_secs,
     };
     state.store.insert_code(code.hash(), &row).await?;

@@ -128,6 +128,7 @@ pub async fn enter(
             user_code: display(&code),
         }),
         dpop_jkt: None,
+        resources: crate::protocol::resource::split(&pending.resources),
     };
     let next = flow::proceed(
         state,
@@ -165,6 +166,7 @@ pub async fn approve(
         amr: strength.amr.iter().map(|a| a.as_str().to_owned()).collect(),
         lab_id: request.lab.clone(),
         dpop_jkt: None,
+        resources: request.resources.clone(),
         expires_at: 0,
     };
     let event = Event::new(

@@ -71,6 +71,8 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<Arc<Client>, Si
             require_par: false,
             require_dpop: false,
             backchannel_logout_uri: None,
+            resource_uri: None,
+            resources: Vec::new(),
             keys: None,
             labs: crate::store::clients::ClientLabs::All,
             features: Vec::new(),
@@ -144,6 +146,7 @@ pub async fn start(
         pkce_optional: c.pkce_optional,
         allows_authorization_code: c.allows_grant("authorization_code"),
         require_par: super::pushed::required(state, c),
+        resources: &c.resources,
     });
     let request = match authorize::validate(params, view, now) {
         Ok(r) => r,

@@ -37,6 +37,7 @@ const KEPT: &[&str] = &[
     "request",
     "lab",
     "dpop_jkt",
+    "resource",
 ];
 
 /// A pushed request's answer (RFC 9126 section 2.2).
@@ -105,6 +106,7 @@ pub async fn push(
         pkce_optional: client.pkce_optional,
         allows_authorization_code: client.allows_grant("authorization_code"),
         require_par: required(state, client),
+        resources: &client.resources,
     };
     match authorize::validate(raw, Some(view), now) {
         Ok(_) => {}

@@ -128,16 +128,16 @@ macro_rules! for_each_table {
                 access_token_ttl_secs, id_token_alg, skip_consent, created_at, min_acr, admin_of,
                 disabled_at, expires_at, previous_secret_hash, previous_secret_expires_at,
                 pkce_optional, all_labs, features, require_par, jwks, jwks_uri, require_dpop,
-                backchannel_logout_uri];
+                backchannel_logout_uri, resource_uri, resources];
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
             consents: [user_id, client_id, scope, created_at];
             authorization_codes: [code_hash, grant_id, client_id, user_id, session_id,
                 redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, lab_id,
-                created_at, expires_at, consumed_at, dpop_jkt];
+                created_at, expires_at, consumed_at, dpop_jkt, resources];
             grants: [id, client_id, user_id, session_id, scope, auth_time, acr, amr, lab_id,
-                created_at, expires_at, revoked_at, dpop_jkt];
+                created_at, expires_at, revoked_at, dpop_jkt, resources];
             refresh_tokens: [token_hash, grant_id, created_at, consumed_at];
             signing_keys: [kid, alg, state, private_key, public_jwk, created_at, activated_at,
                 retired_at, activate_at];

@@ -28,6 +28,8 @@ pub struct AuthCode {
     pub lab_id: Option<String>,
     /// The DPoP key the code is bound to (RFC 9449 section 10).
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707) the authorization request named.
+    pub resources: Vec<String>,
     pub expires_at: i64,
 }
 
@@ -59,6 +61,7 @@ type Row = (
     i64,
     Option<i64>,
     Option<String>,
+    String,
 );
 
 impl Store {
@@ -84,6 +87,7 @@ impl Store {
                         ac::amr.eq(to_json_text(&c.amr)),
                         ac::lab_id.eq(&c.lab_id),
                         ac::dpop_jkt.eq(&c.dpop_jkt),
+                        ac::resources.eq(crate::protocol::resource::join(&c.resources)),
                         ac::created_at.eq(t),
                         ac::expires_at.eq(c.expires_at),
                     ))
@@ -129,6 +133,7 @@ impl Store {
                         ac::expires_at,
                         ac::consumed_at,
                         ac::dpop_jkt,
+                        ac::resources,
                     ))
                     .first::<Row>(conn)
                     .await
@@ -210,5 +215,6 @@ fn from_row(r: Row) -> Result<AuthCode, StoreError> {
         lab_id: r.11,
         expires_at: r.12,
         dpop_jkt: r.14,
+        resources: crate::protocol::resource::split(&r.15),
     })
 }

@@ -23,6 +23,8 @@ pub struct NewDeviceAuthorization {
     /// The `acr_values` the device asked for, space-separated.
     pub acr_values: String,
     pub lab_hint: Option<String>,
+    /// The resources (RFC 8707) the device asked for, space-separated.
+    pub resources: String,
     pub interval: i64,
     pub created_at: i64,
     pub expires_at: i64,
@@ -36,6 +38,7 @@ pub struct PendingDevice {
     pub scope: String,
     pub acr_values: String,
     pub lab_hint: Option<String>,
+    pub resources: String,
     pub expires_at: i64,
 }
 
@@ -63,6 +66,7 @@ type ApprovalRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    String,
 );
 
 impl Store {
@@ -89,6 +93,7 @@ impl Store {
                         da::scope.eq(&d.scope),
                         da::acr_values.eq(&d.acr_values),
                         da::lab_hint.eq(&d.lab_hint),
+                        da::resources.eq(&d.resources),
                         da::status.eq(Status::Pending.as_str()),
                         da::interval_secs.eq(d.interval),
                         da::created_at.eq(d.created_at),
@@ -112,12 +117,13 @@ impl Store {
         let db = self.db.clone();
         let hash = user_code_hash.to_vec();
         self.run(async move {
-            let row: Option<(String, String, String, String, Option<String>, i64)> =
+            type Row = (String, String, String, String, Option<String>, i64, String);
+            let row: Option<Row> =
                 crate::with_conn!(&db, conn => da::table
                     .filter(da::user_code_hash.eq(&hash))
                     .filter(da::status.eq(Status::Pending.as_str()))
                     .filter(da::expires_at.gt(now))
-                    .select((da::id, da::client_id, da::scope, da::acr_values, da::lab_hint, da::expires_at))
+                    .select((da::id, da::client_id, da::scope, da::acr_values, da::lab_hint, da::expires_at, da::resources))
                     .first(conn)
                     .await
                     .optional()?);
@@ -128,6 +134,7 @@ impl Store {
                 acr_values: r.3,
                 lab_hint: r.4,
                 expires_at: r.5,
+                resources: r.6,
             }))
         })
         .await
@@ -263,6 +270,7 @@ impl Store {
                                 da::acr,
                                 da::amr,
                                 da::lab_id,
+                                da::resources,
                             ))
                             .first(&mut *conn)
                             .await?;
@@ -281,6 +289,7 @@ impl Store {
                             amr: from_json_text(&a.5.ok_or_else(missing)?)?,
                             lab_id: a.6,
                             dpop_jkt: None,
+                            resources: crate::protocol::resource::split(&a.7),
                             expires_at,
                         })))
                     }

@@ -26,6 +26,9 @@ pub struct Grant {
     pub revoked_at: Option<i64>,
     /// The DPoP key (RFC 9449 thumbprint) a public client's refresh tokens are bound to.
     pub dpop_jkt: Option<String>,
+    /// The resources (RFC 8707) its access tokens may be for: those the authorization request
+    /// named.
+    pub resources: Vec<String>,
 }
 
 impl Grant {
@@ -62,6 +65,7 @@ type Row = (
     i64,
     Option<i64>,
     Option<String>,
+    String,
 );
 
 fn from_row(r: Row) -> Result<Grant, StoreError> {
@@ -79,6 +83,7 @@ fn from_row(r: Row) -> Result<Grant, StoreError> {
         expires_at: r.10,
         revoked_at: r.11,
         dpop_jkt: r.12,
+        resources: crate::protocol::resource::split(&r.13),
     })
 }
 
@@ -98,6 +103,7 @@ macro_rules! grant_columns {
             grants::expires_at,
             grants::revoked_at,
             grants::dpop_jkt,
+            grants::resources,
         )
     };
 }
@@ -137,6 +143,7 @@ impl Store {
                         grants::amr.eq(to_json_text(&g.amr)),
                         grants::lab_id.eq(&g.lab_id),
                         grants::dpop_jkt.eq(&g.dpop_jkt),
+                        grants::resources.eq(crate::protocol::resource::join(&g.resources)),
                         grants::created_at.eq(g.created_at),
                         grants::expires_at.eq(g.expires_at),
                     ))

@@ -58,6 +58,8 @@ diesel::table! {
         jwks_uri -> Nullable<Text>,
         require_dpop -> Bool,
         backchannel_logout_uri -> Nullable<Text>,
+        resource_uri -> Nullable<Text>,
+        resources -> Text,
     }
 }
 
@@ -91,6 +93,7 @@ diesel::table! {
         lab_id -> Nullable<Text>,
         created_at -> BigInt,
         expires_at -> BigInt,
+        resources -> Text,
     }
 }
 
@@ -172,6 +175,7 @@ diesel::table! {
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
         dpop_jkt -> Nullable<Text>,
+        resources -> Text,
     }
 }
 
@@ -190,6 +194,7 @@ diesel::table! {
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
         dpop_jkt -> Nullable<Text>,
+        resources -> Text,
     }
 }
 

@@ -6,7 +6,7 @@
 //! stored, and tokens are signed.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
-use super::{TokenResponse, access_token_ttl, member_grants};
+use super::{Holder, TokenResponse, access_token_ttl, member_grants};
 use crate::audit::{Action, Event};
 use crate::protocol::code::{self, CodeRefusal, IssuedCode, Presented};
 use crate::protocol::{OAuthError, id_token, scope};
@@ -23,6 +23,8 @@ pub struct CodeRequest {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    /// The service the access token is for (RFC 8707).
+    pub resource: Vec<String>,
 }
 
 /// What the request presents, owned so the store's transaction can check it.
@@ -77,7 +79,24 @@ pub async fn exchange(
         code_verifier: req.code_verifier.clone(),
         dpop_jkt: dpop_jkt.map(str::to_owned),
     };
-    let binding = move |c: &AuthCode| code::check_binding(&issued(c), &presented_by.as_presented());
+    // RFC 8707: a `resource` the code's authorization does not cover (or none, when it covers
+    // several) is refused before the code is spent; the precise reason is kept for the answer.
+    let requested = crate::protocol::resource::parse_token_request(&req.resource)?;
+    let allowed = client.resources.clone();
+    let target_refusal = std::sync::Arc::new(std::sync::Mutex::new(None::<OAuthError>));
+    let refusal_slot = target_refusal.clone();
+    let binding = move |c: &AuthCode| {
+        code::check_binding(&issued(c), &presented_by.as_presented())?;
+        match crate::protocol::resource::audience(&requested, &c.resources, &allowed) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Ok(mut slot) = refusal_slot.lock() {
+                    *slot = Some(e);
+                }
+                Err(CodeRefusal::Target)
+            }
+        }
+    };
     let code = match state
         .store
         .consume_code(TokenHash::of(presented), binding, &on_replay)
@@ -88,11 +107,15 @@ pub async fn exchange(
             tracing::warn!(client = %client.id, "authorization code replayed; its grant is revoked");
             return Err(CodeRefusal::Replayed.into());
         }
+        CodeUse::Refused(CodeRefusal::Target) => {
+            let precise = target_refusal.lock().ok().and_then(|mut s| s.take());
+            return Err(precise.unwrap_or_else(|| CodeRefusal::Target.into()));
+        }
         CodeUse::Refused(r) => return Err(r.into()),
         CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
     };
     code::check_fresh(&issued(&code), now)?;
-    start_grant(state, client, &code, now, dpop_jkt).await
+    start_grant(state, client, &code, &req.resource, now, dpop_jkt).await
 }
 
 /// Starts the grant a consumed code (or a device's approval, RFC 8628) describes and issues its
@@ -104,6 +127,7 @@ pub(super) async fn start_grant(
     state: &AppState,
     client: &Client,
     code: &AuthCode,
+    resource: &[String],
     now: i64,
     dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -122,6 +146,12 @@ pub(super) async fn start_grant(
     // Read before the grant is stored: a code issued just before the user left its lab must
     // not start a grant for that lab (`member_grants` refuses non-members).
     let (roles, features) = member_grants(state, &user.id, code.lab_id.as_deref()).await?;
+    // RFC 8707: the service the access token is for, checked before anything is stored.
+    let holder = Holder::User {
+        lab: code.lab_id.as_deref(),
+    };
+    let audience =
+        super::resource_audience(state, client, resource, &code.resources, holder, now).await?;
 
     let grant = Grant {
         id: code.grant_id.clone(),
@@ -137,6 +167,7 @@ pub(super) async fn start_grant(
         expires_at: now + state.config.tokens.refresh_token_ttl_secs,
         revoked_at: None,
         dpop_jkt: dpop_jkt.filter(|_| client.is_public()).map(str::to_owned),
+        resources: code.resources.clone(),
     };
     let refresh = client
         .allows_grant("refresh_token")
@@ -157,7 +188,7 @@ pub(super) async fn start_grant(
         &keys,
         &AccessTokenInput {
             issuer: &state.issuer,
-            audience: None,
+            audience: audience.as_deref(),
             subject: &user.id,
             client_id: &client.id,
             scope: &grant.scope,

@@ -3,7 +3,7 @@
 //! service calls).
 
 use super::jwt::{self, AccessTokenInput};
-use super::{TokenResponse, access_token_ttl};
+use super::{Holder, TokenResponse, access_token_ttl};
 use crate::admin::{ADMIN_AUDIENCE, ADMIN_SCOPE};
 use crate::protocol::OAuthError;
 use crate::state::AppState;
@@ -14,9 +14,11 @@ use latchkey_core::ErrorCode;
 #[derive(Debug, Default)]
 pub struct ClientCredentialsRequest {
     pub scope: Option<String>,
+    /// The services the token is for (RFC 8707): one, or none for the client itself.
+    pub resource: Vec<String>,
 }
 
-pub fn exchange(
+pub async fn exchange(
     state: &AppState,
     client: &Client,
     req: &ClientCredentialsRequest,
@@ -41,6 +43,19 @@ pub fn exchange(
             ));
         }
     };
+    // RFC 8707: a token for a resource server, rather than for the client itself. The admin
+    // API's tokens have their own audience.
+    let resource = if admin && !req.resource.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "a token with the admin scope is for the admin API; request resources without it",
+        ));
+    } else if req.resource.is_empty() {
+        // The hot path stays free of database reads.
+        None
+    } else {
+        super::resource_audience(state, client, &req.resource, &[], Holder::Client, now).await?
+    };
     let scope = if admin { ADMIN_SCOPE } else { "" };
     let ttl = access_token_ttl(state, client);
     let access_token = jwt::access_token(
@@ -49,7 +64,7 @@ pub fn exchange(
             issuer: &state.issuer,
             subject: &client.id,
             client_id: &client.id,
-            audience: admin.then_some(ADMIN_AUDIENCE),
+            audience: admin.then_some(ADMIN_AUDIENCE).or(resource.as_deref()),
             scope,
             ttl,
             now,

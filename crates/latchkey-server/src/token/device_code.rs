@@ -7,7 +7,7 @@
 
 use super::TokenResponse;
 use crate::protocol::device_code::{self, USER_CODE_LEN, display, user_code_from};
-use crate::protocol::{OAuthError, scope};
+use crate::protocol::{OAuthError, resource, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind, random_bytes, random_id};
 use crate::state::AppState;
 use crate::store::clients::Client;
@@ -22,6 +22,8 @@ pub struct DeviceRequest {
     pub scope: Option<String>,
     pub acr_values: Option<String>,
     pub lab: Option<String>,
+    /// The services the tokens may be for (RFC 8707).
+    pub resource: Vec<String>,
 }
 
 /// The device authorization response (RFC 8628 section 3.2).
@@ -39,6 +41,8 @@ pub struct DeviceAuthorizationResponse {
 #[derive(Debug, Default)]
 pub struct DeviceCodeRequest {
     pub device_code: Option<String>,
+    /// The service the access token is for (RFC 8707).
+    pub resource: Vec<String>,
 }
 
 const MAX_PARAM_LEN: usize = 2048;
@@ -73,6 +77,9 @@ pub async fn authorize(
         }
     }
     let scope = scope::parse(req.scope.as_deref().unwrap_or(""))?;
+    // RFC 8707: the resources the grant may cover, each one the client's registration lists.
+    let resources = resource::parse(&req.resource)?;
+    resource::check_allowed(&resources, &client.resources)?;
     let acr_values: Vec<&str> = req
         .acr_values
         .as_deref()
@@ -93,6 +100,7 @@ pub async fn authorize(
             scope: scope::join(&scope),
             acr_values: acr_values.join(" "),
             lab_hint: req.lab.clone().filter(|l| !l.is_empty()),
+            resources: resource::join(&resources),
             interval: cfg.interval_secs,
             created_at: now,
             expires_at: now + cfg.ttl_secs,
@@ -134,6 +142,8 @@ pub async fn exchange(
         .device_code
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
+    // A malformed `resource`, or several, is refused before the approval is taken (RFC 8707).
+    crate::protocol::resource::parse_token_request(&req.resource)?;
     let hash = TokenHash::of(presented).to_vec();
     match state.store.poll_device(&hash, &client.id, now).await? {
         DevicePoll::Unknown => Err(OAuthError::invalid_grant(
@@ -141,7 +151,15 @@ pub async fn exchange(
         )),
         DevicePoll::Refused(code) => Err(OAuthError::new(code, refusal(code))),
         DevicePoll::Approved(approval) => {
-            super::authorization_code::start_grant(state, client, &approval, now, dpop_jkt).await
+            super::authorization_code::start_grant(
+                state,
+                client,
+                &approval,
+                &req.resource,
+                now,
+                dpop_jkt,
+            )
+            .await
         }
     }
 }

@@ -65,8 +65,11 @@ pub async fn introspect(
             _ => Introspection::Inactive,
         });
     }
+    // The client it was issued to, and the service it is for: the client with that id, or
+    // the resource server whose resource URI it names (RFC 8707).
+    let audience = |aud: &str| aud == client.id || client.resource_uri.as_deref() == Some(aud);
     Ok(match check_access_token(state, token, now).await {
-        Ok(c) if c.client_id == client.id || c.aud == client.id => {
+        Ok(c) if c.client_id == client.id || audience(&c.aud) => {
             Introspection::AccessToken(Box::new(c))
         }
         _ => Introspection::Inactive,

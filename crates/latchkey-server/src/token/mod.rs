@@ -20,7 +20,7 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod userinfo;
 
-use crate::protocol::OAuthError;
+use crate::protocol::{OAuthError, resource};
 use crate::state::AppState;
 use crate::store::clients::Client;
 use latchkey_core::ErrorCode;
@@ -104,7 +104,7 @@ pub async fn issue(
             refresh_token::exchange(state, client, r, now, origin, jkt).await
         }
         TokenRequest::ClientCredentials(r) => {
-            client_credentials::exchange(state, client, r, now, jkt)
+            client_credentials::exchange(state, client, r, now, jkt).await
         }
         TokenRequest::DeviceCode(r) => device_code::exchange(state, client, r, now, jkt).await,
     }?;
@@ -120,6 +120,55 @@ fn access_token_ttl(state: &AppState, client: &Client) -> i64 {
     client
         .access_token_ttl_secs
         .unwrap_or(state.config.tokens.access_token_ttl_secs)
+}
+
+/// Whom an access token is for, for the resource check of [`resource_audience`].
+#[derive(Debug, Clone, Copy)]
+enum Holder<'a> {
+    /// A user's token for `lab` (`None`: a user in no lab).
+    User { lab: Option<&'a str> },
+    /// The client itself (`client_credentials`).
+    Client,
+}
+
+/// The `aud` of the access token a request gets (RFC 8707): `None` for the client itself, or
+/// the resource the request names (`requested`) or its grant covers (`granted`), when the
+/// client's registration lists it ([`resource::audience`]) and an active client is
+/// registered with that `resource_uri` and serves the token's lab (for a client's own token:
+/// shares a lab with the client). Every refusal is `invalid_target`.
+async fn resource_audience(
+    state: &AppState,
+    client: &Client,
+    requested: &[String],
+    granted: &[String],
+    holder: Holder<'_>,
+    now: i64,
+) -> Result<Option<String>, OAuthError> {
+    let requested = resource::parse_token_request(requested)?;
+    let Some(aud) = resource::audience(&requested, granted, &client.resources)? else {
+        return Ok(None);
+    };
+    let server = match state.store.client_of_resource(&aud).await? {
+        Some(id) => state.client(&id).await?,
+        None => None,
+    };
+    let Some(server) = server.filter(|s| s.is_active(now)) else {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("no active service is registered for the resource `{aud}`"),
+        ));
+    };
+    let serves = match holder {
+        Holder::User { lab } => server.labs.serves(lab),
+        Holder::Client => server.labs.shares_a_lab(&client.labs),
+    };
+    if !serves {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("the service of the resource `{aud}` does not serve the lab of this token"),
+        ));
+    }
+    Ok(Some(aud))
 }
 
 /// The user's roles and effective features in the grant's lab, read at each token issuance

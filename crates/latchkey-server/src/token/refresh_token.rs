@@ -7,7 +7,7 @@
 //! strong enough is [`crate::protocol::refresh`]'s decision.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
-use super::{TokenResponse, access_token_ttl, member_grants};
+use super::{Holder, TokenResponse, access_token_ttl, member_grants, resource_audience};
 use crate::audit::{Action, Event};
 use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
@@ -22,6 +22,8 @@ use latchkey_core::ErrorCode;
 pub struct RefreshRequest {
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
+    /// The service the new access token is for (RFC 8707 section 2.2): one of the grant's.
+    pub resource: Vec<String>,
 }
 
 pub async fn exchange(
@@ -40,7 +42,8 @@ pub async fn exchange(
     // token, but only for a token that rotation would accept: every other token (unknown,
     // another client's, used, ended) takes the one path below, where reuse is detected and
     // the answer is the same whatever the token was.
-    if let Some(s) = req.scope.as_deref()
+    // A `resource` too (RFC 8707), with everything it depends on.
+    if (req.scope.is_some() || !req.resource.is_empty())
         && let Some((g, true)) = state
             .store
             .grant_by_refresh_token(TokenHash::of(presented))
@@ -48,7 +51,15 @@ pub async fn exchange(
         && g.client_id == client.id
         && g.is_live(now)
     {
-        refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
+        if let Some(s) = req.scope.as_deref() {
+            refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
+        }
+        if !req.resource.is_empty() {
+            let holder = Holder::User {
+                lab: g.lab_id.as_deref(),
+            };
+            resource_audience(state, client, &req.resource, &g.resources, holder, now).await?;
+        }
     }
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
     let mut details = origin.clone();
@@ -131,11 +142,16 @@ pub async fn exchange(
     };
     let ttl = access_token_ttl(state, client);
     let (roles, features) = member_grants(state, &grant.user_id, grant.lab_id.as_deref()).await?;
+    let holder = Holder::User {
+        lab: grant.lab_id.as_deref(),
+    };
+    let audience =
+        resource_audience(state, client, &req.resource, &grant.resources, holder, now).await?;
     let access_token = jwt::access_token(
         &state.keys.current(),
         &AccessTokenInput {
             issuer: &state.issuer,
-            audience: None,
+            audience: audience.as_deref(),
             subject: &grant.user_id,
             client_id: &client.id,
             scope: &scope,

@@ -94,6 +94,13 @@ pub async fn userinfo(
     if claims.gid.is_none() {
         return Err(invalid_token("the token does not represent a user"));
     }
+    // A token for a resource server (RFC 8707: its `aud` names that service) is for that
+    // service only; UserInfo takes the tokens issued for the client itself.
+    if claims.aud != claims.client_id {
+        return Err(invalid_token(
+            "the token is for another resource (its aud), not for UserInfo",
+        ));
+    }
     if !scope::contains(&claims.scope, "openid") {
         return Err(OAuthError::new(
             ErrorCode::InsufficientScope,

@@ -42,6 +42,13 @@ pub struct ClientView {
     /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backchannel_logout_uri: Option<String>,
+    /// The URI other clients name in `resource` (RFC 8707) to get access tokens for its
+    /// service: their `aud`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_uri: Option<String>,
+    /// The resources (other clients' `resource_uri`) it may get access tokens for.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// The labs whose members may sign in to it (ids), or `["*"]`: every lab.
     #[serde(default)]
     pub labs: Vec<String>,
@@ -94,6 +101,8 @@ impl From<crate::store::clients::Client> for ClientView {
             require_par: c.require_par,
             require_dpop: c.require_dpop,
             backchannel_logout_uri: c.backchannel_logout_uri,
+            resource_uri: c.resource_uri,
+            resources: c.resources,
             labs: match &c.labs {
                 crate::store::clients::ClientLabs::All => vec!["*".to_owned()],
                 l => l
@@ -150,6 +159,15 @@ pub struct NewClientBody {
     /// Connect Back-Channel Logout 1.0): an `https` URL (`http` only to a loopback address)
     /// on the scheme, host and port of one of its `redirect_uris`.
     pub backchannel_logout_uri: Option<String>,
+    /// Makes it a resource server (RFC 8707): the URI other clients name in `resource` to get
+    /// access tokens for its service, and those tokens' `aud` (its verifier's audience). An
+    /// absolute `https` (or `http`) URI without fragment or query, registered by no other
+    /// client.
+    pub resource_uri: Option<String>,
+    /// The resources it may get access tokens for: other clients' `resource_uri`. A token
+    /// request naming any other `resource` is refused with `invalid_target`.
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// How long until the client stops authenticating: `90d`, `12h`, `30m`, `3600s` (1 minute
     /// to 400 days). Clients with `admin_of` default to 90 days; others never expire.
     pub expires_in: Option<String>,
@@ -281,6 +299,11 @@ pub async fn create_client_with(
 ) -> R<CreatedClientView> {
     admin.require_system()?;
     let min_acr = acr_opt("min_acr", body.min_acr.as_deref())?;
+    if let Some(u) = &body.resource_uri {
+        crate::provision::check_resource_uri(&state.store, u, Some(&state.issuer), None)
+            .await
+            .map_err(provision_error)?;
+    }
     let expires_at = body
         .expires_in
         .as_deref()
@@ -306,6 +329,8 @@ pub async fn create_client_with(
             require_par: body.require_par,
             require_dpop: body.require_dpop,
             backchannel_logout_uri: body.backchannel_logout_uri,
+            resource_uri: body.resource_uri,
+            resources: body.resources,
             jwks: body.jwks.map(|j| j.to_string()),
             jwks_uri: body.jwks_uri,
             expires_at,

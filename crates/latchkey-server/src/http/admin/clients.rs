@@ -294,6 +294,15 @@ pub async fn action(
                 // Empty stops back-channel logout.
                 backchannel_logout_uri: get("flags")
                     .map(|_| get("backchannel_logout_uri").unwrap_or("").to_owned()),
+                // Empty: no longer a resource server.
+                resource_uri: get("flags").map(|_| get("resource_uri").unwrap_or("").to_owned()),
+                resources: get("flags").map(|_| {
+                    get("resources")
+                        .unwrap_or("")
+                        .split_whitespace()
+                        .map(str::to_owned)
+                        .collect()
+                }),
             };
             ops::update_client(&state, a, &client, body)
                 .await

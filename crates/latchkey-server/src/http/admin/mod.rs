@@ -488,6 +488,7 @@ async fn callback(state: State, req: HttpRequest) -> Result<HttpResponse, PageEr
         code: Some(get("code").unwrap_or("").to_owned()),
         redirect_uri: Some(console_callback_uri(&state.issuer)),
         code_verifier: Some(ls.verifier.clone()),
+        resource: Vec::new(),
     };
     let client = crate::store::clients::console_client(&state.issuer, state.config.admin.min_acr);
     let origin = crate::http::client_addr::requester(&state, &req).details();

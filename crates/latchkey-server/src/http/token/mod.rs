@@ -49,19 +49,23 @@ pub fn token_request(params: &Params) -> Result<TokenRequest, OAuthError> {
             code: get("code"),
             redirect_uri: get("redirect_uri"),
             code_verifier: get("code_verifier"),
+            resource: params.resources().to_vec(),
         })),
         Some("refresh_token") => Ok(TokenRequest::RefreshToken(RefreshRequest {
             refresh_token: get("refresh_token"),
             scope: get("scope"),
+            resource: params.resources().to_vec(),
         })),
         Some("client_credentials") => {
             Ok(TokenRequest::ClientCredentials(ClientCredentialsRequest {
                 scope: get("scope"),
+                resource: params.resources().to_vec(),
             }))
         }
         Some(crate::protocol::device_code::GRANT_TYPE) => {
             Ok(TokenRequest::DeviceCode(DeviceCodeRequest {
                 device_code: get("device_code"),
+                resource: params.resources().to_vec(),
             }))
         }
         Some(other) => Err(token::unsupported_grant_type(other)),

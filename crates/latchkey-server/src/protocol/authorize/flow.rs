@@ -99,6 +99,7 @@ mod tests {
             pkce_optional: false,
             require_par: false,
             allows_authorization_code: true,
+            resources: &[],
         };
         match validate(p, Some(client), 1_000) {
             Ok(r) => r,

@@ -3,7 +3,7 @@
 //! error goes to Latchkey's own page or back to the client (OIDC Core 3.1.2.6).
 
 use super::super::strength::{ClaimsError, Method, essential_acr, requested_level};
-use super::super::{OAuthError, pkce, redirect_uri, scope};
+use super::super::{OAuthError, pkce, redirect_uri, resource, scope};
 use latchkey_core::{Acr, ErrorCode};
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ pub struct RawParams {
     pub lab: Option<String>,
     /// The thumbprint of the DPoP key the code is to be bound to (RFC 9449 section 10).
     pub dpop_jkt: Option<String>,
+    /// The services the tokens are for (RFC 8707 `resource`, which may repeat).
+    #[serde(skip)]
+    pub resource: Vec<String>,
     /// Names of parameters that appeared more than once (RFC 6749 section 3.1 forbids it).
     #[serde(skip)]
     pub duplicates: Vec<String>,
@@ -44,6 +47,11 @@ impl RawParams {
     pub fn from_pairs(pairs: Vec<(String, String)>) -> RawParams {
         let mut p = RawParams::default();
         for (k, v) in pairs {
+            if k == "resource" {
+                // RFC 8707 section 2: the one parameter that may appear more than once.
+                p.resource.push(v);
+                continue;
+            }
             let slot = match k.as_str() {
                 "client_id" => &mut p.client_id,
                 "redirect_uri" => &mut p.redirect_uri,
@@ -136,6 +144,10 @@ pub struct AuthRequest {
     /// token request with a proof by that key can redeem it.
     #[serde(default)]
     pub dpop_jkt: Option<String>,
+    /// The services (RFC 8707 resource URIs) the grant's access tokens may be for, each one
+    /// the client's registration lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<String>,
 }
 
 /// The device authorization a flow answers.
@@ -159,6 +171,8 @@ pub struct ClientView<'a> {
     /// Its authorization requests must be pushed (RFC 9126): the client's `require_par` or
     /// `par.required`.
     pub require_par: bool,
+    /// The resources (RFC 8707) it may get tokens for.
+    pub resources: &'a [String],
 }
 
 /// Where an error goes: Latchkey's own page when the client or redirect URI cannot be trusted,
@@ -400,6 +414,10 @@ pub fn validate(
             ));
         }
     };
+    // RFC 8707 section 2: an invalid resource, or one this client may not get tokens for.
+    let resources = resource::parse(&p.resource).map_err(|e| fail(e.code, e.description))?;
+    resource::check_allowed(&resources, client.resources)
+        .map_err(|e| fail(e.code, e.description))?;
     let acr_values: Vec<String> = p
         .acr_values
         .as_deref()
@@ -429,5 +447,6 @@ pub fn validate(
         lab: None,
         device: None,
         dpop_jkt: p.dpop_jkt,
+        resources,
     })
 }

@@ -43,6 +43,7 @@ fn run_for(p: RawParams, public: bool, pkce_optional: bool) -> Result<AuthReques
             pkce_optional,
             allows_authorization_code: true,
             require_par: false,
+            resources: &[],
         }),
         1000,
     )
@@ -59,6 +60,7 @@ fn rfc9126_a_client_that_must_push_is_refused_an_unpushed_request() {
         pkce_optional: false,
         allows_authorization_code: true,
         require_par: true,
+        resources: &[],
     };
     let refused = validate(params(&[]), Some(view()), 1000);
     assert_eq!(redirect_code(refused), ErrorCode::InvalidRequest);

@@ -28,6 +28,9 @@ struct ClientColumns<'a> {
     require_dpop: Option<bool>,
     /// `Some(None)` clears it.
     backchannel_logout_uri: Option<Option<&'a str>>,
+    /// `Some(None)` clears it.
+    resource_uri: Option<Option<&'a str>>,
+    resources: Option<String>,
 }
 
 /// The parts of a registration an administrator may edit; `None` leaves one as it is.
@@ -46,6 +49,10 @@ pub struct ClientEdit {
     pub require_dpop: Option<bool>,
     /// `Some(None)` stops back-channel logout to the client.
     pub backchannel_logout_uri: Option<Option<String>>,
+    /// `Some(None)`: the client is no longer a resource server (RFC 8707).
+    pub resource_uri: Option<Option<String>>,
+    /// The resources it may get tokens for.
+    pub resources: Option<Vec<String>>,
 }
 
 impl Store {
@@ -94,6 +101,8 @@ impl Store {
                         .backchannel_logout_uri
                         .as_ref()
                         .map(Option::as_deref),
+                    resource_uri: edit.resource_uri.as_ref().map(Option::as_deref),
+                    resources: edit.resources.as_deref().map(to_json_text),
                 };
                 if columns != ClientColumns::default() {
                     diesel::update(clients::table.find(&id))

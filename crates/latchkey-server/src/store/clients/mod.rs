@@ -52,6 +52,11 @@ pub struct Client {
     /// Where it receives logout tokens when a session it got tokens from ends (OpenID Connect
     /// Back-Channel Logout 1.0, `backchannel_logout_uri`).
     pub backchannel_logout_uri: Option<String>,
+    /// The URI other clients name in `resource` (RFC 8707) to get access tokens for this
+    /// client's service: those tokens' `aud`.
+    pub resource_uri: Option<String>,
+    /// The resources (other clients' `resource_uri`) this client may get access tokens for.
+    pub resources: Vec<String>,
     /// Its public keys, for a client that authenticates with `private_key_jwt` (it then has
     /// no secret, and is not public).
     #[serde(skip)]
@@ -82,6 +87,14 @@ impl ClientLabs {
         match self {
             ClientLabs::All => true,
             ClientLabs::Only(labs) => lab.is_some_and(|l| labs.contains(&LabId::new(l))),
+        }
+    }
+
+    /// Whether the two serve a lab in common (a client of every lab shares each).
+    pub fn shares_a_lab(&self, other: &ClientLabs) -> bool {
+        match (self, other) {
+            (ClientLabs::All, _) | (_, ClientLabs::All) => true,
+            (ClientLabs::Only(a), ClientLabs::Only(b)) => !a.is_disjoint(b),
         }
     }
 
@@ -269,6 +282,8 @@ type Row = (
     Option<String>,
     bool,
     Option<String>,
+    Option<String>,
+    String,
 );
 
 /// Every column of `clients`, in [`Row`]'s order.
@@ -299,6 +314,8 @@ macro_rules! columns {
             clients::jwks_uri,
             clients::require_dpop,
             clients::backchannel_logout_uri,
+            clients::resource_uri,
+            clients::resources,
         )
     };
 }
@@ -336,6 +353,8 @@ fn from_row(r: Row, labs: Vec<String>) -> Result<Client, StoreError> {
         keys: ClientKeys::from_columns(r.20, r.21),
         require_dpop: r.22,
         backchannel_logout_uri: r.23,
+        resource_uri: r.24,
+        resources: from_json_text(&r.25)?,
         lifecycle: Lifecycle {
             disabled_at: r.12,
             expires_at: r.13,
@@ -374,6 +393,8 @@ impl Store {
                         clients::require_par.eq(c.require_par),
                         clients::require_dpop.eq(c.require_dpop),
                         clients::backchannel_logout_uri.eq(&c.backchannel_logout_uri),
+                        clients::resource_uri.eq(&c.resource_uri),
+                        clients::resources.eq(to_json_text(&c.resources)),
                         clients::jwks.eq(c.keys.as_ref().and_then(ClientKeys::jwks)),
                         clients::jwks_uri.eq(c.keys.as_ref().and_then(ClientKeys::jwks_uri)),
                         clients::disabled_at.eq(c.lifecycle.disabled_at),
@@ -435,6 +456,24 @@ impl Store {
             })
             .await?;
         found.map(|(row, labs)| from_row(row, labs)).transpose()
+    }
+
+    /// The client registered as the resource server of `uri` (its `resource_uri`, RFC 8707),
+    /// whatever its state.
+    pub async fn client_of_resource(&self, uri: &str) -> Result<Option<String>, StoreError> {
+        let db = self.db.clone();
+        let uri = uri.to_owned();
+        self.run(async move {
+            Ok(crate::with_conn!(&db, conn => {
+                clients::table
+                    .filter(clients::resource_uri.eq(&uri))
+                    .select(clients::id)
+                    .first::<String>(&mut *conn)
+                    .await
+                    .optional()?
+            }))
+        })
+        .await
     }
 
     /// Every registered client, by name.
@@ -556,6 +595,8 @@ pub fn console_client(issuer: &str, min_acr: latchkey_core::Acr) -> Client {
         require_par: false,
         require_dpop: false,
         backchannel_logout_uri: None,
+        resource_uri: None,
+        resources: Vec::new(),
         keys: None,
         labs: ClientLabs::All,
         features: Vec::new(),

@@ -95,11 +95,16 @@ pub struct ClientUpdateBody {
     /// Where it receives logout tokens (OpenID Connect Back-Channel Logout 1.0); `""` stops
     /// back-channel logout to it.
     pub backchannel_logout_uri: Option<String>,
+    /// Its resource URI (RFC 8707): tokens other clients get for its service carry it as
+    /// `aud`; `""` makes it no longer a resource server.
+    pub resource_uri: Option<String>,
+    /// Replaces the resources it may get tokens for (`[]`: none, only tokens for itself).
+    pub resources: Option<Vec<String>>,
 }
 
 /// Edits a client's registration (`PATCH /clients/{client}`, `latchkey client update`): name,
 /// redirect URIs, labs, features, keys, whether PKCE is optional, PAR or DPoP required, and
-/// where its logout tokens go.
+/// where its logout tokens go, and its resources (RFC 8707).
 pub async fn update_client(
     state: &AppState,
     admin: &Admin,
@@ -120,12 +125,14 @@ pub async fn update_client(
         && body.require_par.is_none()
         && body.require_dpop.is_none()
         && body.backchannel_logout_uri.is_none()
+        && body.resource_uri.is_none()
+        && body.resources.is_none()
     {
         return Err(AdminError::invalid(
             "body",
             "nothing to change: give name, redirect_uris, post_logout_redirect_uris, labs, \
-             features, jwks, jwks_uri, pkce_optional, require_par, require_dpop or \
-             backchannel_logout_uri",
+             features, jwks, jwks_uri, pkce_optional, require_par, require_dpop, \
+             backchannel_logout_uri, resource_uri or resources",
         ));
     }
     if body.pkce_optional == Some(true) && before.is_public() {
@@ -182,6 +189,28 @@ pub async fn update_client(
             None
         }
     };
+    let resource_uri = match body.resource_uri.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(u) => Some(Some(
+            crate::provision::check_resource_uri(
+                &state.store,
+                u,
+                Some(&state.issuer),
+                Some(client.as_str()),
+            )
+            .await
+            .map_err(provision_error)?,
+        )),
+    };
+    let resources = match &body.resources {
+        Some(r) => Some(
+            crate::provision::check_resources(&state.store, r)
+                .await
+                .map_err(provision_error)?,
+        ),
+        None => None,
+    };
     let labs = match &body.labs {
         Some(l) => Some(
             crate::provision::resolve_client_labs(&state.store, l, before.signs_users_in())
@@ -207,6 +236,8 @@ pub async fn update_client(
         require_par: body.require_par,
         require_dpop: body.require_dpop,
         backchannel_logout_uri,
+        resource_uri,
+        resources,
     };
     let keys_view = |k: Option<&crate::store::client_keys::ClientKeys>| {
         json!({
@@ -229,6 +260,8 @@ pub async fn update_client(
                 "require_par": before.require_par,
                 "require_dpop": before.require_dpop,
                 "backchannel_logout_uri": before.backchannel_logout_uri,
+                "resource_uri": before.resource_uri,
+                "resources": before.resources,
             },
             "after": {
                 "name": edit.name.as_ref().unwrap_or(&before.name),
@@ -247,6 +280,8 @@ pub async fn update_client(
                     .backchannel_logout_uri
                     .clone()
                     .unwrap_or(before.backchannel_logout_uri.clone()),
+                "resource_uri": edit.resource_uri.clone().unwrap_or(before.resource_uri.clone()),
+                "resources": edit.resources.as_ref().unwrap_or(&before.resources),
             },
         }),
     );
