@@ -415,7 +415,13 @@ both!(
         // The user allowed offline access to this client before (a skip-consent client gets
         // it only so): its grants outlive the browser session this test ends.
         store
-            .save_consent(&app.user_id, &client.0, &["offline_access".to_owned()], 0)
+            .save_consent(
+                &app.user_id,
+                &client.0,
+                &["offline_access".to_owned()],
+                &[],
+                0,
+            )
             .await
             .unwrap();
         let b = Browser::new(app);

@@ -346,6 +346,17 @@ both!(
             BILLING
         );
         let rt = v["refresh_token"].as_str().unwrap().to_owned();
+        // A refresh without `resource` while the grant covers two: refused, the token left.
+        let plain = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        let (status, v) = token(app, &s.notebook, &plain).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{v}"
+        );
         // A refresh for a resource the grant does not cover is refused, and the refresh
         // token stays good; one for the grant's other resource is served.
         let notebook = &s.notebook;
@@ -365,34 +376,104 @@ both!(
             jwt_claims(v["access_token"].as_str().unwrap())["aud"],
             ORDERS
         );
+        let at = v["access_token"].as_str().unwrap().to_owned();
+        // RFC 6749 section 4.1.2: a replay of the code is acted on (its grant revoked) whatever
+        // resource it names.
+        let (status, v) = exchange(app, &s.notebook, &code, &[ARCHIVE]).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{v}"
+        );
+        let r = reqwest::Client::new()
+            .post(app.url("/introspect"))
+            .basic_auth(&s.notebook.0, Some(&s.notebook.1))
+            .form(&[("token", at.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["active"], false, "the replay revoked the grant: {v}");
     }
 );
 
 both!(
-    rfc8707_a_grant_without_resources_takes_any_resource_the_client_lists,
+    rfc8707_2_a_users_grant_that_named_no_resource_gets_tokens_for_the_client_only,
     async |app: &TestApp| {
         let s = setup(app).await;
         let code = code_for(app, &authorize_url(app, &s.notebook.0, &[])).await;
-        let (status, v) = exchange(app, &s.notebook, &code, &[ARCHIVE]).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_target")));
+        // Listed for the client, but the user was not asked about it.
         let (status, v) = exchange(app, &s.notebook, &code, &[BILLING]).await;
-        assert_eq!(status, 200, "{v}");
         assert_eq!(
-            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
-            BILLING
+            (status, v["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{v}"
         );
-        // Without `resource`, the refresh gets a token for the notebook itself.
-        let rt = v["refresh_token"].as_str().unwrap();
-        let (status, v) = token(
-            app,
-            &s.notebook,
-            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-        )
-        .await;
-        assert_eq!(status, 200, "{v}");
+        let (status, v) = exchange(app, &s.notebook, &code, &[]).await;
+        assert_eq!(status, 200, "the refusal left the code: {v}");
         assert_eq!(
             jwt_claims(v["access_token"].as_str().unwrap())["aud"],
             s.notebook.0.as_str()
+        );
+        let rt = v["refresh_token"].as_str().unwrap();
+        let with_resource = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("resource", ORDERS),
+        ];
+        let (status, v) = token(app, &s.notebook, &with_resource).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_target")),
+            "{v}"
+        );
+        let plain = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+        let (status, v) = token(app, &s.notebook, &plain).await;
+        assert_eq!(status, 200, "the refusal left the refresh token: {v}");
+    }
+);
+
+both!(
+    rfc8707_the_consent_page_asks_again_for_a_service_the_user_was_not_asked_about,
+    async |app: &TestApp| {
+        setup(app).await;
+        let c = app
+            .client(|c| c.resources = vec![ORDERS.into(), BILLING.into()])
+            .await;
+        let b = Browser::new(app);
+        // Consent to the client alone.
+        let (flow, csrf) = b.open_login(&authorize_url(app, &c.client_id, &[])).await;
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        let back = b.consent_if_asked(r, "allow").await;
+        assert!(back.starts_with(CALLBACK), "{back}");
+        // The same scopes for the Orders API: the page again, naming it.
+        let r = b.get(&authorize_for(app, &c.client_id, &[ORDERS])).await;
+        let at = location(&r);
+        assert!(at.starts_with("/consent?flow="), "{at}");
+        let page = b.get(&at).await.text().await.unwrap();
+        assert!(
+            page.contains("Orders API") && page.contains(ORDERS),
+            "{page}"
+        );
+        let r = b
+            .post_form(
+                "/consent",
+                &[
+                    ("flow", &html_input(&page, "flow").unwrap()),
+                    ("csrf", &html_input(&page, "csrf").unwrap()),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        assert!(location(&r).starts_with(CALLBACK));
+        // Remembered: no page for Orders now, the page for Billing.
+        let r = b.get(&authorize_for(app, &c.client_id, &[ORDERS])).await;
+        assert!(location(&r).starts_with(CALLBACK), "{}", location(&r));
+        let r = b.get(&authorize_for(app, &c.client_id, &[BILLING])).await;
+        assert!(
+            location(&r).starts_with("/consent?flow="),
+            "{}",
+            location(&r)
         );
     }
 );
@@ -414,7 +495,7 @@ both!(
             })
             .await;
         let notebook = (notebook.client_id, notebook.client_secret.unwrap());
-        let code = code_for(app, &authorize_url(app, &notebook.0, &[])).await;
+        let code = code_for(app, &authorize_for(app, &notebook.0, &[elsewhere])).await;
         let (status, v) = exchange(app, &notebook, &code, &[elsewhere]).await;
         assert_eq!(
             (status, v["error"].as_str()),
@@ -428,30 +509,49 @@ both!(
                 .contains("does not serve the lab"),
             "{v}"
         );
-        // The Orders API disabled: no more tokens for it.
-        let admin = client_token(app, "*").await;
-        let (status, v) = call(
-            app,
-            Some(&admin),
-            reqwest::Method::POST,
-            &format!("/api/v1/clients/{}/disable", s.orders.0),
-            None,
-        )
-        .await;
+        // An earlier grant for Orders, then the Orders API disabled: no more tokens for it,
+        // and nothing spent, so that they work again once it is enabled.
+        let earlier = code_for(app, &authorize_for(app, &notebook.0, &[ORDERS])).await;
+        let (status, v) = exchange(app, &notebook, &earlier, &[]).await;
         assert_eq!(status, 200, "{v}");
-        let code = code_for(app, &authorize_url(app, &notebook.0, &[])).await;
+        let rt = v["refresh_token"].as_str().unwrap().to_owned();
+        let admin = client_token(app, "*").await;
+        let switch = |what: &'static str| {
+            let (admin, id) = (admin.clone(), s.orders.0.clone());
+            async move {
+                let path = format!("/api/v1/clients/{id}/{what}");
+                let (status, v) = call(app, Some(&admin), reqwest::Method::POST, &path, None).await;
+                assert_eq!(status, 200, "{v}");
+            }
+        };
+        let code = code_for(app, &authorize_for(app, &notebook.0, &[ORDERS])).await;
+        switch("disable").await;
         let (status, v) = exchange(app, &notebook, &code, &[ORDERS]).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (400, Some("invalid_target")),
             "{v}"
         );
-        assert!(
-            v["error_description"]
-                .as_str()
-                .unwrap()
-                .contains("no active service"),
+        let d = v["error_description"].as_str().unwrap();
+        assert!(d.contains("no active service"), "{v}");
+        let refresh = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        let (status, v) = token(app, &notebook, &refresh).await;
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_target")),
             "{v}"
+        );
+        switch("enable").await;
+        let (status, v) = exchange(app, &notebook, &code, &[ORDERS]).await;
+        assert_eq!(status, 200, "the code was left: {v}");
+        let (status, v) = token(app, &notebook, &refresh).await;
+        assert_eq!(status, 200, "the refresh token was left: {v}");
+        assert_eq!(
+            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
+            ORDERS
         );
     }
 );
@@ -533,9 +633,23 @@ both_with!(
             confirmation.contains("Orders API") && confirmation.contains(ORDERS),
             "the confirmation names the service: {confirmation}"
         );
-        let (status, t) =
-            crate::device_flow::poll(app, &device, v["device_code"].as_str().unwrap()).await;
-        assert_eq!(status, 200, "{t}");
+        let device_code = v["device_code"].as_str().unwrap();
+        let r = reqwest::Client::new()
+            .post(app.url("/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", device.as_str()),
+                ("device_code", device_code),
+                ("resource", BILLING),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let refused: Value = r.json().await.unwrap();
+        assert_eq!(refused["error"], "invalid_target", "{refused}");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (status, t) = crate::device_flow::poll(app, &device, device_code).await;
+        assert_eq!(status, 200, "the refusal left the approval: {t}");
         assert_eq!(
             jwt_claims(t["access_token"].as_str().unwrap())["aud"],
             ORDERS

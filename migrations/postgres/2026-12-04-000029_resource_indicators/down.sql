@@ -1,3 +1,4 @@
+ALTER TABLE consents DROP COLUMN resources;
 ALTER TABLE grants DROP COLUMN resources;
 ALTER TABLE device_authorizations DROP COLUMN resources;
 ALTER TABLE authorization_codes DROP COLUMN resources;

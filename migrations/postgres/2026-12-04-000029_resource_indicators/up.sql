@@ -10,3 +10,6 @@ ALTER TABLE clients ADD COLUMN resources TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE authorization_codes ADD COLUMN resources TEXT NOT NULL DEFAULT '';
 ALTER TABLE device_authorizations ADD COLUMN resources TEXT NOT NULL DEFAULT '';
 ALTER TABLE grants ADD COLUMN resources TEXT NOT NULL DEFAULT '';
+-- The resources the user allowed a client to get tokens for on the consent page: a request
+-- naming another shows the page again.
+ALTER TABLE consents ADD COLUMN resources TEXT NOT NULL DEFAULT '';

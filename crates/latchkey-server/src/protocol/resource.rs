@@ -13,8 +13,10 @@
 //!   only while a client registered with that `resource_uri` is active and serves the
 //!   token's lab (checked at issuance, in `token::`);
 //! - an authorization request may name several resources (at most [`MAX_PER_REQUEST`]): the
-//!   grant covers them, and each token request names one of them, or none when the grant
-//!   covers exactly one ([`audience`]). An access token has a single audience: a token request
+//!   grant covers them (the user is asked about them on the consent page), and each token
+//!   request names one of them, or none when the grant covers exactly one ([`audience`]); a
+//!   user's grant that named none gets tokens for the client only. `client_credentials` names
+//!   any one of the client's resources. An access token has a single audience: a token request
 //!   naming several resources is refused rather than issuing a token every one of them would
 //!   accept (section 2.2 allows either; one audience per token keeps a leaked token to one
 //!   service).
@@ -55,11 +57,13 @@ pub fn check_uri(uri: &str, issuer: Option<&str>) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("a resource URI has no user name or password".into());
     }
-    if let Some(issuer) = issuer.map(|i| i.trim_end_matches('/'))
-        && (uri.trim_end_matches('/') == issuer || uri.starts_with(&format!("{issuer}/")))
+    // Compared as parsed URLs (scheme and host case, default ports, `\\` read as `/`): any
+    // URL on the issuer's origin is Latchkey's.
+    if let Some(issuer) = issuer.and_then(|i| url::Url::parse(i).ok())
+        && url.origin() == issuer.origin()
     {
         return Err(
-            "a resource URI cannot be Latchkey itself (its issuer or a URL under it)".into(),
+            "a resource URI cannot be Latchkey itself (a URL on its issuer's origin)".into(),
         );
     }
     Ok(())
@@ -106,13 +110,13 @@ pub fn check_allowed(requested: &[String], allowed: &[String]) -> Result<(), OAu
     }
 }
 
-/// The resource an access token is for (its `aud`), `None` for the client itself.
+/// The resource a user's access token is for (its `aud`), `None` for the client itself.
 ///
 /// `requested`: the token request's `resource` values (parsed); `granted`: the resources the
-/// authorization request named (empty for a grant without, and for `client_credentials`);
-/// `allowed`: the client's registered resources.
-/// - one requested: it must be among `granted` (unless the grant named none), and among
-///   `allowed` (the registration as it is now);
+/// authorization request named (and the consent page showed); `allowed`: the client's
+/// registered resources.
+/// - one requested: it must be among `granted` (a grant that named none gets tokens for the
+///   client only), and among `allowed` (the registration as it is now);
 /// - none requested: the grant's only resource, or the client itself when it named none;
 ///   a grant naming several needs the token request to pick one;
 /// - several requested: refused (one audience per access token).
@@ -133,9 +137,10 @@ pub fn audience(
             }
         },
         [one] => {
-            if !granted.is_empty() && !granted.contains(one) {
+            if !granted.contains(one) {
                 return Err(invalid_target(format!(
-                    "the resource `{one}` is not among those of the authorization request"
+                    "the resource `{one}` is not among those of the authorization request \
+                     (a user's tokens are for the services the user was asked about)"
                 )));
             }
             one
@@ -199,6 +204,8 @@ mod tests {
             ("https://id.lab.example", "Latchkey itself"),
             ("https://id.lab.example/", "Latchkey itself"),
             ("https://id.lab.example/userinfo", "Latchkey itself"),
+            ("HTTPS://ID.LAB.EXAMPLE:443/x", "Latchkey itself"),
+            ("https://id.lab.example\\userinfo", "Latchkey itself"),
         ] {
             let e = check_uri(bad, Some(ISSUER)).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
@@ -229,12 +236,15 @@ mod tests {
     fn rfc8707_2_a_client_gets_tokens_only_for_its_listed_resources() {
         let allowed = v(&["https://a.example"]);
         assert_eq!(
-            audience(&v(&["https://a.example"]), &[], &allowed).unwrap(),
+            audience(&v(&["https://a.example"]), &allowed, &allowed).unwrap(),
             Some("https://a.example".into())
         );
-        let e = audience(&v(&["https://b.example"]), &[], &allowed).unwrap_err();
+        let e = audience(&v(&["https://b.example"]), &allowed, &allowed).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidTarget);
         assert!(check_allowed(&v(&["https://b.example"]), &allowed).is_err());
+        // A user's grant that named no resource gets tokens for the client only.
+        let e = audience(&v(&["https://a.example"]), &[], &allowed).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidTarget);
     }
 
     #[test]

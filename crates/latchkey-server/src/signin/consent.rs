@@ -34,6 +34,7 @@ pub async fn decide(
                     &current.1.id,
                     &r.client_id,
                     &r.scope,
+                    &r.resources,
                     state.config.tokens.consent_since(now),
                 )
                 .await?;

@@ -415,7 +415,7 @@ pub async fn proceed(
                 let offline = [scope::OFFLINE_ACCESS.to_owned()];
                 let consented = state
                     .store
-                    .consent_covers(&s.user_id, &client.id, &offline, consent_since)
+                    .consent_covers(&s.user_id, &client.id, &offline, &[], consent_since)
                     .await?;
                 scope::without_unconsented_offline_access(&mut request.scope, consented);
             }
@@ -424,7 +424,13 @@ pub async fn proceed(
         Some((s, _)) if !request.prompt.consent => {
             state
                 .store
-                .consent_covers(&s.user_id, &client.id, &request.scope, consent_since)
+                .consent_covers(
+                    &s.user_id,
+                    &client.id,
+                    &request.scope,
+                    &request.resources,
+                    consent_since,
+                )
                 .await?
         }
         _ => false,

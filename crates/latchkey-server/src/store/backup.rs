@@ -132,7 +132,7 @@ macro_rules! for_each_table {
             client_labs: [client_id, lab_id];
             sessions: [id, token_hash, user_id, auth_time, amr, acr, created_at, expires_at,
                 ended_at, factors, last_seen_at, source, user_agent];
-            consents: [user_id, client_id, scope, created_at];
+            consents: [user_id, client_id, scope, created_at, resources];
             authorization_codes: [code_hash, grant_id, client_id, user_id, session_id,
                 redirect_uri, scope, nonce, code_challenge, auth_time, acr, amr, lab_id,
                 created_at, expires_at, consumed_at, dpop_jkt, resources];

@@ -100,14 +100,15 @@ impl Store {
     }
 
     /// Consumes a code atomically, once `binding` (the caller's check that the request comes
-    /// from the code's client with its redirect URI and verifier) accepts it: a refused
+    /// from the code's client with its redirect URI and verifier; told whether the code was
+    /// used before, so that a replay is acted on whatever else it asks) accepts it: a refused
     /// request changes nothing. Expiry is the caller's check (it knows `now`); an expired code
     /// is still consumed so it can never be tried again. A replay that passes `binding`
     /// revokes what the first use issued and appends `on_replay` in the same transaction.
     pub async fn consume_code(
         &self,
         hash: TokenHash,
-        binding: impl FnOnce(&AuthCode) -> Result<(), CodeRefusal> + Send + 'static,
+        binding: impl FnOnce(&AuthCode, bool) -> Result<(), CodeRefusal> + Send + 'static,
         on_replay: &Event,
     ) -> Result<CodeUse, StoreError> {
         let db = self.db.clone();
@@ -141,7 +142,7 @@ impl Store {
                 let Some(row) = row else { return Ok(CodeUse::Unknown) };
                 let consumed = row.13.is_some();
                 let code = from_row(row)?;
-                if let Err(refusal) = binding(&code) {
+                if let Err(refusal) = binding(&code, consumed) {
                     return Ok(CodeUse::Refused(refusal));
                 }
                 // Only the request that flips consumed_at is the first use; a concurrent use of

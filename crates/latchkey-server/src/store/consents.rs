@@ -75,31 +75,35 @@ impl Store {
         .await
     }
 
-    /// True when the user has allowed every scope in `scopes` for this client, in a consent
-    /// given (or renewed) at or after `since` (older consent has expired).
+    /// True when the user has allowed every scope in `scopes` and every resource (RFC 8707)
+    /// in `resources` for this client, in a consent given (or renewed) at or after `since`
+    /// (older consent has expired).
     pub async fn consent_covers(
         &self,
         user_id: &str,
         client_id: &str,
         scopes: &[String],
+        resources: &[String],
         since: i64,
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
-        let granted: Option<String> = self
+        let granted: Option<(String, String)> = self
             .run(async move {
                 Ok(crate::with_conn!(&db, conn => consents::table
                     .find((&u, &c))
                     .filter(consents::created_at.ge(since))
-                    .select(consents::scope)
-                    .first::<String>(conn)
+                    .select((consents::scope, consents::resources))
+                    .first::<(String, String)>(conn)
                     .await
                     .optional()?))
             })
             .await?;
-        Ok(granted.is_some_and(|g| {
+        Ok(granted.is_some_and(|(g, r)| {
             let have: Vec<&str> = g.split(' ').collect();
+            let allowed: Vec<&str> = r.split(' ').collect();
             scopes.iter().all(|s| have.contains(&s.as_str()))
+                && resources.iter().all(|r| allowed.contains(&r.as_str()))
         }))
     }
 
@@ -111,24 +115,36 @@ impl Store {
         user_id: &str,
         client_id: &str,
         scopes: &[String],
+        resources: &[String],
         since: i64,
     ) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
         let scopes = scopes.to_vec();
+        let resources = resources.to_vec();
         let t = now();
         self.run(async move {
             crate::with_tx!(&db, conn => {
-                let old: Option<(String, i64)> = consents::table
+                let old: Option<(String, i64, String)> = consents::table
                     .find((&u, &c))
                     .filter(consents::created_at.ge(since))
-                    .select((consents::scope, consents::created_at))
-                    .first::<(String, i64)>(conn)
+                    .select((consents::scope, consents::created_at, consents::resources))
+                    .first::<(String, i64, String)>(conn)
                     .await
                     .optional()?;
+                let mut services = old
+                    .as_ref()
+                    .map(|(_, _, r)| crate::protocol::resource::split(r))
+                    .unwrap_or_default();
+                for r in resources {
+                    if !services.contains(&r) {
+                        services.push(r);
+                    }
+                }
+                let services = crate::protocol::resource::join(&services);
                 let mut all: Vec<String> = old
                     .as_ref()
-                    .map(|(o, _)| {
+                    .map(|(o, _, _)| {
                         o.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
                     })
                     .unwrap_or_default();
@@ -136,7 +152,7 @@ impl Store {
                 // consent page; scopes kept from before keep their consent's age, so the
                 // whole consent expires when the oldest scope in it would.
                 let given = match &old {
-                    Some((_, at)) if !all.iter().all(|s| scopes.contains(s)) => *at,
+                    Some((_, at, _)) if !all.iter().all(|s| scopes.contains(s)) => *at,
                     _ => t,
                 };
                 for s in scopes {
@@ -151,10 +167,15 @@ impl Store {
                         consents::client_id.eq(&c),
                         consents::scope.eq(&joined),
                         consents::created_at.eq(given),
+                        consents::resources.eq(&services),
                     ))
                     .on_conflict((consents::user_id, consents::client_id))
                     .do_update()
-                    .set((consents::scope.eq(&joined), consents::created_at.eq(given)))
+                    .set((
+                        consents::scope.eq(&joined),
+                        consents::created_at.eq(given),
+                        consents::resources.eq(&services),
+                    ))
                     .execute(conn)
                     .await?;
                 Ok(())

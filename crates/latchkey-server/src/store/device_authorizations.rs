@@ -53,6 +53,9 @@ pub enum DevicePoll {
     /// An error for the device (`authorization_pending`, `slow_down`, `access_denied`,
     /// `expired_token`, `invalid_grant`).
     Refused(ErrorCode),
+    /// The approval is there, but the caller's check refused this poll (its `resource`,
+    /// RFC 8707): the approval stays for the next poll.
+    Rejected(Box<crate::protocol::OAuthError>),
 }
 
 /// id, client_id, status, scope, interval_secs, last_polled_at, expires_at.
@@ -207,11 +210,13 @@ impl Store {
     /// A poll by `client_id` with the device_code hashing to `hash`, answered by
     /// [`poll`]: the poll time is recorded (and a `slow_down` interval kept), and an approval
     /// is taken at most once (of two racing polls, one gets it; the other is `invalid_grant`).
+    /// `check` decides, before the approval is taken, whether this poll may have it.
     pub async fn poll_device(
         &self,
         hash: &[u8],
         client_id: &str,
         now: i64,
+        check: impl FnOnce(&AuthCode) -> Result<(), crate::protocol::OAuthError> + Send + 'static,
     ) -> Result<DevicePoll, StoreError> {
         let db = self.db.clone();
         let (hash, client) = (hash.to_vec(), client_id.to_owned());
@@ -251,15 +256,6 @@ impl Store {
                         Ok(DevicePoll::Refused(code))
                     }
                     PollAnswer::Issue => {
-                        let taken = diesel::update(
-                            da::table.find(&id).filter(da::status.eq(Status::Approved.as_str())),
-                        )
-                        .set((da::status.eq(Status::Used.as_str()), da::last_polled_at.eq(Some(now))))
-                        .execute(&mut *conn)
-                        .await?;
-                        if taken != 1 {
-                            return Ok(DevicePoll::Refused(ErrorCode::InvalidGrant));
-                        }
                         let a: ApprovalRow = da::table
                             .find(&id)
                             .select((
@@ -275,7 +271,7 @@ impl Store {
                             .first(&mut *conn)
                             .await?;
                         let missing = || StoreError::Corrupt("an approved device authorization without its sign-in".into());
-                        Ok(DevicePoll::Approved(Box::new(AuthCode {
+                        let approval = AuthCode {
                             grant_id: a.0.ok_or_else(missing)?,
                             client_id: owner,
                             user_id: a.1.ok_or_else(missing)?,
@@ -291,7 +287,26 @@ impl Store {
                             dpop_jkt: None,
                             resources: crate::protocol::resource::split(&a.7),
                             expires_at,
-                        })))
+                        };
+                        // The request's own refusal (its `resource`) leaves the approval for
+                        // the next poll.
+                        if let Err(e) = check(&approval) {
+                            diesel::update(da::table.find(&id))
+                                .set(da::last_polled_at.eq(Some(now)))
+                                .execute(&mut *conn)
+                                .await?;
+                            return Ok(DevicePoll::Rejected(Box::new(e)));
+                        }
+                        let taken = diesel::update(
+                            da::table.find(&id).filter(da::status.eq(Status::Approved.as_str())),
+                        )
+                        .set((da::status.eq(Status::Used.as_str()), da::last_polled_at.eq(Some(now))))
+                        .execute(&mut *conn)
+                        .await?;
+                        if taken != 1 {
+                            return Ok(DevicePoll::Refused(ErrorCode::InvalidGrant));
+                        }
+                        Ok(DevicePoll::Approved(Box::new(approval)))
                     }
                 }
             })

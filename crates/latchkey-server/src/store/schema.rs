@@ -153,6 +153,7 @@ diesel::table! {
         client_id -> Text,
         scope -> Text,
         created_at -> BigInt,
+        resources -> Text,
     }
 }
 

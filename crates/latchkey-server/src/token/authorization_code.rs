@@ -6,7 +6,7 @@
 //! stored, and tokens are signed.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
-use super::{Holder, TokenResponse, access_token_ttl, member_grants};
+use super::{Holder, Servers, TokenResponse, access_token_ttl, member_grants};
 use crate::audit::{Action, Event};
 use crate::protocol::code::{self, CodeRefusal, IssuedCode, Presented};
 use crate::protocol::{OAuthError, id_token, scope};
@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::store::clients::Client;
 use crate::store::codes::{AuthCode, CodeUse};
 use crate::store::grants::Grant;
+use std::sync::{Arc, Mutex};
 
 /// The parameters of section 4.1.3. `code` is optional here so that a missing one is
 /// reported after the client's right to the grant is checked, as the endpoint always did.
@@ -79,23 +80,40 @@ pub async fn exchange(
         code_verifier: req.code_verifier.clone(),
         dpop_jkt: dpop_jkt.map(str::to_owned),
     };
-    // RFC 8707: a `resource` the code's authorization does not cover (or none, when it covers
-    // several) is refused before the code is spent; the precise reason is kept for the answer.
-    let requested = crate::protocol::resource::parse_token_request(&req.resource)?;
-    let allowed = client.resources.clone();
-    let target_refusal = std::sync::Arc::new(std::sync::Mutex::new(None::<OAuthError>));
-    let refusal_slot = target_refusal.clone();
-    let binding = move |c: &AuthCode| {
+    // RFC 8707: the service the access token is for is decided before the code is spent, so
+    // a refused `resource` (not the authorization's, several, a service gone or serving
+    // another lab) leaves the code for a corrected request; the precise reason is kept for
+    // the answer. A replay is acted on whatever it names.
+    crate::protocol::resource::parse_token_request(&req.resource)?;
+    let servers = Servers::of(state, client, now).await?;
+    let requested = req.resource.clone();
+    let (allowed, labs) = (client.resources.clone(), client.labs.clone());
+    let decided = Arc::new(Mutex::new(Ok::<Option<String>, OAuthError>(None)));
+    let slot = decided.clone();
+    let binding = move |c: &AuthCode, consumed: bool| {
         code::check_binding(&issued(c), &presented_by.as_presented())?;
-        match crate::protocol::resource::audience(&requested, &c.resources, &allowed) {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                if let Ok(mut slot) = refusal_slot.lock() {
-                    *slot = Some(e);
-                }
-                Err(CodeRefusal::Target)
-            }
+        if consumed {
+            return Ok(());
         }
+        let holder = Holder::User {
+            lab: c.lab_id.as_deref(),
+        };
+        let aud = servers.audience(&requested, &c.resources, &allowed, holder, &labs);
+        let refused = aud.is_err();
+        if let Ok(mut s) = slot.lock() {
+            *s = aud;
+        }
+        if refused {
+            Err(CodeRefusal::Target)
+        } else {
+            Ok(())
+        }
+    };
+    let decision = || {
+        decided
+            .lock()
+            .map_err(|_| OAuthError::server_error("the resource decision was lost"))
+            .and_then(|mut d| std::mem::replace(&mut *d, Ok(None)))
     };
     let code = match state
         .store
@@ -108,14 +126,16 @@ pub async fn exchange(
             return Err(CodeRefusal::Replayed.into());
         }
         CodeUse::Refused(CodeRefusal::Target) => {
-            let precise = target_refusal.lock().ok().and_then(|mut s| s.take());
-            return Err(precise.unwrap_or_else(|| CodeRefusal::Target.into()));
+            return Err(decision()
+                .err()
+                .unwrap_or_else(|| CodeRefusal::Target.into()));
         }
         CodeUse::Refused(r) => return Err(r.into()),
         CodeUse::Unknown => return Err(CodeRefusal::Unknown.into()),
     };
     code::check_fresh(&issued(&code), now)?;
-    start_grant(state, client, &code, &req.resource, now, dpop_jkt).await
+    let audience = decision()?;
+    start_grant(state, client, &code, audience, now, dpop_jkt).await
 }
 
 /// Starts the grant a consumed code (or a device's approval, RFC 8628) describes and issues its
@@ -127,7 +147,7 @@ pub(super) async fn start_grant(
     state: &AppState,
     client: &Client,
     code: &AuthCode,
-    resource: &[String],
+    audience: Option<String>,
     now: i64,
     dpop_jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
@@ -146,12 +166,6 @@ pub(super) async fn start_grant(
     // Read before the grant is stored: a code issued just before the user left its lab must
     // not start a grant for that lab (`member_grants` refuses non-members).
     let (roles, features) = member_grants(state, &user.id, code.lab_id.as_deref()).await?;
-    // RFC 8707: the service the access token is for, checked before anything is stored.
-    let holder = Holder::User {
-        lab: code.lab_id.as_deref(),
-    };
-    let audience =
-        super::resource_audience(state, client, resource, &code.resources, holder, now).await?;
 
     let grant = Grant {
         id: code.grant_id.clone(),

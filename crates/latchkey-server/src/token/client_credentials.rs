@@ -54,7 +54,13 @@ pub async fn exchange(
         // The hot path stays free of database reads.
         None
     } else {
-        super::resource_audience(state, client, &req.resource, &[], Holder::Client, now).await?
+        super::Servers::of(state, client, now).await?.audience(
+            &req.resource,
+            &[],
+            &client.resources,
+            Holder::Client,
+            &client.labs,
+        )?
     };
     let scope = if admin { ADMIN_SCOPE } else { "" };
     let ttl = access_token_ttl(state, client);

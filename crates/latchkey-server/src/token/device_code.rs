@@ -142,22 +142,39 @@ pub async fn exchange(
         .device_code
         .as_deref()
         .ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
-    // A malformed `resource`, or several, is refused before the approval is taken (RFC 8707).
-    crate::protocol::resource::parse_token_request(&req.resource)?;
+    // RFC 8707: the service the access token is for is decided before the approval is taken,
+    // so a refused `resource` leaves it for the next poll.
+    resource::parse_token_request(&req.resource)?;
+    let servers = super::Servers::of(state, client, now).await?;
+    let requested = req.resource.clone();
+    let (allowed, labs) = (client.resources.clone(), client.labs.clone());
+    let decided = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let slot = decided.clone();
+    let check = move |a: &crate::store::codes::AuthCode| {
+        let holder = super::Holder::User {
+            lab: a.lab_id.as_deref(),
+        };
+        let aud = servers.audience(&requested, &a.resources, &allowed, holder, &labs)?;
+        if let Ok(mut s) = slot.lock() {
+            *s = aud;
+        }
+        Ok(())
+    };
     let hash = TokenHash::of(presented).to_vec();
-    match state.store.poll_device(&hash, &client.id, now).await? {
+    match state
+        .store
+        .poll_device(&hash, &client.id, now, check)
+        .await?
+    {
         DevicePoll::Unknown => Err(OAuthError::invalid_grant(
             "the device_code is unknown, or was issued to another client",
         )),
         DevicePoll::Refused(code) => Err(OAuthError::new(code, refusal(code))),
+        DevicePoll::Rejected(e) => Err(*e),
         DevicePoll::Approved(approval) => {
+            let audience = decided.lock().ok().and_then(|mut d| d.take());
             super::authorization_code::start_grant(
-                state,
-                client,
-                &approval,
-                &req.resource,
-                now,
-                dpop_jkt,
+                state, client, &approval, audience, now, dpop_jkt,
             )
             .await
         }

@@ -66,10 +66,15 @@ pub async fn introspect(
         });
     }
     // The client it was issued to, and the service it is for: the client with that id, or
-    // the resource server whose resource URI it names (RFC 8707).
-    let audience = |aud: &str| aud == client.id || client.resource_uri.as_deref() == Some(aud);
+    // the resource server whose resource URI it names (RFC 8707), when it serves the user's
+    // lab (a resource URI moved to another lab's service does not open older tokens to it).
+    let audience = |c: &latchkey_core::AccessTokenClaims| {
+        c.aud == client.id
+            || (client.resource_uri.as_deref() == Some(c.aud.as_str())
+                && (c.gid.is_none() || client.labs.serves(c.lab.as_deref())))
+    };
     Ok(match check_access_token(state, token, now).await {
-        Ok(c) if c.client_id == client.id || audience(&c.aud) => {
+        Ok(c) if c.client_id == client.id || audience(&c) => {
             Introspection::AccessToken(Box::new(c))
         }
         _ => Introspection::Inactive,

@@ -22,7 +22,7 @@ pub mod userinfo;
 
 use crate::protocol::{OAuthError, resource};
 use crate::state::AppState;
-use crate::store::clients::Client;
+use crate::store::clients::{Client, ClientLabs};
 use latchkey_core::ErrorCode;
 use serde::Serialize;
 
@@ -122,7 +122,7 @@ fn access_token_ttl(state: &AppState, client: &Client) -> i64 {
         .unwrap_or(state.config.tokens.access_token_ttl_secs)
 }
 
-/// Whom an access token is for, for the resource check of [`resource_audience`].
+/// Whom an access token is for, for the resource checks of [`Servers::audience`].
 #[derive(Debug, Clone, Copy)]
 enum Holder<'a> {
     /// A user's token for `lab` (`None`: a user in no lab).
@@ -131,44 +131,74 @@ enum Holder<'a> {
     Client,
 }
 
-/// The `aud` of the access token a request gets (RFC 8707): `None` for the client itself, or
-/// the resource the request names (`requested`) or its grant covers (`granted`), when the
-/// client's registration lists it ([`resource::audience`]) and an active client is
-/// registered with that `resource_uri` and serves the token's lab (for a client's own token:
-/// shares a lab with the client). Every refusal is `invalid_target`.
-async fn resource_audience(
-    state: &AppState,
-    client: &Client,
-    requested: &[String],
-    granted: &[String],
-    holder: Holder<'_>,
-    now: i64,
-) -> Result<Option<String>, OAuthError> {
-    let requested = resource::parse_token_request(requested)?;
-    let Some(aud) = resource::audience(&requested, granted, &client.resources)? else {
-        return Ok(None);
-    };
-    let server = match state.store.client_of_resource(&aud).await? {
-        Some(id) => state.client(&id).await?,
-        None => None,
-    };
-    let Some(server) = server.filter(|s| s.is_active(now)) else {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            format!("no active service is registered for the resource `{aud}`"),
-        ));
-    };
-    let serves = match holder {
-        Holder::User { lab } => server.labs.serves(lab),
-        Holder::Client => server.labs.shares_a_lab(&client.labs),
-    };
-    if !serves {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidTarget,
-            format!("the service of the resource `{aud}` does not serve the lab of this token"),
-        ));
+/// The resource servers (RFC 8707) of the resources a client's registration lists, as they are
+/// now: the labs each active one serves, by resource URI. Read before anything is spent (a
+/// code, a device approval, a refresh token), so that the decision itself ([`Servers::audience`])
+/// is pure and can run inside the store's transaction. Empty, without a read, for a client
+/// that lists none.
+#[derive(Debug, Clone, Default)]
+struct Servers(std::collections::HashMap<String, ClientLabs>);
+
+impl Servers {
+    async fn of(state: &AppState, client: &Client, now: i64) -> Result<Servers, OAuthError> {
+        let mut servers = std::collections::HashMap::new();
+        for uri in &client.resources {
+            let server = match state.store.client_of_resource(uri).await? {
+                Some(id) => state.client(&id).await?,
+                None => None,
+            };
+            if let Some(s) = server.filter(|s| s.is_active(now)) {
+                servers.insert(uri.clone(), s.labs.clone());
+            }
+        }
+        Ok(Servers(servers))
     }
-    Ok(Some(aud))
+
+    /// The `aud` of the access token a request gets: `None` for the client itself, or the
+    /// resource the request names (`requested`) or its authorization covers (`granted`), per
+    /// [`resource::audience`] (`allowed`: the client's registration now), when an active
+    /// client is registered with that `resource_uri` and serves the token's lab (for a
+    /// client's own token: shares a lab with it). Every refusal is `invalid_target`.
+    fn audience(
+        &self,
+        requested: &[String],
+        granted: &[String],
+        allowed: &[String],
+        holder: Holder<'_>,
+        client_labs: &ClientLabs,
+    ) -> Result<Option<String>, OAuthError> {
+        let requested = resource::parse_token_request(requested)?;
+        let aud = match holder {
+            Holder::User { .. } => resource::audience(&requested, granted, allowed)?,
+            Holder::Client => match requested.first() {
+                None => None,
+                Some(r) => {
+                    resource::check_allowed(&requested, allowed)?;
+                    Some(r.clone())
+                }
+            },
+        };
+        let Some(aud) = aud else {
+            return Ok(None);
+        };
+        let Some(labs) = self.0.get(&aud) else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("no active service is registered for the resource `{aud}`"),
+            ));
+        };
+        let serves = match holder {
+            Holder::User { lab } => labs.serves(lab),
+            Holder::Client => labs.shares_a_lab(client_labs),
+        };
+        if !serves {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidTarget,
+                format!("the service of the resource `{aud}` does not serve the lab of this token"),
+            ));
+        }
+        Ok(Some(aud))
+    }
 }
 
 /// The user's roles and effective features in the grant's lab, read at each token issuance

@@ -7,7 +7,7 @@
 //! strong enough is [`crate::protocol::refresh`]'s decision.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
-use super::{Holder, TokenResponse, access_token_ttl, member_grants, resource_audience};
+use super::{Holder, Servers, TokenResponse, access_token_ttl, member_grants};
 use crate::audit::{Action, Event};
 use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
@@ -42,8 +42,10 @@ pub async fn exchange(
     // token, but only for a token that rotation would accept: every other token (unknown,
     // another client's, used, ended) takes the one path below, where reuse is detected and
     // the answer is the same whatever the token was.
-    // A `resource` too (RFC 8707), with everything it depends on.
-    if (req.scope.is_some() || !req.resource.is_empty())
+    // The resource (RFC 8707) too, with everything it depends on, for a client that may name
+    // one: a refused resource leaves the token usable.
+    let servers = Servers::of(state, client, now).await?;
+    if (req.scope.is_some() || !req.resource.is_empty() || !client.resources.is_empty())
         && let Some((g, true)) = state
             .store
             .grant_by_refresh_token(TokenHash::of(presented))
@@ -54,11 +56,17 @@ pub async fn exchange(
         if let Some(s) = req.scope.as_deref() {
             refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
         }
-        if !req.resource.is_empty() {
+        if !req.resource.is_empty() || !g.resources.is_empty() {
             let holder = Holder::User {
                 lab: g.lab_id.as_deref(),
             };
-            resource_audience(state, client, &req.resource, &g.resources, holder, now).await?;
+            servers.audience(
+                &req.resource,
+                &g.resources,
+                &client.resources,
+                holder,
+                &client.labs,
+            )?;
         }
     }
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
@@ -145,8 +153,13 @@ pub async fn exchange(
     let holder = Holder::User {
         lab: grant.lab_id.as_deref(),
     };
-    let audience =
-        resource_audience(state, client, &req.resource, &grant.resources, holder, now).await?;
+    let audience = servers.audience(
+        &req.resource,
+        &grant.resources,
+        &client.resources,
+        holder,
+        &client.labs,
+    )?;
     let access_token = jwt::access_token(
         &state.keys.current(),
         &AccessTokenInput {
