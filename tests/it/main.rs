@@ -25,6 +25,7 @@ mod browser_dpop;
 mod browser_mail;
 mod cli;
 mod client;
+mod client_axum;
 mod client_labs;
 mod client_settings;
 mod clients_lifecycle;

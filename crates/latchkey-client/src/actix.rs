@@ -8,167 +8,85 @@
 //!
 //! Register the verifier as app data: `App::new().app_data(web::Data::new(verifier))`.
 
-use crate::dpop::Presented;
-use crate::error::{StepUpRequired, VerifyError};
 use crate::grants::Grants;
+use crate::guard::{self, Answer, MAX_LOGOUT_BODY};
+pub use crate::guard::{AuthError, BackchannelLogoutError, Feature, Level, Mfa, Phr};
 use crate::logout::LogoutToken;
 use crate::verifier::Verifier;
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
-use latchkey_core::Acr;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-/// Why a request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    #[error("a bearer token is required")]
-    Missing,
-    #[error("{0}")]
-    Invalid(VerifyError),
-    /// Refused, for a request that used the DPoP scheme or sent a DPoP-bound token as a
-    /// bearer token: answered with a `DPoP` challenge (RFC 9449 section 7.1).
-    #[error("{0}")]
-    InvalidDpop(VerifyError),
-    #[error("the token does not grant `{0}`")]
-    Forbidden(String),
-    #[error("{0}")]
-    StepUp(StepUpRequired),
-    #[error("the service has no token verifier configured")]
-    NotConfigured,
-}
-
-/// `s` in RFC 6750's `error_description` character set (printable ASCII without `"` and `\\`):
-/// a message that quotes a token's content cannot break the challenge or smuggle control
-/// characters into it.
-fn quote(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '"' | '\\' => '\'',
-            ' '..='~' => c,
-            _ => '?',
-        })
-        .collect()
+fn respond(a: Answer) -> HttpResponse {
+    let mut r = HttpResponse::build(
+        StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    );
+    if let Some(www) = a.www_authenticate {
+        r.insert_header(("WWW-Authenticate", www));
+    }
+    r.insert_header(("Cache-Control", "no-store"));
+    match a.body {
+        Some(b) => r.json(b),
+        None => r.finish(),
+    }
 }
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            AuthError::Forbidden(_) => StatusCode::FORBIDDEN,
-            AuthError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNAUTHORIZED,
-        }
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (www, error) = match self {
-            AuthError::Missing => (format!("Bearer, DPoP algs=\"{}\"", dpop_algs()), None),
-            AuthError::InvalidDpop(e) => {
-                let code = if e.is_dpop_proof() {
-                    "invalid_dpop_proof"
-                } else {
-                    "invalid_token"
-                };
-                (
-                    format!(
-                        "DPoP error=\"{code}\", error_description=\"{}\", algs=\"{}\"",
-                        quote(&e.to_string()),
-                        dpop_algs()
-                    ),
-                    Some(code),
-                )
-            }
-            AuthError::Invalid(e) => (
-                format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
-                    quote(&e.to_string())
-                ),
-                Some("invalid_token"),
-            ),
-            AuthError::Forbidden(f) => (
-                format!(
-                    "Bearer error=\"insufficient_scope\", error_description=\"{}\"",
-                    quote(&format!("the token does not grant {f}"))
-                ),
-                Some("insufficient_scope"),
-            ),
-            AuthError::StepUp(s) => (
-                s.www_authenticate(),
-                Some("insufficient_user_authentication"),
-            ),
-            AuthError::NotConfigured => (String::new(), Some("server_error")),
-        };
-        let mut r = HttpResponse::build(self.status_code());
-        if !www.is_empty() {
-            r.insert_header(("WWW-Authenticate", www));
-        }
-        r.insert_header(("Cache-Control", "no-store"));
-        match error {
-            Some(e) => {
-                r.json(serde_json::json!({"error": e, "error_description": self.to_string()}))
-            }
-            None => r.finish(),
-        }
+        respond(self.answer())
     }
 }
 
-fn dpop_algs() -> String {
-    latchkey_core::jose::JwsAlg::ALL
-        .map(latchkey_core::jose::JwsAlg::as_str)
-        .join(" ")
-}
-
-/// The request's URI as the client addressed it, for a DPoP proof's `htu`: the configured
-/// public origin, or the scheme this server listens with and the request's `Host`, and the
-/// path. `Forwarded` and `X-Forwarded-*` headers are not trusted (anyone can send them): behind
-/// a reverse proxy, set [`crate::DpopOptions::public_origin`].
-fn request_uri(req: &HttpRequest, verifier: &Verifier) -> String {
-    let origin = match &verifier.options().dpop.public_origin {
-        Some(o) => o.trim_end_matches('/').to_owned(),
-        None => {
-            let scheme = if req.app_config().secure() {
-                "https"
-            } else {
-                "http"
-            };
-            let host = req
-                .headers()
-                .get(actix_web::http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_else(|| req.app_config().host());
-            format!("{scheme}://{host}")
-        }
-    };
-    format!("{origin}{}", req.uri().path())
-}
-
 /// Verifies the request's access token: a bearer token, or a DPoP-bound one with its proof
-/// (RFC 9449 section 7).
+/// (RFC 9449 section 7). The proof's `htu` is [`guard::request_uri`]: the configured public
+/// origin, or the scheme this server listens with and the request's `Host`, and the path.
 async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {
+    use actix_web::HttpMessage;
+    // Verified once per request: a handler taking `Principal` and `Require` presents a DPoP
+    // proof once (a second check would find it spent).
+    if let Some(g) = req.extensions().get::<Grants>() {
+        return Ok(g.clone());
+    }
     let verifier = req
         .app_data::<web::Data<Verifier>>()
         .ok_or(AuthError::NotConfigured)?
         .clone();
+    let scheme = if req.app_config().secure() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = req
+        .headers()
+        .get(actix_web::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_else(|| req.app_config().host());
+    let uri = guard::request_uri(&verifier, scheme, Some(host), req.uri().path());
     let authorization = req
         .headers()
         .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .ok_or(AuthError::Missing)?;
+        .and_then(|h| h.to_str().ok());
     let proofs = req
         .headers()
         .get_all(latchkey_core::dpop::HEADER)
         .filter_map(|v| v.to_str().ok());
-    let presented = Presented::from_headers(authorization, proofs).ok_or(AuthError::Missing)?;
-    let uri = request_uri(&req, &verifier);
-    verifier
-        .verify_request(presented, req.method().as_str(), &uri)
-        .await
-        .map_err(|e| match (presented, &e) {
-            (Presented::Dpop { .. }, _) | (_, VerifyError::DpopBound) => AuthError::InvalidDpop(e),
-            _ => AuthError::Invalid(e),
-        })
+    let g = guard::authenticate(
+        &verifier,
+        authorization,
+        proofs,
+        req.method().as_str(),
+        &uri,
+    )
+    .await?;
+    req.extensions_mut().insert(g.clone());
+    Ok(g)
 }
 
 /// The grants of the request's verified bearer token.
@@ -185,22 +103,6 @@ impl FromRequest for Principal {
     }
 }
 
-/// A feature a handler requires; declare one with [`feature!`](crate::feature).
-pub trait Feature {
-    const NAME: &'static str;
-}
-
-/// Declares a [`Feature`] type: `feature!(ApproveInvoices = "invoices:approve");`.
-#[macro_export]
-macro_rules! feature {
-    ($name:ident = $value:literal) => {
-        pub struct $name;
-        impl $crate::actix::Feature for $name {
-            const NAME: &'static str = $value;
-        }
-    };
-}
-
 /// Extracts the principal only when its token grants `F` (else 403 `insufficient_scope`) and is
 /// for one of the labs the registered [`Verifier`] serves (else 401 `invalid_token`): a
 /// feature granted in another lab never passes.
@@ -213,29 +115,10 @@ impl<F: Feature + 'static> FromRequest for Require<F> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let g = authenticate(req).await?;
-            if g.allows(F::NAME) {
-                Ok(Require(g, PhantomData))
-            } else {
-                Err(AuthError::Forbidden(F::NAME.to_owned()))
-            }
+            let g = guard::require_feature::<F>(authenticate(req).await?)?;
+            Ok(Require(g, PhantomData))
         })
     }
-}
-
-/// An authentication strength a handler requires.
-pub trait Level {
-    const ACR: Acr;
-}
-/// Two factors.
-pub struct Mfa;
-impl Level for Mfa {
-    const ACR: Acr = Acr::Mfa;
-}
-/// Phishing-resistant.
-pub struct Phr;
-impl Level for Phr {
-    const ACR: Acr = Acr::Phr;
 }
 
 /// Extracts the principal only when it authenticated at level `L` or stronger (else an RFC 9470
@@ -249,55 +132,19 @@ impl<L: Level + 'static> FromRequest for RequireAcr<L> {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let g = authenticate(req).await?;
-            g.require_acr(L::ACR).map_err(AuthError::StepUp)?;
+            let g = guard::require_level::<L>(authenticate(req).await?)?;
             Ok(RequireAcr(g, PhantomData))
         })
     }
 }
 
-/// The largest back-channel logout request body read: a logout token is at most 16 KiB
-/// ([`crate::jws::MAX_LEN`]) too.
-const MAX_LOGOUT_BODY: usize = 16 * 1024;
-
-/// Why a back-channel logout request was refused. Answered 400 with
-/// `{"error":"invalid_request","error_description":"…"}` and `Cache-Control: no-store`
-/// (OpenID Connect Back-Channel Logout 1.0 section 2.8); the description is safe to show.
-#[derive(Debug, thiserror::Error)]
-pub enum BackchannelLogoutError {
-    #[error("the request must be application/x-www-form-urlencoded")]
-    ContentType,
-    #[error("the request body is larger than 16 KiB")]
-    TooLarge,
-    #[error("the request body could not be read")]
-    Unreadable,
-    #[error("the request body is not valid form data")]
-    BadForm,
-    #[error("the request must carry exactly one logout_token parameter")]
-    TokenCount,
-    #[error("{0}")]
-    Invalid(VerifyError),
-    /// No [`Verifier`] registered as app data: answered 500 `server_error`.
-    #[error("the service has no token verifier configured")]
-    NotConfigured,
-}
-
 impl ResponseError for BackchannelLogoutError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            BackchannelLogoutError::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
+        StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn error_response(&self) -> HttpResponse {
-        let error = match self {
-            BackchannelLogoutError::NotConfigured => "server_error",
-            _ => "invalid_request",
-        };
-        HttpResponse::build(self.status_code())
-            .insert_header(("Cache-Control", "no-store"))
-            .json(serde_json::json!({"error": error, "error_description": self.to_string()}))
+        respond(self.answer())
     }
 }
 
@@ -359,12 +206,13 @@ impl FromRequest for BackchannelLogout {
     type Future = Pin<Box<dyn Future<Output = Result<BackchannelLogout, BackchannelLogoutError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        use actix_web::HttpMessage;
         let req = req.clone();
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
-        let form = req
-            .content_type()
-            .eq_ignore_ascii_case("application/x-www-form-urlencoded");
+        let form = guard::is_form(
+            req.headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .and_then(|c| c.to_str().ok()),
+        );
         let body = web::Payload::from_request(&req, payload);
         Box::pin(async move {
             let verifier = verifier.ok_or(BackchannelLogoutError::NotConfigured)?;
@@ -378,54 +226,10 @@ impl FromRequest for BackchannelLogout {
                 .await
                 .map_err(|_| BackchannelLogoutError::TooLarge)?
                 .map_err(|_| BackchannelLogoutError::Unreadable)?;
-            let token = logout_token_parameter(&body)?;
-            verifier
-                .verify_logout_token(&token)
+            guard::logout_request(&verifier, &body)
                 .await
                 .map(BackchannelLogout)
-                .map_err(BackchannelLogoutError::Invalid)
         })
-    }
-}
-
-/// The one `logout_token` of a form body (other parameters are ignored).
-fn logout_token_parameter(body: &[u8]) -> Result<String, BackchannelLogoutError> {
-    let body = std::str::from_utf8(body).map_err(|_| BackchannelLogoutError::BadForm)?;
-    // A form body is encoded as a query string is (both application/x-www-form-urlencoded);
-    // `Query` decodes it without the app's `FormConfig`, whose limit and error handler are
-    // the application's, not this endpoint's.
-    let pairs = web::Query::<Vec<(String, String)>>::from_query(body)
-        .map_err(|_| BackchannelLogoutError::BadForm)?
-        .into_inner();
-    let mut tokens = pairs
-        .into_iter()
-        .filter(|(k, _)| k == "logout_token")
-        .map(|(_, v)| v);
-    match (tokens.next(), tokens.next()) {
-        (Some(t), None) => Ok(t),
-        _ => Err(BackchannelLogoutError::TokenCount),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc6750_error_description_keeps_to_its_character_set() {
-        assert_eq!(quote("a\"b\\c\u{7}\né~"), "a'b'c???~");
-        let e = AuthError::Invalid(VerifyError::Malformed(
-            "claims: \"x\"\r\nSet-Cookie: y".into(),
-        ));
-        let r = e.error_response();
-        let www = r
-            .headers()
-            .get("www-authenticate")
-            .unwrap()
-            .to_str()
-            .unwrap();
-        assert!(!www.contains('\r') && !www.contains('\n'), "{www}");
-        assert_eq!(www.matches('"').count(), 4, "{www}");
     }
 }
 

@@ -18,21 +18,29 @@
 //!   event, no `nonce`, `sub` or `sid`, and one use per `jti`; it returns a [`LogoutToken`]
 //!   naming the session to end.
 //! - With the `actix` feature, [`actix`] has an extractor and guards, and the
-//!   `BackchannelLogout` extractor for a service's `backchannel_logout_uri`.
+//!   `BackchannelLogout` extractor for a service's `backchannel_logout_uri`; with `axum`,
+//!   [`axum`] has the same extractors; with `tower`, [`tower::RequireToken`] is a layer for
+//!   any tower service. What they share (verification, refusals and their answers, the
+//!   [`guard::Feature`] and [`guard::Level`] markers) is in [`guard`].
 //!
 //! No global state: every verifier owns its cache.
 
 #[cfg(feature = "actix")]
 pub mod actix;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod cache;
 pub mod dpop;
 mod error;
 mod grants;
+pub mod guard;
 mod keys;
 mod logout;
 mod replay;
 #[cfg(test)]
 mod testkit;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod verifier;
 
 pub use cache::KeyStatus;

@@ -74,6 +74,31 @@ impl TestIssuer {
         self.sign_with_header(&header, claims)
     }
 
+    /// A user's access token (RFC 9068) for [`CLIENT_ID`] in `lab-a`, password only, with
+    /// claims changed by `edit`.
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
+    pub fn access_token(&self, edit: impl FnOnce(&mut Value)) -> String {
+        let now = now();
+        let mut claims = json!({
+            "iss": ISSUER,
+            "sub": "01a22021-5bda-76b2-90d0-f73b9021c713",
+            "aud": CLIENT_ID,
+            "exp": now + 300,
+            "iat": now,
+            "jti": "at-1",
+            "client_id": CLIENT_ID,
+            "scope": "openid email",
+            "auth_time": now,
+            "acr": "pwd",
+            "amr": ["pwd"],
+            "sid": "Pp-NIAuREXSwdFcKtVOZJw",
+            "gid": "g-1",
+            "lab": "lab-a",
+        });
+        edit(&mut claims);
+        self.sign(Some("at+jwt"), &claims)
+    }
+
     /// A logout token as Latchkey sends it, with claims changed by `edit`.
     pub fn logout_token(&self, edit: impl FnOnce(&mut Value)) -> String {
         let mut claims = logout_claims();
