@@ -102,6 +102,21 @@ async fn exchange(
     token(app, client, &form).await
 }
 
+/// Asserts a token endpoint's refusal `400 invalid_target` (RFC 8707 section 2).
+#[track_caller]
+fn invalid_target(status: u16, v: &Value) {
+    assert_eq!(
+        (status, v["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{v}"
+    );
+}
+
+/// The `aud` of a token response's access token.
+fn aud(v: &Value) -> Value {
+    jwt_claims(v["access_token"].as_str().unwrap())["aud"].clone()
+}
+
 /// `authorize_url` with several `resource` parameters.
 fn authorize_for(app: &TestApp, client_id: &str, resources: &[&str]) -> String {
     let mut u = url::Url::parse(&authorize_url(app, client_id, &[])).unwrap();
@@ -341,10 +356,7 @@ both!(
         }
         let (status, v) = exchange(app, &s.notebook, &code, &[BILLING]).await;
         assert_eq!(status, 200, "the code was not spent by the refusals: {v}");
-        assert_eq!(
-            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
-            BILLING
-        );
+        assert_eq!(aud(&v), BILLING);
         let rt = v["refresh_token"].as_str().unwrap().to_owned();
         // A refresh without `resource` while the grant covers two: refused, the token left.
         let plain = [
@@ -352,11 +364,7 @@ both!(
             ("refresh_token", rt.as_str()),
         ];
         let (status, v) = token(app, &s.notebook, &plain).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         // A refresh for a resource the grant does not cover is refused, and the refresh
         // token stays good; one for the grant's other resource is served.
         let notebook = &s.notebook;
@@ -369,17 +377,14 @@ both!(
             token(app, notebook, &form).await
         };
         let (status, v) = refresh(ARCHIVE, rt.clone()).await;
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_target")));
+        invalid_target(status, &v);
         let (status, v) = refresh(ORDERS, rt).await;
         assert_eq!(status, 200, "{v}");
-        assert_eq!(
-            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
-            ORDERS
-        );
+        assert_eq!(aud(&v), ORDERS);
         let at = v["access_token"].as_str().unwrap().to_owned();
         // RFC 6749 section 4.1.2: a replay of the code is acted on (its grant revoked) whatever
-        // resource it names.
-        let (status, v) = exchange(app, &s.notebook, &code, &[ARCHIVE]).await;
+        // resource it names, malformed or several.
+        let (status, v) = exchange(app, &s.notebook, &code, &["notauri", ARCHIVE]).await;
         assert_eq!(
             (status, v["error"].as_str()),
             (400, Some("invalid_grant")),
@@ -404,17 +409,10 @@ both!(
         let code = code_for(app, &authorize_url(app, &s.notebook.0, &[])).await;
         // Listed for the client, but the user was not asked about it.
         let (status, v) = exchange(app, &s.notebook, &code, &[BILLING]).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         let (status, v) = exchange(app, &s.notebook, &code, &[]).await;
         assert_eq!(status, 200, "the refusal left the code: {v}");
-        assert_eq!(
-            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
-            s.notebook.0.as_str()
-        );
+        assert_eq!(aud(&v), s.notebook.0.as_str());
         let rt = v["refresh_token"].as_str().unwrap();
         let with_resource = [
             ("grant_type", "refresh_token"),
@@ -422,11 +420,7 @@ both!(
             ("resource", ORDERS),
         ];
         let (status, v) = token(app, &s.notebook, &with_resource).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         let plain = [("grant_type", "refresh_token"), ("refresh_token", rt)];
         let (status, v) = token(app, &s.notebook, &plain).await;
         assert_eq!(status, 200, "the refusal left the refresh token: {v}");
@@ -497,11 +491,7 @@ both!(
         let notebook = (notebook.client_id, notebook.client_secret.unwrap());
         let code = code_for(app, &authorize_for(app, &notebook.0, &[elsewhere])).await;
         let (status, v) = exchange(app, &notebook, &code, &[elsewhere]).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         assert!(
             v["error_description"]
                 .as_str()
@@ -527,11 +517,7 @@ both!(
         let code = code_for(app, &authorize_for(app, &notebook.0, &[ORDERS])).await;
         switch("disable").await;
         let (status, v) = exchange(app, &notebook, &code, &[ORDERS]).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         let d = v["error_description"].as_str().unwrap();
         assert!(d.contains("no active service"), "{v}");
         let refresh = [
@@ -539,20 +525,46 @@ both!(
             ("refresh_token", rt.as_str()),
         ];
         let (status, v) = token(app, &notebook, &refresh).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         switch("enable").await;
         let (status, v) = exchange(app, &notebook, &code, &[ORDERS]).await;
         assert_eq!(status, 200, "the code was left: {v}");
         let (status, v) = token(app, &notebook, &refresh).await;
         assert_eq!(status, 200, "the refresh token was left: {v}");
-        assert_eq!(
-            jwt_claims(v["access_token"].as_str().unwrap())["aud"],
-            ORDERS
-        );
+        assert_eq!(aud(&v), ORDERS);
+    }
+);
+
+both!(
+    rfc8707_a_resource_removed_from_the_registration_is_refused_and_spends_nothing,
+    async |app: &TestApp| {
+        let s = setup(app).await;
+        let code = code_for(app, &authorize_for(app, &s.notebook.0, &[ORDERS])).await;
+        let (status, v) = exchange(app, &s.notebook, &code, &[]).await;
+        assert_eq!(status, 200, "{v}");
+        let rt = v["refresh_token"].as_str().unwrap().to_owned();
+        let admin = client_token(app, "*").await;
+        let set = |resources: Value| {
+            let (admin, id) = (admin.clone(), s.notebook.0.clone());
+            async move {
+                let path = format!("/api/v1/clients/{id}");
+                let body = serde_json::json!({ "resources": resources });
+                let (status, v) =
+                    call(app, Some(&admin), reqwest::Method::PATCH, &path, Some(body)).await;
+                assert_eq!(status, 200, "{v}");
+            }
+        };
+        set(serde_json::json!([])).await;
+        let refresh = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt.as_str()),
+        ];
+        let (status, v) = token(app, &s.notebook, &refresh).await;
+        invalid_target(status, &v);
+        set(serde_json::json!([ORDERS])).await;
+        let (status, v) = token(app, &s.notebook, &refresh).await;
+        assert_eq!(status, 200, "the refusal left the refresh token: {v}");
+        assert_eq!(aud(&v), ORDERS);
     }
 );
 
@@ -590,11 +602,7 @@ both!(
             .unwrap();
         orders.verify_access_token(at).await.expect("for Orders");
         let (status, v) = cc(BILLING).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         // Without `resource`, the token is for the service itself, as before.
         let at = cc_token(app, &service.0, &service.1).await;
         assert_eq!(jwt_claims(&at)["aud"], service.0.as_str());
@@ -618,11 +626,7 @@ both_with!(
             .await
             .client_id;
         let (status, v) = crate::device_flow::ask(app, &device, &[("resource", ARCHIVE)]).await;
-        assert_eq!(
-            (status, v["error"].as_str()),
-            (400, Some("invalid_target")),
-            "{v}"
-        );
+        invalid_target(status, &v);
         let (status, v) = crate::device_flow::ask(app, &device, &[("resource", ORDERS)]).await;
         assert_eq!(status, 200, "{v}");
         let b = Browser::new(app);
@@ -650,10 +654,7 @@ both_with!(
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         let (status, t) = crate::device_flow::poll(app, &device, device_code).await;
         assert_eq!(status, 200, "the refusal left the approval: {t}");
-        assert_eq!(
-            jwt_claims(t["access_token"].as_str().unwrap())["aud"],
-            ORDERS
-        );
+        assert_eq!(aud(&t), ORDERS);
     }
 );
 

@@ -59,8 +59,12 @@ pub fn check_uri(uri: &str, issuer: Option<&str>) -> Result<(), String> {
     }
     // Compared as parsed URLs (scheme and host case, default ports, `\\` read as `/`): any
     // URL on the issuer's origin is Latchkey's.
+    let host = |u: &url::Url| u.host_str().map(|h| h.trim_end_matches('.').to_owned());
     if let Some(issuer) = issuer.and_then(|i| url::Url::parse(i).ok())
-        && url.origin() == issuer.origin()
+        && (url.origin() == issuer.origin()
+            || (url.scheme() == issuer.scheme()
+                && url.port_or_known_default() == issuer.port_or_known_default()
+                && host(&url) == host(&issuer)))
     {
         return Err(
             "a resource URI cannot be Latchkey itself (a URL on its issuer's origin)".into(),
@@ -206,6 +210,7 @@ mod tests {
             ("https://id.lab.example/userinfo", "Latchkey itself"),
             ("HTTPS://ID.LAB.EXAMPLE:443/x", "Latchkey itself"),
             ("https://id.lab.example\\userinfo", "Latchkey itself"),
+            ("https://id.lab.example./", "Latchkey itself"),
         ] {
             let e = check_uri(bad, Some(ISSUER)).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");

@@ -49,7 +49,15 @@ pub enum RefreshUse {
     /// A current token bound to a DPoP key (RFC 9449 section 5) presented without a proof by
     /// that key: refused, and left unspent for its holder.
     WrongKey,
+    /// A current token whose request the caller's check refused (its `resource`, RFC 8707):
+    /// left unspent.
+    Rejected(Box<crate::protocol::OAuthError>),
 }
+
+/// The caller's last word on a current refresh token's request, before it is spent: given the
+/// grant's lab and its resources (as the column holds them).
+pub type RotationCheck =
+    Box<dyn FnOnce(Option<&str>, &str) -> Result<(), crate::protocol::OAuthError> + Send>;
 
 type Row = (
     String,
@@ -175,7 +183,7 @@ impl Store {
     /// the grant's user is disabled, so the hot path needs no second query. A grant bound to a
     /// DPoP key rotates only with `dpop_jkt` naming it (`WrongKey` otherwise); with
     /// `bind_unbound` (a public client), an unbound grant is bound to `dpop_jkt` when one
-    /// comes.
+    /// comes. `check` refuses the request (`Rejected`) before anything changes.
     ///
     /// This is the busiest write path, so on SQLite the whole transaction runs in one blocking
     /// call (one thread hand-off instead of one per statement); both backends expand the same
@@ -185,12 +193,12 @@ impl Store {
     /// two leaves the reused token to be detected again.
     pub async fn rotate_refresh_token(
         &self,
-        old: TokenHash,
-        new: TokenHash,
+        (old, new): (TokenHash, TokenHash),
         client_id: &str,
         dpop_jkt: Option<&str>,
         bind_unbound: bool,
         on_reuse: &Event,
+        check: RotationCheck,
     ) -> Result<RefreshUse, StoreError> {
         let db = self.db.clone();
         let client_id = client_id.to_owned();
@@ -205,8 +213,16 @@ impl Store {
                         let c: &mut super::PgConn = &mut obj;
                         c.transaction::<_, StoreError, _>(async move |c| {
                             let bind = jkt.as_deref().filter(|_| bind_unbound);
-                            rotate_async::rotate(c, &old, &new, &client_id, jkt.as_deref(), bind, t)
-                                .await
+                            rotate_async::rotate(
+                                c,
+                                (&old, &new),
+                                &client_id,
+                                jkt.as_deref(),
+                                bind,
+                                t,
+                                check,
+                            )
+                            .await
                         })
                         .await
                     }
@@ -222,12 +238,12 @@ impl Store {
                                     Ok(c.immediate_transaction::<_, StoreError, _>(|c| {
                                         rotate_sync::rotate(
                                             c,
-                                            &old,
-                                            &new,
+                                            (&old, &new),
                                             &client_id,
                                             jkt.as_deref(),
                                             jkt.as_deref().filter(|_| bind_unbound),
                                             t,
+                                            check,
                                         )
                                     }))
                                 })
@@ -245,6 +261,7 @@ impl Store {
             }
             Rotation::Invalid => RefreshUse::Invalid,
             Rotation::WrongKey => RefreshUse::WrongKey,
+            Rotation::Rejected(e) => RefreshUse::Rejected(e),
             Rotation::Reused(grant_id) => {
                 // Recorded once per family, by the reuse that revoked it.
                 let mut e = on_reuse.clone();
@@ -345,11 +362,12 @@ enum Rotation {
     Reused(String),
     Invalid,
     WrongKey,
+    Rejected(Box<crate::protocol::OAuthError>),
 }
 
 /// The refresh rotation, written once; `[.await]` or `[]` makes it async or sync.
 macro_rules! rotate_body {
-    ($c:ident, $old:ident, $new:ident, $client_id:ident, $jkt:ident, $bind:ident, $t:ident, [$($aw:tt)*]) => {{
+    ($c:ident, $old:ident, $new:ident, $client_id:ident, $jkt:ident, $bind:ident, $t:ident, $check:ident, [$($aw:tt)*]) => {{
         use crate::store::schema::{grants, refresh_tokens as rt, users};
         use diesel::{ExpressionMethods, OptionalExtension, QueryDsl};
         let tok: Option<(String, Option<i64>)> = rt::table
@@ -379,6 +397,9 @@ macro_rules! rotate_body {
         }
         if let Some(bound) = grant.12.as_deref() && $jkt != Some(bound) {
             return Ok(Rotation::WrongKey);
+        }
+        if let Err(e) = $check(grant.8.as_deref(), &grant.13) {
+            return Ok(Rotation::Rejected(Box::new(e)));
         }
         // A public client that starts DPoP at a refresh binds the grant from here on (RFC 9449
         // section 5): the new refresh token is good only with that key.
@@ -415,14 +436,14 @@ mod rotate_async {
 
     pub(super) async fn rotate(
         c: &mut crate::store::PgConn,
-        old: &TokenHash,
-        new: &TokenHash,
+        (old, new): (&TokenHash, &TokenHash),
         client_id: &String,
         jkt: Option<&str>,
         bind: Option<&str>,
         t: i64,
+        check: super::RotationCheck,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, jkt, bind, t, [.await])
+        rotate_body!(c, old, new, client_id, jkt, bind, t, check, [.await])
     }
 }
 
@@ -432,13 +453,13 @@ mod rotate_sync {
 
     pub(super) fn rotate(
         c: &mut diesel::SqliteConnection,
-        old: &TokenHash,
-        new: &TokenHash,
+        (old, new): (&TokenHash, &TokenHash),
         client_id: &String,
         jkt: Option<&str>,
         bind: Option<&str>,
         t: i64,
+        check: super::RotationCheck,
     ) -> Result<Rotation, StoreError> {
-        rotate_body!(c, old, new, client_id, jkt, bind, t, [])
+        rotate_body!(c, old, new, client_id, jkt, bind, t, check, [])
     }
 }

@@ -84,7 +84,6 @@ pub async fn exchange(
     // a refused `resource` (not the authorization's, several, a service gone or serving
     // another lab) leaves the code for a corrected request; the precise reason is kept for
     // the answer. A replay is acted on whatever it names.
-    crate::protocol::resource::parse_token_request(&req.resource)?;
     let servers = Servers::of(state, client, now).await?;
     let requested = req.resource.clone();
     let (allowed, labs) = (client.resources.clone(), client.labs.clone());

@@ -144,7 +144,6 @@ pub async fn exchange(
         .ok_or_else(|| OAuthError::invalid_request("device_code is missing"))?;
     // RFC 8707: the service the access token is for is decided before the approval is taken,
     // so a refused `resource` leaves it for the next poll.
-    resource::parse_token_request(&req.resource)?;
     let servers = super::Servers::of(state, client, now).await?;
     let requested = req.resource.clone();
     let (allowed, labs) = (client.resources.clone(), client.labs.clone());

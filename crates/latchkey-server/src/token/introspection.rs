@@ -65,18 +65,26 @@ pub async fn introspect(
             _ => Introspection::Inactive,
         });
     }
+    let Ok(c) = check_access_token(state, token, now).await else {
+        return Ok(Introspection::Inactive);
+    };
     // The client it was issued to, and the service it is for: the client with that id, or
     // the resource server whose resource URI it names (RFC 8707), when it serves the user's
-    // lab (a resource URI moved to another lab's service does not open older tokens to it).
-    let audience = |c: &latchkey_core::AccessTokenClaims| {
-        c.aud == client.id
-            || (client.resource_uri.as_deref() == Some(c.aud.as_str())
-                && (c.gid.is_none() || client.labs.serves(c.lab.as_deref())))
-    };
-    Ok(match check_access_token(state, token, now).await {
-        Ok(c) if c.client_id == client.id || audience(&c) => {
+    // lab, or for a client's own token shares a lab with that client (a resource URI moved to
+    // another lab's service does not open older tokens to it).
+    let for_this_resource = client.resource_uri.as_deref() == Some(c.aud.as_str())
+        && match &c.gid {
+            Some(_) => client.labs.serves(c.lab.as_deref()),
+            None => state
+                .client(&c.client_id)
+                .await?
+                .is_some_and(|holder| holder.labs.shares_a_lab(&client.labs)),
+        };
+    Ok(
+        if c.client_id == client.id || c.aud == client.id || for_this_resource {
             Introspection::AccessToken(Box::new(c))
-        }
-        _ => Introspection::Inactive,
-    })
+        } else {
+            Introspection::Inactive
+        },
+    )
 }

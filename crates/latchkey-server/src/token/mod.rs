@@ -142,13 +142,13 @@ struct Servers(std::collections::HashMap<String, ClientLabs>);
 impl Servers {
     async fn of(state: &AppState, client: &Client, now: i64) -> Result<Servers, OAuthError> {
         let mut servers = std::collections::HashMap::new();
-        for uri in &client.resources {
-            let server = match state.store.client_of_resource(uri).await? {
-                Some(id) => state.client(&id).await?,
-                None => None,
-            };
-            if let Some(s) = server.filter(|s| s.is_active(now)) {
-                servers.insert(uri.clone(), s.labs.clone());
+        if client.resources.is_empty() {
+            return Ok(Servers(servers));
+        }
+        // One query for the owners; their registrations come from the client cache.
+        for (uri, id) in state.store.clients_of_resources(&client.resources).await? {
+            if let Some(s) = state.client(&id).await?.filter(|s| s.is_active(now)) {
+                servers.insert(uri, s.labs.clone());
             }
         }
         Ok(Servers(servers))

@@ -13,7 +13,7 @@ use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
 use crate::state::AppState;
 use crate::store::clients::Client;
-use crate::store::grants::{Grant, RefreshUse};
+use crate::store::grants::{Grant, RefreshUse, RotationCheck};
 use latchkey_core::ErrorCode;
 
 /// The parameters of section 6. `refresh_token` is optional here so that a missing one is
@@ -42,10 +42,7 @@ pub async fn exchange(
     // token, but only for a token that rotation would accept: every other token (unknown,
     // another client's, used, ended) takes the one path below, where reuse is detected and
     // the answer is the same whatever the token was.
-    // The resource (RFC 8707) too, with everything it depends on, for a client that may name
-    // one: a refused resource leaves the token usable.
-    let servers = Servers::of(state, client, now).await?;
-    if (req.scope.is_some() || !req.resource.is_empty() || !client.resources.is_empty())
+    if let Some(s) = req.scope.as_deref()
         && let Some((g, true)) = state
             .store
             .grant_by_refresh_token(TokenHash::of(presented))
@@ -53,22 +50,23 @@ pub async fn exchange(
         && g.client_id == client.id
         && g.is_live(now)
     {
-        if let Some(s) = req.scope.as_deref() {
-            refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
-        }
-        if !req.resource.is_empty() || !g.resources.is_empty() {
-            let holder = Holder::User {
-                lab: g.lab_id.as_deref(),
-            };
-            servers.audience(
-                &req.resource,
-                &g.resources,
-                &client.resources,
-                holder,
-                &client.labs,
-            )?;
-        }
+        refresh::narrowed_scope(&scope::parse(s)?, &g.scope)?;
     }
+    // The resource (RFC 8707) is decided inside the rotation, after the token's client and
+    // DPoP key are checked and before it is spent: a refused resource leaves it usable.
+    let servers = Servers::of(state, client, now).await?;
+    let check: RotationCheck = {
+        let servers = servers.clone();
+        let requested = req.resource.clone();
+        let (allowed, labs) = (client.resources.clone(), client.labs.clone());
+        Box::new(move |lab: Option<&str>, resources: &str| {
+            let granted = crate::protocol::resource::split(resources);
+            let holder = Holder::User { lab };
+            servers
+                .audience(&requested, &granted, &allowed, holder, &labs)
+                .map(|_| ())
+        })
+    };
     let next = OpaqueToken::generate(TokenKind::RefreshToken);
     let mut details = origin.clone();
     details["revoked"] = "the token's whole family".into();
@@ -81,14 +79,14 @@ pub async fn exchange(
     let grant = match state
         .store
         .rotate_refresh_token(
-            TokenHash::of(presented),
-            next.hash(),
+            (TokenHash::of(presented), next.hash()),
             &client.id,
             dpop_jkt,
             // RFC 9449 section 5: a public client's refresh tokens are bound to its DPoP key
             // (a confidential client's are sender-constrained by its credentials already).
             client.is_public(),
             &on_reuse,
+            check,
         )
         .await?
     {
@@ -106,6 +104,7 @@ pub async fn exchange(
             return Err(not_valid());
         }
         RefreshUse::Invalid => return Err(not_valid()),
+        RefreshUse::Rejected(e) => return Err(*e),
         RefreshUse::WrongKey => {
             return Err(OAuthError::new(
                 ErrorCode::InvalidDpopProof,

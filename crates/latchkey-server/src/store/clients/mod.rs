@@ -476,6 +476,29 @@ impl Store {
         .await
     }
 
+    /// The clients registered as the resource servers of `uris`: (resource URI, client id).
+    pub async fn clients_of_resources(
+        &self,
+        uris: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let db = self.db.clone();
+        let uris = uris.to_vec();
+        self.run(async move {
+            let rows: Vec<(Option<String>, String)> = crate::with_conn!(&db, conn => {
+                clients::table
+                    .filter(clients::resource_uri.eq_any(&uris))
+                    .select((clients::resource_uri, clients::id))
+                    .load(&mut *conn)
+                    .await?
+            });
+            Ok(rows
+                .into_iter()
+                .filter_map(|(uri, id)| Some((uri?, id)))
+                .collect())
+        })
+        .await
+    }
+
     /// Every registered client, by name.
     pub async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         let db = self.db.clone();
