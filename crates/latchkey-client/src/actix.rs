@@ -49,15 +49,20 @@ impl ResponseError for AuthError {
 /// origin, or the scheme this server listens with and the request's `Host`, and the path.
 async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {
     use actix_web::HttpMessage;
-    // Verified once per request: a handler taking `Principal` and `Require` presents a DPoP
-    // proof once (a second check would find it spent).
-    if let Some(g) = req.extensions().get::<Grants>() {
-        return Ok(g.clone());
-    }
     let verifier = req
         .app_data::<web::Data<Verifier>>()
         .ok_or(AuthError::NotConfigured)?
-        .clone();
+        .clone()
+        .into_inner();
+    // Verified once per request and verifier: a handler taking `Principal` and `Require`
+    // presents a DPoP proof once (a second check would find it spent).
+    if let Some(g) = req
+        .extensions()
+        .get::<guard::Verified>()
+        .and_then(|v| v.for_verifier(&verifier))
+    {
+        return Ok(g);
+    }
     let scheme = if req.app_config().secure() {
         "https"
     } else {
@@ -85,7 +90,10 @@ async fn authenticate(req: HttpRequest) -> Result<Grants, AuthError> {
         &uri,
     )
     .await?;
-    req.extensions_mut().insert(g.clone());
+    req.extensions_mut().insert(guard::Verified {
+        by: verifier,
+        grants: g.clone(),
+    });
     Ok(g)
 }
 

@@ -153,6 +153,22 @@ pub fn request_uri(verifier: &Verifier, scheme: &str, host: Option<&str>, path: 
     format!("{origin}{path}")
 }
 
+/// The grants a verifier accepted for a request, kept with the request: another extractor (or
+/// layer) reuses them only when it checks with that same verifier, so a route with a verifier
+/// of its own (another audience, other labs) verifies for itself.
+#[derive(Clone)]
+pub(crate) struct Verified {
+    pub by: std::sync::Arc<Verifier>,
+    pub grants: Grants,
+}
+
+impl Verified {
+    /// The grants, when `verifier` is the one that accepted them.
+    pub fn for_verifier(&self, verifier: &std::sync::Arc<Verifier>) -> Option<Grants> {
+        std::sync::Arc::ptr_eq(&self.by, verifier).then(|| self.grants.clone())
+    }
+}
+
 /// The guard a handler passes only when its token grants `F` (else 403
 /// `insufficient_scope`) and is for one of the verifier's labs (else 401 `invalid_token`).
 pub fn require_feature<F: Feature>(g: Grants) -> Result<Grants, AuthError> {

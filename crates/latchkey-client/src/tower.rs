@@ -36,25 +36,40 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// The grants of a request verified before (by this layer or an axum extractor), else
-/// verifies it with `verifier` and keeps them in its extensions, with the verifier.
+/// The grants of a request verified before by the same verifier (this layer or an axum
+/// extractor), else verifies it with `verifier` (or the `Arc<Verifier>` of its extensions)
+/// and keeps them in its extensions (as `Grants` for handlers), with the verifier.
+///
+/// The DPoP `htu` is `http://` and the `Host` header, or the verifier's
+/// [`crate::DpopOptions::public_origin`] (set it behind TLS or a reverse proxy), and the path
+/// as the client sent it (axum's `OriginalUri` inside a nested router).
 pub(crate) async fn authenticate(
     parts: &mut Parts,
     verifier: Option<Arc<Verifier>>,
 ) -> Result<Grants, AuthError> {
-    if let Some(g) = parts.extensions.get::<Grants>() {
-        return Ok(g.clone());
-    }
     let verifier = verifier
         .or_else(|| parts.extensions.get::<Arc<Verifier>>().cloned())
         .ok_or(AuthError::NotConfigured)?;
+    if let Some(g) = parts
+        .extensions
+        .get::<guard::Verified>()
+        .and_then(|v| v.for_verifier(&verifier))
+    {
+        return Ok(g);
+    }
     let host = parts
         .headers
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()));
-    let scheme = parts.uri.scheme_str().unwrap_or("http");
-    let uri = guard::request_uri(&verifier, scheme, host, parts.uri.path());
+        .and_then(|h| h.to_str().ok());
+    #[cfg(feature = "axum")]
+    let original = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map(|u| u.0.path().to_owned());
+    #[cfg(not(feature = "axum"))]
+    let original: Option<String> = None;
+    let path = original.as_deref().unwrap_or(parts.uri.path());
+    let uri = guard::request_uri(&verifier, "http", host, path);
     let authorization = parts
         .headers
         .get(header::AUTHORIZATION)
@@ -72,6 +87,10 @@ pub(crate) async fn authenticate(
         &uri,
     )
     .await?;
+    parts.extensions.insert(guard::Verified {
+        by: verifier.clone(),
+        grants: g.clone(),
+    });
     parts.extensions.insert(g.clone());
     parts.extensions.insert(verifier);
     Ok(g)
@@ -230,6 +249,26 @@ mod tests {
             .get(header::WWW_AUTHENTICATE)
             .map(|v| v.to_str().unwrap().to_owned());
         (r.status().as_u16(), www)
+    }
+
+    #[tokio::test]
+    async fn a_route_with_its_own_verifier_does_not_reuse_another_verifiers_grants() {
+        let issuer = TestIssuer::new("k1");
+        let admin = crate::Verifier::from_jwks(
+            crate::VerifierOptions::new(ISSUER, "lk_admin").lab("lab-a"),
+            &issuer.jwks(),
+        )
+        .unwrap();
+        let app = Router::new()
+            .route("/admin", get(|| async { "admin" }))
+            .layer(RequireToken::new(Arc::new(admin)))
+            .layer(RequireToken::new(Arc::new(issuer.verifier())));
+        let user = issuer.access_token(|_| {});
+        let (status, www) = call(app.clone(), Some(&user), "/admin").await;
+        assert_eq!(status, 401, "the inner verifier checks its own audience");
+        assert!(www.unwrap().contains("invalid_token"));
+        let both = issuer.access_token(|c| c["aud"] = serde_json::json!(["lk_orders", "lk_admin"]));
+        assert_eq!(call(app, Some(&both), "/admin").await.0, 200);
     }
 
     #[tokio::test]
