@@ -156,12 +156,14 @@ pub fn request_uri(verifier: &Verifier, scheme: &str, host: Option<&str>, path: 
 /// The grants a verifier accepted for a request, kept with the request: another extractor (or
 /// layer) reuses them only when it checks with that same verifier, so a route with a verifier
 /// of its own (another audience, other labs) verifies for itself.
+#[cfg(any(feature = "actix", feature = "tower"))]
 #[derive(Clone)]
 pub(crate) struct Verified {
     pub by: std::sync::Arc<Verifier>,
     pub grants: Grants,
 }
 
+#[cfg(any(feature = "actix", feature = "tower"))]
 impl Verified {
     /// The grants, when `verifier` is the one that accepted them.
     pub fn for_verifier(&self, verifier: &std::sync::Arc<Verifier>) -> Option<Grants> {
