@@ -672,23 +672,32 @@ both_with!(
 both_with!(
     console_sign_in_older_than_max_age_is_asked_again,
     |c: &mut latchkey_server::Config| {
-        c.admin.idle_timeout_secs = 3;
-        c.admin.max_age_secs = 3;
+        c.admin.idle_timeout_secs = 12;
+        c.admin.max_age_secs = 8;
     },
     async |app: &TestApp| {
         lab_admin(app, "boss@lab.example").await;
         let b = Browser::new(app);
+        // Timed from the sign-in, whatever it took (a loaded CI machine is slow): the sign-in
+        // happened between `before` and `after`.
+        let before = std::time::Instant::now();
         console_token(app, &b, "boss@lab.example").await;
+        let after = std::time::Instant::now();
         let page = format!("/admin/labs/{}", app.lab_id);
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-        assert_eq!(b.get(&page).await.status(), 200, "in use, recent enough");
-        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        if before.elapsed() < std::time::Duration::from_secs(7) {
+            assert_eq!(b.get(&page).await.status(), 200, "in use, recent enough");
+        }
+        // Past max_age (whole seconds) since the latest possible sign-in, within the idle
+        // timeout since the last use.
+        let past = after + std::time::Duration::from_millis(9_500);
+        tokio::time::sleep_until(past.into()).await;
         let r = b.get(&page).await;
         assert_eq!(r.status(), 303, "still in use, but signed in too long ago");
         assert_eq!(
             location(&r),
             format!(
-                "/admin/login?back=%2Fadmin%2Flabs%2F{}&acr=mfa&max_age=3",
+                "/admin/login?back=%2Fadmin%2Flabs%2F{}&acr=mfa&max_age=8",
                 app.lab_id
             )
         );
