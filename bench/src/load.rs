@@ -1,4 +1,4 @@
-//! The lean load generator for `/token`: hyper 1's low-level HTTP/1.1 client, one keep-alive
+//! The lean load generator for `/token`, `/userinfo` and `/introspect`: hyper 1's low-level HTTP/1.1 client, one keep-alive
 //! connection per task, requests sent one after another on each connection (closed loop). It
 //! runs on the caller's current-thread runtime, so the generator uses at most one core and the
 //! rest of the machine is left to the server.
@@ -24,6 +24,20 @@ pub enum Grant {
     /// `grant_type=refresh_token`: one refresh-token chain per connection, each response's new
     /// token used for the next request.
     Refresh(Vec<String>),
+    /// `GET /userinfo` with `Authorization: Bearer`: one access token per connection, sent
+    /// again and again (a resource server asking about the token it was given).
+    UserInfo(Vec<String>),
+    /// `POST /introspect` (`token=`, the client's Basic authentication): one access token per
+    /// connection, sent again and again.
+    Introspect(Vec<String>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    ClientCredentials,
+    Refresh,
+    UserInfo,
+    Introspect,
 }
 
 pub struct LoadRun {
@@ -59,18 +73,17 @@ pub async fn run(
     duration: Duration,
     grant: Grant,
 ) -> Result<LoadRun> {
-    let mut tokens = match &grant {
-        Grant::ClientCredentials => Vec::new(),
-        Grant::Refresh(t) => {
-            anyhow::ensure!(
-                t.len() >= connections,
-                "{} refresh tokens for {connections} connections",
-                t.len()
-            );
-            t.clone()
-        }
+    let (kind, mut tokens) = match grant {
+        Grant::ClientCredentials => (Kind::ClientCredentials, Vec::new()),
+        Grant::Refresh(t) => (Kind::Refresh, t),
+        Grant::UserInfo(t) => (Kind::UserInfo, t),
+        Grant::Introspect(t) => (Kind::Introspect, t),
     };
-    let refresh = matches!(grant, Grant::Refresh(_));
+    anyhow::ensure!(
+        kind == Kind::ClientCredentials || tokens.len() >= connections,
+        "{} tokens for {connections} connections",
+        tokens.len()
+    );
     // Connect everything first, so that connection set-up is not part of the measurement.
     let mut senders = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -85,9 +98,9 @@ pub async fn run(
     let deadline = started + duration;
     let mut set = tokio::task::JoinSet::new();
     for sender in senders {
-        let token = if refresh { tokens.pop() } else { None };
+        let token = tokens.pop();
         let common = common.clone();
-        set.spawn(connection(sender, common, token, deadline));
+        set.spawn(connection(sender, common, kind, token, deadline));
     }
     let mut total = LoadRun {
         ok: 0,
@@ -138,6 +151,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
 async fn connection(
     mut sender: SendRequest<Full<Bytes>>,
     common: Common,
+    kind: Kind,
     mut token: Option<String>,
     deadline: Instant,
 ) -> Result<ConnRun> {
@@ -156,18 +170,31 @@ async fn connection(
         }
     };
     while Instant::now() < deadline {
-        let body = match &token {
-            None => Bytes::from_static(CLIENT_CREDENTIALS),
-            Some(t) => Bytes::from(format!(
+        let enc = |t: &str| url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>();
+        let t = token.as_deref().unwrap_or("");
+        let mut req = match kind {
+            Kind::ClientCredentials => {
+                Request::post("/token").body(Full::new(Bytes::from_static(CLIENT_CREDENTIALS)))?
+            }
+            Kind::Refresh => Request::post("/token").body(Full::new(Bytes::from(format!(
                 "grant_type=refresh_token&refresh_token={}",
-                url::form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
-            )),
+                enc(t)
+            ))))?,
+            Kind::Introspect => Request::post("/introspect")
+                .body(Full::new(Bytes::from(format!("token={}", enc(t)))))?,
+            Kind::UserInfo => Request::get("/userinfo").body(Full::new(Bytes::new()))?,
         };
-        let mut req = Request::post("/token").body(Full::new(body))?;
         let h = req.headers_mut();
         h.insert(HOST, common.host.clone());
-        h.insert(AUTHORIZATION, common.auth.clone());
-        h.insert(CONTENT_TYPE, common.form.clone());
+        if kind == Kind::UserInfo {
+            h.insert(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer {t}"))?,
+            );
+        } else {
+            h.insert(AUTHORIZATION, common.auth.clone());
+            h.insert(CONTENT_TYPE, common.form.clone());
+        }
 
         let t0 = Instant::now();
         let answer = async {
@@ -192,31 +219,50 @@ async fn connection(
                 &mut run,
                 format!("{status}: {}", String::from_utf8_lossy(&body)),
             );
-            if token.is_some() {
+            if kind == Kind::Refresh {
                 // The chain is broken (the token may or may not have rotated): stop here.
                 run.died = true;
                 break;
             }
             continue;
         }
-        if token.is_some() {
-            let next = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("refresh_token")?.as_str().map(str::to_owned));
-            match next {
-                Some(t) => token = Some(t),
-                None => {
-                    fail(
-                        &mut run,
-                        format!(
-                            "200 without a refresh_token: {}",
-                            String::from_utf8_lossy(&body)
-                        ),
-                    );
-                    run.died = true;
-                    break;
+        match kind {
+            Kind::Refresh => {
+                let next = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v.get("refresh_token")?.as_str().map(str::to_owned));
+                match next {
+                    Some(t) => token = Some(t),
+                    None => {
+                        fail(
+                            &mut run,
+                            format!(
+                                "200 without a refresh_token: {}",
+                                String::from_utf8_lossy(&body)
+                            ),
+                        );
+                        run.died = true;
+                        break;
+                    }
                 }
             }
+            // A read path answers 200 for an inactive token too: count only real answers.
+            Kind::UserInfo | Kind::Introspect => {
+                // A substring test, not a JSON parse: the generator must stay cheap.
+                let needle: &[u8] = match kind {
+                    Kind::UserInfo => b"\"sub\":",
+                    _ => b"\"active\":true",
+                };
+                let real = body.windows(needle.len()).any(|w| w == needle);
+                if !real {
+                    fail(
+                        &mut run,
+                        format!("200 but {}", String::from_utf8_lossy(&body)),
+                    );
+                    continue;
+                }
+            }
+            Kind::ClientCredentials => {}
         }
         run.ok += 1;
         run.latencies.record(elapsed);

@@ -28,7 +28,14 @@ pub struct LoginRun {
     pub first_error: Option<String>,
     pub elapsed: Duration,
     pub latencies: Latencies,
-    pub refresh_tokens: Vec<String>,
+    pub tokens: Vec<Tokens>,
+}
+
+/// What a login's code exchange issued.
+#[derive(Clone)]
+pub struct Tokens {
+    pub refresh: String,
+    pub access: String,
 }
 
 impl LoginRun {
@@ -61,7 +68,7 @@ pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginR
                 first_error: None,
                 elapsed: Duration::ZERO,
                 latencies: Latencies::new()?,
-                refresh_tokens: Vec::new(),
+                tokens: Vec::new(),
             };
             loop {
                 let go_on = match until {
@@ -73,10 +80,10 @@ pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginR
                 }
                 let t0 = Instant::now();
                 match login_once(&target).await {
-                    Ok(refresh) => {
+                    Ok(tokens) => {
                         run.latencies.record(t0.elapsed());
                         run.logins += 1;
-                        run.refresh_tokens.push(refresh);
+                        run.tokens.push(tokens);
                         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -100,7 +107,7 @@ pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginR
         first_error: None,
         elapsed: Duration::ZERO,
         latencies: Latencies::new()?,
-        refresh_tokens: Vec::new(),
+        tokens: Vec::new(),
     };
     while let Some(joined) = set.join_next().await {
         let run = joined.context("login worker panicked")??;
@@ -108,7 +115,7 @@ pub async fn run(target: &Target, workers: usize, until: Until) -> Result<LoginR
         total.errors += run.errors;
         total.first_error = total.first_error.or(run.first_error);
         total.latencies.add(&run.latencies)?;
-        total.refresh_tokens.extend(run.refresh_tokens);
+        total.tokens.extend(run.tokens);
     }
     total.elapsed = started.elapsed();
     Ok(total)
@@ -124,8 +131,8 @@ pub fn browser() -> Result<reqwest::Client> {
 
 /// One complete login in a new browser (new cookie jar, new connection) from a random
 /// address (the server trusts the loopback proxy: as many people signing in); returns the
-/// refresh token the code exchange issued.
-pub async fn login_once(t: &Target) -> Result<String> {
+/// tokens the code exchange issued.
+pub async fn login_once(t: &Target) -> Result<Tokens> {
     let b = random_bytes(3)?;
     let from = format!("10.{}.{}.{}", b[0], b[1], b[2]);
     login_in(&browser()?, t, &[], &from).await
@@ -139,7 +146,7 @@ pub async fn login_in(
     t: &Target,
     extra: &[(&str, &str)],
     from: &str,
-) -> Result<String> {
+) -> Result<Tokens> {
     let verifier = URL_SAFE_NO_PAD.encode(random_bytes(32)?);
     let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
         &ring::digest::SHA256,
@@ -149,7 +156,7 @@ pub async fn login_in(
         ("response_type", "code"),
         ("client_id", t.client_id.as_str()),
         ("redirect_uri", REDIRECT_URI),
-        ("scope", "openid"),
+        ("scope", "openid email profile"),
         ("state", "s"),
         ("code_challenge", challenge.as_str()),
         ("code_challenge_method", "S256"),
@@ -237,10 +244,16 @@ pub async fn login_in(
         json.get("id_token").and_then(|v| v.as_str()).is_some(),
         "token response without an id_token"
     );
-    json.get("refresh_token")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| anyhow!("token response without a refresh_token"))
+    let field = |k: &str| {
+        json.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("token response without a {k}"))
+    };
+    Ok(Tokens {
+        refresh: field("refresh_token")?,
+        access: field("access_token")?,
+    })
 }
 
 pub fn location(r: &reqwest::Response) -> String {

@@ -1,6 +1,6 @@
 //! `latchkey-bench`: starts the real `latchkey` binary and measures start-up, memory, password
-//! logins, and the token endpoint's throughput, then prints a Markdown report (see
-//! docs/benchmarks.md).
+//! logins, and the throughput of the token endpoint, UserInfo and introspection, then prints a
+//! Markdown report (see docs/benchmarks.md).
 //!
 //! ```sh
 //! cargo build --release -p latchkey -p latchkey-bench && \
@@ -38,11 +38,16 @@ const TARGET_READY: Duration = Duration::from_millis(200);
 /// its idle p99, and the attack's 429 answers within this.
 const TARGET_ATTACK_SLOWDOWN: f64 = 2.0;
 const TARGET_THROTTLED_P99_MS: f64 = 10.0;
+/// Issue 15: the read paths (userinfo, introspection) of a valid access token each at this
+/// share of the `client_credentials` rate, and rotating refresh at these shares.
+const TARGET_READ_SHARE: f64 = 0.50;
+const TARGET_REFRESH_SHARE_SQLITE: f64 = 0.25;
+const TARGET_REFRESH_SHARE_POSTGRES: f64 = 0.15;
 
 #[derive(Parser)]
 #[command(
     name = "latchkey-bench",
-    about = "Load benchmark for Latchkey: start-up, memory, logins and token grants"
+    about = "Load benchmark for Latchkey: start-up, memory, logins, token grants and token checks"
 )]
 struct Args {
     /// The `latchkey` binary to benchmark (build it with --release).
@@ -232,12 +237,12 @@ fn sqlite(
     if let Some(e) = &logins.first_error {
         report.note(format!("First login error: {e}"));
     }
-    let mut refresh_tokens = logins.refresh_tokens;
-    top_up_tokens(rt, &target, args, &mut refresh_tokens)?;
+    let mut tokens = logins.tokens;
+    top_up_tokens(rt, &target, args, &mut tokens)?;
     let mut memory = MemoryTrace::default();
     memory.after(&server, "logins")?;
 
-    // 6 and 7. The token endpoint.
+    // 6 to 8. The token endpoint, UserInfo and introspection.
     let auth = load::basic_auth(&target.client_id, &target.client_secret);
     token_endpoint(
         &Phase {
@@ -250,14 +255,17 @@ fn sqlite(
         },
         report,
         &mut memory,
-        refresh_tokens,
-        Some(TARGET_REFRESH_SQLITE),
+        tokens,
+        Targets {
+            refresh: Some(TARGET_REFRESH_SQLITE),
+            refresh_share: TARGET_REFRESH_SHARE_SQLITE,
+        },
     )?;
 
-    // 8. Peak RSS.
+    // 9. Peak RSS.
     memory.report(report, &server, "SQLite")?;
 
-    // 9. Password guessing: a known-device user's logins, idle and under a flood.
+    // 10. Password guessing: a known-device user's logins, idle and under a flood.
     if args.attack_in_flight > 0 {
         attack_phase(args, rt, &target, report)?;
     }
@@ -388,12 +396,13 @@ struct Phase<'a> {
     db: &'a str,
 }
 
-/// Runs enough extra logins (untimed) that every connection gets its own refresh chain.
+/// Runs enough extra logins (untimed) that every connection gets its own refresh chain and
+/// access token.
 fn top_up_tokens(
     rt: &tokio::runtime::Runtime,
     target: &Target,
     args: &Args,
-    tokens: &mut Vec<String>,
+    tokens: &mut Vec<login::Tokens>,
 ) -> Result<()> {
     if tokens.len() >= args.connections {
         return Ok(());
@@ -401,7 +410,7 @@ fn top_up_tokens(
     let missing = args.connections - tokens.len();
     phase(&format!("{missing} more logins for refresh tokens"));
     let more = rt.block_on(login::run(target, args.logins, Until::Count(missing)))?;
-    tokens.extend(more.refresh_tokens);
+    tokens.extend(more.tokens);
     anyhow::ensure!(
         tokens.len() >= args.connections,
         "only {} refresh tokens for {} connections: {}",
@@ -412,117 +421,152 @@ fn top_up_tokens(
     Ok(())
 }
 
+/// The targets of a database's token-endpoint phases.
+struct Targets {
+    /// Refresh grants per second (SQLite only).
+    refresh: Option<f64>,
+    /// Refresh at this share of the `client_credentials` rate.
+    refresh_share: f64,
+}
+
+/// Phases 6 and 7: `client_credentials`, the read paths of an access token (userinfo,
+/// introspection) and rotating refresh, each reported with its share of `client_credentials`.
 fn token_endpoint(
     p: &Phase<'_>,
     report: &mut Report,
     memory: &mut MemoryTrace,
-    refresh_tokens: Vec<String>,
-    refresh_target: Option<f64>,
+    tokens: Vec<login::Tokens>,
+    targets: Targets,
 ) -> Result<()> {
     let Phase {
-        args,
-        rt,
-        server,
-        inst,
-        auth,
-        db,
+        rt, inst, auth, db, ..
     } = *p;
-    let duration = Duration::from_secs(args.duration);
-    let c = args.connections;
     rt.block_on(load::probe(inst.addr, auth))?;
+    let c = p.args.connections;
+    // The freshest tokens: access tokens live 5 minutes by default.
+    let fresh: Vec<login::Tokens> = tokens.iter().rev().take(c).cloned().collect();
+    let access = || fresh.iter().map(|t| t.access.clone()).collect::<Vec<_>>();
 
-    phase(&format!(
-        "client_credentials ({db}): {c} connections for {}s",
-        args.duration
-    ));
-    let cpu = CpuMeter::start(server)?;
-    let cc = rt.block_on(load::run(
-        inst.addr,
-        auth,
-        c,
-        duration,
-        Grant::ClientCredentials,
-    ))?;
-    let cpu = cpu.stop(server, cc.elapsed)?;
+    let cc = load_phase(p, memory, "client_credentials", Grant::ClientCredentials)?;
+    let cc_rate = cc.per_sec();
     report.row(
         &format!("client_credentials grants ({db}, {c} connections)"),
-        format!("{}/s", fmt_rate(cc.per_sec())),
+        format!("{}/s", fmt_rate(cc_rate)),
         &format!("≥ {}/s", fmt_rate(TARGET_CLIENT_CREDENTIALS)),
-        Verdict::of(cc.per_sec() >= TARGET_CLIENT_CREDENTIALS),
+        Verdict::of(cc_rate >= TARGET_CLIENT_CREDENTIALS),
     );
-    report.row(
-        &format!("client_credentials latency p50 / p99, errors ({db})"),
-        format!(
-            "{} / {}, {} errors",
-            fmt_ms_f(cc.latencies.ms(0.5)),
-            fmt_ms_f(cc.latencies.ms(0.99)),
-            cc.errors
-        ),
-        "",
-        Verdict::None,
-    );
-    report.row(
-        &format!("CPU during client_credentials ({db})"),
-        cpu,
-        "",
-        Verdict::None,
-    );
-    if let Some(e) = &cc.first_error {
-        report.note(format!("First client_credentials error ({db}): {e}"));
-    }
-    memory.after(server, "client_credentials")?;
+    cc.details(report, db, "client_credentials");
 
-    phase(&format!(
-        "refresh_token ({db}): {c} connections for {}s",
-        args.duration
-    ));
-    let cpu = CpuMeter::start(server)?;
-    let rf = rt.block_on(load::run(
-        inst.addr,
-        auth,
-        c,
-        duration,
-        Grant::Refresh(refresh_tokens),
-    ))?;
-    let cpu = cpu.stop(server, rf.elapsed)?;
-    let (target, verdict) = match refresh_target {
-        Some(t) => (
-            format!("≥ {}/s", fmt_rate(t)),
+    let share = |rate: f64| rate / cc_rate.max(f64::EPSILON);
+    for (name, grant) in [
+        ("userinfo", Grant::UserInfo(access())),
+        ("introspection", Grant::Introspect(access())),
+    ] {
+        let r = load_phase(p, memory, name, grant)?;
+        report.row(
+            &format!("{name} of a valid access token ({db}, {c} connections, one token each)"),
+            format!(
+                "{}/s = {:.0} % of client_credentials",
+                fmt_rate(r.per_sec()),
+                share(r.per_sec()) * 100.0
+            ),
+            &format!("≥ {:.0} % of client_credentials", TARGET_READ_SHARE * 100.0),
+            Verdict::of(share(r.per_sec()) >= TARGET_READ_SHARE),
+        );
+        r.details(report, db, name);
+    }
+
+    let refresh = fresh.iter().map(|t| t.refresh.clone()).collect();
+    let rf = load_phase(p, memory, "refresh", Grant::Refresh(refresh))?;
+    if let Some(t) = targets.refresh {
+        report.row(
+            &format!("Refresh grants ({db}, {c} connections)"),
+            format!("{}/s", fmt_rate(rf.per_sec())),
+            &format!("≥ {}/s", fmt_rate(t)),
             Verdict::of(rf.per_sec() >= t),
-        ),
-        None => (String::new(), Verdict::None),
-    };
+        );
+    }
     report.row(
-        &format!("Refresh grants ({db}, {c} connections)"),
-        format!("{}/s", fmt_rate(rf.per_sec())),
-        &target,
-        verdict,
-    );
-    report.row(
-        &format!("Refresh latency p50 / p99, errors ({db})"),
+        &format!("Refresh grants, share of client_credentials ({db}, {c} connections)"),
         format!(
-            "{} / {}, {} errors",
-            fmt_ms_f(rf.latencies.ms(0.5)),
-            fmt_ms_f(rf.latencies.ms(0.99)),
-            rf.errors
+            "{}/s = {:.1} % of client_credentials",
+            fmt_rate(rf.per_sec()),
+            share(rf.per_sec()) * 100.0
         ),
-        "",
-        Verdict::None,
+        &format!("≥ {:.0} %", targets.refresh_share * 100.0),
+        Verdict::of(share(rf.per_sec()) >= targets.refresh_share),
     );
-    report.row(
-        &format!("CPU during refresh ({db})"),
-        cpu,
-        "",
-        Verdict::None,
-    );
-    if let Some(e) = &rf.first_error {
+    rf.details(report, db, "refresh");
+    if rf.dead_connections > 0 {
         report.note(format!(
-            "First refresh error ({db}): {e} ({} of {c} chains stopped early)",
+            "{} of {c} refresh chains stopped early ({db})",
             rf.dead_connections
         ));
     }
-    memory.after(server, "refresh")?;
     Ok(())
+}
+
+/// A measured load phase and the CPU both sides used during it.
+struct Measured {
+    run: load::LoadRun,
+    cpu: String,
+}
+
+impl std::ops::Deref for Measured {
+    type Target = load::LoadRun;
+    fn deref(&self) -> &load::LoadRun {
+        &self.run
+    }
+}
+
+impl Measured {
+    /// The latency, error and CPU rows under a phase's rate row.
+    fn details(&self, report: &mut Report, db: &str, name: &str) {
+        report.row(
+            &format!("{name} latency p50 / p99, errors ({db})"),
+            format!(
+                "{} / {}, {} errors",
+                fmt_ms_f(self.latencies.ms(0.5)),
+                fmt_ms_f(self.latencies.ms(0.99)),
+                self.errors
+            ),
+            "",
+            Verdict::None,
+        );
+        report.row(
+            &format!("CPU during {name} ({db})"),
+            self.cpu.clone(),
+            "",
+            Verdict::None,
+        );
+        if let Some(e) = &self.first_error {
+            report.note(format!("First {name} error ({db}): {e}"));
+        }
+    }
+}
+
+fn load_phase(
+    p: &Phase<'_>,
+    memory: &mut MemoryTrace,
+    name: &str,
+    grant: Grant,
+) -> Result<Measured> {
+    let c = p.args.connections;
+    phase(&format!(
+        "{name} ({}): {c} connections for {}s",
+        p.db, p.args.duration
+    ));
+    let cpu = CpuMeter::start(p.server)?;
+    let run = p.rt.block_on(load::run(
+        p.inst.addr,
+        p.auth,
+        c,
+        Duration::from_secs(p.args.duration),
+        grant,
+    ))?;
+    let cpu = cpu.stop(p.server, run.elapsed)?;
+    memory.after(p.server, name)?;
+    Ok(Measured { run, cpu })
 }
 
 /// CPU the server and this process used over a load phase, in cores.
@@ -670,7 +714,10 @@ fn postgres_runs(
         report,
         &mut memory,
         tokens,
-        None,
+        Targets {
+            refresh: None,
+            refresh_share: TARGET_REFRESH_SHARE_POSTGRES,
+        },
     )?;
     memory.report(report, &server, "PostgreSQL")?;
     server.stop()
