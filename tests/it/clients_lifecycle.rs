@@ -155,7 +155,7 @@ both!(
         assert_eq!(userinfo(app, &at).await, 401, "a disabled client's token");
         let now = latchkey_server::store::now();
         assert!(
-            latchkey_server::token::userinfo::check_access_token(&app.state, &at, now)
+            latchkey_server::token::access::check_access_token(&app.state, &at, now)
                 .await
                 .is_err(),
             "inactive at introspection too"
@@ -209,7 +209,7 @@ both!(
         // Its access token is inactive wherever Latchkey checks one.
         let now = latchkey_server::store::now();
         assert!(
-            latchkey_server::token::userinfo::check_access_token(&app.state, &at, now)
+            latchkey_server::token::access::check_access_token(&app.state, &at, now)
                 .await
                 .is_err()
         );

@@ -97,6 +97,7 @@ impl App {
             lab_policies: RwLock::new(HashMap::new()),
             mail_wake: Default::default(),
             client_keys: crate::client_keys::ClientKeyCache::new()?,
+            access: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),
@@ -164,6 +165,7 @@ impl App {
             lab_policies: RwLock::new(HashMap::new()),
             mail_wake: Default::default(),
             client_keys: crate::client_keys::ClientKeyCache::new()?,
+            access: Default::default(),
         };
         Ok(App {
             state: Arc::new(state),

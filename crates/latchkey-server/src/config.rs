@@ -270,6 +270,11 @@ pub struct TokenConfig {
     /// How long a user's consent to an application holds, in days; then the consent page asks
     /// again. Giving consent again renews it.
     pub consent_ttl_days: i64,
+    /// How long a node trusts that an access token's grant is live and its user enabled
+    /// (UserInfo, introspection), in seconds: a revocation made on another node, or by the
+    /// CLI, applies to this node's answers within this bound (on the node that made it, at
+    /// once). 0: every check reads the database. At most 60.
+    pub liveness_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,6 +359,7 @@ impl Default for TokenConfig {
             session_idle_timeout_secs: 8 * 3600,
             login_flow_ttl_secs: 1800,
             consent_ttl_days: 365,
+            liveness_cache_secs: 2,
         }
     }
 }
@@ -468,6 +474,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "tokens.consent_ttl_days must be at least 1, got {}",
                 t.consent_ttl_days
+            )));
+        }
+        if t.liveness_cache_secs > 60 {
+            return Err(ConfigError(format!(
+                "tokens.liveness_cache_secs must be at most 60 (it bounds how long a revoked token is still answered as live on another node), got {}",
+                t.liveness_cache_secs
             )));
         }
         if t.session_idle_timeout_secs < 0 {

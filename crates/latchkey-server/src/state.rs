@@ -47,6 +47,8 @@ pub struct AppState {
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// `private_key_jwt` clients' public keys (registered, or fetched from their `jwks_uri`).
     pub(crate) client_keys: crate::client_keys::ClientKeyCache,
+    /// Verified access tokens and live grants, for UserInfo and introspection.
+    pub(crate) access: crate::token::access::AccessCache,
 }
 
 /// Clients change rarely and are read on every token request; a short-lived cache keeps the

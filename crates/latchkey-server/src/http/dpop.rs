@@ -49,7 +49,7 @@ impl Presented {
 /// For a token presented with the DPoP scheme at one of Latchkey's own resources (`path`
 /// under the issuer), verifies the request's proof; `None` for a bearer token. It is recorded
 /// (one use) once the token is verified and found bound to its key
-/// ([`crate::token::userinfo::check_access_token`]).
+/// ([`crate::token::access::check_access_token`]).
 pub fn resource_proof(
     state: &State,
     req: &HttpRequest,

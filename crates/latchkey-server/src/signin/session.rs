@@ -42,17 +42,13 @@ pub async fn current(
     Ok(Some((session, user)))
 }
 
-/// Whether session `id` is still live (not ended, expired or idle). It does not mark the
-/// session as used: only the browser's own requests do, so a relying party (or whoever holds
-/// its refresh token) cannot keep an unattended browser signed in past the idle timeout.
-pub async fn still_live(state: &AppState, id: &str, now: i64) -> Result<bool, StoreError> {
+/// The time before which a session's last use means it is idle (`None`: no idle timeout).
+/// A refresh checks its grant's session against it without marking the session as used: only
+/// the browser's own requests do, so a relying party (or whoever holds its refresh token)
+/// cannot keep an unattended browser signed in past the idle timeout.
+pub fn idle_since(state: &AppState, now: i64) -> Option<i64> {
     let idle = state.config.tokens.session_idle_timeout_secs;
-    let idle_since = (idle > 0).then(|| now - idle);
-    Ok(state
-        .store
-        .live_session_seen(id, idle_since)
-        .await?
-        .is_some())
+    (idle > 0).then(|| now - idle)
 }
 
 /// Records a factor the browser's user just proved: a first factor starts (or, for the same

@@ -257,7 +257,7 @@ impl Store {
     ) -> Result<Option<(String, usize)>, StoreError> {
         let db = self.db.clone();
         let hash = hash.to_owned();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let key = token.0.to_vec();
                 let Some(l) = take_link!(conn, &key, now) else { return Ok(None) };
@@ -306,7 +306,7 @@ impl Store {
         event: impl FnOnce(&str, &str) -> Event + Send + 'static,
     ) -> Result<Option<String>, StoreError> {
         let db = self.db.clone();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let key = token.0.to_vec();
                 let Some(l) = take_link!(conn, &key, now) else { return Ok(None) };
@@ -345,7 +345,7 @@ impl Store {
         changed: impl FnOnce(&str, &str, &str) -> Event + Send + 'static,
     ) -> Result<Option<ChangeStep>, StoreError> {
         let db = self.db.clone();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let key = token.0.to_vec();
                 let Some(l) = take_link!(conn, &key, now) else { return Ok(None) };
@@ -422,7 +422,7 @@ impl Store {
         let db = self.db.clone();
         let (id, email) = (user_id.to_owned(), email.to_owned());
         let t = super::now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let old: Option<String> = users::table
                     .find(&id)

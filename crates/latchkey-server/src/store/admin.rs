@@ -651,7 +651,7 @@ impl Store {
         let db = self.db.clone();
         let id = user_id.as_str().to_owned();
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let n = crate::end_sessions_and_grants!(conn, &id, t);
                 crate::store::audit::append_all(&mut *conn, t, &events(n)).await?;
@@ -673,7 +673,7 @@ impl Store {
         let id = user_id.as_str().to_owned();
         let events = events.to_vec();
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let a = diesel::delete(totp_credentials::table.filter(totp_credentials::user_id.eq(&id)))
                     .execute(conn)

@@ -114,8 +114,9 @@ impl Store {
         let db = self.db.clone();
         let t = now();
         let on_replay = on_replay.clone();
+        let epoch = self.access_epoch_handle();
         self.run(async move {
-            crate::with_tx!(&db, conn => {
+            let out = crate::with_tx!(&db, conn => {
                 let row: Option<Row> = ac::table
                     .find(hash.to_vec())
                     .select((
@@ -194,7 +195,12 @@ impl Store {
                     super::audit::append(conn, t, &e).await?;
                 }
                 Ok(CodeUse::Replayed)
-            })
+            });
+            // In the task: a replay's revocation ends cached answers even if the caller is gone.
+            if matches!(out, Ok(CodeUse::Replayed)) {
+                epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            }
+            out
         })
         .await
     }

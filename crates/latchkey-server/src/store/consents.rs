@@ -41,7 +41,7 @@ impl Store {
         let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::delete(consents::table.find((&u, &c)))
                     .execute(&mut *conn)

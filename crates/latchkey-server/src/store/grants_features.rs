@@ -1,12 +1,10 @@
 //! Feature grants: the features of each role, and per-member allows and denies. What a
 //! member may do is `protocol::grants::effective` over these rows.
 
-use super::schema::{member_features, role_features, user_roles};
+use super::schema::{member_features, role_features};
 use super::{Store, StoreError, now};
 use crate::audit::Event;
-use diesel::{
-    BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods, QueryDsl,
-};
+use diesel::{ExpressionMethods, QueryDsl};
 use diesel_async::RunQueryDsl;
 use latchkey_core::names::{LabId, UserId};
 use std::collections::BTreeSet;
@@ -20,6 +18,62 @@ pub struct MemberGrants {
     pub overrides: Vec<(String, bool)>,
     /// Whether the user is a member of the lab at all.
     pub member: bool,
+}
+
+/// The rows [`MemberGrants`] is made of: role and feature pairs, the member's overrides, and
+/// whether a membership exists.
+pub(crate) type MemberRows = (Vec<(String, Option<String>)>, Vec<(String, bool)>, bool);
+
+impl MemberGrants {
+    pub(crate) fn of((rows, overrides, member): MemberRows) -> MemberGrants {
+        let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
+        roles.sort();
+        roles.dedup();
+        let features = crate::protocol::grants::effective(
+            rows.iter().filter_map(|(_, f)| f.as_deref()),
+            &overrides,
+        );
+        MemberGrants {
+            roles,
+            features,
+            overrides,
+            member,
+        }
+    }
+}
+
+/// Reads [`MemberRows`] of user `$user` in lab `$lab` on connection `$c`, for either backend
+/// (`[.await]` for diesel-async, `[]` inside a blocking SQLite call).
+#[macro_export]
+macro_rules! member_grant_rows {
+    ($c:expr, $user:expr, $lab:expr, [$($aw:tt)*]) => {{
+        use $crate::store::schema::{member_features, memberships, role_features, user_roles};
+        use diesel::{
+            BoolExpressionMethods, ExpressionMethods, JoinOnDsl, NullableExpressionMethods,
+            QueryDsl,
+        };
+        let rows: Vec<(String, Option<String>)> = user_roles::table
+            .left_join(
+                role_features::table.on(role_features::lab_id
+                    .eq(user_roles::lab_id)
+                    .and(role_features::role.eq(user_roles::role))),
+            )
+            .filter(user_roles::user_id.eq($user))
+            .filter(user_roles::lab_id.eq($lab))
+            .select((user_roles::role, role_features::feature.nullable()))
+            .load($c) $($aw)* ?;
+        let overrides: Vec<(String, bool)> = member_features::table
+            .filter(member_features::user_id.eq($user))
+            .filter(member_features::lab_id.eq($lab))
+            .select((member_features::feature, member_features::allow))
+            .load($c) $($aw)* ?;
+        let member: i64 = memberships::table
+            .filter(memberships::user_id.eq($user))
+            .filter(memberships::lab_id.eq($lab))
+            .count()
+            .get_result($c) $($aw)* ?;
+        (rows, overrides, member > 0)
+    }};
 }
 
 impl Store {
@@ -110,7 +164,7 @@ impl Store {
         .await
     }
 
-    /// The member's roles and effective features in `lab` (one connection, two queries).
+    /// The member's roles and effective features in `lab` (one connection, three queries).
     pub async fn member_grants(
         &self,
         user_id: &str,
@@ -118,49 +172,13 @@ impl Store {
     ) -> Result<MemberGrants, StoreError> {
         let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());
-        type Fetched = (Vec<(String, Option<String>)>, Vec<(String, bool)>, i64);
-        let (rows, overrides, member): Fetched = self
+        let fetched = self
             .run(async move {
                 crate::with_conn!(&db, conn => {
-                    let rows: Vec<(String, Option<String>)> = user_roles::table
-                        .left_join(
-                            role_features::table.on(role_features::lab_id
-                                .eq(user_roles::lab_id)
-                                .and(role_features::role.eq(user_roles::role))),
-                        )
-                        .filter(user_roles::user_id.eq(&user))
-                        .filter(user_roles::lab_id.eq(&lab))
-                        .select((user_roles::role, role_features::feature.nullable()))
-                        .load(conn)
-                        .await?;
-                    let overrides: Vec<(String, bool)> = member_features::table
-                        .filter(member_features::user_id.eq(&user))
-                        .filter(member_features::lab_id.eq(&lab))
-                        .select((member_features::feature, member_features::allow))
-                        .load(conn)
-                        .await?;
-                    let member: i64 = super::schema::memberships::table
-                        .filter(super::schema::memberships::user_id.eq(&user))
-                        .filter(super::schema::memberships::lab_id.eq(&lab))
-                        .count()
-                        .get_result(conn)
-                        .await?;
-                    Ok::<_, StoreError>((rows, overrides, member))
+                    Ok::<_, StoreError>(crate::member_grant_rows!(conn, &user, &lab, [.await]))
                 })
             })
             .await?;
-        let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
-        roles.sort();
-        roles.dedup();
-        let features = crate::protocol::grants::effective(
-            rows.iter().filter_map(|(_, f)| f.as_deref()),
-            &overrides,
-        );
-        Ok(MemberGrants {
-            roles,
-            features,
-            overrides,
-            member: member > 0,
-        })
+        Ok(MemberGrants::of(fetched))
     }
 }

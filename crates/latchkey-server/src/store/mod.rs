@@ -37,6 +37,7 @@ pub mod outbox;
 pub mod personal;
 pub mod policy;
 pub mod pushed;
+pub mod refresh_rotation;
 pub mod retention;
 pub mod schema;
 pub mod secrets;
@@ -219,6 +220,11 @@ macro_rules! sqlite_pool {
 pub struct Store {
     pub(crate) db: Db,
     rt: tokio::runtime::Handle,
+    /// Counts the committed changes, made through this store, that can end an access token's
+    /// grant or change what UserInfo says of its user (revocations, logouts, disabled users,
+    /// e-mail changes): the token read cache (`crate::token::access`) trusts nothing it saw
+    /// before the last one.
+    access_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -268,7 +274,21 @@ impl Store {
                 _writer_life: std::sync::Arc::new(life),
             }
         };
-        Ok(Store { db, rt })
+        Ok(Store {
+            db,
+            rt,
+            access_epoch: Default::default(),
+        })
+    }
+
+    /// The current access epoch: read it *before* the queries whose answer a cache keeps.
+    pub(crate) fn access_epoch(&self) -> u64 {
+        self.access_epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// A handle on the access epoch, for a task that must move it itself.
+    pub(crate) fn access_epoch_handle(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.access_epoch.clone()
     }
 
     /// `(pool, open, idle, max)` of each connection pool, for `/metrics`.
@@ -290,6 +310,27 @@ impl Store {
             Db::Pg(_) => "postgres",
             Db::Sqlite { .. } => "sqlite",
         }
+    }
+
+    /// [`Store::run`] for a change that can end grants or alter a user's claims: the access
+    /// epoch moves once it has committed (or failed: a needless move only costs a re-check),
+    /// never before, so a check that read the database before the commit holds an older epoch
+    /// and its cached answer is discarded.
+    ///
+    /// The epoch moves inside the spawned task, so it moves even when the caller is dropped
+    /// before the change is done (a client that hung up on `/revoke`): the change commits
+    /// either way, and the cache must not outlive it.
+    pub(crate) async fn run_access_change<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let epoch = self.access_epoch.clone();
+        self.run(async move {
+            let out = fut.await;
+            epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            out
+        })
+        .await
     }
 
     /// Runs a query future on the store's runtime.
@@ -503,5 +544,27 @@ where
             let _ = Tm::rollback_transaction(conn).await;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use diesel::{Connection, RunQueryDsl, SqliteConnection, sql_query};
+
+    #[derive(diesel::QueryableByName)]
+    struct Used {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        used: i32,
+    }
+
+    /// `.cargo/config.toml` builds SQLite with `SQLITE_ENABLE_QPSG`: without it every diesel
+    /// `.first()` (a bound `LIMIT`) re-prepares its statement on each execution.
+    #[test]
+    fn sqlite_is_built_with_a_stable_query_planner() -> Result<(), Box<dyn std::error::Error>> {
+        let mut c = SqliteConnection::establish(":memory:")?;
+        let rows: Vec<Used> =
+            sql_query("SELECT sqlite_compileoption_used('ENABLE_QPSG') AS used").load(&mut c)?;
+        assert_eq!(rows.first().map(|r| r.used), Some(1));
+        Ok(())
     }
 }

@@ -369,7 +369,7 @@ impl Store {
         let (id, actor) = (user_id.as_str().to_owned(), actor.to_owned());
         let t = now();
         let placeholder = format!("erased-{}@invalid", uuid::Uuid::new_v4());
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let exists: i64 = match requested_before {
                     None => users::table.find(&id).count().get_result(&mut *conn).await?,

@@ -362,7 +362,7 @@ impl Store {
         let id = session_id.to_owned();
         let event = event.cloned();
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let ended = diesel::update(
                     sessions::table.find(&id).filter(sessions::ended_at.is_null()),

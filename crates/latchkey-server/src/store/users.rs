@@ -150,7 +150,7 @@ impl Store {
         let (id, hash, current) = (user_id.to_owned(), hash.to_owned(), current.to_owned());
         let old = old.map(str::to_owned);
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 // The user's row first (a no-op write takes its lock on PostgreSQL; SQLite's
                 // write transaction is already exclusive), so racing changes from any of the
@@ -239,7 +239,7 @@ impl Store {
         let id = user_id.to_owned();
         let events = events.to_vec();
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::update(users::table.find(&id))
                     .set(users::disabled.eq(disabled))
@@ -316,7 +316,7 @@ impl Store {
         let (user, lab) = (user_id.as_str().to_owned(), lab.as_str().to_owned());
         let events = events.to_vec();
         let t = now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 diesel::delete(
                     user_roles::table

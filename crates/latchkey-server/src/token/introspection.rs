@@ -2,7 +2,7 @@
 //! it (or, for access tokens, addressed to it); anything else, like an unknown, expired or
 //! revoked token, is simply inactive (section 2.2).
 
-use super::userinfo::check_access_token;
+use super::access::check_access_token;
 use crate::protocol::OAuthError;
 use crate::secret::{TokenHash, TokenKind};
 use crate::state::AppState;
@@ -65,7 +65,8 @@ pub async fn introspect(
             _ => Introspection::Inactive,
         });
     }
-    let Ok(c) = check_access_token(state, token, now).await else {
+    let Ok(super::access::Checked { claims: c, .. }) = check_access_token(state, token, now).await
+    else {
         return Ok(Introspection::Inactive);
     };
     // The client it was issued to, and the service it is for: the client with that id, or

@@ -8,6 +8,7 @@
 //! One module per grant (RFC 6749 section 4): [`authorization_code`], [`refresh_token`],
 //! [`client_credentials`], [`device_code`] (RFC 8628).
 
+pub mod access;
 pub mod authorization_code;
 pub mod client_assertion;
 pub mod client_auth;

@@ -7,7 +7,7 @@
 //! strong enough is [`crate::protocol::refresh`]'s decision.
 
 use super::jwt::{self, AccessTokenInput, UserContext};
-use super::{Holder, Servers, TokenResponse, access_token_ttl, member_grants};
+use super::{Holder, Servers, TokenResponse, access_token_ttl};
 use crate::audit::{Action, Event};
 use crate::protocol::{OAuthError, refresh, scope};
 use crate::secret::{OpaqueToken, TokenHash, TokenKind};
@@ -59,7 +59,7 @@ pub async fn exchange(
         let servers = servers.clone();
         let requested = req.resource.clone();
         let (allowed, labs) = (client.resources.clone(), client.labs.clone());
-        Box::new(move |lab: Option<&str>, resources: &str| {
+        std::sync::Arc::new(move |lab: Option<&str>, resources: &str| {
             let granted = crate::protocol::resource::split(resources);
             let holder = Holder::User { lab };
             servers
@@ -76,7 +76,7 @@ pub async fn exchange(
         &client.id,
         details,
     );
-    let grant = match state
+    let (grant, reads) = match state
         .store
         .rotate_refresh_token(
             (TokenHash::of(presented), next.hash()),
@@ -87,17 +87,18 @@ pub async fn exchange(
             client.is_public(),
             &on_reuse,
             check,
+            crate::signin::session::idle_since(state, now),
         )
         .await?
     {
-        RefreshUse::Rotated(g, disabled) => {
-            if disabled {
+        RefreshUse::Rotated(g, reads) => {
+            if reads.disabled {
                 // A disabled user's grants die with the attempt.
                 let ended = grant_ended(&g, &client.id, "the user's account is disabled");
                 state.store.revoke_grant(&g.id, Some(&ended)).await?;
                 return Err(OAuthError::invalid_grant("the user's account is disabled"));
             }
-            g
+            (g, reads)
         }
         RefreshUse::Reused => {
             tracing::warn!(client = %client.id, "refresh token reused; its family is revoked");
@@ -122,9 +123,8 @@ pub async fn exchange(
     }
     // Without offline_access, a grant lives only as long as the sign-in session it came from
     // (OIDC Core section 11): logout, the session's lifetime and its idle timeout end it.
-    if !grant.scope.split(' ').any(|s| s == scope::OFFLINE_ACCESS)
-        && !crate::signin::session::still_live(state, &grant.session_id, now).await?
-    {
+    // (The rotation read whether the session is live; a grant with offline_access is.)
+    if !reads.session_live {
         let reason = "the sign-in session has ended (no offline_access)";
         let ended = grant_ended(&grant, &client.id, reason);
         state.store.revoke_grant(&grant.id, Some(&ended)).await?;
@@ -148,7 +148,15 @@ pub async fn exchange(
         None => grant.scope.clone(),
     };
     let ttl = access_token_ttl(state, client);
-    let (roles, features) = member_grants(state, &grant.user_id, grant.lab_id.as_deref()).await?;
+    let (roles, features) = match reads.member {
+        None => (vec![], vec![]),
+        Some(m) if !m.member => {
+            return Err(OAuthError::invalid_grant(
+                "the user is no longer a member of this grant's lab",
+            ));
+        }
+        Some(m) => (m.roles, m.features.into_iter().collect()),
+    };
     let holder = Holder::User {
         lab: grant.lab_id.as_deref(),
     };

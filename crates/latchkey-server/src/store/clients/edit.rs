@@ -71,7 +71,7 @@ impl Store {
         let edit = edit.clone();
         let mut events = events.to_vec();
         let t = crate::store::now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let exists = clients::table
                     .find(&id)
@@ -238,7 +238,7 @@ impl Store {
         let id = id.as_str().to_owned();
         let events = events.to_vec();
         let t = crate::store::now();
-        self.run(async move {
+        self.run_access_change(async move {
             crate::with_tx!(&db, conn => {
                 let grant_ids: Vec<String> = grants::table
                     .filter(grants::client_id.eq(&id))
