@@ -7,6 +7,7 @@
 //! - services, one function per user-visible operation: [`signin`], [`token`], [`admin`];
 //! - [`http`]: thin actix-web handlers that parse, call one service, and render.
 
+pub(crate) mod access_cache;
 pub mod admin;
 pub mod alerts;
 pub mod app;

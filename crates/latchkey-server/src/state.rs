@@ -48,7 +48,7 @@ pub struct AppState {
     /// `private_key_jwt` clients' public keys (registered, or fetched from their `jwks_uri`).
     pub(crate) client_keys: crate::client_keys::ClientKeyCache,
     /// Verified access tokens and live grants, for UserInfo and introspection.
-    pub(crate) access: crate::token::access::AccessCache,
+    pub(crate) access: crate::access_cache::AccessCache,
 }
 
 /// Clients change rarely and are read on every token request; a short-lived cache keeps the

@@ -21,29 +21,16 @@
 
 use super::dpop;
 use super::jwt::verify_access_token;
+pub use crate::access_cache::Subject;
 use crate::protocol::OAuthError;
 use crate::state::AppState;
 use latchkey_core::dpop::Proof;
 use latchkey_core::{AccessTokenClaims, ErrorCode};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn invalid_token(d: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidToken, d)
-}
-
-/// Entries each cache keeps at most: past it, expired entries go, and if that frees nothing
-/// the cache starts over (an attacker presenting many valid tokens only costs re-checks).
-const MAX_ENTRIES: usize = 10_000;
-
-/// The user an access token speaks for, as UserInfo releases it.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    pub id: String,
-    pub email: String,
-    pub email_verified: bool,
-    pub name: Option<String>,
 }
 
 /// A token that passed every check, and its user when it is a user's token.
@@ -51,66 +38,6 @@ pub struct Subject {
 pub struct Checked {
     pub claims: AccessTokenClaims,
     pub user: Option<Arc<Subject>>,
-}
-
-/// This node's caches of [`check_access_token`]'s two halves (see the module docs).
-#[derive(Default)]
-pub(crate) struct AccessCache {
-    /// SHA-256 of a token → its verified claims and the kid of the key that signed it.
-    verified: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
-    /// Grant id → what was found live.
-    live: RwLock<HashMap<String, Live>>,
-}
-
-struct Verified {
-    claims: AccessTokenClaims,
-    kid: String,
-}
-
-struct Live {
-    user: Arc<Subject>,
-    /// The grant's own end (a live grant expires without any change being made).
-    grant_expires_at: i64,
-    /// [`crate::store::Store::access_epoch`] read before the database was.
-    epoch: u64,
-    at: Instant,
-}
-
-impl AccessCache {
-    fn verified(&self, key: &[u8; 32]) -> Option<Arc<Verified>> {
-        self.verified.read().ok()?.get(key).cloned()
-    }
-
-    fn keep_verified(&self, key: [u8; 32], v: Verified, now: i64) {
-        if let Ok(mut m) = self.verified.write() {
-            if m.len() >= MAX_ENTRIES {
-                m.retain(|_, v| v.claims.exp > now);
-                if m.len() >= MAX_ENTRIES {
-                    m.clear();
-                }
-            }
-            m.insert(key, Arc::new(v));
-        }
-    }
-
-    fn live(&self, grant: &str, epoch: u64, ttl: Duration, now: i64) -> Option<Arc<Subject>> {
-        let m = self.live.read().ok()?;
-        let l = m.get(grant)?;
-        (l.epoch == epoch && l.at.elapsed() < ttl && l.grant_expires_at > now)
-            .then(|| l.user.clone())
-    }
-
-    fn keep_live(&self, grant: &str, live: Live, ttl: Duration) {
-        if let Ok(mut m) = self.live.write() {
-            if m.len() >= MAX_ENTRIES {
-                m.retain(|_, l| l.at.elapsed() < ttl);
-                if m.len() >= MAX_ENTRIES {
-                    m.clear();
-                }
-            }
-            m.insert(grant.to_owned(), live);
-        }
-    }
 }
 
 /// The claims of a token with a valid signature by a published key, our issuer, `typ`
@@ -142,7 +69,7 @@ fn verified_claims(
     if let Some(kid) = kid_of(token) {
         state.access.keep_verified(
             key,
-            Verified {
+            crate::access_cache::Verified {
                 claims: claims.clone(),
                 kid,
             },
@@ -218,7 +145,7 @@ pub async fn check_access_token(
     if !ttl.is_zero() {
         state.access.keep_live(
             gid,
-            Live {
+            crate::access_cache::Live {
                 user: user.clone(),
                 grant_expires_at: grant.expires_at,
                 epoch,
