@@ -25,20 +25,32 @@ pub struct MemberGrants {
 pub(crate) type MemberRows = (Vec<(String, Option<String>)>, Vec<(String, bool)>, bool);
 
 impl MemberGrants {
-    pub(crate) fn of((rows, overrides, member): MemberRows) -> MemberGrants {
-        let mut roles: Vec<String> = rows.iter().map(|(r, _)| r.clone()).collect();
+    /// The member's grants from its roles, its roles' features and its own overrides.
+    pub(crate) fn new<'a>(
+        mut roles: Vec<String>,
+        role_features: impl Iterator<Item = &'a str>,
+        overrides: Vec<(String, bool)>,
+        member: bool,
+    ) -> MemberGrants {
         roles.sort();
         roles.dedup();
-        let features = crate::protocol::grants::effective(
-            rows.iter().filter_map(|(_, f)| f.as_deref()),
-            &overrides,
-        );
+        let features = crate::protocol::grants::effective(role_features, &overrides);
         MemberGrants {
             roles,
             features,
             overrides,
             member,
         }
+    }
+
+    pub(crate) fn of((rows, overrides, member): MemberRows) -> MemberGrants {
+        let roles = rows.iter().map(|(r, _)| r.clone()).collect();
+        MemberGrants::new(
+            roles,
+            rows.iter().filter_map(|(_, f)| f.as_deref()),
+            overrides,
+            member,
+        )
     }
 }
 

@@ -673,19 +673,12 @@ mod pg {
                     .map(|f| (f, true))
                     .chain(denies.into_iter().map(|f| (f, false)))
                     .collect();
-                let mut roles = roles;
-                roles.sort();
-                roles.dedup();
-                let features = crate::protocol::grants::effective(
-                    role_features.iter().map(String::as_str),
-                    &overrides,
-                );
-                MemberGrants {
+                MemberGrants::new(
                     roles,
-                    features,
+                    role_features.iter().map(String::as_str),
                     overrides,
                     member,
-                }
+                )
             });
             Context {
                 consumed: consumed.is_some(),
