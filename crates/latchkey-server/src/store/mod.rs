@@ -37,7 +37,9 @@ pub mod outbox;
 pub mod personal;
 pub mod policy;
 pub mod pushed;
+pub mod refresh_reads;
 pub mod refresh_rotation;
+pub mod refresh_spends;
 pub mod retention;
 pub mod schema;
 pub mod secrets;
@@ -120,6 +122,10 @@ pub enum Db {
         /// The dedicated thread every SQLite write transaction runs on.
         writer_rt: tokio::runtime::Handle,
         readers: Pool<SqliteConn>,
+        /// Readers for short lookups on the hottest paths (the refresh fast path's one
+        /// statement): they run inline on the calling task's thread ([`Inline`]), without the
+        /// hand-off to a blocking thread and back that a `readers` call costs.
+        quick_readers: Pool<SqliteWriteConn>,
         /// Ends the writer's thread when the last clone of the store is dropped.
         _writer_life: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
     },
@@ -219,6 +225,8 @@ macro_rules! sqlite_pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
+    /// The refresh fast path's writes, committed in groups.
+    spends: refresh_spends::SpendQueue,
     rt: tokio::runtime::Handle,
     /// Counts the committed changes, made through this store, that can end an access token's
     /// grant or change what UserInfo says of its user (revocations, logouts, disabled users,
@@ -235,7 +243,15 @@ impl Store {
         let rt = tokio::runtime::Handle::current();
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             migrate_pg(url.clone()).await?;
-            let mgr = AsyncDieselConnectionManager::<PgConn>::new(url);
+            // Checkouts skip the `SELECT 1` that verified recycling sends first (a round trip
+            // and a statement on every checkout: one of a refresh's three). A connection whose
+            // server went away is not handed out once its driver has seen the socket close:
+            // the pool discards at checkout a closed connection (or one left inside a
+            // transaction) and opens another. Right after the server ends its connections (a
+            // restart), a request can still draw one not yet seen closed and fail once.
+            let mut cfg = ManagerConfig::<PgConn>::default();
+            cfg.recycling_method = diesel_async::pooled_connection::RecyclingMethod::Fast;
+            let mgr = AsyncDieselConnectionManager::<PgConn>::new_with_config(url, cfg);
             let pool = Pool::builder(mgr)
                 .max_size(config.database.max_connections.max(1))
                 .runtime(deadpool::Runtime::Tokio1)
@@ -260,6 +276,12 @@ impl Store {
             let pragmas = sqlite_pragmas(config);
             migrate_sqlite(path.clone(), pragmas.clone()).await?;
             let writer = sqlite_pool!(SqliteWriteConn, &path, 1, pragmas.clone())?;
+            let quick_readers = sqlite_pool!(
+                SqliteWriteConn,
+                &path,
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                pragmas.clone()
+            )?;
             let readers = sqlite_pool!(
                 SqliteConn,
                 &path,
@@ -271,11 +293,14 @@ impl Store {
                 writer,
                 writer_rt,
                 readers,
+                quick_readers,
                 _writer_life: std::sync::Arc::new(life),
             }
         };
+        let spends = refresh_spends::SpendQueue::start(&db);
         Ok(Store {
             db,
+            spends,
             rt,
             access_epoch: Default::default(),
         })
@@ -297,10 +322,14 @@ impl Store {
         match &self.db {
             Db::Pg(p) => vec![row("postgres", p.status())],
             Db::Sqlite {
-                writer, readers, ..
+                writer,
+                readers,
+                quick_readers,
+                ..
             } => vec![
                 row("sqlite_writer", writer.status()),
                 row("sqlite_readers", readers.status()),
+                row("sqlite_quick_readers", quick_readers.status()),
             ],
         }
     }
@@ -494,10 +523,12 @@ pub(crate) fn from_json_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Runs a connection's "blocking" work inline. Used only by the SQLite writer, whose every
+/// Runs a connection's "blocking" work inline. Used by the SQLite writer, whose every
 /// transaction runs on a dedicated single-threaded runtime (`Store::writer_rt`): consecutive
 /// write transactions then run back to back on one thread, with no thread hand-off per
-/// statement or between transactions (thread wake-ups, not SQLite, limited write throughput).
+/// statement or between transactions (thread wake-ups, not SQLite, limited write throughput);
+/// and by the quick readers, for single indexed lookups of tens of microseconds, which would
+/// cost more in two thread hand-offs than they block the calling worker.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Inline;
 
