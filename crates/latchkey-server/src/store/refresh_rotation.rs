@@ -3,8 +3,8 @@
 //!
 //! A current token of a live grant, presented by its client (with its DPoP key, if bound),
 //! takes the **fast path**: one read of everything the refresh needs (the token, its grant,
-//! the user, the sign-in session, the member's roles and features) on a reader connection
-//! (SQLite) or in one statement (PostgreSQL), then one conditional write that spends the token
+//! the user, the sign-in session, the member's roles and features) in one statement
+//! (`refresh_reads`, on either database), then one conditional write that spends the token
 //! only if it is still unspent and its grant still live, and stores its successor, in a group
 //! commit with the other refreshes waiting (`refresh_spends`: one statement on PostgreSQL, so
 //! no transaction is held open across round trips; one immediate transaction on the SQLite

@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// At most this many spends commit together (a bound on one transaction's length, so that the
 /// SQLite writer's other transactions wait for it about a millisecond at most).
-pub(super) const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 
 /// PostgreSQL batches in flight at once, each on its own connection: a batch held up (a row
 /// lock another transaction holds on one of its tokens) holds up its own spends only.
@@ -273,7 +273,7 @@ impl QueryFragment<Pg> for PgSpendAll {
 
 /// One spend inside the batch's transaction: spends `old` and stores `new` only if `old` is
 /// unspent and belongs to grant `gid`, and `gid` is live at `t`.
-pub(super) fn sqlite_spend(
+fn sqlite_spend(
     c: &mut diesel::SqliteConnection,
     old: &[u8],
     new: &[u8],
