@@ -163,6 +163,9 @@ pub async fn login_in(
     ];
     params.extend_from_slice(extra);
     let authorize = url::Url::parse_with_params(&format!("{}/authorize", t.base), &params)?;
+    let trace = std::env::var_os("LATCHKEY_BENCH_STEPS").is_some();
+    let t0 = Instant::now();
+    let mut steps = Vec::new();
 
     let r = http
         .get(authorize)
@@ -170,6 +173,7 @@ pub async fn login_in(
         .send()
         .await
         .context("GET /authorize")?;
+    steps.push(t0.elapsed());
     let loc = location(&r);
     ensure!(
         r.status() == 303 && loc.starts_with("/login?flow="),
@@ -189,6 +193,7 @@ pub async fn login_in(
         r.status()
     );
     let html = r.text().await?;
+    steps.push(t0.elapsed());
     let flow = hidden_input(&html, "flow").ok_or_else(|| anyhow!("login page has no flow"))?;
     let csrf = hidden_input(&html, "csrf").ok_or_else(|| anyhow!("login page has no csrf"))?;
 
@@ -211,6 +216,7 @@ pub async fn login_in(
         r.status()
     );
     let back = url::Url::parse(&loc)?;
+    steps.push(t0.elapsed());
     let param = |name: &str| {
         back.query_pairs()
             .find(|(k, _)| k == name)
@@ -233,11 +239,19 @@ pub async fn login_in(
         .context("POST /token")?;
     let status = r.status();
     let body = r.bytes().await?;
+    steps.push(t0.elapsed());
     if status != 200 {
         bail!(
             "POST /token (authorization_code): {status}: {}",
             String::from_utf8_lossy(&body)
         );
+    }
+    if trace {
+        let ms: Vec<String> = steps
+            .iter()
+            .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            .collect();
+        eprintln!("steps {}", ms.join(" "));
     }
     let json: serde_json::Value = serde_json::from_slice(&body)?;
     ensure!(

@@ -72,6 +72,9 @@ struct Args {
     /// Wrong-password requests kept in flight by the attack phase (SQLite); 0 skips it.
     #[arg(long, default_value_t = 64)]
     attack_in_flight: usize,
+    /// Run only start-up, provisioning and the password-guessing phase (SQLite).
+    #[arg(long)]
+    attack_only: bool,
     /// Also benchmark `latchkey backup` on a generated service of this many users (needs
     /// --postgres: the generator writes there).
     #[arg(long, value_name = "USERS")]
@@ -108,7 +111,7 @@ fn run(args: &Args) -> Result<Report> {
     let mut report = Report::new(&bin, std::env::args().collect());
     if !args.backup_only {
         sqlite(args, &bin, &rt, &mut report)?;
-        if let Some(admin) = &args.postgres {
+        if let Some(admin) = args.postgres.as_ref().filter(|_| !args.attack_only) {
             postgres(args, &bin, &rt, &mut report, admin)?;
         }
     }
@@ -179,6 +182,16 @@ fn sqlite(
         "≤ 25 MB",
         Verdict::of(idle <= TARGET_IDLE_RSS),
     );
+
+    if args.attack_only {
+        anyhow::ensure!(
+            args.attack_in_flight > 0,
+            "--attack-only needs --attack-in-flight > 0"
+        );
+        attack_phase(args, rt, &target, report)?;
+        server.stop()?;
+        return Ok(());
+    }
 
     // 4. The Argon2id ceiling, measured while the server idles.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

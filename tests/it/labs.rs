@@ -492,6 +492,55 @@ both!(
     }
 );
 
+both!(
+    a_refresh_refused_for_a_lost_membership_ends_the_grant,
+    async |app: &TestApp| {
+        use latchkey_server::secret::TokenHash;
+        let client = new_client(app).await;
+        let b = Browser::new(app);
+        let loc = after_password(&b, &authorize_url(app, &client.0, &[])).await;
+        let t = tokens(app, &client, &to_client(&loc)).await;
+        let rt = t["refresh_token"].as_str().unwrap().to_owned();
+        // The membership row goes without Latchkey's removal (which ends the lab's grants
+        // itself): a restore, a race with a removal, an edit behind its back.
+        tamper(
+            app,
+            &format!(
+                "DELETE FROM memberships WHERE user_id = '{}' AND lab_id = '{}'",
+                app.user_id, app.lab_id
+            ),
+        )
+        .await;
+        let r = refresh(app, &client, &rt).await;
+        assert_eq!(r.status(), 400);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "invalid_grant");
+        // The token was spent by the refusal: the grant ends with it, audited, instead of
+        // living on with a successor token nobody received.
+        let (grant, _) = app
+            .state
+            .store
+            .grant_by_refresh_token(TokenHash::of(&rt))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(grant.revoked_at.is_some(), "the grant is revoked");
+        let ended = app
+            .state
+            .store
+            .audit_for(app.user().as_str())
+            .await
+            .unwrap()
+            .into_iter()
+            .any(|e| {
+                e.action == "grant.ended"
+                    && e.details.contains("no longer a member")
+                    && e.details.contains(&grant.id)
+            });
+        assert!(ended, "the end is audited with its reason");
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trojan_source_display_names_refuse_text_direction_overrides() {
     use latchkey_server::admin::{Admin, ops};

@@ -286,12 +286,18 @@ pub struct Argon2Config {
     pub iterations: u32,
     /// Argon2id lanes.
     pub parallelism: u32,
-    /// Password hashes computed at once; 0 means one per CPU core. Bounds memory use.
+    /// Shared hashing threads (hashes computed at once for anyone); 0 means one per CPU core.
+    /// One more per four of them (at least one) checks only known browsers' passwords.
+    /// Bounds memory use.
     pub max_concurrent: usize,
     /// Password checks from browsers not known to the account that may wait or run at once;
     /// more are answered `503` with `Retry-After` at once, so known browsers are served
     /// first under load. 0 means four per hashing thread.
     pub anonymous_queue: usize,
+    /// How much lower (in nice steps, 0 to 19) the CPU priority of the shared hashing threads,
+    /// which check anonymous passwords, is (Linux, per thread): under a flood of guesses they
+    /// yield the CPU to requests and to known browsers' checks. 0 keeps the process's.
+    pub anonymous_nice: u8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -379,6 +385,7 @@ impl Default for Argon2Config {
             parallelism: 1,
             max_concurrent: 0,
             anonymous_queue: 0,
+            anonymous_nice: 19,
         }
     }
 }
@@ -463,6 +470,12 @@ impl Config {
         self.dpop.validate()?;
         self.backchannel_logout.validate()?;
         self.device_authorization.validate()?;
+        if self.argon2.anonymous_nice > 19 {
+            return Err(ConfigError(format!(
+                "argon2.anonymous_nice must be between 0 and 19, got {}",
+                self.argon2.anonymous_nice
+            )));
+        }
         if self.throttle.window_secs > 86_400 {
             return Err(ConfigError(format!(
                 "throttle.window_secs must be at most 86400 (a day), got {}",
@@ -763,5 +776,18 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn anonymous_hashing_nice_beyond_19_is_refused() {
+        let mut c = Config::default();
+        c.argon2.anonymous_nice = 20;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("argon2.anonymous_nice must be between 0 and 19"),
+            "{e}"
+        );
+        c.argon2.anonymous_nice = 0;
+        assert!(c.validate().is_ok());
     }
 }

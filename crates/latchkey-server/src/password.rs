@@ -71,6 +71,26 @@ pub struct Slot {
     priority: Priority,
     /// Still counted by this slot (not handed to a job yet).
     held: bool,
+    /// The account whose one known check this is ([`PasswordHasher::reserve_known`]).
+    account: Option<AccountHold>,
+}
+
+/// Accounts with a known check waiting or running.
+type InFlight = Arc<std::sync::Mutex<std::collections::HashSet<String>>>;
+
+/// An account's one known check at a time: given back when dropped (after its hash, or with
+/// a slot that was never used).
+struct AccountHold {
+    in_flight: InFlight,
+    key: String,
+}
+
+impl Drop for AccountHold {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(&self.key);
+        }
+    }
 }
 
 impl std::fmt::Debug for Slot {
@@ -110,9 +130,11 @@ pub enum Verified {
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
-/// Argon2id on a fixed set of threads, one per permitted concurrent hash. Each thread keeps its
-/// working memory (19 MiB by default) between hashes: memory use is bounded by the thread count
-/// and is not handed back and forth to the allocator (which would keep the high-water mark).
+/// Argon2id on a fixed set of threads: `argon2.max_concurrent` shared ones (one per core by
+/// default) and one more per four of them kept for browsers the account knows. Each thread
+/// keeps its working memory (19 MiB by default) between hashes, allocated at its first hash:
+/// memory use is bounded by the thread count and is not handed back and forth to the
+/// allocator (which would keep the high-water mark).
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
@@ -124,28 +146,50 @@ pub struct PasswordHasher {
     depth: Arc<std::sync::atomic::AtomicUsize>,
     /// The depth from which anonymous checks are refused.
     anonymous_limit: usize,
+    /// Accounts with a known check waiting or running: one each, so that nobody can fill the
+    /// known lane with checks of their own password.
+    known_in_flight: InFlight,
 }
 
-/// The hashing threads' work: known browsers' checks (and hashes that are no guesses) are
-/// taken before anonymous ones, and anonymous ones run on at most `anonymous_threads` threads
-/// at once (three quarters of them from four threads on), so a flood of guesses leaves room
-/// for everything else and never delays the people Latchkey knows by more than a hash.
+/// Which work a hashing thread takes ([`Queue::next`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Known checks only, at the process's own CPU priority: a browser the account knows
+    /// never waits behind a guess for a thread, nor for the CPU.
+    Reserved,
+    /// Anonymous checks, and known ones while every reserved thread is busy, at a lower CPU
+    /// priority (`argon2.anonymous_nice`): a flood of guesses yields the CPU to requests and
+    /// to the reserved threads.
+    Shared,
+}
+
+/// The hashing threads' work, in two lanes: known browsers' checks (and hashes that are no
+/// guesses) and anonymous checks.
 struct Queue {
     lanes: std::sync::Mutex<Lanes>,
     ready: std::sync::Condvar,
-    anonymous_threads: usize,
+    /// How many [`Role::Reserved`] threads there are.
+    reserved: usize,
 }
 
 #[derive(Default)]
 struct Lanes {
     known: std::collections::VecDeque<Job>,
     anonymous: std::collections::VecDeque<Job>,
-    /// Anonymous jobs running now.
-    running_anonymous: usize,
+    /// Reserved threads running a job now.
+    busy_reserved: usize,
     closed: bool,
 }
 
 impl Queue {
+    fn new(reserved: usize) -> Queue {
+        Queue {
+            lanes: std::sync::Mutex::new(Lanes::default()),
+            ready: std::sync::Condvar::new(),
+            reserved,
+        }
+    }
+
     fn push(&self, priority: Priority, job: Job) -> Result<(), HashError> {
         let mut lanes = self.lanes.lock().map_err(|_| HashError::Pool)?;
         if lanes.closed {
@@ -156,37 +200,69 @@ impl Queue {
             Priority::Anonymous => lanes.anonymous.push_back(job),
         }
         drop(lanes);
-        self.ready.notify_one();
+        // Not every thread takes every job: wake them all (a handful), each takes its own.
+        self.ready.notify_all();
         Ok(())
     }
 
-    /// The next job, known ones first, and whether it is anonymous (then call
-    /// [`Queue::anonymous_done`] after it); `None` once the queue is closed and empty.
-    fn next(&self) -> Option<(Job, bool)> {
+    /// The next job for a thread of `role`; `None` once the queue is closed and holds no more
+    /// work of the role. A reserved thread calls [`Queue::done`] after its job.
+    fn next(&self, role: Role) -> Option<Job> {
         let mut lanes = self.lanes.lock().ok()?;
         loop {
-            if let Some(job) = lanes.known.pop_front() {
-                return Some((job, false));
-            }
-            if lanes.running_anonymous < self.anonymous_threads
-                && let Some(job) = lanes.anonymous.pop_front()
-            {
-                lanes.running_anonymous += 1;
-                return Some((job, true));
-            }
-            if lanes.closed && lanes.anonymous.is_empty() {
-                return None;
+            match role {
+                Role::Reserved => {
+                    if let Some(job) = lanes.known.pop_front() {
+                        lanes.busy_reserved += 1;
+                        return Some(job);
+                    }
+                    if lanes.closed {
+                        return None;
+                    }
+                }
+                Role::Shared => {
+                    if lanes.busy_reserved >= self.reserved
+                        && let Some(job) = lanes.known.pop_front()
+                    {
+                        return Some(job);
+                    }
+                    if let Some(job) = lanes.anonymous.pop_front() {
+                        return Some(job);
+                    }
+                    if lanes.closed && lanes.known.is_empty() {
+                        return None;
+                    }
+                }
             }
             lanes = self.ready.wait(lanes).ok()?;
         }
     }
 
-    fn anonymous_done(&self) {
+    /// A reserved thread finished its job: the shared threads leave known work to it again.
+    fn done(&self) {
         if let Ok(mut lanes) = self.lanes.lock() {
-            lanes.running_anonymous = lanes.running_anonymous.saturating_sub(1);
+            lanes.busy_reserved = lanes.busy_reserved.saturating_sub(1);
         }
         self.ready.notify_all();
     }
+}
+
+/// Lowers the calling thread's CPU priority by `by` nice steps (Linux: per thread). Raising
+/// it back would need a privilege, so a thread that calls this keeps it.
+fn lower_cpu_priority(by: i32) {
+    #[cfg(target_os = "linux")]
+    if by > 0 {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let lowered = getpriority_process(None).and_then(|now| {
+            // `None`: on Linux the calling thread alone.
+            setpriority_process(None, (now + by).min(19))
+        });
+        if let Err(e) = lowered {
+            tracing::warn!(error = %e, "cannot lower the anonymous hashing threads' CPU priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = by;
 }
 
 struct Closer(Arc<Queue>);
@@ -313,25 +389,29 @@ impl PasswordHasher {
         } else {
             cfg.max_concurrent
         };
-        let queue = Arc::new(Queue {
-            lanes: std::sync::Mutex::new(Lanes::default()),
-            ready: std::sync::Condvar::new(),
-            anonymous_threads: (n - n / 4).max(1),
-        });
-        for i in 0..n {
+        let reserved = (n / 4).max(1);
+        let queue = Arc::new(Queue::new(reserved));
+        let threads = (0..reserved)
+            .map(|i| (Role::Reserved, format!("argon2-known-{i}")))
+            .chain((0..n).map(|i| (Role::Shared, format!("argon2-{i}"))));
+        for (role, name) in threads {
             let queue = queue.clone();
             let blocks = params.block_count();
+            let nice = i32::from(cfg.anonymous_nice);
             std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
+                .name(name)
                 .spawn(move || {
+                    if role == Role::Shared {
+                        lower_cpu_priority(nice);
+                    }
                     let mut memory: Vec<Block> = Vec::new();
-                    while let Some((job, anonymous)) = queue.next() {
+                    while let Some(job) = queue.next(role) {
                         if memory.len() != blocks {
                             memory = vec![Block::default(); blocks];
                         }
                         job(&mut memory);
-                        if anonymous {
-                            queue.anonymous_done();
+                        if role == Role::Reserved {
+                            queue.done();
                         }
                     }
                 })
@@ -349,6 +429,7 @@ impl PasswordHasher {
             dummy: Arc::new(OnceCell::new()),
             depth: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             anonymous_limit,
+            known_in_flight: InFlight::default(),
         })
     }
 
@@ -377,7 +458,43 @@ impl PasswordHasher {
             depth: self.depth.clone(),
             priority,
             held: true,
+            account: None,
         })
+    }
+
+    /// A place in the known lane for a check of `account`'s password (any stable key of the
+    /// account): refused with [`HashError::Busy`] while another known check of the same
+    /// account is waiting or running. Known checks are never shed otherwise, so without this
+    /// one account holder, checking their own password again and again in parallel (their
+    /// own known browsers, the account page), could keep the known lane, and the threads
+    /// reserved for it, to themselves.
+    pub fn reserve_known(&self, account: &str) -> Result<Slot, HashError> {
+        let in_flight = self.known_in_flight.clone();
+        {
+            let mut set = in_flight.lock().map_err(|_| HashError::Pool)?;
+            if !set.insert(account.to_owned()) {
+                return Err(HashError::Busy);
+            }
+        }
+        let hold = AccountHold {
+            in_flight,
+            key: account.to_owned(),
+        };
+        let mut slot = self.reserve(Priority::Known)?;
+        slot.account = Some(hold);
+        Ok(slot)
+    }
+
+    /// Checks the password of a signed-in account (`account`: its id) in the known lane, one
+    /// check per account at a time ([`PasswordHasher::reserve_known`]).
+    pub async fn verify_known(
+        &self,
+        account: &str,
+        password: &str,
+        stored: &str,
+    ) -> Result<Verified, HashError> {
+        let slot = self.reserve_known(account)?;
+        self.verify_in(slot, password, Some(stored)).await
     }
 
     async fn run<T: Send + 'static>(
@@ -388,12 +505,16 @@ impl PasswordHasher {
         use std::sync::atomic::Ordering;
         // From here the job counts down when it is done, even if the caller gave up waiting.
         slot.held = false;
+        let hold = slot.account.take();
         let depth = self.depth.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = self.queue.push(
             slot.priority,
             Box::new(move |mem| {
-                let _ = tx.send(f(mem));
+                let out = f(mem);
+                // The account may start its next check once this one's answer is out.
+                drop(hold);
+                let _ = tx.send(out);
                 depth.fetch_sub(1, Ordering::AcqRel);
             }),
         );
@@ -504,35 +625,135 @@ mod tests {
 
     #[test]
     fn known_checks_are_taken_before_anonymous_ones_and_a_closed_queue_ends() {
-        let q = Queue {
-            lanes: std::sync::Mutex::new(Lanes::default()),
-            ready: std::sync::Condvar::new(),
-            anonymous_threads: 2,
-        };
+        let q = Arc::new(Queue::new(1));
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        for (p, name) in [
-            (Priority::Anonymous, "a1"),
-            (Priority::Anonymous, "a2"),
-            (Priority::Known, "k1"),
-        ] {
+        let push = |p: Priority, name: &'static str| {
             let order = order.clone();
             q.push(p, Box::new(move |_| order.lock().unwrap().push(name)))
                 .unwrap();
-        }
-        let closer = Closer(Arc::new(q));
+        };
+        push(Priority::Anonymous, "a1");
+        push(Priority::Anonymous, "a2");
+        push(Priority::Known, "k1");
         let mut mem = Vec::new();
-        for _ in 0..3 {
-            let (job, anonymous) = closer.0.next().unwrap();
-            job(&mut mem);
-            if anonymous {
-                closer.0.anonymous_done();
-            }
-        }
-        assert_eq!(*order.lock().unwrap(), ["k1", "a1", "a2"]);
-        let queue = closer.0.clone();
+        // A shared thread leaves k1 to the idle reserved thread and takes a guess.
+        q.next(Role::Shared).unwrap()(&mut mem);
+        // The reserved thread takes k1 and nothing but known work.
+        let k1 = q.next(Role::Reserved).unwrap();
+        // While it is busy, a shared thread takes known work first.
+        push(Priority::Known, "k2");
+        q.next(Role::Shared).unwrap()(&mut mem);
+        k1(&mut mem);
+        q.done();
+        q.next(Role::Shared).unwrap()(&mut mem);
+        assert_eq!(*order.lock().unwrap(), ["a1", "k2", "k1", "a2"]);
+        let closer = Closer(q.clone());
         drop(closer);
-        assert!(queue.next().is_none(), "closed and empty: the thread ends");
-        assert!(queue.push(Priority::Known, Box::new(|_| {})).is_err());
+        assert!(
+            q.next(Role::Shared).is_none(),
+            "closed and empty: the thread ends"
+        );
+        assert!(q.next(Role::Reserved).is_none());
+        assert!(q.push(Priority::Known, Box::new(|_| {})).is_err());
+    }
+
+    /// One account has one known check at a time: a second one is refused (`Busy`) until the
+    /// first is answered or its place given back; other accounts are not concerned.
+    #[tokio::test]
+    async fn one_known_check_per_account_at_a_time() {
+        let cfg = Argon2Config {
+            memory_kib: 64,
+            iterations: 1,
+            max_concurrent: 1,
+            ..Argon2Config::default()
+        };
+        let hasher = PasswordHasher::new(&cfg).unwrap();
+        let stored = hasher.hash("correct horse battery staple").await.unwrap();
+        let first = hasher.reserve_known("account-a").unwrap();
+        assert!(matches!(
+            hasher.reserve_known("account-a"),
+            Err(HashError::Busy)
+        ));
+        assert!(matches!(
+            hasher
+                .verify_known("account-a", "correct horse battery staple", &stored)
+                .await,
+            Err(HashError::Busy)
+        ));
+        let other = hasher.reserve_known("account-b").unwrap();
+        drop(other);
+        // Used: the account is free again once the check is answered.
+        let v = hasher
+            .verify_in(first, "correct horse battery staple", Some(&stored))
+            .await
+            .unwrap();
+        assert_eq!(v, Verified::Yes);
+        let again = hasher.reserve_known("account-a").unwrap();
+        // Given back unused: free again too.
+        drop(again);
+        assert_eq!(
+            hasher
+                .verify_known("account-a", "wrong", &stored)
+                .await
+                .unwrap(),
+            Verified::No
+        );
+    }
+
+    /// The threads that check anonymous passwords yield the CPU (`argon2.anonymous_nice`);
+    /// the one kept for known browsers keeps the process's priority.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn anonymous_hashing_threads_run_at_a_lower_cpu_priority() {
+        let cfg = Argon2Config {
+            memory_kib: 64,
+            iterations: 1,
+            max_concurrent: 2,
+            anonymous_nice: 7,
+            ..Argon2Config::default()
+        };
+        let hasher = PasswordHasher::new(&cfg).unwrap();
+        let own = rustix::process::getpriority_process(None).unwrap();
+        // name → nice, from /proc (field 19 of stat, after the parenthesised name).
+        let threads = || -> Vec<(String, i32)> {
+            std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .filter_map(|t| {
+                    let dir = t.ok()?.path();
+                    let name = std::fs::read_to_string(dir.join("comm")).ok()?;
+                    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+                    let after = &stat[stat.rfind(')')? + 2..];
+                    let nice = after.split(' ').nth(16)?.parse().ok()?;
+                    Some((name.trim().to_owned(), nice))
+                })
+                .filter(|(name, _)| name.starts_with("argon2-"))
+                .collect()
+        };
+        // The threads set their priority as they start. Other tests' hashers run in this
+        // process too: only this one lowers by 7.
+        let expected = (own + 7).min(19);
+        let mut lowered = 0;
+        for _ in 0..200 {
+            lowered = threads()
+                .iter()
+                .filter(|(n, p)| !n.contains("known") && *p == expected)
+                .count();
+            if lowered >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            lowered >= 2,
+            "the two shared threads run at nice {expected}"
+        );
+        let known: Vec<_> = threads()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("argon2-known"))
+            .collect();
+        assert!(!known.is_empty());
+        assert!(known.iter().all(|(_, p)| *p == own), "{known:?}");
+        drop(hasher);
     }
 
     #[tokio::test]

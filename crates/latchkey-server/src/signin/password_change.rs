@@ -11,13 +11,17 @@
 
 use super::{Requester, SignInError, throttle};
 use crate::audit::{Action, Event};
-use crate::password::{Priority, Verified, check_new_password, normalize};
+use crate::password::{HashError, Verified, check_new_password, normalize};
 use crate::state::AppState;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 
 /// What the lock message says was wrong too often (the count is the second factors').
 const WRONG: &str = "passwords or codes";
+
+/// The answer while another check of the same account's password is running (one at a time).
+const ONE_AT_A_TIME: &str =
+    "Your password is being checked for another request. Try again in a moment.";
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -70,11 +74,14 @@ pub async fn change(
         return Ok(Changed::Refused(why.to_string()));
     }
     if let Some(stored) = user.password_hash.as_deref() {
-        let verified = state
+        let verified = match state
             .hasher
-            .verify(req.current, Some(stored), Priority::Known)
+            .verify_known(&user.id, req.current, stored)
             .await
-            .map_err(SignInError::internal)?;
+        {
+            Err(HashError::Busy) => return Ok(Changed::Refused(ONE_AT_A_TIME.into())),
+            other => other.map_err(SignInError::internal)?,
+        };
         if verified == Verified::No {
             let lock = throttle::code_fail(state, &user.id, who, now).await?;
             return Ok(Changed::Refused(lock.map_or_else(
@@ -156,11 +163,10 @@ pub async fn current_password_refusal(
     let Some(stored) = user.password_hash.as_deref() else {
         return Ok(None);
     };
-    let verified = state
-        .hasher
-        .verify(password, Some(stored), Priority::Known)
-        .await
-        .map_err(SignInError::internal)?;
+    let verified = match state.hasher.verify_known(&user.id, password, stored).await {
+        Err(HashError::Busy) => return Ok(Some(ONE_AT_A_TIME.into())),
+        other => other.map_err(SignInError::internal)?,
+    };
     if verified == Verified::No {
         let lock = throttle::code_fail(state, &user.id, who, now).await?;
         return Ok(Some(lock.map_or_else(

@@ -23,7 +23,7 @@ use crate::store::throttle::Counter;
 #[derive(Debug)]
 pub enum Gate {
     /// Checked: the attempt is counted; settle it when the password was right.
-    Open(Pass),
+    Open(Box<Pass>),
     /// Refused unchecked: a budget is spent for `retry_after` more seconds.
     Closed { retry_after: i64 },
     /// Refused unchecked and uncounted: the hashing queue for browsers the account does
@@ -155,12 +155,13 @@ pub async fn password_gate(
     }
     // A place in the hashing queue first: when the anonymous queue is full the attempt is
     // shed before any write (the check itself would be).
-    let priority = if known.is_some() {
-        Priority::Known
+    // A known browser's check is never shed, but one account has one at a time.
+    let slot = if known.is_some() {
+        state.hasher.reserve_known(&account)
     } else {
-        Priority::Anonymous
+        state.hasher.reserve(Priority::Anonymous)
     };
-    let Ok(slot) = state.hasher.reserve(priority) else {
+    let Ok(slot) = slot else {
         return Ok(Gate::Busy);
     };
     // Looked up only now: a refused attempt costs no more than the read above.
@@ -212,12 +213,12 @@ pub async fn password_gate(
         .filter(|c| budgets.iter().any(|(b, k)| k == &c.key && b.given_back()))
         .cloned()
         .collect();
-    Ok(Gate::Open(Pass {
+    Ok(Gate::Open(Box::new(Pass {
         refundable,
         user,
         account,
         slot: Some(slot),
-    }))
+    })))
 }
 
 /// Where the user's second-factor codes stand at `now`: `Some(lock)` while codes are refused.

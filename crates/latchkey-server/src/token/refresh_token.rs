@@ -151,9 +151,12 @@ pub async fn exchange(
     let (roles, features) = match reads.member {
         None => (vec![], vec![]),
         Some(m) if !m.member => {
-            return Err(OAuthError::invalid_grant(
-                "the user is no longer a member of this grant's lab",
-            ));
+            // The token is spent already: the grant ends too, like every refusal after the
+            // rotation, so no successor that was never delivered keeps it alive.
+            let reason = "the user is no longer a member of this grant's lab";
+            let ended = grant_ended(&grant, &client.id, reason);
+            state.store.revoke_grant(&grant.id, Some(&ended)).await?;
+            return Err(OAuthError::invalid_grant(reason));
         }
         Some(m) => (m.roles, m.features.into_iter().collect()),
     };
