@@ -60,7 +60,8 @@ pub enum HashError {
     Hash(String),
     #[error("password hashing pool is shut down")]
     Pool,
-    /// The queue for anonymous checks is full ([`Priority::Anonymous`]).
+    /// The queue for anonymous checks is full ([`Priority::Anonymous`]), or the account's
+    /// one known check is already waiting or running ([`PasswordHasher::reserve_known`]).
     #[error("too many password checks are waiting")]
     Busy,
 }
@@ -535,10 +536,8 @@ impl PasswordHasher {
         .await?
     }
 
-    /// Verifies `password` against `stored`; with `stored = None` (unknown user) it burns the
-    /// same time on a dummy hash so response timing does not reveal which accounts exist.
-    /// An [`Priority::Anonymous`] check is refused ([`HashError::Busy`]) while the anonymous
-    /// queue is full.
+    /// Tests' shorthand: [`PasswordHasher::reserve`] then [`PasswordHasher::verify_in`].
+    #[cfg(test)]
     pub async fn verify(
         &self,
         password: &str,
@@ -549,8 +548,10 @@ impl PasswordHasher {
         self.verify_in(slot, password, stored).await
     }
 
-    /// [`PasswordHasher::verify`] in a place reserved before ([`PasswordHasher::reserve`]):
-    /// never shed.
+    /// Verifies `password` against `stored` in a place reserved before
+    /// ([`PasswordHasher::reserve`], [`PasswordHasher::reserve_known`]): never shed. With
+    /// `stored = None` (unknown user) it burns the same time on a dummy hash so response
+    /// timing does not reveal which accounts exist.
     pub async fn verify_in(
         &self,
         slot: Slot,
@@ -583,234 +584,4 @@ impl PasswordHasher {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn rules() -> PasswordConfig {
-        PasswordConfig::default()
-    }
-
-    #[test]
-    fn nist_800_63b_length_rules() {
-        assert_eq!(
-            check_new_password(&rules(), "short", &[]),
-            Err(PasswordRejected::TooShort(15))
-        );
-        let long = "x".repeat(300);
-        assert_eq!(
-            check_new_password(&rules(), &long, &[]),
-            Err(PasswordRejected::TooLong(256))
-        );
-        check_new_password(&rules(), "violet tractor sings at dawn", &[]).unwrap();
-    }
-
-    #[test]
-    fn nist_800_63b_blocklist_refuses_common_and_context_passwords() {
-        for common in ["passwordpassword", "123456789012345", "qwertyuiopasdfgh"] {
-            assert_eq!(
-                check_new_password(&rules(), common, &[]),
-                Err(PasswordRejected::Guessable),
-                "{common}"
-            );
-        }
-        assert_eq!(
-            check_new_password(
-                &rules(),
-                "ada.lovelace@lab.example1",
-                &["ada.lovelace@lab.example"]
-            ),
-            Err(PasswordRejected::Guessable)
-        );
-    }
-
-    #[test]
-    fn known_checks_are_taken_before_anonymous_ones_and_a_closed_queue_ends() {
-        let q = Arc::new(Queue::new(1));
-        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let push = |p: Priority, name: &'static str| {
-            let order = order.clone();
-            q.push(p, Box::new(move |_| order.lock().unwrap().push(name)))
-                .unwrap();
-        };
-        push(Priority::Anonymous, "a1");
-        push(Priority::Anonymous, "a2");
-        push(Priority::Known, "k1");
-        let mut mem = Vec::new();
-        // A shared thread leaves k1 to the idle reserved thread and takes a guess.
-        q.next(Role::Shared).unwrap()(&mut mem);
-        // The reserved thread takes k1 and nothing but known work.
-        let k1 = q.next(Role::Reserved).unwrap();
-        // While it is busy, a shared thread takes known work first.
-        push(Priority::Known, "k2");
-        q.next(Role::Shared).unwrap()(&mut mem);
-        k1(&mut mem);
-        q.done();
-        q.next(Role::Shared).unwrap()(&mut mem);
-        assert_eq!(*order.lock().unwrap(), ["a1", "k2", "k1", "a2"]);
-        let closer = Closer(q.clone());
-        drop(closer);
-        assert!(
-            q.next(Role::Shared).is_none(),
-            "closed and empty: the thread ends"
-        );
-        assert!(q.next(Role::Reserved).is_none());
-        assert!(q.push(Priority::Known, Box::new(|_| {})).is_err());
-    }
-
-    /// One account has one known check at a time: a second one is refused (`Busy`) until the
-    /// first is answered or its place given back; other accounts are not concerned.
-    #[tokio::test]
-    async fn one_known_check_per_account_at_a_time() {
-        let cfg = Argon2Config {
-            memory_kib: 64,
-            iterations: 1,
-            max_concurrent: 1,
-            ..Argon2Config::default()
-        };
-        let hasher = PasswordHasher::new(&cfg).unwrap();
-        let stored = hasher.hash("correct horse battery staple").await.unwrap();
-        let first = hasher.reserve_known("account-a").unwrap();
-        assert!(matches!(
-            hasher.reserve_known("account-a"),
-            Err(HashError::Busy)
-        ));
-        assert!(matches!(
-            hasher
-                .verify_known("account-a", "correct horse battery staple", &stored)
-                .await,
-            Err(HashError::Busy)
-        ));
-        let other = hasher.reserve_known("account-b").unwrap();
-        drop(other);
-        // Used: the account is free again once the check is answered.
-        let v = hasher
-            .verify_in(first, "correct horse battery staple", Some(&stored))
-            .await
-            .unwrap();
-        assert_eq!(v, Verified::Yes);
-        let again = hasher.reserve_known("account-a").unwrap();
-        // Given back unused: free again too.
-        drop(again);
-        assert_eq!(
-            hasher
-                .verify_known("account-a", "wrong", &stored)
-                .await
-                .unwrap(),
-            Verified::No
-        );
-    }
-
-    /// The threads that check anonymous passwords yield the CPU (`argon2.anonymous_nice`);
-    /// the one kept for known browsers keeps the process's priority.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn anonymous_hashing_threads_run_at_a_lower_cpu_priority() {
-        let cfg = Argon2Config {
-            memory_kib: 64,
-            iterations: 1,
-            max_concurrent: 2,
-            anonymous_nice: 7,
-            ..Argon2Config::default()
-        };
-        let hasher = PasswordHasher::new(&cfg).unwrap();
-        let own = rustix::process::getpriority_process(None).unwrap();
-        // name → nice, from /proc (field 19 of stat, after the parenthesised name).
-        let threads = || -> Vec<(String, i32)> {
-            std::fs::read_dir("/proc/self/task")
-                .unwrap()
-                .filter_map(|t| {
-                    let dir = t.ok()?.path();
-                    let name = std::fs::read_to_string(dir.join("comm")).ok()?;
-                    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
-                    let after = &stat[stat.rfind(')')? + 2..];
-                    let nice = after.split(' ').nth(16)?.parse().ok()?;
-                    Some((name.trim().to_owned(), nice))
-                })
-                .filter(|(name, _)| name.starts_with("argon2-"))
-                .collect()
-        };
-        // The threads set their priority as they start. Other tests' hashers run in this
-        // process too: only this one lowers by 7.
-        let expected = (own + 7).min(19);
-        let mut lowered = 0;
-        for _ in 0..200 {
-            lowered = threads()
-                .iter()
-                .filter(|(n, p)| !n.contains("known") && *p == expected)
-                .count();
-            if lowered >= 2 {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
-        assert!(
-            lowered >= 2,
-            "the two shared threads run at nice {expected}"
-        );
-        let known: Vec<_> = threads()
-            .into_iter()
-            .filter(|(n, _)| n.starts_with("argon2-known"))
-            .collect();
-        assert!(!known.is_empty());
-        assert!(known.iter().all(|(_, p)| *p == own), "{known:?}");
-        drop(hasher);
-    }
-
-    #[tokio::test]
-    async fn hashes_are_standard_phc_strings() {
-        use argon2::password_hash::PasswordVerifier;
-        let h = PasswordHasher::new(&Argon2Config {
-            memory_kib: 1024,
-            iterations: 1,
-            ..Argon2Config::default()
-        })
-        .unwrap();
-        let phc = h.hash("correct horse battery").await.unwrap();
-        assert!(phc.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"), "{phc}");
-        let parsed = PasswordHash::new(&phc).unwrap();
-        Argon2::default()
-            .verify_password(b"correct horse battery", &parsed)
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn hash_verify_and_rehash_on_parameter_change() {
-        let small = Argon2Config {
-            memory_kib: 1024,
-            iterations: 1,
-            ..Argon2Config::default()
-        };
-        let h = PasswordHasher::new(&small).unwrap();
-        let phc = h.hash("correct horse battery").await.unwrap();
-        assert_eq!(
-            h.verify("correct horse battery", Some(&phc), Priority::Known)
-                .await
-                .unwrap(),
-            Verified::Yes
-        );
-        assert_eq!(
-            h.verify("wrong", Some(&phc), Priority::Known)
-                .await
-                .unwrap(),
-            Verified::No
-        );
-        assert_eq!(
-            h.verify("anything", None, Priority::Anonymous)
-                .await
-                .unwrap(),
-            Verified::No
-        );
-        let bigger = PasswordHasher::new(&Argon2Config {
-            memory_kib: 2048,
-            ..small
-        })
-        .unwrap();
-        assert!(matches!(
-            bigger
-                .verify("correct horse battery", Some(&phc), Priority::Known)
-                .await
-                .unwrap(),
-            Verified::YesRehash(_)
-        ));
-    }
-}
+mod tests;
