@@ -44,25 +44,22 @@ impl Store {
 
     /// A flow that has not expired.
     pub async fn get_flow(&self, id: &str) -> Result<Option<LoginFlow>, StoreError> {
-        let db = self.db.clone();
         let id = id.to_owned();
         let t = now();
-        let row: Option<(String, Vec<u8>, String, i64)> = self
-            .run(async move {
-                Ok(crate::with_conn!(&db, conn => login_flows::table
-                    .find(&id)
-                    .filter(login_flows::expires_at.gt(t))
-                    .select((
-                        login_flows::id,
-                        login_flows::browser_hash,
-                        login_flows::request,
-                        login_flows::expires_at,
-                    ))
-                    .first(conn)
-                    .await
-                    .optional()?))
-            })
-            .await?;
+        let row: Option<(String, Vec<u8>, String, i64)> = crate::quick_read!(self, conn => Ok(
+            login_flows::table
+                .find(&id)
+                .filter(login_flows::expires_at.gt(t))
+                .select((
+                    login_flows::id,
+                    login_flows::browser_hash,
+                    login_flows::request,
+                    login_flows::expires_at,
+                ))
+                .first(conn)
+                .await
+                .optional()?
+        ))?;
         row.map(|(id, browser_hash, req, expires_at)| {
             Ok(LoginFlow {
                 id,

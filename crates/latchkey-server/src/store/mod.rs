@@ -12,6 +12,8 @@
 //! Every query runs on the service's multi-threaded runtime (`Store::run`), never on an
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
+//! The one exception is [`quick_read!`] on SQLite: a short read run inline, within one poll
+//! of the caller's task, which nothing can cancel halfway.
 
 pub mod account_links;
 pub mod admin;
@@ -123,8 +125,9 @@ pub enum Db {
         writer_rt: tokio::runtime::Handle,
         readers: Pool<SqliteConn>,
         /// Readers for short lookups on the hottest paths (the refresh fast path's one
-        /// statement): they run inline on the calling task's thread ([`Inline`]), without the
-        /// hand-off to a blocking thread and back that a `readers` call costs.
+        /// statement, a sign-in's reads: [`quick_read!`]): they run inline on the calling
+        /// task's thread ([`Inline`]), without the hand-off to a blocking thread and back that
+        /// a `readers` call costs.
         quick_readers: Pool<SqliteWriteConn>,
         /// Ends the writer's thread when the last clone of the store is dropped.
         _writer_life: std::sync::Arc<tokio::sync::oneshot::Sender<()>>,
@@ -167,6 +170,37 @@ macro_rules! with_conn {
                 let mut obj = readers.get().await?;
                 let $conn: &mut $crate::store::SqliteConn = &mut obj;
                 $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` (returning `Result<T, StoreError>`: one short indexed read), with `$conn`
+/// bound to a read connection, where it costs least. On SQLite it runs inline on the calling
+/// thread, on a quick reader ([`Inline`]): no hand-off to the store's runtime, to a blocking
+/// thread and back. Under load each hand-off waits for its thread to be scheduled, and the
+/// request's own HTTP worker then queues it again behind everything else it is serving: a
+/// sign-in's reads (its flow, session, user, throttle counters) would wait for the CPU four
+/// times each. On PostgreSQL it runs on the store's runtime (`Store::run`), whose tasks drive
+/// the connections. Called from `Store` methods (`$store`: `self`).
+#[macro_export]
+macro_rules! quick_read {
+    ($store:expr, $conn:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { quick_readers, .. } => {
+                let mut obj = quick_readers.get().await?;
+                let $conn: &mut $crate::store::SqliteWriteConn = &mut obj;
+                $body
+            }
+            $crate::store::Db::Pg(pool) => {
+                let pool = pool.clone();
+                $store
+                    .run(async move {
+                        let mut obj = pool.get().await?;
+                        let $conn: &mut $crate::store::PgConn = &mut obj;
+                        $body
+                    })
+                    .await
             }
         }
     };
@@ -276,10 +310,13 @@ impl Store {
             let pragmas = sqlite_pragmas(config);
             migrate_sqlite(path.clone(), pragmas.clone()).await?;
             let writer = sqlite_pool!(SqliteWriteConn, &path, 1, pragmas.clone())?;
+            // One per thread that may read inline at the same moment: the HTTP workers and
+            // the store's runtime (a quick read never waits while it holds its connection).
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
             let quick_readers = sqlite_pool!(
                 SqliteWriteConn,
                 &path,
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
+                cores + config.workers(),
                 pragmas.clone()
             )?;
             let readers = sqlite_pool!(

@@ -202,32 +202,28 @@ impl Store {
         token: TokenHash,
         idle_since: Option<i64>,
     ) -> Result<Option<(Session, i64)>, StoreError> {
-        let db = self.db.clone();
         let t = now();
         let idle_since = idle_since.unwrap_or(i64::MIN);
-        let row: Option<Row> = self
-            .run(async move {
-                Ok(crate::with_conn!(&db, conn => sessions::table
-                    .filter(sessions::token_hash.eq(token.to_vec()))
-                    .filter(sessions::ended_at.is_null())
-                    .filter(sessions::expires_at.gt(t))
-                    .filter(sessions::last_seen_at.gt(idle_since))
-                    .select((
-                        sessions::id,
-                        sessions::user_id,
-                        sessions::auth_time,
-                        sessions::amr,
-                        sessions::acr,
-                        sessions::created_at,
-                        sessions::expires_at,
-                        sessions::factors,
-                        sessions::last_seen_at,
-                    ))
-                    .first::<Row>(conn)
-                    .await
-                    .optional()?))
-            })
-            .await?;
+        let token = token.to_vec();
+        let row: Option<Row> = crate::quick_read!(self, conn => Ok(sessions::table
+            .filter(sessions::token_hash.eq(&token))
+            .filter(sessions::ended_at.is_null())
+            .filter(sessions::expires_at.gt(t))
+            .filter(sessions::last_seen_at.gt(idle_since))
+            .select((
+                sessions::id,
+                sessions::user_id,
+                sessions::auth_time,
+                sessions::amr,
+                sessions::acr,
+                sessions::created_at,
+                sessions::expires_at,
+                sessions::factors,
+                sessions::last_seen_at,
+            ))
+            .first::<Row>(conn)
+            .await
+            .optional()?))?;
         row.map(|r| {
             let session = Session {
                 id: r.0,

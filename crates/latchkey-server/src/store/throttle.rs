@@ -27,24 +27,20 @@ impl Store {
         now: i64,
         window: i64,
     ) -> Result<Vec<Counter>, StoreError> {
-        let db = self.db.clone();
-        self.run(async move {
-            let rows: Vec<(String, i64, i64)> = crate::with_conn!(&db, conn => tc::table
-                .filter(tc::key.eq_any(&keys))
-                .filter(tc::window_start.gt(now - window))
-                .select((tc::key, tc::count, tc::window_start))
-                .load(conn)
-                .await?);
-            Ok(rows
-                .into_iter()
-                .map(|(key, count, window_start)| Counter {
-                    key,
-                    count,
-                    window_start,
-                })
-                .collect())
-        })
-        .await
+        let rows: Vec<(String, i64, i64)> = crate::quick_read!(self, conn => Ok(tc::table
+            .filter(tc::key.eq_any(&keys))
+            .filter(tc::window_start.gt(now - window))
+            .select((tc::key, tc::count, tc::window_start))
+            .load(conn)
+            .await?))?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, count, window_start)| Counter {
+                key,
+                count,
+                window_start,
+            })
+            .collect())
     }
 
     /// Counts one attempt against each of `keys` (each with its limit; a window that is over

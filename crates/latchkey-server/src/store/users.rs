@@ -88,31 +88,23 @@ impl Store {
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let db = self.db.clone();
         let email = normalize_email(email);
-        self.run(async move {
-            Ok(crate::with_conn!(&db, conn => users::table
-                .filter(users::email.eq(&email))
-                .select(User::as_select())
-                .first(conn)
-                .await
-                .optional()?))
-        })
-        .await
+        crate::quick_read!(self, conn => Ok(users::table
+            .filter(users::email.eq(&email))
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?))
     }
 
     pub async fn get_user(&self, id: &str) -> Result<Option<User>, StoreError> {
-        let db = self.db.clone();
         let id = id.to_owned();
-        self.run(async move {
-            Ok(crate::with_conn!(&db, conn => users::table
-                .find(&id)
-                .select(User::as_select())
-                .first(conn)
-                .await
-                .optional()?))
-        })
-        .await
+        crate::quick_read!(self, conn => Ok(users::table
+            .find(&id)
+            .select(User::as_select())
+            .first(conn)
+            .await
+            .optional()?))
     }
 
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
