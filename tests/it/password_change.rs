@@ -297,3 +297,37 @@ async fn signs_in_from(b: &Browser, password: &str) -> bool {
     let r = b.submit_login(&flow, &csrf, EMAIL, password).await;
     r.status() == 303 && location(&r) == "/account"
 }
+
+both!(
+    one_password_check_per_account_at_a_time_on_the_login_and_the_account_page,
+    async |app: &TestApp| {
+        // Ada signed in from this browser: it knows her account, and shows her account page.
+        let b = Browser::new(app);
+        account_sign_in(&b).await;
+        let (_, again) = crate::throttle::sign_in_urls(app).await;
+        let (flow, csrf) = b.open_login(&again).await;
+        // Another request's check of Ada's password is waiting or running (the key the login
+        // and the account page both use).
+        let account = latchkey_server::signin::device::account(&app.state, EMAIL);
+        let held = app.state.hasher.reserve_known(&account).unwrap();
+        let busy = "Your password is being checked for another request";
+        // The account page's current password: refused unchecked, nothing changed.
+        let html = change(&b, PASSWORD, NEW, false).await.text().await.unwrap();
+        assert!(html.contains(busy), "{html}");
+        assert_eq!(password_changes(app).await, 0);
+        // The same account's login from a browser it knows: 503, Retry-After, and why.
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        assert!(r.text().await.unwrap().contains(busy));
+        // A browser the account does not know is checked in the other lane, unaffected.
+        assert!(signs_in(app, PASSWORD).await);
+        // Once the other check is over, both go through.
+        drop(held);
+        let r = b.submit_login(&flow, &csrf, EMAIL, PASSWORD).await;
+        assert_eq!(r.status(), 303, "the known browser signs in");
+        let html = change(&b, PASSWORD, NEW, false).await.text().await.unwrap();
+        assert!(html.contains("account-done"), "{html}");
+        assert_eq!(password_changes(app).await, 1);
+    }
+);

@@ -152,8 +152,6 @@ impl AppState {
         Ok(Some(c))
     }
 
-    /// Whether a lab has any MFA policy (cached for `CLIENT_TTL`: a change applies within it
-    /// on every node).
     /// The account an e-mail names in throttle counters and known-device cookies:
     /// HMAC(throttle key, normalised e-mail), 16 bytes in hex. The same for every e-mail,
     /// account or not, and no e-mail is stored in clear.
@@ -164,6 +162,8 @@ impl AppState {
         hex::encode(&tag.as_ref()[..16])
     }
 
+    /// Whether a lab has any MFA policy (cached for `CLIENT_TTL`: a change applies within it
+    /// on every node).
     pub async fn lab_has_policy(&self, lab: &str) -> Result<bool, crate::store::StoreError> {
         let cached = self.lab_policies.read().ok().and_then(|m| {
             m.get(lab)

@@ -120,7 +120,7 @@ pub async fn submit(
             return Ok(refused_at_once(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Many people are signing in",
-                BUSY,
+                password::BUSY,
                 1,
             ));
         }
@@ -145,10 +145,12 @@ pub async fn submit(
             );
             Ok(r)
         }
-        password::Outcome::Busy { retry_after } => {
+        password::Outcome::Busy {
+            message,
+            retry_after,
+        } => {
             let status = StatusCode::SERVICE_UNAVAILABLE;
-            let mut r =
-                login_form(&state, &flow, &browser, email, Some(BUSY.into()), status).await?;
+            let mut r = login_form(&state, &flow, &browser, email, Some(message), status).await?;
             r.headers_mut().insert(
                 header::RETRY_AFTER,
                 header::HeaderValue::from(retry_after.max(1)),
@@ -169,9 +171,6 @@ pub async fn submit(
         }
     }
 }
-
-/// What a shed attempt is told.
-const BUSY: &str = "Many people are signing in right now. Try again in a moment.";
 
 /// A password attempt refused from memory: a short page, with `Retry-After`.
 fn refused_at_once(

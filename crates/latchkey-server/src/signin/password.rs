@@ -24,12 +24,22 @@ pub enum Outcome {
     /// A budget is spent: nothing was checked; the form again, answered `429` with
     /// `Retry-After: retry_after`.
     Throttled { message: String, retry_after: i64 },
-    /// Too many password checks are waiting: nothing was checked; the form again, answered
-    /// `503` with `Retry-After: retry_after`.
-    Busy { retry_after: i64 },
+    /// Too many password checks are waiting ([`BUSY`]), or the account's one check at a time
+    /// is running for another request of a browser it knows ([`ACCOUNT_BUSY`]): nothing was
+    /// checked; the form again, answered `503` with `Retry-After: retry_after`.
+    Busy { message: String, retry_after: i64 },
     /// Signed in; `device` is the known-device cookie's new value.
     SignedIn { signed_in: SignedIn, device: String },
 }
+
+/// What a shed attempt is told.
+pub const BUSY: &str = "Many people are signing in right now. Try again in a moment.";
+
+/// What a browser the account knows is told while the account's previous password check
+/// still runs (a double submit, another tab, the account page): one check per account at a
+/// time ([`crate::password::PasswordHasher::reserve_known`]).
+pub const ACCOUNT_BUSY: &str =
+    "Your password is being checked for another request. Try again in a moment.";
 
 fn retry(message: impl Into<String>) -> Result<Outcome, SignInError> {
     Ok(Outcome::Retry {
@@ -65,7 +75,18 @@ pub async fn submit(
         throttle::Gate::Busy => {
             state.metrics.login(Login::Shed, None);
             state.metrics.throttled("shed");
-            return Ok(Outcome::Busy { retry_after: 1 });
+            return Ok(Outcome::Busy {
+                message: BUSY.into(),
+                retry_after: 1,
+            });
+        }
+        throttle::Gate::AccountBusy => {
+            state.metrics.login(Login::Shed, None);
+            state.metrics.throttled("shed");
+            return Ok(Outcome::Busy {
+                message: ACCOUNT_BUSY.into(),
+                retry_after: 1,
+            });
         }
     };
     let user = pass.user.take();

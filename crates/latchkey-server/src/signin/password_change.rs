@@ -9,6 +9,7 @@
 //! Unless the user keeps them, every other browser is signed out and every application's
 //! tokens not issued to this browser end, in the same transaction as the new hash.
 
+use super::password::ACCOUNT_BUSY;
 use super::{Requester, SignInError, throttle};
 use crate::audit::{Action, Event};
 use crate::password::{HashError, Verified, check_new_password, normalize};
@@ -18,10 +19,6 @@ use crate::store::users::User;
 
 /// What the lock message says was wrong too often (the count is the second factors').
 const WRONG: &str = "passwords or codes";
-
-/// The answer while another check of the same account's password is running (one at a time).
-const ONE_AT_A_TIME: &str =
-    "Your password is being checked for another request. Try again in a moment.";
 
 /// What the user asked for.
 #[derive(Debug)]
@@ -74,12 +71,13 @@ pub async fn change(
         return Ok(Changed::Refused(why.to_string()));
     }
     if let Some(stored) = user.password_hash.as_deref() {
+        let account = super::device::account(state, &user.email);
         let verified = match state
             .hasher
-            .verify_known(&user.id, req.current, stored)
+            .verify_known(&account, req.current, stored)
             .await
         {
-            Err(HashError::Busy) => return Ok(Changed::Refused(ONE_AT_A_TIME.into())),
+            Err(HashError::Busy) => return Ok(Changed::Refused(ACCOUNT_BUSY.into())),
             other => other.map_err(SignInError::internal)?,
         };
         if verified == Verified::No {
@@ -163,8 +161,10 @@ pub async fn current_password_refusal(
     let Some(stored) = user.password_hash.as_deref() else {
         return Ok(None);
     };
-    let verified = match state.hasher.verify_known(&user.id, password, stored).await {
-        Err(HashError::Busy) => return Ok(Some(ONE_AT_A_TIME.into())),
+    // Keyed like the login's check, so that the two share the account's one check.
+    let account = super::device::account(state, &user.email);
+    let verified = match state.hasher.verify_known(&account, password, stored).await {
+        Err(HashError::Busy) => return Ok(Some(ACCOUNT_BUSY.into())),
         other => other.map_err(SignInError::internal)?,
     };
     if verified == Verified::No {

@@ -29,6 +29,9 @@ pub enum Gate {
     /// Refused unchecked and uncounted: the hashing queue for browsers the account does
     /// not know is full.
     Busy,
+    /// Refused unchecked and uncounted: this known browser's account already has its one
+    /// check waiting or running ([`crate::password::PasswordHasher::reserve_known`]).
+    AccountBusy,
 }
 
 /// A counted password attempt.
@@ -157,12 +160,15 @@ pub async fn password_gate(
     // shed before any write (the check itself would be).
     // A known browser's check is never shed, but one account has one at a time.
     let slot = if known.is_some() {
-        state.hasher.reserve_known(&account)
+        match state.hasher.reserve_known(&account) {
+            Ok(slot) => slot,
+            Err(_) => return Ok(Gate::AccountBusy),
+        }
     } else {
-        state.hasher.reserve(Priority::Anonymous)
-    };
-    let Ok(slot) = slot else {
-        return Ok(Gate::Busy);
+        match state.hasher.reserve(Priority::Anonymous) {
+            Ok(slot) => slot,
+            Err(_) => return Ok(Gate::Busy),
+        }
     };
     // Looked up only now: a refused attempt costs no more than the read above.
     let user = state.store.find_user_by_email(email).await?;
