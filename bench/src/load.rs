@@ -137,7 +137,8 @@ struct ConnRun {
     died: bool,
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
+/// One keep-alive HTTP/1.1 connection to `addr`, driven by a task on the current runtime.
+pub async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>> {
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connecting to {addr}"))?;

@@ -609,6 +609,9 @@ impl CpuMeter {
 }
 
 fn fmt_ms_f(ms: f64) -> String {
+    if !ms.is_finite() {
+        return "none".into();
+    }
     report::fmt_ms(Duration::from_secs_f64(ms / 1000.0))
 }
 

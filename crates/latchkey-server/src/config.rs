@@ -298,6 +298,11 @@ pub struct Argon2Config {
     /// which check anonymous passwords, is (Linux, per thread): under a flood of guesses they
     /// yield the CPU to requests and to known browsers' checks. 0 keeps the process's.
     pub anonymous_nice: u8,
+    /// The nice value (-20 to 0) the threads kept for known browsers' checks ask for (Linux,
+    /// per thread), so that a known browser's hash is not slowed by a flood of requests
+    /// being refused. Below 0 needs `CAP_SYS_NICE` or a `RLIMIT_NICE` that allows it
+    /// (systemd: `LimitNICE=`); without either the threads keep the process's priority.
+    pub known_nice: i8,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -386,6 +391,7 @@ impl Default for Argon2Config {
             max_concurrent: 0,
             anonymous_queue: 0,
             anonymous_nice: 19,
+            known_nice: -10,
         }
     }
 }
@@ -474,6 +480,12 @@ impl Config {
             return Err(ConfigError(format!(
                 "argon2.anonymous_nice must be between 0 and 19, got {}",
                 self.argon2.anonymous_nice
+            )));
+        }
+        if !(-20..=0).contains(&self.argon2.known_nice) {
+            return Err(ConfigError(format!(
+                "argon2.known_nice must be between -20 and 0, got {}",
+                self.argon2.known_nice
             )));
         }
         if self.throttle.window_secs > 86_400 {
@@ -776,6 +788,19 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn known_hashing_nice_outside_minus_20_to_0_is_refused() {
+        for bad in [1, -21] {
+            let mut c = Config::default();
+            c.argon2.known_nice = bad;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("argon2.known_nice must be between -20 and 0"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -248,6 +248,35 @@ impl Queue {
     }
 }
 
+/// Asks for nice value `nice` (below 0) for the calling thread (Linux: per thread), as a
+/// thread kept for known browsers' checks: granted with `CAP_SYS_NICE` or a `RLIMIT_NICE`
+/// that allows it; otherwise the thread keeps the process's priority, which is said once.
+fn raise_cpu_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    if nice < 0 {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let raised = getpriority_process(None).and_then(|now| {
+            if now <= nice {
+                return Ok(());
+            }
+            setpriority_process(None, nice)
+        });
+        static SAID: std::sync::Once = std::sync::Once::new();
+        if let Err(e) = raised {
+            SAID.call_once(|| {
+                tracing::info!(
+                    error = %e,
+                    nice,
+                    "known browsers' hashing threads keep the service's CPU priority (raising \
+                     it needs CAP_SYS_NICE or RLIMIT_NICE, systemd LimitNICE=)"
+                );
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
+}
+
 /// Lowers the calling thread's CPU priority by `by` nice steps (Linux: per thread). Raising
 /// it back would need a privilege, so a thread that calls this keeps it.
 fn lower_cpu_priority(by: i32) {
@@ -398,12 +427,13 @@ impl PasswordHasher {
         for (role, name) in threads {
             let queue = queue.clone();
             let blocks = params.block_count();
-            let nice = i32::from(cfg.anonymous_nice);
+            let (nice, known_nice) = (i32::from(cfg.anonymous_nice), i32::from(cfg.known_nice));
             std::thread::Builder::new()
                 .name(name)
                 .spawn(move || {
-                    if role == Role::Shared {
-                        lower_cpu_priority(nice);
+                    match role {
+                        Role::Shared => lower_cpu_priority(nice),
+                        Role::Reserved => raise_cpu_priority(known_nice),
                     }
                     let mut memory: Vec<Block> = Vec::new();
                     while let Some(job) = queue.next(role) {
@@ -486,8 +516,9 @@ impl PasswordHasher {
         Ok(slot)
     }
 
-    /// Checks the password of a signed-in account (`account`: its id) in the known lane, one
-    /// check per account at a time ([`PasswordHasher::reserve_known`]).
+    /// Checks the password of a signed-in account in the known lane, one check per account at
+    /// a time ([`PasswordHasher::reserve_known`]; `account`: the key the login uses too,
+    /// [`crate::signin::device::account`], so that the two share the one check).
     pub async fn verify_known(
         &self,
         account: &str,
