@@ -288,3 +288,37 @@ with_mail!(
         assert_eq!(r.status(), 404);
     }
 );
+
+with_mail!(
+    a_reset_link_posted_while_the_accounts_password_is_being_hashed_is_refused_and_still_works,
+    no_tweak,
+    async |app: &TestApp, smtp: &SmtpServer| {
+        let link = reset_link_of(app, smtp, 1).await;
+        // Another request's hash or check of this account is running (the same link posted
+        // many times at once): one per account at a time, so this one is refused unhashed.
+        let account = latchkey_server::signin::device::account(&app.state, EMAIL);
+        let held = app.state.hasher.reserve_known(&account).unwrap();
+        let r = reset_with(app, &link, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(r.status(), 422);
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Your password is being checked for another request"),
+            "{html}"
+        );
+        assert!(
+            Browser::new(app)
+                .get(link.trim_start_matches(&app.base))
+                .await
+                .status()
+                == 200
+        );
+        // Once it is over, the link sets the password.
+        drop(held);
+        let r = reset_with(app, &link, NEW_PASSWORD, NEW_PASSWORD).await;
+        assert_eq!(r.status(), 200);
+        let b = Browser::new(app);
+        let c = app.client(|c| c.skip_consent = true).await;
+        b.login(&authorize_url(app, &c.client_id, &[]), EMAIL, NEW_PASSWORD)
+            .await;
+    }
+);

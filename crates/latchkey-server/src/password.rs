@@ -557,7 +557,23 @@ impl PasswordHasher {
         rx.await.map_err(|_| HashError::Pool)
     }
 
-    /// Hashes a (normalised) password into a PHC string.
+    /// Hashes a new (normalised) password of `account` (the key of
+    /// [`PasswordHasher::reserve_known`]) into a PHC string, in the account's one place in the
+    /// known lane: refused with [`HashError::Busy`] while another check or hash of the account
+    /// is waiting or running. For what a browser can send many times at once (a reset link,
+    /// an invitation, the account page): each would otherwise queue a hash of its own.
+    pub async fn hash_for(&self, account: &str, password: &str) -> Result<String, HashError> {
+        let pw = normalize(password);
+        let params = self.params.clone();
+        self.run(self.reserve_known(account)?, move |mem| {
+            hash_with(&params, mem, pw.as_bytes())
+        })
+        .await?
+    }
+
+    /// Hashes a (normalised) password into a PHC string, in the known lane without a
+    /// per-account place: for administrators and provisioning. What anyone can ask for goes
+    /// through [`PasswordHasher::hash_for`].
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let pw = normalize(password);
         let params = self.params.clone();

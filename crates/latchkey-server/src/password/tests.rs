@@ -95,8 +95,21 @@ async fn one_known_check_per_account_at_a_time() {
             .await,
         Err(HashError::Busy)
     ));
+    // A new password of the same account waits its turn too (a reset link or an invitation
+    // posted many times at once): refused, not queued.
+    assert!(matches!(
+        hasher.hash_for("account-a", "a new password").await,
+        Err(HashError::Busy)
+    ));
     let other = hasher.reserve_known("account-b").unwrap();
     drop(other);
+    assert!(
+        hasher
+            .hash_for("account-b", "a new password")
+            .await
+            .unwrap()
+            .starts_with("$argon2id$")
+    );
     // Used: the account is free again once the check is answered.
     let v = hasher
         .verify_in(first, "correct horse battery staple", Some(&stored))

@@ -4,6 +4,7 @@
 //! confirms the address; otherwise a confirmation link is mailed to it.
 
 use crate::audit::{Action, Event};
+use crate::password::HashError;
 use crate::secret::TokenHash;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -83,11 +84,18 @@ pub async fn accept(
             reason: e.to_string(),
         });
     }
-    let hash = state
-        .hasher
-        .hash(password)
-        .await
-        .map_err(SignInError::internal)?;
+    // One hash per address at a time: a link posted many times at once hashes once (the
+    // invitation is spent only with the new hash).
+    let account = super::device::account(state, &inv.email);
+    let hash = match state.hasher.hash_for(&account, password).await {
+        Err(HashError::Busy) => {
+            return Ok(Acceptance::PasswordRefused {
+                opened,
+                reason: super::password::ACCOUNT_BUSY.into(),
+            });
+        }
+        other => other.map_err(SignInError::internal)?,
+    };
     let user_id = uuid::Uuid::now_v7().to_string();
     let event = Event::new(
         &user_id,

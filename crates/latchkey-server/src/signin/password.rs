@@ -72,19 +72,15 @@ pub async fn submit(
                 retry_after,
             });
         }
-        throttle::Gate::Busy => {
+        gate @ (throttle::Gate::Busy | throttle::Gate::AccountBusy) => {
             state.metrics.login(Login::Shed, None);
             state.metrics.throttled("shed");
+            let message = match gate {
+                throttle::Gate::AccountBusy => ACCOUNT_BUSY,
+                _ => BUSY,
+            };
             return Ok(Outcome::Busy {
-                message: BUSY.into(),
-                retry_after: 1,
-            });
-        }
-        throttle::Gate::AccountBusy => {
-            state.metrics.login(Login::Shed, None);
-            state.metrics.throttled("shed");
-            return Ok(Outcome::Busy {
-                message: ACCOUNT_BUSY.into(),
+                message: message.into(),
                 retry_after: 1,
             });
         }

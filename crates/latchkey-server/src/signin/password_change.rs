@@ -70,8 +70,9 @@ pub async fn change(
     if let Err(why) = check_new_password(&state.config.password, req.new, &context) {
         return Ok(Changed::Refused(why.to_string()));
     }
+    // The key of the account's one password check or hash at a time, shared with the login.
+    let account = super::device::account(state, &user.email);
     if let Some(stored) = user.password_hash.as_deref() {
-        let account = super::device::account(state, &user.email);
         let verified = match state
             .hasher
             .verify_known(&account, req.current, stored)
@@ -97,11 +98,10 @@ pub async fn change(
             ));
         }
     }
-    let hash = state
-        .hasher
-        .hash(req.new)
-        .await
-        .map_err(SignInError::internal)?;
+    let hash = match state.hasher.hash_for(&account, req.new).await {
+        Err(HashError::Busy) => return Ok(Changed::Refused(ACCOUNT_BUSY.into())),
+        other => other.map_err(SignInError::internal)?,
+    };
     let target = user.id.clone();
     let notice = crate::mail::compose(
         state,

@@ -12,10 +12,11 @@
 //! wrong-code count and mails a notice, in one transaction. It does not sign anyone in: the
 //! next sign-in asks for the second factor and applies the lab's policy as always.
 
+use super::password::ACCOUNT_BUSY;
 use super::{Requester, SignInError};
 use crate::audit::{Action, Event};
 use crate::mail::{self, Content};
-use crate::password::check_new_password;
+use crate::password::{HashError, check_new_password};
 use crate::secret::TokenHash;
 use crate::state::AppState;
 use crate::store::account_links::{Link, Purpose};
@@ -170,11 +171,13 @@ pub async fn reset(
     if let Err(why) = check_new_password(&state.config.password, new, &context) {
         return Ok(Reset::Refused(format!("Choose another password: {why}.")));
     }
-    let hash = state
-        .hasher
-        .hash(new)
-        .await
-        .map_err(SignInError::internal)?;
+    // One hash per account at a time: a link posted many times at once hashes once (the
+    // link is spent only with the new hash).
+    let account = super::device::account(state, &user.email);
+    let hash = match state.hasher.hash_for(&account, new).await {
+        Err(HashError::Busy) => return Ok(Reset::Refused(ACCOUNT_BUSY.into())),
+        other => other.map_err(SignInError::internal)?,
+    };
     let notice = mail::compose(
         state,
         &user.email,
