@@ -544,10 +544,11 @@ impl PasswordHasher {
             slot.priority,
             Box::new(move |mem| {
                 let out = f(mem);
-                // The account may start its next check once this one's answer is out.
+                // Done before the answer goes out: whoever hears it sees this job gone from
+                // the queue, and the account free for its next check.
                 drop(hold);
-                let _ = tx.send(out);
                 depth.fetch_sub(1, Ordering::AcqRel);
+                let _ = tx.send(out);
             }),
         );
         if sent.is_err() {
