@@ -331,3 +331,50 @@ both!(
         assert_eq!(password_changes(app).await, 1);
     }
 );
+
+both!(
+    an_invitation_for_an_address_that_has_an_account_is_refused_before_any_hash,
+    async |app: &TestApp| {
+        use latchkey_server::signin::invitation::{Acceptance, accept};
+        let email = "nia@partner.example";
+        let lab_b = app
+            .state
+            .store
+            .create_lab("Lab B", |_| Vec::new())
+            .await
+            .unwrap()
+            .id;
+        // Two labs invite the same address; the first invitation is accepted.
+        let mut tokens = Vec::new();
+        for lab in [app.lab_id.clone(), lab_b.to_string()] {
+            let inv = latchkey_server::store::invitations::Invitation {
+                id: uuid::Uuid::new_v4().to_string(),
+                lab,
+                email: email.to_owned(),
+                roles: vec![],
+                created_by: "test".into(),
+                created_at: 0,
+                expires_at: i64::MAX / 2,
+                accepted_at: None,
+            };
+            let token = format!("lk_in_{}", inv.id);
+            let hash = latchkey_server::secret::TokenHash::of(&token);
+            app.state
+                .store
+                .create_invitation(&inv, hash, true, &[])
+                .await
+                .unwrap();
+            tokens.push(token);
+        }
+        let first = accept(&app.state, &tokens[0], None, NEW).await.unwrap();
+        assert!(matches!(first, Acceptance::Accepted(_)), "{first:?}");
+        // Had the second link's password been hashed first, the address's one place, held
+        // here, would make it wait its turn ("busy"): it is refused before, every time.
+        let account = latchkey_server::signin::device::account(&app.state, email);
+        let _held = app.state.hasher.reserve_known(&account).unwrap();
+        for _ in 0..3 {
+            let again = accept(&app.state, &tokens[1], None, NEW).await.unwrap();
+            assert!(matches!(again, Acceptance::AccountExists(_)), "{again:?}");
+        }
+    }
+);

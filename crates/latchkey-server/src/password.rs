@@ -69,6 +69,8 @@ pub enum HashError {
 /// A reserved place in the hashing queue ([`PasswordHasher::reserve`]).
 pub struct Slot {
     depth: Arc<std::sync::atomic::AtomicUsize>,
+    /// The anonymous checks' own count, for an anonymous slot.
+    anonymous: Option<Arc<std::sync::atomic::AtomicUsize>>,
     priority: Priority,
     /// Still counted by this slot (not handed to a job yet).
     held: bool,
@@ -106,6 +108,9 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if self.held {
             self.depth.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            if let Some(a) = &self.anonymous {
+                a.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+            }
         }
     }
 }
@@ -145,7 +150,11 @@ pub struct PasswordHasher {
     dummy: Arc<OnceCell<String>>,
     /// Hashes queued or running, of any priority.
     depth: Arc<std::sync::atomic::AtomicUsize>,
-    /// The depth from which anonymous checks are refused.
+    /// Anonymous checks queued or running.
+    anonymous: Arc<std::sync::atomic::AtomicUsize>,
+    /// How many anonymous checks may be queued or running: known work does not count (it
+    /// has its own bound, one per account), so no number of known checks sheds anonymous
+    /// ones.
     anonymous_limit: usize,
     /// Accounts with a known check waiting or running: one each, so that nobody can fill the
     /// known lane with checks of their own password.
@@ -459,6 +468,7 @@ impl PasswordHasher {
             queue,
             dummy: Arc::new(OnceCell::new()),
             depth: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            anonymous: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             anonymous_limit,
             known_in_flight: InFlight::default(),
         })
@@ -469,24 +479,31 @@ impl PasswordHasher {
         self.depth.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Whether an anonymous check would be shed now: `argon2.anonymous_queue` hashes are
-    /// already waiting or running.
+    /// Whether an anonymous check would be shed now: `argon2.anonymous_queue` anonymous
+    /// checks are already waiting or running.
     pub fn anonymous_full(&self) -> bool {
-        self.depth() >= self.anonymous_limit
+        self.anonymous.load(std::sync::atomic::Ordering::Relaxed) >= self.anonymous_limit
     }
 
     /// A place in the queue for one hash of `priority`, taken now: an anonymous one is
-    /// refused with [`HashError::Busy`] when `argon2.anonymous_queue` hashes are already
-    /// waiting or running. Given back when dropped unused.
+    /// refused with [`HashError::Busy`] when `argon2.anonymous_queue` anonymous checks are
+    /// already waiting or running. Given back when dropped unused.
     pub fn reserve(&self, priority: Priority) -> Result<Slot, HashError> {
         use std::sync::atomic::Ordering;
-        let before = self.depth.fetch_add(1, Ordering::AcqRel);
-        if priority == Priority::Anonymous && before >= self.anonymous_limit {
-            self.depth.fetch_sub(1, Ordering::AcqRel);
-            return Err(HashError::Busy);
-        }
+        let anonymous = if priority == Priority::Anonymous {
+            let before = self.anonymous.fetch_add(1, Ordering::AcqRel);
+            if before >= self.anonymous_limit {
+                self.anonymous.fetch_sub(1, Ordering::AcqRel);
+                return Err(HashError::Busy);
+            }
+            Some(self.anonymous.clone())
+        } else {
+            None
+        };
+        self.depth.fetch_add(1, Ordering::AcqRel);
         Ok(Slot {
             depth: self.depth.clone(),
+            anonymous,
             priority,
             held: true,
             account: None,
@@ -538,6 +555,8 @@ impl PasswordHasher {
         // From here the job counts down when it is done, even if the caller gave up waiting.
         slot.held = false;
         let hold = slot.account.take();
+        let anonymous = slot.anonymous.take();
+        let anonymous_back = anonymous.clone();
         let depth = self.depth.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let sent = self.queue.push(
@@ -548,11 +567,18 @@ impl PasswordHasher {
                 // the queue, and the account free for its next check.
                 drop(hold);
                 depth.fetch_sub(1, Ordering::AcqRel);
+                if let Some(a) = &anonymous {
+                    a.fetch_sub(1, Ordering::AcqRel);
+                }
                 let _ = tx.send(out);
             }),
         );
         if sent.is_err() {
+            // Never run (the pool is shut down): its counts go back here.
             self.depth.fetch_sub(1, Ordering::AcqRel);
+            if let Some(a) = &anonymous_back {
+                a.fetch_sub(1, Ordering::AcqRel);
+            }
             return Err(HashError::Pool);
         }
         rx.await.map_err(|_| HashError::Pool)

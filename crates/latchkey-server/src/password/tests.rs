@@ -128,6 +128,42 @@ async fn one_known_check_per_account_at_a_time() {
     );
 }
 
+/// The anonymous queue's bound counts anonymous checks only: known work (one per account)
+/// never sheds them, however many accounts check at once; anonymous places are given back
+/// unused or after their hash.
+#[tokio::test]
+async fn known_work_does_not_fill_the_anonymous_queue() {
+    let cfg = Argon2Config {
+        memory_kib: 64,
+        iterations: 1,
+        max_concurrent: 1,
+        anonymous_queue: 1,
+        ..Argon2Config::default()
+    };
+    let hasher = PasswordHasher::new(&cfg).unwrap();
+    let known: Vec<_> = (0..5)
+        .map(|i| hasher.reserve_known(&format!("account-{i}")).unwrap())
+        .collect();
+    assert_eq!(hasher.depth(), 5);
+    assert!(!hasher.anonymous_full());
+    let guess = hasher.reserve(Priority::Anonymous).unwrap();
+    assert!(hasher.anonymous_full());
+    assert!(matches!(
+        hasher.reserve(Priority::Anonymous),
+        Err(HashError::Busy)
+    ));
+    drop(guess);
+    assert!(!hasher.anonymous_full());
+    let guess = hasher.reserve(Priority::Anonymous).unwrap();
+    assert_eq!(
+        hasher.verify_in(guess, "pw", None).await.unwrap(),
+        Verified::No
+    );
+    assert!(!hasher.anonymous_full());
+    drop(known);
+    assert_eq!(hasher.depth(), 0);
+}
+
 /// Each `argon2-…` thread of this process: name and nice value, from /proc (field 19 of
 /// stat, after the parenthesised name).
 #[cfg(target_os = "linux")]

@@ -84,6 +84,15 @@ pub async fn accept(
             reason: e.to_string(),
         });
     }
+    // An address that has an account by now (another invitation accepted first) is answered
+    // before any hashing: the transaction would refuse it and leave the link open, so each
+    // post of it would otherwise cost a hash for nothing. (The transaction still decides a
+    // race.)
+    if state.store.find_user_by_email(&inv.email).await?.is_some() {
+        return Ok(Acceptance::AccountExists(
+            "an account with this email exists already; sign in instead".into(),
+        ));
+    }
     // One hash per address at a time: a link posted many times at once hashes once (the
     // invitation is spent only with the new hash).
     let account = super::device::account(state, &inv.email);
