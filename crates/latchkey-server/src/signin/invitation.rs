@@ -90,7 +90,7 @@ pub async fn accept(
     // race.)
     if state.store.find_user_by_email(&inv.email).await?.is_some() {
         return Ok(Acceptance::AccountExists(
-            "an account with this email exists already; sign in instead".into(),
+            crate::store::invitations::ACCOUNT_EXISTS.into(),
         ));
     }
     // One hash per address at a time: a link posted many times at once hashes once (the

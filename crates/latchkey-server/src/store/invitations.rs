@@ -11,6 +11,9 @@ use diesel_async::RunQueryDsl;
 use latchkey_core::names::LabId;
 use serde::Serialize;
 
+/// Accepting an invitation for an address that has an account meanwhile.
+pub const ACCOUNT_EXISTS: &str = "an account with this email exists already; sign in instead";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invitation {
     pub id: String,
@@ -291,7 +294,7 @@ impl Store {
                     ))
                     .execute(conn)
                     .await
-                    .map_err(|e| conflict(e, "an account with this email exists already; sign in instead"))?;
+                    .map_err(|e| conflict(e, ACCOUNT_EXISTS))?;
                 diesel::insert_into(memberships::table)
                     .values((
                         memberships::user_id.eq(&id),
