@@ -214,6 +214,9 @@ pub async fn run(t: &Target, in_flight: usize, duration: Duration) -> Result<Att
         })
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
+    if std::env::var_os("LATCHKEY_BENCH_STEPS").is_some() {
+        eprintln!("steps: under attack from here");
+    }
     let mut under_attack = Latencies::new()?;
     let (errors, first) = user_logins(&mine, t, duration, &mut under_attack).await;
     let (answers, attack_errors) = attack

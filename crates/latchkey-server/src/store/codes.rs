@@ -69,7 +69,7 @@ impl Store {
         let db = self.db.clone();
         let c = code.clone();
         let t = now();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(ac::table)
                     .values((
@@ -115,7 +115,7 @@ impl Store {
         let t = now();
         let on_replay = on_replay.clone();
         let epoch = self.access_epoch_handle();
-        self.run(async move {
+        self.run_quick(async move {
             let out = crate::with_tx!(&db, conn => {
                 let row: Option<Row> = ac::table
                     .find(hash.to_vec())

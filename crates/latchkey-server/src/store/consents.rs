@@ -86,19 +86,14 @@ impl Store {
         resources: &[String],
         since: i64,
     ) -> Result<bool, StoreError> {
-        let db = self.db.clone();
         let (u, c) = (user_id.to_owned(), client_id.to_owned());
-        let granted: Option<(String, String)> = self
-            .run(async move {
-                Ok(crate::with_conn!(&db, conn => consents::table
-                    .find((&u, &c))
-                    .filter(consents::created_at.ge(since))
-                    .select((consents::scope, consents::resources))
-                    .first::<(String, String)>(conn)
-                    .await
-                    .optional()?))
-            })
-            .await?;
+        let granted: Option<(String, String)> = crate::quick_read!(self, conn => Ok(consents::table
+            .find((&u, &c))
+            .filter(consents::created_at.ge(since))
+            .select((consents::scope, consents::resources))
+            .first::<(String, String)>(conn)
+            .await
+            .optional()?))?;
         Ok(granted.is_some_and(|(g, r)| {
             let have: Vec<&str> = g.split(' ').collect();
             let allowed: Vec<&str> = r.split(' ').collect();

@@ -20,7 +20,7 @@ impl Store {
         let db = self.db.clone();
         let f = flow.clone();
         let t = now();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 // Opportunistic clean-up of abandoned flows keeps the table small.
                 diesel::delete(login_flows::table.filter(login_flows::expires_at.lt(t)))
@@ -80,7 +80,7 @@ impl Store {
         let db = self.db.clone();
         let id = id.to_owned();
         let json = to_json_text(request);
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(login_flows::table.find(&id))
                     .set(login_flows::request.eq(&json))
@@ -96,7 +96,7 @@ impl Store {
     pub async fn finish_flow(&self, id: &str) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let id = id.to_owned();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 let n = diesel::delete(login_flows::table.find(&id)).execute(conn).await?;
                 Ok(n == 1)

@@ -107,7 +107,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let db = self.db.clone();
         let g = g.clone();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 let live: i64 = sessions::table
                     .filter(sessions::id.eq(&g.session_id))

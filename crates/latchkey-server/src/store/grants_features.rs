@@ -182,15 +182,10 @@ impl Store {
         user_id: &str,
         lab: &str,
     ) -> Result<MemberGrants, StoreError> {
-        let db = self.db.clone();
         let (user, lab) = (user_id.to_owned(), lab.to_owned());
-        let fetched = self
-            .run(async move {
-                crate::with_conn!(&db, conn => {
-                    Ok::<_, StoreError>(crate::member_grant_rows!(conn, &user, &lab, [.await]))
-                })
-            })
-            .await?;
+        let fetched = crate::quick_read!(self, conn => {
+            Ok::<_, StoreError>(crate::member_grant_rows!(conn, &user, &lab, [.await]))
+        })?;
         Ok(MemberGrants::of(fetched))
     }
 }

@@ -12,8 +12,11 @@
 //! Every query runs on the service's multi-threaded runtime (`Store::run`), never on an
 //! actix worker's single-threaded runtime: a cancelled SQLite query must be able to block in
 //! place, and PostgreSQL connection drivers must live on a runtime that outlives any worker.
-//! The one exception is [`quick_read!`] on SQLite: a short read run inline, within one poll
-//! of the caller's task, which nothing can cancel halfway.
+//! The exceptions are on SQLite, and run within one poll of the caller's task, which nothing
+//! can cancel halfway: [`quick_read!`], a short read run inline; and [`Store::run_quick`], the
+//! short writes of a sign-in and a code exchange, run inline when the writer connection is
+//! free and otherwise handed on whole to the store's runtime ([`quick`]). The writer's log
+//! is checkpointed by its own thread, never by a commit ([`quick::checkpoints`]).
 
 pub mod account_links;
 pub mod admin;
@@ -39,6 +42,7 @@ pub mod outbox;
 pub mod personal;
 pub mod policy;
 pub mod pushed;
+pub mod quick;
 pub mod refresh_reads;
 pub mod refresh_rotation;
 pub mod refresh_spends;
@@ -207,7 +211,8 @@ macro_rules! quick_read {
 }
 
 /// Runs `$body` (returning `Result<T, StoreError>`) in a write transaction: `BEGIN IMMEDIATE`
-/// on the SQLite writer (on its dedicated thread), a plain transaction on PostgreSQL.
+/// on the SQLite writer (on its dedicated thread, or inline within [`Store::run_quick`] when
+/// the writer is free: [`quick::on_writer`]), a plain transaction on PostgreSQL.
 #[macro_export]
 macro_rules! with_tx {
     ($db:expr, $conn:ident => $body:expr) => {
@@ -223,14 +228,12 @@ macro_rules! with_tx {
                 writer, writer_rt, ..
             } => {
                 let writer = writer.clone();
-                writer_rt
-                    .spawn(async move {
-                        let mut obj = writer.get().await?;
-                        let c: &mut $crate::store::SqliteWriteConn = &mut obj;
-                        $crate::store::sqlite_write_tx(c, async move |$conn| $body).await
-                    })
-                    .await
-                    .map_err(|_| $crate::store::StoreError::Join)?
+                $crate::store::quick::on_writer(writer_rt, async move {
+                    let mut obj = writer.get().await?;
+                    let c: &mut $crate::store::SqliteWriteConn = &mut obj;
+                    $crate::store::sqlite_write_tx(c, async move |$conn| $body).await
+                })
+                .await
             }
         }
     };
@@ -309,7 +312,13 @@ impl Store {
             }
             let pragmas = sqlite_pragmas(config);
             migrate_sqlite(path.clone(), pragmas.clone()).await?;
-            let writer = sqlite_pool!(SqliteWriteConn, &path, 1, pragmas.clone())?;
+            // The writer never checkpoints on commit: `checkpoints` does, on its thread.
+            let writer = sqlite_pool!(
+                SqliteWriteConn,
+                &path,
+                1,
+                format!("{pragmas} PRAGMA wal_autocheckpoint = 0;")
+            )?;
             // One per thread that may read inline at the same moment: the HTTP workers and
             // the store's runtime (a quick read never waits while it holds its connection).
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -326,6 +335,7 @@ impl Store {
                 pragmas
             )?;
             let (writer_rt, life) = writer_runtime()?;
+            writer_rt.spawn(quick::checkpoints(writer.clone()));
             Db::Sqlite {
                 writer,
                 writer_rt,
@@ -405,6 +415,40 @@ impl Store {
         fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
         self.rt.spawn(fut).await.map_err(|_| StoreError::Join)?
+    }
+
+    /// [`Store::run`] for the short writes of a sign-in and a code exchange (a throttle
+    /// count, a session, a flow's step, a code, a token's grant). On SQLite the work is
+    /// first polled once on the calling thread, in the store runtime's context, with its
+    /// write transactions run inline when the writer connection is free ([`with_tx!`]): a
+    /// transaction of a few statements then costs tens of microseconds of this thread, not
+    /// four thread hand-offs (to the store's runtime, to the writer's thread and back), each
+    /// of which, under load, waits for its thread to be scheduled and then for the request's
+    /// HTTP worker to come back to it behind everything else it serves.
+    ///
+    /// Whatever does not finish in that one poll (the writer is busy with another
+    /// transaction, a read waits for a blocking thread) goes on, as it is, on the store's
+    /// runtime, exactly as [`Store::run`] would have run it: the work is never dropped halfway
+    /// (a poll cannot be interrupted, and a spawned task outlives its caller). On PostgreSQL
+    /// this is [`Store::run`].
+    pub(crate) async fn run_quick<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        if matches!(self.db, Db::Pg(_)) {
+            return self.run(fut).await;
+        }
+        let mut fut = Box::pin(fut);
+        let first = {
+            let _rt = self.rt.enter();
+            let _inline = quick::Inline::begin();
+            fut.as_mut()
+                .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+        };
+        match first {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => self.run(fut).await,
+        }
     }
 }
 

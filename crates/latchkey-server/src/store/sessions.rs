@@ -106,17 +106,14 @@ macro_rules! end_listed_sessions {
 impl Store {
     /// Whether `user_id` ever had a session (a first sign-in is no news to mail about).
     pub async fn ever_signed_in(&self, user_id: &str) -> Result<bool, StoreError> {
-        let db = self.db.clone();
         let id = user_id.to_owned();
-        self.run(async move {
-            let n: i64 = crate::with_conn!(&db, conn => sessions::table
-                .filter(sessions::user_id.eq(&id))
-                .select(diesel::dsl::count_star())
-                .first(conn)
-                .await?);
-            Ok(n > 0)
-        })
-        .await
+        crate::quick_read!(self, conn => Ok(sessions::table
+            .filter(sessions::user_id.eq(&id))
+            .select(sessions::id)
+            .first::<String>(conn)
+            .await
+            .optional()?
+            .is_some()))
     }
 
     /// The user's live sessions (not ended, not expired, used after `idle_since` when there
@@ -166,7 +163,7 @@ impl Store {
             .unzip();
         let event = event.cloned();
         let t = now();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 diesel::insert_into(sessions::table)
                     .values((
@@ -302,7 +299,7 @@ impl Store {
         let s = s.clone();
         let event = event.cloned();
         let t = now();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(sessions::table.find(&id))
                     .set((

@@ -58,7 +58,7 @@ impl Store {
         on_spent: impl FnOnce(&[Counter]) -> Vec<Event> + Send + 'static,
     ) -> Result<Result<Vec<Counter>, Counter>, StoreError> {
         let db = self.db.clone();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 let mut out: Vec<Counter> = Vec::with_capacity(keys.len());
                 let mut spent = Vec::new();
@@ -110,7 +110,7 @@ impl Store {
     /// (the attempt turned out right: only wrong ones should use a budget up).
     pub async fn throttle_refund(&self, taken: Vec<Counter>) -> Result<(), StoreError> {
         let db = self.db.clone();
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 for c in &taken {
                     diesel::update(

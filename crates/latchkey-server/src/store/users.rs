@@ -110,7 +110,7 @@ impl Store {
     pub async fn set_password_hash(&self, user_id: &str, hash: &str) -> Result<(), StoreError> {
         let db = self.db.clone();
         let (id, hash) = (user_id.to_owned(), hash.to_owned());
-        self.run(async move {
+        self.run_quick(async move {
             crate::with_tx!(&db, conn => {
                 diesel::update(users::table.find(&id))
                     .set(users::password_hash.eq(Some(&hash)))
@@ -359,18 +359,14 @@ impl Store {
 
     /// The labs a user belongs to (id and name), oldest membership first.
     pub async fn member_labs(&self, user_id: &str) -> Result<Vec<Lab>, StoreError> {
-        let db = self.db.clone();
         let id = user_id.to_owned();
-        self.run(async move {
-            Ok(crate::with_conn!(&db, conn => memberships::table
-                .inner_join(labs::table)
-                .filter(memberships::user_id.eq(&id))
-                .order((memberships::created_at.asc(), memberships::lab_id.asc()))
-                .select(Lab::as_select())
-                .load::<Lab>(conn)
-                .await?))
-        })
-        .await
+        crate::quick_read!(self, conn => Ok(memberships::table
+            .inner_join(labs::table)
+            .filter(memberships::user_id.eq(&id))
+            .order((memberships::created_at.asc(), memberships::lab_id.asc()))
+            .select(Lab::as_select())
+            .load::<Lab>(conn)
+            .await?))
     }
 
     /// The labs a user belongs to, oldest membership first.
