@@ -645,8 +645,20 @@ where
     type Tm = diesel_async::sync_connection_wrapper::SyncTransactionManagerWrapper<
         AnsiTransactionManager,
     >;
-    conn.spawn_blocking(|c| AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"))
+    // Within quick work, on an HTTP worker: the write lock only if no other process holds it
+    // (waiting for it there would stall every request the worker serves); otherwise this
+    // transaction goes on, and waits, on the writer's thread ([`quick::on_writer`]).
+    let inline = quick::is_inline();
+    let began = inline && conn.spawn_blocking(quick::begin_at_once).await?;
+    if !began {
+        if inline {
+            quick::off_this_thread().await;
+        }
+        conn.spawn_blocking(|c| {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        })
         .await?;
+    }
     match f(&mut *conn).await {
         Ok(v) => {
             Tm::commit_transaction(conn).await?;

@@ -32,6 +32,51 @@ impl Drop for Inline {
     }
 }
 
+/// Whether this thread is polling quick work inline now.
+pub(crate) fn is_inline() -> bool {
+    INLINE.get()
+}
+
+/// `BEGIN IMMEDIATE` if no other connection (another process: the CLI, a restore) holds the
+/// database's write lock, without waiting for it: SQLite's busy timeout is 0 for the attempt
+/// and restored after. `Ok(false)`: the lock is taken, nothing began.
+pub(crate) fn begin_at_once(c: &mut diesel::SqliteConnection) -> diesel::QueryResult<bool> {
+    use diesel::RunQueryDsl as _;
+    use diesel::connection::{AnsiTransactionManager, SimpleConnection as _, TransactionManager};
+    #[derive(diesel::QueryableByName)]
+    struct Busy {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        timeout: i64,
+    }
+    let ms = diesel::sql_query("PRAGMA busy_timeout")
+        .get_result::<Busy>(c)?
+        .timeout;
+    c.batch_execute("PRAGMA busy_timeout = 0")?;
+    let began = AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE").is_ok();
+    if let Err(e) = c.batch_execute(&format!("PRAGMA busy_timeout = {ms}")) {
+        if began {
+            let _ = AnsiTransactionManager::rollback_transaction(c);
+        }
+        return Err(e);
+    }
+    Ok(began)
+}
+
+/// Completes at its second poll: awaited within quick work it ends the inline poll, so that
+/// what follows runs where [`on_writer`] sends it (the writer's thread).
+pub(crate) async fn off_this_thread() {
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        if std::mem::take(&mut first) {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+}
+
 /// Runs a write transaction on the SQLite writer. Within quick work it is first polled here,
 /// once: with the writer connection free it completes in that poll (its statements run
 /// inline) and no thread is woken. Otherwise, and always outside quick work, it runs on the
@@ -184,5 +229,40 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert_eq!(n, 1, "the writer's thread copied the log into the database");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_quick_write_never_waits_on_its_callers_thread_for_another_process_lock() {
+        use diesel::Connection as _;
+        use diesel::connection::SimpleConnection as _;
+        let (dir, store) = sqlite().await;
+        // Another process (the CLI, a restore) holds the database's write lock.
+        let url = dir.path().join("latchkey.db").display().to_string();
+        let mut other = diesel::SqliteConnection::establish(&url).unwrap();
+        other.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let mut write = Box::pin(take(&store, "locked"));
+        let t0 = std::time::Instant::now();
+        let first = write.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        // Not SQLite's busy timeout (5 s) on the HTTP worker: handed to the writer's thread.
+        assert!(first.is_pending());
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            t0.elapsed()
+        );
+        drop(write);
+        other.batch_execute("COMMIT").unwrap();
+        let mut n = 0;
+        for _ in 0..500 {
+            n = count(&store, "locked").await;
+            if n > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            n, 1,
+            "the write waited for the lock on the writer's thread, then committed"
+        );
     }
 }

@@ -1,0 +1,1 @@
+DROP INDEX login_flows_expires_at;
