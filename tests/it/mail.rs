@@ -299,7 +299,8 @@ with_mail!(
         let account = latchkey_server::signin::device::account(&app.state, EMAIL);
         let held = app.state.hasher.reserve_known(&account).unwrap();
         let r = reset_with(app, &link, NEW_PASSWORD, NEW_PASSWORD).await;
-        assert_eq!(r.status(), 422);
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
         let html = r.text().await.unwrap();
         assert!(
             html.contains("Your password is being checked for another request"),

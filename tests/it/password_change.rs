@@ -311,8 +311,12 @@ both!(
         let account = latchkey_server::signin::device::account(&app.state, EMAIL);
         let held = app.state.hasher.reserve_known(&account).unwrap();
         let busy = "Your password is being checked for another request";
-        // The account page's current password: refused unchecked, nothing changed.
-        let html = change(&b, PASSWORD, NEW, false).await.text().await.unwrap();
+        // The account page's current password: refused unchecked, nothing changed; `503`
+        // with `Retry-After`, like the login form.
+        let r = change(&b, PASSWORD, NEW, false).await;
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let html = r.text().await.unwrap();
         assert!(html.contains(busy), "{html}");
         assert_eq!(password_changes(app).await, 0);
         // The same account's login from a browser it knows: 503, Retry-After, and why.
@@ -379,5 +383,60 @@ both!(
                 "{again:?}"
             );
         }
+    }
+);
+
+both!(
+    an_invitation_posted_while_its_address_is_being_hashed_is_told_to_retry_not_to_change_password,
+    async |app: &TestApp| {
+        use latchkey_server::admin::{Admin, ops};
+        let email = "ola@lab.example";
+        let view = ops::create_invitation(
+            &app.state,
+            &Admin::cli(),
+            &app.lab(),
+            ops::NewInvitation {
+                email: email.into(),
+                roles: vec![],
+                valid_days: None,
+            },
+        )
+        .await
+        .unwrap();
+        let link = view.link.unwrap();
+        let path = link.trim_start_matches(&app.base);
+        let b = Browser::new(app);
+        let html = b.get(path).await.text().await.unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        // The same link posted a moment before is hashing its password (one per address).
+        let account = latchkey_server::signin::device::account(&app.state, email);
+        let held = app.state.hasher.reserve_known(&account).unwrap();
+        let r = b
+            .post_form(path, &[("csrf", csrf.as_str()), ("password", NEW)])
+            .await;
+        assert_eq!(r.status(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Your password is being checked for another request"),
+            "{html}"
+        );
+        assert!(!html.contains("Choose another password"), "{html}");
+        // Nothing was spent: once the other request is done, the link creates the account.
+        drop(held);
+        let html = b.get(path).await.text().await.unwrap();
+        let csrf = html_input(&html, "csrf").unwrap();
+        let r = b
+            .post_form(path, &[("csrf", csrf.as_str()), ("password", NEW)])
+            .await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        assert!(
+            app.state
+                .store
+                .find_user_by_email(email)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 );

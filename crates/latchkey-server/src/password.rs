@@ -90,9 +90,12 @@ struct AccountHold {
 
 impl Drop for AccountHold {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.in_flight.lock() {
-            set.remove(&self.key);
-        }
+        // A set of keys stays whole whatever panicked while it was locked: the key is always
+        // given back, or the account would stay "busy" for good.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
     }
 }
 
@@ -511,15 +514,17 @@ impl PasswordHasher {
     }
 
     /// A place in the known lane for a check of `account`'s password (any stable key of the
-    /// account): refused with [`HashError::Busy`] while another known check of the same
-    /// account is waiting or running. Known checks are never shed otherwise, so without this
+    /// account): refused with [`HashError::Busy`] (its only error) while another known check of
+    /// the same account is waiting or running. Known checks are never shed otherwise, so without this
     /// one account holder, checking their own password again and again in parallel (their
     /// own known browsers, the account page), could keep the known lane, and the threads
     /// reserved for it, to themselves.
     pub fn reserve_known(&self, account: &str) -> Result<Slot, HashError> {
         let in_flight = self.known_in_flight.clone();
         {
-            let mut set = in_flight.lock().map_err(|_| HashError::Pool)?;
+            let mut set = in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if !set.insert(account.to_owned()) {
                 return Err(HashError::Busy);
             }

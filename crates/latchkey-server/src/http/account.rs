@@ -214,7 +214,11 @@ pub(super) async fn render_account_with(
             .collect(),
         passkeys: state.webauthn.is_some(),
     };
-    let mut resp = render(StatusCode::OK, &page);
+    // The account's one password check at a time is running for another request (a double
+    // submit, the login in another tab): nothing was checked, so the answer says to retry,
+    // as the login form's does.
+    let busy = page.notice.as_deref() == Some(crate::signin::password::ACCOUNT_BUSY);
+    let mut resp = super::pages::render_refusal(StatusCode::OK, busy, &page);
     if let Some(c) = cookie {
         resp.add_cookie(&c).map_err(PageError::internal)?;
     }

@@ -88,17 +88,28 @@ pub async fn submit(
             None,
             None,
         )),
-        Acceptance::PasswordRefused { opened, reason } => Ok(super::pages::render(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &InvitePage {
+        Acceptance::PasswordRefused { opened, reason } => {
+            // Nothing was checked while another request hashes for this address: retry, not
+            // another password.
+            let busy = reason == crate::signin::password::ACCOUNT_BUSY;
+            let page = InvitePage {
                 lab_name: opened.lab_name,
                 email: opened.invitation.email,
                 token: token.into_inner(),
                 csrf: cookies::csrf_token(&state, &browser, CSRF_PURPOSE),
                 name: name.unwrap_or("").to_owned(),
-                error: Some(format!("Choose another password: {reason}.")),
-            },
-        )),
+                error: Some(if busy {
+                    reason
+                } else {
+                    format!("Choose another password: {reason}.")
+                }),
+            };
+            Ok(super::pages::render_refusal(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                busy,
+                &page,
+            ))
+        }
         Acceptance::Invalid => Err(gone()),
         Acceptance::AccountExists(m) => Err(PageError::bad_request("Account exists", m)),
     }

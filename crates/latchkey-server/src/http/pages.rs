@@ -211,6 +211,21 @@ pub fn render(status: StatusCode, t: &impl Template) -> HttpResponse {
     }
 }
 
+/// Renders a form shown again with a refusal: `status` (the input was refused), or, when
+/// `busy` (the account's one password check at a time is running for another request, so
+/// nothing was checked), `503` with `Retry-After: 1`, as the login form answers then.
+pub fn render_refusal(status: StatusCode, busy: bool, t: &impl Template) -> HttpResponse {
+    if !busy {
+        return render(status, t);
+    }
+    let mut r = render(StatusCode::SERVICE_UNAVAILABLE, t);
+    r.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from(1),
+    );
+    r
+}
+
 /// Renders a page whose forms may lead (through a redirect after the POST) to `target`, the
 /// client's registered redirect URI: CSP `form-action` also governs those redirects.
 pub fn render_posting_to(

@@ -184,14 +184,17 @@ pub async fn reset_submit(
             let Some((_, user)) = reset::open(&state, &token).await? else {
                 return Err(gone());
             };
-            Ok(super::pages::render(
+            let busy = why == crate::signin::password::ACCOUNT_BUSY;
+            let page = ResetPage {
+                email: user.email,
+                token: token.into_inner(),
+                csrf: cookies::csrf_token(&state, &browser, RESET),
+                error: Some(why),
+            };
+            Ok(super::pages::render_refusal(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &ResetPage {
-                    email: user.email,
-                    token: token.into_inner(),
-                    csrf: cookies::csrf_token(&state, &browser, RESET),
-                    error: Some(why),
-                },
+                busy,
+                &page,
             ))
         }
         Reset::Invalid => Err(gone()),
