@@ -162,6 +162,18 @@ mod tests {
         c.first().map_or(0, |c| c.count)
     }
 
+    /// What `read` finds once it finds something, or 0 after five seconds.
+    async fn settled<F: Future<Output = i64>>(read: impl Fn() -> F) -> i64 {
+        for _ in 0..100 {
+            let n = read().await;
+            if n > 0 {
+                return n;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        0
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_quick_write_on_a_free_writer_commits_within_one_poll_of_its_caller() {
         let (_dir, store) = sqlite().await;
@@ -185,14 +197,7 @@ mod tests {
         // The request that asked for it hangs up; the writer is then free again.
         drop(write);
         drop(held);
-        let mut n = 0;
-        for _ in 0..500 {
-            n = count(&store, "busy").await;
-            if n > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let n = settled(|| count(&store, "busy")).await;
         assert_eq!(n, 1, "the write finished on the writer's thread, once");
     }
 
@@ -220,14 +225,7 @@ mod tests {
         assert_eq!(counters_in_the_file(dir.path()), 0);
         // One small write: far below the 1,000 pages at which a commit would checkpoint.
         take(&store, "checkpointed").await;
-        let mut n = 0;
-        for _ in 0..100 {
-            n = counters_in_the_file(dir.path());
-            if n > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let n = settled(|| std::future::ready(counters_in_the_file(dir.path()))).await;
         assert_eq!(n, 1, "the writer's thread copied the log into the database");
     }
 
@@ -252,14 +250,7 @@ mod tests {
         );
         drop(write);
         other.batch_execute("COMMIT").unwrap();
-        let mut n = 0;
-        for _ in 0..500 {
-            n = count(&store, "locked").await;
-            if n > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let n = settled(|| count(&store, "locked")).await;
         assert_eq!(
             n, 1,
             "the write waited for the lock on the writer's thread, then committed"
